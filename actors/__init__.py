@@ -1,0 +1,3 @@
+"""tradehost actors: the roles of the process tree and what they share."""
+
+__all__: list[str] = []
