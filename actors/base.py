@@ -1,0 +1,191 @@
+"""``RoleActor``: the pykka actor every role process hosts, and the trading ``Permit``.
+
+The actor gets everything by ``tell()`` from its process's socket thread (``actors.runtime``):
+bus messages, "heartbeat due" ticks and the stop command. It sends heartbeats itself, so a hung
+actor stops heartbeating and the supervisor restarts its process. ``on_failure`` ends the
+process with a non-zero exit (pykka has no restart; the supervisor restarts at the OS level).
+The permit is the last ``sys.state`` the role saw plus its expiry: only an unexpired
+``TRADING`` state allows a new entry, so silence means no trading.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, ClassVar, Protocol
+
+import pykka
+
+from actors.messages import (
+    TOPIC_HEARTBEAT,
+    Body,
+    Envelope,
+    Heartbeat,
+    Reason,
+    RoleStopping,
+    SystemState,
+    SystemStateChanged,
+)
+
+log = logging.getLogger(__name__)
+
+EXIT_ACTOR_FAILED = 70
+
+
+class Permit:
+    """The trading permit a role holds: the last ``sys.state`` seen and when it expires."""
+
+    def __init__(self) -> None:
+        self.state: SystemState | None = None
+        self.expires_ns = 0
+        self.reasons: tuple[Reason, ...] = ()
+
+    def update(self, message: SystemStateChanged) -> None:
+        """Take a newer ``sys.state``."""
+        self.state = message.state
+        self.expires_ns = message.expires_ns
+        self.reasons = message.reasons
+
+    def allows_entry(self, now_ns: int | None = None) -> bool:
+        """True only while an unexpired TRADING state is held."""
+        now = time.time_ns() if now_ns is None else now_ns
+        return self.state is SystemState.TRADING and now < self.expires_ns
+
+
+class RoleRuntime(Protocol):
+    """What the process runtime offers its actor (implemented in ``actors.runtime``)."""
+
+    role: str
+
+    def publish(self, topic: str, body: Body, *, corr: str | None = None) -> None:
+        """Publish on the bus."""
+
+    def to_supervisor(self, body: Body) -> None:
+        """Send on the control channel to the supervisor."""
+
+    def journal(self, kind: str, body: dict[str, Any], *, corr: str | None = None) -> None:
+        """Append to the journal."""
+
+    def heartbeat_fields(self) -> dict[str, Any]:
+        """pid, rss and transport counters for the heartbeat."""
+
+    def request_exit(self, code: int) -> None:
+        """Ask the process to exit with ``code`` once the actor has stopped."""
+
+
+@dataclass(frozen=True, slots=True)
+class Inbound:
+    """A decoded bus message for the actor."""
+
+    envelope: Envelope
+
+
+@dataclass(frozen=True, slots=True)
+class HeartbeatDue:
+    """Tick from the socket thread: time to send a heartbeat."""
+
+
+@dataclass(frozen=True, slots=True)
+class StopRequested:
+    """The supervisor (or a signal) asks the role to run its shutdown hook."""
+
+    deadline_s: float
+    reason: str
+
+
+class RoleActor(pykka.ThreadingActor):
+    """Base of every role's actor.
+
+    Subclasses set ``ROLE`` and ``TOPICS`` and override ``on_message`` (and
+    ``on_state_changed`` / ``on_shutdown`` where they need to).
+    """
+
+    ROLE: ClassVar[str] = ""
+    TOPICS: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, runtime: RoleRuntime) -> None:
+        super().__init__()
+        self.runtime = runtime
+        self.permit = Permit()
+        self.handled = 0
+        self.last_handled: str | None = None
+
+    # --- hooks for roles ---
+
+    def on_message(self, envelope: Envelope) -> None:
+        """Handle one bus message of the role's topics (default: journal it)."""
+        self.runtime.journal(f"{self.ROLE}.received", {"type": envelope.type, "src": envelope.src}, corr=envelope.id)
+
+    def on_state_changed(self, previous: SystemState | None, current: SystemState) -> None:
+        """Called when the system state seen by this role changes."""
+
+    def on_shutdown(self, deadline_s: float) -> str:
+        """Flush state before the process exits; returns a one-line summary."""
+        return "nothing to flush"
+
+    # --- plumbing ---
+
+    def on_receive(self, message: Any) -> Any:
+        """Dispatch what the socket thread tells the actor."""
+        if isinstance(message, Inbound):
+            env = message.envelope
+            if isinstance(env.body, SystemStateChanged):
+                previous = self.permit.state
+                self.permit.update(env.body)
+                if previous is not env.body.state:
+                    self.on_state_changed(previous, env.body.state)
+                return None
+            self.handled += 1
+            self.last_handled = env.type
+            self.on_message(env)
+        elif isinstance(message, HeartbeatDue):
+            self._send_heartbeat()
+        elif isinstance(message, StopRequested):
+            self._run_shutdown_hook(message)
+        return None
+
+    def _send_heartbeat(self) -> None:
+        fields = self.runtime.heartbeat_fields()
+        beat = Heartbeat(
+            role=self.ROLE,
+            pid=fields["pid"],
+            rss_mb=fields["rss_mb"],
+            queue_depth=self.actor_inbox.qsize(),
+            handled=self.handled,
+            last_handled=self.last_handled,
+            decode_errors=fields["decode_errors"],
+            gaps=fields["gaps"],
+        )
+        self.runtime.to_supervisor(beat)
+        self.runtime.publish(TOPIC_HEARTBEAT + self.ROLE, beat)
+
+    def _run_shutdown_hook(self, message: StopRequested) -> None:
+        started = time.monotonic()
+        try:
+            summary = self.on_shutdown(message.deadline_s)
+            clean = True
+        except Exception as e:  # the hook failed; still report and exit
+            log.exception("shutdown hook of %s failed", self.ROLE)
+            summary, clean = f"shutdown hook failed: {e}", False
+        elapsed_ms = int((time.monotonic() - started) * 1000)
+        self.runtime.journal(
+            "role.stopped", {"role": self.ROLE, "clean": clean, "summary": summary, "elapsed_ms": elapsed_ms,
+                             "reason": message.reason},
+        )
+        self.runtime.to_supervisor(RoleStopping(role=self.ROLE, clean=clean, detail=summary))
+        self.runtime.request_exit(0 if clean else 1)
+
+    def on_failure(
+        self,
+        exception_type: type[BaseException] | None,
+        exception_value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        """An unhandled error ends the process non-zero; the supervisor restarts it."""
+        log.error("actor %s failed: %r; exiting for a restart", self.ROLE, exception_value)
+        logging.shutdown()
+        os._exit(EXIT_ACTOR_FAILED)
+

@@ -1,0 +1,361 @@
+"""The whole message vocabulary of tradehost: envelope, topics, message types, encode/decode.
+
+Every message on the bus and on the control channel is an ``Envelope`` (DESIGN §2): ``type``,
+schema version ``v``, unique ``id``, ``ts`` (UTC nanoseconds), ``src`` (role), ``seq`` (the
+publisher's running number, so subscribers can see gaps), ``corr`` (the id of the message that
+caused it) and ``body``. Bodies are frozen, slotted, keyword-only dataclasses registered by type
+name; decoding goes through that registry and each class's ``from_body`` checks the fields, so a
+malformed, unknown or wrong-version message raises ``MessageDecodeError`` and nothing else.
+orjson is strict JSON: non-finite floats are refused here, at encode time, instead of silently
+becoming ``null``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import itertools
+import math
+import os
+import time
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, NewType, TypeVar
+
+import orjson
+
+from actors.errors import MessageDecodeError
+
+Role = NewType("Role", str)
+
+SCHEMA_VERSION = 1
+MAX_MESSAGE_BYTES = 1 << 20
+
+# Topics (prefix-subscribed). Instrument-specific topics append the instrument.
+TOPIC_MD_TICK = "md.tick."
+TOPIC_MD_BAR = "md.bar."
+TOPIC_MD_HEALTH = "md.health"
+TOPIC_MODEL_SIGNAL = "model.signal."
+TOPIC_RISK_INTENT = "risk.intent"
+TOPIC_RISK_SKIP = "risk.skip"
+TOPIC_EXEC_REPORT = "exec.report"
+TOPIC_EXEC_HEALTH = "exec.health"
+TOPIC_RECON_STATE = "recon.state"
+TOPIC_SYS_STATE = "sys.state"
+TOPIC_HEARTBEAT = "hb."
+TOPIC_ALERT = "alert"
+
+
+class SystemState(enum.StrEnum):
+    """The states of the whole system (DESIGN §3); the supervisor alone changes them."""
+
+    STARTING = "STARTING"
+    RECONCILING = "RECONCILING"
+    TRADING = "TRADING"
+    PAUSED = "PAUSED"
+    NO_TRADE = "NO_TRADE"
+    SHUTTING_DOWN = "SHUTTING_DOWN"
+    STOPPED = "STOPPED"
+
+
+def now_ns() -> int:
+    """Current UTC time in integer nanoseconds."""
+    return time.time_ns()
+
+
+_id_counter = itertools.count()
+
+
+def new_id() -> str:
+    """A process-unique, time-ordered message id (hex time, pid, counter)."""
+    return f"{time.time_ns():x}-{os.getpid():x}-{next(_id_counter):x}"
+
+
+_T = TypeVar("_T", bound="Body")
+_REGISTRY: dict[str, type[Body]] = {}
+
+
+def _check_value(name: str, expected: Any, value: Any) -> Any:
+    """Check one decoded field against its annotation; return the (possibly converted) value."""
+    origin = typing.get_origin(expected)
+    if expected is Any:
+        return value
+    if origin in (types.UnionType, typing.Union):
+        options = typing.get_args(expected)
+        if value is None and type(None) in options:
+            return None
+        for option in options:
+            if option is type(None):
+                continue
+            try:
+                return _check_value(name, option, value)
+            except MessageDecodeError:
+                continue
+        raise MessageDecodeError(f"field {name!r}: {type(value).__name__} is not {expected}")
+    if origin is tuple:
+        if not isinstance(value, list | tuple):
+            raise MessageDecodeError(f"field {name!r}: expected a list")
+        (item_type, *_rest) = typing.get_args(expected) or (Any,)
+        return tuple(_check_value(name, item_type, v) for v in value)
+    if origin is dict or expected is dict:
+        if not isinstance(value, dict):
+            raise MessageDecodeError(f"field {name!r}: expected an object")
+        return value
+    if isinstance(expected, type) and issubclass(expected, enum.Enum):
+        try:
+            return expected(value)
+        except ValueError as e:
+            raise MessageDecodeError(f"field {name!r}: {value!r} is not a {expected.__name__}") from e
+    if expected is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise MessageDecodeError(f"field {name!r}: expected a number")
+        if not math.isfinite(value):
+            raise MessageDecodeError(f"field {name!r}: not finite")
+        return float(value)
+    if expected is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise MessageDecodeError(f"field {name!r}: expected an integer")
+        return value
+    if expected is bool or expected is str:
+        if not isinstance(value, expected):
+            raise MessageDecodeError(f"field {name!r}: expected {expected.__name__}")
+        return value
+    if isinstance(expected, type) and dataclasses.is_dataclass(expected) and issubclass(expected, Body):
+        if not isinstance(value, dict):
+            raise MessageDecodeError(f"field {name!r}: expected an object")
+        return expected.from_body(value)
+    raise MessageDecodeError(f"field {name!r}: unsupported annotation {expected!r}")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Body:
+    """Base of every message body. Subclasses set ``TYPE`` and are registered by name."""
+
+    TYPE: ClassVar[str] = ""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        # dataclass(slots=True) builds a second class from the first: the later one wins, and
+        # only a different class claiming the same name is an error.
+        if cls.TYPE:
+            previous = _REGISTRY.get(cls.TYPE)
+            if previous is not None and previous.__qualname__ != cls.__qualname__:
+                raise TypeError(f"duplicate message type {cls.TYPE}")
+            _REGISTRY[cls.TYPE] = cls
+
+    @classmethod
+    def from_body(cls: type[_T], body: Mapping[str, Any]) -> _T:
+        """Build the message from a decoded body, checking every field.
+
+        Raises:
+            MessageDecodeError: a required field is missing, of the wrong type, or unknown.
+        """
+        hints = typing.get_type_hints(cls)
+        known = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+        unknown = set(body) - set(known)
+        if unknown:
+            raise MessageDecodeError(f"{cls.TYPE}: unknown field(s) {sorted(unknown)}")
+        kwargs: dict[str, Any] = {}
+        for name, f in known.items():
+            if name in body:
+                kwargs[name] = _check_value(name, hints[name], body[name])
+            elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+                raise MessageDecodeError(f"{cls.TYPE}: missing field {name!r}")
+        return cls(**kwargs)
+
+
+# --- Control channel: child <-> supervisor -------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Heartbeat(Body):
+    """A child is alive: sent every second by its actor (so a hung actor stops sending)."""
+
+    TYPE: ClassVar[str] = "Heartbeat"
+    role: str
+    pid: int
+    rss_mb: float
+    queue_depth: int
+    handled: int
+    last_handled: str | None = None
+    decode_errors: int = 0
+    gaps: int = 0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReconciliationCompleted(Body):
+    """The reconciler has brought local state in line with the broker (or has nothing to do)."""
+
+    TYPE: ClassVar[str] = "ReconciliationCompleted"
+    ok: bool
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StopRole(Body):
+    """Command to a child: run your shutdown hook within ``deadline_s`` and exit 0."""
+
+    TYPE: ClassVar[str] = "StopRole"
+    deadline_s: float
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RoleStopping(Body):
+    """A child has run its shutdown hook and is about to exit."""
+
+    TYPE: ClassVar[str] = "RoleStopping"
+    role: str
+    clean: bool
+    detail: str = ""
+
+
+# --- Bus events ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Reason(Body):
+    """Why the system is not trading. ``latched`` reasons need ``ctl resume`` to clear."""
+
+    TYPE: ClassVar[str] = "Reason"
+    code: str
+    detail: str
+    latched: bool
+    since_ns: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SystemStateChanged(Body):
+    """The supervisor's state, published on every change and at least every second.
+
+    A role may open trades only while it holds a ``TRADING`` state whose ``expires_ns`` lies in
+    the future: silence means no trading.
+    """
+
+    TYPE: ClassVar[str] = "SystemStateChanged"
+    state: SystemState
+    reasons: tuple[Reason, ...] = ()
+    paused: bool = False
+    expires_ns: int
+    mode: str = "shadow"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AlertRaised(Body):
+    """Something a human must hear about (the watchdog mails it)."""
+
+    TYPE: ClassVar[str] = "AlertRaised"
+    severity: str
+    code: str
+    detail: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RoleEvent(Body):
+    """Free-form event of a scaffold role (journaled by whoever subscribes)."""
+
+    TYPE: ClassVar[str] = "RoleEvent"
+    kind: str
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+# --- Envelope ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Envelope:
+    """One message on the wire: metadata plus a typed body."""
+
+    type: str
+    v: int
+    id: str
+    ts: int
+    src: str
+    seq: int
+    corr: str | None
+    body: Body
+
+
+def make_envelope(body: Body, *, src: str, seq: int = 0, corr: str | None = None) -> Envelope:
+    """Wrap a body in a fresh envelope."""
+    return Envelope(
+        type=body.TYPE, v=SCHEMA_VERSION, id=new_id(), ts=now_ns(), src=src, seq=seq, corr=corr, body=body
+    )
+
+
+def _default(obj: Any) -> Any:
+    if isinstance(obj, float) and not math.isfinite(obj):
+        raise TypeError("non-finite float")
+    raise TypeError(f"cannot encode {type(obj).__name__}")
+
+
+def _reject_non_finite(obj: Any) -> None:
+    # orjson turns NaN/inf into null; refuse them before they reach the wire.
+    if isinstance(obj, float):
+        if not math.isfinite(obj):
+            raise ValueError("non-finite float in message")
+    elif isinstance(obj, dict):
+        for v in obj.values():
+            _reject_non_finite(v)
+    elif isinstance(obj, list | tuple):
+        for v in obj:
+            _reject_non_finite(v)
+    elif dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        for f in dataclasses.fields(obj):
+            _reject_non_finite(getattr(obj, f.name))
+
+
+def encode(envelope: Envelope) -> bytes:
+    """Serialize an envelope with orjson.
+
+    Raises:
+        ValueError: the body holds NaN or infinity.
+    """
+    _reject_non_finite(envelope.body)
+    return orjson.dumps(envelope, default=_default)
+
+
+_ENVELOPE_FIELDS = frozenset(("type", "v", "id", "ts", "src", "seq", "corr", "body"))
+
+
+def decode(payload: bytes) -> Envelope:
+    """Parse and check one payload.
+
+    Raises:
+        MessageDecodeError: not JSON, not an envelope, unknown type or version, bad body.
+    """
+    if len(payload) > MAX_MESSAGE_BYTES:
+        raise MessageDecodeError(f"message of {len(payload)} bytes exceeds {MAX_MESSAGE_BYTES}")
+    try:
+        raw = orjson.loads(payload)
+    except orjson.JSONDecodeError as e:
+        raise MessageDecodeError(f"not JSON: {e}") from e
+    if not isinstance(raw, dict):
+        raise MessageDecodeError("envelope is not an object")
+    missing = _ENVELOPE_FIELDS - raw.keys()
+    if missing:
+        raise MessageDecodeError(f"envelope lacks {sorted(missing)}")
+    kind = raw["type"]
+    cls = _REGISTRY.get(kind) if isinstance(kind, str) else None
+    if cls is None:
+        raise MessageDecodeError(f"unknown message type {kind!r}")
+    if raw["v"] != SCHEMA_VERSION:
+        raise MessageDecodeError(f"{kind}: unsupported version {raw['v']!r}")
+    for name, kind_ in (("id", str), ("src", str), ("ts", int), ("seq", int)):
+        if not isinstance(raw[name], kind_) or isinstance(raw[name], bool):
+            raise MessageDecodeError(f"envelope field {name!r} has the wrong type")
+    if raw["corr"] is not None and not isinstance(raw["corr"], str):
+        raise MessageDecodeError("envelope field 'corr' has the wrong type")
+    if not isinstance(raw["body"], dict):
+        raise MessageDecodeError(f"{kind}: body is not an object")
+    body = cls.from_body(raw["body"])
+    return Envelope(
+        type=kind, v=raw["v"], id=raw["id"], ts=raw["ts"], src=raw["src"], seq=raw["seq"],
+        corr=raw["corr"], body=body,
+    )
+
+
+def to_jsonable(obj: Any) -> Any:
+    """Turn a message body (or anything orjson handles) into plain JSON values."""
+    return orjson.loads(orjson.dumps(obj, default=_default))

@@ -1,0 +1,265 @@
+"""The small runtime every role process runs: sockets, its actor, heartbeats, exit paths.
+
+``child_main`` is the target the supervisor starts through the forkserver. The main thread owns
+the ZeroMQ sockets (a ``SocketThread`` run in place): a DEALER to the supervisor's control
+ROUTER (heartbeats, stop command), a SUB on the bus (the role's topics and ``sys.state``) and a
+PUB onto the bus. Bus messages are decoded here (malformed ones are counted, logged and
+dropped; publisher sequence gaps are counted and journaled) and handed to the actor with
+``tell()``. The process exits when the actor has run its shutdown hook, when its parent dies
+(``PR_SET_PDEATHSIG`` plus a parent check every 0.5 s), on SIGTERM (graceful, with a deadline),
+or when the actor fails (non-zero). SIGINT is ignored: the root orchestrates shutdown. SIGUSR1
+logs every thread's traceback.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import importlib
+import itertools
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import psutil
+import pykka
+import pykka.debug
+
+from actors import transport
+from actors.base import HeartbeatDue, Inbound, RoleActor, StopRequested
+from actors.errors import MessageDecodeError
+from actors.journal import Journal
+from actors.logs import setup_logging
+from actors.messages import TOPIC_SYS_STATE, Body, StopRole, decode, encode, make_envelope
+
+log = logging.getLogger(__name__)
+
+ROLE_MODULES: dict[str, str] = {
+    "watchdog": "actors.watchdog",
+    "reconciler": "actors.reconciler",
+    "feed": "actors.feed",
+    "model": "actors.model",
+    "risk": "actors.risk",
+    "execution": "actors.execution",
+}
+
+# Environment hook for fault-injection tests: "crash_on_start:<role>[,<role>...]" makes those
+# roles exit with status 3 right after start, as a role with a broken dependency would.
+FAULT_ENV = "TRADEHOST_FAULT_INJECT"
+EXIT_INJECTED_CRASH = 3
+EXIT_DEADLINE = 4
+_PR_SET_PDEATHSIG = 1
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ChildArgs:
+    """Everything a role process needs; picklable for the forkserver."""
+
+    role: str
+    events_in: str
+    events_out: str
+    control: str
+    journal_path: str
+    heartbeat_interval_s: float
+    log_level: str
+    mode: str
+    root_pid: int
+
+
+def _set_parent_death_signal(sig: int) -> None:
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, sig, 0, 0, 0)
+    except (OSError, AttributeError):  # not Linux: the parent check below still works
+        log.debug("prctl(PR_SET_PDEATHSIG) unavailable")
+
+
+def _injected_crash(role: str) -> bool:
+    spec = os.environ.get(FAULT_ENV, "")
+    for item in spec.split(","):
+        kind, _, target = item.partition(":")
+        if kind.strip() == "crash_on_start" and target.strip() == role:
+            return True
+    return False
+
+
+class ChildRuntime:
+    """Wires one role's actor to the sockets of its process (implements ``RoleRuntime``)."""
+
+    def __init__(self, args: ChildArgs) -> None:
+        self.args = args
+        self.role = args.role
+        self.pid = os.getpid()
+        self._proc = psutil.Process(self.pid)
+        self._seq = itertools.count(1)
+        self._last_seq: dict[str, int] = {}
+        self.decode_errors = 0
+        self.gaps = 0
+        self.exit_code: int | None = None
+        self._exit_lock = threading.Lock()
+        self.journal_db = Journal(args.journal_path, src=args.role)
+        self.ctx = transport.new_context()
+        self.io = transport.SocketThread(self.ctx, f"{args.role}-io")
+        self.actor_ref: pykka.ActorRef[RoleActor] | None = None
+        self._parent_pid = os.getppid()
+
+    # --- RoleRuntime ---
+
+    def publish(self, topic: str, body: Body, *, corr: str | None = None) -> None:
+        """Publish ``body`` on the bus under ``topic``, numbered for gap detection."""
+        env = make_envelope(body, src=self.role, seq=next(self._seq), corr=corr)
+        self.io.send("pub", [topic.encode(), encode(env)])
+
+    def to_supervisor(self, body: Body) -> None:
+        """Send ``body`` to the supervisor on the control channel."""
+        self.io.send("control", [encode(make_envelope(body, src=self.role))])
+
+    def journal(self, kind: str, body: dict[str, Any], *, corr: str | None = None) -> None:
+        """Append to the journal (raises on failure: the actor fails and the process restarts)."""
+        self.journal_db.write(kind, body, corr=corr)
+
+    def heartbeat_fields(self) -> dict[str, Any]:
+        """pid, rss and transport counters for the heartbeat."""
+        return {
+            "pid": self.pid,
+            "rss_mb": round(self._proc.memory_info().rss / 1_048_576, 2),
+            "decode_errors": self.decode_errors,
+            "gaps": self.gaps,
+        }
+
+    def request_exit(self, code: int) -> None:
+        """Stop the socket loop; the process exits with ``code``."""
+        with self._exit_lock:
+            if self.exit_code is None:
+                self.exit_code = code
+        self.io.stop(timeout_s=0)
+
+    # --- socket thread side ---
+
+    def _on_bus(self, frames: transport.Frames) -> None:
+        if len(frames) != 2:
+            self._bad(f"bus message with {len(frames)} frames")
+            return
+        try:
+            env = decode(frames[1])
+        except MessageDecodeError as e:
+            self._bad(str(e))
+            return
+        if env.src != self.role and env.seq:
+            last = self._last_seq.get(env.src, 0)
+            if env.seq > last + 1 and last:
+                self.gaps += 1
+                self.journal("bus.gap", {"src": env.src, "expected": last + 1, "got": env.seq})
+            self._last_seq[env.src] = env.seq
+        self.tell(Inbound(env))
+
+    def _on_control(self, frames: transport.Frames) -> None:
+        try:
+            env = decode(frames[-1])
+        except MessageDecodeError as e:
+            self._bad(f"control: {e}")
+            return
+        if isinstance(env.body, StopRole):
+            self.tell(StopRequested(deadline_s=env.body.deadline_s, reason=env.body.reason))
+            self.arm_deadline(env.body.deadline_s)
+
+    def _bad(self, why: str) -> None:
+        self.decode_errors += 1
+        if self.decode_errors <= 10 or self.decode_errors % 1000 == 0:
+            log.warning("%s dropped a malformed message (%d so far): %s", self.role, self.decode_errors, why)
+
+    def tell(self, message: object) -> None:
+        if self.actor_ref is not None:
+            try:
+                self.actor_ref.tell(message)
+            except pykka.ActorDeadError:
+                self.request_exit(1)
+
+    def arm_deadline(self, deadline_s: float) -> None:
+        def expire() -> None:
+            log.error("%s missed its shutdown deadline of %.1fs; exiting", self.role, deadline_s)
+            logging.shutdown()
+            os._exit(EXIT_DEADLINE)
+
+        timer = threading.Timer(deadline_s, expire)
+        timer.daemon = True
+        timer.start()
+
+    def _check_parent(self) -> None:
+        if os.getppid() != self._parent_pid or not psutil.pid_exists(self.args.root_pid):
+            log.error("%s lost its parent; exiting", self.role)
+            self.request_exit(1)
+
+    # --- life cycle ---
+
+    def run(self) -> int:
+        """Start sockets and actor, run the loop until exit is requested; return the exit code."""
+        args = self.args
+        actor_cls = role_actor_class(args.role)
+        role_topics = (*actor_cls.TOPICS, TOPIC_SYS_STATE)
+        self.io.add("control", transport.make_socket(
+            self.ctx, transport.DEALER, connect=args.control, identity=f"{args.role}/{self.pid}".encode()),
+            self._on_control)
+        self.io.add("sub", transport.make_socket(
+            self.ctx, transport.SUB, connect=args.events_out, subscribe=role_topics), self._on_bus)
+        self.io.add("pub", transport.make_socket(self.ctx, transport.PUB, connect=args.events_in))
+        self.actor_ref = actor_cls.start(self)
+        self.io.every(args.heartbeat_interval_s, lambda: self.tell(HeartbeatDue()))
+        self.io.every(0.5, self._check_parent, first_in_s=0.5)
+        self.io.run()
+        self._stop_actor()
+        self.ctx.term()
+        self.journal_db.close()
+        return self.exit_code if self.exit_code is not None else 0
+
+    def _stop_actor(self) -> None:
+        if self.actor_ref is None:
+            return
+        try:
+            self.actor_ref.stop(block=True, timeout=2.0)
+        except (pykka.Timeout, pykka.ActorDeadError):
+            pass
+
+
+def role_actor_class(role: str) -> type[RoleActor]:
+    """The actor class of ``role`` (its module is already imported in the forkserver)."""
+    module = importlib.import_module(ROLE_MODULES[role])
+    cls: type[RoleActor] = module.ACTOR
+    return cls
+
+
+def child_main(args: ChildArgs) -> None:
+    """Entry point of every role process (the multiprocessing target)."""
+    _set_parent_death_signal(signal.SIGTERM)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    setup_logging(args.log_level, src=args.role)
+    signal.signal(signal.SIGUSR1, lambda *_: pykka.debug.log_thread_tracebacks())
+    if not psutil.pid_exists(args.root_pid):
+        os._exit(1)
+    if _injected_crash(args.role):
+        log.error("%s: injected crash on start (%s)", args.role, FAULT_ENV)
+        logging.shutdown()
+        os._exit(EXIT_INJECTED_CRASH)
+    code = 1
+    started = time.monotonic()
+    try:
+        runtime = ChildRuntime(args)
+
+        def on_term(*_: object) -> None:
+            runtime.tell(StopRequested(deadline_s=2.0, reason="SIGTERM"))
+            runtime.arm_deadline(2.0)
+
+        signal.signal(signal.SIGTERM, on_term)
+        code = runtime.run()
+    except Exception:  # the process must still end (actor threads are non-daemon)
+        log.exception("%s runtime failed", args.role)
+    finally:
+        log.info("%s exiting with %d after %.1fs", args.role, code, time.monotonic() - started)
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)

@@ -1,0 +1,167 @@
+"""``tradehost``: the command line (run, ctl, emulator).
+
+Exit codes: 0 ok, 1 refused or failed, 2 usage or invalid configuration, 3 host not running.
+``tradehost ctl`` is called by scripts and people alike, so this module imports only what the
+ctl path needs; ``run`` and ``emulator`` import the heavy parts when they are chosen.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from actors.errors import ConfigError
+from supervisor.client import EXIT_NOT_RUNNING, EXIT_OK, EXIT_REFUSED, EXIT_USAGE, CtlClient
+from supervisor.config import HostConfig, load_config
+
+DEFAULT_CONF = Path("conf/default.toml")
+
+CTL_HELP = """\
+commands:
+  status [--json]   state, no-trade reasons, per-role pid/status/restarts/heartbeat age/rss
+  pause             stop opening new trades (an operator latch; exits go on)
+  resume            clear the pause and latched reasons (refused while a role is down for good)
+  shutdown          graceful shutdown: permit revoked, roles stopped in reverse order, exit 0
+  restart ROLE      stop one role gracefully and start it again (ROLE: watchdog, reconciler,
+                    feed, model, risk, execution)
+
+exit codes: 0 ok, 1 refused or failed, 2 usage, 3 host not running
+"""
+
+
+def _add_config_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "-c", "--config", metavar="CONF", default=None,
+        help=f"TOML configuration (default: {DEFAULT_CONF} if it exists, else built-in defaults)",
+    )
+    parser.add_argument(
+        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+        help="override one key, e.g. --set supervisor.max_restarts=3 (VALUE is read as TOML, "
+        "else as a plain string); may be repeated",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``tradehost``."""
+    parser = argparse.ArgumentParser(
+        prog="tradehost",
+        description="A supervised process tree that trades an OANDA v20 account from CatBoost models, safe first.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    run = sub.add_parser(
+        "run", help="start the tree in the foreground",
+        description="Start the supervisor, the bus, the ctl endpoint and the six roles in the foreground. "
+        "SIGTERM, SIGINT or `tradehost ctl shutdown` stop it gracefully (exit 0).",
+    )
+    _add_config_args(run)
+    ctl = sub.add_parser(
+        "ctl", help="talk to a running host", description="Send one command to a running host.",
+        epilog=CTL_HELP, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _add_config_args(ctl)
+    ctl.add_argument("ctl_command", metavar="COMMAND", help="status | pause | resume | shutdown | restart ROLE")
+    ctl.add_argument("ctl_args", metavar="ARGS", nargs=argparse.REMAINDER, help="arguments of the command")
+    sub.add_parser("emulator", help="run the OANDA v20 emulator on its own (see `tradehost emulator --help`)",
+                   add_help=False)
+    return parser
+
+
+def _load(args: argparse.Namespace) -> HostConfig:
+    path = args.config
+    if path is None and DEFAULT_CONF.exists():
+        path = DEFAULT_CONF
+    return load_config(path, args.overrides)
+
+
+def _config_error(e: ConfigError) -> int:
+    for problem in e.problems:
+        print(f"tradehost: config error: {problem}", file=sys.stderr)
+    return EXIT_USAGE
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """``tradehost run``."""
+    try:
+        cfg = _load(args)
+    except ConfigError as e:
+        return _config_error(e)
+    from supervisor.host import HostLockedError, run_host
+
+    try:
+        code = run_host(cfg)
+    except HostLockedError as e:
+        print(f"tradehost: {e}", file=sys.stderr)
+        return EXIT_REFUSED
+    except ConfigError as e:
+        return _config_error(e)
+    # The root of a tree ends here, whatever threads a library left behind.
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
+def cmd_ctl(args: argparse.Namespace) -> int:
+    """``tradehost ctl``."""
+    from supervisor.commands import COMMANDS
+
+    command = COMMANDS.get(args.ctl_command)
+    if command is None:
+        print(f"tradehost ctl: unknown command {args.ctl_command!r}\n\n{CTL_HELP}", file=sys.stderr)
+        return EXIT_USAGE
+    argv = list(args.ctl_args)
+    as_json = False
+    if command.name == "status" and "--json" in argv:
+        argv.remove("--json")
+        as_json = True
+    try:
+        ctl_args: dict[str, Any] = command.parse(argv)
+    except SystemExit as e:  # argparse already printed the usage
+        return EXIT_OK if e.code == 0 else EXIT_USAGE
+    try:
+        cfg = _load(args)
+    except ConfigError as e:
+        return _config_error(e)
+    reply = CtlClient(cfg.ctl.endpoint, cfg.ctl.timeout_s).call(command.name, ctl_args)
+    if not reply.ok:
+        print(f"tradehost ctl {command.name}: {reply.reason}", file=sys.stderr)
+        return reply.exit_code
+    result = reply.result or {}
+    if as_json:
+        sys.stdout.write(orjson.dumps(result).decode() + "\n")
+    else:
+        print(command.render(result))
+    return EXIT_OK
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``tradehost`` console script."""
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] == "emulator":
+        try:
+            from actors.broker.emulator.cli import main as emulator_main
+        except ImportError as e:
+            print(f"tradehost emulator: not available ({e})", file=sys.stderr)
+            return EXIT_REFUSED
+        return emulator_main(argv[1:])
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:
+        return EXIT_OK if e.code == 0 else EXIT_USAGE
+    if args.command == "run":
+        return cmd_run(args)
+    if args.command == "ctl":
+        return cmd_ctl(args)
+    parser.print_help(sys.stderr)
+    return EXIT_USAGE
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,66 @@
+"""What every ctl command is, and the supervisor surface commands may use.
+
+A command has a ``name``, a docstring whose first line is its help, ``parse(argv)`` on the
+client side, ``execute(supervisor, args)`` on the server side (in the supervisor's actor
+thread) and ``render(result)`` for people; ``--json`` prints the result instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any, ClassVar, Protocol
+
+from supervisor.commands.errors import BAD_ARGUMENTS, CommandError
+
+
+class Controllable(Protocol):
+    """The supervisor as commands see it (``FakeSupervisor`` in the tests implements it too)."""
+
+    def status(self) -> dict[str, Any]:
+        """The status document."""
+
+    def pause(self) -> dict[str, Any]:
+        """Set the operator pause."""
+
+    def resume(self) -> dict[str, Any]:
+        """Clear the pause and latched reasons (may raise CommandError)."""
+
+    def shutdown(self, trigger: str) -> dict[str, Any]:
+        """Begin graceful shutdown."""
+
+    def restart_role(self, role: str) -> dict[str, Any]:
+        """Restart one role (may raise CommandError)."""
+
+
+class Command:
+    """Base class of ctl commands."""
+
+    name: ClassVar[str] = ""
+
+    def parse(self, argv: list[str]) -> dict[str, Any]:
+        """Client side: turn argv (after the command name) into args."""
+        parser = argparse.ArgumentParser(prog=f"tradehost ctl {self.name}", description=self.help())
+        self.add_arguments(parser)
+        return vars(parser.parse_args(argv))
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        """Declare client-side arguments (none by default)."""
+
+    def validate(self, args: dict[str, Any]) -> dict[str, Any]:
+        """Server side: check args sent over the wire (they may be anything)."""
+        if args:
+            raise CommandError(BAD_ARGUMENTS, f"{self.name} takes no arguments")
+        return args
+
+    def execute(self, supervisor: Controllable, args: dict[str, Any]) -> dict[str, Any]:
+        """Server side: carry the command out."""
+        raise NotImplementedError
+
+    def render(self, result: dict[str, Any]) -> str:
+        """Human-readable reply."""
+        return str(result.get("message", "ok"))
+
+    @classmethod
+    def help(cls) -> str:
+        """The first line of the docstring."""
+        return (cls.__doc__ or "").strip().splitlines()[0]

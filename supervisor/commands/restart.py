@@ -1,0 +1,36 @@
+"""``ctl restart ROLE``: stop one role gracefully and start it again.
+
+Request ``{"command": "restart", "args": {"role": "feed"}}``; reply ``{"message", "pid"}``.
+Also brings back a role that exceeded its restart intensity (its restart count starts over);
+latched reasons stay until ``ctl resume``. Refused while shutting down.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any, ClassVar
+
+from supervisor.childspec import ROLES
+from supervisor.commands.base import Command, Controllable
+from supervisor.commands.errors import BAD_ARGUMENTS, CommandError
+
+
+class Restart(Command):
+    """Restart one role: tradehost ctl restart ROLE."""
+
+    name: ClassVar[str] = "restart"
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        """ROLE is one of the six roles."""
+        parser.add_argument("role", choices=ROLES, help="the role to restart")
+
+    def validate(self, args: dict[str, Any]) -> dict[str, Any]:
+        """Exactly one known role."""
+        role = args.get("role")
+        if set(args) != {"role"} or role not in ROLES:
+            raise CommandError(BAD_ARGUMENTS, f"restart needs role, one of {', '.join(ROLES)}")
+        return args
+
+    def execute(self, supervisor: Controllable, args: dict[str, Any]) -> dict[str, Any]:
+        """Restart the role."""
+        return supervisor.restart_role(str(args["role"]))

@@ -1,0 +1,63 @@
+"""``ctl status [--json]``: state, reasons and every role's health.
+
+Request ``{"command": "status", "args": {}}``. Reply (``--json`` prints it as one object)::
+
+    {"state": "TRADING", "reasons": [{"code", "detail", "latched", "since_ns"}], "paused": false,
+     "mode": "shadow", "pid": 4242, "uptime_s": 12.3,
+     "actors": {"feed": {"pid", "alive", "status", "restarts", "heartbeat_age_s", "rss_mb",
+                         "queue_depth", "uptime_s"}, ...},
+     "broker": {"connected": null, "last_ok": null},
+     "positions": null, "daily_pnl": null, "dd_zone": null}
+
+``positions``, ``daily_pnl``, ``dd_zone`` and ``broker`` stay null until their roles fill them.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from supervisor.commands.base import Command, Controllable
+
+
+def _fmt(value: Any, unit: str = "") -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.1f}{unit}"
+    return f"{value}{unit}"
+
+
+class Status(Command):
+    """Show the system state, no-trade reasons and per-role pid/restarts/heartbeat/rss."""
+
+    name: ClassVar[str] = "status"
+
+    def execute(self, supervisor: Controllable, args: dict[str, Any]) -> dict[str, Any]:
+        """Snapshot of the supervisor."""
+        return supervisor.status()
+
+    def render(self, result: dict[str, Any]) -> str:
+        """A table for people."""
+        lines = [
+            f"state: {result.get('state')}   mode: {result.get('mode')}   pid: {result.get('pid')}   "
+            f"uptime: {_fmt(result.get('uptime_s'), 's')}"
+        ]
+        reasons = result.get("reasons") or []
+        if reasons:
+            lines.append("reasons:")
+            lines.extend(
+                f"  - {r.get('code')}{' (latched)' if r.get('latched') else ''}: {r.get('detail')}" for r in reasons
+            )
+        lines.append(f"{'role':<11} {'status':<10} {'pid':>7} {'restarts':>8} {'hb age':>7} {'rss':>9}")
+        for role, a in (result.get("actors") or {}).items():
+            lines.append(
+                f"{role:<11} {a.get('status', '?'):<10} {_fmt(a.get('pid')):>7} {_fmt(a.get('restarts')):>8} "
+                f"{_fmt(a.get('heartbeat_age_s'), 's'):>7} {_fmt(a.get('rss_mb'), ' MB'):>9}"
+            )
+        broker = result.get("broker") or {}
+        lines.append(
+            f"broker: connected={_fmt(broker.get('connected'))} last_ok={_fmt(broker.get('last_ok'))}   "
+            f"positions={_fmt(result.get('positions'))} daily_pnl={_fmt(result.get('daily_pnl'))} "
+            f"dd_zone={_fmt(result.get('dd_zone'))}"
+        )
+        return "\n".join(lines)

@@ -1,0 +1,291 @@
+"""Configuration: TOML in, one typed frozen ``HostConfig`` out, every problem named by its key.
+
+Loading is one pass (STYLE "Configuration"): read the TOML with ``tomllib``, apply ``--set``
+overrides, walk the dataclass fields of each section rejecting unknown keys, wrong types and
+out-of-range values (all problems are collected, each with its dotted key, before one
+``ConfigError`` is raised), then run the cross-field ``_check_*`` rules. Relative paths are
+resolved against the current directory. Every key is documented in ``conf/default.toml`` and
+in the ``doc`` metadata of its field.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+import types
+import typing
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from actors.errors import ConfigError
+from supervisor.childspec import SupervisorConfig
+from supervisor.client import CtlConfig
+
+Mode = Literal["shadow", "live"]
+LogLevel = Literal["debug", "info", "warning", "error"]
+
+# sockaddr_un.sun_path is 108 bytes including the terminating NUL.
+MAX_IPC_PATH = 107
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HostSection:
+    """The ``[host]`` section."""
+
+    run_dir: str = field(
+        default="var", metadata={"doc": "Directory for sockets, journal, state and lock (created 0700)."}
+    )
+    mode: Mode = field(default="shadow", metadata={"doc": "shadow: simulated fills, nothing sent; live: real orders."})
+    log_level: LogLevel = field(default="info", metadata={"doc": "Threshold of the JSON-lines log on stderr."})
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BusConfig:
+    """The ``[bus]`` section: where the event proxy and the control channel listen."""
+
+    events_in: str = field(default="", metadata={"doc": "Publishers connect here (XSUB); empty: ipc in run_dir."})
+    events_out: str = field(default="", metadata={"doc": "Subscribers connect here (XPUB); empty: ipc in run_dir."})
+    control: str = field(
+        default="", metadata={"doc": "Supervisor<->role control channel (ROUTER); empty: ipc in run_dir."}
+    )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HostConfig:
+    """The whole validated configuration."""
+
+    host: HostSection = field(default_factory=HostSection)
+    supervisor: SupervisorConfig = field(default_factory=SupervisorConfig)
+    ctl: CtlConfig = field(default_factory=CtlConfig)
+    bus: BusConfig = field(default_factory=BusConfig)
+    source: str = field(default="", metadata={"internal": True})
+
+    @property
+    def run_dir(self) -> Path:
+        """The run directory as an absolute path."""
+        return Path(self.host.run_dir)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict of every section (nothing secret lives in HostConfig)."""
+        out = dataclasses.asdict(self)
+        out.pop("source", None)
+        return out
+
+
+# --- Parsing ---------------------------------------------------------------------------------
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """Parse ``key.path=value``: the value is read as TOML, or taken as a plain string.
+
+    Raises:
+        ConfigError: no ``=`` or an empty key.
+    """
+    key, sep, raw = text.partition("=")
+    key = key.strip()
+    if not sep or not key or any(not part for part in key.split(".")):
+        raise ConfigError(f"--set {text!r}: expected key.path=value")
+    try:
+        value = tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw
+    return key.split("."), value
+
+
+def _apply_override(data: dict[str, Any], path: list[str], value: Any) -> None:
+    node = data
+    for part in path[:-1]:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"--set {'.'.join(path)}: {part} is not a table")
+        node = child
+    node[path[-1]] = value
+
+
+def _type_name(tp: Any) -> str:
+    if typing.get_origin(tp) is Literal:
+        return " | ".join(repr(a) for a in typing.get_args(tp))
+    return getattr(tp, "__name__", str(tp))
+
+
+def _check_scalar(key: str, tp: Any, value: Any, meta: Mapping[str, Any], problems: list[str]) -> Any:
+    origin = typing.get_origin(tp)
+    if origin is Literal:
+        if value not in typing.get_args(tp):
+            problems.append(f"{key}: {value!r} is not one of {_type_name(tp)}")
+        return value
+    if origin in (types.UnionType, typing.Union):
+        for option in typing.get_args(tp):
+            sub: list[str] = []
+            result = _check_scalar(key, option, value, meta, sub)
+            if not sub:
+                return result
+        problems.append(f"{key}: {value!r} is not {tp}")
+        return value
+    if origin is tuple:
+        (item_tp, *_rest) = typing.get_args(tp)
+        if not isinstance(value, list):
+            problems.append(f"{key}: expected a list, got {type(value).__name__}")
+            return value
+        return tuple(_check_scalar(f"{key}[{i}]", item_tp, v, meta, problems) for i, v in enumerate(value))
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            problems.append(f"{key}: expected a number, got {type(value).__name__} {value!r}")
+            return value
+        value = float(value)
+    elif tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            problems.append(f"{key}: expected an integer, got {type(value).__name__} {value!r}")
+            return value
+    elif tp is bool:
+        if not isinstance(value, bool):
+            problems.append(f"{key}: expected true or false, got {value!r}")
+            return value
+    elif tp is str:
+        if not isinstance(value, str):
+            problems.append(f"{key}: expected a string, got {type(value).__name__} {value!r}")
+            return value
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        if "min" in meta and value < meta["min"]:
+            problems.append(f"{key}: {value!r} is below the minimum {meta['min']}")
+        if "max" in meta and value > meta["max"]:
+            problems.append(f"{key}: {value!r} is above the maximum {meta['max']}")
+    return value
+
+
+def build_section(cls: type[Any], data: Any, prefix: str, problems: list[str]) -> Any:
+    """Build one dataclass from a TOML table, recording problems instead of raising."""
+    if not isinstance(data, dict):
+        problems.append(f"{prefix}: expected a table, got {type(data).__name__}")
+        return cls()
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls) if not f.metadata.get("internal")}
+    for key in sorted(set(data) - set(fields)):
+        known = ", ".join(sorted(fields))
+        problems.append(f"{prefix}{'.' if prefix else ''}{key}: unknown key (known: {known})")
+    kwargs: dict[str, Any] = {}
+    for name, f in fields.items():
+        if name not in data:
+            continue
+        key = f"{prefix}{'.' if prefix else ''}{name}"
+        tp = hints[name]
+        if dataclasses.is_dataclass(tp):
+            kwargs[name] = build_section(typing.cast(type[Any], tp), data[name], key, problems)
+        else:
+            kwargs[name] = _check_scalar(key, tp, data[name], f.metadata, problems)
+    if problems:
+        # Build only from the good values so the object exists; the caller raises anyway.
+        try:
+            return cls(**kwargs)
+        except (TypeError, ValueError):
+            return cls()
+    return cls(**kwargs)
+
+
+def _resolve_endpoint(value: str, run_dir: Path, name: str) -> str:
+    return value or f"ipc://{run_dir / name}"
+
+
+def _check_endpoints(cfg: HostConfig, problems: list[str]) -> None:
+    for key, endpoint in (
+        ("ctl.endpoint", cfg.ctl.endpoint),
+        ("bus.events_in", cfg.bus.events_in),
+        ("bus.events_out", cfg.bus.events_out),
+        ("bus.control", cfg.bus.control),
+    ):
+        if not endpoint.startswith(("ipc://", "tcp://")):
+            problems.append(f"{key}: {endpoint!r} must start with ipc:// or tcp://")
+        elif endpoint.startswith("ipc://") and len(endpoint) - len("ipc://") > MAX_IPC_PATH:
+            problems.append(f"{key}: ipc path is longer than {MAX_IPC_PATH} bytes; use a shorter host.run_dir")
+    endpoints = [cfg.bus.events_in, cfg.bus.events_out, cfg.bus.control, cfg.ctl.endpoint]
+    if len(set(endpoints)) != len(endpoints):
+        problems.append("bus/ctl: endpoints must all differ")
+
+
+def _check_supervisor(cfg: HostConfig, problems: list[str]) -> None:
+    sup = cfg.supervisor
+    if sup.heartbeat_timeout_s <= sup.heartbeat_interval_s:
+        problems.append(
+            "supervisor.heartbeat_timeout_s: must be longer than supervisor.heartbeat_interval_s "
+            f"({sup.heartbeat_timeout_s} <= {sup.heartbeat_interval_s})"
+        )
+    if sup.permit_ttl_s <= sup.state_interval_s:
+        problems.append("supervisor.permit_ttl_s: must be longer than supervisor.state_interval_s")
+    if sup.backoff_max_s < sup.backoff_initial_s:
+        problems.append("supervisor.backoff_max_s: must not be below supervisor.backoff_initial_s")
+
+
+def load_config(
+    path: str | os.PathLike[str] | None, overrides: Sequence[str] = (), *, cwd: Path | None = None
+) -> HostConfig:
+    """Read, override, validate and resolve the configuration.
+
+    Args:
+        path: the TOML file; None means built-in defaults only.
+        overrides: ``key.path=value`` strings from ``--set``.
+        cwd: directory that relative paths are resolved against (default: the current one).
+
+    Raises:
+        ConfigError: with one line per problem, each naming the dotted key.
+    """
+    data: dict[str, Any] = {}
+    source = "<defaults>"
+    if path is not None:
+        source = str(path)
+        try:
+            with Path(path).open("rb") as f:
+                data = tomllib.load(f)
+        except FileNotFoundError as e:
+            raise ConfigError(f"{path}: no such file") from e
+        except IsADirectoryError as e:
+            raise ConfigError(f"{path}: is a directory") from e
+        except PermissionError as e:
+            raise ConfigError(f"{path}: permission denied") from e
+        except tomllib.TOMLDecodeError as e:
+            raise ConfigError(f"{path}: not valid TOML: {e}") from e
+    for text in overrides:
+        key, value = parse_override(text)
+        _apply_override(data, key, value)
+    problems: list[str] = []
+    cfg: HostConfig = build_section(HostConfig, data, "", problems)
+    if problems:
+        raise ConfigError(problems)
+    base = cwd or Path.cwd()
+    run_dir = (base / cfg.host.run_dir).resolve() if cfg.host.run_dir else base
+    if not cfg.host.run_dir:
+        problems.append("host.run_dir: must not be empty")
+    cfg = dataclasses.replace(
+        cfg,
+        source=source,
+        host=dataclasses.replace(cfg.host, run_dir=str(run_dir)),
+        ctl=dataclasses.replace(cfg.ctl, endpoint=_resolve_endpoint(cfg.ctl.endpoint, run_dir, "ctl.sock")),
+        bus=BusConfig(
+            events_in=_resolve_endpoint(cfg.bus.events_in, run_dir, "bus-in.sock"),
+            events_out=_resolve_endpoint(cfg.bus.events_out, run_dir, "bus-out.sock"),
+            control=_resolve_endpoint(cfg.bus.control, run_dir, "control.sock"),
+        ),
+    )
+    for check in (_check_endpoints, _check_supervisor):
+        check(cfg, problems)
+    if problems:
+        raise ConfigError(problems)
+    return cfg
+
+
+def documented_keys(cls: type[Any] = HostConfig, prefix: str = "") -> dict[str, str]:
+    """Every configuration key with its doc line (used by the docs test and ``--help``)."""
+    out: dict[str, str] = {}
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        if f.metadata.get("internal"):
+            continue
+        key = f"{prefix}{'.' if prefix else ''}{f.name}"
+        tp = hints[f.name]
+        if dataclasses.is_dataclass(tp):
+            out.update(documented_keys(typing.cast(type[Any], tp), key))
+        else:
+            out[key] = str(f.metadata.get("doc", ""))
+    return out

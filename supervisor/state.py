@@ -1,0 +1,159 @@
+"""The system state machine and the no-trade reasons; the supervisor alone drives it.
+
+States (DESIGN §3): ``STARTING → RECONCILING → TRADING ⇄ PAUSED``, any state → ``NO_TRADE``,
+then ``SHUTTING_DOWN → STOPPED``. The state is *derived*: after start-up it is ``NO_TRADE``
+while any reason other than the operator's pause is present, else ``PAUSED`` while the pause
+latch is set, else ``TRADING``. Transient reasons clear by themselves once their cause has
+been healthy for ``cooldown_s``; latched reasons and the pause clear only with ``resume``.
+Illegal transitions raise ``InvariantViolation``. Pure: the clock is passed in.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from actors.errors import InvariantViolation
+from actors.messages import Reason, SystemState
+
+S = SystemState
+
+TRANSITIONS: dict[SystemState, frozenset[SystemState]] = {
+    S.STARTING: frozenset({S.RECONCILING, S.NO_TRADE, S.SHUTTING_DOWN}),
+    S.RECONCILING: frozenset({S.TRADING, S.PAUSED, S.NO_TRADE, S.STARTING, S.SHUTTING_DOWN}),
+    S.TRADING: frozenset({S.PAUSED, S.NO_TRADE, S.SHUTTING_DOWN}),
+    S.PAUSED: frozenset({S.TRADING, S.NO_TRADE, S.SHUTTING_DOWN}),
+    S.NO_TRADE: frozenset({S.TRADING, S.PAUSED, S.STARTING, S.RECONCILING, S.SHUTTING_DOWN}),
+    S.SHUTTING_DOWN: frozenset({S.STOPPED}),
+    S.STOPPED: frozenset(),
+}
+
+ENTRY_ALLOWED = frozenset({S.TRADING})
+PAUSE_CODE = "operator_pause"
+
+
+@dataclass
+class _ReasonState:
+    code: str
+    detail: str
+    latched: bool
+    since_s: float
+    since_ns: int
+    healthy_since_s: float | None = None
+
+
+class StateMachine:
+    """System state, reasons and the pause latch.
+
+    Args:
+        cooldown_s: how long a transient cause must stay healthy before its reason clears.
+    """
+
+    def __init__(self, cooldown_s: float) -> None:
+        self.cooldown_s = cooldown_s
+        self.state = S.STARTING
+        self.paused = False
+        self.ready = False  # start-up and reconciliation have completed once
+        self.reconciling = False
+        self._reasons: dict[str, _ReasonState] = {}
+
+    # --- reasons ---
+
+    def raise_reason(self, code: str, detail: str, *, latched: bool, now_s: float, now_ns: int) -> bool:
+        """Add a reason (or mark its cause unhealthy again). Returns True if it is new."""
+        current = self._reasons.get(code)
+        if current is not None:
+            current.healthy_since_s = None
+            current.detail = detail
+            current.latched = current.latched or latched
+            return False
+        self._reasons[code] = _ReasonState(code, detail, latched, now_s, now_ns)
+        return True
+
+    def cause_healthy(self, code: str, now_s: float) -> None:
+        """The cause of a transient reason is healthy again; its cool-down starts now."""
+        current = self._reasons.get(code)
+        if current is not None and not current.latched and current.healthy_since_s is None:
+            current.healthy_since_s = now_s
+
+    def expire(self, now_s: float) -> list[str]:
+        """Drop transient reasons whose cause has been healthy for the cool-down."""
+        cleared = [
+            r.code
+            for r in self._reasons.values()
+            if not r.latched and r.healthy_since_s is not None and now_s - r.healthy_since_s >= self.cooldown_s
+        ]
+        for code in cleared:
+            del self._reasons[code]
+        return cleared
+
+    def has_reason(self, code: str) -> bool:
+        """True if ``code`` is among the current reasons."""
+        return code in self._reasons
+
+    def reasons(self, now_ns: int) -> tuple[Reason, ...]:
+        """The current reasons as messages, the operator pause included while it matters."""
+        out = [
+            Reason(code=r.code, detail=r.detail, latched=r.latched, since_ns=r.since_ns)
+            for r in sorted(self._reasons.values(), key=lambda r: r.since_s)
+        ]
+        if self.paused:
+            out.append(Reason(code=PAUSE_CODE, detail="paused by operator (ctl pause)", latched=True, since_ns=now_ns))
+        return tuple(out)
+
+    # --- operator latches ---
+
+    def pause(self) -> bool:
+        """Set the operator pause; returns False if it was already set."""
+        was = self.paused
+        self.paused = True
+        return not was
+
+    def resume(self) -> list[str]:
+        """Clear the pause and every latched reason; returns what was cleared."""
+        cleared = [code for code, r in self._reasons.items() if r.latched]
+        for code in cleared:
+            del self._reasons[code]
+        if self.paused:
+            cleared.append(PAUSE_CODE)
+        self.paused = False
+        return cleared
+
+    # --- state ---
+
+    def desired(self) -> SystemState:
+        """The state the reasons, latches and phase call for."""
+        if self.state in (S.SHUTTING_DOWN, S.STOPPED):
+            return self.state
+        latched = any(r.latched for r in self._reasons.values())
+        if not self.ready:
+            if latched:
+                return S.NO_TRADE
+            return S.RECONCILING if self.reconciling else S.STARTING
+        if self._reasons:
+            return S.NO_TRADE
+        return S.PAUSED if self.paused else S.TRADING
+
+    def settle(self) -> SystemState | None:
+        """Move to the desired state; returns the new state, or None if nothing changed."""
+        target = self.desired()
+        if target == self.state:
+            return None
+        self._go(target)
+        return target
+
+    def begin_shutdown(self) -> bool:
+        """Enter SHUTTING_DOWN; returns False if already shutting down or stopped."""
+        if self.state in (S.SHUTTING_DOWN, S.STOPPED):
+            return False
+        self._go(S.SHUTTING_DOWN)
+        return True
+
+    def stopped(self) -> None:
+        """The tree is down."""
+        self._go(S.STOPPED)
+
+    def _go(self, target: SystemState) -> None:
+        if target not in TRANSITIONS[self.state]:
+            raise InvariantViolation(f"illegal state transition {self.state} -> {target}")
+        self.state = target
+

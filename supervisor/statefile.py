@@ -1,0 +1,83 @@
+"""State that must survive a restart of the host, written crash-safely.
+
+Today: the operator pause and the latched no-trade reasons (later issues add peak NAV,
+day-start NAV and the last transaction id). Writes go to a temporary file that is fsynced and
+renamed over the old one, then the directory is fsynced, so a crash leaves either the old or
+the new file, never half of one. A file that cannot be read is refused at start with its path
+and reason: when unsure, do not trade.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import orjson
+
+from actors.errors import ConfigError
+
+VERSION = 1
+
+
+@dataclass(frozen=True, slots=True)
+class LatchedReason:
+    """A latched reason as saved: its code and detail."""
+
+    code: str
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class SavedState:
+    """What a restart of the host recovers."""
+
+    paused: bool = False
+    latched: tuple[LatchedReason, ...] = field(default_factory=tuple)
+
+
+def load(path: Path) -> SavedState:
+    """Read the saved state; a missing file is a fresh start.
+
+    Raises:
+        ConfigError: the file exists but is not a state file this version understands.
+    """
+    try:
+        raw = orjson.loads(path.read_bytes())
+    except FileNotFoundError:
+        return SavedState()
+    except (OSError, orjson.JSONDecodeError) as e:
+        raise ConfigError(f"{path}: saved state is unreadable ({e}); inspect or remove it") from e
+    if not isinstance(raw, dict) or raw.get("version") != VERSION:
+        raise ConfigError(f"{path}: saved state has an unknown format; inspect or remove it")
+    latched = raw.get("latched", [])
+    if not isinstance(latched, list) or not all(
+        isinstance(r, dict) and isinstance(r.get("code"), str) and isinstance(r.get("detail"), str) for r in latched
+    ):
+        raise ConfigError(f"{path}: saved state has malformed latched reasons; inspect or remove it")
+    return SavedState(
+        paused=bool(raw.get("paused", False)),
+        latched=tuple(LatchedReason(r["code"], r["detail"]) for r in latched),
+    )
+
+
+def save(path: Path, state: SavedState) -> None:
+    """Write the state atomically (tmp + fsync + rename + directory fsync)."""
+    payload = orjson.dumps(
+        {"version": VERSION, "paused": state.paused,
+         "latched": [{"code": r.code, "detail": r.detail} for r in state.latched]},
+        option=orjson.OPT_INDENT_2,
+    )
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.write(fd, payload)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    tmp.replace(path)
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
