@@ -48,7 +48,8 @@ ROLE_MODULES: dict[str, str] = {
 }
 
 # Environment hook for fault-injection tests: "crash_on_start:<role>[,<role>...]" makes those
-# roles exit with status 3 right after start, as a role with a broken dependency would.
+# roles exit with status 3 right after start, as a role with a broken dependency would; with
+# TRADEHOST_FAULT_INJECT_WHILE=<path> only while that file exists (the "fix" is removing it).
 FAULT_ENV = "TRADEHOST_FAULT_INJECT"
 EXIT_INJECTED_CRASH = 3
 EXIT_DEADLINE = 4
@@ -80,6 +81,9 @@ def _set_parent_death_signal(sig: int) -> None:
 
 def _injected_crash(role: str) -> bool:
     spec = os.environ.get(FAULT_ENV, "")
+    only_while = os.environ.get(FAULT_ENV + "_WHILE")
+    if only_while and not os.path.exists(only_while):  # noqa: PTH110
+        return False
     for item in spec.split(","):
         kind, _, target = item.partition(":")
         if kind.strip() == "crash_on_start" and target.strip() == role:

@@ -51,6 +51,7 @@ log = logging.getLogger(__name__)
 
 SRC = "supervisor"
 EXIT_SUPERVISOR_FAILED = 70
+LATE_HEARTBEATS = 3  # heartbeat intervals of silence before a role counts as unhealthy
 
 
 class Sender(Protocol):
@@ -349,6 +350,11 @@ class Supervisor(pykka.ThreadingActor):
                     silent, limit = now - slot.started_at, self.sup.start_timeout_s
                 if silent > limit:
                     self._kill(role, slot, f"hung: no heartbeat for {silent:.1f}s")
+                elif slot.status == "running" and silent > LATE_HEARTBEATS * self.sup.heartbeat_interval_s:
+                    # Unsure whether the role works: stop trading before the hang is certain.
+                    self._raise(f"role_down:{role}", f"{role} heartbeat late ({silent:.1f}s)", latched=False)
+                elif slot.status == "running":
+                    self.sm.cause_healthy(f"role_down:{role}", now)
             elif slot.status == "stopping" and slot.stop_deadline is not None and now > slot.stop_deadline:
                 if slot.pid is not None and slot.kill_cause is None:
                     slot.shutdown_outcome = "killed after missing its shutdown deadline"

@@ -1,0 +1,174 @@
+"""Test helpers: polling with deadlines (never bare sleeps) and a real host in a subprocess."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import psutil
+
+T = TypeVar("T")
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+class PollTimeout(AssertionError):
+    """poll_until ran out of time; the message carries the last observed value."""
+
+
+def poll_until(fn: Callable[[], T], timeout_s: float = 20.0, interval_s: float = 0.05, what: str = "") -> T:
+    """Call ``fn`` until it returns something truthy; fail with the last value after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    last: Any = None
+    while True:
+        try:
+            last = fn()
+        except Exception as e:  # observed, kept as the last value
+            last = e
+        else:
+            if last:
+                return last
+        if time.monotonic() > deadline:
+            raise PollTimeout(f"timed out after {timeout_s}s waiting for {what or fn}; last value: {last!r}")
+        time.sleep(interval_s)
+
+
+def short_tmp_dir(prefix: str = "th") -> Path:
+    """A short temporary directory (ipc socket paths must stay under 107 bytes)."""
+    return Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
+
+
+def tradehost_cmd() -> list[str]:
+    """How to invoke the CLI with this interpreter."""
+    return [sys.executable, "-m", "supervisor"]
+
+
+@dataclass
+class Host:
+    """A real ``tradehost run`` in a subprocess, with its own run directory."""
+
+    run_dir: Path
+    overrides: list[str] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)
+    proc: subprocess.Popen[bytes] | None = None
+    log_path: Path | None = None
+
+    @property
+    def set_args(self) -> list[str]:
+        """``--set`` arguments shared by run and ctl."""
+        out = ["--set", f"host.run_dir={json.dumps(str(self.run_dir))}"]
+        for item in self.overrides:
+            out += ["--set", item]
+        return out
+
+    def start(self) -> Host:
+        """Start the host (default config from the repo)."""
+        self.log_path = self.run_dir.parent / f"{self.run_dir.name}.log"
+        env = {**os.environ, **self.env}
+        with self.log_path.open("wb") as log:
+            self.proc = subprocess.Popen(
+                [*tradehost_cmd(), "run", "-c", str(REPO / "conf/default.toml"), *self.set_args],
+                stdout=log, stderr=subprocess.STDOUT, env=env, cwd=str(REPO),
+            )
+        return self
+
+    def ctl(self, *args: str, timeout_s: float = 30.0) -> subprocess.CompletedProcess[str]:
+        """Run ``tradehost ctl`` against this host."""
+        return subprocess.run(
+            [*tradehost_cmd(), "ctl", "-c", str(REPO / "conf/default.toml"), *self.set_args, *args],
+            capture_output=True, text=True, timeout=timeout_s, cwd=str(REPO), check=False,
+        )
+
+    def status(self) -> dict[str, Any]:
+        """``ctl status --json`` as a dict (raises if the call fails)."""
+        res = self.ctl("status", "--json")
+        if res.returncode != 0:
+            raise RuntimeError(f"status failed ({res.returncode}): {res.stderr.strip()}")
+        return json.loads(res.stdout)
+
+    def wait_state(self, state: str, timeout_s: float = 30.0) -> dict[str, Any]:
+        """Poll status until the system is in ``state``."""
+        return poll_until(lambda: (s := self.status())["state"] == state and s, timeout_s, what=f"state {state}")
+
+    def wait_all_running(self, timeout_s: float = 30.0) -> dict[str, Any]:
+        """Poll status until every role runs and has heartbeated."""
+        def check() -> dict[str, Any] | bool:
+            s = self.status()
+            ok = all(a["status"] == "running" and a["heartbeat_age_s"] is not None for a in s["actors"].values())
+            return s if ok else False
+        return poll_until(check, timeout_s, what="all roles running")
+
+    def journal(self, kind: str | None = None) -> list[dict[str, Any]]:
+        """Journal entries (read-only connection)."""
+        import sqlite3
+
+        db = sqlite3.connect(f"file:{self.run_dir / 'journal.sqlite'}?mode=ro", uri=True, timeout=10)
+        try:
+            query = "SELECT seq, src, kind, body FROM journal"
+            rows = db.execute(query + (" WHERE kind = ?" if kind else "") + " ORDER BY seq",
+                              (kind,) if kind else ()).fetchall()
+        finally:
+            db.close()
+        return [{"seq": r[0], "src": r[1], "kind": r[2], "body": json.loads(r[3])} for r in rows]
+
+    def children(self) -> list[psutil.Process]:
+        """Every live descendant of the root process."""
+        assert self.proc is not None
+        try:
+            return psutil.Process(self.proc.pid).children(recursive=True)
+        except psutil.NoSuchProcess:
+            return []
+
+    def wait_exit(self, timeout_s: float = 30.0) -> int:
+        """Wait for the root to exit; returns its exit code."""
+        assert self.proc is not None
+        return self.proc.wait(timeout=timeout_s)
+
+    def log_text(self) -> str:
+        """What the host printed."""
+        return self.log_path.read_text(errors="replace") if self.log_path and self.log_path.exists() else ""
+
+    def kill_tree(self) -> None:
+        """Last-resort cleanup: SIGKILL the root and every descendant."""
+        if self.proc is None:
+            return
+        procs = self.children()
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(self.proc.pid, signal.SIGKILL)
+        for p in procs:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                p.kill()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.proc.wait(timeout=10)
+
+
+@contextlib.contextmanager
+def running_host(overrides: list[str] | None = None, env: dict[str, str] | None = None,
+                 wait: str | None = "TRADING") -> Iterator[Host]:
+    """Start a host, wait for ``wait`` (a state), and always clean up."""
+    run_dir = short_tmp_dir() / "run"
+    host = Host(run_dir=run_dir, overrides=overrides or [], env=env or {}).start()
+    try:
+        if wait:
+            try:
+                host.wait_state(wait, timeout_s=60)
+            except Exception:
+                print(host.log_text()[-5000:])
+                raise
+        yield host
+    finally:
+        if host.proc is not None and host.proc.poll() is None:
+            host.ctl("shutdown")
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                host.proc.wait(timeout=15)
+        host.kill_tree()
