@@ -1,0 +1,334 @@
+"""The broker seam: the ``Broker`` Protocol the roles use and its small typed results.
+
+Feed, Execution and Reconciler talk to OANDA only through ``Broker``. ``OandaBroker``
+(``actors.broker.oanda``) implements it over oandapyV20 against OANDA or the emulator;
+``InMemoryBroker`` (``actors.broker.fake``) implements it for unit tests. Prices, units and money
+are ``decimal.Decimal`` (OANDA's decimal strings converted at the edge, never binary floats);
+times are integer UTC nanoseconds; ids are OANDA's digit strings. Every method raises only the
+``BrokerError`` subclasses of ``actors.errors``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any, Protocol, runtime_checkable
+
+__all__ = [
+    "OHLC",
+    "AccountState",
+    "Broker",
+    "Candle",
+    "CloseResult",
+    "Heartbeat",
+    "Instrument",
+    "MarketOrderRequest",
+    "OrderResult",
+    "OrderState",
+    "PositionState",
+    "Price",
+    "TradeOrdersResult",
+    "TradeState",
+    "Transaction",
+    "TransactionHeartbeat",
+    "TransactionPage",
+]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Instrument:
+    """Instrument metadata from ``GET /v3/accounts/{id}/instruments``."""
+
+    name: str
+    type: str
+    display_precision: int
+    pip_location: int
+    trade_units_precision: int
+    minimum_trade_size: Decimal
+    maximum_order_units: Decimal
+    margin_rate: Decimal
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Price:
+    """One PRICE line of the pricing stream (best bid/ask)."""
+
+    instrument: str
+    ts: int
+    bid: Decimal
+    ask: Decimal
+    closeout_bid: Decimal
+    closeout_ask: Decimal
+    tradeable: bool
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Heartbeat:
+    """A pricing-stream HEARTBEAT (sent every 5 s)."""
+
+    ts: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OHLC:
+    """Open, high, low, close of one candle component."""
+
+    o: Decimal
+    h: Decimal
+    l: Decimal  # noqa: E741 - OANDA's field name
+    c: Decimal
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Candle:
+    """One candlestick; ``mid``/``bid``/``ask`` are present when requested."""
+
+    ts: int
+    volume: int
+    complete: bool
+    mid: OHLC | None = None
+    bid: OHLC | None = None
+    ask: OHLC | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AccountState:
+    """The account summary the reconciler and risk gate need."""
+
+    id: str
+    currency: str
+    balance: Decimal
+    nav: Decimal
+    unrealized_pl: Decimal
+    margin_used: Decimal
+    margin_available: Decimal
+    open_trade_count: int
+    open_position_count: int
+    pending_order_count: int
+    last_transaction_id: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TradeState:
+    """An open (or closed) trade with its broker-side stop loss / take profit."""
+
+    id: str
+    instrument: str
+    price: Decimal
+    open_ts: int
+    state: str
+    initial_units: Decimal
+    current_units: Decimal
+    realized_pl: Decimal
+    unrealized_pl: Decimal
+    client_id: str | None = None
+    stop_loss_order_id: str | None = None
+    stop_loss_price: Decimal | None = None
+    take_profit_order_id: str | None = None
+    take_profit_price: Decimal | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PositionState:
+    """Net position of one instrument (non-hedging account: one side is zero)."""
+
+    instrument: str
+    long_units: Decimal
+    short_units: Decimal
+    unrealized_pl: Decimal
+    margin_used: Decimal
+    trade_ids: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OrderState:
+    """An order as ``GET .../orders/{spec}`` or ``pendingOrders`` reports it."""
+
+    id: str
+    type: str
+    state: str
+    instrument: str | None = None
+    units: Decimal | None = None
+    price: Decimal | None = None
+    client_id: str | None = None
+    trade_id: str | None = None
+    filling_transaction_id: str | None = None
+    trade_opened_id: str | None = None
+    cancelling_transaction_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MarketOrderRequest:
+    """What Execution asks for: a FOK MARKET order with server-side SL/TP and a client id.
+
+    ``units`` is signed (positive buys, negative sells). Prices are rounded to the instrument's
+    ``displayPrecision`` and units to ``tradeUnitsPrecision`` by the broker before sending.
+    """
+
+    instrument: str
+    units: Decimal
+    client_id: str
+    trade_client_id: str | None = None
+    tag: str | None = None
+    comment: str | None = None
+    stop_loss: Decimal | None = None
+    take_profit: Decimal | None = None
+    price_bound: Decimal | None = None
+    time_in_force: str = "FOK"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OrderResult:
+    """The outcome of a filled MARKET order (a cancel or reject raises instead)."""
+
+    order_id: str
+    client_id: str
+    instrument: str
+    units: Decimal
+    fill_transaction_id: str
+    fill_price: Decimal
+    trade_id: str | None
+    last_transaction_id: str
+    resolved_by_lookup: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CloseResult:
+    """The outcome of closing (part of) a trade."""
+
+    trade_id: str
+    units: Decimal
+    price: Decimal
+    realized_pl: Decimal
+    fill_transaction_id: str
+    last_transaction_id: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TradeOrdersResult:
+    """Ids of the stop loss / take profit orders after a set/replace/cancel."""
+
+    trade_id: str
+    stop_loss_order_id: str | None
+    take_profit_order_id: str | None
+    last_transaction_id: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Transaction:
+    """One account transaction; ``raw`` keeps every field OANDA sent."""
+
+    id: str
+    type: str
+    ts: int
+    raw: Mapping[str, Any] = field(default_factory=dict, compare=False, hash=False)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TransactionHeartbeat:
+    """A transaction-stream HEARTBEAT with the account's last transaction id."""
+
+    ts: int
+    last_transaction_id: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TransactionPage:
+    """Transactions after an id, oldest first."""
+
+    transactions: tuple[Transaction, ...]
+    last_transaction_id: str
+
+
+@runtime_checkable
+class Broker(Protocol):
+    """What the roles need from a broker. Order specs are an id or ``@clientID``.
+
+    Streams never end quietly: a server-side end, reset or stall raises
+    ``BrokerTemporaryError`` from the iterator, and the caller reconnects with backoff.
+    """
+
+    def instruments(self, names: Sequence[str] | None = None) -> list[Instrument]:
+        """Instrument metadata (cached by real implementations)."""
+        ...
+
+    def candles(
+        self,
+        instrument: str,
+        granularity: str,
+        *,
+        count: int | None = None,
+        from_ts: int | None = None,
+        to_ts: int | None = None,
+        price: str = "M",
+        include_first: bool = True,
+    ) -> list[Candle]:
+        """Candles, oldest first."""
+        ...
+
+    def pricing_stream(
+        self, instruments: Sequence[str], *, snapshot: bool = True
+    ) -> Iterator[Price | Heartbeat]:
+        """Prices and heartbeats until the caller stops iterating or the stream breaks."""
+        ...
+
+    def account_summary(self) -> AccountState:
+        """Balance, NAV, margin and counts."""
+        ...
+
+    def open_trades(self) -> list[TradeState]:
+        """Open trades, newest first."""
+        ...
+
+    def open_positions(self) -> list[PositionState]:
+        """Instruments with an open position."""
+        ...
+
+    def pending_orders(self) -> list[OrderState]:
+        """Pending orders, including the SL/TP orders attached to trades."""
+        ...
+
+    def order(self, spec: str) -> OrderState:
+        """One order by id or ``@clientID``; unknown raises ``BrokerRejectedError``."""
+        ...
+
+    def trade(self, spec: str) -> TradeState:
+        """One trade by id or ``@clientTradeID``; unknown raises ``BrokerRejectedError``."""
+        ...
+
+    def submit_market_order(self, request: MarketOrderRequest) -> OrderResult:
+        """Send a MARKET order once; resolve ambiguity by client-id lookup, never resend."""
+        ...
+
+    def cancel_order(self, spec: str) -> str:
+        """Cancel a pending order; returns the cancel transaction id."""
+        ...
+
+    def close_trade(self, spec: str, units: Decimal | None = None) -> CloseResult:
+        """Close a trade fully (``units=None``) or partially."""
+        ...
+
+    def set_trade_orders(
+        self,
+        spec: str,
+        *,
+        stop_loss: Decimal | None = None,
+        take_profit: Decimal | None = None,
+        cancel_stop_loss: bool = False,
+        cancel_take_profit: bool = False,
+    ) -> TradeOrdersResult:
+        """Set or replace (given price) or cancel (flag) a trade's SL/TP; others unchanged."""
+        ...
+
+    def transactions_since(self, transaction_id: str) -> TransactionPage:
+        """Transactions after ``transaction_id``."""
+        ...
+
+    def transaction_stream(self) -> Iterator[Transaction | TransactionHeartbeat]:
+        """New transactions and heartbeats until the caller stops or the stream breaks."""
+        ...
+
+    def close(self) -> None:
+        """Release connections."""
+        ...

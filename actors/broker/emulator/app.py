@@ -1,0 +1,264 @@
+"""The emulator as one object: options, market, account, faults and the admin operations.
+
+``Emulator`` wires the parts together and is shared by every request thread; the HTTP layer
+(``server.py``) only parses and writes. A small engine thread lets server-side SL/TP trigger
+(and reach the transaction stream) even when no request arrives.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from actors.broker.config import DEV_ACCOUNT_ID, DEV_TOKEN
+from actors.broker.emulator.account import Account
+from actors.broker.emulator.candles import CandleService
+from actors.broker.emulator.faults import FAULT_TYPES, Faults, HttpFault
+from actors.broker.emulator.instruments import SPECS
+from actors.broker.emulator.market import Market, MarketClock, PathSource
+from actors.broker.emulator.path import HOUR_S, SyntheticSource
+from actors.broker.emulator.replay import ReplaySource
+from actors.broker.emulator.views import find_trade
+from actors.broker.emulator.wire import ApiError, parse_decimal
+from actors.broker.timefmt import NS, format_rfc3339, parse_time
+
+__all__ = ["Emulator", "EmulatorOptions"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EmulatorOptions:
+    """Everything needed to start an emulator.
+
+    Attributes:
+        host: interface to bind (loopback by default).
+        port: TCP port; 0 picks a free one.
+        token: the bearer token clients must send.
+        account_id: the only account id the token covers.
+        seed: synthetic market seed.
+        speed: market seconds per wall second.
+        instruments: tradeable instruments.
+        data: candle CSV files to replay (``INSTRUMENT=PATH`` or a path whose name starts with
+            the instrument).
+        start: market start time (RFC3339 or epoch); empty means now.
+        balance: opening balance (USD).
+        heartbeat_s: wall seconds between stream heartbeats.
+        history_days: days of history before the start.
+        stream_throttle_s: minimum wall seconds between two prices of one instrument.
+        stream_poll_s: how often a stream looks for new prices.
+        engine_period_s: how often SL/TP are checked without a request.
+    """
+
+    host: str = "127.0.0.1"
+    port: int = 0
+    token: str = DEV_TOKEN
+    account_id: str = DEV_ACCOUNT_ID
+    seed: int = 1
+    speed: float = 1.0
+    instruments: tuple[str, ...] = ("EUR_USD", "GBP_USD", "USD_JPY")
+    data: tuple[str, ...] = ()
+    start: str = ""
+    balance: str = "100000"
+    heartbeat_s: float = 5.0
+    history_days: int = 320
+    stream_throttle_s: float = 0.25
+    stream_poll_s: float = 0.05
+    engine_period_s: float = 0.1
+
+    def __post_init__(self) -> None:
+        unknown = [name for name in self.instruments if name not in SPECS]
+        if unknown:
+            raise ValueError(f"unknown instruments {unknown}; known: {sorted(SPECS)}")
+        if self.speed <= 0:
+            raise ValueError("speed must be > 0")
+
+
+class Emulator:
+    """The shared state of a running emulator.
+
+    Args:
+        options: the options.
+    """
+
+    def __init__(self, options: EmulatorOptions) -> None:
+        self.options = options
+        self.stop_event = threading.Event()
+        self.faults = Faults()
+        source: PathSource = SyntheticSource(options.seed, dict(SPECS))
+        start_ns = parse_time(options.start) if options.start else time.time_ns()
+        if options.data:
+            replay = ReplaySource(options.data, fallback=source)
+            source = replay
+            if not options.start:
+                start_ns = replay.default_start_s() * NS
+        self.clock = MarketClock(start_ns, options.speed)
+        history_start = (start_ns // NS // HOUR_S) * HOUR_S - options.history_days * 86400
+        self.market = Market(source, self.clock, history_start_s=history_start)
+        self.candles = CandleService(self.market)
+        self.account = self._new_account()
+        self.requests: deque[tuple[float, str, str]] = deque(maxlen=10000)
+        self.request_count = 0
+        self._log_lock = threading.Lock()
+        self._engine = threading.Thread(target=self._run_engine, name="emulator-engine", daemon=True)
+        self._engine.start()
+
+    def _new_account(self) -> Account:
+        account = Account(
+            account_id=self.options.account_id,
+            market=self.market,
+            instruments=list(self.options.instruments),
+            balance=Decimal(self.options.balance),
+        )
+        account.catch_up()
+        return account
+
+    def _run_engine(self) -> None:
+        while not self.stop_event.wait(self.options.engine_period_s):
+            self.account.catch_up()
+
+    def log_request(self, method: str, path: str) -> None:
+        """Record an API request (for pacing checks through ``/admin/requests``)."""
+        with self._log_lock:
+            self.request_count += 1
+            self.requests.append((time.monotonic(), method, path))
+
+    def stop(self) -> None:
+        """Stop the engine and ask every stream to end."""
+        self.stop_event.set()
+        self._engine.join(timeout=2)
+
+    # Admin operations -------------------------------------------------------------------------
+    def reset(self) -> dict[str, Any]:
+        """Fresh account, no faults, no halts, empty request log."""
+        self.faults.clear()
+        self.faults.add_stream_fault("all", "end", 0.0)
+        self.market.reset_faults()
+        self.candles.clear_cache()
+        self.account = self._new_account()
+        with self._log_lock:
+            self.requests.clear()
+            self.request_count = 0
+        return self.state()
+
+    def state(self) -> dict[str, Any]:
+        """A JSON snapshot for tests and operators."""
+        account = self.account
+        account.catch_up()
+        with account.lock:
+            trades = [
+                {"id": t.id, "instrument": t.instrument, "units": str(t.current_units),
+                 "state": t.state, "client_id": t.client_id}
+                for t in account.trades.values()
+            ]  # fmt: skip
+            orders = [
+                {"id": o["id"], "type": o["type"], "state": o["state"],
+                 "client_id": (o.get("clientExtensions") or {}).get("id")}
+                for o in account.orders.values()
+            ]  # fmt: skip
+            last_id = account.last_transaction_id
+            balance = str(account.balance)
+        now_ns = self.clock.now_ns()
+        return {
+            "time": format_rfc3339(now_ns),
+            "time_ns": now_ns,
+            "speed": self.clock.speed,
+            "market_open": self.market.is_open(now_ns // NS),
+            "halted": self.market.halted(now_ns // NS),
+            "candles_frozen": self.market.freeze_s is not None,
+            "account_id": account.account_id,
+            "balance": balance,
+            "last_transaction_id": last_id,
+            "trades": trades,
+            "orders": orders,
+            "faults": self.faults.describe(),
+            "request_count": self.request_count,
+        }
+
+    def recent_requests(self) -> list[dict[str, Any]]:
+        """The request log (monotonic wall seconds, method, path)."""
+        with self._log_lock:
+            return [{"t": t, "method": m, "path": p} for t, m, p in self.requests]
+
+    def advance(self, seconds: float) -> dict[str, Any]:
+        """Jump market time forward; SL/TP in between trigger."""
+        self.clock.advance(seconds)
+        self.account.catch_up()
+        return self.state()
+
+    def apply_fault(self, spec: dict[str, Any]) -> dict[str, Any]:
+        """Arm or perform one fault described by ``spec`` (see docs/emulator.md)."""
+        kind = spec.get("type")
+        if kind not in FAULT_TYPES:
+            raise ApiError(400, {"errorMessage": f"unknown fault type {kind!r}; known: {FAULT_TYPES}"})
+        now_s = self.clock.now_ns() // NS
+        result: dict[str, Any] = {"ok": True, "type": kind}
+        if kind == "http_error":
+            status = int(spec.get("status", 503))
+            self.faults.add_http(
+                HttpFault(status, int(spec.get("count", 1)), str(spec.get("path", "")),
+                          str(spec.get("method", "")).upper(), spec.get("body"))
+            )  # fmt: skip
+        elif kind == "latency":
+            count = spec.get("count")
+            self.faults.set_latency(float(spec.get("seconds", 0.5)), None if count is None else int(count))
+        elif kind in ("order_cancel", "order_reject"):
+            self.faults.set_order_fault(kind, str(spec.get("reason", "INSUFFICIENT_LIQUIDITY")))
+        elif kind == "order_no_answer":
+            mode = str(spec.get("mode", "drop"))
+            if mode not in ("drop", "stall"):
+                raise ApiError(400, {"errorMessage": "mode must be 'drop' or 'stall'"})
+            self.faults.set_order_fault("order_no_answer", (mode, float(spec.get("seconds", 30.0))))
+        elif kind == "stream":
+            action, stream = str(spec.get("action", "end")), str(spec.get("stream", "all"))
+            if action not in ("end", "reset", "stall") or stream not in ("pricing", "transactions", "all"):
+                raise ApiError(400, {"errorMessage": "bad stream fault"})
+            self.faults.add_stream_fault(stream, action, float(spec.get("seconds", 3600.0)))
+        elif kind == "open_trade":
+            result["trade_id"] = self._open_foreign(spec)
+        elif kind == "close_trade":
+            result["closed"] = self._close_behind(spec.get("trade"))
+        elif kind == "bad_tick":
+            self.faults.set_bad_tick(str(spec.get("instrument", self.options.instruments[0])),
+                                     str(spec.get("kind", "spike")))  # fmt: skip
+        elif kind == "freeze_candles":
+            self.market.freeze_s = now_s
+        elif kind == "unfreeze_candles":
+            self.market.freeze_s = None
+        elif kind == "halt":
+            self.market.halt(now_s)
+        elif kind == "resume":
+            self.market.resume(now_s)
+        return result
+
+    def _open_foreign(self, spec: dict[str, Any]) -> str:
+        account = self.account
+        units = parse_decimal(spec.get("units", "1000"))
+        name = str(spec.get("instrument", self.options.instruments[0]))
+        if units is None or units == 0 or name not in account.instruments:
+            raise ApiError(400, {"errorMessage": "open_trade needs a known instrument and non-zero units"})
+        account.catch_up()
+        with account.lock:
+            out = account._execute({"instrument": name, "units": str(units)}, units, None, reason="CLIENT_ORDER")
+        fill = out.get("orderFillTransaction") or {}
+        opened = fill.get("tradeOpened") or (fill.get("tradeReduced") or {})
+        if not fill:
+            raise ApiError(409, {"errorMessage": "the market is closed; no trade opened"})
+        return str(opened.get("tradeID", ""))
+
+    def _close_behind(self, trade_spec: Any) -> list[str]:
+        account = self.account
+        account.catch_up()
+        closed = []
+        with account.lock:
+            targets = (
+                [find_trade(account, str(trade_spec))] if trade_spec else account.open_trade_list()
+            )
+            for trade in targets:
+                if trade.state == "OPEN":
+                    account.close_trade_record(trade, abs(trade.current_units), "ALL")
+                    if trade.state == "CLOSED":
+                        closed.append(trade.id)
+        return closed

@@ -1,0 +1,284 @@
+"""The emulator's HTTP server: a threaded stdlib server speaking HTTP/1.1 with keep-alive.
+
+``EmulatorServer`` binds, serves ``/v3/...`` (REST and the two streams) and ``/admin/...`` on
+one port from a background thread; ``serve`` runs one until a stop event is set (for a
+supervised child process); ``running_emulator`` is the context manager tests use. Every answer
+is JSON; authentication and account checks give OANDA's 401/403 bodies; injected faults (5xx,
+429, latency, an order executed without an answer) happen here, on the socket.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import orjson
+
+from actors.broker.emulator.admin import AdminClient, handle_admin
+from actors.broker.emulator.app import Emulator, EmulatorOptions
+from actors.broker.emulator.routes import STREAM_PATHS, Call, bool_param, csv_param, match_route, order_create
+from actors.broker.emulator.streams import reset_socket, serve_pricing, serve_transactions
+from actors.broker.emulator.wire import ApiError, dumps
+
+__all__ = ["EmulatorServer", "running_emulator", "serve"]
+
+log = logging.getLogger(__name__)
+
+_UNAUTHORIZED = {"errorMessage": "Insufficient authorization to perform request."}
+_FORBIDDEN = {"errorMessage": "The provided request was forbidden."}
+
+
+class _Dropped(Exception):
+    """The answer was deliberately never sent (fault)."""
+
+
+class _HTTPServer(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    block_on_close = False
+
+    def __init__(self, address: tuple[str, int], emulator: Emulator) -> None:
+        self.emulator = emulator
+        self.connections: set[socket.socket] = set()
+        self.connections_lock = threading.Lock()
+        self.request_seq = 0
+        super().__init__(address, _Handler)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: _HTTPServer
+
+    def setup(self) -> None:
+        super().setup()
+        with self.server.connections_lock:
+            self.server.connections.add(self.connection)
+
+    def finish(self) -> None:
+        try:
+            super().finish()
+        except OSError:
+            pass
+        with self.server.connections_lock:
+            self.server.connections.discard(self.connection)
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+        log.debug("emulator: " + format, *args)
+
+    def do_GET(self) -> None:
+        self._dispatch("GET")
+
+    def do_POST(self) -> None:
+        self._dispatch("POST")
+
+    def do_PUT(self) -> None:
+        self._dispatch("PUT")
+
+    def do_PATCH(self) -> None:
+        self._dispatch("PATCH")
+
+    def do_DELETE(self) -> None:
+        self._dispatch("DELETE")
+
+    # Chunk writer protocol for streams.
+    def write_chunk(self, data: bytes) -> None:
+        self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+        self.wfile.flush()
+
+    def end_chunks(self) -> None:
+        try:
+            self.wfile.write(b"0\r\n\r\n")
+            self.wfile.flush()
+        except OSError:
+            pass
+        self.close_connection = True
+
+    def raw_socket(self) -> socket.socket:
+        return self.connection
+
+    def _send(self, status: int, body: bytes, headers: dict[str, str] | None = None) -> None:
+        self.server.request_seq += 1
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("RequestID", str(61209470000000000 + self.server.request_seq))
+        for key, value in (headers or {}).items():
+            self.send_header(key, value)
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _read_body(self) -> bytes:
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length > 0 else b""
+
+    def _dispatch(self, method: str) -> None:
+        emu = self.server.emulator
+        url = urlsplit(self.path)
+        path, query = url.path, parse_qs(url.query, keep_blank_values=True)
+        unix = self.headers.get("Accept-Datetime-Format", "").strip().upper() == "UNIX"
+        raw = self._read_body()
+        try:
+            if path.startswith("/admin/"):
+                status, out = handle_admin(emu, method, path, raw)
+                self._send(status, dumps(out))
+                return
+            self._api(emu, method, path, query, raw, unix)
+        except ApiError as e:
+            self._send(e.status, dumps(e.body, unix=unix))
+        except _Dropped:
+            raise
+        except Exception as e:  # noqa: BLE001 - top-level request loop: answer 500, never die
+            log.exception("emulator: internal error on %s %s", method, path)
+            self._send(500, dumps({"errorMessage": f"Internal emulator error: {type(e).__name__}"}))
+
+    def _api(self, emu: Emulator, method: str, path: str, query: dict[str, list[str]], raw: bytes, unix: bool) -> None:
+        emu.log_request(method, path)
+        delay = emu.faults.take_latency()
+        if delay > 0:
+            emu.stop_event.wait(delay)
+        fault = emu.faults.take_http(method, path)
+        if fault is not None:
+            body = fault.body.encode() if fault.body is not None else dumps(
+                {"errorMessage": "Rate limit exceeded" if fault.status == 429 else "Timeout waiting for response."}
+                if fault.status in (429, 504) else {"errorMessage": f"Injected HTTP {fault.status}"}
+            )  # fmt: skip
+            self._send(fault.status, body)
+            return
+        if self.headers.get("Authorization", "") != f"Bearer {emu.options.token}":
+            raise ApiError(401, _UNAUTHORIZED)
+        if path.startswith("/v3/accounts/") and path.split("/")[3] != emu.options.account_id:
+            raise ApiError(403, _FORBIDDEN)
+        for pattern, kind in STREAM_PATHS.items():
+            if pattern.match(path):
+                self._stream(emu, kind, Call(method, path, query, None, ()), unix)
+                return
+        handler, groups = match_route(method, path)
+        try:
+            body = orjson.loads(raw) if raw else None
+        except orjson.JSONDecodeError as e:
+            raise ApiError(400, {"errorMessage": "The request was missing required data"}) from e
+        no_answer = None
+        call = Call(method, path, query, body, groups)
+        if handler is order_create:
+            cancel, reject, no_answer = emu.faults.take_order_faults()
+            call = Call(method, path, query, body, groups, cancel, reject)
+        try:
+            status, out = handler(emu, call)
+        finally:
+            if no_answer is not None:
+                self._no_answer(emu, *no_answer)
+        headers = {}
+        if status == 201 and "orderCreateTransaction" in out:
+            headers["Location"] = f"{path}/{out['orderCreateTransaction']['id']}"
+        self._send(status, dumps(out, unix=unix), headers)
+
+    def _no_answer(self, emu: Emulator, mode: str, seconds: float) -> None:
+        if mode == "stall":
+            emu.stop_event.wait(seconds)
+        reset_socket(self.connection)
+        self.close_connection = True
+        raise _Dropped
+
+    def _stream(self, emu: Emulator, kind: str, call: Call, unix: bool) -> None:
+        names = csv_param(call, "instruments")
+        if kind == "pricing" and (not names or any(n not in emu.account.instruments for n in names)):
+            raise ApiError(400, {"errorMessage": "Invalid value specified for 'instruments'"})
+        snapshot = bool_param(call, "snapshot", True)
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        self.close_connection = True
+        if kind == "pricing":
+            serve_pricing(emu, self, names, snapshot=snapshot, unix=unix)
+        else:
+            serve_transactions(emu, self, unix=unix)
+
+    def handle_one_request(self) -> None:
+        try:
+            super().handle_one_request()
+        except _Dropped:
+            self.close_connection = True
+        except OSError:
+            self.close_connection = True
+
+
+class EmulatorServer:
+    """A running emulator on a background thread.
+
+    Args:
+        options: the emulator options.
+    """
+
+    def __init__(self, options: EmulatorOptions) -> None:
+        self.emulator = Emulator(options)
+        self._httpd = _HTTPServer((options.host, options.port), self.emulator)
+        self.port: int = self._httpd.server_address[1]
+        self.base_url = f"http://{options.host}:{self.port}"
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.1}, name="emulator-http", daemon=True
+        )
+
+    def start(self) -> EmulatorServer:
+        """Start serving; returns self."""
+        self._thread.start()
+        return self
+
+    def close(self) -> None:
+        """Stop serving, end every stream and close every connection."""
+        self.emulator.stop()
+        if self._thread.is_alive():
+            self._httpd.shutdown()
+            self._thread.join(timeout=5)
+        with self._httpd.connections_lock:
+            connections = list(self._httpd.connections)
+        for conn in connections:
+            try:
+                conn.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        self._httpd.server_close()
+
+    def __enter__(self) -> EmulatorServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def serve(
+    options: EmulatorOptions,
+    *,
+    ready: Callable[[int], None] | None = None,
+    stop: threading.Event | None = None,
+) -> None:
+    """Run an emulator until ``stop`` is set (blocks the calling thread).
+
+    Args:
+        options: the emulator options (``port=0`` picks a free port).
+        ready: called once with the bound port when requests can be served.
+        stop: set it to stop the emulator; None means run until the process is interrupted.
+    """
+    stop = stop or threading.Event()
+    with EmulatorServer(options) as server:
+        if ready is not None:
+            ready(server.port)
+        while not stop.wait(0.5):
+            pass
+
+
+@contextmanager
+def running_emulator(options: EmulatorOptions | None = None) -> Iterator[tuple[str, AdminClient]]:
+    """Run an emulator in this process for the duration of a ``with`` block.
+
+    Yields:
+        The base URL (``http://127.0.0.1:PORT``) and an ``AdminClient`` for it.
+    """
+    with EmulatorServer(options or EmulatorOptions()) as server:
+        yield server.base_url, AdminClient(server.base_url)

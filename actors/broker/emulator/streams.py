@@ -1,0 +1,164 @@
+"""The two streaming endpoints: prices and transactions, chunked, one JSON object per line.
+
+A stream sends its snapshot first (prices) and then new lines as they happen, a HEARTBEAT every
+``heartbeat_s`` wall seconds, and flushes after each line. Stream faults act on the socket for
+real: ``end`` sends the terminating chunk, ``reset`` cuts the connection in the middle of a chunk
+(RST), ``stall`` keeps the socket open and silent.
+"""
+
+from __future__ import annotations
+
+import queue
+import socket
+import struct
+import time
+from typing import Any, Protocol
+
+from actors.broker.emulator.app import Emulator
+from actors.broker.emulator.views import price_json
+from actors.broker.emulator.wire import Ts, dumps
+
+__all__ = ["ChunkWriter", "StreamClosed", "serve_pricing", "serve_transactions"]
+
+
+class StreamClosed(Exception):
+    """The stream ended (by the client, a fault or server shutdown)."""
+
+
+class ChunkWriter(Protocol):
+    """What a stream needs from the HTTP handler."""
+
+    def write_chunk(self, data: bytes) -> None:
+        """Send one chunk (raises OSError when the peer is gone)."""
+        ...
+
+    def end_chunks(self) -> None:
+        """Send the terminating zero-length chunk."""
+        ...
+
+    def raw_socket(self) -> socket.socket:
+        """The raw socket (for resets)."""
+        ...
+
+
+def reset_socket(sock: socket.socket) -> None:
+    """Close ``sock`` with an RST (SO_LINGER 0) instead of an orderly FIN."""
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        sock.close()
+    except OSError:
+        pass
+
+
+class _Stream:
+    def __init__(self, emu: Emulator, writer: ChunkWriter, kind: str, unix: bool) -> None:
+        self.emu = emu
+        self.writer = writer
+        self.kind = kind
+        self.unix = unix
+        self.seq = emu.faults.stream_seq()
+        self.last_heartbeat = time.monotonic()
+
+    def send(self, obj: dict[str, Any]) -> None:
+        try:
+            self.writer.write_chunk(dumps(obj, unix=self.unix) + b"\n")
+        except OSError as e:
+            raise StreamClosed from e
+
+    def check_faults(self) -> None:
+        if self.emu.stop_event.is_set():
+            self.writer.end_chunks()
+            raise StreamClosed
+        fault = self.emu.faults.stream_fault_after(self.seq, self.kind)
+        if fault is None:
+            return
+        self.seq = fault.seq
+        if fault.action == "end":
+            self.writer.end_chunks()
+        elif fault.action == "reset":
+            try:
+                # Announce a 125-byte chunk, send a few bytes of it, then cut the connection.
+                self.writer.raw_socket().sendall(b'7d\r\n{"type":"HEARTBE')
+            except OSError:
+                pass
+            reset_socket(self.writer.raw_socket())
+        else:
+            self.emu.stop_event.wait(fault.seconds)
+            reset_socket(self.writer.raw_socket())
+        raise StreamClosed
+
+    def heartbeat_due(self) -> bool:
+        now = time.monotonic()
+        if now - self.last_heartbeat >= self.emu.options.heartbeat_s:
+            self.last_heartbeat = now
+            return True
+        return False
+
+
+def serve_pricing(emu: Emulator, writer: ChunkWriter, names: list[str], *, snapshot: bool, unix: bool) -> None:
+    """Run a pricing stream for ``names`` until the client leaves or a fault ends it."""
+    stream = _Stream(emu, writer, "pricing", unix)
+    opts = emu.options
+    market = emu.market
+    last_tick: dict[str, int] = {}
+    last_sent: dict[str, float] = {}
+    tradeable: dict[str, bool] = {}
+    try:
+        for name in names:
+            quote = market.quote(name)
+            last_tick[name], tradeable[name] = quote.tick_s, quote.tradeable
+            last_sent[name] = time.monotonic()
+            if snapshot:
+                stream.send(price_json(emu.account, name))
+        while True:
+            stream.check_faults()
+            for name in names:
+                bad = emu.faults.take_bad_tick(name)
+                if bad is not None:
+                    stream.send(price_json(emu.account, name, bad=bad))
+                quote = market.quote(name)
+                now = time.monotonic()
+                changed = quote.tradeable != tradeable[name]
+                fresh = quote.tick_s != last_tick[name] and quote.tradeable
+                if changed or (fresh and now - last_sent[name] >= opts.stream_throttle_s):
+                    stream.send(price_json(emu.account, name))
+                    last_tick[name], tradeable[name], last_sent[name] = quote.tick_s, quote.tradeable, now
+            if stream.heartbeat_due():
+                stream.send({"type": "HEARTBEAT", "time": Ts(emu.clock.now_ns())})
+            if opts.stream_poll_s > 0:
+                emu.stop_event.wait(opts.stream_poll_s)
+    except StreamClosed:
+        return
+
+
+def serve_transactions(emu: Emulator, writer: ChunkWriter, *, unix: bool) -> None:
+    """Run a transaction stream (new transactions only) until it ends."""
+    stream = _Stream(emu, writer, "transactions", unix)
+    account = emu.account
+    inbox: queue.Queue[dict[str, Any]] = queue.Queue()
+    with account.lock:
+        account.listeners.append(inbox)
+    try:
+        while True:
+            stream.check_faults()
+            try:
+                tx = inbox.get(timeout=min(0.1, emu.options.heartbeat_s))
+            except queue.Empty:
+                pass
+            else:
+                stream.send(dict(tx))
+                continue
+            if stream.heartbeat_due():
+                stream.send(
+                    {
+                        "type": "HEARTBEAT",
+                        "lastTransactionID": account.last_transaction_id,
+                        "time": Ts(emu.clock.now_ns()),
+                    }
+                )
+    except StreamClosed:
+        return
+    finally:
+        with account.lock:
+            if inbox in account.listeners:
+                account.listeners.remove(inbox)
