@@ -267,9 +267,7 @@ class Broker(Protocol):
         """Candles, oldest first."""
         ...
 
-    def pricing_stream(
-        self, instruments: Sequence[str], *, snapshot: bool = True
-    ) -> Iterator[Price | Heartbeat]:
+    def pricing_stream(self, instruments: Sequence[str], *, snapshot: bool = True) -> Iterator[Price | Heartbeat]:
         """Prices and heartbeats until the caller stops iterating or the stream breaks."""
         ...
 

@@ -28,12 +28,12 @@ __all__ = [
     "load_credentials",
 ]
 
-ENV_TOKEN = "OANDA_TOKEN"
+ENV_TOKEN = "OANDA_TOKEN"  # noqa: S105 - the variable name, not a secret
 ENV_ACCOUNT_ID = "OANDA_ACCOUNT_ID"
 ENV_CONFIRM_LIVE = "TRADEHOST_CONFIRM_LIVE"
 
 # Fixed, non-secret values the emulator accepts when the environment does not name any.
-DEV_TOKEN = "tradehost-emulator-dev-token"
+DEV_TOKEN = "tradehost-emulator-dev-token"  # noqa: S105 - public dev value for the emulator
 DEV_ACCOUNT_ID = "101-001-0000000-001"
 
 KINDS = ("emulator", "oanda")
@@ -47,20 +47,14 @@ class EmulatorConfig:
     host: str = field(default="127.0.0.1", metadata={"doc": "interface the emulator binds to"})
     port: int = field(default=0, metadata={"doc": "TCP port of the emulator; 0 picks a free one"})
     seed: int = field(default=1, metadata={"doc": "seed of the synthetic market (same seed, same prices)"})
-    speed: float = field(
-        default=1.0, metadata={"doc": "market seconds per wall-clock second (1 = real time)"}
-    )
+    speed: float = field(default=1.0, metadata={"doc": "market seconds per wall-clock second (1 = real time)"})
     instruments: tuple[str, ...] = field(
         default=("EUR_USD", "GBP_USD", "USD_JPY"),
         metadata={"doc": "instruments the emulated account can trade"},
     )
-    start: str = field(
-        default="", metadata={"doc": "RFC3339 market start time; empty means the current time"}
-    )
+    start: str = field(default="", metadata={"doc": "RFC3339 market start time; empty means the current time"})
     balance: str = field(default="100000", metadata={"doc": "opening balance in the home currency"})
-    heartbeat_s: float = field(
-        default=5.0, metadata={"doc": "wall-clock seconds between stream heartbeats"}
-    )
+    heartbeat_s: float = field(default=5.0, metadata={"doc": "wall-clock seconds between stream heartbeats"})
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -68,15 +62,9 @@ class BrokerConfig:
     """Which broker the host talks to and how politely."""
 
     kind: str = field(default="emulator", metadata={"doc": '"emulator" or "oanda"'})
-    environment: str = field(
-        default="practice", metadata={"doc": '"practice" or "live" OANDA environment'}
-    )
-    api_url: str = field(
-        default="", metadata={"doc": "REST base URL override (proxy, emulator); empty = OANDA's"}
-    )
-    stream_url: str = field(
-        default="", metadata={"doc": "stream base URL override; empty = api_url or OANDA's"}
-    )
+    environment: str = field(default="practice", metadata={"doc": '"practice" or "live" OANDA environment'})
+    api_url: str = field(default="", metadata={"doc": "REST base URL override (proxy, emulator); empty = OANDA's"})
+    stream_url: str = field(default="", metadata={"doc": "stream base URL override; empty = api_url or OANDA's"})
     timeout_s: float = field(default=10.0, metadata={"doc": "timeout of each REST request"})
     stream_timeout_s: float = field(
         default=20.0, metadata={"doc": "stream read timeout; must exceed the 5 s heartbeat"}
@@ -87,18 +75,14 @@ class BrokerConfig:
     max_new_connections_per_s: float = field(
         default=2.0, metadata={"doc": "pacing limit for new connections (OANDA allows 2)"}
     )
-    emulator: EmulatorConfig = field(
-        default_factory=EmulatorConfig, metadata={"doc": "emulator options"}
-    )
+    emulator: EmulatorConfig = field(default_factory=EmulatorConfig, metadata={"doc": "emulator options"})
 
     def __post_init__(self) -> None:
         problems: list[str] = []
         if self.kind not in KINDS:
             problems.append(f"broker.kind: expected one of {KINDS}, got {self.kind!r}")
         if self.environment not in ENVIRONMENTS:
-            problems.append(
-                f"broker.environment: expected one of {ENVIRONMENTS}, got {self.environment!r}"
-            )
+            problems.append(f"broker.environment: expected one of {ENVIRONMENTS}, got {self.environment!r}")
         for name in ("timeout_s", "stream_timeout_s", "max_requests_per_s"):
             if getattr(self, name) <= 0:
                 problems.append(f"broker.{name}: must be > 0")

@@ -19,7 +19,7 @@ from typing import ParamSpec, TypeVar
 
 from actors.errors import BrokerTemporaryError
 
-__all__ = ["RateLimiter", "RetryPolicy", "Retrier"]
+__all__ = ["RateLimiter", "Retrier", "RetryPolicy"]
 
 P = ParamSpec("P")
 T = TypeVar("T")

@@ -56,9 +56,7 @@ def parse_time(text: str) -> int:
     match = _RFC3339.match(text)
     if match:
         year, month, day, hour, minute, second, frac, zone = match.groups()
-        seconds = calendar.timegm(
-            (int(year), int(month), int(day), int(hour), int(minute), int(second), 0, 0, 0)
-        )
+        seconds = calendar.timegm((int(year), int(month), int(day), int(hour), int(minute), int(second), 0, 0, 0))
         if zone and zone != "Z":
             sign = 1 if zone[0] == "+" else -1
             seconds -= sign * (int(zone[1:3]) * 3600 + int(zone[4:6]) * 60)

@@ -94,7 +94,7 @@ class Account(Ledger):
             self._finish_fill(fill, trade.instrument, units, fill_price, reason, pl)
             fill["tradesClosed"] = [entry]
 
-    def _finish_fill(
+    def _finish_fill(  # noqa: PLR0917 - private helper with one call shape
         self, fill: Json, name: str, units: Decimal, price: Decimal, reason: str, pl: Decimal
     ) -> None:
         quote = self.quote(name)
@@ -176,22 +176,22 @@ class Account(Ledger):
                     f"The {key} specified contains a price with more precision than is allowed "
                     "by the Order's instrument",
                 )
-        if isinstance(req.get("stopLossOnFill"), dict) and not (
-            {"price", "distance"} & set(req["stopLossOnFill"])
-        ):
+        if isinstance(req.get("stopLossOnFill"), dict) and not ({"price", "distance"} & set(req["stopLossOnFill"])):
             raise self._reject(req, "STOP_LOSS_ON_FILL_PRICE_MISSING", "The stop loss price is missing")
         if isinstance(req.get("takeProfitOnFill"), dict) and "price" not in req["takeProfitOnFill"]:
             raise self._reject(req, "TAKE_PROFIT_ON_FILL_PRICE_MISSING", "The take profit price is missing")
         if "trailingStopLossOnFill" in req:
-            raise self._reject(
-                req, "TRAILING_STOP_LOSS_ORDERS_NOT_SUPPORTED", "Trailing stops are not emulated"
-            )
+            raise self._reject(req, "TRAILING_STOP_LOSS_ORDERS_NOT_SUPPORTED", "Trailing stops are not emulated")
         client = (req.get("clientExtensions") or {}).get("id")
         if client and client in self.order_by_client:
-            raise self._reject(req, "CLIENT_ORDER_ID_ALREADY_EXISTS", "The client order ID specified is already assigned")
+            raise self._reject(
+                req, "CLIENT_ORDER_ID_ALREADY_EXISTS", "The client order ID specified is already assigned"
+            )
         trade_client = (req.get("tradeClientExtensions") or {}).get("id")
         if trade_client and trade_client in self.trade_by_client:
-            raise self._reject(req, "CLIENT_TRADE_ID_ALREADY_EXISTS", "The client trade ID specified is already assigned")
+            raise self._reject(
+                req, "CLIENT_TRADE_ID_ALREADY_EXISTS", "The client trade ID specified is already assigned"
+            )
         if forced_reject:
             raise self._reject(req, forced_reject, f"Rejected by the emulator fault: {forced_reject}")
         return units
@@ -204,12 +204,13 @@ class Account(Ledger):
             if not isinstance(req, dict) or "type" not in req:
                 raise ApiError(400, {"errorMessage": _MISSING})
             if req["type"] != "MARKET":
-                raise ApiError(400, {"errorMessage": "Only MARKET orders are emulated", "errorCode": "INVALID_ORDER_TYPE"})
+                raise ApiError(
+                    400, {"errorMessage": "Only MARKET orders are emulated", "errorCode": "INVALID_ORDER_TYPE"}
+                )
             units = self._validate(req, forced_reject)
             return self._execute(req, units, forced_cancel, reason="CLIENT_ORDER")
 
     def _execute(self, req: Json, units: Decimal, forced_cancel: str | None, *, reason: str) -> Json:
-        name = req["instrument"]
         echo = {k: req[k] for k in _ECHO_KEYS if k in req}
         echo["units"] = fmt_decimal(units)
         echo.setdefault("timeInForce", "FOK")
@@ -263,9 +264,7 @@ class Account(Ledger):
         return sl, tp
 
     def _opposite(self, name: str, units: Decimal) -> list[TradeRecord]:
-        return [
-            t for t in self.open_trade_list() if t.instrument == name and (t.current_units > 0) != (units > 0)
-        ]
+        return [t for t in self.open_trade_list() if t.instrument == name and (t.current_units > 0) != (units > 0)]
 
     def _fill(self, b: Batch, req: Json, order: Json, units: Decimal) -> Json:
         name = req["instrument"]
@@ -325,7 +324,15 @@ class Account(Ledger):
         return trade
 
     def add_dependent(
-        self, b: Batch, trade: TradeRecord, kind: str, price: Decimal, *, reason: str, fill_id: str | None = None, **extra: Any
+        self,
+        b: Batch,
+        trade: TradeRecord,
+        kind: str,
+        price: Decimal,
+        *,
+        reason: str,
+        fill_id: str | None = None,
+        **extra: Any,
     ) -> Json:
         """Create a TAKE_PROFIT or STOP_LOSS order on ``trade`` within ``b``."""
         p = SPECS[trade.instrument].display_precision
@@ -336,7 +343,13 @@ class Account(Ledger):
         if kind == "STOP_LOSS":
             fields["guaranteed"] = False
         tx = b.add(f"{kind}_ORDER", **fields, reason=reason, orderFillTransactionID=fill_id, **extra)
-        order = {"id": tx["id"], "createTime": Ts(b.ts_ns), "type": kind, **{k: v for k, v in fields.items() if v is not None}, "state": "PENDING"}
+        order = {
+            "id": tx["id"],
+            "createTime": Ts(b.ts_ns),
+            "type": kind,
+            **{k: v for k, v in fields.items() if v is not None},
+            "state": "PENDING",
+        }
         self.orders[order["id"]] = order
         if kind == "TAKE_PROFIT":
             trade.take_profit_id = order["id"]
@@ -351,11 +364,25 @@ class Account(Ledger):
         with self.lock:
             trade = find_trade(self, spec)
             if trade.state != "OPEN":
-                raise ApiError(404, {"errorCode": "NO_SUCH_TRADE", "errorMessage": "The Trade specified is not open", "lastTransactionID": self.last_transaction_id})
+                raise ApiError(
+                    404,
+                    {
+                        "errorCode": "NO_SUCH_TRADE",
+                        "errorMessage": "The Trade specified is not open",
+                        "lastTransactionID": self.last_transaction_id,
+                    },
+                )
             raw = (body or {}).get("units", "ALL") if isinstance(body, dict) else "ALL"
             amount = abs(trade.current_units) if raw == "ALL" else parse_decimal(raw)
             if amount is None or amount <= 0 or amount > abs(trade.current_units):
-                raise ApiError(400, {"errorCode": "CLOSE_TRADE_UNITS_EXCEED_TRADE_SIZE", "errorMessage": "The units specified are invalid for this trade", "lastTransactionID": self.last_transaction_id})
+                raise ApiError(
+                    400,
+                    {
+                        "errorCode": "CLOSE_TRADE_UNITS_EXCEED_TRADE_SIZE",
+                        "errorMessage": "The units specified are invalid for this trade",
+                        "lastTransactionID": self.last_transaction_id,
+                    },
+                )
             return self.close_trade_record(trade, amount, "ALL" if raw == "ALL" else fmt_decimal(amount))
 
     def close_trade_record(self, trade: TradeRecord, amount: Decimal, units_text: str) -> Json:
@@ -368,7 +395,16 @@ class Account(Ledger):
                 "MARKET_ORDER", instrument=name, units=fmt_decimal(-sign * amount), timeInForce="FOK",
                 positionFill="REDUCE_ONLY", reason="TRADE_CLOSE", tradeClose={k: v for k, v in close_spec.items() if v},
             )  # fmt: skip
-            order: Json = {"id": create["id"], "createTime": Ts(b.ts_ns), "type": "MARKET", "instrument": name, "units": create["units"], "timeInForce": "FOK", "positionFill": "REDUCE_ONLY", "state": "PENDING"}
+            order: Json = {
+                "id": create["id"],
+                "createTime": Ts(b.ts_ns),
+                "type": "MARKET",
+                "instrument": name,
+                "units": create["units"],
+                "timeInForce": "FOK",
+                "positionFill": "REDUCE_ONLY",
+                "state": "PENDING",
+            }
             self.orders[order["id"]] = order
             out: Json = {"orderCreateTransaction": create}
             quote = self.quote(name)
@@ -379,7 +415,9 @@ class Account(Ledger):
                 fill = b.add("ORDER_FILL", orderID=order["id"], instrument=name)
                 entry, pl = self.close_units(b, trade, amount, price, fill["id"])
                 self._finish_fill(fill, name, -sign * amount, price, "MARKET_ORDER_TRADE_CLOSE", pl)
-                fill["tradesClosed" if trade.state == "CLOSED" else "tradeReduced"] = [entry] if trade.state == "CLOSED" else entry
+                fill["tradesClosed" if trade.state == "CLOSED" else "tradeReduced"] = (
+                    [entry] if trade.state == "CLOSED" else entry
+                )
                 order.update(state="FILLED", fillingTransactionID=fill["id"], filledTime=Ts(b.ts_ns))
                 out["orderFillTransaction"] = fill
         out["relatedTransactionIDs"] = b.ids
@@ -392,7 +430,18 @@ class Account(Ledger):
         with self.lock:
             order = find_order(self, spec)
             if order["state"] != "PENDING":
-                raise ApiError(404, {"errorCode": "ORDER_DOESNT_EXIST", "errorMessage": "The order is not pending", "lastTransactionID": self.last_transaction_id})
+                raise ApiError(
+                    404,
+                    {
+                        "errorCode": "ORDER_DOESNT_EXIST",
+                        "errorMessage": "The order is not pending",
+                        "lastTransactionID": self.last_transaction_id,
+                    },
+                )
             with self.batch() as b:
                 tx = self.cancel_order_record(b, order, "CLIENT_REQUEST")
-            return {"orderCancelTransaction": tx, "relatedTransactionIDs": b.ids, "lastTransactionID": self.last_transaction_id}
+            return {
+                "orderCancelTransaction": tx,
+                "relatedTransactionIDs": b.ids,
+                "lastTransactionID": self.last_transaction_id,
+            }

@@ -77,15 +77,18 @@ class AdminClient:
 
     def state(self) -> dict[str, Any]:
         """``GET /admin/state``."""
-        return self._call("GET", "/admin/state")  # type: ignore[no-any-return]
+        result: dict[str, Any] = self._call("GET", "/admin/state")
+        return result
 
     def requests(self) -> list[dict[str, Any]]:
         """``GET /admin/requests``: the API request log."""
-        return self._call("GET", "/admin/requests")["requests"]  # type: ignore[no-any-return]
+        result: list[dict[str, Any]] = self._call("GET", "/admin/requests")["requests"]
+        return result
 
     def fault(self, fault_type: str, **params: Any) -> dict[str, Any]:
         """``POST /admin/faults`` with ``{"type": fault_type, **params}``."""
-        return self._call("POST", "/admin/faults", {"type": fault_type, **params})  # type: ignore[no-any-return]
+        result: dict[str, Any] = self._call("POST", "/admin/faults", {"type": fault_type, **params})
+        return result
 
     def clear_faults(self) -> None:
         """``DELETE /admin/faults``."""
@@ -93,8 +96,10 @@ class AdminClient:
 
     def advance(self, seconds: float) -> dict[str, Any]:
         """``POST /admin/advance``: jump market time forward."""
-        return self._call("POST", "/admin/advance", {"seconds": seconds})  # type: ignore[no-any-return]
+        result: dict[str, Any] = self._call("POST", "/admin/advance", {"seconds": seconds})
+        return result
 
     def reset(self) -> dict[str, Any]:
         """``POST /admin/reset``."""
-        return self._call("POST", "/admin/reset", {})  # type: ignore[no-any-return]
+        result: dict[str, Any] = self._call("POST", "/admin/reset", {})
+        return result

@@ -87,10 +87,11 @@ class Emulator:
         self.options = options
         self.stop_event = threading.Event()
         self.faults = Faults()
-        source: PathSource = SyntheticSource(options.seed, dict(SPECS))
+        synthetic = SyntheticSource(options.seed, dict(SPECS))
+        source: PathSource = synthetic
         start_ns = parse_time(options.start) if options.start else time.time_ns()
         if options.data:
-            replay = ReplaySource(options.data, fallback=source)
+            replay = ReplaySource(options.data, fallback=synthetic)
             source = replay
             if not options.start:
                 start_ns = replay.default_start_s() * NS
@@ -253,9 +254,7 @@ class Emulator:
         account.catch_up()
         closed = []
         with account.lock:
-            targets = (
-                [find_trade(account, str(trade_spec))] if trade_spec else account.open_trade_list()
-            )
+            targets = [find_trade(account, str(trade_spec))] if trade_spec else account.open_trade_list()
             for trade in targets:
                 if trade.state == "OPEN":
                     account.close_trade_record(trade, abs(trade.current_units), "ALL")

@@ -139,9 +139,9 @@ class CandleService:
         second = from_s
         while second <= cutoff:
             start, end = bounds(gran, second)
-            row = self._aggregate(name, start, end, cutoff)
-            if row is not None:
-                yield row
+            found = self._aggregate(name, start, end, cutoff)
+            if found is not None:
+                yield found
             second = end
 
     def _backward(self, name: str, gran: str, to_s: int, cutoff: int) -> Iterator[Row]:
@@ -156,9 +156,9 @@ class CandleService:
         second = to_s
         while second >= floor:
             start, end = bounds(gran, second)
-            row = self._aggregate(name, start, end, cutoff)
-            if row is not None:
-                yield row
+            found = self._aggregate(name, start, end, cutoff)
+            if found is not None:
+                yield found
             second = start - 1
 
     def query(self, q: CandleQuery, *, now_ns: int) -> dict[str, Any]:

@@ -58,9 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="candle CSV files to replay (time,open,high,low,close[,volume]); name each "
         "INSTRUMENT=PATH or start the file name with the instrument",
     )
-    parser.add_argument(
-        "--start", default="", help="market start time, RFC3339 or epoch seconds (default: now)"
-    )
+    parser.add_argument("--start", default="", help="market start time, RFC3339 or epoch seconds (default: now)")
     parser.add_argument("--balance", default="100000", help="opening balance in USD (default 100000)")
     parser.add_argument(
         "--heartbeat", type=float, default=5.0, help="wall seconds between stream heartbeats (default 5)"

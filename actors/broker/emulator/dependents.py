@@ -21,7 +21,9 @@ __all__ = ["set_trade_orders"]
 _KINDS = (("takeProfit", "TAKE_PROFIT"), ("stopLoss", "STOP_LOSS"))
 
 
-def _reject(account: Account, key: str, kind: str, trade_id: str, reason: str, echo: Any) -> ApiError:
+def _reject(  # noqa: PLR0917 - private helper
+    account: Account, key: str, kind: str, trade_id: str, reason: str, echo: Any
+) -> ApiError:
     with account.batch() as b:
         fields = echo if isinstance(echo, dict) else {}
         tx = b.add(f"{kind}_ORDER_REJECT", tradeID=trade_id, **fields, rejectReason=reason)
@@ -91,9 +93,7 @@ def set_trade_orders(account: Account, spec: str, body: Any) -> Json:
                 value = prices[key]
                 if value is None:
                     if existing is not None:
-                        out[f"{key}OrderCancelTransaction"] = account.cancel_order_record(
-                            b, existing, "CLIENT_REQUEST"
-                        )
+                        out[f"{key}OrderCancelTransaction"] = account.cancel_order_record(b, existing, "CLIENT_REQUEST")
                     continue
                 if existing is not None:
                     new_id = str(account.next_id + 1)
@@ -106,9 +106,7 @@ def set_trade_orders(account: Account, spec: str, body: Any) -> Json:
                         replacesOrderID=existing["id"], cancellingTransactionID=cancel["id"],
                     )  # fmt: skip
                 else:
-                    out[f"{key}OrderTransaction"] = account.add_dependent(
-                        b, trade, kind, value, reason="CLIENT_ORDER"
-                    )
+                    out[f"{key}OrderTransaction"] = account.add_dependent(b, trade, kind, value, reason="CLIENT_ORDER")
         out["relatedTransactionIDs"] = b.ids
         out["lastTransactionID"] = account.last_transaction_id
         return out

@@ -47,7 +47,7 @@ class InstrumentSpec:
         return Decimal(1).scaleb(-self.display_precision)
 
 
-def _spec(
+def _spec(  # noqa: PLR0917 - compact table rows
     name: str, precision: int, pip: int, margin: str, price: float, spread: float, vol: float
 ) -> InstrumentSpec:
     return InstrumentSpec(

@@ -192,9 +192,7 @@ class Ledger:
     def pl_of(self, instrument: str, open_price: Decimal, close_price: Decimal, units: Decimal) -> Decimal:
         """Home-currency P&L of ``units`` (signed as the trade) from open to close price."""
         quote = SPECS[instrument].quote
-        return ((close_price - open_price) * units * self.quote_to_home(quote)).quantize(
-            Decimal("0.0001")
-        )
+        return ((close_price - open_price) * units * self.quote_to_home(quote)).quantize(Decimal("0.0001"))
 
     def unrealized(self, trade: TradeRecord) -> Decimal:
         """Unrealized P&L of an open trade."""

@@ -104,9 +104,7 @@ class SyntheticSource:
         cache_hours: how many generated hour paths to keep (LRU).
     """
 
-    def __init__(
-        self, seed: int, specs: dict[str, InstrumentSpec], *, cache_hours: int = 512
-    ) -> None:
+    def __init__(self, seed: int, specs: dict[str, InstrumentSpec], *, cache_hours: int = 512) -> None:
         self.seed = seed
         self.specs = specs
         self._ids = {name: i + 1 for i, name in enumerate(sorted(specs))}

@@ -30,9 +30,7 @@ def load_candle_file(path: Path) -> Candles:
     with path.open(newline="") as handle:
         for record in csv.DictReader(handle):
             times.append(parse_time(record["time"]) // NS)
-            rows.append(
-                (float(record["open"]), float(record["high"]), float(record["low"]), float(record["close"]))
-            )
+            rows.append((float(record["open"]), float(record["high"]), float(record["low"]), float(record["close"])))
     if len(times) < 2:
         raise ValueError(f"{path}: a candle file needs at least two rows")
     order = sorted(range(len(times)), key=times.__getitem__)
@@ -44,12 +42,12 @@ def load_candle_file(path: Path) -> Candles:
 
 def _instrument_of(item: str) -> tuple[str, Path]:
     if "=" in item:
-        name, path = item.split("=", 1)
-        return name, Path(path)
+        name, raw = item.split("=", 1)
+        return name, Path(raw)
     path = Path(item)
-    for name in SPECS:
-        if path.name.upper().startswith(name):
-            return name, path
+    for known in SPECS:
+        if path.name.upper().startswith(known):
+            return known, path
     raise ValueError(f"{item}: name the instrument as INSTRUMENT=PATH or start the file name with it")
 
 

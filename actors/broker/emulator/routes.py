@@ -153,7 +153,7 @@ def trades_list(emu: Emulator, call: Call) -> tuple[int, Json]:
     with acc.lock:
         chosen = [
             t for t in reversed(list(acc.trades.values()))
-            if (state == "ALL" or t.state == state) and (not ids or t.id in ids)
+            if (state in ("ALL", t.state)) and (not ids or t.id in ids)
         ]  # fmt: skip
         count = int(_one(call, "count") or 50)
         body = [trade_json(acc, t) for t in chosen[:count]]
@@ -204,9 +204,7 @@ def order_cancel(emu: Emulator, call: Call) -> tuple[int, Json]:
 
 def order_create(emu: Emulator, call: Call) -> tuple[int, Json]:
     # Order faults are consumed by the server, which also handles the no-answer case.
-    return 201, emu.account.create_order(
-        call.body, forced_cancel=call.forced_cancel, forced_reject=call.forced_reject
-    )
+    return 201, emu.account.create_order(call.body, forced_cancel=call.forced_cancel, forced_reject=call.forced_reject)
 
 
 def transactions_since(emu: Emulator, call: Call) -> tuple[int, Json]:
@@ -218,7 +216,14 @@ def transactions_since(emu: Emulator, call: Call) -> tuple[int, Json]:
     with acc.lock:
         since = int(raw)
         if since > int(acc.last_transaction_id):
-            raise ApiError(404, {"errorCode": "NO_SUCH_TRANSACTION", "errorMessage": "The transaction ID specified does not exist", "lastTransactionID": acc.last_transaction_id})
+            raise ApiError(
+                404,
+                {
+                    "errorCode": "NO_SUCH_TRANSACTION",
+                    "errorMessage": "The transaction ID specified does not exist",
+                    "lastTransactionID": acc.last_transaction_id,
+                },
+            )
         txs = [dict(tx) for tx in acc.transactions[since:]]
         return 200, {"transactions": txs, "lastTransactionID": acc.last_transaction_id}
 
@@ -228,12 +233,25 @@ def transaction_details(emu: Emulator, call: Call) -> tuple[int, Json]:
     with acc.lock:
         tx_id = call.groups[1]
         if not tx_id.isdigit() or not 1 <= int(tx_id) <= len(acc.transactions):
-            raise ApiError(404, {"errorCode": "NO_SUCH_TRANSACTION", "errorMessage": "The transaction ID specified does not exist", "lastTransactionID": acc.last_transaction_id})
-        return 200, {"transaction": dict(acc.transactions[int(tx_id) - 1]), "lastTransactionID": acc.last_transaction_id}
+            raise ApiError(
+                404,
+                {
+                    "errorCode": "NO_SUCH_TRANSACTION",
+                    "errorMessage": "The transaction ID specified does not exist",
+                    "lastTransactionID": acc.last_transaction_id,
+                },
+            )
+        return 200, {
+            "transaction": dict(acc.transactions[int(tx_id) - 1]),
+            "lastTransactionID": acc.last_transaction_id,
+        }
 
 
 _A = r"/v3/accounts/([^/]+)"
-STREAM_PATHS = {re.compile(f"^{_A}/pricing/stream$"): "pricing", re.compile(f"^{_A}/transactions/stream$"): "transactions"}
+STREAM_PATHS = {
+    re.compile(f"^{_A}/pricing/stream$"): "pricing",
+    re.compile(f"^{_A}/transactions/stream$"): "transactions",
+}
 ROUTES: list[tuple[re.Pattern[str], dict[str, Handler]]] = [
     (re.compile(r"^/v3/accounts$"), {"GET": accounts}),
     (re.compile(r"^/v3/instruments/([^/]+)/candles$"), {"GET": candles}),

@@ -13,7 +13,7 @@ import logging
 import socket
 import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -34,7 +34,7 @@ _UNAUTHORIZED = {"errorMessage": "Insufficient authorization to perform request.
 _FORBIDDEN = {"errorMessage": "The provided request was forbidden."}
 
 
-class _Dropped(Exception):
+class _DroppedError(Exception):
     """The answer was deliberately never sent (fault)."""
 
 
@@ -61,14 +61,12 @@ class _Handler(BaseHTTPRequestHandler):
             self.server.connections.add(self.connection)
 
     def finish(self) -> None:
-        try:
+        with suppress(OSError):
             super().finish()
-        except OSError:
-            pass
         with self.server.connections_lock:
             self.server.connections.discard(self.connection)
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+    def log_message(self, format: str, *args: Any) -> None:
         log.debug("emulator: " + format, *args)
 
     def do_GET(self) -> None:
@@ -100,7 +98,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.close_connection = True
 
     def raw_socket(self) -> socket.socket:
-        return self.connection
+        sock: socket.socket = self.connection
+        return sock
 
     def _send(self, status: int, body: bytes, headers: dict[str, str] | None = None) -> None:
         self.server.request_seq += 1
@@ -131,13 +130,15 @@ class _Handler(BaseHTTPRequestHandler):
             self._api(emu, method, path, query, raw, unix)
         except ApiError as e:
             self._send(e.status, dumps(e.body, unix=unix))
-        except _Dropped:
+        except _DroppedError:
             raise
-        except Exception as e:  # noqa: BLE001 - top-level request loop: answer 500, never die
+        except Exception as e:
             log.exception("emulator: internal error on %s %s", method, path)
             self._send(500, dumps({"errorMessage": f"Internal emulator error: {type(e).__name__}"}))
 
-    def _api(self, emu: Emulator, method: str, path: str, query: dict[str, list[str]], raw: bytes, unix: bool) -> None:
+    def _api(  # noqa: PLR0917 - private step of _dispatch
+        self, emu: Emulator, method: str, path: str, query: dict[str, list[str]], raw: bytes, unix: bool
+    ) -> None:
         emu.log_request(method, path)
         delay = emu.faults.take_latency()
         if delay > 0:
@@ -160,14 +161,14 @@ class _Handler(BaseHTTPRequestHandler):
                 return
         handler, groups = match_route(method, path)
         try:
-            body = orjson.loads(raw) if raw else None
+            payload = orjson.loads(raw) if raw else None
         except orjson.JSONDecodeError as e:
             raise ApiError(400, {"errorMessage": "The request was missing required data"}) from e
-        no_answer = None
-        call = Call(method, path, query, body, groups)
+        no_answer: tuple[str, float] | None = None
+        call = Call(method, path, query, payload, groups)
         if handler is order_create:
             cancel, reject, no_answer = emu.faults.take_order_faults()
-            call = Call(method, path, query, body, groups, cancel, reject)
+            call = Call(method, path, query, payload, groups, cancel, reject)
         try:
             status, out = handler(emu, call)
         finally:
@@ -183,7 +184,7 @@ class _Handler(BaseHTTPRequestHandler):
             emu.stop_event.wait(seconds)
         reset_socket(self.connection)
         self.close_connection = True
-        raise _Dropped
+        raise _DroppedError
 
     def _stream(self, emu: Emulator, kind: str, call: Call, unix: bool) -> None:
         names = csv_param(call, "instruments")
@@ -203,7 +204,7 @@ class _Handler(BaseHTTPRequestHandler):
     def handle_one_request(self) -> None:
         try:
             super().handle_one_request()
-        except _Dropped:
+        except _DroppedError:
             self.close_connection = True
         except OSError:
             self.close_connection = True
@@ -239,10 +240,8 @@ class EmulatorServer:
         with self._httpd.connections_lock:
             connections = list(self._httpd.connections)
         for conn in connections:
-            try:
+            with suppress(OSError):
                 conn.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
         self._httpd.server_close()
 
     def __enter__(self) -> EmulatorServer:

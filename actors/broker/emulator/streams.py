@@ -8,6 +8,7 @@ real: ``end`` sends the terminating chunk, ``reset`` cuts the connection in the 
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import socket
 import struct
@@ -18,10 +19,10 @@ from actors.broker.emulator.app import Emulator
 from actors.broker.emulator.views import price_json
 from actors.broker.emulator.wire import Ts, dumps
 
-__all__ = ["ChunkWriter", "StreamClosed", "serve_pricing", "serve_transactions"]
+__all__ = ["ChunkWriter", "StreamClosedError", "serve_pricing", "serve_transactions"]
 
 
-class StreamClosed(Exception):
+class StreamClosedError(Exception):
     """The stream ended (by the client, a fault or server shutdown)."""
 
 
@@ -63,12 +64,12 @@ class _Stream:
         try:
             self.writer.write_chunk(dumps(obj, unix=self.unix) + b"\n")
         except OSError as e:
-            raise StreamClosed from e
+            raise StreamClosedError from e
 
     def check_faults(self) -> None:
         if self.emu.stop_event.is_set():
             self.writer.end_chunks()
-            raise StreamClosed
+            raise StreamClosedError
         fault = self.emu.faults.stream_fault_after(self.seq, self.kind)
         if fault is None:
             return
@@ -76,16 +77,14 @@ class _Stream:
         if fault.action == "end":
             self.writer.end_chunks()
         elif fault.action == "reset":
-            try:
-                # Announce a 125-byte chunk, send a few bytes of it, then cut the connection.
+            # Announce a 125-byte chunk, send a few bytes of it, then cut the connection.
+            with contextlib.suppress(OSError):
                 self.writer.raw_socket().sendall(b'7d\r\n{"type":"HEARTBE')
-            except OSError:
-                pass
             reset_socket(self.writer.raw_socket())
         else:
             self.emu.stop_event.wait(fault.seconds)
             reset_socket(self.writer.raw_socket())
-        raise StreamClosed
+        raise StreamClosedError
 
     def heartbeat_due(self) -> bool:
         now = time.monotonic()
@@ -127,7 +126,7 @@ def serve_pricing(emu: Emulator, writer: ChunkWriter, names: list[str], *, snaps
                 stream.send({"type": "HEARTBEAT", "time": Ts(emu.clock.now_ns())})
             if opts.stream_poll_s > 0:
                 emu.stop_event.wait(opts.stream_poll_s)
-    except StreamClosed:
+    except StreamClosedError:
         return
 
 
@@ -156,7 +155,7 @@ def serve_transactions(emu: Emulator, writer: ChunkWriter, *, unix: bool) -> Non
                         "time": Ts(emu.clock.now_ns()),
                     }
                 )
-    except StreamClosed:
+    except StreamClosedError:
         return
     finally:
         with account.lock:

@@ -88,9 +88,7 @@ def trade_json(ledger: Ledger, trade: TradeRecord) -> Json:
         "realizedPL": fmt_money(trade.realized_pl),
         "financing": "0.0000",
         "unrealizedPL": fmt_money(ledger.unrealized(trade) if is_open else ZERO),
-        "marginUsed": fmt_money(
-            ledger.margin_for(trade.instrument, trade.current_units) if is_open else ZERO
-        ),
+        "marginUsed": fmt_money(ledger.margin_for(trade.instrument, trade.current_units) if is_open else ZERO),
     }
     if trade.client_extensions:
         out["clientExtensions"] = dict(trade.client_extensions)

@@ -1,0 +1,422 @@
+"""``OandaBroker``: the ``Broker`` Protocol over oandapyV20, against OANDA or the emulator.
+
+This is the only module of tradehost that imports oandapyV20. It registers non-default base URLs
+(the emulator, a proxy) as a new key of ``TRADING_ENVIRONMENTS`` (never overwriting "practice" or
+"live"), always passes ``request_params={"timeout": ...}``, paces requests and new connections,
+retries reads only (through one ``Retrier``), and translates every failure into the
+``actors.errors`` hierarchy with ``raise ... from e``. An order submission is sent once; when its
+outcome is unknown it is resolved by looking the client id up, never by sending it again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from decimal import Decimal
+from typing import Any
+
+import oandapyV20
+import oandapyV20.oandapyV20 as oanda_core  # noqa: N813 - the submodule shares the package name
+import requests
+from oandapyV20.endpoints import accounts, instruments, orders, positions, pricing, trades, transactions
+from oandapyV20.exceptions import V20Error
+from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
+
+from actors.broker import (
+    AccountState,
+    Candle,
+    CloseResult,
+    Heartbeat,
+    Instrument,
+    MarketOrderRequest,
+    OrderResult,
+    OrderState,
+    PositionState,
+    Price,
+    TradeOrdersResult,
+    TradeState,
+    Transaction,
+    TransactionHeartbeat,
+    TransactionPage,
+)
+from actors.broker import parse as p
+from actors.broker.config import BrokerConfig, Credentials, emulator_base_url
+from actors.broker.pacing import RateLimiter, Retrier
+from actors.broker.precision import build_market_order, build_trade_orders, format_units
+from actors.broker.timefmt import format_rfc3339
+from actors.broker.translate import error_from_fill_response, error_from_status
+from actors.errors import (
+    BrokerAmbiguousError,
+    BrokerError,
+    BrokerRejectedError,
+    BrokerTemporaryError,
+    ConfigError,
+)
+
+__all__ = ["OandaBroker", "register_environment"]
+
+log = logging.getLogger(__name__)
+LOOKUP_DELAYS_S = (0.25, 0.5, 1.0)
+
+
+def register_environment(api_url: str, stream_url: str = "") -> str:
+    """Register base URLs under a new ``TRADING_ENVIRONMENTS`` key and return the key."""
+    stream_url = stream_url or api_url
+    digest = hashlib.sha256(f"{api_url}|{stream_url}".encode()).hexdigest()[:12]
+    key = f"tradehost-{digest}"
+    oanda_core.TRADING_ENVIRONMENTS[key] = {"api": api_url, "stream": stream_url}
+    return key
+
+
+def _not_sent(e: requests.RequestException) -> bool:
+    # Connection refused or connect timeout: the request never left this host.
+    if isinstance(e, requests.ConnectTimeout):
+        return True
+    reason = getattr(e.args[0], "reason", None) if e.args else None
+    return isinstance(reason, NewConnectionError | ConnectTimeoutError)
+
+
+class OandaBroker:
+    """The real broker adapter.
+
+    Args:
+        config: the broker section.
+        credentials: token and account id.
+        api_url: base URL override (e.g. a just-started emulator); default from ``config``.
+        stream_url: stream base URL override; default ``api_url``.
+        clock: monotonic seconds for pacing (injectable).
+        sleep: blocking sleep for pacing, retries and look-ups (injectable).
+        retrier: retry policy for reads.
+        lookup_delays_s: waits between client-id look-ups after an ambiguous submission.
+    """
+
+    def __init__(
+        self,
+        config: BrokerConfig,
+        credentials: Credentials,
+        *,
+        api_url: str | None = None,
+        stream_url: str | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+        retrier: Retrier | None = None,
+        lookup_delays_s: Sequence[float] = LOOKUP_DELAYS_S,
+    ) -> None:
+        self.config = config
+        self._credentials = credentials
+        self.account_id = credentials.account_id
+        url = api_url or config.api_url
+        if not url and config.kind == "emulator":
+            url = emulator_base_url(config.emulator)
+        if url:
+            self.environment = register_environment(url, stream_url or config.stream_url)
+        elif config.kind == "oanda":
+            self.environment = config.environment
+        else:
+            raise ConfigError("broker.api_url: no URL for the emulator")
+        self._sleep = sleep
+        self._retrier = retrier or Retrier(sleep=sleep, on_retry=self._log_retry)
+        self._lookup_delays_s = tuple(lookup_delays_s)
+        self._requests = RateLimiter(config.max_requests_per_s, clock=clock, sleep=sleep)
+        self._connections = RateLimiter(config.max_new_connections_per_s, burst=2, clock=clock, sleep=sleep)
+        self._lock = threading.Lock()
+        self._api: oandapyV20.API | None = None
+        self._instruments: dict[str, Instrument] = {}
+
+    def __repr__(self) -> str:
+        return f"OandaBroker(environment={self.environment!r}, account_id={self.account_id!r})"
+
+    # Plumbing --------------------------------------------------------------------------------
+    def _log_retry(self, attempt: int, error: BaseException, delay_s: float) -> None:
+        log.warning("broker: retry %d in %.2fs after %s", attempt + 1, delay_s, self._scrub(str(error)))
+
+    def _scrub(self, text: str) -> str:
+        return self._credentials.scrub(text)
+
+    def _new_api(self, timeout: float | tuple[float, float], extra: dict[str, Any] | None = None) -> oandapyV20.API:
+        params: dict[str, Any] = {"timeout": timeout, **(extra or {})}
+        return oandapyV20.API(access_token=self._credentials.token, environment=self.environment, request_params=params)
+
+    def _client(self) -> oandapyV20.API:
+        with self._lock:
+            if self._api is None:
+                self._connections.acquire()
+                self._api = self._new_api(self.config.timeout_s)
+            return self._api
+
+    def _drop_client(self) -> None:
+        with self._lock:
+            if self._api is not None:
+                self._api.close()
+                self._api = None
+
+    def _send(self, endpoint: Any, op: str, *, order_post: bool = False) -> dict[str, Any]:
+        self._requests.acquire()
+        api = self._client()
+        try:
+            response: dict[str, Any] = api.request(endpoint)
+            return response
+        except V20Error as e:
+            raise error_from_status(e.code, str(e.msg), op=op, order_post=order_post, scrub=self._scrub) from e
+        except requests.RequestException as e:
+            self._drop_client()
+            text = self._scrub(f"{op}: {type(e).__name__}: {e}")
+            if order_post and not _not_sent(e):
+                raise BrokerAmbiguousError(text) from e
+            raise BrokerTemporaryError(text) from e
+        except ValueError as e:
+            # A 2xx with a non-JSON body or an unexpected status code (oandapyV20 raises ValueError).
+            text = self._scrub(f"{op}: unexpected answer: {e}")
+            if order_post:
+                raise BrokerAmbiguousError(text) from e
+            raise BrokerTemporaryError(text) from e
+
+    def _read(self, factory: Callable[[], Any], op: str) -> dict[str, Any]:
+        return self._retrier.call(lambda: self._send(factory(), op))
+
+    # Reference data and market data ----------------------------------------------------------
+    def instruments(self, names: Sequence[str] | None = None) -> list[Instrument]:
+        """Instrument metadata, fetched once and cached."""
+        if not self._instruments or any(n not in self._instruments for n in names or ()):
+            body = self._read(lambda: accounts.AccountInstruments(self.account_id), "instruments")
+            for obj in body.get("instruments", []):
+                inst = p.instrument(obj)
+                self._instruments[inst.name] = inst
+        if names is None:
+            return list(self._instruments.values())
+        missing = [n for n in names if n not in self._instruments]
+        if missing:
+            raise BrokerRejectedError(f"unknown instruments {missing}", reason="INSTRUMENT_UNKNOWN")
+        return [self._instruments[n] for n in names]
+
+    def instrument(self, name: str) -> Instrument:
+        """Metadata of one instrument."""
+        return self.instruments([name])[0]
+
+    def candles(
+        self,
+        instrument: str,
+        granularity: str,
+        *,
+        count: int | None = None,
+        from_ts: int | None = None,
+        to_ts: int | None = None,
+        price: str = "M",
+        include_first: bool = True,
+    ) -> list[Candle]:
+        """Candles, oldest first (``to`` must not be in the future)."""
+        params: dict[str, Any] = {"granularity": granularity, "price": price}
+        if count is not None:
+            params["count"] = count
+        if from_ts is not None:
+            params["from"] = format_rfc3339(from_ts)
+            params["includeFirst"] = "true" if include_first else "false"
+        if to_ts is not None:
+            params["to"] = format_rfc3339(to_ts)
+        body = self._read(lambda: instruments.InstrumentsCandles(instrument, params=params), "candles")
+        return [p.candle(c) for c in body.get("candles", [])]
+
+    def _stream(self, endpoint_factory: Callable[[], Any], op: str) -> Iterator[dict[str, Any]]:
+        self._requests.acquire()
+        self._connections.acquire()
+        responses: list[requests.Response] = []
+
+        def keep(response: requests.Response, *args: Any, **kwargs: Any) -> None:
+            responses.append(response)
+
+        api = self._new_api((self.config.timeout_s, self.config.stream_timeout_s), {"hooks": {"response": [keep]}})
+        lines: Any = None
+        try:
+            lines = api.request(endpoint_factory())
+            yield from lines
+            raise BrokerTemporaryError(f"{op}: the server ended the stream")
+        except V20Error as e:
+            raise error_from_status(e.code, str(e.msg), op=op, scrub=self._scrub) from e
+        except requests.RequestException as e:
+            raise BrokerTemporaryError(self._scrub(f"{op}: {type(e).__name__}: {e}")) from e
+        except ValueError as e:
+            raise BrokerTemporaryError(self._scrub(f"{op}: malformed stream line: {e}")) from e
+        finally:
+            if lines is not None:
+                lines.close()
+            for response in responses:
+                response.close()
+            api.close()
+
+    def pricing_stream(self, instruments: Sequence[str], *, snapshot: bool = True) -> Iterator[Price | Heartbeat]:
+        """Prices and heartbeats; a stream end, reset or stall raises BrokerTemporaryError."""
+        params = {"instruments": ",".join(instruments), "snapshot": "true" if snapshot else "false"}
+        for obj in self._stream(lambda: pricing.PricingStream(self.account_id, params=params), "pricing stream"):
+            yield p.price_event(obj)
+
+    def transaction_stream(self) -> Iterator[Transaction | TransactionHeartbeat]:
+        """New transactions and heartbeats; breaks raise BrokerTemporaryError."""
+        for obj in self._stream(lambda: transactions.TransactionsStream(self.account_id), "transaction stream"):
+            yield p.transaction_event(obj)
+
+    # Account state ------------------------------------------------------------------------------
+    def account_summary(self) -> AccountState:
+        """Balance, NAV, margin and counts."""
+        body = self._read(lambda: accounts.AccountSummary(self.account_id), "account summary")
+        return p.account_state(body["account"])
+
+    def open_trades(self) -> list[TradeState]:
+        """Open trades, newest first."""
+        body = self._read(lambda: trades.OpenTrades(self.account_id), "open trades")
+        return [p.trade_state(t) for t in body.get("trades", [])]
+
+    def open_positions(self) -> list[PositionState]:
+        """Open positions."""
+        body = self._read(lambda: positions.OpenPositions(self.account_id), "open positions")
+        return [p.position_state(x) for x in body.get("positions", [])]
+
+    def pending_orders(self) -> list[OrderState]:
+        """Pending orders including SL/TP."""
+        body = self._read(lambda: orders.OrdersPending(self.account_id), "pending orders")
+        return [p.order_state(o) for o in body.get("orders", [])]
+
+    def order(self, spec: str) -> OrderState:
+        """An order by id or ``@clientID``."""
+        body = self._read(lambda: orders.OrderDetails(self.account_id, spec), f"order {spec}")
+        return p.order_state(body["order"])
+
+    def trade(self, spec: str) -> TradeState:
+        """A trade by id or ``@clientTradeID``."""
+        body = self._read(lambda: trades.TradeDetails(self.account_id, spec), f"trade {spec}")
+        return p.trade_state(body["trade"])
+
+    def transactions_since(self, transaction_id: str) -> TransactionPage:
+        """Transactions after ``transaction_id``."""
+        params = {"id": transaction_id}
+        body = self._read(
+            lambda: transactions.TransactionsSinceID(self.account_id, params=params), "transactions since id"
+        )
+        return TransactionPage(
+            transactions=tuple(p.transaction(t) for t in body.get("transactions", [])),
+            last_transaction_id=str(body.get("lastTransactionID", transaction_id)),
+        )
+
+    # Orders and trades ---------------------------------------------------------------------------
+    def submit_market_order(self, request: MarketOrderRequest) -> OrderResult:
+        """Send a MARKET order once.
+
+        Raises:
+            BrokerRejectedError: rejected (400) or created and cancelled (201 without a fill).
+            BrokerTemporaryError: certainly not placed (429, connection refused).
+            BrokerAmbiguousError: the outcome stayed unknown after the client-id look-ups.
+            BrokerFatalError: 401/403.
+        """
+        body = build_market_order(request, self.instrument(request.instrument))
+        op = f"submit order @{request.client_id}"
+        try:
+            response = self._send(orders.OrderCreate(self.account_id, data=body), op, order_post=True)
+        except BrokerAmbiguousError as e:
+            log.warning("broker: %s; resolving through the client id", e)
+            return self._resolve(request.client_id, e)
+        rejected = error_from_fill_response(response, op=op)
+        if rejected is not None:
+            raise rejected
+        return p.fill_result(
+            response["orderFillTransaction"],
+            client_id=request.client_id,
+            last_transaction_id=str(response.get("lastTransactionID", "")),
+        )
+
+    def _transaction(self, tx_id: str) -> dict[str, Any]:
+        body = self._read(lambda: transactions.TransactionDetails(self.account_id, tx_id), f"transaction {tx_id}")
+        tx: dict[str, Any] = body["transaction"]
+        return tx
+
+    def _resolve(self, client_id: str, cause: BrokerAmbiguousError) -> OrderResult:
+        last_error: BrokerError = cause
+        for attempt, delay_s in enumerate((0.0, *self._lookup_delays_s)):
+            if delay_s:
+                self._sleep(delay_s)
+            try:
+                found = self._send(orders.OrderDetails(self.account_id, f"@{client_id}"), f"resolve @{client_id}")
+            except (BrokerRejectedError, BrokerTemporaryError) as e:
+                last_error = e
+                log.info("broker: look-up %d of @%s: %s", attempt + 1, client_id, e)
+                continue
+            order = found["order"]
+            last_id = str(found.get("lastTransactionID", ""))
+            if order.get("state") == "FILLED" and order.get("fillingTransactionID"):
+                tx = self._transaction(str(order["fillingTransactionID"]))
+                return p.fill_result(tx, client_id=client_id, last_transaction_id=last_id, resolved_by_lookup=True)
+            if order.get("state") == "CANCELLED" and order.get("cancellingTransactionID"):
+                tx = self._transaction(str(order["cancellingTransactionID"]))
+                reason = str(tx.get("reason", "CANCELLED"))
+                raise BrokerRejectedError(
+                    f"order @{client_id} was cancelled: {reason}", reason=reason, transaction=tx
+                ) from cause
+            last_error = BrokerAmbiguousError(f"order @{client_id} is {order.get('state')}")
+        raise BrokerAmbiguousError(
+            f"order @{client_id}: outcome unknown after {1 + len(self._lookup_delays_s)} look-ups ({last_error})"
+        ) from cause
+
+    def cancel_order(self, spec: str) -> str:
+        """Cancel a pending order (not retried); returns the cancel transaction id."""
+        body = self._send(orders.OrderCancel(self.account_id, spec), f"cancel order {spec}")
+        return str(body["orderCancelTransaction"]["id"])
+
+    def close_trade(self, spec: str, units: Decimal | None = None) -> CloseResult:
+        """Close a trade fully or partially (not retried)."""
+        data = None
+        if units is not None:
+            trade = self.trade(spec)
+            data = {"units": format_units(abs(units), self.instrument(trade.instrument))}
+        op = f"close trade {spec}"
+        body = self._send(trades.TradeClose(self.account_id, spec, data=data), op)
+        rejected = error_from_fill_response(body, op=op)
+        if rejected is not None:
+            raise rejected
+        fill = body["orderFillTransaction"]
+        closed = (fill.get("tradesClosed") or [None])[0] or fill.get("tradeReduced") or {}
+        return CloseResult(
+            trade_id=str(closed.get("tradeID", spec)),
+            units=p.decimal(fill, "units"),
+            price=p.decimal(fill, "price"),
+            realized_pl=p.decimal(fill, "pl"),
+            fill_transaction_id=str(fill["id"]),
+            last_transaction_id=str(body.get("lastTransactionID", "")),
+        )
+
+    def set_trade_orders(
+        self,
+        spec: str,
+        *,
+        stop_loss: Decimal | None = None,
+        take_profit: Decimal | None = None,
+        cancel_stop_loss: bool = False,
+        cancel_take_profit: bool = False,
+    ) -> TradeOrdersResult:
+        """Set/replace/cancel SL and TP (idempotent in effect; sent once)."""
+        trade = self.trade(spec)
+        data = build_trade_orders(
+            self.instrument(trade.instrument),
+            stop_loss=stop_loss,
+            take_profit=take_profit,
+            cancel_stop_loss=cancel_stop_loss,
+            cancel_take_profit=cancel_take_profit,
+        )
+        body = self._send(trades.TradeCRCDO(self.account_id, spec, data=data), f"set orders of trade {spec}")
+        after = self.trade(trade.id)
+        return TradeOrdersResult(
+            trade_id=trade.id,
+            stop_loss_order_id=after.stop_loss_order_id,
+            take_profit_order_id=after.take_profit_order_id,
+            last_transaction_id=str(body.get("lastTransactionID", "")),
+        )
+
+    def close(self) -> None:
+        """Close the REST session."""
+        self._drop_client()
+
+    def __enter__(self) -> OandaBroker:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
