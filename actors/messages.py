@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import functools
 import itertools
 import math
 import os
@@ -77,56 +78,107 @@ _T = TypeVar("_T", bound="Body")
 _REGISTRY: dict[str, type[Body]] = {}
 
 
-def _check_value(name: str, expected: Any, value: Any) -> Any:
-    """Check one decoded field against its annotation; return the (possibly converted) value."""
-    origin = typing.get_origin(expected)
+Check = typing.Callable[[str, Any], Any]
+
+
+def _fail(name: str, what: str) -> typing.NoReturn:
+    raise MessageDecodeError(f"field {name!r}: {what}")
+
+
+def _check_str(name: str, value: Any) -> Any:
+    return value if type(value) is str else _fail(name, "expected a string")
+
+
+def _check_int(name: str, value: Any) -> Any:
+    return value if type(value) is int else _fail(name, "expected an integer")
+
+
+def _check_bool(name: str, value: Any) -> Any:
+    return value if type(value) is bool else _fail(name, "expected true or false")
+
+
+def _check_float(name: str, value: Any) -> Any:
+    if type(value) is float:
+        return value if math.isfinite(value) else _fail(name, "not finite")
+    return float(value) if type(value) is int else _fail(name, "expected a number")
+
+
+def _check_dict(name: str, value: Any) -> Any:
+    return value if type(value) is dict else _fail(name, "expected an object")
+
+
+def _check_any(name: str, value: Any) -> Any:
+    return value
+
+
+@functools.cache
+def _validator(expected: Any) -> Check:
+    """A checking function for one annotation, built once per annotation."""
+    simple = {str: _check_str, int: _check_int, bool: _check_bool, float: _check_float, dict: _check_dict}
+    if expected in simple:
+        return simple[expected]
     if expected is Any:
-        return value
+        return _check_any
+    origin = typing.get_origin(expected)
+    if origin is dict:
+        return _check_dict
     if origin in (types.UnionType, typing.Union):
-        options = typing.get_args(expected)
-        if value is None and type(None) in options:
-            return None
-        for option in options:
-            if option is type(None):
-                continue
-            try:
-                return _check_value(name, option, value)
-            except MessageDecodeError:
-                continue
-        raise MessageDecodeError(f"field {name!r}: {type(value).__name__} is not {expected}")
+        optional = type(None) in typing.get_args(expected)
+        options = [_validator(o) for o in typing.get_args(expected) if o is not type(None)]
+
+        def check_union(name: str, value: Any) -> Any:
+            if value is None and optional:
+                return None
+            for option in options:
+                try:
+                    return option(name, value)
+                except MessageDecodeError:
+                    continue
+            _fail(name, f"{type(value).__name__} is not {expected}")
+
+        return check_union
     if origin is tuple:
-        if not isinstance(value, list | tuple):
-            raise MessageDecodeError(f"field {name!r}: expected a list")
-        (item_type, *_rest) = typing.get_args(expected) or (Any,)
-        return tuple(_check_value(name, item_type, v) for v in value)
-    if origin is dict or expected is dict:
-        if not isinstance(value, dict):
-            raise MessageDecodeError(f"field {name!r}: expected an object")
-        return value
+        item = _validator((typing.get_args(expected) or (Any,))[0])
+
+        def check_tuple(name: str, value: Any) -> Any:
+            if type(value) is not list and type(value) is not tuple:
+                _fail(name, "expected a list")
+            return tuple(item(name, v) for v in value)
+
+        return check_tuple
     if isinstance(expected, type) and issubclass(expected, enum.Enum):
-        try:
-            return expected(value)
-        except ValueError as e:
-            raise MessageDecodeError(f"field {name!r}: {value!r} is not a {expected.__name__}") from e
-    if expected is float:
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise MessageDecodeError(f"field {name!r}: expected a number")
-        if not math.isfinite(value):
-            raise MessageDecodeError(f"field {name!r}: not finite")
-        return float(value)
-    if expected is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise MessageDecodeError(f"field {name!r}: expected an integer")
-        return value
-    if expected is bool or expected is str:
-        if not isinstance(value, expected):
-            raise MessageDecodeError(f"field {name!r}: expected {expected.__name__}")
-        return value
-    if isinstance(expected, type) and dataclasses.is_dataclass(expected) and issubclass(expected, Body):
-        if not isinstance(value, dict):
-            raise MessageDecodeError(f"field {name!r}: expected an object")
-        return expected.from_body(value)
-    raise MessageDecodeError(f"field {name!r}: unsupported annotation {expected!r}")
+        enum_cls = expected
+
+        def check_enum(name: str, value: Any) -> Any:
+            try:
+                return enum_cls(value)
+            except ValueError:
+                _fail(name, f"{value!r} is not a {enum_cls.__name__}")
+
+        return check_enum
+    if isinstance(expected, type) and issubclass(expected, Body):
+        body_cls = expected
+
+        def check_body(name: str, value: Any) -> Any:
+            if type(value) is not dict:
+                _fail(name, "expected an object")
+            return body_cls.from_body(value)
+
+        return check_body
+    raise TypeError(f"unsupported message field annotation {expected!r}")
+
+
+_SCHEMAS: dict[type, dict[str, tuple[Check, bool]]] = {}
+_FINITE_CHECKS: dict[type, tuple[str, ...]] = {}
+
+
+def _schema_of(cls: type) -> dict[str, tuple[Check, bool]]:
+    # Resolved once per class: get_type_hints is far too slow for every message.
+    hints = typing.get_type_hints(cls)
+    return {
+        f.name: (_validator(hints[f.name]), f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING)
+        for f in dataclasses.fields(cls)
+    }
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -151,16 +203,17 @@ class Body:
         Raises:
             MessageDecodeError: a required field is missing, of the wrong type, or unknown.
         """
-        hints = typing.get_type_hints(cls)
-        known = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
-        unknown = set(body) - set(known)
-        if unknown:
-            raise MessageDecodeError(f"{cls.TYPE}: unknown field(s) {sorted(unknown)}")
+        schema = _SCHEMAS.get(cls)
+        if schema is None:
+            schema = _SCHEMAS[cls] = _schema_of(cls)
+        for key in body:
+            if key not in schema:
+                raise MessageDecodeError(f"{cls.TYPE}: unknown field {key!r}")
         kwargs: dict[str, Any] = {}
-        for name, f in known.items():
+        for name, (check, required) in schema.items():
             if name in body:
-                kwargs[name] = _check_value(name, hints[name], body[name])
-            elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+                kwargs[name] = check(name, body[name])
+            elif required:
                 raise MessageDecodeError(f"{cls.TYPE}: missing field {name!r}")
         return cls(**kwargs)
 
@@ -292,18 +345,25 @@ def _default(obj: Any) -> Any:
 
 def _reject_non_finite(obj: Any) -> None:
     # orjson turns NaN/inf into null; refuse them before they reach the wire.
-    if isinstance(obj, float):
+    kind = type(obj)
+    if kind is float:
         if not math.isfinite(obj):
             raise ValueError("non-finite float in message")
-    elif isinstance(obj, dict):
+    elif kind is dict:
         for v in obj.values():
             _reject_non_finite(v)
-    elif isinstance(obj, list | tuple):
+    elif kind is list or kind is tuple:
         for v in obj:
             _reject_non_finite(v)
-    elif dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        for f in dataclasses.fields(obj):
-            _reject_non_finite(getattr(obj, f.name))
+    elif isinstance(obj, Body):
+        names = _FINITE_CHECKS.get(kind)
+        if names is None:
+            hints = typing.get_type_hints(kind)
+            names = _FINITE_CHECKS[kind] = tuple(
+                f.name for f in dataclasses.fields(obj) if hints[f.name] not in (str, int, bool, str | None)
+            )
+        for name in names:
+            _reject_non_finite(getattr(obj, name))
 
 
 def encode(envelope: Envelope) -> bytes:

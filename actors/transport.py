@@ -318,7 +318,8 @@ class BusProxy:
         try:
             ctl.send(b"TERMINATE")
         finally:
-            ctl.close(0)
+            # Not LINGER 0 here: closing at once can discard TERMINATE before the proxy reads it.
+            ctl.close(linger=int(timeout_s * 1000))
         self._thread.join(timeout_s)
 
 

@@ -8,13 +8,12 @@ ctl path needs; ``run`` and ``emulator`` import the heavy parts when they are ch
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import sys
 from pathlib import Path
 from typing import Any
-
-import orjson
 
 from actors.errors import ConfigError
 from supervisor.client import EXIT_NOT_RUNNING, EXIT_OK, EXIT_REFUSED, EXIT_USAGE, CtlClient
@@ -134,7 +133,7 @@ def cmd_ctl(args: argparse.Namespace) -> int:
         return reply.exit_code
     result = reply.result or {}
     if as_json:
-        sys.stdout.write(orjson.dumps(result).decode() + "\n")
+        sys.stdout.write(json.dumps(result, separators=(",", ":")) + "\n")
     else:
         print(command.render(result))
     return EXIT_OK

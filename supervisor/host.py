@@ -162,11 +162,16 @@ def run_host(cfg: HostConfig) -> int:
         code = EXIT_OK
     finally:
         sd_notify("STOPPING=1")
+        t = time.monotonic()
         with contextlib.suppress(pykka.ActorDeadError, pykka.Timeout):
             supervisor_ref.stop(timeout=2.0)
+        log.debug("teardown: supervisor stopped after %.1f ms", (time.monotonic() - t) * 1000)
         watcher.stop()
+        log.debug("teardown: watcher stopped after %.1f ms", (time.monotonic() - t) * 1000)
         root_io.stop()
+        log.debug("teardown: sockets closed after %.1f ms", (time.monotonic() - t) * 1000)
         zctx.term()
+        log.debug("teardown: zmq context terminated after %.1f ms", (time.monotonic() - t) * 1000)
         journal.close()
         lock.close()
     log.info("tradehost exited after %.1fs", time.monotonic() - started)

@@ -271,7 +271,7 @@ class Supervisor(pykka.ThreadingActor):
         if slot.exited_at is not None:
             self._journal("role.restarted", {
                 "role": role, "pid": slot.pid, "restarts": slot.restarts,
-                "down_ms": round((now - slot.exited_at) * 1000, 1),
+                "down_ms": round((now - slot.exited_at) * 1000, 1), "first_heartbeat_ns": time.time_ns(),
             })
         self.sm.cause_healthy(f"role_down:{role}", now)
         if not self.sm.ready and all(s.status == "running" for s in self.slots.values()):
