@@ -346,13 +346,15 @@ def _default(obj: Any) -> Any:
 def _reject_non_finite(obj: Any) -> None:
     # orjson turns NaN/inf into null; refuse them before they reach the wire.
     kind = type(obj)
-    if kind is float:
+    if kind is str or kind is int or kind is bool or obj is None:
+        return
+    if isinstance(obj, float):
         if not math.isfinite(obj):
             raise ValueError("non-finite float in message")
-    elif kind is dict:
+    elif isinstance(obj, dict):
         for v in obj.values():
             _reject_non_finite(v)
-    elif kind is list or kind is tuple:
+    elif isinstance(obj, list | tuple):
         for v in obj:
             _reject_non_finite(v)
     elif isinstance(obj, Body):
@@ -400,7 +402,7 @@ def decode(payload: bytes) -> Envelope:
     cls = _REGISTRY.get(kind) if isinstance(kind, str) else None
     if cls is None:
         raise MessageDecodeError(f"unknown message type {kind!r}")
-    if raw["v"] != SCHEMA_VERSION:
+    if type(raw["v"]) is not int or raw["v"] != SCHEMA_VERSION:
         raise MessageDecodeError(f"{kind}: unsupported version {raw['v']!r}")
     for name, kind_ in (("id", str), ("src", str), ("ts", int), ("seq", int)):
         if not isinstance(raw[name], kind_) or isinstance(raw[name], bool):

@@ -1,7 +1,8 @@
 """``CtlClient``: what ``tradehost ctl`` uses to talk to a running host.
 
 One request, one reply, over a fresh DEALER: request ``{id, command, args}``, reply
-``{id, ok, result | error{code, reason}}``. A reply with another id is dropped. No reply within
+``{id, ok, result | error{code, reason}}``. A reply that is not JSON or carries another id is
+reported as ``bad_reply`` (exit 1). No reply within
 ``ctl.timeout_s`` (or no socket file at all) means the host is not running: exit code 3. This
 module is on the hot path of every ``tradehost ctl`` call, so it imports nothing heavy (the
 standard ``json`` here: importing orjson costs more than the whole round trip).
@@ -76,7 +77,7 @@ class CtlClient:
             )
         try:
             reply = json.loads(raw)
-        except ValueError:
+        except (ValueError, RecursionError):
             return CtlReply(ok=False, code="bad_reply", reason="host sent a reply that is not JSON", exit_code=EXIT_REFUSED)
         if not isinstance(reply, dict) or reply.get("id") != request_id:
             return CtlReply(ok=False, code="bad_reply", reason="host sent an unmatched reply", exit_code=EXIT_REFUSED)

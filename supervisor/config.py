@@ -11,6 +11,7 @@ in the ``doc`` metadata of its field.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import tomllib
 import types
@@ -136,6 +137,9 @@ def _check_scalar(key: str, tp: Any, value: Any, meta: Mapping[str, Any], proble
             problems.append(f"{key}: expected a number, got {type(value).__name__} {value!r}")
             return value
         value = float(value)
+        if not math.isfinite(value):
+            problems.append(f"{key}: {value!r} is not a finite number")
+            return value
     elif tp is int:
         if isinstance(value, bool) or not isinstance(value, int):
             problems.append(f"{key}: expected an integer, got {type(value).__name__} {value!r}")
@@ -200,9 +204,16 @@ def _check_endpoints(cfg: HostConfig, problems: list[str]) -> None:
             problems.append(f"{key}: {endpoint!r} must start with ipc:// or tcp://")
         elif endpoint.startswith("ipc://") and len(endpoint) - len("ipc://") > MAX_IPC_PATH:
             problems.append(f"{key}: ipc path is longer than {MAX_IPC_PATH} bytes; use a shorter host.run_dir")
-    endpoints = [cfg.bus.events_in, cfg.bus.events_out, cfg.bus.control, cfg.ctl.endpoint]
-    if len(set(endpoints)) != len(endpoints):
-        problems.append("bus/ctl: endpoints must all differ")
+    seen: dict[str, str] = {}
+    for key, endpoint in (
+        ("bus.events_in", cfg.bus.events_in),
+        ("bus.events_out", cfg.bus.events_out),
+        ("bus.control", cfg.bus.control),
+        ("ctl.endpoint", cfg.ctl.endpoint),
+    ):
+        if endpoint in seen:
+            problems.append(f"{key}: same endpoint as {seen[endpoint]} ({endpoint}); endpoints must all differ")
+        seen.setdefault(endpoint, key)
 
 
 def _check_supervisor(cfg: HostConfig, problems: list[str]) -> None:

@@ -51,7 +51,7 @@ class Status(Command):
         lines.append(f"{'role':<11} {'status':<10} {'pid':>7} {'restarts':>8} {'hb age':>7} {'rss':>9}")
         for role, a in (result.get("actors") or {}).items():
             lines.append(
-                f"{role:<11} {a.get('status', '?'):<10} {_fmt(a.get('pid')):>7} {_fmt(a.get('restarts')):>8} "
+                f"{role:<11} {_fmt(a.get('status')):<10} {_fmt(a.get('pid')):>7} {_fmt(a.get('restarts')):>8} "
                 f"{_fmt(a.get('heartbeat_age_s'), 's'):>7} {_fmt(a.get('rss_mb'), ' MB'):>9}"
             )
         broker = result.get("broker") or {}

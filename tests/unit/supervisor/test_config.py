@@ -108,18 +108,8 @@ _BAD_FILES: list[Any] = [
     ("ipc-path-too-long.toml", "ctl.endpoint"),
     ("heartbeat-timeout-not-above-interval.toml", "supervisor.heartbeat_timeout_s"),
     ("endpoint-without-scheme.toml", "ctl.endpoint"),
-    pytest.param(
-        "duplicate-endpoints.toml",
-        "bus.events_out",
-        marks=pytest.mark.xfail(
-            strict=True, reason="BUG: duplicate endpoints are reported as 'bus/ctl', no dotted key"
-        ),
-    ),
-    pytest.param(
-        "nan-cooldown.toml",
-        "supervisor.cooldown_s",
-        marks=pytest.mark.xfail(strict=True, reason="BUG: NaN passes the min/max checks of float keys"),
-    ),
+    ("duplicate-endpoints.toml", "bus.events_out"),
+    ("nan-cooldown.toml", "supervisor.cooldown_s"),
 ]
 
 
@@ -321,7 +311,6 @@ def _default_toml_layout() -> dict[str, list[str]]:
 
 _LAYOUT = _default_toml_layout()
 # Keys that share the comment of the key above them; STYLE asks for a comment directly above.
-_SHARED_COMMENT = {"supervisor.restart_period_s", "supervisor.backoff_max_s", "bus.events_out", "bus.control"}
 
 
 def test_documented_keys_cover_every_config_field_with_a_doc_line() -> None:
@@ -337,20 +326,7 @@ def test_every_documented_key_appears_in_conf_default_toml_under_its_section(key
     assert key in _LAYOUT, f"{key} is missing from {DEFAULT_TOML}"
 
 
-@pytest.mark.parametrize(
-    "key",
-    [
-        pytest.param(
-            k,
-            marks=pytest.mark.xfail(
-                strict=True, reason="BUG: conf/default.toml has no comment line directly above this key"
-            ),
-        )
-        if k in _SHARED_COMMENT
-        else k
-        for k in sorted(documented_keys())
-    ],
-)
+@pytest.mark.parametrize("key", sorted(documented_keys()))
 def test_every_key_in_conf_default_toml_has_a_comment_line_directly_above_it(key: str) -> None:
     above = _LAYOUT.get(key, [""])
 

@@ -119,11 +119,6 @@ def test_an_empty_document_still_renders() -> None:
     assert "role" in text
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=TypeError,
-    reason="BUG: Status.render formats a null actor status with '<10' and raises TypeError",
-)
 def test_a_role_whose_status_is_null_is_rendered_with_a_dash() -> None:
     doc = _doc(
         actors={"feed": {"pid": None, "status": None, "restarts": None, "heartbeat_age_s": None, "rss_mb": None}}
