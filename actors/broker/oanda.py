@@ -62,6 +62,27 @@ log = logging.getLogger(__name__)
 LOOKUP_DELAYS_S = (0.25, 0.5, 1.0)
 
 
+class _ScrubSecrets(logging.Filter):
+    """Removes registered tokens from oandapyV20's own log records (it logs exception texts)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.secrets: set[str] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if self.secrets:
+            message = record.getMessage()
+            if any(secret in message for secret in self.secrets):
+                for secret in self.secrets:
+                    message = message.replace(secret, "***")
+                record.msg, record.args = message, ()
+        return True
+
+
+_SCRUB = _ScrubSecrets()
+logging.getLogger(oanda_core.__name__).addFilter(_SCRUB)
+
+
 def register_environment(api_url: str, stream_url: str = "") -> str:
     """Register base URLs under a new ``TRADING_ENVIRONMENTS`` key and return the key."""
     stream_url = stream_url or api_url
@@ -107,6 +128,8 @@ class OandaBroker:
     ) -> None:
         self.config = config
         self._credentials = credentials
+        if credentials.token:
+            _SCRUB.secrets.add(credentials.token)
         self.account_id = credentials.account_id
         url = api_url or config.api_url
         if not url and config.kind == "emulator":

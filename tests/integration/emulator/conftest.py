@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import oandapyV20
-import oandapyV20.oandapyV20 as oanda_core
+import oandapyV20.oandapyV20 as oanda_core  # noqa: N813 - the submodule shares the package name
 import pytest
 
 from actors.broker.config import DEV_ACCOUNT_ID, DEV_TOKEN, BrokerConfig, Credentials

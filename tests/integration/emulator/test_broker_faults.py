@@ -103,7 +103,7 @@ def test_a_non_json_502_from_a_proxy_is_temporary(broker: OandaBroker, emu: Emu)
 
 
 def test_bad_token_is_fatal_and_never_leaks(emu: Emu, caplog: pytest.LogCaptureFixture):
-    secret = "s3cr3t-token-value-123"
+    secret = "s3cr3t-token-value-123"  # noqa: S105 - a fake secret to hunt for
     broker = make_broker(emu)
     broker._credentials = Credentials(token=secret, account_id=DEV_ACCOUNT_ID)
     caplog.set_level(logging.DEBUG)

@@ -75,14 +75,18 @@ def test_candles_mid_and_bid_ask_match_the_examples(api):
     mid = api.request(instruments.InstrumentsCandles("EUR_USD", params={"granularity": "M15", "count": 3}))
     assert_shape(mid, example("candles"))
     assert len(mid["candles"]) == 3 and mid["candles"][-1]["complete"] is False
-    ba = api.request(instruments.InstrumentsCandles("USD_JPY", params={"granularity": "M15", "count": 2, "price": "BA"}))
+    ba = api.request(
+        instruments.InstrumentsCandles("USD_JPY", params={"granularity": "M15", "count": 2, "price": "BA"})
+    )
     assert_shape(ba, example("candles_bid_ask"))
     assert re.match(r"^\d+\.\d{3}$", ba["candles"][0]["bid"]["o"])
 
 
 def test_at_least_5000_candles_of_history_up_to_h1(api):
     for granularity in ("S5", "M1", "M15"):
-        body = api.request(instruments.InstrumentsCandles("EUR_USD", params={"granularity": granularity, "count": 5000}))
+        body = api.request(
+            instruments.InstrumentsCandles("EUR_USD", params={"granularity": granularity, "count": 5000})
+        )
         assert len(body["candles"]) == 5000
         times = [c["time"] for c in body["candles"]]
         assert times == sorted(times)
@@ -114,7 +118,9 @@ def test_candles_page_with_from_and_include_first_false(api):
 def test_market_order_fill_trades_positions_and_pending_orders(api, emu):
     filled = _order(api, emu)
     assert_shape(filled, example("order_fill_response"))
-    assert filled["relatedTransactionIDs"] == [str(i) for i in range(int(filled["orderCreateTransaction"]["id"]), int(filled["lastTransactionID"]) + 1)]
+    assert filled["relatedTransactionIDs"] == [
+        str(i) for i in range(int(filled["orderCreateTransaction"]["id"]), int(filled["lastTransactionID"]) + 1)
+    ]
     assert filled["orderFillTransaction"]["tradeOpened"]["tradeID"] == filled["orderFillTransaction"]["id"]
     open_trades = api.request(trades.OpenTrades(emu.account))
     assert_shape(open_trades, example("open_trades"))
@@ -137,7 +143,9 @@ def test_reject_is_400_with_a_transaction_that_consumes_an_id(api, emu):
     assert body["errorCode"] == "TAKE_PROFIT_ON_FILL_PRICE_PRECISION_EXCEEDED"
     assert int(body["lastTransactionID"]) == before + 1
     with pytest.raises(V20Error) as e:
-        api.request(orders.OrderCreate(emu.account, data={"order": {"type": "MARKET", "instrument": "EUR_USD", "units": 1.5}}))
+        api.request(
+            orders.OrderCreate(emu.account, data={"order": {"type": "MARKET", "instrument": "EUR_USD", "units": 1.5}})
+        )
     assert json.loads(e.value.msg)["errorCode"] == "UNITS_PRECISION_EXCEEDED"
 
 
@@ -159,7 +167,9 @@ def test_halted_market_cancels_with_201_and_market_halted(api, emu):
 
 
 def test_insufficient_margin_cancels(api, emu):
-    body = _order(api, emu, units="100000000", takeProfitOnFill={"price": "9.00000"}, stopLossOnFill={"price": "0.10000"})
+    body = _order(
+        api, emu, units="100000000", takeProfitOnFill={"price": "9.00000"}, stopLossOnFill={"price": "0.10000"}
+    )
     assert body["orderCancelTransaction"]["reason"] == "INSUFFICIENT_MARGIN"
 
 
@@ -168,7 +178,14 @@ def test_modify_close_and_cancel_trade_orders(api, emu):
     trade_id = filled["orderFillTransaction"]["tradeOpened"]["tradeID"]
     fill_price = Decimal(filled["orderFillTransaction"]["price"])
     modified = api.request(
-        trades.TradeCRCDO(emu.account, trade_id, data={"takeProfit": {"price": str(fill_price + Decimal("0.01")), "timeInForce": "GTC"}, "stopLoss": {"price": str(fill_price - Decimal("0.01")), "timeInForce": "GTC"}})
+        trades.TradeCRCDO(
+            emu.account,
+            trade_id,
+            data={
+                "takeProfit": {"price": str(fill_price + Decimal("0.01")), "timeInForce": "GTC"},
+                "stopLoss": {"price": str(fill_price - Decimal("0.01")), "timeInForce": "GTC"},
+            },
+        )
     )
     assert_shape(modified, example("trade_orders_modify_response"))
     sl_id = modified["stopLossOrderTransaction"]["id"]
@@ -192,14 +209,18 @@ def test_unknown_ids_are_404_with_no_such_codes(api, emu):
 
 def test_bad_token_is_401_and_foreign_account_is_403(emu):
     key = register_environment(emu.url)
-    with oandapyV20.API(access_token="wrong", environment=key, request_params={"timeout": 5}) as bad:
+    bad = oandapyV20.API(access_token="wrong", environment=key, request_params={"timeout": 5})  # noqa: S106
+    good = oandapyV20.API(access_token=emu.options.token, environment=key, request_params={"timeout": 5})
+    try:
         with pytest.raises(V20Error) as e:
             bad.request(accounts.AccountSummary(emu.account))
-    assert e.value.code == 401 and json.loads(e.value.msg) == example("error_401")
-    with oandapyV20.API(access_token=emu.options.token, environment=key, request_params={"timeout": 5}) as good:
+        assert e.value.code == 401 and json.loads(e.value.msg) == example("error_401")
         with pytest.raises(V20Error) as e:
             good.request(accounts.AccountSummary("101-001-9999999-001"))
-    assert e.value.code == 403 and json.loads(e.value.msg) == example("error_403")
+        assert e.value.code == 403 and json.loads(e.value.msg) == example("error_403")
+    finally:
+        bad.close()
+        good.close()
 
 
 def test_transactions_since_id_and_unix_datetime_format(api, emu):
@@ -209,7 +230,9 @@ def test_transactions_since_id_and_unix_datetime_format(api, emu):
     ids = [int(t["id"]) for t in body["transactions"]]
     assert ids == list(range(3, int(body["lastTransactionID"]) + 1))
     key = register_environment(emu.url)
-    with oandapyV20.API(emu.options.token, environment=key, headers={"Accept-Datetime-Format": "UNIX"}, request_params={"timeout": 5}) as unix:
+    with oandapyV20.API(
+        emu.options.token, environment=key, headers={"Accept-Datetime-Format": "UNIX"}, request_params={"timeout": 5}
+    ) as unix:
         tx = unix.request(transactions.TransactionsSinceID(emu.account, params={"id": 2}))["transactions"][0]
     assert re.match(r"^\d{10}\.\d{9}$", tx["time"])
 

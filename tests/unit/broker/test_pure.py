@@ -79,7 +79,9 @@ def test_market_order_body_is_all_strings_and_has_client_extensions():
 
 
 def test_trade_orders_body_sets_and_cancels():
-    body = build_trade_orders(EUR, stop_loss=None, take_profit=Decimal("1.2"), cancel_stop_loss=True, cancel_take_profit=False)
+    body = build_trade_orders(
+        EUR, stop_loss=None, take_profit=Decimal("1.2"), cancel_stop_loss=True, cancel_take_profit=False
+    )
     assert body == {"stopLoss": None, "takeProfit": {"price": "1.20000", "timeInForce": "GTC"}}
     with pytest.raises(BrokerRejectedError):
         build_trade_orders(EUR, stop_loss=None, take_profit=None, cancel_stop_loss=False, cancel_take_profit=False)
@@ -164,7 +166,7 @@ def test_missing_credentials_give_one_clear_line():
 
 
 def test_credentials_never_show_the_token():
-    creds = Credentials(token="abc-secret-xyz", account_id="101-1")
+    creds = Credentials(token="abc-secret-xyz", account_id="101-1")  # noqa: S106 - fake
     assert "abc-secret-xyz" not in repr(creds) and "abc-secret-xyz" not in str(creds)
     assert creds.scrub("Bearer abc-secret-xyz failed") == "Bearer *** failed"
     with pytest.raises(TypeError):

@@ -23,7 +23,7 @@ pytestmark = pytest.mark.unit
 EXAMPLES = Path(__file__).resolve().parents[2] / "data" / "oanda-examples"
 BASE = "http://broker.invalid"
 ACCOUNT = "101-004-1234567-001"
-TOKEN = "tok-very-secret-0123456789"
+TOKEN = "tok-very-secret-0123456789"  # noqa: S105 - fake
 
 
 def example(name: str) -> str:
@@ -104,8 +104,14 @@ def test_recorded_cancel_raises_rejected(broker):
 
 
 def test_read_timeout_on_submit_is_resolved_through_the_client_id(broker):
-    order = {"order": {"id": "6366", "type": "MARKET", "state": "FILLED", "fillingTransactionID": "6367"}, "lastTransactionID": "6369"}
-    fill = {"transaction": json.loads(example("order_fill_response"))["orderFillTransaction"], "lastTransactionID": "6369"}
+    order = {
+        "order": {"id": "6366", "type": "MARKET", "state": "FILLED", "fillingTransactionID": "6367"},
+        "lastTransactionID": "6369",
+    }
+    fill = {
+        "transaction": json.loads(example("order_fill_response"))["orderFillTransaction"],
+        "lastTransactionID": "6369",
+    }
     with requests_mock.Mocker() as m:
         _instruments(m)
         m.post(f"{BASE}/v3/accounts/{ACCOUNT}/orders", exc=requests.exceptions.ReadTimeout("read timed out"))
@@ -149,7 +155,7 @@ def test_unexpected_2xx_status_is_temporary_for_reads(broker):
 
 
 def test_registered_environment_is_a_new_key(broker):
-    import oandapyV20.oandapyV20 as core
+    import oandapyV20.oandapyV20 as core  # noqa: N813
 
     assert broker.environment.startswith("tradehost-")
     assert core.TRADING_ENVIRONMENTS["practice"]["api"] == "https://api-fxpractice.oanda.com"

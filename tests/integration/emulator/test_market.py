@@ -1,0 +1,116 @@
+"""The emulator's market: determinism, candles agreeing with the stream, weekends, replay."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+
+from actors.broker import MarketOrderRequest
+from actors.broker.emulator.app import Emulator, EmulatorOptions
+from actors.broker.emulator.candles import CandleQuery
+from actors.broker.emulator.path import HOUR_S
+from actors.broker.timefmt import NS, parse_time
+from tests.integration.emulator.conftest import START, make_broker
+
+pytestmark = pytest.mark.integration
+
+
+def _emulator(**kw) -> Emulator:
+    options = {"start": START, "seed": 3, **kw}
+    return Emulator(EmulatorOptions(**options))
+
+
+def _candles(emu: Emulator, granularity: str, count: int, price: str = "M") -> list[dict]:
+    q = CandleQuery(instrument="EUR_USD", granularity=granularity, count=count, price=price)
+    return emu.candles.query(q, now_ns=emu.clock.now_ns())["candles"]
+
+
+def test_the_same_seed_gives_the_same_price_path_and_another_seed_does_not():
+    a, b, c = _emulator(), _emulator(), _emulator(seed=4)
+    try:
+        assert [x["mid"] for x in _candles(a, "M1", 300)] == [x["mid"] for x in _candles(b, "M1", 300)]
+        assert [x["mid"] for x in _candles(a, "M1", 300)] != [x["mid"] for x in _candles(c, "M1", 300)]
+        assert [x["mid"] for x in _candles(a, "H1", 48)] == [x["mid"] for x in _candles(b, "H1", 48)]
+    finally:
+        for emu in (a, b, c):
+            emu.stop()
+
+
+def test_the_same_seed_gives_the_same_fills(emu_factory):
+    fills = []
+    for _ in range(2):
+        emu = emu_factory(seed=11, speed=1e-6)
+        broker = make_broker(emu)
+        try:
+            result = broker.submit_market_order(
+                MarketOrderRequest(instrument="EUR_USD", units=Decimal(1000), client_id="det-1")
+            )
+            fills.append((result.fill_price, result.trade_id))
+        finally:
+            broker.close()
+    assert fills[0] == fills[1]
+
+
+def test_candles_of_every_granularity_agree_with_the_ticks():
+    emu = _emulator()
+    try:
+        s5 = _candles(emu, "S5", 720, "MBA")
+        m1 = _candles(emu, "M1", 60, "MBA")
+        first_m1 = m1[0]["time"].ns
+        inside = [c for c in s5 if first_m1 <= c["time"].ns < first_m1 + 60 * NS]
+        assert inside[0]["bid"]["o"] == m1[0]["bid"]["o"]
+        assert inside[-1]["ask"]["c"] == m1[0]["ask"]["c"]
+        assert max(Decimal(c["mid"]["h"]) for c in inside) == Decimal(m1[0]["mid"]["h"])
+        assert sum(c["volume"] for c in inside) == m1[0]["volume"]
+        for candle in s5[-50:]:
+            last_second = min(candle["time"].ns // NS + 4, emu.market.candle_cutoff_s())
+            quote = emu.market.quote("EUR_USD", last_second)
+            assert f"{quote.bid:.5f}" == candle["bid"]["c"]
+            assert f"{quote.ask:.5f}" == candle["ask"]["c"]
+        h1 = _candles(emu, "H1", 3)
+        h4 = _candles(emu, "H4", 2)
+        assert all(Decimal(c["mid"]["h"]) >= Decimal(c["mid"]["l"]) for c in h1 + h4)
+    finally:
+        emu.stop()
+
+
+def test_weekend_is_closed_with_no_candles_and_a_gap_at_the_open():
+    emu = _emulator(start="2024-03-10T12:00:00Z")  # Sunday, before the 17:00 New York open
+    try:
+        now = emu.market.now_s()
+        assert not emu.market.quote("EUR_USD").tradeable
+        h1 = _candles(emu, "H1", 30)
+        last = h1[-1]["time"].ns // NS
+        assert now - last > 36 * HOUR_S  # nothing since Friday's close
+        friday_close = Decimal(h1[-1]["mid"]["c"])
+        emu.clock.advance(10 * HOUR_S)  # past Sunday 17:00 New York (21:00 UTC in DST)
+        opened = _candles(emu, "M1", 5)
+        assert emu.market.quote("EUR_USD").tradeable
+        assert Decimal(opened[0]["mid"]["o"]) != friday_close
+    finally:
+        emu.stop()
+
+
+def test_replay_of_a_candle_file(tmp_path):
+    path = tmp_path / "EUR_USD_M1.csv"
+    rows = ["time,open,high,low,close,volume"]
+    start = parse_time("2024-03-06T10:00:00Z") // NS
+    price = Decimal("1.10000")
+    for i in range(240):
+        o = price
+        c = o + Decimal("0.00010") * (1 if i % 3 else -1)
+        rows.append(f"{start + 60 * i},{o},{max(o, c) + Decimal('0.00005')},{min(o, c) - Decimal('0.00005')},{c},10")
+        price = c
+    path.write_text("\n".join(rows) + "\n")
+    emu = Emulator(EmulatorOptions(data=(str(path),), start="2024-03-06T13:00:00Z"))
+    try:
+        m1 = _candles(emu, "M1", 30)
+        assert len(m1) == 30
+        assert m1[-1]["complete"] is False  # the 13:00 candle has only just begun
+        expected = rows[1 + 151 : 1 + 180]
+        for candle, row in zip(m1[:-1], expected, strict=True):
+            _, o, h, lo, c, _ = row.split(",")
+            assert (candle["mid"]["o"], candle["mid"]["h"], candle["mid"]["l"], candle["mid"]["c"]) == (o, h, lo, c)
+    finally:
+        emu.stop()
