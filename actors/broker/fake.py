@@ -185,7 +185,11 @@ class InMemoryBroker:
             if t.state != "OPEN":
                 continue
             pos = out.get(t.instrument) or PositionState(
-                instrument=t.instrument, long_units=Decimal(0), short_units=Decimal(0), unrealized_pl=Decimal(0), margin_used=Decimal(0)
+                instrument=t.instrument,
+                long_units=Decimal(0),
+                short_units=Decimal(0),
+                unrealized_pl=Decimal(0),
+                margin_used=Decimal(0),
             )
             if t.current_units > 0:
                 pos = replace(pos, long_units=pos.long_units + t.current_units, trade_ids=(*pos.trade_ids, t.id))
@@ -236,7 +240,11 @@ class InMemoryBroker:
             reason, self._reject_next = self._reject_next, None
             cancel = self._tx("ORDER_CANCEL", reason=reason)
             self.orders[create.id] = OrderState(
-                id=create.id, type="MARKET", state="CANCELLED", client_id=request.client_id, cancelling_transaction_id=cancel.id
+                id=create.id,
+                type="MARKET",
+                state="CANCELLED",
+                client_id=request.client_id,
+                cancelling_transaction_id=cancel.id,
             )
             raise BrokerRejectedError(f"order cancelled: {reason}", reason=reason)
         quote = self.prices[request.instrument]
