@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import logging
 import os
+import queue
 import time
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar, Protocol, cast
 
 import pykka
 
@@ -153,7 +154,7 @@ class RoleActor(pykka.ThreadingActor):
             role=self.ROLE,
             pid=fields["pid"],
             rss_mb=fields["rss_mb"],
-            queue_depth=self.actor_inbox.qsize(),
+            queue_depth=cast("queue.Queue[Any]", self.actor_inbox).qsize(),
             handled=self.handled,
             last_handled=self.last_handled,
             decode_errors=fields["decode_errors"],
@@ -172,8 +173,8 @@ class RoleActor(pykka.ThreadingActor):
             summary, clean = f"shutdown hook failed: {e}", False
         elapsed_ms = int((time.monotonic() - started) * 1000)
         self.runtime.journal(
-            "role.stopped", {"role": self.ROLE, "clean": clean, "summary": summary, "elapsed_ms": elapsed_ms,
-                             "reason": message.reason},
+            "role.stopped",
+            {"role": self.ROLE, "clean": clean, "summary": summary, "elapsed_ms": elapsed_ms, "reason": message.reason},
         )
         self.runtime.to_supervisor(RoleStopping(role=self.ROLE, clean=clean, detail=summary))
         self.runtime.request_exit(0 if clean else 1)
@@ -188,4 +189,3 @@ class RoleActor(pykka.ThreadingActor):
         log.error("actor %s failed: %r; exiting for a restart", self.ROLE, exception_value)
         logging.shutdown()
         os._exit(EXIT_ACTOR_FAILED)
-

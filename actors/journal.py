@@ -66,7 +66,9 @@ class Journal:
         with self._lock:
             self._db.executescript(_SCHEMA)
 
-    def write(self, kind: str, body: dict[str, Any] | None = None, *, corr: str | None = None, src: str | None = None) -> int:
+    def write(
+        self, kind: str, body: dict[str, Any] | None = None, *, corr: str | None = None, src: str | None = None
+    ) -> int:
         """Append one entry and return its sequence number.
 
         Raises:

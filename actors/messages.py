@@ -176,7 +176,10 @@ def _schema_of(cls: type) -> dict[str, tuple[Check, bool]]:
     # Resolved once per class: get_type_hints is far too slow for every message.
     hints = typing.get_type_hints(cls)
     return {
-        f.name: (_validator(hints[f.name]), f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING)
+        f.name: (
+            _validator(hints[f.name]),
+            f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING,
+        )
         for f in dataclasses.fields(cls)
     }
 
@@ -332,9 +335,7 @@ class Envelope:
 
 def make_envelope(body: Body, *, src: str, seq: int = 0, corr: str | None = None) -> Envelope:
     """Wrap a body in a fresh envelope."""
-    return Envelope(
-        type=body.TYPE, v=SCHEMA_VERSION, id=new_id(), ts=now_ns(), src=src, seq=seq, corr=corr, body=body
-    )
+    return Envelope(type=body.TYPE, v=SCHEMA_VERSION, id=new_id(), ts=now_ns(), src=src, seq=seq, corr=corr, body=body)
 
 
 def _default(obj: Any) -> Any:
@@ -413,8 +414,14 @@ def decode(payload: bytes) -> Envelope:
         raise MessageDecodeError(f"{kind}: body is not an object")
     body = cls.from_body(raw["body"])
     return Envelope(
-        type=kind, v=raw["v"], id=raw["id"], ts=raw["ts"], src=raw["src"], seq=raw["seq"],
-        corr=raw["corr"], body=body,
+        type=kind,
+        v=raw["v"],
+        id=raw["id"],
+        ts=raw["ts"],
+        src=raw["src"],
+        seq=raw["seq"],
+        corr=raw["corr"],
+        body=body,
     )
 
 

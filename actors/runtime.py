@@ -13,6 +13,7 @@ logs every thread's traceback.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import importlib
 import itertools
@@ -205,11 +206,18 @@ class ChildRuntime:
         args = self.args
         actor_cls = role_actor_class(args.role)
         role_topics = (*actor_cls.TOPICS, TOPIC_SYS_STATE)
-        self.io.add("control", transport.make_socket(
-            self.ctx, transport.DEALER, connect=args.control, identity=f"{args.role}/{self.pid}".encode()),
-            self._on_control)
-        self.io.add("sub", transport.make_socket(
-            self.ctx, transport.SUB, connect=args.events_out, subscribe=role_topics), self._on_bus)
+        self.io.add(
+            "control",
+            transport.make_socket(
+                self.ctx, transport.DEALER, connect=args.control, identity=f"{args.role}/{self.pid}".encode()
+            ),
+            self._on_control,
+        )
+        self.io.add(
+            "sub",
+            transport.make_socket(self.ctx, transport.SUB, connect=args.events_out, subscribe=role_topics),
+            self._on_bus,
+        )
         self.io.add("pub", transport.make_socket(self.ctx, transport.PUB, connect=args.events_in))
         self.actor_ref = actor_cls.start(self)
         self.io.every(args.heartbeat_interval_s, lambda: self.tell(HeartbeatDue()))
@@ -223,10 +231,8 @@ class ChildRuntime:
     def _stop_actor(self) -> None:
         if self.actor_ref is None:
             return
-        try:
+        with contextlib.suppress(pykka.Timeout, pykka.ActorDeadError):
             self.actor_ref.stop(block=True, timeout=2.0)
-        except (pykka.Timeout, pykka.ActorDeadError):
-            pass
 
 
 def role_actor_class(role: str) -> type[RoleActor]:

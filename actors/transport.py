@@ -277,7 +277,7 @@ class BusProxy:
         self._control_endpoint = f"inproc://bus-proxy-control-{id(self):x}"
         self._thread: threading.Thread | None = None
         self._ready = threading.Event()
-        self._error: BaseException | None = None
+        self._error: zmq.ZMQError | None = None
 
     def start(self) -> None:
         """Bind both sides and run the proxy on a daemon thread.
@@ -296,7 +296,7 @@ class BusProxy:
             xsub = make_socket(self._ctx, zmq.XSUB, bind=self.frontend)
             xpub = make_socket(self._ctx, zmq.XPUB, bind=self.backend)
             control = make_socket(self._ctx, zmq.PAIR, bind=self._control_endpoint)
-        except BaseException as e:  # handed to start() in the caller's thread
+        except zmq.ZMQError as e:  # handed to start() in the caller's thread
             self._error = e
             self._ready.set()
             return
@@ -329,7 +329,7 @@ def request(endpoint: str, payload: bytes, timeout_s: float) -> bytes | None:
     Returns None when no reply arrives before the deadline (the peer is not running or stuck).
     Replies are raw bytes; the caller matches the request id.
     """
-    ctx = zmq.Context.instance()
+    ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context.instance()
     sock = make_socket(ctx, zmq.DEALER, connect=endpoint)
     try:
         sock.send_multipart([b"", payload])
@@ -347,7 +347,7 @@ def request(endpoint: str, payload: bytes, timeout_s: float) -> bytes | None:
 @contextlib.contextmanager
 def context() -> Iterator[zmq.Context[zmq.Socket[bytes]]]:
     """A context that is terminated on exit (sockets must be closed by then)."""
-    ctx = zmq.Context()
+    ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
     try:
         yield ctx
     finally:

@@ -41,11 +41,20 @@ class RootIO:
         for endpoint in (self.cfg.bus.events_in, self.cfg.bus.events_out, self.cfg.bus.control, self.cfg.ctl.endpoint):
             transport.remove_stale_ipc(endpoint)
         self.proxy.start()
-        self.io.add("control", transport.make_socket(self.ctx, transport.ROUTER, bind=self.cfg.bus.control),
-                    self._on_control)
-        self.io.add("ctl", transport.make_socket(
-            self.ctx, transport.ROUTER, bind=self.cfg.ctl.endpoint, max_msg_bytes=self.cfg.ctl.max_request_bytes,
-            hwm=1000), self._on_ctl)
+        self.io.add(
+            "control", transport.make_socket(self.ctx, transport.ROUTER, bind=self.cfg.bus.control), self._on_control
+        )
+        self.io.add(
+            "ctl",
+            transport.make_socket(
+                self.ctx,
+                transport.ROUTER,
+                bind=self.cfg.ctl.endpoint,
+                max_msg_bytes=self.cfg.ctl.max_request_bytes,
+                hwm=1000,
+            ),
+            self._on_ctl,
+        )
         self.io.add("pub", transport.make_socket(self.ctx, transport.PUB, connect=self.cfg.bus.events_in))
 
     def start(self, supervisor: Any) -> None:

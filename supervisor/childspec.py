@@ -29,10 +29,15 @@ class SupervisorConfig:
     )
     start_timeout_s: float = field(
         default=30.0,
-        metadata={"doc": "A new role process must send its first heartbeat within this time.", "min": 1.0, "max": 600.0},
+        metadata={
+            "doc": "A new role process must send its first heartbeat within this time.",
+            "min": 1.0,
+            "max": 600.0,
+        },
     )
     max_restarts: int = field(
-        default=5, metadata={"doc": "Restart intensity: at most this many restarts of a role ...", "min": 0, "max": 1000}
+        default=5,
+        metadata={"doc": "Restart intensity: at most this many restarts of a role ...", "min": 0, "max": 1000},
     )
     restart_period_s: float = field(
         default=60.0, metadata={"doc": "... within this many seconds; past it the role stays down.", "min": 0.1}
@@ -40,9 +45,7 @@ class SupervisorConfig:
     backoff_initial_s: float = field(
         default=0.1, metadata={"doc": "Delay before the second restart inside a period; doubles each time.", "min": 0.0}
     )
-    backoff_max_s: float = field(
-        default=5.0, metadata={"doc": "Upper bound of the restart backoff.", "min": 0.0}
-    )
+    backoff_max_s: float = field(default=5.0, metadata={"doc": "Upper bound of the restart backoff.", "min": 0.0})
     cooldown_s: float = field(
         default=10.0,
         metadata={"doc": "A transient no-trade reason clears after its cause was healthy this long.", "min": 0.0},
@@ -51,7 +54,8 @@ class SupervisorConfig:
         default=3.0, metadata={"doc": "Deadline for each role's shutdown hook; then it is killed.", "min": 0.1}
     )
     state_interval_s: float = field(
-        default=1.0, metadata={"doc": "How often sys.state is published even without a change.", "min": 0.05, "max": 10.0}
+        default=1.0,
+        metadata={"doc": "How often sys.state is published even without a change.", "min": 0.05, "max": 10.0},
     )
     permit_ttl_s: float = field(
         default=3.0, metadata={"doc": "A TRADING permit expires this long after it was published.", "min": 0.1}
@@ -104,7 +108,8 @@ class Intensity:
         self._restarts.append(now)
         if recent == 0:
             return 0.0
-        return min(self.backoff_max_s, self.backoff_initial_s * (2 ** (recent - 1)))
+        delay: float = self.backoff_initial_s * 2.0 ** (recent - 1)
+        return min(self.backoff_max_s, delay)
 
     def recent(self, now: float) -> int:
         """How many restarts lie inside the current window."""

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from actors.errors import ConfigError
-from supervisor.client import EXIT_NOT_RUNNING, EXIT_OK, EXIT_REFUSED, EXIT_USAGE, CtlClient
+from supervisor.client import EXIT_OK, EXIT_REFUSED, EXIT_USAGE, CtlClient
 from supervisor.config import HostConfig, load_config
 
 DEFAULT_CONF = Path("conf/default.toml")
@@ -36,11 +36,18 @@ exit codes: 0 ok, 1 refused or failed, 2 usage, 3 host not running
 
 def _add_config_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "-c", "--config", metavar="CONF", default=None,
+        "-c",
+        "--config",
+        metavar="CONF",
+        default=None,
         help=f"TOML configuration (default: {DEFAULT_CONF} if it exists, else built-in defaults)",
     )
     parser.add_argument(
-        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
         help="override one key, e.g. --set supervisor.max_restarts=3 (VALUE is read as TOML, "
         "else as a plain string); may be repeated",
     )
@@ -54,20 +61,25 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     run = sub.add_parser(
-        "run", help="start the tree in the foreground",
+        "run",
+        help="start the tree in the foreground",
         description="Start the supervisor, the bus, the ctl endpoint and the six roles in the foreground. "
         "SIGTERM, SIGINT or `tradehost ctl shutdown` stop it gracefully (exit 0).",
     )
     _add_config_args(run)
     ctl = sub.add_parser(
-        "ctl", help="talk to a running host", description="Send one command to a running host.",
-        epilog=CTL_HELP, formatter_class=argparse.RawDescriptionHelpFormatter,
+        "ctl",
+        help="talk to a running host",
+        description="Send one command to a running host.",
+        epilog=CTL_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     _add_config_args(ctl)
     ctl.add_argument("ctl_command", metavar="COMMAND", help="status | pause | resume | shutdown | restart ROLE")
     ctl.add_argument("ctl_args", metavar="ARGS", nargs=argparse.REMAINDER, help="arguments of the command")
-    sub.add_parser("emulator", help="run the OANDA v20 emulator on its own (see `tradehost emulator --help`)",
-                   add_help=False)
+    sub.add_parser(
+        "emulator", help="run the OANDA v20 emulator on its own (see `tradehost emulator --help`)", add_help=False
+    )
     return parser
 
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -63,7 +62,9 @@ class CtlClient:
         ipc = transport.ipc_path(self.endpoint)
         if ipc is not None and not os.path.exists(ipc):  # noqa: PTH110 (str path, no Path import cost)
             return CtlReply(
-                ok=False, code="not_running", reason=f"host is not running (no socket at {ipc})",
+                ok=False,
+                code="not_running",
+                reason=f"host is not running (no socket at {ipc})",
                 exit_code=EXIT_NOT_RUNNING,
             )
         request_id = os.urandom(8).hex()
@@ -71,22 +72,28 @@ class CtlClient:
         raw = transport.request(self.endpoint, payload, self.timeout_s)
         if raw is None:
             return CtlReply(
-                ok=False, code="not_running",
+                ok=False,
+                code="not_running",
                 reason=f"host is not running or not answering at {self.endpoint} within {self.timeout_s}s",
                 exit_code=EXIT_NOT_RUNNING,
             )
         try:
             reply = json.loads(raw)
         except (ValueError, RecursionError):
-            return CtlReply(ok=False, code="bad_reply", reason="host sent a reply that is not JSON", exit_code=EXIT_REFUSED)
+            return CtlReply(
+                ok=False, code="bad_reply", reason="host sent a reply that is not JSON", exit_code=EXIT_REFUSED
+            )
         if not isinstance(reply, dict) or reply.get("id") != request_id:
             return CtlReply(ok=False, code="bad_reply", reason="host sent an unmatched reply", exit_code=EXIT_REFUSED)
         if reply.get("ok"):
             result = reply.get("result")
             return CtlReply(ok=True, result=result if isinstance(result, dict) else {})
-        error = reply.get("error") if isinstance(reply.get("error"), dict) else {}
+        raw_error = reply.get("error")
+        error: dict[str, Any] = raw_error if isinstance(raw_error, dict) else {}
         code = str(error.get("code", "failed"))
         return CtlReply(
-            ok=False, code=code, reason=str(error.get("reason", "failed")),
+            ok=False,
+            code=code,
+            reason=str(error.get("reason", "failed")),
             exit_code=EXIT_USAGE if code in ("unknown_command", "bad_arguments") else EXIT_REFUSED,
         )

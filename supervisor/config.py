@@ -148,10 +148,9 @@ def _check_scalar(key: str, tp: Any, value: Any, meta: Mapping[str, Any], proble
         if not isinstance(value, bool):
             problems.append(f"{key}: expected true or false, got {value!r}")
             return value
-    elif tp is str:
-        if not isinstance(value, str):
-            problems.append(f"{key}: expected a string, got {type(value).__name__} {value!r}")
-            return value
+    elif tp is str and not isinstance(value, str):
+        problems.append(f"{key}: expected a string, got {type(value).__name__} {value!r}")
+        return value
     if isinstance(value, int | float) and not isinstance(value, bool):
         if "min" in meta and value < meta["min"]:
             problems.append(f"{key}: {value!r} is below the minimum {meta['min']}")

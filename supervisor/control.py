@@ -73,7 +73,10 @@ def parse_request(frames: list[bytes]) -> tuple[CtlRequest | None, list[bytes] |
         return None, [*route, error_reply(request_id, BAD_REQUEST, "unknown request fields")]
     if command not in COMMANDS:
         known = ", ".join(sorted(COMMANDS))
-        return None, [*route, error_reply(request_id, UNKNOWN_COMMAND, f"unknown command {command[:64]!r} (known: {known})")]
+        return None, [
+            *route,
+            error_reply(request_id, UNKNOWN_COMMAND, f"unknown command {command[:64]!r} (known: {known})"),
+        ]
     return CtlRequest(route=route, id=request_id, command=command, args=args), None
 
 

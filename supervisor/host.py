@@ -88,7 +88,7 @@ def sd_notify(message: str) -> None:
 def forkserver_context() -> BaseContext:
     """The forkserver context with the role modules preloaded (never plain-fork: we have threads)."""
     ctx = multiprocessing.get_context("forkserver")
-    ctx.set_forkserver_preload(PRELOAD)  # type: ignore[attr-defined]
+    ctx.set_forkserver_preload(PRELOAD)
     return ctx
 
 
@@ -123,9 +123,15 @@ def run_host(cfg: HostConfig) -> int:
 
     def spawn(role: str) -> int:
         args = ChildArgs(
-            role=role, events_in=cfg.bus.events_in, events_out=cfg.bus.events_out, control=cfg.bus.control,
-            journal_path=str(run_dir / "journal.sqlite"), heartbeat_interval_s=cfg.supervisor.heartbeat_interval_s,
-            log_level=cfg.host.log_level, mode=cfg.host.mode, root_pid=root_pid,
+            role=role,
+            events_in=cfg.bus.events_in,
+            events_out=cfg.bus.events_out,
+            control=cfg.bus.control,
+            journal_path=str(run_dir / "journal.sqlite"),
+            heartbeat_interval_s=cfg.supervisor.heartbeat_interval_s,
+            log_level=cfg.host.log_level,
+            mode=cfg.host.mode,
+            root_pid=root_pid,
         )
         proc = mp.Process(target=child_main, args=(args,), name=f"tradehost-{role}", daemon=True)  # type: ignore[attr-defined]
         proc.start()
@@ -143,8 +149,8 @@ def run_host(cfg: HostConfig) -> int:
         name = signal.Signals(signum).name
         if signals_seen > 1:
             log.warning("%s received again: shutdown is in progress and will finish its safe steps", name)
-        assert supervisor_ref is not None
-        supervisor_ref.tell(ShutdownRequested(trigger=name))
+        if supervisor_ref is not None:
+            supervisor_ref.tell(ShutdownRequested(trigger=name))
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
@@ -153,8 +159,13 @@ def run_host(cfg: HostConfig) -> int:
     started = time.monotonic()
     try:
         supervisor_ref.tell(Start())
-        log.info("tradehost running (pid %d, mode %s, run dir %s, ctl %s)", root_pid, cfg.host.mode, run_dir,
-                 cfg.ctl.endpoint)
+        log.info(
+            "tradehost running (pid %d, mode %s, run dir %s, ctl %s)",
+            root_pid,
+            cfg.host.mode,
+            run_dir,
+            cfg.ctl.endpoint,
+        )
         sd_notify("READY=1")
         while not done.wait(1.0):
             if _supervisor_answers(supervisor_ref):

@@ -156,4 +156,3 @@ class StateMachine:
         if target not in TRANSITIONS[self.state]:
             raise InvariantViolation(f"illegal state transition {self.state} -> {target}")
         self.state = target
-

@@ -64,8 +64,11 @@ def load(path: Path) -> SavedState:
 def save(path: Path, state: SavedState) -> None:
     """Write the state atomically (tmp + fsync + rename + directory fsync)."""
     payload = orjson.dumps(
-        {"version": VERSION, "paused": state.paused,
-         "latched": [{"code": r.code, "detail": r.detail} for r in state.latched]},
+        {
+            "version": VERSION,
+            "paused": state.paused,
+            "latched": [{"code": r.code, "detail": r.detail} for r in state.latched],
+        },
         option=orjson.OPT_INDENT_2,
     )
     tmp = path.with_suffix(path.suffix + ".tmp")

@@ -12,6 +12,7 @@ state and journals a summary. It publishes ``sys.state`` on every change and eve
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -216,10 +217,16 @@ class Supervisor(pykka.ThreadingActor):
             self.sm.raise_reason(reason.code, reason.detail, latched=True, now_s=now, now_ns=now_ns)
         if self.saved.paused:
             self.sm.pause()
-        self._journal("host.started", {
-            "pid": os.getpid(), "mode": self.cfg.host.mode, "config": self.cfg.source,
-            "recovered_latched": [r.code for r in self.saved.latched], "recovered_paused": self.saved.paused,
-        })
+        self._journal(
+            "host.started",
+            {
+                "pid": os.getpid(),
+                "mode": self.cfg.host.mode,
+                "config": self.cfg.source,
+                "recovered_latched": [r.code for r in self.saved.latched],
+                "recovered_paused": self.saved.paused,
+            },
+        )
         for role in ROLES:
             self._spawn(role)
         self._settle(force_publish=True)
@@ -269,10 +276,16 @@ class Supervisor(pykka.ThreadingActor):
         slot.status = "running"
         now = time.monotonic()
         if slot.exited_at is not None:
-            self._journal("role.restarted", {
-                "role": role, "pid": slot.pid, "restarts": slot.restarts,
-                "down_ms": round((now - slot.exited_at) * 1000, 1), "first_heartbeat_ns": time.time_ns(),
-            })
+            self._journal(
+                "role.restarted",
+                {
+                    "role": role,
+                    "pid": slot.pid,
+                    "restarts": slot.restarts,
+                    "down_ms": round((now - slot.exited_at) * 1000, 1),
+                    "first_heartbeat_ns": time.time_ns(),
+                },
+            )
         self.sm.cause_healthy(f"role_down:{role}", now)
         if not self.sm.ready and all(s.status == "running" for s in self.slots.values()):
             self.sm.reconciling = True
@@ -303,8 +316,10 @@ class Supervisor(pykka.ThreadingActor):
             self._shutdown_continue()
             return
         if slot.restart_after_stop:
-            self._journal("role.exited", {"role": role, "pid": message.pid, "exitcode": message.exitcode,
-                                          "cause": "restarted by operator"})
+            self._journal(
+                "role.exited",
+                {"role": role, "pid": message.pid, "exitcode": message.exitcode, "cause": "restarted by operator"},
+            )
             slot.restarts += 1
             self._raise(f"role_down:{role}", f"{role} is restarting (ctl restart)", latched=False)
             self._spawn(role)
@@ -320,11 +335,20 @@ class Supervisor(pykka.ThreadingActor):
         delay = slot.intensity.record(now)
         if delay is None:
             slot.status = "failed"
-            detail = (f"{role} restarted {self.sup.max_restarts} times within {self.sup.restart_period_s:g}s "
-                      f"(last: {cause}); it stays down until `tradehost ctl restart {role}`")
+            detail = (
+                f"{role} restarted {self.sup.max_restarts} times within {self.sup.restart_period_s:g}s "
+                f"(last: {cause}); it stays down until `tradehost ctl restart {role}`"
+            )
             self._raise(f"restart_intensity:{role}", detail, latched=True)
-            self._journal("role.failed", {"role": role, "cause": cause, "max_restarts": self.sup.max_restarts,
-                                          "period_s": self.sup.restart_period_s})
+            self._journal(
+                "role.failed",
+                {
+                    "role": role,
+                    "cause": cause,
+                    "max_restarts": self.sup.max_restarts,
+                    "period_s": self.sup.restart_period_s,
+                },
+            )
             self._alert("critical", f"restart_intensity:{role}", detail)
             self._save_state()
         else:
@@ -355,26 +379,30 @@ class Supervisor(pykka.ThreadingActor):
                     self._raise(f"role_down:{role}", f"{role} heartbeat late ({silent:.1f}s)", latched=False)
                 elif slot.status == "running":
                     self.sm.cause_healthy(f"role_down:{role}", now)
-            elif slot.status == "stopping" and slot.stop_deadline is not None and now > slot.stop_deadline:
-                if slot.pid is not None and slot.kill_cause is None:
-                    slot.shutdown_outcome = "killed after missing its shutdown deadline"
-                    self._kill(role, slot, f"missed its shutdown deadline of {slot.spec.shutdown_timeout_s:g}s")
+            elif (
+                slot.status == "stopping"
+                and slot.stop_deadline is not None
+                and now > slot.stop_deadline
+                and slot.pid is not None
+                and slot.kill_cause is None
+            ):
+                slot.shutdown_outcome = "killed after missing its shutdown deadline"
+                self._kill(role, slot, f"missed its shutdown deadline of {slot.spec.shutdown_timeout_s:g}s")
         for code in self.sm.expire(now):
             self._journal("reason.cleared", {"code": code, "by": "cooldown"})
         self._settle()
 
     def _kill(self, role: str, slot: RoleSlot, cause: str) -> None:
-        assert slot.pid is not None
+        if slot.pid is None:
+            return
         slot.kill_cause = cause
         log.error("killing %s (pid %d): %s", role, slot.pid, cause)
         kind = "role.heartbeat_lost" if cause.startswith("hung") else "role.killed"
         self._journal(kind, {"role": role, "pid": slot.pid, "cause": cause})
         if cause.startswith("hung"):
             self._raise(f"role_down:{role}", f"{role} {cause}; restarting", latched=False)
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(slot.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
 
     # --- state ---
 
@@ -386,10 +414,14 @@ class Supervisor(pykka.ThreadingActor):
         previous = self.sm.state
         changed = self.sm.settle()
         if changed is not None:
-            self._journal("state.changed", {
-                "from": previous.value, "to": changed.value,
-                "reasons": [r.code for r in self.sm.reasons(time.time_ns())],
-            })
+            self._journal(
+                "state.changed",
+                {
+                    "from": previous.value,
+                    "to": changed.value,
+                    "reasons": [r.code for r in self.sm.reasons(time.time_ns())],
+                },
+            )
             log.info("state %s -> %s", previous.value, changed.value)
         now = time.monotonic()
         if changed is not None or force_publish or now - self.last_published >= self.sup.state_interval_s:
@@ -400,8 +432,11 @@ class Supervisor(pykka.ThreadingActor):
         self.last_published = time.monotonic()
         self.state_seq += 1
         body = SystemStateChanged(
-            state=self.sm.state, reasons=self.sm.reasons(now_ns), paused=self.sm.paused,
-            expires_ns=now_ns + int(self.sup.permit_ttl_s * 1e9), mode=self.cfg.host.mode,
+            state=self.sm.state,
+            reasons=self.sm.reasons(now_ns),
+            paused=self.sm.paused,
+            expires_ns=now_ns + int(self.sup.permit_ttl_s * 1e9),
+            mode=self.cfg.host.mode,
         )
         env = make_envelope(body, src=SRC, seq=self.state_seq)
         self.io.send("pub", [TOPIC_SYS_STATE.encode(), encode(env)])
@@ -418,8 +453,9 @@ class Supervisor(pykka.ThreadingActor):
         except sqlite3.Error as e:
             log.error("journal write failed (%s): %s", kind, e)
             now = time.monotonic()
-            self.sm.raise_reason("journal_unwritable", f"journal write failed: {e}", latched=True,
-                                 now_s=now, now_ns=time.time_ns())
+            self.sm.raise_reason(
+                "journal_unwritable", f"journal write failed: {e}", latched=True, now_s=now, now_ns=time.time_ns()
+            )
 
     def _save_state(self) -> None:
         latched = tuple(
@@ -530,10 +566,14 @@ class Supervisor(pykka.ThreadingActor):
         self.shutdown_started = time.monotonic()
         self.state_before_shutdown = previous
         log.info("graceful shutdown (%s)", trigger)
-        self._journal("shutdown.started", {
-            "trigger": trigger, "state_before": previous.value,
-            "reasons": [r.code for r in self.sm.reasons(time.time_ns())],
-        })
+        self._journal(
+            "shutdown.started",
+            {
+                "trigger": trigger,
+                "state_before": previous.value,
+                "reasons": [r.code for r in self.sm.reasons(time.time_ns())],
+            },
+        )
         self._journal("state.changed", {"from": previous.value, "to": SystemState.SHUTTING_DOWN.value, "reasons": []})
         self._publish_state()  # revokes the permit at once
         for slot in self.slots.values():
@@ -577,8 +617,9 @@ class Supervisor(pykka.ThreadingActor):
         }
         self._journal("shutdown.completed", summary)
         self.sm.stopped()
-        self._journal("state.changed", {"from": SystemState.SHUTTING_DOWN.value, "to": SystemState.STOPPED.value,
-                                        "reasons": []})
+        self._journal(
+            "state.changed", {"from": SystemState.SHUTTING_DOWN.value, "to": SystemState.STOPPED.value, "reasons": []}
+        )
         self._publish_state()
         log.info("shutdown complete in %.0f ms", elapsed_ms)
         self.done.set()

@@ -66,7 +66,7 @@ class ChildWatcher:
                 if fd == self._wake_r:
                     os.read(self._wake_r, 4096)
                     continue
-                role, proc = watched.pop(fd)  # type: ignore[call-overload]
+                role, proc = watched.pop(fd)  # type: ignore[arg-type]
                 proc.join(1.0)
                 code = proc.exitcode if proc.exitcode is not None else -1
                 pid = proc.pid or 0

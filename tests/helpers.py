@@ -78,7 +78,10 @@ class Host:
         with self.log_path.open("wb") as log:
             self.proc = subprocess.Popen(
                 [*tradehost_cmd(), "run", "-c", str(REPO / "conf/default.toml"), *self.set_args],
-                stdout=log, stderr=subprocess.STDOUT, env=env, cwd=str(REPO),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+                cwd=str(REPO),
             )
         return self
 
@@ -86,7 +89,11 @@ class Host:
         """Run ``tradehost ctl`` against this host."""
         return subprocess.run(
             [*tradehost_cmd(), "ctl", "-c", str(REPO / "conf/default.toml"), *self.set_args, *args],
-            capture_output=True, text=True, timeout=timeout_s, cwd=str(REPO), check=False,
+            capture_output=True,
+            text=True,
+            timeout=timeout_s,
+            cwd=str(REPO),
+            check=False,
         )
 
     def status(self) -> dict[str, Any]:
@@ -102,10 +109,12 @@ class Host:
 
     def wait_all_running(self, timeout_s: float = 30.0) -> dict[str, Any]:
         """Poll status until every role runs and has heartbeated."""
+
         def check() -> dict[str, Any] | bool:
             s = self.status()
             ok = all(a["status"] == "running" and a["heartbeat_age_s"] is not None for a in s["actors"].values())
             return s if ok else False
+
         return poll_until(check, timeout_s, what="all roles running")
 
     def journal(self, kind: str | None = None) -> list[dict[str, Any]]:
@@ -115,8 +124,9 @@ class Host:
         db = sqlite3.connect(f"file:{self.run_dir / 'journal.sqlite'}?mode=ro", uri=True, timeout=10)
         try:
             query = "SELECT seq, src, kind, body FROM journal"
-            rows = db.execute(query + (" WHERE kind = ?" if kind else "") + " ORDER BY seq",
-                              (kind,) if kind else ()).fetchall()
+            rows = db.execute(
+                query + (" WHERE kind = ?" if kind else "") + " ORDER BY seq", (kind,) if kind else ()
+            ).fetchall()
         finally:
             db.close()
         return [{"seq": r[0], "src": r[1], "kind": r[2], "body": json.loads(r[3])} for r in rows]
@@ -153,8 +163,9 @@ class Host:
 
 
 @contextlib.contextmanager
-def running_host(overrides: list[str] | None = None, env: dict[str, str] | None = None,
-                 wait: str | None = "TRADING") -> Iterator[Host]:
+def running_host(
+    overrides: list[str] | None = None, env: dict[str, str] | None = None, wait: str | None = "TRADING"
+) -> Iterator[Host]:
     """Start a host, wait for ``wait`` (a state), and always clean up."""
     run_dir = short_tmp_dir() / "run"
     host = Host(run_dir=run_dir, overrides=overrides or [], env=env or {}).start()

@@ -106,8 +106,12 @@ def bench_ctl(n: int) -> tuple[list[float], list[float]]:
         host.wait_state("TRADING", timeout_s=60)
         for _ in range(n):
             t0 = time.perf_counter()
-            subprocess.run([script, "ctl", "--set", f"host.run_dir={json.dumps(str(run_dir))}", "status"],
-                           check=True, capture_output=True, cwd=str(REPO))
+            subprocess.run(
+                [script, "ctl", "--set", f"host.run_dir={json.dumps(str(run_dir))}", "status"],
+                check=True,
+                capture_output=True,
+                cwd=str(REPO),
+            )
             whole.append((time.perf_counter() - t0) * 1000)
         client = CtlClient(f"ipc://{run_dir / 'ctl.sock'}", 5.0)
         for _ in range(n * 10):
@@ -260,8 +264,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="fewer repetitions (a smoke run)")
     args = parser.parse_args(argv)
     n = 3 if args.quick else 1
-    print(f"tradehost tree benchmark  ({os.cpu_count()} cores, python {sys.version.split()[0]}, "
-          f"pyzmq {zmq.__version__}, libzmq {zmq.zmq_version()})")
+    print(
+        f"tradehost tree benchmark  ({os.cpu_count()} cores, python {sys.version.split()[0]}, "
+        f"pyzmq {zmq.__version__}, libzmq {zmq.zmq_version()})"
+    )
     print("process tree:")
     _row("restart: kill -9 -> first heartbeat of new pid", bench_restart(30 // n), "ms", "target < 50 ms")
     _row("graceful shutdown: SIGTERM -> root exit", bench_shutdown(max(2, 7 // n)), "ms", "target < 1000 ms")
@@ -274,15 +280,27 @@ def main(argv: list[str] | None = None) -> int:
     px_lat, px_thr = _bus_run("proxy", n_lat, n_thr)
     env_lat, env_thr = _bus_run("proxy", n_lat, n_thr, envelope=True)
     _row("raw pyzmq PUB->SUB latency (baseline)", raw_lat, "µs")
-    _row("through the XSUB/XPUB proxy latency", px_lat, "µs",
-         f"x{statistics.median(px_lat) / statistics.median(raw_lat):.2f} of baseline (target <= 1.5)")
-    _row("proxy + tradehost Envelope encode/decode", env_lat, "µs",
-         f"x{statistics.median(env_lat) / statistics.median(raw_lat):.2f} of baseline")
+    _row(
+        "through the XSUB/XPUB proxy latency",
+        px_lat,
+        "µs",
+        f"x{statistics.median(px_lat) / statistics.median(raw_lat):.2f} of baseline (target <= 1.5)",
+    )
+    _row(
+        "proxy + tradehost Envelope encode/decode",
+        env_lat,
+        "µs",
+        f"x{statistics.median(env_lat) / statistics.median(raw_lat):.2f} of baseline",
+    )
     print(f"  {'raw pyzmq PUB->SUB throughput (baseline)':<44} {raw_thr:12,.0f} msg/s")
-    print(f"  {'through the XSUB/XPUB proxy throughput':<44} {px_thr:12,.0f} msg/s  "
-          f"x{raw_thr / px_thr:.2f} slower than baseline (target <= 1.5)")
-    print(f"  {'proxy + tradehost Envelope encode/decode':<44} {env_thr:12,.0f} msg/s  "
-          f"x{raw_thr / env_thr:.2f} slower than baseline")
+    print(
+        f"  {'through the XSUB/XPUB proxy throughput':<44} {px_thr:12,.0f} msg/s  "
+        f"x{raw_thr / px_thr:.2f} slower than baseline (target <= 1.5)"
+    )
+    print(
+        f"  {'proxy + tradehost Envelope encode/decode':<44} {env_thr:12,.0f} msg/s  "
+        f"x{raw_thr / env_thr:.2f} slower than baseline"
+    )
     return 0
 
 

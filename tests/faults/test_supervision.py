@@ -21,6 +21,7 @@ def _restarted(host: Host, role: str, old_pid: int, restarts: int) -> dict:
         actor = host.status()["actors"][role]
         ok = actor["pid"] not in (None, old_pid) and actor["status"] == "running" and actor["restarts"] >= restarts
         return actor if ok else False
+
     return poll_until(check, timeout_s=30, what=f"{role} restarted")
 
 
@@ -129,4 +130,5 @@ def test_kill_9_of_the_root_leaves_no_child_behind() -> None:
         def all_gone() -> bool:
             alive = [p for p in descendants if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
             return not alive
+
         poll_until(all_gone, timeout_s=10, what="no orphaned children")

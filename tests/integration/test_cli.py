@@ -12,17 +12,18 @@ pytestmark = pytest.mark.integration
 
 
 def _run(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*tradehost_cmd(), *args], capture_output=True, text=True, timeout=60, cwd=str(REPO),
-                          check=False)
+    return subprocess.run(
+        [*tradehost_cmd(), *args], capture_output=True, text=True, timeout=60, cwd=str(REPO), check=False
+    )
 
 
 @pytest.mark.parametrize(
     ("toml", "expected"),
     [
         ("[supervisor]\nmax_restart = 3\n", "supervisor.max_restart: unknown key"),
-        ("[supervisor]\nmax_restarts = \"three\"\n", "supervisor.max_restarts: expected an integer"),
+        ('[supervisor]\nmax_restarts = "three"\n', "supervisor.max_restarts: expected an integer"),
         ("[supervisor]\nheartbeat_timeout_s = -1\n", "supervisor.heartbeat_timeout_s: -1.0 is below the minimum"),
-        ("[host]\nmode = \"yolo\"\n", "host.mode: 'yolo' is not one of"),
+        ('[host]\nmode = "yolo"\n', "host.mode: 'yolo' is not one of"),
         ("[nonsense]\nx = 1\n", "nonsense: unknown key"),
         ("[host\n", "not valid TOML"),
     ],
@@ -30,7 +31,7 @@ def _run(*args: str) -> subprocess.CompletedProcess[str]:
 def test_a_bad_config_is_refused_with_the_dotted_key_and_exit_2(toml: str, expected: str) -> None:
     conf = short_tmp_dir() / "bad.toml"
     conf.write_text(toml)
-    res = _run("run", "-c", str(conf), "--set", f"host.run_dir=\"{conf.parent / 'run'}\"")
+    res = _run("run", "-c", str(conf), "--set", f'host.run_dir="{conf.parent / "run"}"')
     assert res.returncode == 2
     assert expected in res.stderr
     assert len(res.stderr.strip().splitlines()) == 1

@@ -28,13 +28,16 @@ def _garbage(rng: random.Random) -> list[bytes]:
     if kind == 3:
         return [b"", orjson.dumps(rng.choice([[], 1, "x", None, 3.5, {"id": 1}, {"id": ""}, {"id": "a" * 500}]))]
     if kind == 4:
-        body = {"id": f"r{rng.random()}", "command": rng.choice(COMMAND_WORDS), "args": rng.choice([{}, [], "x", None,
-                {"role": rng.choice(["FEED", "nope", 1, None])}, {"json": True}])}
+        body = {
+            "id": f"r{rng.random()}",
+            "command": rng.choice(COMMAND_WORDS),
+            "args": rng.choice([{}, [], "x", None, {"role": rng.choice(["FEED", "nope", 1, None])}, {"json": True}]),
+        }
         if rng.random() < 0.2:
             body["extra"] = 1
         return [b"", orjson.dumps(body)]
     if kind == 5:
-        return [b"", b"{\"id\": \"x\", \"command\": \"status\"", b"trailing"]
+        return [b"", b'{"id": "x", "command": "status"', b"trailing"]
     if kind == 6:
         return [b"", b"\xff\xfe" + rng.randbytes(20)]
     if kind == 7:

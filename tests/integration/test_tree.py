@@ -41,9 +41,7 @@ def test_heartbeats_keep_coming_so_heartbeat_age_stays_small(host: Host) -> None
     first = host.wait_all_running()
     handled_before = {r: a["handled"] for r, a in first["actors"].items()}
     # Three heartbeat intervals later every role has sent fresh heartbeats.
-    later = poll_until(
-        lambda: (s := host.status())["uptime_s"] > first["uptime_s"] + 1.0 and s, timeout_s=10
-    )
+    later = poll_until(lambda: (s := host.status())["uptime_s"] > first["uptime_s"] + 1.0 and s, timeout_s=10)
     for role, actor in later["actors"].items():
         assert actor["heartbeat_age_s"] < 2.0, role
         assert actor["pid"] == first["actors"][role]["pid"]
@@ -65,7 +63,8 @@ def test_pause_holds_the_system_out_of_trading_until_resume(host: Host) -> None:
     assert res.returncode == 0 and "operator_pause" in res.stdout
     host.wait_state("TRADING", timeout_s=10)
     assert [e["kind"] for e in host.journal() if e["kind"].startswith("operator.")] == [
-        "operator.pause", "operator.resume"
+        "operator.pause",
+        "operator.resume",
     ]
 
 
@@ -74,8 +73,11 @@ def test_ctl_restart_replaces_the_process_and_shows_the_new_pid(host: Host) -> N
     res = host.ctl("restart", "model")
     assert res.returncode == 0, res.stderr
     after = poll_until(
-        lambda: (a := host.status()["actors"]["model"])["pid"] not in (None, before["pid"])
-        and a["status"] == "running" and a,
+        lambda: (
+            (a := host.status()["actors"]["model"])["pid"] not in (None, before["pid"])
+            and a["status"] == "running"
+            and a
+        ),
         timeout_s=20,
     )
     assert after["restarts"] == 1
@@ -125,7 +127,7 @@ def test_a_signal_shuts_down_gracefully_with_exit_0_and_a_journaled_summary(sig:
 
 
 def test_ctl_shutdown_exits_0_and_a_second_sigint_does_not_skip_the_safe_steps() -> None:
-    with running_host(FAST + ["supervisor.shutdown_timeout_s=5"]) as host:
+    with running_host([*FAST, "supervisor.shutdown_timeout_s=5"]) as host:
         res = host.ctl("shutdown")
         assert res.returncode == 0, res.stderr
         os.kill(host.proc.pid, signal.SIGINT)
