@@ -110,9 +110,11 @@ def test_bad_token_is_fatal_and_never_leaks(emu: Emu, caplog: pytest.LogCaptureF
     try:
         with pytest.raises(BrokerFatalError) as e:
             broker.account_summary()
-        emu.admin.fault("order_no_answer", mode="drop")
+        helper = make_broker(emu)
+        request = _request(helper, "c-leak")
+        helper.close()
         with pytest.raises(BrokerFatalError):
-            broker.submit_market_order(_request(make_broker(emu), "c-leak"))
+            broker.submit_market_order(request)
     finally:
         broker.close()
     assert secret not in repr(broker) and secret not in str(e.value) and secret not in repr(e.value)
