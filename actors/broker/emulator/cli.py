@@ -110,11 +110,11 @@ def main(argv: list[str]) -> int:
         signal.signal(signal.SIGINT, on_signal)
 
     def ready(port: int) -> None:
-        print(port, flush=True)
         if args.port_file is not None:
             tmp = args.port_file.with_suffix(".tmp")
             tmp.write_text(f"{port}\n")
             tmp.replace(args.port_file)
+        print(port, flush=True)
 
     try:
         serve(options, ready=ready, stop=stop)
