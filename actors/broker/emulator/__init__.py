@@ -9,7 +9,15 @@ its base URL is registered in ``TRADING_ENVIRONMENTS`` (``actors.broker.oanda`` 
 from __future__ import annotations
 
 from actors.broker.emulator.admin import AdminClient
-from actors.broker.emulator.app import Emulator, EmulatorOptions
+from actors.broker.emulator.app import Emulator, EmulatorOptions, options_from_config
 from actors.broker.emulator.server import EmulatorServer, running_emulator, serve
 
-__all__ = ["AdminClient", "Emulator", "EmulatorOptions", "EmulatorServer", "running_emulator", "serve"]
+__all__ = [
+    "AdminClient",
+    "Emulator",
+    "EmulatorOptions",
+    "EmulatorServer",
+    "options_from_config",
+    "running_emulator",
+    "serve",
+]

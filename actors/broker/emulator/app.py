@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from actors.broker.config import DEV_ACCOUNT_ID, DEV_TOKEN
+from actors.broker.config import DEV_ACCOUNT_ID, DEV_TOKEN, Credentials, EmulatorConfig
 from actors.broker.emulator.account import Account
 from actors.broker.emulator.candles import CandleService
 from actors.broker.emulator.faults import FAULT_TYPES, Faults, HttpFault
@@ -26,7 +26,7 @@ from actors.broker.emulator.views import find_trade
 from actors.broker.emulator.wire import ApiError, parse_decimal
 from actors.broker.timefmt import NS, format_rfc3339, parse_time
 
-__all__ = ["Emulator", "EmulatorOptions"]
+__all__ = ["Emulator", "EmulatorOptions", "options_from_config"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -74,6 +74,22 @@ class EmulatorOptions:
             raise ValueError(f"unknown instruments {unknown}; known: {sorted(SPECS)}")
         if self.speed <= 0:
             raise ValueError("speed must be > 0")
+
+
+def options_from_config(config: EmulatorConfig, credentials: Credentials) -> EmulatorOptions:
+    """``EmulatorOptions`` for the embedded emulator of ``broker.emulator`` and the host's credentials."""
+    return EmulatorOptions(
+        host=config.host,
+        port=config.port,
+        token=credentials.token,
+        account_id=credentials.account_id,
+        seed=config.seed,
+        speed=config.speed,
+        instruments=tuple(config.instruments),
+        start=config.start,
+        balance=config.balance,
+        heartbeat_s=config.heartbeat_s,
+    )
 
 
 class Emulator:

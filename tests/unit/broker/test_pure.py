@@ -194,3 +194,12 @@ def test_broker_config_fields_are_documented_and_validated():
         BrokerConfig(kind="paper")
     with pytest.raises(ConfigError):
         BrokerConfig(api_url="http://x/")
+
+
+def test_emulator_options_follow_the_config_and_the_credentials():
+    from actors.broker.config import EmulatorConfig
+    from actors.broker.emulator import options_from_config
+
+    creds = load_credentials({}, kind="emulator")
+    options = options_from_config(EmulatorConfig(seed=9, speed=60.0), creds)
+    assert (options.seed, options.speed, options.token, options.account_id) == (9, 60.0, DEV_TOKEN, DEV_ACCOUNT_ID)
