@@ -20,6 +20,7 @@ from typing import Any, ClassVar, Protocol, cast
 
 import pykka
 
+from actors.broker.config import BrokerConfig
 from actors.messages import (
     TOPIC_HEARTBEAT,
     Body,
@@ -60,6 +61,8 @@ class RoleRuntime(Protocol):
     """What the process runtime offers its actor (implemented in ``actors.runtime``)."""
 
     role: str
+    broker_config: BrokerConfig | None
+    role_config: Any
 
     def publish(self, topic: str, body: Body, *, corr: str | None = None) -> None:
         """Publish on the bus."""
@@ -113,6 +116,7 @@ class RoleActor(pykka.ThreadingActor):
         self.permit = Permit()
         self.handled = 0
         self.last_handled: str | None = None
+        self.stopping = False
 
     # --- hooks for roles ---
 
@@ -126,6 +130,12 @@ class RoleActor(pykka.ThreadingActor):
     def on_shutdown(self, deadline_s: float) -> str:
         """Flush state before the process exits; returns a one-line summary."""
         return "nothing to flush"
+
+    def on_heartbeat(self) -> None:
+        """Called before each heartbeat; raise to report the role broken (it is restarted)."""
+
+    def on_other(self, message: Any) -> None:
+        """Messages of the role's own worker threads (default: ignored)."""
 
     # --- plumbing ---
 
@@ -143,9 +153,13 @@ class RoleActor(pykka.ThreadingActor):
             self.last_handled = env.type
             self.on_message(env)
         elif isinstance(message, HeartbeatDue):
-            self._send_heartbeat()
+            if not self.stopping:  # after the shutdown hook, workers are gone on purpose
+                self.on_heartbeat()
+                self._send_heartbeat()
         elif isinstance(message, StopRequested):
             self._run_shutdown_hook(message)
+        else:
+            self.on_other(message)
         return None
 
     def _send_heartbeat(self) -> None:
@@ -164,6 +178,7 @@ class RoleActor(pykka.ThreadingActor):
         self.runtime.publish(TOPIC_HEARTBEAT + self.ROLE, beat)
 
     def _run_shutdown_hook(self, message: StopRequested) -> None:
+        self.stopping = True
         started = time.monotonic()
         try:
             summary = self.on_shutdown(message.deadline_s)

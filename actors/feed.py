@@ -1,15 +1,52 @@
-"""Feed role: market data in (OANDA pricing stream and candles), validated bars out.
+"""Feed role: market data in from the broker's pricing stream, ticks and stream health out.
 
-Today the role is the process shell only: it runs the shared runtime (heartbeat, permit,
-shutdown hook) and journals what reaches its topics. The pricing stream, bar validation and
-reconnect logic arrive with the feed issue.
+A worker thread holds the OANDA pricing stream through ``OandaBroker`` (the real oandapyV20
+client, against the emulator by default) and reconnects with exponential backoff and jitter
+whenever the stream ends, resets or stalls (the client's read timeout exceeds the 5 s
+heartbeat). The actor publishes every price as ``md.tick.<INSTR>`` and the stream's health on
+``md.health`` and to the supervisor, which keeps the system out of TRADING while the stream is
+down. Bar building and validation arrive with the feed issue.
 """
 
 from __future__ import annotations
 
-from typing import ClassVar
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
 
 from actors.base import RoleActor
+from actors.broker import Heartbeat as StreamHeartbeat
+from actors.broker import Price
+from actors.broker.connect import open_broker
+from actors.errors import BrokerError, ConfigError
+from actors.messages import TOPIC_MD_HEALTH, TOPIC_MD_TICK, BrokerHealth, PriceTick
+from actors.worker import Backoff, Worker
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FeedConfig:
+    """The ``[feed]`` section."""
+
+    instruments: tuple[str, ...] = field(
+        default=("EUR_USD", "GBP_USD", "USD_JPY"), metadata={"doc": "Instruments to stream prices for."}
+    )
+    reconnect_initial_s: float = field(
+        default=0.5, metadata={"doc": "First delay before reconnecting a broken stream.", "min": 0.01}
+    )
+    reconnect_max_s: float = field(
+        default=30.0, metadata={"doc": "Upper bound of the reconnect delay (doubles, with jitter).", "min": 0.01}
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class _StreamItem:
+    item: Price | StreamHeartbeat
+
+
+@dataclass(frozen=True, slots=True)
+class _StreamDown:
+    reason: str
 
 
 class FeedActor(RoleActor):
@@ -17,6 +54,90 @@ class FeedActor(RoleActor):
 
     ROLE: ClassVar[str] = "feed"
     TOPICS: ClassVar[tuple[str, ...]] = ()
+
+    def on_start(self) -> None:
+        """Start the stream worker (when a broker is configured)."""
+        self.cfg: FeedConfig = self.runtime.role_config or FeedConfig()
+        self.connected = False
+        self.last_ok_ns: int | None = None
+        self.reconnects = 0
+        self.detail = "connecting"
+        self.worker: Worker | None = None
+        if self.runtime.broker_config is not None:
+            self.worker = Worker("feed-stream", self._stream_loop)
+            self.worker.start()
+
+    def _stream_loop(self, stop: threading.Event) -> None:
+        if self.runtime.broker_config is None:
+            return
+        backoff = Backoff(self.cfg.reconnect_initial_s, self.cfg.reconnect_max_s)
+        try:
+            broker = open_broker(self.runtime.broker_config)
+        except ConfigError as e:
+            self.actor_ref.tell(_StreamDown(f"broker unusable: {e}"))
+            return
+        while not stop.is_set():
+            try:
+                for item in broker.pricing_stream(self.cfg.instruments):
+                    backoff.reset()
+                    self.actor_ref.tell(_StreamItem(item))
+                    if stop.is_set():
+                        return
+                reason = "stream ended"
+            except BrokerError as e:
+                reason = f"{type(e).__name__}: {e}"
+            self.actor_ref.tell(_StreamDown(reason))
+            stop.wait(backoff.next_delay())
+
+    def on_other(self, message: Any) -> None:
+        """Prices, stream heartbeats and stream failures from the worker."""
+        if isinstance(message, _StreamItem):
+            item = message.item
+            self.last_ok_ns = time.time_ns()
+            if not self.connected:
+                self.connected, self.detail = True, "streaming"
+                self._report()
+            if isinstance(item, Price):
+                tick = PriceTick(
+                    instrument=item.instrument,
+                    ts=item.ts,
+                    bid=str(item.bid),
+                    ask=str(item.ask),
+                    tradeable=item.tradeable,
+                )
+                self.runtime.publish(TOPIC_MD_TICK + item.instrument, tick)
+        elif isinstance(message, _StreamDown):
+            was = self.connected
+            self.connected, self.detail = False, message.reason
+            self.reconnects += 1
+            self.runtime.journal("feed.stream_down", {"reason": message.reason, "reconnects": self.reconnects})
+            if was or self.reconnects == 1:
+                self._report()
+
+    def on_heartbeat(self) -> None:
+        """Re-send the stream health with every heartbeat; a dead worker fails the role."""
+        if self.worker is not None and not self.worker.alive() and self.connected:
+            raise RuntimeError("feed stream worker died")
+        if self.worker is not None and (self.connected or self.reconnects):
+            self._report()  # nothing to say before the first connection attempt has an outcome
+
+    def _report(self) -> None:
+        health = BrokerHealth(
+            source="stream",
+            connected=self.connected,
+            last_ok_ns=self.last_ok_ns,
+            detail=self.detail,
+            reconnects=self.reconnects,
+        )
+        self.runtime.to_supervisor(health)
+        self.runtime.publish(TOPIC_MD_HEALTH, health)
+
+    def on_shutdown(self, deadline_s: float) -> str:
+        """Stop the stream worker."""
+        if self.worker is None:
+            return "no broker configured"
+        stopped = self.worker.stop(min(1.0, deadline_s / 2))
+        return "stream closed" if stopped else "stream worker still blocked in a read; exiting anyway"
 
 
 ACTOR = FeedActor

@@ -308,6 +308,47 @@ class AlertRaised(Body):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class PriceTick(Body):
+    """Best bid/ask of one instrument from the pricing stream (prices as OANDA decimal strings)."""
+
+    TYPE: ClassVar[str] = "PriceTick"
+    instrument: str
+    ts: int
+    bid: str
+    ask: str
+    tradeable: bool
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BrokerHealth(Body):
+    """Health of one broker connection (``source``: ``stream`` or ``rest``), sent on change and
+    with every heartbeat of the role that owns the connection."""
+
+    TYPE: ClassVar[str] = "BrokerHealth"
+    source: str
+    connected: bool
+    last_ok_ns: int | None = None
+    detail: str = ""
+    reconnects: int = 0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AccountSnapshot(Body):
+    """The broker's account state as the reconciler last read it (money as decimal strings)."""
+
+    TYPE: ClassVar[str] = "AccountSnapshot"
+    currency: str
+    balance: str
+    nav: str
+    unrealized_pl: str
+    margin_used: str
+    open_trades: int
+    pending_orders: int
+    last_transaction_id: str
+    ts: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class RoleEvent(Body):
     """Free-form event of a scaffold role (journaled by whoever subscribes)."""
 

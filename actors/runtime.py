@@ -32,6 +32,7 @@ import pykka.debug
 
 from actors import transport
 from actors.base import HeartbeatDue, Inbound, RoleActor, StopRequested
+from actors.broker.config import BrokerConfig
 from actors.errors import MessageDecodeError
 from actors.journal import Journal
 from actors.logs import setup_logging
@@ -40,6 +41,7 @@ from actors.messages import TOPIC_SYS_STATE, Body, StopRole, decode, encode, mak
 log = logging.getLogger(__name__)
 
 ROLE_MODULES: dict[str, str] = {
+    "emulator": "actors.emulator",
     "watchdog": "actors.watchdog",
     "reconciler": "actors.reconciler",
     "feed": "actors.feed",
@@ -70,6 +72,8 @@ class ChildArgs:
     log_level: str
     mode: str
     root_pid: int
+    broker: BrokerConfig | None = None
+    role_config: Any = None
 
 
 def _set_parent_death_signal(sig: int) -> None:
@@ -98,6 +102,8 @@ class ChildRuntime:
     def __init__(self, args: ChildArgs) -> None:
         self.args = args
         self.role = args.role
+        self.broker_config = args.broker
+        self.role_config = args.role_config
         self.pid = os.getpid()
         self._proc = psutil.Process(self.pid)
         self._seq = itertools.count(1)

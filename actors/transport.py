@@ -25,6 +25,9 @@ import zmq
 log = logging.getLogger(__name__)
 
 Frames = list[bytes]
+# High-water mark of the proxy's sockets: deep enough for bursts (a subscriber that still falls
+# behind loses messages, which publisher sequence numbers make visible as gaps).
+BUS_HWM = 100_000
 Handler = Callable[[Frames], None]
 
 PUB = zmq.PUB
@@ -270,9 +273,10 @@ class SocketThread:
 class BusProxy:
     """The XSUB/XPUB event proxy: publishers connect to ``frontend``, subscribers to ``backend``."""
 
-    def __init__(self, ctx: zmq.Context[zmq.Socket[bytes]], frontend: str, backend: str) -> None:
+    def __init__(self, ctx: zmq.Context[zmq.Socket[bytes]], frontend: str, backend: str, *, hwm: int = BUS_HWM) -> None:
         self.frontend = frontend
         self.backend = backend
+        self.hwm = hwm
         self._ctx = ctx
         self._control_endpoint = f"inproc://bus-proxy-control-{id(self):x}"
         self._thread: threading.Thread | None = None
@@ -293,8 +297,8 @@ class BusProxy:
 
     def _run(self) -> None:
         try:
-            xsub = make_socket(self._ctx, zmq.XSUB, bind=self.frontend)
-            xpub = make_socket(self._ctx, zmq.XPUB, bind=self.backend)
+            xsub = make_socket(self._ctx, zmq.XSUB, bind=self.frontend, hwm=self.hwm)
+            xpub = make_socket(self._ctx, zmq.XPUB, bind=self.backend, hwm=self.hwm)
             control = make_socket(self._ctx, zmq.PAIR, bind=self._control_endpoint)
         except zmq.ZMQError as e:  # handed to start() in the caller's thread
             self._error = e

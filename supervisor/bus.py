@@ -15,7 +15,7 @@ from typing import Any
 from actors import transport
 from actors.errors import MessageDecodeError
 from actors.messages import decode
-from supervisor.config import HostConfig
+from supervisor.config import CoreConfig
 from supervisor.control import parse_request
 from supervisor.tree import CtlCall, FromChild, Tick
 
@@ -27,7 +27,7 @@ TICK_S = 0.05
 class RootIO:
     """Sockets of the root process (see the module docstring)."""
 
-    def __init__(self, cfg: HostConfig, ctx: Any) -> None:
+    def __init__(self, cfg: CoreConfig, ctx: Any) -> None:
         self.cfg = cfg
         self.ctx = ctx
         self.proxy = transport.BusProxy(ctx, cfg.bus.events_in, cfg.bus.events_out)

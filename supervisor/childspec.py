@@ -14,6 +14,15 @@ from collections import deque
 from dataclasses import dataclass, field
 
 ROLES: tuple[str, ...] = ("watchdog", "reconciler", "feed", "model", "risk", "execution")
+# The broker emulator runs as a child of its own when ``broker.kind = "emulator"``: first up,
+# last down, supervised like a role.
+EMULATOR = "emulator"
+ALL_CHILDREN: tuple[str, ...] = (EMULATOR, *ROLES)
+
+
+def child_roles(with_emulator: bool) -> tuple[str, ...]:
+    """The children of a tree in start order."""
+    return ALL_CHILDREN if with_emulator else ROLES
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

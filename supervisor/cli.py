@@ -17,7 +17,7 @@ from typing import Any
 
 from actors.errors import ConfigError
 from supervisor.client import EXIT_OK, EXIT_REFUSED, EXIT_USAGE, CtlClient
-from supervisor.config import HostConfig, load_config
+from supervisor.config import load_core_config
 
 DEFAULT_CONF = Path("conf/default.toml")
 
@@ -83,11 +83,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _load(args: argparse.Namespace) -> HostConfig:
-    path = args.config
-    if path is None and DEFAULT_CONF.exists():
-        path = DEFAULT_CONF
-    return load_config(path, args.overrides)
+def _conf_path(args: argparse.Namespace) -> str | Path | None:
+    if args.config is None and DEFAULT_CONF.exists():
+        return DEFAULT_CONF
+    path: str | None = args.config
+    return path
 
 
 def _config_error(e: ConfigError) -> int:
@@ -98,8 +98,10 @@ def _config_error(e: ConfigError) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     """``tradehost run``."""
+    from supervisor.config import load_config
+
     try:
-        cfg = _load(args)
+        cfg = load_config(_conf_path(args), args.overrides)
     except ConfigError as e:
         return _config_error(e)
     from supervisor.host import HostLockedError, run_host
@@ -136,7 +138,7 @@ def cmd_ctl(args: argparse.Namespace) -> int:
     except SystemExit as e:  # argparse already printed the usage
         return EXIT_OK if e.code == 0 else EXIT_USAGE
     try:
-        cfg = _load(args)
+        cfg = load_core_config(_conf_path(args), args.overrides)
     except ConfigError as e:
         return _config_error(e)
     reply = CtlClient(cfg.ctl.endpoint, cfg.ctl.timeout_s).call(command.name, ctl_args)

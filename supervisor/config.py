@@ -16,17 +16,23 @@ import os
 import tomllib
 import types
 import typing
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from actors.errors import ConfigError
 from supervisor.childspec import SupervisorConfig
 from supervisor.client import CtlConfig
 
+if TYPE_CHECKING:
+    from supervisor.hostconfig import HostConfig
+
 Mode = Literal["shadow", "live"]
 LogLevel = Literal["debug", "info", "warning", "error"]
+
+# The roles' sections, by name: ``tradehost ctl`` skips them (see ``load_core_config``).
+ROLE_SECTIONS = ("broker", "feed", "reconciler")
 
 # sockaddr_un.sun_path is 108 bytes including the terminating NUL.
 MAX_IPC_PATH = 107
@@ -55,8 +61,8 @@ class BusConfig:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class HostConfig:
-    """The whole validated configuration."""
+class CoreConfig:
+    """The sections the root and ``tradehost ctl`` need; ``HostConfig`` adds the roles' sections."""
 
     host: HostSection = field(default_factory=HostSection)
     supervisor: SupervisorConfig = field(default_factory=SupervisorConfig)
@@ -70,10 +76,22 @@ class HostConfig:
         return Path(self.host.run_dir)
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain dict of every section (nothing secret lives in HostConfig)."""
+        """Plain dict of every section (nothing secret lives in the configuration)."""
         out = dataclasses.asdict(self)
         out.pop("source", None)
         return out
+
+
+_C = TypeVar("_C", bound=CoreConfig)
+
+
+def __getattr__(name: str) -> Any:
+    # ``from supervisor.config import HostConfig`` still works without importing the roles here.
+    if name == "HostConfig":
+        from supervisor.hostconfig import HostConfig
+
+        return HostConfig
+    raise AttributeError(name)
 
 
 # --- Parsing ---------------------------------------------------------------------------------
@@ -179,20 +197,22 @@ def build_section(cls: type[Any], data: Any, prefix: str, problems: list[str]) -
             kwargs[name] = build_section(typing.cast(type[Any], tp), data[name], key, problems)
         else:
             kwargs[name] = _check_scalar(key, tp, data[name], f.metadata, problems)
-    if problems:
-        # Build only from the good values so the object exists; the caller raises anyway.
-        try:
-            return cls(**kwargs)
-        except (TypeError, ValueError):
-            return cls()
-    return cls(**kwargs)
+    try:
+        return cls(**kwargs)
+    except ConfigError as e:  # a section's own __post_init__ checks
+        problems.extend(e.problems)
+    except (TypeError, ValueError):
+        if not problems:
+            raise
+    # Build from defaults so an object exists; the caller raises anyway.
+    return cls()
 
 
 def _resolve_endpoint(value: str, run_dir: Path, name: str) -> str:
     return value or f"ipc://{run_dir / name}"
 
 
-def _check_endpoints(cfg: HostConfig, problems: list[str]) -> None:
+def _check_endpoints(cfg: CoreConfig, problems: list[str]) -> None:
     for key, endpoint in (
         ("ctl.endpoint", cfg.ctl.endpoint),
         ("bus.events_in", cfg.bus.events_in),
@@ -215,7 +235,7 @@ def _check_endpoints(cfg: HostConfig, problems: list[str]) -> None:
         seen.setdefault(endpoint, key)
 
 
-def _check_supervisor(cfg: HostConfig, problems: list[str]) -> None:
+def _check_supervisor(cfg: CoreConfig, problems: list[str]) -> None:
     sup = cfg.supervisor
     if sup.heartbeat_timeout_s <= sup.heartbeat_interval_s:
         problems.append(
@@ -229,38 +249,69 @@ def _check_supervisor(cfg: HostConfig, problems: list[str]) -> None:
 
 
 def load_config(
-    path: str | os.PathLike[str] | None, overrides: Sequence[str] = (), *, cwd: Path | None = None
+    path: str | os.PathLike[str] | None,
+    overrides: Sequence[str] = (),
+    *,
+    cwd: Path | None = None,
+    environ: Mapping[str, str] | None = None,
 ) -> HostConfig:
-    """Read, override, validate and resolve the configuration.
+    """Read, override, validate and resolve the whole configuration (``tradehost run``).
 
     Args:
         path: the TOML file; None means built-in defaults only.
         overrides: ``key.path=value`` strings from ``--set``.
         cwd: directory that relative paths are resolved against (default: the current one).
+        environ: where secrets and the live confirmation come from (default: ``os.environ``).
 
     Raises:
         ConfigError: with one line per problem, each naming the dotted key.
     """
-    data: dict[str, Any] = {}
-    source = "<defaults>"
-    if path is not None:
-        source = str(path)
-        try:
-            with Path(path).open("rb") as f:
-                data = tomllib.load(f)
-        except FileNotFoundError as e:
-            raise ConfigError(f"{path}: no such file") from e
-        except IsADirectoryError as e:
-            raise ConfigError(f"{path}: is a directory") from e
-        except PermissionError as e:
-            raise ConfigError(f"{path}: permission denied") from e
-        except tomllib.TOMLDecodeError as e:
-            raise ConfigError(f"{path}: not valid TOML: {e}") from e
+    from supervisor.hostconfig import HostConfig, check_host_config
+
+    cfg = _load(HostConfig, path, overrides, cwd=cwd, skip_sections=())
+    check_host_config(cfg, os.environ if environ is None else environ)
+    return cfg
+
+
+def load_core_config(
+    path: str | os.PathLike[str] | None, overrides: Sequence[str] = (), *, cwd: Path | None = None
+) -> CoreConfig:
+    """The sections ``tradehost ctl`` needs, validated the same way; the roles' sections are only
+    checked by name, so a mistake in them never keeps an operator from reaching a running host.
+    """
+    return _load(CoreConfig, path, overrides, cwd=cwd, skip_sections=ROLE_SECTIONS)
+
+
+def _read(path: str | os.PathLike[str]) -> dict[str, Any]:
+    try:
+        with Path(path).open("rb") as f:
+            return tomllib.load(f)
+    except FileNotFoundError as e:
+        raise ConfigError(f"{path}: no such file") from e
+    except IsADirectoryError as e:
+        raise ConfigError(f"{path}: is a directory") from e
+    except PermissionError as e:
+        raise ConfigError(f"{path}: permission denied") from e
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{path}: not valid TOML: {e}") from e
+
+
+def _load(
+    cls: type[_C],
+    path: str | os.PathLike[str] | None,
+    overrides: Sequence[str],
+    *,
+    cwd: Path | None,
+    skip_sections: Collection[str],
+) -> _C:
+    data = _read(path) if path is not None else {}
     for text in overrides:
         key, value = parse_override(text)
         _apply_override(data, key, value)
+    for name in skip_sections:
+        data.pop(name, None)
     problems: list[str] = []
-    cfg: HostConfig = build_section(HostConfig, data, "", problems)
+    cfg: _C = build_section(cls, data, "", problems)
     if problems:
         raise ConfigError(problems)
     base = cwd or Path.cwd()
@@ -269,7 +320,7 @@ def load_config(
         problems.append("host.run_dir: must not be empty")
     cfg = dataclasses.replace(
         cfg,
-        source=source,
+        source="<defaults>" if path is None else str(path),
         host=dataclasses.replace(cfg.host, run_dir=str(run_dir)),
         ctl=dataclasses.replace(cfg.ctl, endpoint=_resolve_endpoint(cfg.ctl.endpoint, run_dir, "ctl.sock")),
         bus=BusConfig(
@@ -285,8 +336,12 @@ def load_config(
     return cfg
 
 
-def documented_keys(cls: type[Any] = HostConfig, prefix: str = "") -> dict[str, str]:
-    """Every configuration key with its doc line (used by the docs test and ``--help``)."""
+def documented_keys(cls: type[Any] | None = None, prefix: str = "") -> dict[str, str]:
+    """Every configuration key with its doc line (default: of the whole ``HostConfig``)."""
+    if cls is None:
+        from supervisor.hostconfig import HostConfig
+
+        cls = HostConfig
     out: dict[str, str] = {}
     hints = typing.get_type_hints(cls)
     for f in dataclasses.fields(cls):

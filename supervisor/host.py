@@ -11,6 +11,7 @@ logged and changes nothing (the safe steps are never skipped). Under systemd the
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import fcntl
 import logging
 import multiprocessing
@@ -32,7 +33,7 @@ from actors.journal import Journal
 from actors.logs import setup_logging
 from actors.runtime import ROLE_MODULES, ChildArgs, child_main
 from supervisor.bus import RootIO
-from supervisor.config import HostConfig
+from supervisor.hostconfig import HostConfig
 from supervisor.tree import ChildExited, ShutdownRequested, Start, Supervisor
 from supervisor.watcher import ChildWatcher
 
@@ -85,6 +86,28 @@ def sd_notify(message: str) -> None:
         sock.sendto(message.encode(), address)
 
 
+def free_port(host: str) -> int:
+    """A TCP port that is free on ``host`` right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def with_emulator_port(cfg: HostConfig) -> HostConfig:
+    """Fix the embedded emulator's port once for the whole run and point the broker at it.
+
+    A restarted emulator comes back on the same port, so the roles' clients need no news.
+    """
+    broker = cfg.broker
+    if broker.kind != "emulator":
+        return cfg
+    emulator = broker.emulator
+    port = emulator.port or free_port(emulator.host)
+    emulator = dataclasses.replace(emulator, port=port)
+    url = broker.api_url or f"http://{emulator.host}:{port}"
+    return dataclasses.replace(cfg, broker=dataclasses.replace(broker, emulator=emulator, api_url=url))
+
+
 def forkserver_context() -> BaseContext:
     """The forkserver context with the role modules preloaded (never plain-fork: we have threads)."""
     ctx = multiprocessing.get_context("forkserver")
@@ -101,6 +124,7 @@ def run_host(cfg: HostConfig) -> int:
     setup_logging(cfg.host.log_level, src="supervisor")
     run_dir = cfg.run_dir
     lock = prepare_run_dir(run_dir)
+    cfg = with_emulator_port(cfg)
     journal = Journal(run_dir / "journal.sqlite", src="supervisor")
     zctx = transport.new_context()
     root_io = RootIO(cfg, zctx)
@@ -121,6 +145,8 @@ def run_host(cfg: HostConfig) -> int:
     watcher = ChildWatcher(on_exit)
     root_pid = os.getpid()
 
+    role_configs: dict[str, Any] = {"feed": cfg.feed, "reconciler": cfg.reconciler}
+
     def spawn(role: str) -> int:
         args = ChildArgs(
             role=role,
@@ -132,6 +158,8 @@ def run_host(cfg: HostConfig) -> int:
             log_level=cfg.host.log_level,
             mode=cfg.host.mode,
             root_pid=root_pid,
+            broker=cfg.broker,
+            role_config=role_configs.get(role),
         )
         proc = mp.Process(target=child_main, args=(args,), name=f"tradehost-{role}", daemon=True)  # type: ignore[attr-defined]
         proc.start()

@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import pykka
 
@@ -30,7 +30,9 @@ from actors.journal import Journal
 from actors.messages import (
     TOPIC_ALERT,
     TOPIC_SYS_STATE,
+    AccountSnapshot,
     AlertRaised,
+    BrokerHealth,
     Envelope,
     Heartbeat,
     ReconciliationCompleted,
@@ -40,13 +42,16 @@ from actors.messages import (
     SystemStateChanged,
     encode,
     make_envelope,
+    to_jsonable,
 )
 from supervisor import statefile
-from supervisor.childspec import ROLES, ChildSpec, Intensity
+from supervisor.childspec import ChildSpec, Intensity, child_roles
 from supervisor.commands.errors import REFUSED, CommandError
-from supervisor.config import HostConfig
 from supervisor.control import CtlRequest, dispatch
 from supervisor.state import StateMachine
+
+if TYPE_CHECKING:
+    from supervisor.hostconfig import HostConfig
 
 log = logging.getLogger(__name__)
 
@@ -165,6 +170,7 @@ class Supervisor(pykka.ThreadingActor):
         self.done = done
         self.state_path = state_path
         self.sm = StateMachine(self.sup.cooldown_s)
+        self.roles = child_roles(cfg.broker.kind == "emulator")
         self.slots = {
             role: RoleSlot(
                 spec=ChildSpec(role=role, shutdown_timeout_s=self.sup.shutdown_timeout_s),
@@ -172,7 +178,7 @@ class Supervisor(pykka.ThreadingActor):
                     self.sup.max_restarts, self.sup.restart_period_s, self.sup.backoff_initial_s, self.sup.backoff_max_s
                 ),
             )
-            for role in ROLES
+            for role in self.roles
         }
         self.started_at = time.monotonic()
         self.last_published = 0.0
@@ -182,6 +188,8 @@ class Supervisor(pykka.ThreadingActor):
         self.shutdown_started = 0.0
         self.state_before_shutdown: SystemState | None = None
         self.saved = statefile.SavedState()
+        self.broker_health: dict[str, BrokerHealth] = {}
+        self.account: AccountSnapshot | None = None
 
     # --- dispatch ---
 
@@ -227,7 +235,7 @@ class Supervisor(pykka.ThreadingActor):
                 "recovered_paused": self.saved.paused,
             },
         )
-        for role in ROLES:
+        for role in self.roles:
             self._spawn(role)
         self._settle(force_publish=True)
 
@@ -271,6 +279,10 @@ class Supervisor(pykka.ThreadingActor):
             self._on_reconciled(body)
         elif isinstance(body, RoleStopping):
             slot.shutdown_outcome = "clean" if body.clean else f"hook failed: {body.detail}"
+        elif isinstance(body, BrokerHealth):
+            self._on_broker_health(body)
+        elif isinstance(body, AccountSnapshot):
+            self.account = body
 
     def _on_role_up(self, role: str, slot: RoleSlot) -> None:
         slot.status = "running"
@@ -289,6 +301,21 @@ class Supervisor(pykka.ThreadingActor):
         self.sm.cause_healthy(f"role_down:{role}", now)
         if not self.sm.ready and all(s.status == "running" for s in self.slots.values()):
             self.sm.reconciling = True
+        self._settle()
+
+    def _on_broker_health(self, body: BrokerHealth) -> None:
+        previous = self.broker_health.get(body.source)
+        self.broker_health[body.source] = body
+        code = f"broker_unreachable:{body.source}"
+        if not body.connected:
+            what = "price stream" if body.source == "stream" else "REST API"
+            self._raise(code, f"broker {what} down: {body.detail}", latched=False)
+            if previous is None or previous.connected:
+                self._journal("broker.down", {"source": body.source, "detail": body.detail})
+        else:
+            self.sm.cause_healthy(code, time.monotonic())
+            if previous is not None and not previous.connected:
+                self._journal("broker.up", {"source": body.source, "reconnects": body.reconnects})
         self._settle()
 
     def _on_reconciled(self, body: ReconciliationCompleted) -> None:
@@ -500,10 +527,30 @@ class Supervisor(pykka.ThreadingActor):
             "pid": os.getpid(),
             "uptime_s": round(now - self.started_at, 1),
             "actors": actors,
-            "broker": {"connected": None, "last_ok": None},
+            "broker": self._broker_status(),
+            "account": to_jsonable(self.account) if self.account else None,
             "positions": None,
             "daily_pnl": None,
             "dd_zone": None,
+        }
+
+    def _broker_status(self) -> dict[str, Any]:
+        sources = {
+            source: {
+                "connected": h.connected,
+                "last_ok_ns": h.last_ok_ns,
+                "detail": h.detail,
+                "reconnects": h.reconnects,
+            }
+            for source, h in sorted(self.broker_health.items())
+        }
+        last = [h.last_ok_ns for h in self.broker_health.values() if h.last_ok_ns]
+        return {
+            "kind": self.cfg.broker.kind,
+            "api_url": self.cfg.broker.api_url or None,
+            "connected": all(h.connected for h in self.broker_health.values()) if self.broker_health else None,
+            "last_ok": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(max(last) / 1e9)) if last else None,
+            "sources": sources,
         }
 
     def _refuse_when_stopping(self, what: str) -> None:
@@ -542,7 +589,9 @@ class Supervisor(pykka.ThreadingActor):
     def restart_role(self, role: str) -> dict[str, Any]:
         """Stop ``role`` gracefully and start it again (also revives a failed role)."""
         self._refuse_when_stopping(f"restart {role}")
-        slot = self.slots[role]
+        slot = self.slots.get(role)
+        if slot is None:
+            raise CommandError(REFUSED, f"{role} is not part of this tree (broker.kind = {self.cfg.broker.kind!r})")
         slot.intensity.reset()
         self._journal("operator.restart", {"role": role, "status": slot.status})
         if slot.status in ("failed", "restarting", "stopped"):
@@ -580,7 +629,7 @@ class Supervisor(pykka.ThreadingActor):
             if slot.status in ("restarting", "failed"):
                 slot.shutdown_outcome = f"was {slot.status}"
                 slot.status = "stopped"
-        self.stop_queue = [r for r in reversed(ROLES)]
+        self.stop_queue = list(reversed(self.roles))
         self._shutdown_continue()
         return {"message": "shutting down", "state": self.sm.state.value}
 

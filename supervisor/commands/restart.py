@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 from typing import Any, ClassVar
 
-from supervisor.childspec import ROLES
+from supervisor.childspec import ALL_CHILDREN
 from supervisor.commands.base import Command, Controllable
 from supervisor.commands.errors import BAD_ARGUMENTS, CommandError
 
@@ -22,13 +22,13 @@ class Restart(Command):
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         """ROLE is one of the six roles."""
-        parser.add_argument("role", choices=ROLES, help="the role to restart")
+        parser.add_argument("role", choices=ALL_CHILDREN, help="the role to restart")
 
     def validate(self, args: dict[str, Any]) -> dict[str, Any]:
         """Exactly one known role."""
         role = args.get("role")
-        if set(args) != {"role"} or role not in ROLES:
-            raise CommandError(BAD_ARGUMENTS, f"restart needs role, one of {', '.join(ROLES)}")
+        if set(args) != {"role"} or role not in ALL_CHILDREN:
+            raise CommandError(BAD_ARGUMENTS, f"restart needs role, one of {', '.join(ALL_CHILDREN)}")
         return args
 
     def execute(self, supervisor: Controllable, args: dict[str, Any]) -> dict[str, Any]:

@@ -162,6 +162,9 @@ def _echo_proc(sub_ep: str, pub_ep: str, pub_bind: bool, ready: Any, envelope: b
     count = 0
     while True:
         topic, payload = sub.recv_multipart()
+        if payload == b"null":
+            pub.send_multipart([b"pong", payload])
+            break
         if envelope:
             env = decode(payload)
             body = encode(env)
@@ -174,8 +177,6 @@ def _echo_proc(sub_ep: str, pub_ep: str, pub_bind: bool, ready: Any, envelope: b
                 count = 0
             continue
         pub.send_multipart([b"pong", body])
-        if payload == b"null":
-            break
 
 
 def _bus_run(kind: str, n_lat: int, n_thr: int, envelope: bool = False) -> tuple[list[float], float]:

@@ -9,7 +9,7 @@ import signal
 import psutil
 import pytest
 
-from supervisor.childspec import ROLES
+from supervisor.childspec import ALL_CHILDREN as ROLES
 from tests.conftest import FAST
 from tests.helpers import Host, poll_until, running_host
 

@@ -10,18 +10,18 @@ import stat
 import psutil
 import pytest
 
-from supervisor.childspec import ROLES
+from supervisor.childspec import ALL_CHILDREN as ROLES
 from tests.conftest import FAST
 from tests.helpers import Host, poll_until, running_host, short_tmp_dir
 
 pytestmark = pytest.mark.integration
 
 
-def test_all_six_roles_start_heartbeat_and_the_system_reaches_trading(host: Host) -> None:
+def test_the_emulator_and_all_six_roles_start_heartbeat_and_the_system_reaches_trading(host: Host) -> None:
     status = host.wait_all_running()
     assert list(status["actors"]) == list(ROLES)
     pids = {a["pid"] for a in status["actors"].values()}
-    assert len(pids) == 6
+    assert len(pids) == 7
     descendants = {p.pid for p in host.children()}
     assert pids <= descendants
     for role, actor in status["actors"].items():

@@ -17,10 +17,13 @@ from actors.messages import (
     _REGISTRY,
     MAX_MESSAGE_BYTES,
     SCHEMA_VERSION,
+    AccountSnapshot,
     AlertRaised,
     Body,
+    BrokerHealth,
     Envelope,
     Heartbeat,
+    PriceTick,
     Reason,
     ReconciliationCompleted,
     RoleEvent,
@@ -57,6 +60,21 @@ SAMPLES: dict[str, Body] = {
     ),
     "AlertRaised": AlertRaised(severity="critical", code="intensity", detail="feed restarted 5 times"),
     "RoleEvent": RoleEvent(kind="tick", detail={"n": 1, "nested": {"xs": [1, 2.5, "a", None, True]}}),
+    "PriceTick": PriceTick(
+        instrument="EUR_USD", ts=1_700_000_000_000_000_001, bid="1.08512", ask="1.08527", tradeable=True
+    ),
+    "BrokerHealth": BrokerHealth(source="stream", connected=False, last_ok_ns=None, detail="reset", reconnects=2),
+    "AccountSnapshot": AccountSnapshot(
+        currency="USD",
+        balance="100000.0000",
+        nav="100012.5000",
+        unrealized_pl="12.5000",
+        margin_used="333.3000",
+        open_trades=1,
+        pending_orders=2,
+        last_transaction_id="42",
+        ts=5,
+    ),
 }
 
 

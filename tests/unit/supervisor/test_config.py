@@ -11,6 +11,7 @@ import pytest
 from actors.errors import ConfigError
 from supervisor.config import MAX_IPC_PATH, HostConfig, documented_keys, load_config, parse_override
 
+SECRETS = {"OANDA_TOKEN": "unit-test-token", "OANDA_ACCOUNT_ID": "101-004-1234567-001"}
 pytestmark = [pytest.mark.unit, pytest.mark.timeout(10)]
 
 REPO = Path(__file__).resolve().parents[3]
@@ -70,9 +71,10 @@ def test_conf_default_toml_loads_and_matches_the_built_in_defaults(tmp_path: Pat
 
 
 def test_a_valid_file_overrides_only_what_it_sets(tmp_path: Path) -> None:
-    cfg = load_config(CONFIGS / "valid.toml", cwd=tmp_path)
+    cfg = load_config(CONFIGS / "valid.toml", cwd=tmp_path, environ=SECRETS)
 
     assert (cfg.host.mode, cfg.host.log_level) == ("live", "debug")
+    assert cfg.broker.kind == "oanda"
     assert cfg.supervisor.max_restarts == 3
     assert cfg.supervisor.heartbeat_interval_s == 1.0
     assert cfg.ctl.endpoint == "tcp://127.0.0.1:7100"
@@ -83,7 +85,7 @@ def test_a_valid_file_overrides_only_what_it_sets(tmp_path: Path) -> None:
 def test_to_dict_lists_every_section_and_leaves_out_the_source(tmp_path: Path) -> None:
     out = load_config(None, cwd=tmp_path).to_dict()
 
-    assert set(out) == {"host", "supervisor", "ctl", "bus"}
+    assert set(out) == {"host", "supervisor", "ctl", "bus", "broker", "feed", "reconciler"}
     assert out["supervisor"]["max_restarts"] == 5
 
 
@@ -94,7 +96,7 @@ _BAD_FILES: list[Any] = [
     ("unknown-key-in-supervisor.toml", "supervisor.heartbeat_intervall_s"),
     ("unknown-key-in-ctl.toml", "ctl.port"),
     ("unknown-key-in-bus.toml", "bus.events"),
-    ("unknown-section.toml", "broker"),
+    ("unknown-section.toml", "brokerage"),
     ("section-not-a-table.toml", "supervisor"),
     ("bool-for-int.toml", "supervisor.max_restarts"),
     ("float-for-int.toml", "supervisor.max_restarts"),
@@ -260,7 +262,9 @@ def test_parse_override_refuses_bad_syntax(text: str) -> None:
 
 
 def test_overrides_apply_on_top_of_the_file(tmp_path: Path) -> None:
-    cfg = load_config(CONFIGS / "valid.toml", ["supervisor.max_restarts=7", "host.mode=shadow"], cwd=tmp_path)
+    cfg = load_config(
+        CONFIGS / "valid.toml", ["supervisor.max_restarts=7", "host.mode=shadow"], cwd=tmp_path, environ=SECRETS
+    )
 
     assert cfg.supervisor.max_restarts == 7
     assert cfg.host.mode == "shadow"
@@ -316,8 +320,14 @@ _LAYOUT = _default_toml_layout()
 def test_documented_keys_cover_every_config_field_with_a_doc_line() -> None:
     keys = documented_keys()
 
-    fields = {f"{section}.{name}" for section, names in HostConfig().to_dict().items() for name in names}
-    assert set(keys) == fields
+    def flatten(prefix: str, table: dict) -> set[str]:
+        out: set[str] = set()
+        for name, value in table.items():
+            key = f"{prefix}.{name}" if prefix else name
+            out |= flatten(key, value) if isinstance(value, dict) else {key}
+        return out
+
+    assert set(keys) == flatten("", HostConfig().to_dict())
     assert all(doc.strip() for doc in keys.values()), [k for k, d in keys.items() if not d.strip()]
 
 
