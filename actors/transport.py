@@ -11,18 +11,22 @@ with ``send()``), ``BusProxy`` (the XSUB/XPUB event proxy of the root process), 
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
 import queue
 import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import zmq
 
-log = logging.getLogger(__name__)
+
+
+def _log_exception(message: str, *args: object) -> None:
+    # logging is imported on first use: `tradehost ctl` imports this module and must start fast.
+    import logging  # noqa: PLC0415
+
+    logging.getLogger(__name__).exception(message, *args)
 
 Frames = list[bytes]
 # High-water mark of the proxy's sockets: deep enough for bursts (a subscriber that still falls
@@ -87,18 +91,19 @@ def make_socket(
     return sock
 
 
-def ipc_path(endpoint: str) -> Path | None:
+def ipc_path(endpoint: str) -> str | None:
     """The filesystem path of an ``ipc://`` endpoint, or None for other transports."""
     if endpoint.startswith("ipc://"):
-        return Path(endpoint[len("ipc://") :])
+        return endpoint[len("ipc://") :]
     return None
 
 
 def secure_ipc(endpoint: str) -> None:
     """Restrict an ipc socket file to its owner (0600)."""
     path = ipc_path(endpoint)
-    if path is not None and path.exists():
-        path.chmod(0o600)
+    if path is not None:
+        with contextlib.suppress(FileNotFoundError):
+            os.chmod(path, 0o600)  # noqa: PTH101 (no pathlib on the ctl start-up path)
 
 
 def remove_stale_ipc(endpoint: str) -> None:
@@ -106,7 +111,7 @@ def remove_stale_ipc(endpoint: str) -> None:
     path = ipc_path(endpoint)
     if path is not None:
         with contextlib.suppress(FileNotFoundError):
-            path.unlink()
+            os.unlink(path)  # noqa: PTH108 (no pathlib on the ctl start-up path)
 
 
 @dataclass
@@ -226,7 +231,7 @@ class SocketThread:
                     p.fn()
                 except Exception:  # a periodic job must not kill the socket thread
                     self.stats.handler_errors += 1
-                    log.exception("periodic job failed in %s", self.name)
+                    _log_exception("periodic job failed in %s", self.name)
             next_due = min(next_due, p.due)
         return max(0, int((next_due - time.monotonic()) * 1000) + 1)
 
@@ -267,7 +272,7 @@ class SocketThread:
                 handler(frames)
             except Exception:  # bad input must never kill the socket thread
                 self.stats.handler_errors += 1
-                log.exception("handler for %s failed in %s", name, self.name)
+                _log_exception("handler for %s failed in %s", name, self.name)
 
 
 class BusProxy:
@@ -309,7 +314,7 @@ class BusProxy:
             zmq.proxy_steerable(xsub, xpub, None, control)
         except zmq.ZMQError as e:
             if e.errno != zmq.ETERM:
-                log.exception("bus proxy stopped")
+                _log_exception("bus proxy stopped")
         finally:
             for sock in (xsub, xpub, control):
                 sock.close(0)

@@ -7,19 +7,20 @@ ctl path needs; ``run`` and ``emulator`` import the heavy parts when they are ch
 
 from __future__ import annotations
 
-import argparse
 import json
-import logging
 import os
 import sys
-from pathlib import Path
-from typing import Any
+import types
+from typing import TYPE_CHECKING, Any
 
 from actors.errors import ConfigError
 from supervisor.client import EXIT_OK, EXIT_REFUSED, EXIT_USAGE, CtlClient
 from supervisor.config import load_core_config
 
-DEFAULT_CONF = Path("conf/default.toml")
+if TYPE_CHECKING:
+    import argparse
+
+DEFAULT_CONF = "conf/default.toml"
 
 CTL_HELP = """\
 commands:
@@ -55,6 +56,8 @@ def _add_config_args(parser: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``tradehost``."""
+    import argparse
+
     parser = argparse.ArgumentParser(
         prog="tradehost",
         description="A supervised process tree that trades an OANDA v20 account from CatBoost models, safe first.",
@@ -83,8 +86,8 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _conf_path(args: argparse.Namespace) -> str | Path | None:
-    if args.config is None and DEFAULT_CONF.exists():
+def _conf_path(args: argparse.Namespace) -> str | None:
+    if args.config is None and os.path.exists(DEFAULT_CONF):  # noqa: PTH110 (no pathlib: ctl start-up)
         return DEFAULT_CONF
     path: str | None = args.config
     return path
@@ -114,6 +117,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     except ConfigError as e:
         return _config_error(e)
     # The root of a tree ends here, whatever threads a library left behind.
+    import logging
+
     logging.shutdown()
     sys.stdout.flush()
     sys.stderr.flush()
@@ -153,6 +158,33 @@ def cmd_ctl(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _parse_plain_ctl(argv: list[str]) -> argparse.Namespace | None:
+    """Parse the common ``ctl [-c CONF] [--set K=V]... COMMAND [ARGS]`` without building the
+    argparse tree (it costs a tenth of the whole command); None hands anything else (help,
+    mistakes, other commands) to argparse, which explains it."""
+    if not argv or argv[0] != "ctl":
+        return None
+    config, overrides, i = None, [], 1
+    while i < len(argv) and argv[i].startswith("-"):
+        flag, has_value, value = argv[i].partition("=")
+        if not has_value:
+            if i + 1 >= len(argv):
+                return None
+            value, i = argv[i + 1], i + 1
+        if flag in ("-c", "--config"):
+            config = value
+        elif flag == "--set":
+            overrides.append(value)
+        else:
+            return None
+        i += 1
+    if i >= len(argv) or any(a in ("-h", "--help") for a in argv[i:]):
+        return None
+    return types.SimpleNamespace(  # type: ignore[return-value]
+        command="ctl", config=config, overrides=overrides, ctl_command=argv[i], ctl_args=argv[i + 1 :]
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``tradehost`` console script."""
     argv = sys.argv[1:] if argv is None else argv
@@ -163,6 +195,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"tradehost emulator: not available ({e})", file=sys.stderr)
             return EXIT_REFUSED
         return emulator_main(argv[1:])
+    fast = _parse_plain_ctl(argv)
+    if fast is not None:
+        return cmd_ctl(fast)
     parser = build_parser()
     try:
         args = parser.parse_args(argv)

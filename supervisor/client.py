@@ -15,7 +15,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-from actors import transport
+from actors import zmtp
 
 EXIT_OK = 0
 EXIT_REFUSED = 1
@@ -50,6 +50,10 @@ class CtlReply:
     exit_code: int = EXIT_OK
 
 
+def _ipc_path(endpoint: str) -> str | None:
+    return endpoint[len("ipc://") :] if endpoint.startswith("ipc://") else None
+
+
 class CtlClient:
     """Send ctl commands to a running host."""
 
@@ -59,7 +63,7 @@ class CtlClient:
 
     def call(self, command: str, args: dict[str, Any] | None = None) -> CtlReply:
         """Send one command and wait for its reply."""
-        ipc = transport.ipc_path(self.endpoint)
+        ipc = _ipc_path(self.endpoint)
         if ipc is not None and not os.path.exists(ipc):  # noqa: PTH110 (str path, no Path import cost)
             return CtlReply(
                 ok=False,
@@ -69,7 +73,7 @@ class CtlClient:
             )
         request_id = os.urandom(8).hex()
         payload = json.dumps({"id": request_id, "command": command, "args": args or {}}).encode()
-        raw = transport.request(self.endpoint, payload, self.timeout_s)
+        raw = zmtp.request(self.endpoint, payload, self.timeout_s)
         if raw is None:
             return CtlReply(
                 ok=False,

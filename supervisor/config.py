@@ -18,7 +18,6 @@ import types
 import typing
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from actors.errors import ConfigError
@@ -26,6 +25,8 @@ from supervisor.childspec import SupervisorConfig
 from supervisor.client import CtlConfig
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from supervisor.hostconfig import HostConfig
 
 Mode = Literal["shadow", "live"]
@@ -73,6 +74,8 @@ class CoreConfig:
     @property
     def run_dir(self) -> Path:
         """The run directory as an absolute path."""
+        from pathlib import Path  # not at the top: `tradehost ctl` never needs pathlib
+
         return Path(self.host.run_dir)
 
     def to_dict(self) -> dict[str, Any]:
@@ -208,8 +211,8 @@ def build_section(cls: type[Any], data: Any, prefix: str, problems: list[str]) -
     return cls()
 
 
-def _resolve_endpoint(value: str, run_dir: Path, name: str) -> str:
-    return value or f"ipc://{run_dir / name}"
+def _resolve_endpoint(value: str, run_dir: str, name: str) -> str:
+    return value or f"ipc://{os.path.join(run_dir, name)}"  # noqa: PTH118
 
 
 def _check_endpoints(cfg: CoreConfig, problems: list[str]) -> None:
@@ -252,7 +255,7 @@ def load_config(
     path: str | os.PathLike[str] | None,
     overrides: Sequence[str] = (),
     *,
-    cwd: Path | None = None,
+    cwd: str | os.PathLike[str] | None = None,
     environ: Mapping[str, str] | None = None,
 ) -> HostConfig:
     """Read, override, validate and resolve the whole configuration (``tradehost run``).
@@ -274,7 +277,7 @@ def load_config(
 
 
 def load_core_config(
-    path: str | os.PathLike[str] | None, overrides: Sequence[str] = (), *, cwd: Path | None = None
+    path: str | os.PathLike[str] | None, overrides: Sequence[str] = (), *, cwd: str | os.PathLike[str] | None = None
 ) -> CoreConfig:
     """The sections ``tradehost ctl`` needs, validated the same way; the roles' sections are only
     checked by name, so a mistake in them never keeps an operator from reaching a running host.
@@ -284,7 +287,7 @@ def load_core_config(
 
 def _read(path: str | os.PathLike[str]) -> dict[str, Any]:
     try:
-        with Path(path).open("rb") as f:
+        with open(path, "rb") as f:  # noqa: PTH123
             return tomllib.load(f)
     except FileNotFoundError as e:
         raise ConfigError(f"{path}: no such file") from e
@@ -301,7 +304,7 @@ def _load(
     path: str | os.PathLike[str] | None,
     overrides: Sequence[str],
     *,
-    cwd: Path | None,
+    cwd: str | os.PathLike[str] | None,
     skip_sections: Collection[str],
 ) -> _C:
     data = _read(path) if path is not None else {}
@@ -314,8 +317,8 @@ def _load(
     cfg: _C = build_section(cls, data, "", problems)
     if problems:
         raise ConfigError(problems)
-    base = cwd or Path.cwd()
-    run_dir = (base / cfg.host.run_dir).resolve() if cfg.host.run_dir else base
+    base = os.fspath(cwd) if cwd is not None else os.getcwd()  # noqa: PTH109
+    run_dir = os.path.realpath(os.path.join(base, cfg.host.run_dir)) if cfg.host.run_dir else base  # noqa: PTH118
     if not cfg.host.run_dir:
         problems.append("host.run_dir: must not be empty")
     cfg = dataclasses.replace(

@@ -7,10 +7,12 @@ thread) and ``render(result)`` for people; ``--json`` prints the result instead.
 
 from __future__ import annotations
 
-import argparse
-from typing import Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from supervisor.commands.errors import BAD_ARGUMENTS, CommandError
+
+if TYPE_CHECKING:
+    import argparse
 
 
 class Controllable(Protocol):
@@ -36,9 +38,14 @@ class Command:
     """Base class of ctl commands."""
 
     name: ClassVar[str] = ""
+    has_arguments: ClassVar[bool] = False
 
     def parse(self, argv: list[str]) -> dict[str, Any]:
         """Client side: turn argv (after the command name) into args."""
+        if not argv and not self.has_arguments:
+            return {}
+        import argparse  # noqa: PLC0415 (only when there is something to parse: ctl start-up)
+
         parser = argparse.ArgumentParser(prog=f"tradehost ctl {self.name}", description=self.help())
         self.add_arguments(parser)
         return vars(parser.parse_args(argv))

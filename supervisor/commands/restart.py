@@ -7,18 +7,27 @@ latched reasons stay until ``ctl resume``. Refused while shutting down.
 
 from __future__ import annotations
 
-import argparse
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from supervisor.childspec import ALL_CHILDREN
 from supervisor.commands.base import Command, Controllable
 from supervisor.commands.errors import BAD_ARGUMENTS, CommandError
+
+if TYPE_CHECKING:
+    import argparse
 
 
 class Restart(Command):
     """Restart one role: tradehost ctl restart ROLE."""
 
     name: ClassVar[str] = "restart"
+    has_arguments: ClassVar[bool] = True
+
+    def parse(self, argv: list[str]) -> dict[str, Any]:
+        """``ROLE``; anything else goes to argparse for a proper usage error."""
+        if len(argv) == 1 and argv[0] in ALL_CHILDREN:
+            return {"role": argv[0]}
+        return super().parse(argv)
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         """ROLE is one of the six roles."""

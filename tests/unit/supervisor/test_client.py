@@ -205,11 +205,11 @@ def test_a_host_that_never_replies_means_not_running_after_the_timeout(host: Cal
     assert TIMEOUT_S <= elapsed < TIMEOUT_S + 1.5
 
 
-def test_a_tcp_endpoint_with_nobody_listening_times_out_as_not_running() -> None:
-    client = CtlClient("tcp://127.0.0.1:1", timeout_s=TIMEOUT_S)
+def test_a_tcp_endpoint_with_nobody_listening_is_reported_as_not_running_without_waiting() -> None:
+    client = CtlClient("tcp://127.0.0.1:1", timeout_s=5.0)
 
     started = time.monotonic()
     reply = client.call("status")
 
     assert reply.exit_code == EXIT_NOT_RUNNING
-    assert time.monotonic() - started >= TIMEOUT_S
+    assert time.monotonic() - started < 4.0  # the refused connection is seen at once
