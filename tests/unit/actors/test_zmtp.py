@@ -54,7 +54,7 @@ def test_a_request_reaches_the_router_as_a_dealer_message_and_the_reply_comes_ba
 
 
 def test_long_frames_work_both_ways(router) -> None:
-    endpoint, seen = router
+    endpoint, _ = router
     payload = b"p" * 70_000
     assert zmtp.request(endpoint, payload, 5.0) == b"echo:" + payload
     assert zmtp.request(endpoint, b"big", 5.0) == b"x" * 1000
