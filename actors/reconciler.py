@@ -166,7 +166,7 @@ class ReconcilerActor(RoleActor):
         """Stop the broker worker."""
         if self.worker is None:
             return "no broker configured"
-        stopped = self.worker.stop(min(1.0, deadline_s / 2))
+        stopped = self.worker.stop(min(0.5, deadline_s / 2))
         return "broker worker stopped" if stopped else "broker worker still blocked in a request; exiting anyway"
 
 

@@ -269,8 +269,7 @@ def serve(
     with EmulatorServer(options) as server:
         if ready is not None:
             ready(server.port)
-        while not stop.wait(0.5):
-            pass
+        stop.wait()
 
 
 @contextmanager
