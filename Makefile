@@ -12,7 +12,8 @@ STRICT := actors/messages.py actors/transport.py actors/errors.py actors/broker 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test]'
+	# compat editable mode: a plain path entry, no import hook (it would slow every start-up).
+	$(PY) -m pip install --quiet -e '.[test]' --config-settings editable_mode=compat
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -39,6 +40,7 @@ typecheck: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m tests.bench.bench_tree
+	$(PY) -m tests.bench.bench_broker
 
 check: lint typecheck test
 

@@ -82,6 +82,7 @@ class Host:
                 stderr=subprocess.STDOUT,
                 env=env,
                 cwd=str(REPO),
+                start_new_session=True,  # its own process group, like a shell job
             )
         return self
 

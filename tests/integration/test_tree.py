@@ -157,3 +157,14 @@ def test_latched_reasons_and_pause_survive_a_restart_of_the_host() -> None:
         assert second.wait_exit() == 0
     finally:
         second.kill_tree()
+
+
+def test_ctrl_c_in_a_terminal_reaches_every_process_and_still_shuts_down_gracefully() -> None:
+    with running_host(FAST) as host:
+        host.wait_all_running()
+        # A terminal's Ctrl-C sends SIGINT to the whole foreground process group.
+        os.killpg(os.getpgid(host.proc.pid), signal.SIGINT)
+        assert host.wait_exit(timeout_s=30) == 0
+        body = host.journal("shutdown.completed")[0]["body"]
+        assert body["trigger"] == "SIGINT"
+        assert body["roles"] == {role: "clean" for role in ROLES}
