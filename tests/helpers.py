@@ -53,6 +53,13 @@ def tradehost_cmd() -> list[str]:
     return [sys.executable, "-m", "supervisor"]
 
 
+def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """Run ``tradehost ARGS`` to completion (from the repo, 60 s at most)."""
+    return subprocess.run(
+        [*tradehost_cmd(), *args], capture_output=True, text=True, timeout=60, cwd=str(REPO), env=env, check=False
+    )
+
+
 @dataclass
 class Host:
     """A real ``tradehost run`` in a subprocess, with its own run directory."""

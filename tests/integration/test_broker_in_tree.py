@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 
 import pytest
 
 from actors.broker.emulator import AdminClient
 from tests.conftest import FAST
-from tests.helpers import REPO, Host, poll_until, running_host, short_tmp_dir, tradehost_cmd
+from tests.helpers import Host, poll_until, run_cli, running_host, short_tmp_dir
 
 pytestmark = pytest.mark.integration
 
@@ -72,15 +71,7 @@ def test_kill_9_of_the_emulator_restarts_it_on_the_same_port_and_the_roles_recon
 def test_a_real_oanda_broker_without_its_secrets_is_refused_at_start() -> None:
     env = {k: v for k, v in os.environ.items() if k not in ("OANDA_TOKEN", "OANDA_ACCOUNT_ID")}
     run_dir = short_tmp_dir() / "run"
-    res = subprocess.run(
-        [*tradehost_cmd(), "run", "--set", f'host.run_dir="{run_dir}"', "--set", 'broker.kind="oanda"'],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=str(REPO),
-        env=env,
-        check=False,
-    )
+    res = run_cli("run", "--set", f'host.run_dir="{run_dir}"', "--set", 'broker.kind="oanda"', env=env)
     assert res.returncode == 2
     assert "broker: OANDA_TOKEN is not set" in res.stderr
     assert "broker: OANDA_ACCOUNT_ID is not set" in res.stderr
@@ -90,24 +81,8 @@ def test_a_real_oanda_broker_without_its_secrets_is_refused_at_start() -> None:
 def test_a_live_environment_without_the_operators_confirmation_is_refused() -> None:
     env = {**os.environ, "OANDA_TOKEN": "secret-token-value-123", "OANDA_ACCOUNT_ID": "101-004-1-001"}
     env.pop("TRADEHOST_CONFIRM_LIVE", None)
-    res = subprocess.run(
-        [
-            *tradehost_cmd(),
-            "run",
-            "--set",
-            'broker.kind="oanda"',
-            "--set",
-            'broker.environment="live"',
-            "--set",
-            'host.mode="live"',
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=str(REPO),
-        env=env,
-        check=False,
-    )
+    overrides = ('broker.kind="oanda"', 'broker.environment="live"', 'host.mode="live"')
+    res = run_cli("run", *(arg for item in overrides for arg in ("--set", item)), env=env)
     assert res.returncode == 2
     assert "TRADEHOST_CONFIRM_LIVE=yes" in res.stderr
     assert "secret-token-value-123" not in res.stderr + res.stdout

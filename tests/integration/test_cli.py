@@ -2,19 +2,11 @@
 
 from __future__ import annotations
 
-import subprocess
-
 import pytest
 
-from tests.helpers import REPO, short_tmp_dir, tradehost_cmd
+from tests.helpers import run_cli, short_tmp_dir
 
 pytestmark = pytest.mark.integration
-
-
-def _run(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*tradehost_cmd(), *args], capture_output=True, text=True, timeout=60, cwd=str(REPO), check=False
-    )
 
 
 @pytest.mark.parametrize(
@@ -31,7 +23,7 @@ def _run(*args: str) -> subprocess.CompletedProcess[str]:
 def test_a_bad_config_is_refused_with_the_dotted_key_and_exit_2(toml: str, expected: str) -> None:
     conf = short_tmp_dir() / "bad.toml"
     conf.write_text(toml)
-    res = _run("run", "-c", str(conf), "--set", f'host.run_dir="{conf.parent / "run"}"')
+    res = run_cli("run", "-c", str(conf), "--set", f'host.run_dir="{conf.parent / "run"}"')
     assert res.returncode == 2
     assert expected in res.stderr
     assert len(res.stderr.strip().splitlines()) == 1
@@ -39,21 +31,21 @@ def test_a_bad_config_is_refused_with_the_dotted_key_and_exit_2(toml: str, expec
 
 
 def test_a_bad_set_override_is_refused_with_exit_2() -> None:
-    res = _run("run", "--set", "supervisor.cooldown_s=soon")
+    res = run_cli("run", "--set", "supervisor.cooldown_s=soon")
     assert res.returncode == 2
     assert "supervisor.cooldown_s: expected a number" in res.stderr
 
 
 def test_a_missing_config_file_is_refused_with_exit_2() -> None:
-    res = _run("run", "-c", "/nonexistent/tradehost.toml")
+    res = run_cli("run", "-c", "/nonexistent/tradehost.toml")
     assert res.returncode == 2
     assert "no such file" in res.stderr
 
 
 def test_help_explains_the_commands_and_exit_codes() -> None:
-    res = _run("ctl", "--help")
+    res = run_cli("ctl", "--help")
     assert res.returncode == 0
     for word in ("status", "pause", "resume", "shutdown", "restart ROLE", "exit codes"):
         assert word in res.stdout
-    assert _run("--help").returncode == 0
-    assert _run().returncode == 2
+    assert run_cli("--help").returncode == 0
+    assert run_cli().returncode == 2
