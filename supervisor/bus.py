@@ -17,7 +17,7 @@ from actors.errors import MessageDecodeError
 from actors.messages import decode
 from supervisor.config import CoreConfig
 from supervisor.control import parse_request
-from supervisor.tree import CtlCall, FromChild, Tick
+from supervisor.inbox import CtlCall, FromChild, Tick
 
 log = logging.getLogger(__name__)
 

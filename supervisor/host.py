@@ -34,7 +34,8 @@ from actors.logs import setup_logging
 from actors.runtime import ROLE_MODULES, ChildArgs, child_main
 from supervisor.bus import RootIO
 from supervisor.hostconfig import HostConfig
-from supervisor.tree import ChildExited, ShutdownRequested, Start, Supervisor
+from supervisor.inbox import ChildExited, ShutdownRequested, Start
+from supervisor.tree import Supervisor
 from supervisor.watcher import ChildWatcher
 
 log = logging.getLogger(__name__)

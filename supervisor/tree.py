@@ -19,10 +19,8 @@ import signal
 import sqlite3
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 import pykka
 
@@ -33,7 +31,6 @@ from actors.messages import (
     AccountSnapshot,
     AlertRaised,
     BrokerHealth,
-    Envelope,
     Heartbeat,
     ReconciliationCompleted,
     RoleStopping,
@@ -47,7 +44,18 @@ from actors.messages import (
 from supervisor import statefile
 from supervisor.childspec import ChildSpec, Intensity, child_roles
 from supervisor.commands.errors import REFUSED, CommandError
-from supervisor.control import CtlRequest, dispatch
+from supervisor.control import dispatch
+from supervisor.inbox import (
+    ChildExited,
+    CtlCall,
+    FromChild,
+    Sender,
+    ShutdownRequested,
+    Spawner,
+    Start,
+    Tick,
+)
+from supervisor.slot import RoleSlot, broker_status, describe_exit, slot_status
 from supervisor.state import StateMachine
 
 if TYPE_CHECKING:
@@ -58,94 +66,6 @@ log = logging.getLogger(__name__)
 SRC = "supervisor"
 EXIT_SUPERVISOR_FAILED = 70
 LATE_HEARTBEATS = 3  # heartbeat intervals of silence before a role counts as unhealthy
-
-
-class Sender(Protocol):
-    """The root's socket thread as the supervisor uses it."""
-
-    def send(self, name: str, frames: list[bytes]) -> None:
-        """Queue frames for a socket."""
-
-
-Spawner = Callable[[str], int]
-
-
-# --- messages the actor receives -------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Start:
-    """Spawn every role in order."""
-
-
-@dataclass(frozen=True, slots=True)
-class Tick:
-    """Periodic timer from the root's socket thread."""
-
-
-@dataclass(frozen=True, slots=True)
-class ChildExited:
-    """A role process has exited."""
-
-    role: str
-    pid: int
-    exitcode: int
-
-
-@dataclass(frozen=True, slots=True)
-class FromChild:
-    """A control-channel message from a role process."""
-
-    identity: bytes
-    envelope: Envelope
-
-
-@dataclass(frozen=True, slots=True)
-class CtlCall:
-    """A checked ctl request."""
-
-    request: CtlRequest
-
-
-@dataclass(frozen=True, slots=True)
-class ShutdownRequested:
-    """SIGTERM, SIGINT or ctl shutdown."""
-
-    trigger: str
-
-
-# --- per-role bookkeeping ----------------------------------------------------------------------
-
-
-@dataclass
-class RoleSlot:
-    """What the supervisor knows about one role."""
-
-    spec: ChildSpec
-    intensity: Intensity
-    status: str = "stopped"  # starting | running | restarting | failed | stopping | stopped
-    pid: int | None = None
-    identity: bytes = b""
-    started_at: float = 0.0
-    last_heartbeat_at: float | None = None
-    last_heartbeat: Heartbeat | None = None
-    restarts: int = 0
-    restart_at: float | None = None
-    kill_cause: str | None = None
-    stop_deadline: float | None = None
-    exited_at: float | None = None
-    restart_after_stop: bool = False
-    shutdown_outcome: str = ""
-
-
-def describe_exit(code: int) -> str:
-    """A one-line cause for an exit code (negative: killed by a signal)."""
-    if code < 0:
-        try:
-            return f"killed by {signal.Signals(-code).name}"
-        except ValueError:
-            return f"killed by signal {-code}"
-    return f"exited with status {code}"
 
 
 class Supervisor(pykka.ThreadingActor):
@@ -502,20 +422,7 @@ class Supervisor(pykka.ThreadingActor):
     def status(self) -> dict[str, Any]:
         """The status document of ``ctl status``."""
         now, now_ns = time.monotonic(), time.time_ns()
-        actors: dict[str, Any] = {}
-        for role, slot in self.slots.items():
-            hb = slot.last_heartbeat
-            actors[role] = {
-                "pid": slot.pid,
-                "alive": slot.pid is not None and slot.status in ("running", "starting", "stopping"),
-                "status": slot.status,
-                "restarts": slot.restarts,
-                "heartbeat_age_s": round(now - slot.last_heartbeat_at, 3) if slot.last_heartbeat_at else None,
-                "rss_mb": hb.rss_mb if hb else None,
-                "queue_depth": hb.queue_depth if hb else None,
-                "handled": hb.handled if hb else None,
-                "uptime_s": round(now - slot.started_at, 1) if slot.pid is not None else None,
-            }
+        actors = {role: slot_status(slot, now) for role, slot in self.slots.items()}
         return {
             "state": self.sm.state.value,
             "reasons": [
@@ -527,30 +434,11 @@ class Supervisor(pykka.ThreadingActor):
             "pid": os.getpid(),
             "uptime_s": round(now - self.started_at, 1),
             "actors": actors,
-            "broker": self._broker_status(),
+            "broker": broker_status(self.cfg.broker.kind, self.cfg.broker.api_url, self.broker_health),
             "account": to_jsonable(self.account) if self.account else None,
             "positions": None,
             "daily_pnl": None,
             "dd_zone": None,
-        }
-
-    def _broker_status(self) -> dict[str, Any]:
-        sources = {
-            source: {
-                "connected": h.connected,
-                "last_ok_ns": h.last_ok_ns,
-                "detail": h.detail,
-                "reconnects": h.reconnects,
-            }
-            for source, h in sorted(self.broker_health.items())
-        }
-        last = [h.last_ok_ns for h in self.broker_health.values() if h.last_ok_ns]
-        return {
-            "kind": self.cfg.broker.kind,
-            "api_url": self.cfg.broker.api_url or None,
-            "connected": all(h.connected for h in self.broker_health.values()) if self.broker_health else None,
-            "last_ok": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(max(last) / 1e9)) if last else None,
-            "sources": sources,
         }
 
     def _refuse_when_stopping(self, what: str) -> None:
