@@ -14,6 +14,8 @@ import time
 
 import orjson
 
+CHATTY_LIBRARIES = ("oandapyV20", "urllib3", "requests")
+
 
 class JsonLineFormatter(logging.Formatter):
     """Formats a record as one JSON line."""
@@ -47,3 +49,7 @@ def setup_logging(level: str, *, src: str) -> None:
     handler.setFormatter(JsonLineFormatter(src))
     root.addHandler(handler)
     root.setLevel(level.upper())
+    # oandapyV20 logs every request at info level; keep that for debug runs only.
+    chatty_level = logging.DEBUG if level.lower() == "debug" else logging.WARNING
+    for name in CHATTY_LIBRARIES:
+        logging.getLogger(name).setLevel(chatty_level)
