@@ -119,9 +119,9 @@ class FeedActor(RoleActor):
         if self.worker is not None and not self.worker.alive() and self.connected:
             raise RuntimeError("feed stream worker died")
         if self.worker is not None and (self.connected or self.reconnects):
-            self._report()  # nothing to say before the first connection attempt has an outcome
+            self._report(changed=False)  # nothing to say before the first attempt has an outcome
 
-    def _report(self) -> None:
+    def _report(self, *, changed: bool = True) -> None:
         health = BrokerHealth(
             source="stream",
             connected=self.connected,
@@ -130,7 +130,8 @@ class FeedActor(RoleActor):
             reconnects=self.reconnects,
         )
         self.runtime.to_supervisor(health)
-        self.runtime.publish(TOPIC_MD_HEALTH, health)
+        if changed:  # the bus (and whoever journals it) hears about changes, not every second
+            self.runtime.publish(TOPIC_MD_HEALTH, health)
 
     def on_shutdown(self, deadline_s: float) -> str:
         """Stop the stream worker."""
