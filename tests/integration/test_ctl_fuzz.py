@@ -61,7 +61,10 @@ def test_random_garbage_on_the_ctl_socket_never_crashes_or_blocks_the_supervisor
             for _ in range(10):
                 frames = _garbage(rng)
                 sock.send_multipart(frames)
-            while sock.poll(100, zmq.POLLIN):
+            # A generous first wait (a loaded machine), then drain what else comes.
+            waited_ms = 2000
+            while sock.poll(waited_ms, zmq.POLLIN):
+                waited_ms = 300
                 reply = orjson.loads(sock.recv_multipart()[-1])
                 assert set(reply) >= {"id", "ok"}
                 if not reply["ok"]:
