@@ -29,7 +29,7 @@ def test_the_emulator_and_all_six_roles_start_heartbeat_and_the_system_reaches_t
         assert actor["restarts"] == 0
         assert actor["heartbeat_age_s"] < 2.0
         assert actor["rss_mb"] > 1
-    assert status["state"] == "TRADING"
+    host.wait_state("TRADING", timeout_s=30)
     assert status["mode"] == "shadow"
     for key in ("reasons", "broker", "positions", "daily_pnl", "dd_zone"):
         assert key in status
@@ -101,7 +101,7 @@ def test_a_second_host_on_the_same_run_dir_is_refused(host: Host) -> None:
     second = Host(run_dir=host.run_dir, overrides=FAST).start()
     assert second.wait_exit(timeout_s=30) == 1
     assert "another host is running" in second.log_text()
-    assert host.status()["state"] == "TRADING"
+    host.wait_state("TRADING", timeout_s=30)
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
