@@ -38,23 +38,36 @@ EXIT_ACTOR_FAILED = 70
 
 
 class Permit:
-    """The trading permit a role holds: the last ``sys.state`` seen and when it expires."""
+    """The trading permit a role holds: the last ``sys.state`` seen and when it expires.
+
+    Only the supervisor grants it (a ``sys.state`` from any other source is ignored), and it
+    expires on both clocks: the supervisor's wall-clock ``expires_ns`` and ``ttl_s`` after
+    receipt on this process's monotonic clock.
+    """
+
+    SOURCE = "supervisor"
 
     def __init__(self) -> None:
         self.state: SystemState | None = None
         self.expires_ns = 0
+        self.expires_mono = 0.0
         self.reasons: tuple[Reason, ...] = ()
 
-    def update(self, message: SystemStateChanged) -> None:
-        """Take a newer ``sys.state``."""
+    def update(self, message: SystemStateChanged, *, src: str, received_mono: float | None = None) -> bool:
+        """Take a newer ``sys.state``; returns False (and changes nothing) if ``src`` may not grant it."""
+        if src != self.SOURCE:
+            return False
         self.state = message.state
         self.expires_ns = message.expires_ns
+        self.expires_mono = (time.monotonic() if received_mono is None else received_mono) + message.ttl_s
         self.reasons = message.reasons
+        return True
 
-    def allows_entry(self, now_ns: int | None = None) -> bool:
+    def allows_entry(self, now_ns: int | None = None, now_mono: float | None = None) -> bool:
         """True only while an unexpired TRADING state is held."""
-        now = time.time_ns() if now_ns is None else now_ns
-        return self.state is SystemState.TRADING and now < self.expires_ns
+        wall = time.time_ns() if now_ns is None else now_ns
+        mono = time.monotonic() if now_mono is None else now_mono
+        return self.state is SystemState.TRADING and wall < self.expires_ns and mono < self.expires_mono
 
 
 class RoleRuntime(Protocol):
@@ -145,7 +158,9 @@ class RoleActor(pykka.ThreadingActor):
             env = message.envelope
             if isinstance(env.body, SystemStateChanged):
                 previous = self.permit.state
-                self.permit.update(env.body)
+                if not self.permit.update(env.body, src=env.src):
+                    self.runtime.journal("permit.refused", {"src": env.src, "state": env.body.state.value})
+                    return None
                 if previous is not env.body.state:
                     self.on_state_changed(previous, env.body.state)
                 return None

@@ -34,6 +34,14 @@ class FeedConfig:
     reconnect_initial_s: float = field(
         default=0.5, metadata={"doc": "First delay before reconnecting a broken stream.", "min": 0.01}
     )
+    stale_after_s: float = field(
+        default=10.0,
+        metadata={
+            "doc": "A stream silent this long (no price, no heartbeat: OANDA sends one every 5 s) is stale.",
+            "min": 1.0,
+            "max": 300.0,
+        },
+    )
     reconnect_max_s: float = field(
         default=30.0, metadata={"doc": "Upper bound of the reconnect delay (doubles, with jitter).", "min": 0.01}
     )
@@ -118,6 +126,13 @@ class FeedActor(RoleActor):
         """Re-send the stream health with every heartbeat; a dead worker fails the role."""
         if self.worker is not None and not self.worker.alive() and self.connected:
             raise RuntimeError("feed stream worker died")
+        silent_s = (time.time_ns() - self.last_ok_ns) / 1e9 if self.last_ok_ns else 0.0
+        if self.connected and silent_s > self.cfg.stale_after_s:
+            # The read timeout will end the stream later; until then prices are frozen: unsure.
+            self.connected, self.detail = False, f"stale: nothing received for {silent_s:.0f}s"
+            self.runtime.journal("feed.stream_stale", {"silent_s": round(silent_s, 1)})
+            self._report()
+            return
         if self.worker is not None and (self.connected or self.reconnects):
             self._report(changed=False)  # nothing to say before the first attempt has an outcome
 

@@ -285,8 +285,9 @@ class Reason(Body):
 class SystemStateChanged(Body):
     """The supervisor's state, published on every change and at least every second.
 
-    A role may open trades only while it holds a ``TRADING`` state whose ``expires_ns`` lies in
-    the future: silence means no trading.
+    A role may open trades only while it holds a ``TRADING`` state that has not expired: neither
+    ``expires_ns`` (wall clock) nor ``ttl_s`` after the role received it (its own monotonic
+    clock, so a wall-clock step cannot extend a permit): silence means no trading.
     """
 
     TYPE: ClassVar[str] = "SystemStateChanged"
@@ -294,6 +295,7 @@ class SystemStateChanged(Body):
     reasons: tuple[Reason, ...] = ()
     paused: bool = False
     expires_ns: int
+    ttl_s: float = 0.0
     mode: str = "shadow"
 
 

@@ -56,6 +56,7 @@ ROLE_MODULES: dict[str, str] = {
 FAULT_ENV = "TRADEHOST_FAULT_INJECT"
 EXIT_INJECTED_CRASH = 3
 EXIT_DEADLINE = 4
+SIGTERM_DEADLINE_S = 2.0
 _PR_SET_PDEATHSIG = 1
 
 
@@ -265,9 +266,12 @@ def child_main(args: ChildArgs) -> None:
     try:
         runtime = ChildRuntime(args)
 
+        def stop_on_term() -> None:
+            runtime.arm_deadline(SIGTERM_DEADLINE_S)
+            runtime.tell(StopRequested(deadline_s=SIGTERM_DEADLINE_S, reason="SIGTERM"))
+
         def on_term(*_: object) -> None:
-            runtime.tell(StopRequested(deadline_s=2.0, reason="SIGTERM"))
-            runtime.arm_deadline(2.0)
+            runtime.io.call_soon(stop_on_term)  # nothing lock-taking inside a signal handler
 
         signal.signal(signal.SIGTERM, on_term)
         code = runtime.run()

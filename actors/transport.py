@@ -147,6 +147,7 @@ class SocketThread:
         self._sockets: dict[str, zmq.Socket[bytes]] = {}
         self._handlers: dict[zmq.Socket[bytes], tuple[str, Handler]] = {}
         self._outbox: queue.SimpleQueue[tuple[str, Frames]] = queue.SimpleQueue()
+        self._calls: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_r, False)
         os.set_blocking(self._wake_w, False)
@@ -171,6 +172,14 @@ class SocketThread:
     def send(self, name: str, frames: Frames) -> None:
         """Queue frames for the socket ``name``; safe from any thread, never blocks."""
         self._outbox.put((name, frames))
+        with contextlib.suppress(BlockingIOError, OSError):
+            os.write(self._wake_w, b"\0")
+
+    def call_soon(self, fn: Callable[[], None]) -> None:
+        """Run ``fn`` on this thread soon. Safe from a signal handler: ``SimpleQueue.put`` is
+        reentrant and the wake-up is one ``os.write`` (a handler must not take the locks that
+        ``queue.Queue``, pykka's ``tell()`` or logging use: the interrupted code may hold them)."""
+        self._calls.put(fn)
         with contextlib.suppress(BlockingIOError, OSError):
             os.write(self._wake_w, b"\0")
 
@@ -200,6 +209,7 @@ class SocketThread:
                 events = dict(self._poller.poll(timeout_ms))
                 if self._wake_r in events:
                     self._drain_wake()
+                self._run_calls()
                 self._flush_outbox()
                 for sock, (name, handler) in self._handlers.items():
                     if sock in events:
@@ -239,6 +249,18 @@ class SocketThread:
         with contextlib.suppress(BlockingIOError, OSError):
             while os.read(self._wake_r, 4096):
                 pass
+
+    def _run_calls(self) -> None:
+        while True:
+            try:
+                fn = self._calls.get_nowait()
+            except queue.Empty:
+                return
+            try:
+                fn()
+            except Exception:  # noqa: BLE001 (a deferred call must not kill the socket thread; logged)
+                self.stats.handler_errors += 1
+                _log_exception("deferred call failed in %s", self.name)
 
     def _flush_outbox(self) -> None:
         while True:

@@ -49,25 +49,39 @@ class SupervisorConfig:
         metadata={"doc": "Restart intensity: at most this many restarts of a role ...", "min": 0, "max": 1000},
     )
     restart_period_s: float = field(
-        default=60.0, metadata={"doc": "... within this many seconds; past it the role stays down.", "min": 0.1}
+        default=60.0,
+        metadata={"doc": "... within this many seconds; past it the role stays down.", "min": 0.1, "max": 86400.0},
     )
     backoff_initial_s: float = field(
-        default=0.1, metadata={"doc": "Delay before the second restart inside a period; doubles each time.", "min": 0.0}
+        default=0.1,
+        metadata={
+            "doc": "Delay before the second restart inside a period; doubles each time.",
+            "min": 0.0,
+            "max": 600.0,
+        },
     )
-    backoff_max_s: float = field(default=5.0, metadata={"doc": "Upper bound of the restart backoff.", "min": 0.0})
+    backoff_max_s: float = field(
+        default=5.0, metadata={"doc": "Upper bound of the restart backoff.", "min": 0.0, "max": 600.0}
+    )
     cooldown_s: float = field(
         default=10.0,
-        metadata={"doc": "A transient no-trade reason clears after its cause was healthy this long.", "min": 0.0},
+        metadata={
+            "doc": "A transient no-trade reason clears after its cause was healthy this long.",
+            "min": 0.0,
+            "max": 86400.0,
+        },
     )
     shutdown_timeout_s: float = field(
-        default=3.0, metadata={"doc": "Deadline for each role's shutdown hook; then it is killed.", "min": 0.1}
+        default=3.0,
+        metadata={"doc": "Deadline for each role's shutdown hook; then it is killed.", "min": 0.1, "max": 300.0},
     )
     state_interval_s: float = field(
         default=1.0,
         metadata={"doc": "How often sys.state is published even without a change.", "min": 0.05, "max": 10.0},
     )
     permit_ttl_s: float = field(
-        default=3.0, metadata={"doc": "A TRADING permit expires this long after it was published.", "min": 0.1}
+        default=3.0,
+        metadata={"doc": "A TRADING permit expires this long after it was published.", "min": 0.1, "max": 30.0},
     )
 
 

@@ -35,6 +35,8 @@ LogLevel = Literal["debug", "info", "warning", "error"]
 # The roles' sections, by name: ``tradehost ctl`` skips them (see ``load_core_config``).
 ROLE_SECTIONS = ("broker", "feed", "reconciler")
 
+LOOPBACK = ("127.0.0.1", "localhost", "[::1]")
+
 # sockaddr_un.sun_path is 108 bytes including the terminating NUL.
 MAX_IPC_PATH = 107
 
@@ -226,6 +228,9 @@ def _check_endpoints(cfg: CoreConfig, problems: list[str]) -> None:
             problems.append(f"{key}: {endpoint!r} must start with ipc:// or tcp://")
         elif endpoint.startswith("ipc://") and len(endpoint) - len("ipc://") > MAX_IPC_PATH:
             problems.append(f"{key}: ipc path is longer than {MAX_IPC_PATH} bytes; use a shorter host.run_dir")
+        elif endpoint.startswith("tcp://") and endpoint[len("tcp://") :].rpartition(":")[0] not in LOOPBACK:
+            # Anyone who reaches these sockets can grant a permit or run ctl commands.
+            problems.append(f"{key}: tcp endpoints must be on loopback until CURVE authentication exists")
     seen: dict[str, str] = {}
     for key, endpoint in (
         ("bus.events_in", cfg.bus.events_in),
@@ -245,8 +250,11 @@ def _check_supervisor(cfg: CoreConfig, problems: list[str]) -> None:
             "supervisor.heartbeat_timeout_s: must be longer than supervisor.heartbeat_interval_s "
             f"({sup.heartbeat_timeout_s} <= {sup.heartbeat_interval_s})"
         )
-    if sup.permit_ttl_s <= sup.state_interval_s:
-        problems.append("supervisor.permit_ttl_s: must be longer than supervisor.state_interval_s")
+    if sup.permit_ttl_s < 2 * sup.state_interval_s:
+        problems.append(
+            "supervisor.permit_ttl_s: must be at least twice supervisor.state_interval_s "
+            "(else permits lapse between two publications)"
+        )
     if sup.backoff_max_s < sup.backoff_initial_s:
         problems.append("supervisor.backoff_max_s: must not be below supervisor.backoff_initial_s")
 

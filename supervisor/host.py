@@ -32,6 +32,7 @@ from actors.errors import ConfigError
 from actors.journal import Journal
 from actors.logs import setup_logging
 from actors.runtime import ROLE_MODULES, ChildArgs, child_main
+from supervisor import statefile
 from supervisor.bus import RootIO
 from supervisor.hostconfig import HostConfig
 from supervisor.inbox import ChildExited, ShutdownRequested, Start
@@ -125,6 +126,11 @@ def run_host(cfg: HostConfig) -> int:
     setup_logging(cfg.host.log_level, src="supervisor")
     run_dir = cfg.run_dir
     lock = prepare_run_dir(run_dir)
+    try:
+        saved = statefile.load(run_dir / "state.json")  # unreadable: refuse to start (exit 2)
+    except ConfigError:
+        lock.close()
+        raise
     cfg = with_emulator_port(cfg)
     journal = Journal(run_dir / "journal.sqlite", src="supervisor")
     zctx = transport.new_context()
@@ -164,22 +170,30 @@ def run_host(cfg: HostConfig) -> int:
         )
         proc = mp.Process(target=child_main, args=(args,), name=f"tradehost-{role}", daemon=True)  # type: ignore[attr-defined]
         proc.start()
+        # multiprocessing polls every child it knows on each start(), reading the sentinel pipe
+        # that carries the exit status; the watcher thread must be the only reader.
+        multiprocessing.process._children.discard(proc)  # type: ignore[attr-defined]
         watcher.watch(role, proc)
         return int(proc.pid)
 
     supervisor_ref = Supervisor.start(
-        cfg, journal=journal, io=root_io, spawner=spawn, done=done, state_path=run_dir / "state.json"
+        cfg, journal=journal, io=root_io, spawner=spawn, done=done, state_path=run_dir / "state.json", saved=saved
     )
     signals_seen = 0
 
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        nonlocal signals_seen
-        signals_seen += 1
-        name = signal.Signals(signum).name
-        if signals_seen > 1:
+    def request_shutdown(name: str, count: int) -> None:
+        if count > 1:
             log.warning("%s received again: shutdown is in progress and will finish its safe steps", name)
         if supervisor_ref is not None:
             supervisor_ref.tell(ShutdownRequested(trigger=name))
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        # Only a reentrant hand-off here: the interrupted main thread may hold the locks of
+        # pykka's inbox or of logging. The root's socket thread does the rest.
+        nonlocal signals_seen
+        signals_seen += 1
+        name, count = signal.Signals(signum).name, signals_seen
+        root_io.io.call_soon(lambda: request_shutdown(name, count))
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)

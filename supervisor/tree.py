@@ -80,6 +80,7 @@ class Supervisor(pykka.ThreadingActor):
         spawner: Spawner,
         done: threading.Event,
         state_path: Path,
+        saved: statefile.SavedState,
     ) -> None:
         super().__init__()
         self.cfg = cfg
@@ -107,7 +108,7 @@ class Supervisor(pykka.ThreadingActor):
         self.shutdown_trigger = ""
         self.shutdown_started = 0.0
         self.state_before_shutdown: SystemState | None = None
-        self.saved = statefile.SavedState()
+        self.saved = saved
         self.broker_health: dict[str, BrokerHealth] = {}
         self.account: AccountSnapshot | None = None
 
@@ -139,7 +140,8 @@ class Supervisor(pykka.ThreadingActor):
     # --- start ---
 
     def _start(self) -> None:
-        self.saved = statefile.load(self.state_path)
+        if self.sm.state in (SystemState.SHUTTING_DOWN, SystemState.STOPPED):
+            return  # a signal came before the start: nothing to start
         now, now_ns = time.monotonic(), time.time_ns()
         for reason in self.saved.latched:
             self.sm.raise_reason(reason.code, reason.detail, latched=True, now_s=now, now_ns=now_ns)
@@ -180,6 +182,7 @@ class Supervisor(pykka.ThreadingActor):
         slot.stop_deadline = None
         slot.restart_at = None
         slot.restart_after_stop = False
+        slot.shutdown_outcome = ""
         log.info("started %s as pid %d", role, pid)
 
     # --- children ---
@@ -383,6 +386,7 @@ class Supervisor(pykka.ThreadingActor):
             reasons=self.sm.reasons(now_ns),
             paused=self.sm.paused,
             expires_ns=now_ns + int(self.sup.permit_ttl_s * 1e9),
+            ttl_s=self.sup.permit_ttl_s,
             mode=self.cfg.host.mode,
         )
         env = make_envelope(body, src=SRC, seq=self.state_seq)
@@ -480,6 +484,9 @@ class Supervisor(pykka.ThreadingActor):
         slot = self.slots.get(role)
         if slot is None:
             raise CommandError(REFUSED, f"{role} is not part of this tree (broker.kind = {self.cfg.broker.kind!r})")
+        if slot.kill_cause is not None:
+            # Already being killed (hung, or past a deadline): that restart counts as a crash.
+            return {"message": f"{role} is already being restarted ({slot.kill_cause})", "pid": slot.pid}
         slot.intensity.reset()
         self._journal("operator.restart", {"role": role, "status": slot.status})
         if slot.status in ("failed", "restarting", "stopped"):
@@ -490,7 +497,10 @@ class Supervisor(pykka.ThreadingActor):
         if slot.restart_after_stop:
             return {"message": f"{role} is already restarting", "pid": slot.pid}
         slot.restart_after_stop = True
+        # The role stops working now: no trading until its successor has been healthy a while.
+        self._raise(f"role_down:{role}", f"{role} is restarting (ctl restart)", latched=False)
         self._send_stop(role, slot, "ctl restart")
+        self._settle()
         return {"message": f"{role} (pid {slot.pid}) is stopping and will be started again", "pid": slot.pid}
 
     def shutdown(self, trigger: str) -> dict[str, Any]:
@@ -524,8 +534,15 @@ class Supervisor(pykka.ThreadingActor):
     # --- shutdown ---
 
     def _send_stop(self, role: str, slot: RoleSlot, reason: str) -> None:
+        was_starting = slot.status == "starting"
         slot.status = "stopping"
         slot.stop_deadline = time.monotonic() + slot.spec.shutdown_timeout_s
+        if was_starting and slot.pid is not None:
+            # Not connected yet, so a StopRole would be dropped by the ROUTER; SIGTERM is the
+            # same graceful path in the child (and ends it outright if it is still importing).
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(slot.pid, signal.SIGTERM)
+            return
         env = make_envelope(StopRole(deadline_s=slot.spec.shutdown_timeout_s, reason=reason), src=SRC)
         self.io.send("control", [slot.identity, encode(env)])
 
@@ -542,6 +559,8 @@ class Supervisor(pykka.ThreadingActor):
         self._finish_shutdown()
 
     def _finish_shutdown(self) -> None:
+        if self.sm.state is SystemState.STOPPED:
+            return
         self._save_state()
         elapsed_ms = round((time.monotonic() - self.shutdown_started) * 1000, 1)
         summary = {

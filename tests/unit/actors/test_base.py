@@ -31,8 +31,10 @@ pytestmark = [pytest.mark.unit, pytest.mark.timeout(30)]
 ASK_TIMEOUT_S = 5.0
 
 
-def _state(state: SystemState, expires_ns: int = 10**30, reasons: tuple[Reason, ...] = ()) -> SystemStateChanged:
-    return SystemStateChanged(state=state, expires_ns=expires_ns, reasons=reasons)
+def _state(
+    state: SystemState, expires_ns: int = 10**30, reasons: tuple[Reason, ...] = (), ttl_s: float = 1e9
+) -> SystemStateChanged:
+    return SystemStateChanged(state=state, expires_ns=expires_ns, reasons=reasons, ttl_s=ttl_s)
 
 
 # --- Permit -----------------------------------------------------------------------------------
@@ -45,14 +47,14 @@ def test_a_fresh_permit_allows_no_entry() -> None:
 @pytest.mark.parametrize("state", [s for s in SystemState if s is not SystemState.TRADING])
 def test_only_a_trading_state_allows_entry(state: SystemState) -> None:
     permit = Permit()
-    permit.update(_state(state, expires_ns=1_000))
+    permit.update(_state(state, expires_ns=1_000), src="supervisor")
 
     assert permit.allows_entry(now_ns=10) is False
 
 
 def test_an_unexpired_trading_state_allows_entry() -> None:
     permit = Permit()
-    permit.update(_state(SystemState.TRADING, expires_ns=1_000))
+    permit.update(_state(SystemState.TRADING, expires_ns=1_000), src="supervisor")
 
     assert permit.allows_entry(now_ns=999) is True
 
@@ -60,17 +62,17 @@ def test_an_unexpired_trading_state_allows_entry() -> None:
 @pytest.mark.parametrize("now_ns", [1_000, 1_001, 10**20])
 def test_a_trading_state_stops_allowing_entry_once_it_expires(now_ns: int) -> None:
     permit = Permit()
-    permit.update(_state(SystemState.TRADING, expires_ns=1_000))
+    permit.update(_state(SystemState.TRADING, expires_ns=1_000), src="supervisor")
 
     assert permit.allows_entry(now_ns=now_ns) is False
 
 
 def test_a_later_non_trading_state_revokes_the_permit_at_once() -> None:
     permit = Permit()
-    permit.update(_state(SystemState.TRADING, expires_ns=1_000))
+    permit.update(_state(SystemState.TRADING, expires_ns=1_000), src="supervisor")
     reason = Reason(code="operator_pause", detail="paused", latched=True, since_ns=1)
 
-    permit.update(_state(SystemState.PAUSED, expires_ns=1_000, reasons=(reason,)))
+    permit.update(_state(SystemState.PAUSED, expires_ns=1_000, reasons=(reason,)), src="supervisor")
 
     assert permit.allows_entry(now_ns=10) is False
     assert permit.reasons == (reason,)
@@ -78,11 +80,26 @@ def test_a_later_non_trading_state_revokes_the_permit_at_once() -> None:
 
 def test_the_permit_uses_the_wall_clock_when_no_time_is_given() -> None:
     permit = Permit()
-    permit.update(_state(SystemState.TRADING, expires_ns=10**30))
+    permit.update(_state(SystemState.TRADING, expires_ns=10**30), src="supervisor")
     assert permit.allows_entry() is True
 
-    permit.update(_state(SystemState.TRADING, expires_ns=1))
+    permit.update(_state(SystemState.TRADING, expires_ns=1), src="supervisor")
     assert permit.allows_entry() is False
+
+
+def test_a_state_from_anyone_but_the_supervisor_grants_nothing() -> None:
+    permit = Permit()
+
+    assert permit.update(_state(SystemState.TRADING), src="risk") is False
+    assert permit.allows_entry() is False
+
+
+def test_the_permit_also_expires_on_the_roles_own_monotonic_clock() -> None:
+    permit = Permit()
+    permit.update(_state(SystemState.TRADING, ttl_s=3.0), src="supervisor", received_mono=100.0)
+
+    assert permit.allows_entry(now_mono=102.9) is True
+    assert permit.allows_entry(now_mono=103.0) is False  # a wall-clock step back cannot extend it
 
 
 # --- RoleActor --------------------------------------------------------------------------------
