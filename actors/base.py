@@ -101,6 +101,16 @@ class Inbound:
 
 
 @dataclass(frozen=True, slots=True)
+class GapDetected:
+    """A publisher's sequence on one topic skipped numbers: messages were lost on the bus."""
+
+    src: str
+    topic: str
+    expected: int
+    got: int
+
+
+@dataclass(frozen=True, slots=True)
 class HeartbeatDue:
     """Tick from the socket thread: time to send a heartbeat."""
 
@@ -173,6 +183,11 @@ class RoleActor(pykka.ThreadingActor):
                 self._send_heartbeat()
         elif isinstance(message, StopRequested):
             self._run_shutdown_hook(message)
+        elif isinstance(message, GapDetected):
+            self.runtime.journal(
+                "bus.gap",
+                {"src": message.src, "topic": message.topic, "expected": message.expected, "got": message.got},
+            )
         else:
             self.on_other(message)
         return None

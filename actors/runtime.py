@@ -31,7 +31,7 @@ import pykka
 import pykka.debug
 
 from actors import transport
-from actors.base import HeartbeatDue, Inbound, RoleActor, StopRequested
+from actors.base import GapDetected, HeartbeatDue, Inbound, RoleActor, StopRequested
 from actors.broker.config import BrokerConfig
 from actors.errors import MessageDecodeError
 from actors.journal import Journal
@@ -107,8 +107,10 @@ class ChildRuntime:
         self.role_config = args.role_config
         self.pid = os.getpid()
         self._proc = psutil.Process(self.pid)
-        self._seq = itertools.count(1)
-        self._last_seq: dict[str, int] = {}
+        # Numbered per topic: a subscriber sees only some topics, so one counter per publisher
+        # would look like gaps to everyone.
+        self._seq: dict[str, itertools.count[int]] = {}
+        self._last_seq: dict[tuple[str, bytes], int] = {}
         self.decode_errors = 0
         self.gaps = 0
         self.exit_code: int | None = None
@@ -123,7 +125,10 @@ class ChildRuntime:
 
     def publish(self, topic: str, body: Body, *, corr: str | None = None) -> None:
         """Publish ``body`` on the bus under ``topic``, numbered for gap detection."""
-        env = make_envelope(body, src=self.role, seq=next(self._seq), corr=corr)
+        counter = self._seq.get(topic)
+        if counter is None:
+            counter = self._seq[topic] = itertools.count(1)
+        env = make_envelope(body, src=self.role, seq=next(counter), corr=corr)
         self.io.send("pub", [topic.encode(), encode(env)])
 
     def to_supervisor(self, body: Body) -> None:
@@ -162,11 +167,15 @@ class ChildRuntime:
             self._bad(str(e))
             return
         if env.src != self.role and env.seq:
-            last = self._last_seq.get(env.src, 0)
+            key = (env.src, frames[0])
+            last = self._last_seq.get(key, 0)
             if env.seq > last + 1 and last:
                 self.gaps += 1
-                self.journal("bus.gap", {"src": env.src, "expected": last + 1, "got": env.seq})
-            self._last_seq[env.src] = env.seq
+                # Journaled by the actor: the socket thread must not wait on SQLite.
+                self.tell(
+                    GapDetected(src=env.src, topic=frames[0].decode(errors="replace"), expected=last + 1, got=env.seq)
+                )
+            self._last_seq[key] = env.seq
         self.tell(Inbound(env))
 
     def _on_control(self, frames: transport.Frames) -> None:

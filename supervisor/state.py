@@ -20,8 +20,8 @@ S = SystemState
 TRANSITIONS: dict[SystemState, frozenset[SystemState]] = {
     S.STARTING: frozenset({S.RECONCILING, S.NO_TRADE, S.SHUTTING_DOWN}),
     S.RECONCILING: frozenset({S.TRADING, S.PAUSED, S.NO_TRADE, S.STARTING, S.SHUTTING_DOWN}),
-    S.TRADING: frozenset({S.PAUSED, S.NO_TRADE, S.SHUTTING_DOWN}),
-    S.PAUSED: frozenset({S.TRADING, S.NO_TRADE, S.SHUTTING_DOWN}),
+    S.TRADING: frozenset({S.PAUSED, S.NO_TRADE, S.RECONCILING, S.SHUTTING_DOWN}),
+    S.PAUSED: frozenset({S.TRADING, S.NO_TRADE, S.RECONCILING, S.SHUTTING_DOWN}),
     S.NO_TRADE: frozenset({S.TRADING, S.PAUSED, S.STARTING, S.RECONCILING, S.SHUTTING_DOWN}),
     S.SHUTTING_DOWN: frozenset({S.STOPPED}),
     S.STOPPED: frozenset(),
@@ -52,7 +52,7 @@ class StateMachine:
         self.cooldown_s = cooldown_s
         self.state = S.STARTING
         self.paused = False
-        self.ready = False  # start-up and reconciliation have completed once
+        self.ready = False  # the last reconciliation asked for has completed
         self.reconciling = False
         self._reasons: dict[str, _ReasonState] = {}
 

@@ -30,6 +30,7 @@ from actors.messages import (
     TOPIC_SYS_STATE,
     AccountSnapshot,
     AlertRaised,
+    Body,
     BrokerHealth,
     Heartbeat,
     ReconciliationCompleted,
@@ -65,6 +66,8 @@ log = logging.getLogger(__name__)
 
 SRC = "supervisor"
 EXIT_SUPERVISOR_FAILED = 70
+# The reconciler's own restart and the emulator's (a fresh account) call for a new reconciliation.
+RECONCILE_AFTER_RESTART_OF = frozenset({"reconciler", "emulator"})
 LATE_HEARTBEATS = 3  # heartbeat intervals of silence before a role counts as unhealthy
 
 
@@ -103,7 +106,7 @@ class Supervisor(pykka.ThreadingActor):
         }
         self.started_at = time.monotonic()
         self.last_published = 0.0
-        self.state_seq = 0
+        self.seq_by_topic: dict[str, int] = {}
         self.stop_queue: list[str] = []
         self.shutdown_trigger = ""
         self.shutdown_started = 0.0
@@ -222,6 +225,8 @@ class Supervisor(pykka.ThreadingActor):
                 },
             )
         self.sm.cause_healthy(f"role_down:{role}", now)
+        if slot.exited_at is not None and role in RECONCILE_AFTER_RESTART_OF:
+            self._require_reconciliation(f"{role} restarted")
         if not self.sm.ready and all(s.status == "running" for s in self.slots.values()):
             self.sm.reconciling = True
         self._settle()
@@ -239,7 +244,17 @@ class Supervisor(pykka.ThreadingActor):
             self.sm.cause_healthy(code, time.monotonic())
             if previous is not None and not previous.connected:
                 self._journal("broker.up", {"source": body.source, "reconnects": body.reconnects})
+                if body.source == "rest":
+                    self._require_reconciliation("broker REST API reachable again")
         self._settle()
+
+    def _require_reconciliation(self, why: str) -> None:
+        """Local state may no longer match the broker: reconcile again before any trading."""
+        if not self.sm.ready:
+            return  # a reconciliation is pending anyway
+        self.sm.ready = False
+        self.sm.reconciling = True
+        self._journal("recon.required", {"why": why})
 
     def _on_reconciled(self, body: ReconciliationCompleted) -> None:
         now, now_ns = time.monotonic(), time.time_ns()
@@ -380,7 +395,6 @@ class Supervisor(pykka.ThreadingActor):
     def _publish_state(self) -> None:
         now_ns = time.time_ns()
         self.last_published = time.monotonic()
-        self.state_seq += 1
         body = SystemStateChanged(
             state=self.sm.state,
             reasons=self.sm.reasons(now_ns),
@@ -389,14 +403,15 @@ class Supervisor(pykka.ThreadingActor):
             ttl_s=self.sup.permit_ttl_s,
             mode=self.cfg.host.mode,
         )
-        env = make_envelope(body, src=SRC, seq=self.state_seq)
-        self.io.send("pub", [TOPIC_SYS_STATE.encode(), encode(env)])
+        self._publish(TOPIC_SYS_STATE, body)
 
     def _alert(self, severity: str, code: str, detail: str) -> None:
         self._journal("alert", {"severity": severity, "code": code, "detail": detail})
-        self.state_seq += 1
-        env = make_envelope(AlertRaised(severity=severity, code=code, detail=detail), src=SRC, seq=self.state_seq)
-        self.io.send("pub", [TOPIC_ALERT.encode(), encode(env)])
+        self._publish(TOPIC_ALERT, AlertRaised(severity=severity, code=code, detail=detail))
+
+    def _publish(self, topic: str, body: Body) -> None:
+        seq = self.seq_by_topic[topic] = self.seq_by_topic.get(topic, 0) + 1  # numbered per topic
+        self.io.send("pub", [topic.encode(), encode(make_envelope(body, src=SRC, seq=seq))])
 
     def _journal(self, kind: str, body: dict[str, Any]) -> None:
         try:

@@ -96,3 +96,25 @@ def test_the_token_never_appears_in_the_log_journal_or_status() -> None:
         status = host.ctl("status", "--json").stdout
         journal = str(host.journal())
         assert token not in status and token not in journal and token not in host.log_text()
+
+
+def test_a_restarted_reconciler_reconciles_again_before_the_system_trades() -> None:
+    with running_host([*FAST, "reconciler.poll_interval_s=0.3"]) as host:
+        poll_until(lambda: _both_connected(host), timeout_s=30)
+        completed_before = len(host.journal("recon.completed"))
+        pid = host.status()["actors"]["reconciler"]["pid"]
+        os.kill(pid, signal.SIGKILL)
+        poll_until(lambda: len(host.journal("recon.completed")) > completed_before, timeout_s=30)
+        required = host.journal("recon.required")
+        assert required and required[0]["body"]["why"] == "reconciler restarted"
+        kill_seq = required[0]["seq"]
+        later_states = [e["body"]["to"] for e in host.journal("state.changed") if e["seq"] > kill_seq]
+        assert "RECONCILING" in later_states
+        host.wait_state("TRADING", timeout_s=30)
+
+
+def test_publishers_number_each_topic_so_subscribers_see_no_false_gaps() -> None:
+    # The reconciler publishes hb.reconciler and recon.state; risk subscribes to recon.state only.
+    with running_host([*FAST, "reconciler.poll_interval_s=0.2"]) as host:
+        poll_until(lambda: len(host.journal("risk.received")) >= 5, timeout_s=30, what="risk saw 5 snapshots")
+        assert host.journal("bus.gap") == []
