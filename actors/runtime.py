@@ -57,6 +57,7 @@ FAULT_ENV = "TRADEHOST_FAULT_INJECT"
 EXIT_INJECTED_CRASH = 3
 EXIT_DEADLINE = 4
 SIGTERM_DEADLINE_S = 2.0
+CONTROL_LINGER_MS = 200
 _PR_SET_PDEATHSIG = 1
 
 
@@ -225,7 +226,11 @@ class ChildRuntime:
         self.io.add(
             "control",
             transport.make_socket(
-                self.ctx, transport.DEALER, connect=args.control, identity=f"{args.role}/{self.pid}".encode()
+                self.ctx,
+                transport.DEALER,
+                connect=args.control,
+                identity=f"{args.role}/{self.pid}".encode(),
+                linger_ms=CONTROL_LINGER_MS,  # so RoleStopping still leaves as the process ends
             ),
             self._on_control,
         )

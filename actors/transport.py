@@ -63,10 +63,11 @@ def make_socket(
     subscribe: tuple[str, ...] = (),
     max_msg_bytes: int | None = None,
     hwm: int | None = None,
+    linger_ms: int = 0,
 ) -> zmq.Socket[bytes]:
-    """Create a socket with LINGER 0, bind or connect it, and chmod an ipc endpoint to 0600."""
+    """Create a socket (LINGER 0 unless asked), bind or connect it, and chmod an ipc endpoint to 0600."""
     sock = ctx.socket(kind)
-    sock.setsockopt(zmq.LINGER, 0)
+    sock.setsockopt(zmq.LINGER, linger_ms)
     if identity is not None:
         sock.setsockopt(zmq.IDENTITY, identity)
     if max_msg_bytes is not None:

@@ -118,3 +118,18 @@ def test_publishers_number_each_topic_so_subscribers_see_no_false_gaps() -> None
     with running_host([*FAST, "reconciler.poll_interval_s=0.2"]) as host:
         poll_until(lambda: len(host.journal("risk.received")) >= 5, timeout_s=30, what="risk saw 5 snapshots")
         assert host.journal("bus.gap") == []
+
+
+def test_a_silent_price_stream_stops_trading_after_stale_after_s() -> None:
+    # A stalled socket: no price, no heartbeat. The client's read timeout (30 s here) would end
+    # the stream much later; the feed must call it stale after feed.stale_after_s.
+    overrides = [*FAST, "feed.stale_after_s=2", "broker.stream_timeout_s=30"]
+    with running_host(overrides) as host:
+        broker = poll_until(lambda: _both_connected(host), timeout_s=30)
+        host.wait_state("TRADING", timeout_s=30)
+        AdminClient(broker["api_url"]).fault("stream", action="stall", stream="pricing", seconds=25)
+        status = host.wait_state("NO_TRADE", timeout_s=15)
+        stream = status["broker"]["sources"]["stream"]
+        assert stream["connected"] is False and stream["detail"].startswith("stale")
+        assert any(r["code"] == "broker_unreachable:stream" for r in status["reasons"])
+        assert host.journal("feed.stream_stale")
