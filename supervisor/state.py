@@ -1,9 +1,11 @@
 """The system state machine and the no-trade reasons; the supervisor alone drives it.
 
 States (DESIGN §3): ``STARTING → RECONCILING → TRADING ⇄ PAUSED``, any state → ``NO_TRADE``,
-then ``SHUTTING_DOWN → STOPPED``. The state is *derived*: after start-up it is ``NO_TRADE``
-while any reason other than the operator's pause is present, else ``PAUSED`` while the pause
-latch is set, else ``TRADING``. Transient reasons clear by themselves once their cause has
+then ``SHUTTING_DOWN → STOPPED``. The state is *derived*: until a reconciliation has completed
+(at start, and again whenever the supervisor asks for one) it is ``STARTING``/``RECONCILING``
+(``NO_TRADE`` if a latched reason is present); after that it is ``NO_TRADE`` while any reason
+other than the operator's pause is present, else ``PAUSED`` while the pause latch is set, else
+``TRADING``. Transient reasons clear by themselves once their cause has
 been healthy for ``cooldown_s``; latched reasons and the pause clear only with ``resume``.
 Illegal transitions raise ``InvariantViolation``. Pure: the clock is passed in.
 """
