@@ -175,9 +175,12 @@ def check_live_guard(broker: BrokerConfig, mode: str, environ: Mapping[str, str]
     Raises:
         ConfigError: ``broker.environment = "live"`` without both confirmations.
     """
-    if broker.environment != "live":
+    live_url = any("fxtrade" in url for url in (broker.api_url, broker.stream_url))
+    if broker.environment != "live" and not live_url:
         return
     problems = []
+    if live_url and broker.environment != "live":
+        problems.append('broker.api_url: points at OANDA\'s live hosts; say broker.environment = "live"')
     if broker.kind != "oanda":
         problems.append('broker.environment: "live" needs broker.kind = "oanda"')
     if mode != "live":

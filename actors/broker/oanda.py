@@ -100,6 +100,10 @@ def _not_sent(e: requests.RequestException) -> bool:
     return isinstance(reason, NewConnectionError | ConnectTimeoutError)
 
 
+DUPLICATE_ID_REASONS = frozenset({"CLIENT_ORDER_ID_ALREADY_EXISTS", "CLIENT_TRADE_ID_ALREADY_EXISTS"})
+REQUEST_BURST = 10.0
+
+
 class OandaBroker:
     """The real broker adapter.
 
@@ -143,8 +147,9 @@ class OandaBroker:
         self._sleep = sleep
         self._retrier = retrier or Retrier(sleep=sleep, on_retry=self._log_retry)
         self._lookup_delays_s = tuple(lookup_delays_s)
-        self._requests = RateLimiter(config.max_requests_per_s, clock=clock, sleep=sleep)
-        self._connections = RateLimiter(config.max_new_connections_per_s, burst=2, clock=clock, sleep=sleep)
+        # Small buckets: rate + burst must stay under OANDA's 120 requests and 2 connections a second.
+        self._requests = RateLimiter(config.max_requests_per_s, burst=REQUEST_BURST, clock=clock, sleep=sleep)
+        self._connections = RateLimiter(config.max_new_connections_per_s, burst=1, clock=clock, sleep=sleep)
         self._lock = threading.Lock()
         self._api: oandapyV20.API | None = None
         self._instruments: dict[str, Instrument] = {}
@@ -273,7 +278,11 @@ class OandaBroker:
         """Prices and heartbeats; a stream end, reset or stall raises BrokerTemporaryError."""
         params = {"instruments": ",".join(instruments), "snapshot": "true" if snapshot else "false"}
         for obj in self._stream(lambda: pricing.PricingStream(self.account_id, params=params), "pricing stream"):
-            yield p.price_event(obj)
+            try:
+                yield p.price_event(obj)
+            except BrokerTemporaryError as e:
+                # One unusable line (e.g. an empty book, which OANDA allows) is not a broken stream.
+                log.warning("broker: pricing stream: skipped a line: %s", e)
 
     def transaction_stream(self) -> Iterator[Transaction | TransactionHeartbeat]:
         """New transactions and heartbeats; breaks raise BrokerTemporaryError."""
@@ -339,19 +348,39 @@ class OandaBroker:
         except BrokerAmbiguousError as e:
             log.warning("broker: %s; resolving through the client id", e)
             return self._resolve(request.client_id, e)
-        rejected = error_from_fill_response(response, op=op)
-        if rejected is not None:
-            raise rejected
-        return p.fill_result(
-            response["orderFillTransaction"],
-            client_id=request.client_id,
-            last_transaction_id=str(response.get("lastTransactionID", "")),
-        )
+        except BrokerRejectedError as e:
+            if e.reason not in DUPLICATE_ID_REASONS:
+                raise
+            # Our id is taken: an earlier submission of this very intent may have filled.
+            log.warning("broker: %s; resolving through the client id", e)
+            return self._resolve(request.client_id, BrokerAmbiguousError(str(e)))
+        outcome = error_from_fill_response(response, op=op)
+        if isinstance(outcome, BrokerAmbiguousError):
+            return self._resolve(request.client_id, outcome)
+        if outcome is not None:
+            raise outcome
+        try:
+            return p.fill_result(
+                response["orderFillTransaction"],
+                client_id=request.client_id,
+                last_transaction_id=str(response.get("lastTransactionID", "")),
+            )
+        except BrokerError as e:  # it filled: whatever else is wrong, "not placed" would be a lie
+            raise BrokerAmbiguousError(f"{op}: filled, but the fill could not be read: {e}") from e
 
     def _transaction(self, tx_id: str) -> dict[str, Any]:
         body = self._read(lambda: transactions.TransactionDetails(self.account_id, tx_id), f"transaction {tx_id}")
         tx: dict[str, Any] = body["transaction"]
         return tx
+
+    def _transaction_after_lag(self, tx_id: str) -> dict[str, Any]:
+        # The read side can lag the write side (OANDA.md 8.2): a 404 right after may mean "not yet".
+        for delay_s in self._lookup_delays_s:
+            try:
+                return self._transaction(tx_id)
+            except (BrokerTemporaryError, BrokerRejectedError):
+                self._sleep(delay_s)
+        return self._transaction(tx_id)
 
     def _resolve(self, client_id: str, cause: BrokerAmbiguousError) -> OrderResult:
         last_error: BrokerError = cause
@@ -364,13 +393,22 @@ class OandaBroker:
                 last_error = e
                 log.info("broker: look-up %d of @%s: %s", attempt + 1, client_id, e)
                 continue
-            order = found["order"]
+            order = found.get("order") or {}
             last_id = str(found.get("lastTransactionID", ""))
             if order.get("state") == "FILLED" and order.get("fillingTransactionID"):
-                tx = self._transaction(str(order["fillingTransactionID"]))
-                return p.fill_result(tx, client_id=client_id, last_transaction_id=last_id, resolved_by_lookup=True)
+                fill_id = str(order["fillingTransactionID"])
+                try:
+                    tx = self._transaction_after_lag(fill_id)
+                    return p.fill_result(tx, client_id=client_id, last_transaction_id=last_id, resolved_by_lookup=True)
+                except BrokerError as e:  # known filled: never report it as rejected or retryable
+                    raise BrokerAmbiguousError(
+                        f"order @{client_id} FILLED (fill transaction {fill_id}) but the fill could not be read: {e}"
+                    ) from e
             if order.get("state") == "CANCELLED" and order.get("cancellingTransactionID"):
-                tx = self._transaction(str(order["cancellingTransactionID"]))
+                try:
+                    tx = self._transaction_after_lag(str(order["cancellingTransactionID"]))
+                except BrokerError:
+                    tx = {}
                 reason = str(tx.get("reason", "CANCELLED"))
                 raise BrokerRejectedError(
                     f"order @{client_id} was cancelled: {reason}", reason=reason, transaction=tx
@@ -382,20 +420,25 @@ class OandaBroker:
 
     def cancel_order(self, spec: str) -> str:
         """Cancel a pending order (not retried); returns the cancel transaction id."""
-        body = self._send(orders.OrderCancel(self.account_id, spec), f"cancel order {spec}")
+        body = self._send(orders.OrderCancel(self.account_id, spec), f"cancel order {spec}", order_post=True)
         return str(body["orderCancelTransaction"]["id"])
 
     def close_trade(self, spec: str, units: Decimal | None = None) -> CloseResult:
-        """Close a trade fully or partially (not retried)."""
+        """Close a trade fully or partially (never retried).
+
+        Raises:
+            BrokerAmbiguousError: timeout, reset or 5xx: it may have executed; re-read the trade
+                (``currentUnits``) before deciding anything.
+        """
         data = None
         if units is not None:
             trade = self.trade(spec)
             data = {"units": format_units(abs(units), self.instrument(trade.instrument))}
         op = f"close trade {spec}"
-        body = self._send(trades.TradeClose(self.account_id, spec, data=data), op)
-        rejected = error_from_fill_response(body, op=op)
-        if rejected is not None:
-            raise rejected
+        body = self._send(trades.TradeClose(self.account_id, spec, data=data), op, order_post=True)
+        outcome = error_from_fill_response(body, op=op)
+        if outcome is not None:
+            raise outcome
         fill = body["orderFillTransaction"]
         closed = (fill.get("tradesClosed") or [None])[0] or fill.get("tradeReduced") or {}
         return CloseResult(
@@ -425,7 +468,9 @@ class OandaBroker:
             cancel_stop_loss=cancel_stop_loss,
             cancel_take_profit=cancel_take_profit,
         )
-        body = self._send(trades.TradeCRCDO(self.account_id, spec, data=data), f"set orders of trade {spec}")
+        body = self._send(
+            trades.TradeCRCDO(self.account_id, spec, data=data), f"set orders of trade {spec}", order_post=True
+        )
         after = self.trade(trade.id)
         return TradeOrdersResult(
             trade_id=trade.id,

@@ -8,6 +8,7 @@ returns OANDA decimal strings.
 
 from __future__ import annotations
 
+import re
 from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal
 from typing import Any
 
@@ -60,6 +61,9 @@ def _extensions(client_id: str | None, tag: str | None, comment: str | None) -> 
     return ext or None
 
 
+CLIENT_ID_RE = re.compile(r"[A-Za-z0-9._-]{1,128}")
+
+
 def build_market_order(request: MarketOrderRequest, instrument: Instrument) -> dict[str, Any]:
     """The ``POST .../orders`` body for ``request``, every number pre-formatted.
 
@@ -68,6 +72,13 @@ def build_market_order(request: MarketOrderRequest, instrument: Instrument) -> d
     """
     if not request.client_id:
         raise BrokerRejectedError("a MARKET order needs a client id", reason="CLIENT_ORDER_ID_MISSING")
+    for name, value in (("client_id", request.client_id), ("trade_client_id", request.trade_client_id)):
+        # oandapyV20 puts "@<id>" into URL paths unescaped: an id that is not URL-safe could not
+        # be looked up after an ambiguous submit.
+        if value is not None and not CLIENT_ID_RE.fullmatch(value):
+            raise BrokerRejectedError(
+                f"{name} {value!r} must match {CLIENT_ID_RE.pattern}", reason="CLIENT_EXTENSIONS_DATA_INVALID"
+            )
     if request.time_in_force not in ("FOK", "IOC"):
         raise BrokerRejectedError("MARKET orders are FOK or IOC", reason="TIME_IN_FORCE_INVALID")
     order: dict[str, Any] = {

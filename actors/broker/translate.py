@@ -83,10 +83,13 @@ def error_from_status(
     return BrokerRejectedError(text, reason=reason or f"HTTP_{status}", transaction=reject)
 
 
-def error_from_fill_response(response: dict[str, Any], *, op: str) -> BrokerRejectedError | None:
-    """A ``BrokerRejectedError`` when a 201/200 order answer holds no fill, else None."""
+def error_from_fill_response(response: dict[str, Any], *, op: str) -> BrokerRejectedError | BrokerAmbiguousError | None:
+    """None for a fill; ``BrokerRejectedError`` when the order was created and then cancelled;
+    ``BrokerAmbiguousError`` when the answer shows neither (only a cancel proves "not filled")."""
     if "orderFillTransaction" in response:
         return None
     cancel = response.get("orderCancelTransaction")
-    reason = str((cancel or {}).get("reason") or "NOT_FILLED")
+    if not cancel:
+        return BrokerAmbiguousError(f"{op}: the answer has neither a fill nor a cancel")
+    reason = str(cancel.get("reason") or "CANCELLED")
     return BrokerRejectedError(f"{op}: order not filled: {reason}", reason=reason, transaction=cancel)

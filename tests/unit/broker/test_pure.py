@@ -203,3 +203,14 @@ def test_emulator_options_follow_the_config_and_the_credentials():
     creds = load_credentials({}, kind="emulator")
     options = options_from_config(EmulatorConfig(seed=9, speed=60.0), creds)
     assert (options.seed, options.speed, options.token, options.account_id) == (9, 60.0, DEV_TOKEN, DEV_ACCOUNT_ID)
+
+
+def test_a_url_override_pointing_at_oandas_live_hosts_needs_the_live_guard_too():
+    sneaky = BrokerConfig(kind="oanda", environment="practice", api_url="https://api-fxtrade.oanda.com")
+    with pytest.raises(ConfigError) as e:
+        check_live_guard(sneaky, "live", {"TRADEHOST_CONFIRM_LIVE": "yes"})
+    assert any("broker.api_url" in p for p in e.value.problems)
+    honest = BrokerConfig(kind="oanda", environment="live", api_url="https://api-fxtrade.oanda.com")
+    check_live_guard(honest, "live", {"TRADEHOST_CONFIRM_LIVE": "yes"})
+    with pytest.raises(ConfigError):
+        check_live_guard(honest, "live", {})
