@@ -459,7 +459,13 @@ class OandaBroker:
         cancel_stop_loss: bool = False,
         cancel_take_profit: bool = False,
     ) -> TradeOrdersResult:
-        """Set/replace/cancel SL and TP (idempotent in effect; sent once)."""
+        """Set/replace/cancel SL and TP (idempotent in effect; sent once).
+
+        Raises:
+            BrokerRejectedError: a requested stop loss or take profit was not created (rejected,
+                or created and cancelled at once): the trade may be unprotected.
+            BrokerAmbiguousError: timeout, reset or 5xx: re-read the trade.
+        """
         trade = self.trade(spec)
         data = build_trade_orders(
             self.instrument(trade.instrument),
@@ -468,14 +474,31 @@ class OandaBroker:
             cancel_stop_loss=cancel_stop_loss,
             cancel_take_profit=cancel_take_profit,
         )
-        body = self._send(
-            trades.TradeCRCDO(self.account_id, spec, data=data), f"set orders of trade {spec}", order_post=True
-        )
+        op = f"set orders of trade {spec}"
+        body = self._send(trades.TradeCRCDO(self.account_id, spec, data=data), op, order_post=True)
+        created: dict[str, str | None] = {}
+        for key, prefix, requested in (
+            ("stopLoss", "stopLossOrder", stop_loss is not None),
+            ("takeProfit", "takeProfitOrder", take_profit is not None),
+        ):
+            if not requested:
+                continue
+            # The answer, not a re-read (which can lag), says whether the order now exists.
+            for bad in (f"{prefix}RejectTransaction", f"{prefix}CreatedCancelTransaction"):
+                if body.get(bad):
+                    reason = str(body[bad].get("rejectReason") or body[bad].get("reason") or "NOT_CREATED")
+                    raise BrokerRejectedError(
+                        f"{op}: {key} not in place: {reason}", reason=reason, transaction=body[bad]
+                    )
+            placed = body.get(f"{prefix}Transaction")
+            if not placed:
+                raise BrokerAmbiguousError(f"{op}: the answer does not show the new {key}")
+            created[key] = str(placed.get("id"))
         after = self.trade(trade.id)
         return TradeOrdersResult(
             trade_id=trade.id,
-            stop_loss_order_id=after.stop_loss_order_id,
-            take_profit_order_id=after.take_profit_order_id,
+            stop_loss_order_id=created.get("stopLoss", after.stop_loss_order_id),
+            take_profit_order_id=created.get("takeProfit", after.take_profit_order_id),
             last_transaction_id=str(body.get("lastTransactionID", "")),
         )
 

@@ -160,3 +160,39 @@ def test_registered_environment_is_a_new_key(broker):
     assert broker.environment.startswith("tradehost-")
     assert core.TRADING_ENVIRONMENTS["practice"]["api"] == "https://api-fxpractice.oanda.com"
     assert core.TRADING_ENVIRONMENTS["live"]["api"] == "https://api-fxtrade.oanda.com"
+
+
+def _trade_details(m: requests_mock.Mocker) -> str:
+    trade = json.loads(example("open_trades"))["trades"][0]
+    m.get(f"{BASE}/v3/accounts/{ACCOUNT}/trades/{trade['id']}", json={"trade": trade, "lastTransactionID": "9"})
+    return str(trade["id"])
+
+
+def test_a_stop_loss_created_and_cancelled_at_once_is_not_reported_as_set(broker):
+    with requests_mock.Mocker() as m:
+        _instruments(m)
+        trade_id = _trade_details(m)
+        answer = {
+            "stopLossOrderTransaction": {"id": "10", "type": "STOP_LOSS_ORDER"},
+            "stopLossOrderCreatedCancelTransaction": {
+                "id": "11",
+                "type": "ORDER_CANCEL",
+                "reason": "STOP_LOSS_ON_FILL_LOSS",
+            },
+            "lastTransactionID": "11",
+        }
+        m.put(f"{BASE}/v3/accounts/{ACCOUNT}/trades/{trade_id}/orders", json=answer)
+        with pytest.raises(BrokerRejectedError) as e:
+            broker.set_trade_orders(trade_id, stop_loss=Decimal("1.05000"))
+    assert e.value.reason == "STOP_LOSS_ON_FILL_LOSS"
+
+
+def test_the_new_order_ids_come_from_the_answer_not_a_lagging_re_read(broker):
+    with requests_mock.Mocker() as m:
+        _instruments(m)
+        trade_id = _trade_details(m)
+        m.put(f"{BASE}/v3/accounts/{ACCOUNT}/trades/{trade_id}/orders", text=example("trade_orders_modify_response"))
+        result = broker.set_trade_orders(trade_id, stop_loss=Decimal("1.05000"), take_profit=Decimal("1.20000"))
+    answer = json.loads(example("trade_orders_modify_response"))
+    assert result.stop_loss_order_id == answer["stopLossOrderTransaction"]["id"]
+    assert result.take_profit_order_id == answer["takeProfitOrderTransaction"]["id"]
