@@ -243,9 +243,12 @@ class Account(Ledger):
         if bound is not None and ((units > 0 and price > bound) or (units < 0 and price < bound)):
             return "BOUNDS_VIOLATION"
         sl, tp = self._levels(req, units, price)
-        if sl is not None and ((units > 0 and sl >= price) or (units < 0 and sl <= price)):
+        # SL/TP of a long trigger on the bid, of a short on the ask (as on the price path below):
+        # a level that would trigger at once cancels the order.
+        trigger = self.dec(quote.bid if units > 0 else quote.ask, name)
+        if sl is not None and ((units > 0 and sl >= trigger) or (units < 0 and sl <= trigger)):
             return "STOP_LOSS_ON_FILL_LOSS"
-        if tp is not None and ((units > 0 and tp <= price) or (units < 0 and tp >= price)):
+        if tp is not None and ((units > 0 and tp <= trigger) or (units < 0 and tp >= trigger)):
             return "TAKE_PROFIT_ON_FILL_LOSS"
         opposite = sum((abs(t.current_units) for t in self._opposite(name, units)), ZERO)
         needed = self.margin_for(name, max(ZERO, abs(units) - opposite))
