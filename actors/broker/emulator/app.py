@@ -216,7 +216,7 @@ class Emulator:
             status = int(spec.get("status", 503))
             self.faults.add_http(
                 HttpFault(status, int(spec.get("count", 1)), str(spec.get("path", "")),
-                          str(spec.get("method", "")).upper(), spec.get("body"))
+                          str(spec.get("method", "")).upper(), spec.get("body"), bool(spec.get("after", False)))
             )  # fmt: skip
         elif kind == "latency":
             count = spec.get("count")

@@ -23,13 +23,17 @@ FAULT_TYPES = (
 
 @dataclass(slots=True)
 class HttpFault:
-    """Answer the next ``remaining`` requests whose path contains ``path`` with ``status``."""
+    """Answer the next ``remaining`` requests whose path contains ``path`` with ``status``.
+
+    With ``after`` the request is carried out first and only its answer is replaced: the
+    "504, but the order was filled" case."""
 
     status: int
     remaining: int
     path: str = ""
     method: str = ""
     body: str | None = None
+    after: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,6 +22,7 @@ import orjson
 
 from actors.broker.emulator.admin import AdminClient, handle_admin
 from actors.broker.emulator.app import Emulator, EmulatorOptions
+from actors.broker.emulator.faults import HttpFault
 from actors.broker.emulator.routes import STREAM_PATHS, Call, bool_param, csv_param, match_route, order_create
 from actors.broker.emulator.streams import reset_socket, serve_pricing, serve_transactions
 from actors.broker.emulator.wire import ApiError, dumps
@@ -145,12 +146,8 @@ class _Handler(BaseHTTPRequestHandler):
         if delay > 0:
             emu.stop_event.wait(delay)
         fault = emu.faults.take_http(method, path)
-        if fault is not None:
-            body = fault.body.encode() if fault.body is not None else dumps(
-                {"errorMessage": "Rate limit exceeded" if fault.status == 429 else "Timeout waiting for response."}
-                if fault.status in (429, 504) else {"errorMessage": f"Injected HTTP {fault.status}"}
-            )  # fmt: skip
-            self._send(fault.status, body)
+        if fault is not None and not fault.after:
+            self._send_fault(fault)
             return
         if self.headers.get("Authorization", "") != f"Bearer {emu.options.token}":
             raise ApiError(401, _UNAUTHORIZED)
@@ -175,10 +172,20 @@ class _Handler(BaseHTTPRequestHandler):
         finally:
             if no_answer is not None:
                 self._no_answer(emu, *no_answer)
+        if fault is not None:  # carried out, but the answer is lost to an error
+            self._send_fault(fault)
+            return
         headers = {}
         if status == 201 and "orderCreateTransaction" in out:
             headers["Location"] = f"{path}/{out['orderCreateTransaction']['id']}"
         self._send(status, dumps(out, unix=unix), headers)
+
+    def _send_fault(self, fault: HttpFault) -> None:
+        body = fault.body.encode() if fault.body is not None else dumps(
+            {"errorMessage": "Rate limit exceeded" if fault.status == 429 else "Timeout waiting for response."}
+            if fault.status in (429, 504) else {"errorMessage": f"Injected HTTP {fault.status}"}
+        )  # fmt: skip
+        self._send(fault.status, body)
 
     def _no_answer(self, emu: Emulator, mode: str, seconds: float) -> None:
         if mode == "stall":

@@ -332,3 +332,14 @@ def test_a_client_id_that_is_not_url_safe_is_refused_before_sending(broker: Oand
     with pytest.raises(BrokerRejectedError):
         broker.submit_market_order(request)
     assert [r for r in emu.admin.requests() if r["method"] == "POST"] == []
+
+
+def test_a_504_after_the_order_was_filled_is_resolved_to_that_fill_without_a_second_order(
+    broker: OandaBroker, emu: Emu
+):
+    request = _request(broker, "c-504-filled")
+    emu.admin.fault("http_error", status=504, count=1, method="POST", after=True)
+    result = broker.submit_market_order(request)
+    assert result.resolved_by_lookup and result.trade_id
+    assert len(_market_orders(emu)) == 1
+    assert len([r for r in emu.admin.requests() if r["method"] == "POST"]) == 1
