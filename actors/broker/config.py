@@ -37,6 +37,7 @@ DEV_TOKEN = "tradehost-emulator-dev-token"  # noqa: S105 - public dev value for 
 DEV_ACCOUNT_ID = "101-001-0000000-001"
 
 KINDS = ("emulator", "oanda")
+OANDA_HEARTBEAT_S = 5.0
 ENVIRONMENTS = ("practice", "live")
 
 
@@ -86,6 +87,11 @@ class BrokerConfig:
         for name in ("timeout_s", "stream_timeout_s", "max_requests_per_s"):
             if getattr(self, name) <= 0:
                 problems.append(f"broker.{name}: must be > 0")
+        if self.stream_timeout_s <= OANDA_HEARTBEAT_S:
+            problems.append(
+                f"broker.stream_timeout_s: must exceed the {OANDA_HEARTBEAT_S:g} s stream heartbeat "
+                f"(got {self.stream_timeout_s:g})"
+            )
         if self.max_new_connections_per_s <= 0:
             problems.append("broker.max_new_connections_per_s: must be > 0")
         for name in ("api_url", "stream_url"):
