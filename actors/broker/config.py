@@ -87,9 +87,14 @@ class BrokerConfig:
         for name in ("timeout_s", "stream_timeout_s", "max_requests_per_s"):
             if getattr(self, name) <= 0:
                 problems.append(f"broker.{name}: must be > 0")
-        if self.stream_timeout_s <= OANDA_HEARTBEAT_S:
+        # The read timeout must outlast the stream's heartbeat: OANDA's 5 s, or the embedded
+        # emulator's (an emulator given by api_url is the tester's business).
+        heartbeat_s = OANDA_HEARTBEAT_S if self.kind == "oanda" else None
+        if self.kind == "emulator" and not self.api_url:
+            heartbeat_s = self.emulator.heartbeat_s
+        if heartbeat_s is not None and self.stream_timeout_s <= heartbeat_s:
             problems.append(
-                f"broker.stream_timeout_s: must exceed the {OANDA_HEARTBEAT_S:g} s stream heartbeat "
+                f"broker.stream_timeout_s: must exceed the {heartbeat_s:g} s stream heartbeat "
                 f"(got {self.stream_timeout_s:g})"
             )
         if self.max_new_connections_per_s <= 0:
