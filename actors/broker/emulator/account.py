@@ -16,7 +16,7 @@ import numpy as np
 
 from actors.broker.emulator.instruments import SPECS
 from actors.broker.emulator.ledger import ZERO, Batch, Json, Ledger, TradeRecord
-from actors.broker.emulator.views import find_order, find_trade
+from actors.broker.emulator.views import find_open_trade, find_order
 from actors.broker.emulator.wire import (
     ApiError,
     Ts,
@@ -365,16 +365,7 @@ class Account(Ledger):
         """Apply ``PUT .../trades/{spec}/close`` (empty body = ALL)."""
         self.catch_up()
         with self.lock:
-            trade = find_trade(self, spec)
-            if trade.state != "OPEN":
-                raise ApiError(
-                    404,
-                    {
-                        "errorCode": "NO_SUCH_TRADE",
-                        "errorMessage": "The Trade specified is not open",
-                        "lastTransactionID": self.last_transaction_id,
-                    },
-                )
+            trade = find_open_trade(self, spec)
             raw = (body or {}).get("units", "ALL") if isinstance(body, dict) else "ALL"
             amount = abs(trade.current_units) if raw == "ALL" else parse_decimal(raw)
             if amount is None or amount <= 0 or amount > abs(trade.current_units):

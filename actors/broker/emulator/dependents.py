@@ -13,7 +13,7 @@ from typing import Any
 
 from actors.broker.emulator.account import Account
 from actors.broker.emulator.ledger import Json
-from actors.broker.emulator.views import find_trade
+from actors.broker.emulator.views import check_open, find_trade
 from actors.broker.emulator.wire import ApiError, decimal_places, parse_decimal
 
 __all__ = ["set_trade_orders"]
@@ -46,15 +46,7 @@ def set_trade_orders(account: Account, spec: str, body: Any) -> Json:
         trade = find_trade(account, spec)
         if not isinstance(body, dict) or not body:
             raise ApiError(400, {"errorMessage": "The request was missing required data"})
-        if trade.state != "OPEN":
-            raise ApiError(
-                404,
-                {
-                    "errorCode": "NO_SUCH_TRADE",
-                    "errorMessage": "The Trade specified is not open",
-                    "lastTransactionID": account.last_transaction_id,
-                },
-            )
+        check_open(account, trade)
         if "trailingStopLoss" in body and body["trailingStopLoss"] is not None:
             raise _reject(
                 account, "trailingStopLoss", "TRAILING_STOP_LOSS", trade.id,

@@ -15,6 +15,8 @@ from actors.broker.emulator.wire import ApiError, Ts, fmt_decimal, fmt_money, fm
 from actors.broker.timefmt import NS
 
 __all__ = [
+    "check_open",
+    "find_open_trade",
     "find_order",
     "find_trade",
     "positions_json",
@@ -207,3 +209,22 @@ def price_json(ledger: Ledger, name: str, *, bad: str | None = None) -> Json:
         "tradeable": quote.tradeable,
         "instrument": name,
     }
+
+
+def check_open(ledger: Ledger, trade: TradeRecord) -> TradeRecord:
+    """``trade`` if it is open; 404 ``NO_SUCH_TRADE`` otherwise."""
+    if trade.state != "OPEN":
+        raise ApiError(
+            404,
+            {
+                "errorCode": "NO_SUCH_TRADE",
+                "errorMessage": "The Trade specified is not open",
+                "lastTransactionID": ledger.last_transaction_id,
+            },
+        )
+    return trade
+
+
+def find_open_trade(ledger: Ledger, spec: str) -> TradeRecord:
+    """Like ``find_trade``, but a trade that is no longer open is a 404 ``NO_SUCH_TRADE`` too."""
+    return check_open(ledger, find_trade(ledger, spec))
