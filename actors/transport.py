@@ -2,10 +2,10 @@
 
 It owns the primitives every process uses: ``SocketThread`` (one thread owns a set of sockets,
 polls them with a timeout, hands inbound frames to callbacks and sends what other threads queue
-with ``send()``), ``BusProxy`` (the XSUB/XPUB event proxy of the root process), ``request()``
-(one DEALER request/reply with a deadline, for ``tradehost ctl``) and the endpoint helpers
-(ipc paths, 0600 sockets). Sockets are never shared between threads: other threads talk to a
-``SocketThread`` through a queue and a wake-up pipe. Every socket has ``LINGER 0``.
+with ``send()``), ``BusProxy`` (the XSUB/XPUB event proxy of the root process) and the endpoint
+helpers (ipc paths, 0600 sockets). Sockets are never shared between threads: other threads talk
+to a ``SocketThread`` through a queue and a wake-up pipe. Sockets have ``LINGER 0`` unless a
+caller asks for more. ``tradehost ctl`` does not use this module: see ``actors.zmtp``.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import os
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import zmq
@@ -36,16 +36,10 @@ Handler = Callable[[Frames], None]
 
 PUB = zmq.PUB
 SUB = zmq.SUB
-XPUB = zmq.XPUB
-XSUB = zmq.XSUB
 DEALER = zmq.DEALER
 ROUTER = zmq.ROUTER
-PAIR = zmq.PAIR
-PUSH = zmq.PUSH
-PULL = zmq.PULL
 
 ZMQError = zmq.ZMQError
-Again = zmq.Again
 
 
 def new_context() -> zmq.Context[zmq.Socket[bytes]]:
@@ -357,34 +351,3 @@ class BusProxy:
                 self._thread.join(0.02)
         finally:
             ctl.close(0)
-
-
-def request(endpoint: str, payload: bytes, timeout_s: float) -> bytes | None:
-    """Send one request on a fresh DEALER and wait for its reply.
-
-    Returns None when no reply arrives before the deadline (the peer is not running or stuck).
-    Replies are raw bytes; the caller matches the request id.
-    """
-    ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context.instance()
-    sock = make_socket(ctx, zmq.DEALER, connect=endpoint)
-    try:
-        sock.send_multipart([b"", payload])
-        deadline = time.monotonic() + timeout_s
-        while (remaining := deadline - time.monotonic()) > 0:
-            if sock.poll(int(remaining * 1000) + 1, zmq.POLLIN):
-                frames = sock.recv_multipart()
-                if frames and frames[-1]:
-                    return frames[-1]
-        return None
-    finally:
-        sock.close(0)
-
-
-@contextlib.contextmanager
-def context() -> Iterator[zmq.Context[zmq.Socket[bytes]]]:
-    """A context that is terminated on exit (sockets must be closed by then)."""
-    ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
-    try:
-        yield ctx
-    finally:
-        ctx.term()

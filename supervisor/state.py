@@ -29,7 +29,6 @@ TRANSITIONS: dict[SystemState, frozenset[SystemState]] = {
     S.STOPPED: frozenset(),
 }
 
-ENTRY_ALLOWED = frozenset({S.TRADING})
 PAUSE_CODE = "operator_pause"
 
 
