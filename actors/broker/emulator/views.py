@@ -153,19 +153,17 @@ def positions_json(ledger: Ledger) -> list[Json]:
     return positions
 
 
+def not_found(ledger: Ledger, code: str, message: str) -> ApiError:
+    """OANDA's 404 for an unknown or no longer usable id."""
+    return ApiError(404, {"lastTransactionID": ledger.last_transaction_id, "errorMessage": message, "errorCode": code})
+
+
 def find_order(ledger: Ledger, spec: str) -> Json:
     """The order named by id or ``@clientID``; 404 ``NO_SUCH_ORDER`` otherwise."""
     order_id = ledger.order_by_client.get(spec[1:], "") if spec.startswith("@") else spec
     order = ledger.orders.get(order_id)
     if order is None:
-        raise ApiError(
-            404,
-            {
-                "lastTransactionID": ledger.last_transaction_id,
-                "errorMessage": "The order ID specified does not exist",
-                "errorCode": "NO_SUCH_ORDER",
-            },
-        )
+        raise not_found(ledger, "NO_SUCH_ORDER", "The order ID specified does not exist")
     return order
 
 
@@ -174,14 +172,7 @@ def find_trade(ledger: Ledger, spec: str) -> TradeRecord:
     trade_id = ledger.trade_by_client.get(spec[1:], "") if spec.startswith("@") else spec
     trade = ledger.trades.get(trade_id)
     if trade is None:
-        raise ApiError(
-            404,
-            {
-                "lastTransactionID": ledger.last_transaction_id,
-                "errorMessage": "The Trade ID specified does not exist",
-                "errorCode": "NO_SUCH_TRADE",
-            },
-        )
+        raise not_found(ledger, "NO_SUCH_TRADE", "The Trade ID specified does not exist")
     return trade
 
 
@@ -214,14 +205,7 @@ def price_json(ledger: Ledger, name: str, *, bad: str | None = None) -> Json:
 def check_open(ledger: Ledger, trade: TradeRecord) -> TradeRecord:
     """``trade`` if it is open; 404 ``NO_SUCH_TRADE`` otherwise."""
     if trade.state != "OPEN":
-        raise ApiError(
-            404,
-            {
-                "errorCode": "NO_SUCH_TRADE",
-                "errorMessage": "The Trade specified is not open",
-                "lastTransactionID": ledger.last_transaction_id,
-            },
-        )
+        raise not_found(ledger, "NO_SUCH_TRADE", "The Trade specified is not open")
     return trade
 
 
