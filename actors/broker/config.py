@@ -5,13 +5,29 @@ its nested ``EmulatorConfig``, the ``Credentials`` read from the environment (ne
 never shown in full), and ``check_live_guard``, the pure rule that refuses a live account unless
 the operator asked for it twice. The config loader in ``supervisor/config.py`` walks these
 dataclasses; every field carries ``metadata={"doc": ...}`` for it.
+
+``EmulatorConfig`` is the one definition of the emulator's operator-facing options: each field
+carries its default, its ``doc``, its ``check`` (a function of the value and the whole config
+returning a problem or None) and, where the flag differs from ``--<name>``, its ``flag``. The
+``[broker.emulator]`` section, ``EmulatorOptions`` (which derives from it) and the
+``tradehost emulator`` command line are all built from these fields, so an option, its default,
+its help and its validation exist once. ``__post_init__`` runs every check and raises
+``EmulatorOptionsError`` (a ``ConfigError``) naming each bad key.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import dataclasses
+import ipaddress
+import math
+import os
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any, ClassVar
 
+from actors.broker.timefmt import parse_time
 from actors.errors import ConfigError
 
 __all__ = [
@@ -23,9 +39,14 @@ __all__ = [
     "BrokerConfig",
     "Credentials",
     "EmulatorConfig",
+    "EmulatorOptionsError",
     "check_live_guard",
+    "data_item",
     "emulator_base_url",
+    "is_loopback",
     "load_credentials",
+    "option",
+    "start_ns",
 ]
 
 ENV_TOKEN = "OANDA_TOKEN"  # noqa: S105 - the variable name, not a secret
@@ -41,21 +62,268 @@ OANDA_HEARTBEAT_S = 5.0
 ENVIRONMENTS = ("practice", "live")
 
 
+EMULATOR_SECTION = "broker.emulator"
+MAX_SPEED = 100_000.0
+MAX_HEARTBEAT_S = 300.0
+MAX_BALANCE = Decimal(10) ** 12
+# Market start times the emulator accepts (its history reaches 320 days further back).
+START_RANGE = ("1971-01-01T00:00:00Z", "2200-01-01T00:00:00Z")
+
+Check = Callable[[Any, Any], str | None]
+
+
+class EmulatorOptionsError(ConfigError):
+    """Invalid emulator options, one problem per bad field.
+
+    Args:
+        by_field: ``(field name, problem)`` pairs.
+        prefix: how the keys are named in ``problems`` (``broker.emulator`` for the config file).
+
+    Attributes:
+        by_field: the pairs, for callers that name the fields their own way (the CLI's flags).
+    """
+
+    def __init__(self, by_field: list[tuple[str, str]], *, prefix: str = EMULATOR_SECTION) -> None:
+        self.by_field = list(by_field)
+        super().__init__([f"{prefix}.{name}: {problem}" for name, problem in self.by_field])
+
+
+def option(default: Any, doc: str, check: Check | None = None, **extra: Any) -> Any:
+    """A dataclass field carrying everything about one emulator option.
+
+    Args:
+        default: the default (immutable).
+        doc: one line for ``conf/default.toml``, ``--help`` and the docs.
+        check: ``check(value, config)`` returns a problem (without the key) or None. A value of
+            the wrong type is left to the config loader or the CLI parser, which name it.
+        extra: more metadata: ``flag`` (the CLI flag when not ``--<name>``), ``metavar``,
+            ``nargs="*"`` (a list flag taking several arguments; other lists are comma-separated),
+            ``env`` (an environment variable holding the CLI default).
+    """
+    return field(default=default, metadata={"doc": doc, "check": check, **extra})
+
+
+def is_loopback(host: str) -> bool:
+    """True for ``localhost``, ``::1`` and any address of 127.0.0.0/8."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _known_instruments() -> Mapping[str, Any]:
+    # The emulator's table; imported late because the emulator package imports this module.
+    from actors.broker.emulator.instruments import SPECS  # noqa: PLC0415
+
+    return SPECS
+
+
+def _check_host(value: Any, config: Any) -> str | None:
+    if not isinstance(value, str) or is_loopback(value):
+        return None
+    return (
+        f"{value!r} is not a loopback address (127.0.0.0/8, localhost or ::1): "
+        "the emulator's admin API has no authentication"
+    )
+
+
+def _check_port(value: Any, config: Any) -> str | None:
+    if _is_int(value) and not 0 <= value <= 65535:
+        return f"{value} is not a TCP port (0-65535)"
+    return None
+
+
+def _check_seed(value: Any, config: Any) -> str | None:
+    if _is_int(value) and not -(2**63) <= value < 2**63:
+        return f"{value} is not a 64-bit integer"
+    return None
+
+
+def _check_speed(value: Any, config: Any) -> str | None:
+    if _is_number(value) and not (math.isfinite(value) and 0 < value <= MAX_SPEED):
+        return f"{value!r} is not a speed (market seconds per wall second, > 0 and <= {MAX_SPEED:g})"
+    return None
+
+
+def _check_heartbeat(value: Any, config: Any) -> str | None:
+    if _is_number(value) and not (math.isfinite(value) and 0 < value <= MAX_HEARTBEAT_S):
+        return f"{value!r} is not a heartbeat interval (> 0 and <= {MAX_HEARTBEAT_S:g} seconds)"
+    return None
+
+
+def _check_instruments(value: Any, config: Any) -> str | None:
+    if not isinstance(value, tuple) or not all(isinstance(name, str) for name in value):
+        return None
+    if not value:
+        return "must name at least one instrument"
+    problems = []
+    duplicates = sorted({name for name in value if value.count(name) > 1})
+    if duplicates:
+        problems.append(f"{', '.join(duplicates)} listed more than once")
+    known = _known_instruments()
+    unknown = sorted({name for name in value if name not in known})
+    if unknown:
+        problems.append(f"unknown instruments {', '.join(unknown)} (known: {', '.join(sorted(known))})")
+    return "; ".join(problems) or None
+
+
+def start_ns(text: str) -> int:
+    """The market start of ``text`` (RFC3339 or epoch seconds) in UTC ns.
+
+    Raises:
+        ValueError: not a time, or outside ``START_RANGE``.
+    """
+    text = text.strip()
+    try:
+        epoch = Decimal(text)
+    except (InvalidOperation, ValueError):
+        epoch = None
+    if epoch is not None and epoch.is_finite() and epoch != 0 and epoch.adjusted() > 11:
+        raise ValueError(f"{text!r} is out of range")  # before int() builds a huge number
+    try:
+        ts = parse_time(text)
+    except (ValueError, ArithmeticError) as e:
+        raise ValueError(f"{text!r} is not a time") from e
+    low, high = (parse_time(t) for t in START_RANGE)
+    if not low <= ts < high:
+        raise ValueError(f"{text!r} is outside {START_RANGE[0][:10]}..{START_RANGE[1][:10]}")
+    return ts
+
+
+def _check_start(value: Any, config: Any) -> str | None:
+    if not isinstance(value, str) or not value.strip():
+        return None
+    try:
+        start_ns(value)
+    except ValueError as e:
+        return f"{e}; expected empty (now), RFC3339 (2024-03-06T14:00:00Z) or epoch seconds"
+    return None
+
+
+def _check_balance(value: Any, config: Any) -> str | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        amount = Decimal(value.strip())
+    except (InvalidOperation, ValueError):
+        return f"{value!r} is not a decimal number"
+    if not amount.is_finite() or not 0 < amount <= MAX_BALANCE:
+        return f"{value!r} is not a balance (a finite decimal > 0 and <= {MAX_BALANCE:,})"
+    return None
+
+
+def data_item(item: str) -> tuple[str, Path]:
+    """The instrument and path of one replay item: ``INSTRUMENT=PATH``, or a path whose file name
+    starts with a known instrument (``EUR_USD_M1.csv``).
+
+    Raises:
+        ValueError: neither form, or an unknown instrument.
+    """
+    known = _known_instruments()
+    if "=" in item:
+        name, raw = item.split("=", 1)
+        name = name.strip()
+        if name not in known:
+            raise ValueError(f"{item!r}: unknown instrument {name!r} (known: {', '.join(sorted(known))})")
+        if not raw.strip():
+            raise ValueError(f"{item!r}: no path after '='")
+        return name, Path(raw)
+    path = Path(item)
+    for name in known:
+        if path.name.upper().startswith(name):
+            return name, path
+    raise ValueError(f"{item!r}: name the instrument as INSTRUMENT=PATH or start the file name with it")
+
+
+def _check_data(value: Any, config: Any) -> str | None:
+    if not isinstance(value, tuple) or not all(isinstance(item, str) for item in value):
+        return None
+    problems: list[str] = []
+    seen: dict[str, str] = {}
+    for item in value:
+        try:
+            name, path = data_item(item)
+        except ValueError as e:
+            problems.append(str(e))
+            continue
+        instruments = getattr(config, "instruments", ())
+        if isinstance(instruments, tuple) and name not in instruments:
+            problems.append(f"{item!r}: {name} is not one of the emulated instruments")
+        if name in seen:
+            problems.append(f"{item!r}: a second file for {name} (first: {seen[name]!r})")
+        seen.setdefault(name, item)
+        if not path.is_file():
+            problems.append(f"{item!r}: {path} is not a file")
+        elif not os.access(path, os.R_OK):
+            problems.append(f"{item!r}: {path} is not readable")
+    return "; ".join(problems) or None
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class EmulatorConfig:
-    """Options of the embedded OANDA-compatible emulator (used when ``kind = "emulator"``)."""
+    """Options of the embedded OANDA-compatible emulator (used when ``kind = "emulator"``).
 
-    host: str = field(default="127.0.0.1", metadata={"doc": "interface the emulator binds to"})
-    port: int = field(default=0, metadata={"doc": "TCP port of the emulator; 0 picks a free one"})
-    seed: int = field(default=1, metadata={"doc": "seed of the synthetic market (same seed, same prices)"})
-    speed: float = field(default=1.0, metadata={"doc": "market seconds per wall-clock second (1 = real time)"})
-    instruments: tuple[str, ...] = field(
-        default=("EUR_USD", "GBP_USD", "USD_JPY"),
-        metadata={"doc": "instruments the emulated account can trade"},
+    Raises:
+        EmulatorOptionsError: at construction, one problem per invalid option.
+    """
+
+    PREFIX: ClassVar[str] = EMULATOR_SECTION
+
+    host: str = option(
+        "127.0.0.1",
+        "interface the emulator binds to; loopback only (127.0.0.0/8, localhost, ::1): the admin API "
+        "has no authentication",
+        _check_host,
     )
-    start: str = field(default="", metadata={"doc": "RFC3339 market start time; empty means the current time"})
-    balance: str = field(default="100000", metadata={"doc": "opening balance in the home currency"})
-    heartbeat_s: float = field(default=5.0, metadata={"doc": "wall-clock seconds between stream heartbeats"})
+    port: int = option(0, "TCP port of the emulator; 0 picks a free one", _check_port)
+    seed: int = option(1, "seed of the synthetic market (same seed, same prices)", _check_seed, metavar="N")
+    speed: float = option(
+        1.0, f"market seconds per wall-clock second (1 = real time, at most {MAX_SPEED:g})", _check_speed, metavar="X"
+    )
+    instruments: tuple[str, ...] = option(
+        ("EUR_USD", "GBP_USD", "USD_JPY"),
+        "instruments the emulated account can trade",
+        _check_instruments,
+        metavar="A,B",
+    )
+    data: tuple[str, ...] = option(
+        (),
+        "candle CSV files to replay (time,open,high,low,close[,volume]), each INSTRUMENT=PATH or a "
+        "path whose file name starts with the instrument; other instruments stay synthetic",
+        _check_data,
+        nargs="*",
+        metavar="CANDLE_FILE",
+    )
+    start: str = option(
+        "",
+        "market start time, RFC3339 or epoch seconds; empty means now (replay: candle 5000 or the middle of the file)",
+        _check_start,
+        metavar="TIME",
+    )
+    balance: str = option("100000", "opening balance in the home currency (USD)", _check_balance, metavar="N")
+    heartbeat_s: float = option(
+        5.0, "wall-clock seconds between stream heartbeats", _check_heartbeat, flag="--heartbeat", metavar="S"
+    )
+
+    def __post_init__(self) -> None:
+        problems: list[tuple[str, str]] = []
+        for f in dataclasses.fields(self):
+            check = f.metadata.get("check")
+            problem = check(getattr(self, f.name), self) if check is not None else None
+            if problem:
+                problems.append((f.name, problem))
+        if problems:
+            raise EmulatorOptionsError(problems, prefix=self.PREFIX)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -203,8 +471,10 @@ def check_live_guard(broker: BrokerConfig, mode: str, environ: Mapping[str, str]
 
 
 def emulator_base_url(config: EmulatorConfig, port: int | None = None) -> str:
-    """Return ``http://host:port`` of an emulator (``port`` overrides ``config.port``)."""
+    """Return ``http://host:port`` of an emulator (``port`` overrides ``config.port``; an IPv6
+    host is bracketed)."""
     actual = config.port if port is None else port
     if actual <= 0:
         raise ConfigError("broker.emulator.port: the emulator's port is not known yet (0)")
-    return f"http://{config.host}:{actual}"
+    host = f"[{config.host}]" if ":" in config.host else config.host
+    return f"http://{host}:{actual}"

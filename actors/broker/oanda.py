@@ -5,7 +5,11 @@ This is the only module of tradehost that imports oandapyV20. It registers non-d
 "live"), always passes ``request_params={"timeout": ...}``, paces requests and new connections,
 retries reads only (through one ``Retrier``), and translates every failure into the
 ``actors.errors`` hierarchy with ``raise ... from e``. An order submission is sent once; when its
-outcome is unknown it is resolved by looking the client id up, never by sending it again.
+outcome is unknown it is resolved by looking the client id up, never by sending it again. A
+malformed answer is ``BrokerTemporaryError`` on a read, and ``BrokerAmbiguousError`` on an
+order-path request (submit, close, cancel, SL/TP) that the broker answered: it may have been
+carried out. Every REST attempt is reported to the optional ``on_request_outcome`` hook, so a
+hung API is a health fact after its first timeout, not after the retries.
 """
 
 from __future__ import annotations
@@ -60,6 +64,9 @@ __all__ = ["OandaBroker", "register_environment"]
 
 log = logging.getLogger(__name__)
 LOOKUP_DELAYS_S = (0.25, 0.5, 1.0)
+MAX_OUTCOME_CHARS = 300
+
+RequestOutcome = Callable[[bool, str], None]
 
 
 class _ScrubSecrets(logging.Filter):
@@ -100,6 +107,19 @@ def _not_sent(e: requests.RequestException) -> bool:
     return isinstance(reason, NewConnectionError | ConnectTimeoutError)
 
 
+def _one_line(text: str) -> str:
+    return " ".join(text.split())[:MAX_OUTCOME_CHARS]
+
+
+def _api_unwell(status: int) -> bool:
+    # 5xx and 429: the API did not serve the request; any other status is an answer.
+    return status >= 500 or status == 429
+
+
+def _reason(value: Any, default: str) -> str:
+    return value if isinstance(value, str) and value else default
+
+
 DUPLICATE_ID_REASONS = frozenset({"CLIENT_ORDER_ID_ALREADY_EXISTS", "CLIENT_TRADE_ID_ALREADY_EXISTS"})
 REQUEST_BURST = 10.0
 
@@ -116,6 +136,11 @@ class OandaBroker:
         sleep: blocking sleep for pacing, retries and look-ups (injectable).
         retrier: retry policy for reads.
         lookup_delays_s: waits between client-id look-ups after an ambiguous submission.
+        on_request_outcome: called after every REST request attempt (each retry counts; streams
+            do not) with ``(True, "ok")`` when the API answered (a 4xx reject is an answer) and
+            ``(False, reason)`` on a timeout, a connection error, a 5xx, a 429 or an unreadable
+            answer; ``reason`` is one line without the token. A hook that raises is logged and
+            never breaks the request.
     """
 
     def __init__(
@@ -129,8 +154,10 @@ class OandaBroker:
         sleep: Callable[[float], None] = time.sleep,
         retrier: Retrier | None = None,
         lookup_delays_s: Sequence[float] = LOOKUP_DELAYS_S,
+        on_request_outcome: RequestOutcome | None = None,
     ) -> None:
         self.config = config
+        self._on_request_outcome = on_request_outcome
         self._credentials = credentials
         if credentials.token:
             _SCRUB.secrets.add(credentials.token)
@@ -181,26 +208,45 @@ class OandaBroker:
                 self._api.close()
                 self._api = None
 
+    def _report(self, ok: bool, detail: str) -> None:
+        if self._on_request_outcome is None:
+            return
+        try:
+            self._on_request_outcome(ok, "ok" if ok else _one_line(self._scrub(detail)))
+        except Exception:  # a health hook must never break the request it reports on
+            log.warning("broker: the on_request_outcome hook failed", exc_info=True)
+
     def _send(self, endpoint: Any, op: str, *, order_post: bool = False) -> dict[str, Any]:
         self._requests.acquire()
         api = self._client()
         try:
-            response: dict[str, Any] = api.request(endpoint)
-            return response
+            response: Any = api.request(endpoint)
         except V20Error as e:
-            raise error_from_status(e.code, str(e.msg), op=op, order_post=order_post, scrub=self._scrub) from e
+            error = error_from_status(e.code, str(e.msg), op=op, order_post=order_post, scrub=self._scrub)
+            self._report(not _api_unwell(e.code), str(error))
+            raise error from e
         except requests.RequestException as e:
             self._drop_client()
             text = self._scrub(f"{op}: {type(e).__name__}: {e}")
+            self._report(False, text)
             if order_post and not _not_sent(e):
                 raise BrokerAmbiguousError(text) from e
             raise BrokerTemporaryError(text) from e
         except ValueError as e:
             # A 2xx with a non-JSON body or an unexpected status code (oandapyV20 raises ValueError).
             text = self._scrub(f"{op}: unexpected answer: {e}")
+            self._report(False, text)
             if order_post:
                 raise BrokerAmbiguousError(text) from e
             raise BrokerTemporaryError(text) from e
+        if not isinstance(response, dict):
+            text = f"{op}: malformed broker answer: the body is a {type(response).__name__}, not an object"
+            self._report(False, text)
+            if order_post:
+                raise BrokerAmbiguousError(text)
+            raise BrokerTemporaryError(text)
+        self._report(True, "ok")
+        return response
 
     def _read(self, factory: Callable[[], Any], op: str) -> dict[str, Any]:
         return self._retrier.call(lambda: self._send(factory(), op))
@@ -210,9 +256,8 @@ class OandaBroker:
         """Instrument metadata, fetched once and cached."""
         if not self._instruments or any(n not in self._instruments for n in names or ()):
             body = self._read(lambda: accounts.AccountInstruments(self.account_id), "instruments")
-            for obj in body.get("instruments", []):
-                inst = p.instrument(obj)
-                self._instruments[inst.name] = inst
+            fetched = [p.instrument(obj) for obj in p.children(body, "instruments")]
+            self._instruments.update((inst.name, inst) for inst in fetched)
         if names is None:
             return list(self._instruments.values())
         missing = [n for n in names if n not in self._instruments]
@@ -245,7 +290,7 @@ class OandaBroker:
         if to_ts is not None:
             params["to"] = format_rfc3339(to_ts)
         body = self._read(lambda: instruments.InstrumentsCandles(instrument, params=params), "candles")
-        return [p.candle(c) for c in body.get("candles", [])]
+        return [p.candle(c) for c in p.children(body, "candles")]
 
     def _stream(self, endpoint_factory: Callable[[], Any], op: str) -> Iterator[dict[str, Any]]:
         self._requests.acquire()
@@ -293,32 +338,32 @@ class OandaBroker:
     def account_summary(self) -> AccountState:
         """Balance, NAV, margin and counts."""
         body = self._read(lambda: accounts.AccountSummary(self.account_id), "account summary")
-        return p.account_state(body["account"])
+        return p.account_state(p.child(body, "account"))
 
     def open_trades(self) -> list[TradeState]:
         """Open trades, newest first."""
         body = self._read(lambda: trades.OpenTrades(self.account_id), "open trades")
-        return [p.trade_state(t) for t in body.get("trades", [])]
+        return [p.trade_state(t) for t in p.children(body, "trades")]
 
     def open_positions(self) -> list[PositionState]:
         """Open positions."""
         body = self._read(lambda: positions.OpenPositions(self.account_id), "open positions")
-        return [p.position_state(x) for x in body.get("positions", [])]
+        return [p.position_state(x) for x in p.children(body, "positions")]
 
     def pending_orders(self) -> list[OrderState]:
         """Pending orders including SL/TP."""
         body = self._read(lambda: orders.OrdersPending(self.account_id), "pending orders")
-        return [p.order_state(o) for o in body.get("orders", [])]
+        return [p.order_state(o) for o in p.children(body, "orders")]
 
     def order(self, spec: str) -> OrderState:
         """An order by id or ``@clientID``."""
         body = self._read(lambda: orders.OrderDetails(self.account_id, spec), f"order {spec}")
-        return p.order_state(body["order"])
+        return p.order_state(p.child(body, "order"))
 
     def trade(self, spec: str) -> TradeState:
         """A trade by id or ``@clientTradeID``."""
         body = self._read(lambda: trades.TradeDetails(self.account_id, spec), f"trade {spec}")
-        return p.trade_state(body["trade"])
+        return p.trade_state(p.child(body, "trade"))
 
     def transactions_since(self, transaction_id: str) -> TransactionPage:
         """Transactions after ``transaction_id``."""
@@ -327,8 +372,8 @@ class OandaBroker:
             lambda: transactions.TransactionsSinceID(self.account_id, params=params), "transactions since id"
         )
         return TransactionPage(
-            transactions=tuple(p.transaction(t) for t in body.get("transactions", [])),
-            last_transaction_id=str(body.get("lastTransactionID", transaction_id)),
+            transactions=tuple(p.transaction(t) for t in p.children(body, "transactions")),
+            last_transaction_id=p.optional_text(body, "lastTransactionID", transaction_id) or transaction_id,
         )
 
     # Orders and trades ---------------------------------------------------------------------------
@@ -338,7 +383,8 @@ class OandaBroker:
         Raises:
             BrokerRejectedError: rejected (400) or created and cancelled (201 without a fill).
             BrokerTemporaryError: certainly not placed (429, connection refused).
-            BrokerAmbiguousError: the outcome stayed unknown after the client-id look-ups.
+            BrokerAmbiguousError: the outcome stayed unknown after the client-id look-ups, or the
+                order filled and the fill cannot be read.
             BrokerFatalError: 401/403.
         """
         body = build_market_order(request, self.instrument(request.instrument))
@@ -363,15 +409,14 @@ class OandaBroker:
             return p.fill_result(
                 response["orderFillTransaction"],
                 client_id=request.client_id,
-                last_transaction_id=str(response.get("lastTransactionID", "")),
+                last_transaction_id=p.optional_text(response, "lastTransactionID", "") or "",
             )
         except BrokerError as e:  # it filled: whatever else is wrong, "not placed" would be a lie
             raise BrokerAmbiguousError(f"{op}: filled, but the fill could not be read: {e}") from e
 
     def _transaction(self, tx_id: str) -> dict[str, Any]:
         body = self._read(lambda: transactions.TransactionDetails(self.account_id, tx_id), f"transaction {tx_id}")
-        tx: dict[str, Any] = body["transaction"]
-        return tx
+        return dict(p.child(body, "transaction"))
 
     def _transaction_after_lag(self, tx_id: str) -> dict[str, Any]:
         # The read side can lag the write side (OANDA.md 8.2): a 404 right after may mean "not yet".
@@ -393,10 +438,17 @@ class OandaBroker:
                 last_error = e
                 log.info("broker: look-up %d of @%s: %s", attempt + 1, client_id, e)
                 continue
-            order = found.get("order") or {}
-            last_id = str(found.get("lastTransactionID", ""))
-            if order.get("state") == "FILLED" and order.get("fillingTransactionID"):
-                fill_id = str(order["fillingTransactionID"])
+            try:
+                order = p.child(found, "order")
+                state = p.optional_text(order, "state")
+                fill_id = p.optional_text(order, "fillingTransactionID")
+                cancel_id = p.optional_text(order, "cancellingTransactionID")
+                last_id = p.optional_text(found, "lastTransactionID", "") or ""
+            except BrokerTemporaryError as e:
+                last_error = BrokerAmbiguousError(f"order @{client_id}: the look-up answer cannot be read: {e}")
+                log.info("broker: look-up %d of @%s: %s", attempt + 1, client_id, e)
+                continue
+            if state == "FILLED" and fill_id:
                 try:
                     tx = self._transaction_after_lag(fill_id)
                     return p.fill_result(tx, client_id=client_id, last_transaction_id=last_id, resolved_by_lookup=True)
@@ -404,31 +456,45 @@ class OandaBroker:
                     raise BrokerAmbiguousError(
                         f"order @{client_id} FILLED (fill transaction {fill_id}) but the fill could not be read: {e}"
                     ) from e
-            if order.get("state") == "CANCELLED" and order.get("cancellingTransactionID"):
+            if state == "CANCELLED" and cancel_id:
                 try:
-                    tx = self._transaction_after_lag(str(order["cancellingTransactionID"]))
+                    tx = self._transaction_after_lag(cancel_id)
                 except BrokerError:
                     tx = {}
-                reason = str(tx.get("reason", "CANCELLED"))
+                reason = _reason(tx.get("reason"), "CANCELLED")
                 raise BrokerRejectedError(
                     f"order @{client_id} was cancelled: {reason}", reason=reason, transaction=tx
                 ) from cause
-            last_error = BrokerAmbiguousError(f"order @{client_id} is {order.get('state')}")
+            last_error = BrokerAmbiguousError(f"order @{client_id} is {state}")
         raise BrokerAmbiguousError(
             f"order @{client_id}: outcome unknown after {1 + len(self._lookup_delays_s)} look-ups ({last_error})"
         ) from cause
 
     def cancel_order(self, spec: str) -> str:
-        """Cancel a pending order (not retried); returns the cancel transaction id."""
-        body = self._send(orders.OrderCancel(self.account_id, spec), f"cancel order {spec}", order_post=True)
-        return str(body["orderCancelTransaction"]["id"])
+        """Cancel a pending order (not retried); returns the cancel transaction id.
+
+        Raises:
+            BrokerRejectedError: refused (e.g. ``ORDER_DOESNT_EXIST``): nothing was cancelled.
+            BrokerTemporaryError: certainly not sent (429, connection refused).
+            BrokerAmbiguousError: timeout, reset, 5xx or an answer that cannot be read: it may have
+                been cancelled; re-read the order before deciding anything.
+        """
+        op = f"cancel order {spec}"
+        body = self._send(orders.OrderCancel(self.account_id, spec), op, order_post=True)
+        try:
+            return p.text(p.child(body, "orderCancelTransaction"), "id")
+        except BrokerTemporaryError as e:
+            raise BrokerAmbiguousError(f"{op}: answered, but the answer cannot be read: {e}") from e
 
     def close_trade(self, spec: str, units: Decimal | None = None) -> CloseResult:
         """Close a trade fully or partially (never retried).
 
         Raises:
-            BrokerAmbiguousError: timeout, reset or 5xx: it may have executed; re-read the trade
-                (``currentUnits``) before deciding anything.
+            BrokerRejectedError: refused, or the closing order was cancelled: nothing was closed.
+            BrokerTemporaryError: certainly not sent (429, connection refused), or the trade read
+                that a partial close needs first failed.
+            BrokerAmbiguousError: timeout, reset, 5xx or an answer that cannot be read: it may have
+                executed; re-read the trade (``currentUnits``) before deciding anything.
         """
         data = None
         if units is not None:
@@ -439,16 +505,14 @@ class OandaBroker:
         outcome = error_from_fill_response(body, op=op)
         if outcome is not None:
             raise outcome
-        fill = body["orderFillTransaction"]
-        closed = (fill.get("tradesClosed") or [None])[0] or fill.get("tradeReduced") or {}
-        return CloseResult(
-            trade_id=str(closed.get("tradeID", spec)),
-            units=p.decimal(fill, "units"),
-            price=p.decimal(fill, "price"),
-            realized_pl=p.decimal(fill, "pl"),
-            fill_transaction_id=str(fill["id"]),
-            last_transaction_id=str(body.get("lastTransactionID", "")),
-        )
+        try:
+            return p.close_result(
+                body["orderFillTransaction"],
+                trade_id=spec,
+                last_transaction_id=p.optional_text(body, "lastTransactionID", "") or "",
+            )
+        except BrokerTemporaryError as e:  # it filled: "retry" would close twice
+            raise BrokerAmbiguousError(f"{op}: filled, but the answer cannot be read: {e}") from e
 
     def set_trade_orders(
         self,
@@ -464,7 +528,10 @@ class OandaBroker:
         Raises:
             BrokerRejectedError: a requested stop loss or take profit was not created (rejected,
                 or created and cancelled at once): the trade may be unprotected.
-            BrokerAmbiguousError: timeout, reset or 5xx: re-read the trade.
+            BrokerAmbiguousError: timeout, reset, 5xx, or an answer (or the re-read after it) that
+                cannot be read: re-read the trade.
+            BrokerTemporaryError: the trade or instrument read before sending failed (nothing sent),
+                or certainly not sent (429, connection refused).
         """
         trade = self.trade(spec)
         data = build_trade_orders(
@@ -485,21 +552,30 @@ class OandaBroker:
                 continue
             # The answer, not a re-read (which can lag), says whether the order now exists.
             for bad in (f"{prefix}RejectTransaction", f"{prefix}CreatedCancelTransaction"):
-                if body.get(bad):
-                    reason = str(body[bad].get("rejectReason") or body[bad].get("reason") or "NOT_CREATED")
-                    raise BrokerRejectedError(
-                        f"{op}: {key} not in place: {reason}", reason=reason, transaction=body[bad]
-                    )
-            placed = body.get(f"{prefix}Transaction")
-            if not placed:
+                refusal = body.get(bad)
+                if not refusal:
+                    continue
+                if not isinstance(refusal, dict):
+                    raise BrokerAmbiguousError(f"{op}: malformed broker answer: {bad!r} is not an object")
+                reason = _reason(refusal.get("rejectReason"), "") or _reason(refusal.get("reason"), "NOT_CREATED")
+                raise BrokerRejectedError(f"{op}: {key} not in place: {reason}", reason=reason, transaction=refusal)
+            if not body.get(f"{prefix}Transaction"):
                 raise BrokerAmbiguousError(f"{op}: the answer does not show the new {key}")
-            created[key] = str(placed.get("id"))
-        after = self.trade(trade.id)
+            try:
+                created[key] = p.text(p.child(body, f"{prefix}Transaction"), "id")
+            except BrokerTemporaryError as e:
+                raise BrokerAmbiguousError(f"{op}: carried out, but the answer cannot be read: {e}") from e
+        try:
+            last_id = p.optional_text(body, "lastTransactionID", "") or ""
+            # The ids the answer does not give (a side left alone or cancelled) come from a re-read.
+            after = None if len(created) == 2 else self.trade(trade.id)
+        except BrokerError as e:  # carried out: a "temporary" error would invite a resend
+            raise BrokerAmbiguousError(f"{op}: carried out, but its result cannot be read: {e}") from e
         return TradeOrdersResult(
             trade_id=trade.id,
-            stop_loss_order_id=created.get("stopLoss", after.stop_loss_order_id),
-            take_profit_order_id=created.get("takeProfit", after.take_profit_order_id),
-            last_transaction_id=str(body.get("lastTransactionID", "")),
+            stop_loss_order_id=created.get("stopLoss", after.stop_loss_order_id if after else None),
+            take_profit_order_id=created.get("takeProfit", after.take_profit_order_id if after else None),
+            last_transaction_id=last_id,
         )
 
     def close(self) -> None:

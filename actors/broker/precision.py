@@ -3,33 +3,56 @@
 OANDA rejects a price with more decimals than ``displayPrecision`` and units with more than
 ``tradeUnitsPrecision`` (``..._PRECISION_EXCEEDED``), and binary floats such as
 ``1.12247999999999`` are the classic way to get there. Everything here works on ``Decimal`` and
-returns OANDA decimal strings.
+returns OANDA decimal strings. Instrument metadata comes from the broker: an absurd precision
+(negative, or beyond ``MAX_PRECISION``) is refused with ``BrokerTemporaryError`` (a malformed
+answer), and a value that cannot be rounded to it (too large for the decimal context) with
+``BrokerRejectedError``; no ``decimal.InvalidOperation`` ever leaves this module.
 """
 
 from __future__ import annotations
 
 import re
-from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal
+from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
 from actors.broker import Instrument, MarketOrderRequest
-from actors.errors import BrokerRejectedError
+from actors.errors import BrokerRejectedError, BrokerTemporaryError
 
-__all__ = ["build_market_order", "build_trade_orders", "format_price", "format_units"]
+__all__ = ["MAX_PRECISION", "build_market_order", "build_trade_orders", "format_price", "format_units"]
 
 MAX_EXTENSION_CHARS = 128
+MAX_PRECISION = 15  # decimals of a price or of units; OANDA's largest is far below
+
+
+def _quantum(precision: object, field: str, instrument: Instrument) -> Decimal:
+    if isinstance(precision, bool) or not isinstance(precision, int) or not 0 <= precision <= MAX_PRECISION:
+        raise BrokerTemporaryError(
+            f"malformed broker answer: {field!r} of {instrument.name} is {precision!r} (expected 0..{MAX_PRECISION})"
+        )
+    return Decimal(1).scaleb(-precision)
+
+
+def _round(value: Decimal, quantum: Decimal, rounding: str, *, what: str, reason: str) -> Decimal:
+    try:
+        return value.quantize(quantum, rounding=rounding)
+    except InvalidOperation as e:  # more digits than the decimal context holds: no real price or size
+        raise BrokerRejectedError(f"{what} {value!r} cannot be rounded to {quantum}", reason=reason) from e
 
 
 def format_price(value: Decimal, instrument: Instrument) -> str:
     """Round ``value`` half-up to ``displayPrecision`` decimals and format it.
 
     Raises:
-        BrokerRejectedError: the price is not a positive finite number.
+        BrokerRejectedError: the price is not a positive finite number, or rounds to zero.
+        BrokerTemporaryError: the instrument's ``displayPrecision`` is absurd (malformed metadata).
     """
+    quantum = _quantum(instrument.display_precision, "displayPrecision", instrument)
     if not isinstance(value, Decimal) or not value.is_finite() or value <= 0:
         raise BrokerRejectedError(f"invalid price {value!r} for {instrument.name}", reason="PRICE_INVALID")
-    quantum = Decimal(1).scaleb(-instrument.display_precision)
-    return format(value.quantize(quantum, rounding=ROUND_HALF_UP), "f")
+    rounded = _round(value, quantum, ROUND_HALF_UP, what="price", reason="PRICE_INVALID")
+    if rounded <= 0:
+        raise BrokerRejectedError(f"price {value} rounds to zero for {instrument.name}", reason="PRICE_INVALID")
+    return format(rounded, "f")
 
 
 def format_units(value: Decimal, instrument: Instrument) -> str:
@@ -37,11 +60,15 @@ def format_units(value: Decimal, instrument: Instrument) -> str:
 
     Raises:
         BrokerRejectedError: the units round to zero or exceed ``maximumOrderUnits``.
+        BrokerTemporaryError: the instrument's ``tradeUnitsPrecision`` is absurd (malformed metadata).
     """
+    quantum = _quantum(instrument.trade_units_precision, "tradeUnitsPrecision", instrument)
     if not isinstance(value, Decimal) or not value.is_finite():
         raise BrokerRejectedError(f"invalid units {value!r}", reason="UNITS_INVALID")
-    quantum = Decimal(1).scaleb(-instrument.trade_units_precision)
-    rounded = value.quantize(quantum, rounding=ROUND_DOWN)
+    too_many = abs(value) > instrument.maximum_order_units
+    rounded = _round(
+        value, quantum, ROUND_DOWN, what="units", reason="UNITS_LIMIT_EXCEEDED" if too_many else "UNITS_INVALID"
+    )
     if rounded == 0:
         raise BrokerRejectedError(f"units {value} round to zero for {instrument.name}", reason="UNITS_INVALID")
     if abs(rounded) > instrument.maximum_order_units:

@@ -68,7 +68,7 @@ def error_from_status(
         ``BrokerRejectedError`` (other 4xx, with ``reason`` and the reject transaction).
     """
     parsed = parse_error_body(body)
-    message = str(parsed.get("errorMessage") or body[:_MAX_BODY_CHARS]).strip()
+    message = " ".join(str(parsed.get("errorMessage") or body[:_MAX_BODY_CHARS]).split())[:_MAX_BODY_CHARS]
     text = scrub(f"{op}: HTTP {status}: {message}")
     if status in (401, 403):
         return BrokerFatalError(text)
@@ -77,19 +77,28 @@ def error_from_status(
     if status >= 500:
         return BrokerAmbiguousError(text) if order_post else BrokerTemporaryError(text)
     reject = _reject_transaction(parsed)
-    reason = str(parsed.get("errorCode") or (reject or {}).get("rejectReason") or "")
+    reason = _reason_text(parsed.get("errorCode"), "") or _reason_text((reject or {}).get("rejectReason"), "")
     if status == 404 and not reason:
         return BrokerFatalError(text + " (unknown account or endpoint)")
     return BrokerRejectedError(text, reason=reason or f"HTTP_{status}", transaction=reject)
 
 
-def error_from_fill_response(response: dict[str, Any], *, op: str) -> BrokerRejectedError | BrokerAmbiguousError | None:
+def _reason_text(value: Any, default: str) -> str:
+    return value if isinstance(value, str) and value else default
+
+
+def error_from_fill_response(response: Any, *, op: str) -> BrokerRejectedError | BrokerAmbiguousError | None:
     """None for a fill; ``BrokerRejectedError`` when the order was created and then cancelled;
-    ``BrokerAmbiguousError`` when the answer shows neither (only a cancel proves "not filled")."""
+    ``BrokerAmbiguousError`` when the answer shows neither (only a cancel proves "not filled"),
+    or cannot be read (not an object, a cancel that is not an object)."""
+    if not isinstance(response, dict):
+        return BrokerAmbiguousError(f"{op}: the answer is not an object")
     if "orderFillTransaction" in response:
         return None
     cancel = response.get("orderCancelTransaction")
     if not cancel:
         return BrokerAmbiguousError(f"{op}: the answer has neither a fill nor a cancel")
-    reason = str(cancel.get("reason") or "CANCELLED")
+    if not isinstance(cancel, dict):
+        return BrokerAmbiguousError(f"{op}: the answer's orderCancelTransaction is not an object")
+    reason = _reason_text(cancel.get("reason"), "CANCELLED")
     return BrokerRejectedError(f"{op}: order not filled: {reason}", reason=reason, transaction=cancel)

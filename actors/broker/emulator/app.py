@@ -7,14 +7,24 @@
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from decimal import Decimal
-from typing import Any
+from typing import Any, ClassVar
 
-from actors.broker.config import DEV_ACCOUNT_ID, DEV_TOKEN, Credentials, EmulatorConfig
+from actors.broker.config import (
+    DEV_ACCOUNT_ID,
+    DEV_TOKEN,
+    ENV_ACCOUNT_ID,
+    ENV_TOKEN,
+    Credentials,
+    EmulatorConfig,
+    option,
+    start_ns,
+)
 from actors.broker.emulator.account import Account
 from actors.broker.emulator.candles import CandleService
 from actors.broker.emulator.faults import FAULT_TYPES, Faults, HttpFault
@@ -24,72 +34,68 @@ from actors.broker.emulator.path import HOUR_S, SyntheticSource
 from actors.broker.emulator.replay import ReplaySource
 from actors.broker.emulator.views import find_trade
 from actors.broker.emulator.wire import ApiError, parse_decimal
-from actors.broker.timefmt import NS, format_rfc3339, parse_time
+from actors.broker.timefmt import NS, format_rfc3339
 
-__all__ = ["Emulator", "EmulatorOptions", "options_from_config"]
+__all__ = ["CLI_OPTIONS", "Emulator", "EmulatorOptions", "options_from_config"]
+
+
+def _check_positive_int(value: Any, options: Any) -> str | None:
+    if isinstance(value, int) and not isinstance(value, bool) and not 0 <= value <= 3650:
+        return f"{value} is not a number of days (0-3650)"
+    return None
+
+
+def _check_wait_s(value: Any, options: Any) -> str | None:
+    if isinstance(value, int | float) and not isinstance(value, bool) and not (math.isfinite(value) and value >= 0):
+        return f"{value!r} is not a duration (>= 0 seconds)"
+    return None
+
+
+def _check_period_s(value: Any, options: Any) -> str | None:
+    if isinstance(value, int | float) and not isinstance(value, bool) and not (math.isfinite(value) and value > 0):
+        return f"{value!r} is not a period (> 0 seconds)"
+    return None
+
+
+def _check_not_empty(value: Any, options: Any) -> str | None:
+    return "must not be empty" if isinstance(value, str) and not value.strip() else None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class EmulatorOptions:
-    """Everything needed to start an emulator.
+class EmulatorOptions(EmulatorConfig):
+    """Everything needed to start an emulator: the operator-facing options of ``EmulatorConfig``
+    (host, port, seed, speed, instruments, data, start, balance, heartbeat_s; defaults, docs and
+    checks defined there once) plus the credentials and the internal knobs below.
 
-    Attributes:
-        host: interface to bind (loopback by default).
-        port: TCP port; 0 picks a free one.
-        token: the bearer token clients must send.
-        account_id: the only account id the token covers.
-        seed: synthetic market seed.
-        speed: market seconds per wall second.
-        instruments: tradeable instruments.
-        data: candle CSV files to replay (``INSTRUMENT=PATH`` or a path whose name starts with
-            the instrument).
-        start: market start time (RFC3339 or epoch); empty means now.
-        balance: opening balance (USD).
-        heartbeat_s: wall seconds between stream heartbeats.
-        history_days: days of history before the start.
-        stream_throttle_s: minimum wall seconds between two prices of one instrument.
-        stream_poll_s: how often a stream looks for new prices.
-        engine_period_s: how often SL/TP are checked without a request.
+    Raises:
+        EmulatorOptionsError: at construction, one problem per invalid option.
     """
 
-    host: str = "127.0.0.1"
-    port: int = 0
-    token: str = DEV_TOKEN
-    account_id: str = DEV_ACCOUNT_ID
-    seed: int = 1
-    speed: float = 1.0
-    instruments: tuple[str, ...] = ("EUR_USD", "GBP_USD", "USD_JPY")
-    data: tuple[str, ...] = ()
-    start: str = ""
-    balance: str = "100000"
-    heartbeat_s: float = 5.0
-    history_days: int = 320
-    stream_throttle_s: float = 0.25
-    stream_poll_s: float = 0.05
-    engine_period_s: float = 0.1
+    PREFIX: ClassVar[str] = "EmulatorOptions"
 
-    def __post_init__(self) -> None:
-        unknown = [name for name in self.instruments if name not in SPECS]
-        if unknown:
-            raise ValueError(f"unknown instruments {unknown}; known: {sorted(SPECS)}")
-        if self.speed <= 0:
-            raise ValueError("speed must be > 0")
+    token: str = option(DEV_TOKEN, "bearer token clients must send", _check_not_empty, env=ENV_TOKEN, metavar="TOKEN")
+    account_id: str = option(
+        DEV_ACCOUNT_ID,
+        "the only account id the token covers",
+        _check_not_empty,
+        env=ENV_ACCOUNT_ID,
+        flag="--account",
+        metavar="ID",
+    )
+    history_days: int = option(320, "days of history before the start", _check_positive_int)
+    stream_throttle_s: float = option(0.25, "minimum wall seconds between two prices of one instrument", _check_wait_s)
+    stream_poll_s: float = option(0.05, "how often a stream looks for new prices", _check_wait_s)
+    engine_period_s: float = option(0.1, "how often SL/TP are checked without a request", _check_period_s)
+
+
+# The options the command line offers: the operator-facing ones and the credentials.
+CLI_OPTIONS: tuple[str, ...] = (*(f.name for f in fields(EmulatorConfig)), "token", "account_id")
 
 
 def options_from_config(config: EmulatorConfig, credentials: Credentials) -> EmulatorOptions:
     """``EmulatorOptions`` for the embedded emulator of ``broker.emulator`` and the host's credentials."""
-    return EmulatorOptions(
-        host=config.host,
-        port=config.port,
-        token=credentials.token,
-        account_id=credentials.account_id,
-        seed=config.seed,
-        speed=config.speed,
-        instruments=tuple(config.instruments),
-        start=config.start,
-        balance=config.balance,
-        heartbeat_s=config.heartbeat_s,
-    )
+    values = {f.name: getattr(config, f.name) for f in fields(EmulatorConfig)}
+    return EmulatorOptions(**values, token=credentials.token, account_id=credentials.account_id)
 
 
 class Emulator:
@@ -105,14 +111,14 @@ class Emulator:
         self.faults = Faults()
         synthetic = SyntheticSource(options.seed, dict(SPECS))
         source: PathSource = synthetic
-        start_ns = parse_time(options.start) if options.start else time.time_ns()
+        first_ns = start_ns(options.start) if options.start.strip() else time.time_ns()
         if options.data:
             replay = ReplaySource(options.data, fallback=synthetic)
             source = replay
-            if not options.start:
-                start_ns = replay.default_start_s() * NS
-        self.clock = MarketClock(start_ns, options.speed)
-        history_start = (start_ns // NS // HOUR_S) * HOUR_S - options.history_days * 86400
+            if not options.start.strip():
+                first_ns = replay.default_start_s() * NS
+        self.clock = MarketClock(first_ns, options.speed)
+        history_start = (first_ns // NS // HOUR_S) * HOUR_S - options.history_days * 86400
         self.market = Market(source, self.clock, history_start_s=history_start)
         self.candles = CandleService(self.market)
         self.account = self._new_account()

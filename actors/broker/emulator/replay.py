@@ -14,7 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from actors.broker.emulator.instruments import SPECS, InstrumentSpec
+from actors.broker.config import data_item
+from actors.broker.emulator.instruments import InstrumentSpec
 from actors.broker.emulator.path import HOUR_S, HourPath, SyntheticSource
 from actors.broker.timefmt import NS, parse_time
 
@@ -24,13 +25,25 @@ Candles = tuple[list[int], list[tuple[float, float, float, float]], int]
 
 
 def load_candle_file(path: Path) -> Candles:
-    """Read a candle CSV; returns start seconds, (o, h, l, c) rows and the granularity in s."""
+    """Read a candle CSV; returns start seconds, (o, h, l, c) rows and the granularity in s.
+
+    Raises:
+        ValueError: the file cannot be read or a row is not a candle (the message names the line).
+    """
     times: list[int] = []
     rows: list[tuple[float, float, float, float]] = []
-    with path.open(newline="") as handle:
-        for record in csv.DictReader(handle):
-            times.append(parse_time(record["time"]) // NS)
-            rows.append((float(record["open"]), float(record["high"]), float(record["low"]), float(record["close"])))
+    try:
+        with path.open(newline="") as handle:
+            reader = csv.DictReader(handle)
+            for record in reader:
+                try:
+                    times.append(parse_time(record["time"]) // NS)
+                    ohlc = tuple(float(record[key]) for key in ("open", "high", "low", "close"))
+                except (KeyError, TypeError, ValueError, ArithmeticError) as e:
+                    raise ValueError(f"{path}:{reader.line_num}: not a candle row ({type(e).__name__}: {e})") from e
+                rows.append((ohlc[0], ohlc[1], ohlc[2], ohlc[3]))
+    except (OSError, UnicodeDecodeError, csv.Error) as e:
+        raise ValueError(f"{path}: cannot read the candle file ({e})") from e
     if len(times) < 2:
         raise ValueError(f"{path}: a candle file needs at least two rows")
     order = sorted(range(len(times)), key=times.__getitem__)
@@ -38,17 +51,6 @@ def load_candle_file(path: Path) -> Candles:
     rows = [rows[i] for i in order]
     step = int(np.median(np.diff(np.asarray(times))))
     return times, rows, max(step, 4)
-
-
-def _instrument_of(item: str) -> tuple[str, Path]:
-    if "=" in item:
-        name, raw = item.split("=", 1)
-        return name, Path(raw)
-    path = Path(item)
-    for known in SPECS:
-        if path.name.upper().startswith(known):
-            return known, path
-    raise ValueError(f"{item}: name the instrument as INSTRUMENT=PATH or start the file name with it")
 
 
 class ReplaySource:
@@ -64,7 +66,7 @@ class ReplaySource:
         self.specs: dict[str, InstrumentSpec] = fallback.specs
         self.files: dict[str, Candles] = {}
         for item in items:
-            name, path = _instrument_of(item)
+            name, path = data_item(item)
             self.files[name] = load_candle_file(path)
 
     def default_start_s(self) -> int:

@@ -4,13 +4,16 @@
 one port from a background thread; ``serve`` runs one until a stop event is set (for a
 supervised child process); ``running_emulator`` is the context manager tests use. Every answer
 is JSON; authentication and account checks give OANDA's 401/403 bodies; injected faults (5xx,
-429, latency, an order executed without an answer) happen here, on the socket.
+429, latency, an order executed without an answer) happen here, on the socket. A client that
+hangs up before its answer (a timed-out request) is one debug line, never a traceback; a real
+internal error is logged at error level with its traceback and answered with a 500.
 """
 
 from __future__ import annotations
 
 import logging
 import socket
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
@@ -31,6 +34,9 @@ __all__ = ["EmulatorServer", "running_emulator", "serve"]
 
 log = logging.getLogger(__name__)
 
+# The peer went away: broken pipe, reset, aborted (ConnectionRefusedError cannot happen here).
+HANGUP_ERRORS = (BrokenPipeError, ConnectionResetError, ConnectionAbortedError)
+
 _UNAUTHORIZED = {"errorMessage": "Insufficient authorization to perform request."}
 _FORBIDDEN = {"errorMessage": "The provided request was forbidden."}
 
@@ -45,11 +51,20 @@ class _HTTPServer(ThreadingHTTPServer):
     block_on_close = False
 
     def __init__(self, address: tuple[str, int], emulator: Emulator) -> None:
+        self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
         self.emulator = emulator
         self.connections: set[socket.socket] = set()
         self.connections_lock = threading.Lock()
         self.request_seq = 0
         super().__init__(address, _Handler)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # socketserver prints these to stderr; here they go to the log, hang-ups as one debug line.
+        error = sys.exc_info()[1]
+        if isinstance(error, HANGUP_ERRORS):
+            log.debug("emulator: client %s hung up (%s)", client_address, type(error).__name__)
+        else:
+            log.error("emulator: error while serving %s", client_address, exc_info=True)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -70,6 +85,10 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:
         log.debug("emulator: " + format, *args)
+
+    def _hung_up(self, method: str, path: str, e: OSError) -> None:
+        self.close_connection = True
+        log.debug("emulator: the client hung up before the answer to %s %s (%s)", method, path, type(e).__name__)
 
     def do_GET(self) -> None:
         self._dispatch("GET")
@@ -115,7 +134,11 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
     def _read_body(self) -> bytes:
-        length = int(self.headers.get("Content-Length") or 0)
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError as e:
+            self.close_connection = True
+            raise ApiError(400, {"errorMessage": "Invalid Content-Length header"}) from e
         return self.rfile.read(length) if length > 0 else b""
 
     def _dispatch(self, method: str) -> None:
@@ -123,20 +146,26 @@ class _Handler(BaseHTTPRequestHandler):
         url = urlsplit(self.path)
         path, query = url.path, parse_qs(url.query, keep_blank_values=True)
         unix = self.headers.get("Accept-Datetime-Format", "").strip().upper() == "UNIX"
-        raw = self._read_body()
         try:
-            if path.startswith("/admin/"):
-                status, out = handle_admin(emu, method, path, raw)
-                self._send(status, dumps(out))
-                return
-            self._api(emu, method, path, query, raw, unix)
-        except ApiError as e:
-            self._send(e.status, dumps(e.body, unix=unix))
+            try:
+                raw = self._read_body()
+                if path.startswith("/admin/"):
+                    status, out = handle_admin(emu, method, path, raw)
+                    self._send(status, dumps(out))
+                    return
+                self._api(emu, method, path, query, raw, unix)
+            except ApiError as e:
+                self._send(e.status, dumps(e.body, unix=unix))
         except _DroppedError:
             raise
+        except HANGUP_ERRORS as e:
+            self._hung_up(method, path, e)
         except Exception as e:
             log.exception("emulator: internal error on %s %s", method, path)
-            self._send(500, dumps({"errorMessage": f"Internal emulator error: {type(e).__name__}"}))
+            try:
+                self._send(500, dumps({"errorMessage": f"Internal emulator error: {type(e).__name__}"}))
+            except HANGUP_ERRORS as gone:
+                self._hung_up(method, path, gone)
 
     def _api(  # noqa: PLR0917 - private step of _dispatch
         self, emu: Emulator, method: str, path: str, query: dict[str, list[str]], raw: bytes, unix: bool
@@ -229,7 +258,8 @@ class EmulatorServer:
         self.emulator = Emulator(options)
         self._httpd = _HTTPServer((options.host, options.port), self.emulator)
         self.port: int = self._httpd.server_address[1]
-        self.base_url = f"http://{options.host}:{self.port}"
+        host = f"[{options.host}]" if ":" in options.host else options.host
+        self.base_url = f"http://{host}:{self.port}"
         self._thread = threading.Thread(
             target=self._httpd.serve_forever, kwargs={"poll_interval": 0.1}, name="emulator-http", daemon=True
         )

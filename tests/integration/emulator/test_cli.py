@@ -60,3 +60,17 @@ def test_port_zero_prints_the_port_and_sigterm_stops(tmp_path):
             proc.wait()
         if proc.stdout is not None:
             proc.stdout.close()
+
+
+@pytest.mark.parametrize(
+    ("argv", "flag"),
+    [(["--balance", "abc"], "--balance"), (["--host", "0.0.0.0"], "--host"), (["--port", "70000"], "--port")],
+)
+def test_a_bad_option_stops_the_real_command_with_one_line_and_exit_2(argv, flag):
+    proc = subprocess.run(
+        [sys.executable, "-m", "actors.broker.emulator", *argv], check=False, capture_output=True, text=True, timeout=30
+    )
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"tradehost emulator: {flag}: "), proc.stderr
+    assert proc.stdout == ""  # no port was printed: nothing started
