@@ -2,8 +2,11 @@
 
 The actor gets everything by ``tell()`` from its process's socket thread (``actors.runtime``):
 bus messages, "heartbeat due" ticks and the stop command. It sends heartbeats itself, so a hung
-actor stops heartbeating and the supervisor restarts its process. ``on_failure`` ends the
-process with a non-zero exit (pykka has no restart; the supervisor restarts at the OS level).
+actor stops heartbeating and the supervisor restarts its process. Before each heartbeat it
+checks every worker thread it started (``start_worker``): a dead worker fails the role. A failed
+actor ends its process non-zero through ``RoleRuntime.abort`` (pykka has no restart; the
+supervisor restarts at the OS level). A role's configuration is typed: the actor class names
+its ``CONFIG`` class and refuses to start without an instance of it (never a silent default).
 The permit is the last ``sys.state`` the role saw plus its expiry: only an unexpired
 ``TRADING`` state allows a new entry, so silence means no trading.
 """
@@ -11,16 +14,18 @@ The permit is the last ``sys.state`` the role saw plus its expiry: only an unexp
 from __future__ import annotations
 
 import logging
-import os
 import queue
-import time
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, ClassVar, Protocol, cast
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, TypeVar, cast
 
 import pykka
 
-from actors.broker.config import BrokerConfig
+from actors.clock import SYSTEM_CLOCK, Clock
+from actors.errors import ConfigError
+from actors.exitcodes import EXIT_ACTOR_FAILED
 from actors.messages import (
     TOPIC_HEARTBEAT,
     Body,
@@ -31,10 +36,16 @@ from actors.messages import (
     SystemState,
     SystemStateChanged,
 )
+from actors.worker import Worker
+
+if TYPE_CHECKING:
+    from actors.broker import Broker
 
 log = logging.getLogger(__name__)
 
-EXIT_ACTOR_FAILED = 70
+
+ConfigT = TypeVar("ConfigT")
+RequestOutcome = Callable[[bool, str], None]
 
 
 class Permit:
@@ -47,7 +58,8 @@ class Permit:
 
     SOURCE = "supervisor"
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Clock = SYSTEM_CLOCK) -> None:
+        self.clock = clock
         self.state: SystemState | None = None
         self.expires_ns = 0
         self.expires_mono = 0.0
@@ -59,14 +71,14 @@ class Permit:
             return False
         self.state = message.state
         self.expires_ns = message.expires_ns
-        self.expires_mono = (time.monotonic() if received_mono is None else received_mono) + message.ttl_s
+        self.expires_mono = (self.clock.monotonic() if received_mono is None else received_mono) + message.ttl_s
         self.reasons = message.reasons
         return True
 
     def allows_entry(self, now_ns: int | None = None, now_mono: float | None = None) -> bool:
         """True only while an unexpired TRADING state is held."""
-        wall = time.time_ns() if now_ns is None else now_ns
-        mono = time.monotonic() if now_mono is None else now_mono
+        wall = self.clock.time_ns() if now_ns is None else now_ns
+        mono = self.clock.monotonic() if now_mono is None else now_mono
         return self.state is SystemState.TRADING and wall < self.expires_ns and mono < self.expires_mono
 
 
@@ -74,8 +86,13 @@ class RoleRuntime(Protocol):
     """What the process runtime offers its actor (implemented in ``actors.runtime``)."""
 
     role: str
-    broker_config: BrokerConfig | None
-    role_config: Any
+    mode: str
+    clock: Clock
+    role_config: object
+
+    def open_broker(self, *, on_request_outcome: RequestOutcome | None = None) -> Broker:
+        """A new broker client for this role (one per worker thread), chosen by ``broker.kind``
+        and ``host.mode``; ``on_request_outcome(ok, detail)`` hears every REST attempt."""
 
     def publish(self, topic: str, body: Body, *, corr: str | None = None) -> None:
         """Publish on the bus."""
@@ -91,6 +108,12 @@ class RoleRuntime(Protocol):
 
     def request_exit(self, code: int) -> None:
         """Ask the process to exit with ``code`` once the actor has stopped."""
+
+    def abort(self, code: int, reason: str) -> None:
+        """End the process now with ``code`` (the actor failed); the supervisor restarts it."""
+
+    def injected(self, fault: str) -> bool:
+        """True when a fault-injection test asks this role for ``fault`` (``actors.runtime``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,23 +146,57 @@ class StopRequested:
     reason: str
 
 
-class RoleActor(pykka.ThreadingActor):
+def _dies_at_once(stop: threading.Event) -> None:
+    raise RuntimeError("injected fault: worker_dies")
+
+
+class RoleActor(pykka.ThreadingActor, Generic[ConfigT]):
     """Base of every role's actor.
 
-    Subclasses set ``ROLE`` and ``TOPICS`` and override ``on_message`` (and
-    ``on_state_changed`` / ``on_shutdown`` where they need to).
+    Subclasses set ``ROLE``, ``TOPICS`` and (when the role has a config section) ``CONFIG``, and
+    override ``on_message`` (and ``on_start`` / ``on_state_changed`` / ``on_shutdown`` where
+    they need to). ``self.cfg`` is the role's validated config.
+
+    Raises:
+        ConfigError: at construction, when the runtime's config is not an instance of ``CONFIG``.
     """
 
     ROLE: ClassVar[str] = ""
     TOPICS: ClassVar[tuple[str, ...]] = ()
+    CONFIG: ClassVar[type[Any] | None] = None
 
     def __init__(self, runtime: RoleRuntime) -> None:
         super().__init__()
         self.runtime = runtime
-        self.permit = Permit()
+        self.clock = runtime.clock
+        self.cfg: ConfigT = self._checked_config(runtime.role_config)
+        self.permit = Permit(runtime.clock)
         self.handled = 0
         self.last_handled: str | None = None
         self.stopping = False
+        self._workers: list[Worker] = []
+
+    @classmethod
+    def _checked_config(cls, config: object) -> ConfigT:
+        if cls.CONFIG is None:
+            if config is not None:
+                raise ConfigError(f"{cls.ROLE}: got a configuration ({type(config).__name__}) but takes none")
+            return cast("ConfigT", None)
+        if not isinstance(config, cls.CONFIG):
+            raise ConfigError(
+                f"{cls.ROLE}: started without its {cls.CONFIG.__name__} (got {type(config).__name__}); "
+                "a role never runs on defaults it was not given"
+            )
+        return cast("ConfigT", config)
+
+    def start_worker(self, name: str, body: Callable[[threading.Event], None]) -> Worker:
+        """Start a worker thread that this role owns; each heartbeat checks it is still alive."""
+        if not self._workers and self.runtime.injected("worker_dies"):
+            body = _dies_at_once
+        worker = Worker(f"{self.ROLE}-{name}", body)
+        self._workers.append(worker)
+        worker.start()
+        return worker
 
     # --- hooks for roles ---
 
@@ -155,7 +212,7 @@ class RoleActor(pykka.ThreadingActor):
         return "nothing to flush"
 
     def on_heartbeat(self) -> None:
-        """Called before each heartbeat; raise to report the role broken (it is restarted)."""
+        """Called before each heartbeat (after the worker check); raise to report the role broken."""
 
     def on_other(self, message: Any) -> None:
         """Messages of the role's own worker threads (default: ignored)."""
@@ -179,6 +236,7 @@ class RoleActor(pykka.ThreadingActor):
             self.on_message(env)
         elif isinstance(message, HeartbeatDue):
             if not self.stopping:  # after the shutdown hook, workers are gone on purpose
+                self._check_workers()
                 self.on_heartbeat()
                 self._send_heartbeat()
         elif isinstance(message, StopRequested):
@@ -192,6 +250,12 @@ class RoleActor(pykka.ThreadingActor):
             self.on_other(message)
         return None
 
+    def _check_workers(self) -> None:
+        for worker in self._workers:
+            why = worker.dead()
+            if why is not None:
+                raise RuntimeError(why)
+
     def _send_heartbeat(self) -> None:
         fields = self.runtime.heartbeat_fields()
         beat = Heartbeat(
@@ -203,20 +267,22 @@ class RoleActor(pykka.ThreadingActor):
             last_handled=self.last_handled,
             decode_errors=fields["decode_errors"],
             gaps=fields["gaps"],
+            dropped=fields.get("dropped", 0),
+            handler_errors=fields.get("handler_errors", 0),
         )
         self.runtime.to_supervisor(beat)
         self.runtime.publish(TOPIC_HEARTBEAT + self.ROLE, beat)
 
     def _run_shutdown_hook(self, message: StopRequested) -> None:
         self.stopping = True
-        started = time.monotonic()
+        started = self.clock.monotonic()
         try:
             summary = self.on_shutdown(message.deadline_s)
             clean = True
         except Exception as e:  # the hook failed; still report and exit
             log.exception("shutdown hook of %s failed", self.ROLE)
             summary, clean = f"shutdown hook failed: {e}", False
-        elapsed_ms = int((time.monotonic() - started) * 1000)
+        elapsed_ms = int((self.clock.monotonic() - started) * 1000)
         self.runtime.journal(
             "role.stopped",
             {"role": self.ROLE, "clean": clean, "summary": summary, "elapsed_ms": elapsed_ms, "reason": message.reason},
@@ -231,6 +297,6 @@ class RoleActor(pykka.ThreadingActor):
         traceback: TracebackType | None,
     ) -> None:
         """An unhandled error ends the process non-zero; the supervisor restarts it."""
-        log.error("actor %s failed: %r; exiting for a restart", self.ROLE, exception_value)
-        logging.shutdown()
-        os._exit(EXIT_ACTOR_FAILED)
+        reason = f"{type(exception_value).__name__}: {exception_value}"
+        log.error("actor %s failed: %s; exiting for a restart", self.ROLE, reason)
+        self.runtime.abort(EXIT_ACTOR_FAILED, reason)

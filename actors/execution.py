@@ -13,7 +13,7 @@ from actors.base import RoleActor
 from actors.messages import TOPIC_RISK_INTENT
 
 
-class ExecutionActor(RoleActor):
+class ExecutionActor(RoleActor[None]):
     """The execution's actor."""
 
     ROLE: ClassVar[str] = "execution"

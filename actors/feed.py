@@ -11,17 +11,15 @@ down. Bar building and validation arrive with the feed issue.
 from __future__ import annotations
 
 import threading
-import time
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from actors.backoff import Backoff
 from actors.base import RoleActor
 from actors.broker import Heartbeat as StreamHeartbeat
 from actors.broker import Price
-from actors.broker.connect import open_broker
-from actors.errors import BrokerError, ConfigError
+from actors.errors import BrokerError
 from actors.messages import TOPIC_MD_HEALTH, TOPIC_MD_TICK, BrokerHealth, PriceTick
-from actors.worker import Backoff, Worker
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -57,33 +55,25 @@ class _StreamDown:
     reason: str
 
 
-class FeedActor(RoleActor):
+class FeedActor(RoleActor[FeedConfig]):
     """The feed's actor."""
 
     ROLE: ClassVar[str] = "feed"
     TOPICS: ClassVar[tuple[str, ...]] = ()
+    CONFIG: ClassVar[type[FeedConfig]] = FeedConfig
 
     def on_start(self) -> None:
-        """Start the stream worker (when a broker is configured)."""
-        self.cfg: FeedConfig = self.runtime.role_config or FeedConfig()
+        """Start the stream worker."""
         self.connected = False
         self.last_ok_ns: int | None = None
+        self.last_ok_mono: float | None = None
         self.reconnects = 0
         self.detail = "connecting"
-        self.worker: Worker | None = None
-        if self.runtime.broker_config is not None:
-            self.worker = Worker("feed-stream", self._stream_loop)
-            self.worker.start()
+        self.worker = self.start_worker("stream", self._stream_loop)
 
     def _stream_loop(self, stop: threading.Event) -> None:
-        if self.runtime.broker_config is None:
-            return
         backoff = Backoff(self.cfg.reconnect_initial_s, self.cfg.reconnect_max_s)
-        try:
-            broker = open_broker(self.runtime.broker_config)
-        except ConfigError as e:
-            self.actor_ref.tell(_StreamDown(f"broker unusable: {e}"))
-            return
+        broker = self.runtime.open_broker()  # a ConfigError ends the worker: the role fails
         while not stop.is_set():
             try:
                 for item in broker.pricing_stream(self.cfg.instruments):
@@ -101,7 +91,7 @@ class FeedActor(RoleActor):
         """Prices, stream heartbeats and stream failures from the worker."""
         if isinstance(message, _StreamItem):
             item = message.item
-            self.last_ok_ns = time.time_ns()
+            self.last_ok_ns, self.last_ok_mono = self.clock.time_ns(), self.clock.monotonic()
             if not self.connected:
                 self.connected, self.detail = True, "streaming"
                 self._report()
@@ -123,17 +113,15 @@ class FeedActor(RoleActor):
                 self._report()
 
     def on_heartbeat(self) -> None:
-        """Re-send the stream health with every heartbeat; a dead worker fails the role."""
-        if self.worker is not None and not self.worker.alive() and self.connected:
-            raise RuntimeError("feed stream worker died")
-        silent_s = (time.time_ns() - self.last_ok_ns) / 1e9 if self.last_ok_ns else 0.0
+        """Re-send the stream health with every heartbeat (a dead worker already failed the role)."""
+        silent_s = self.clock.monotonic() - self.last_ok_mono if self.last_ok_mono is not None else 0.0
         if self.connected and silent_s > self.cfg.stale_after_s:
             # The read timeout will end the stream later; until then prices are frozen: unsure.
             self.connected, self.detail = False, f"stale: nothing received for {silent_s:.0f}s"
             self.runtime.journal("feed.stream_stale", {"silent_s": round(silent_s, 1)})
             self._report()
             return
-        if self.worker is not None and (self.connected or self.reconnects):
+        if self.connected or self.reconnects:
             self._report(changed=False)  # nothing to say before the first attempt has an outcome
 
     def _report(self, *, changed: bool = True) -> None:
@@ -150,8 +138,6 @@ class FeedActor(RoleActor):
 
     def on_shutdown(self, deadline_s: float) -> str:
         """Stop the stream worker."""
-        if self.worker is None:
-            return "no broker configured"
         # The worker may sit in a blocking stream read until the next line; the process exit
         # closes that connection, so waiting for it would only slow the shutdown down.
         stopped = self.worker.stop(0.05)

@@ -82,6 +82,22 @@ class Journal:
             )
             return int(cur.lastrowid or 0)
 
+    def check_writable(self) -> None:
+        """Prove an entry could be appended now (written inside a transaction, then rolled back).
+
+        Raises:
+            sqlite3.Error: the journal cannot be written (read-only file or directory, disk full).
+        """
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._db.execute(
+                    "INSERT INTO journal (ts_ns, src, kind, corr, body) VALUES (?, ?, ?, NULL, '{}')",
+                    (time.time_ns(), self.src, "journal.write_check"),
+                )
+            finally:
+                self._db.execute("ROLLBACK")
+
     def entries(self, kind: str | None = None, *, src: str | None = None) -> list[JournalEntry]:
         """Read entries back, oldest first (for tests, status and reports)."""
         query = "SELECT seq, ts_ns, src, kind, corr, body FROM journal"

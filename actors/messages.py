@@ -74,6 +74,24 @@ def new_id() -> str:
     return f"{time.time_ns():x}-{os.getpid():x}-{next(_id_counter):x}"
 
 
+class TopicSequence:
+    """The running numbers of one publisher, one counter per topic.
+
+    A subscriber sees only the topics it subscribed to, so one counter per publisher would look
+    like gaps to everyone; numbered per topic, a skipped number means a lost message.
+    """
+
+    __slots__ = ("_last",)
+
+    def __init__(self) -> None:
+        self._last: dict[str, int] = {}
+
+    def next(self, topic: str) -> int:
+        """The number of the next message on ``topic`` (1, 2, 3, ...)."""
+        seq = self._last[topic] = self._last.get(topic, 0) + 1
+        return seq
+
+
 _T = TypeVar("_T", bound="Body")
 _REGISTRY: dict[str, type[Body]] = {}
 
@@ -237,6 +255,8 @@ class Heartbeat(Body):
     last_handled: str | None = None
     decode_errors: int = 0
     gaps: int = 0
+    dropped: int = 0
+    handler_errors: int = 0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -16,7 +16,7 @@ from actors.base import RoleActor
 from actors.messages import TOPIC_MD_BAR
 
 
-class ModelActor(RoleActor):
+class ModelActor(RoleActor[None]):
     """The model's actor."""
 
     ROLE: ClassVar[str] = "model"

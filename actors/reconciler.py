@@ -6,22 +6,22 @@ RECONCILING it reads the account summary, the open trades and the pending orders
 is the truth: with no local positions yet there is nothing that can disagree, so what it finds
 is adopted and journaled) and reports completion; while the broker cannot be read it keeps
 trying and the system stays out of TRADING. Between reconciliations it polls the account every
-``reconciler.poll_interval_s`` and publishes ``recon.state`` and the REST connection's health.
-Transactions since the last known id and the comparison with local positions arrive with the
-reconciler issue.
+``reconciler.poll_interval_s`` and publishes ``recon.state``; the REST connection's health goes to
+the supervisor with every heartbeat and at once when a request fails: the first timeout is
+already a health fact (the broker client reports every attempt, before its retries). Transactions
+since the last known id and the comparison with local positions arrive with the orders issue.
 """
 
 from __future__ import annotations
 
 import threading
-import time
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from actors.backoff import Backoff
 from actors.base import RoleActor
 from actors.broker import AccountState
-from actors.broker.connect import open_broker
-from actors.errors import BrokerError, ConfigError
+from actors.errors import BrokerError
 from actors.messages import (
     TOPIC_EXEC_REPORT,
     TOPIC_RECON_STATE,
@@ -30,7 +30,6 @@ from actors.messages import (
     ReconciliationCompleted,
     SystemState,
 )
-from actors.worker import Backoff, Worker
 
 NOT_READ = "not read yet"
 
@@ -63,43 +62,42 @@ class _PollFailed:
     reason: str
 
 
-class ReconcilerActor(RoleActor):
+@dataclass(frozen=True, slots=True)
+class _RequestOutcome:
+    ok: bool
+    detail: str
+
+
+class ReconcilerActor(RoleActor[ReconcilerConfig]):
     """The reconciler's actor."""
 
     ROLE: ClassVar[str] = "reconciler"
     TOPICS: ClassVar[tuple[str, ...]] = (TOPIC_EXEC_REPORT,)
+    CONFIG: ClassVar[type[ReconcilerConfig]] = ReconcilerConfig
 
     def on_start(self) -> None:
-        """Start the broker worker (when a broker is configured)."""
-        self.cfg: ReconcilerConfig = self.runtime.role_config or ReconcilerConfig()
+        """Start the broker worker."""
         self.want_full = threading.Event()
         self.connected = False
         self.last_ok_ns: int | None = None
         self.detail = NOT_READ
-        self.worker: Worker | None = None
-        if self.runtime.broker_config is not None:
-            self.worker = Worker("reconciler-broker", self._poll_loop)
-            self.worker.start()
+        self.worker = self.start_worker("broker", self._poll_loop)
 
     def on_state_changed(self, previous: SystemState | None, current: SystemState) -> None:
         """Reconcile whenever the supervisor enters RECONCILING."""
-        if current is not SystemState.RECONCILING:
-            return
-        if self.worker is None:
-            detail = "no broker configured: nothing to compare"
-            self.runtime.journal("recon.completed", {"ok": True, "detail": detail})
-            self.runtime.to_supervisor(ReconciliationCompleted(ok=True, detail=detail))
-            return
-        self.want_full.set()
+        if current is SystemState.RECONCILING:
+            self.want_full.set()
 
     def _poll_loop(self, stop: threading.Event) -> None:
-        if self.runtime.broker_config is None:
-            return
-        try:
-            broker = open_broker(self.runtime.broker_config)
-        except ConfigError as e:
-            self.actor_ref.tell(_PollFailed(f"broker unusable: {e}"))
-            return
+        last_ok: list[bool | None] = [None]
+
+        def on_outcome(ok: bool, detail: str) -> None:
+            # Every REST attempt, retries included: tell the actor only about changes.
+            if ok != last_ok[0]:
+                last_ok[0] = ok
+                self.actor_ref.tell(_RequestOutcome(ok, detail))
+
+        broker = self.runtime.open_broker(on_request_outcome=on_outcome)  # ConfigError: the role fails
         backoff = Backoff(self.cfg.retry_initial_s, self.cfg.retry_max_s)
         while not stop.is_set():
             full = self.want_full.is_set()
@@ -116,15 +114,15 @@ class ReconcilerActor(RoleActor):
                 self.want_full.clear()
             self.actor_ref.tell(_Polled(account, trades, pending, full))
             # Wake early when a reconciliation is asked for.
-            deadline = time.monotonic() + self.cfg.poll_interval_s
-            while not stop.is_set() and not self.want_full.is_set() and time.monotonic() < deadline:
+            deadline = self.clock.monotonic() + self.cfg.poll_interval_s
+            while not stop.is_set() and not self.want_full.is_set() and self.clock.monotonic() < deadline:
                 stop.wait(0.05)
 
     def on_other(self, message: Any) -> None:
         """Results of the broker worker."""
         if isinstance(message, _Polled):
             account = message.account
-            self.connected, self.last_ok_ns, self.detail = True, time.time_ns(), "ok"
+            self.connected, self.last_ok_ns, self.detail = True, self.clock.time_ns(), "ok"
             snapshot = AccountSnapshot(
                 currency=account.currency,
                 balance=str(account.balance),
@@ -151,10 +149,15 @@ class ReconcilerActor(RoleActor):
             self.connected, self.detail = False, message.reason
             self.runtime.journal("recon.broker_unreachable", {"reason": message.reason})
             self._report()
+        elif isinstance(message, _RequestOutcome) and not message.ok and self.connected:
+            # Unhealthy at the first failed attempt; healthy again only after a whole read.
+            self.connected, self.detail = False, f"request failed (retrying): {message.detail}"
+            self.runtime.journal("recon.broker_unreachable", {"reason": self.detail})
+            self._report()
 
     def on_heartbeat(self) -> None:
         """Re-send the REST health with every heartbeat."""
-        if self.worker is not None and self.detail != NOT_READ:
+        if self.detail != NOT_READ:
             self._report()  # nothing to say before the first read has an outcome
 
     def _report(self) -> None:
@@ -164,8 +167,6 @@ class ReconcilerActor(RoleActor):
 
     def on_shutdown(self, deadline_s: float) -> str:
         """Stop the broker worker."""
-        if self.worker is None:
-            return "no broker configured"
         stopped = self.worker.stop(min(0.5, deadline_s / 2))
         return "broker worker stopped" if stopped else "broker worker still blocked in a request; exiting anyway"
 

@@ -14,7 +14,7 @@ from actors.base import RoleActor
 from actors.messages import TOPIC_MODEL_SIGNAL, TOPIC_RECON_STATE
 
 
-class RiskActor(RoleActor):
+class RiskActor(RoleActor[None]):
     """The risk gate's actor."""
 
     ROLE: ClassVar[str] = "risk"

@@ -1,25 +1,27 @@
 """The small runtime every role process runs: sockets, its actor, heartbeats, exit paths.
 
-``child_main`` is the target the supervisor starts through the forkserver. The main thread owns
+``child_main`` is the target the supervisor starts through the forkserver; the role's actor class
+comes from the role registry (``actors.roles``). The main thread owns
 the ZeroMQ sockets (a ``SocketThread`` run in place): a DEALER to the supervisor's control
 ROUTER (heartbeats, stop command), a SUB on the bus (the role's topics and ``sys.state``) and a
 PUB onto the bus. Bus messages are decoded here (malformed ones are counted, logged and
 dropped; publisher sequence gaps are counted and journaled) and handed to the actor with
 ``tell()``. The process exits when the actor has run its shutdown hook, when its parent dies
 (``PR_SET_PDEATHSIG`` plus a parent check every 0.5 s), on SIGTERM (graceful, with a deadline),
-or when the actor fails (non-zero). SIGINT is ignored: the root orchestrates shutdown. SIGUSR1
-logs every thread's traceback.
+or when the actor fails (``abort``: journaled, then non-zero). SIGINT is ignored: the root
+orchestrates shutdown. SIGUSR1 logs every thread's traceback. The runtime also hands the actor
+its clock and its broker factory (``actors.broker.connect.broker_factory``: by ``broker.kind``
+and ``host.mode``).
 """
 
 from __future__ import annotations
 
 import contextlib
 import ctypes
-import importlib
-import itertools
 import logging
 import os
 import signal
+import stat
 import sys
 import threading
 import time
@@ -30,32 +32,28 @@ import psutil
 import pykka
 import pykka.debug
 
-from actors import transport
-from actors.base import GapDetected, HeartbeatDue, Inbound, RoleActor, StopRequested
+from actors import roles, transport
+from actors.base import GapDetected, HeartbeatDue, Inbound, RequestOutcome, RoleActor, StopRequested
+from actors.broker import Broker
 from actors.broker.config import BrokerConfig
-from actors.errors import MessageDecodeError
+from actors.broker.connect import broker_factory
+from actors.clock import SYSTEM_CLOCK, Clock
+from actors.errors import ConfigError, MessageDecodeError
+from actors.exitcodes import EXIT_DEADLINE, EXIT_INJECTED_CRASH, EXIT_NO_BUS
 from actors.journal import Journal
 from actors.logs import setup_logging
-from actors.messages import TOPIC_SYS_STATE, Body, StopRole, decode, encode, make_envelope
+from actors.messages import TOPIC_SYS_STATE, Body, StopRole, TopicSequence, decode, encode, make_envelope
 
 log = logging.getLogger(__name__)
 
-ROLE_MODULES: dict[str, str] = {
-    "emulator": "actors.emulator",
-    "watchdog": "actors.watchdog",
-    "reconciler": "actors.reconciler",
-    "feed": "actors.feed",
-    "model": "actors.model",
-    "risk": "actors.risk",
-    "execution": "actors.execution",
-}
-
-# Environment hook for fault-injection tests: "crash_on_start:<role>[,<role>...]" makes those
-# roles exit with status 3 right after start, as a role with a broken dependency would; with
-# TRADEHOST_FAULT_INJECT_WHILE=<path> only while that file exists (the "fix" is removing it).
+# Environment hook for fault-injection tests: "<fault>:<role>[,<fault>:<role>...]". Faults:
+# "crash_on_start" makes the role exit with status 3 right after start, as a role with a broken
+# dependency would; "hang_on_start" makes it block before its first heartbeat (a start that can
+# never finish); "worker_dies" makes the first worker the role starts raise at once (a worker
+# killed by a bug). With TRADEHOST_FAULT_INJECT_WHILE=<path> only while that file exists (the
+# "fix" is removing it).
 FAULT_ENV = "TRADEHOST_FAULT_INJECT"
-EXIT_INJECTED_CRASH = 3
-EXIT_DEADLINE = 4
+
 SIGTERM_DEADLINE_S = 2.0
 CONTROL_LINGER_MS = 200
 _PR_SET_PDEATHSIG = 1
@@ -75,7 +73,7 @@ class ChildArgs:
     mode: str
     root_pid: int
     broker: BrokerConfig | None = None
-    role_config: Any = None
+    role_config: object = None
 
 
 def _set_parent_death_signal(sig: int) -> None:
@@ -86,14 +84,34 @@ def _set_parent_death_signal(sig: int) -> None:
         log.debug("prctl(PR_SET_PDEATHSIG) unavailable")
 
 
-def _injected_crash(role: str) -> bool:
+def unreachable(endpoint: str) -> str | None:
+    """Why a role cannot connect to ``endpoint`` right now, or None when it can.
+
+    ZeroMQ connects in the background and would wait forever for an ipc socket file that is
+    gone; a role checks first and fails fast, so the supervisor counts it (and latches past its
+    limits) instead of waiting for a heartbeat that can never come.
+    """
+    path = transport.ipc_path(endpoint)
+    if path is None:
+        return None  # tcp: on loopback only; ZeroMQ reconnects, and the start timeout covers it
+    try:
+        mode = os.stat(path).st_mode  # noqa: PTH116
+    except OSError as e:
+        return f"{endpoint}: {e.strerror}"
+    return None if stat.S_ISSOCK(mode) else f"{endpoint}: not a socket"
+
+
+def injected(fault: str, role: str) -> bool:
+    """True when the fault-injection hook (``TRADEHOST_FAULT_INJECT``) asks for ``fault`` in ``role``."""
     spec = os.environ.get(FAULT_ENV, "")
+    if not spec:
+        return False
     only_while = os.environ.get(FAULT_ENV + "_WHILE")
     if only_while and not os.path.exists(only_while):  # noqa: PTH110
         return False
     for item in spec.split(","):
         kind, _, target = item.partition(":")
-        if kind.strip() == "crash_on_start" and target.strip() == role:
+        if kind.strip() == fault and target.strip() == role:
             return True
     return False
 
@@ -104,13 +122,13 @@ class ChildRuntime:
     def __init__(self, args: ChildArgs) -> None:
         self.args = args
         self.role = args.role
-        self.broker_config = args.broker
+        self.mode = args.mode
+        self.clock: Clock = SYSTEM_CLOCK
         self.role_config = args.role_config
         self.pid = os.getpid()
         self._proc = psutil.Process(self.pid)
-        # Numbered per topic: a subscriber sees only some topics, so one counter per publisher
-        # would look like gaps to everyone.
-        self._seq: dict[str, itertools.count[int]] = {}
+        self._broker_factory = None if args.broker is None else broker_factory(args.broker, args.mode)
+        self._seq = TopicSequence()
         self._last_seq: dict[tuple[str, bytes], int] = {}
         self.decode_errors = 0
         self.gaps = 0
@@ -119,17 +137,28 @@ class ChildRuntime:
         self.journal_db = Journal(args.journal_path, src=args.role)
         self.ctx = transport.new_context()
         self.io = transport.SocketThread(self.ctx, f"{args.role}-io")
-        self.actor_ref: pykka.ActorRef[RoleActor] | None = None
+        self.actor_ref: pykka.ActorRef[RoleActor[object]] | None = None
         self._parent_pid = os.getppid()
 
     # --- RoleRuntime ---
 
+    def open_broker(self, *, on_request_outcome: RequestOutcome | None = None) -> Broker:
+        """A new broker client for this role (by ``broker.kind`` and ``host.mode``).
+
+        Raises:
+            ConfigError: the tree has no broker, or a secret is missing.
+        """
+        if self._broker_factory is None:
+            raise ConfigError(f"{self.role}: no [broker] configuration was handed to this role")
+        return self._broker_factory(on_request_outcome=on_request_outcome)
+
+    def injected(self, fault: str) -> bool:
+        """True when a fault-injection test asks this role for ``fault``."""
+        return injected(fault, self.role)
+
     def publish(self, topic: str, body: Body, *, corr: str | None = None) -> None:
         """Publish ``body`` on the bus under ``topic``, numbered for gap detection."""
-        counter = self._seq.get(topic)
-        if counter is None:
-            counter = self._seq[topic] = itertools.count(1)
-        env = make_envelope(body, src=self.role, seq=next(counter), corr=corr)
+        env = make_envelope(body, src=self.role, seq=self._seq.next(topic), corr=corr)
         self.io.send("pub", [topic.encode(), encode(env)])
 
     def to_supervisor(self, body: Body) -> None:
@@ -147,6 +176,8 @@ class ChildRuntime:
             "rss_mb": round(self._proc.memory_info().rss / 1_048_576, 2),
             "decode_errors": self.decode_errors,
             "gaps": self.gaps,
+            "dropped": self.io.stats.dropped_out,
+            "handler_errors": self.io.stats.handler_errors,
         }
 
     def request_exit(self, code: int) -> None:
@@ -155,6 +186,13 @@ class ChildRuntime:
             if self.exit_code is None:
                 self.exit_code = code
         self.io.stop(timeout_s=0)
+
+    def abort(self, code: int, reason: str) -> None:
+        """The actor failed: journal why and end the process now with ``code``."""
+        with contextlib.suppress(Exception):  # the journal may be the thing that failed
+            self.journal_db.write("role.crashed", {"role": self.role, "pid": self.pid, "error": reason})
+        logging.shutdown()
+        os._exit(code)
 
     # --- socket thread side ---
 
@@ -221,7 +259,12 @@ class ChildRuntime:
     def run(self) -> int:
         """Start sockets and actor, run the loop until exit is requested; return the exit code."""
         args = self.args
-        actor_cls = role_actor_class(args.role)
+        for endpoint in (args.control, args.events_out, args.events_in):
+            why = unreachable(endpoint)
+            if why is not None:
+                log.error("%s cannot reach the tree (%s); exiting", args.role, why)
+                return EXIT_NO_BUS
+        actor_cls = roles.actor_class(args.role)
         role_topics = (*actor_cls.TOPICS, TOPIC_SYS_STATE)
         self.io.add(
             "control",
@@ -256,13 +299,6 @@ class ChildRuntime:
             self.actor_ref.stop(block=True, timeout=2.0)
 
 
-def role_actor_class(role: str) -> type[RoleActor]:
-    """The actor class of ``role`` (its module is already imported in the forkserver)."""
-    module = importlib.import_module(ROLE_MODULES[role])
-    cls: type[RoleActor] = module.ACTOR
-    return cls
-
-
 def child_main(args: ChildArgs) -> None:
     """Entry point of every role process (the multiprocessing target)."""
     _set_parent_death_signal(signal.SIGTERM)
@@ -271,10 +307,13 @@ def child_main(args: ChildArgs) -> None:
     signal.signal(signal.SIGUSR1, lambda *_: pykka.debug.log_thread_tracebacks())
     if not psutil.pid_exists(args.root_pid):
         os._exit(1)
-    if _injected_crash(args.role):
+    if injected("crash_on_start", args.role):
         log.error("%s: injected crash on start (%s)", args.role, FAULT_ENV)
         logging.shutdown()
         os._exit(EXIT_INJECTED_CRASH)
+    if injected("hang_on_start", args.role):
+        log.error("%s: injected hang on start (%s)", args.role, FAULT_ENV)
+        threading.Event().wait()
     code = 1
     started = time.monotonic()
     try:

@@ -16,7 +16,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import zmq
 
@@ -118,13 +118,11 @@ class _Periodic:
 
 @dataclass
 class SocketStats:
-    """Counters a SocketThread keeps (read from other threads without locks: ints only)."""
+    """Counters a SocketThread keeps (read from other threads without locks: ints only); a role
+    reports them in its heartbeat and ``ctl status`` shows them (``dropped``, ``handler_errors``)."""
 
-    received: int = 0
-    sent: int = 0
     dropped_out: int = 0
     handler_errors: int = 0
-    by_socket: dict[str, int] = field(default_factory=dict)
 
 
 class SocketThread:
@@ -269,7 +267,6 @@ class SocketThread:
                 continue
             try:
                 sock.send_multipart(frames, flags=zmq.NOBLOCK)
-                self.stats.sent += 1
             except zmq.ZMQError:
                 # HWM reached or peer unroutable: counted; callers that need delivery use acks.
                 self.stats.dropped_out += 1
@@ -283,8 +280,6 @@ class SocketThread:
             except zmq.ZMQError:
                 self.stats.handler_errors += 1
                 return
-            self.stats.received += 1
-            self.stats.by_socket[name] = self.stats.by_socket.get(name, 0) + 1
             try:
                 handler(frames)
             except Exception:  # noqa: BLE001 (bad input must never kill the socket thread; logged)

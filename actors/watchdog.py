@@ -13,7 +13,7 @@ from actors.base import RoleActor
 from actors.messages import TOPIC_ALERT, TOPIC_EXEC_HEALTH, TOPIC_MD_HEALTH
 
 
-class WatchdogActor(RoleActor):
+class WatchdogActor(RoleActor[None]):
     """The watchdog's actor."""
 
     ROLE: ClassVar[str] = "watchdog"

@@ -1,52 +1,34 @@
-"""``Worker``: a background thread of a role that does blocking I/O (HTTP, streams).
+"""``Worker``: a background thread of a role that does blocking I/O (HTTP, streams, servers).
 
 The actor must stay responsive (it sends the heartbeats), so blocking broker calls run on a
 worker thread that hands results back with ``tell()``. The worker sleeps with ``wait()`` on its
-stop event, so shutdown interrupts a backoff at once. Reconnect delays grow exponentially with
-full jitter, reset after a success.
+stop event, so shutdown interrupts a backoff at once. A role starts its workers through
+``RoleActor.start_worker``, which checks every one of them on each heartbeat: a worker that has
+ended without being asked to (an exception, or its body returned) fails the role, and the
+supervisor restarts it. A worker never reports "healthy" for a thread that is gone.
 """
 
 from __future__ import annotations
 
 import logging
-import random
 import threading
 from collections.abc import Callable
 
 log = logging.getLogger(__name__)
 
 
-class Backoff:
-    """Exponential backoff with full jitter.
+class Worker:
+    """Runs ``body(stop_event)`` on a daemon thread; ``body`` returns when the event is set.
 
     Args:
-        initial_s: the first delay's upper bound.
-        max_s: the cap.
-        rng: random source (seeded in tests).
+        name: the thread's name (shown in logs and in the failure reason).
+        body: the loop; it must return soon after the stop event is set.
     """
 
-    def __init__(self, initial_s: float, max_s: float, rng: random.Random | None = None) -> None:
-        self.initial_s = initial_s
-        self.max_s = max_s
-        self.failures = 0
-        self._rng = rng or random.Random()
-
-    def next_delay(self) -> float:
-        """The delay after one more failure."""
-        self.failures += 1
-        bound = min(self.max_s, self.initial_s * 2 ** (self.failures - 1))
-        return self._rng.uniform(bound / 2, bound)
-
-    def reset(self) -> None:
-        """A success: start over."""
-        self.failures = 0
-
-
-class Worker:
-    """Runs ``body(stop_event)`` on a daemon thread; ``body`` returns when the event is set."""
-
     def __init__(self, name: str, body: Callable[[threading.Event], None]) -> None:
+        self.name = name
         self.stop_event = threading.Event()
+        self.error: BaseException | None = None
         self._body = body
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
 
@@ -64,8 +46,17 @@ class Worker:
         """True while the thread runs."""
         return self._thread.is_alive()
 
+    def dead(self) -> str | None:
+        """Why the worker ended without being asked to, or None while it runs or was stopped."""
+        if self._thread.is_alive() or self.stop_event.is_set() or not self._thread.ident:
+            return None
+        if self.error is not None:
+            return f"worker {self.name} died: {type(self.error).__name__}: {self.error}"
+        return f"worker {self.name} ended on its own"
+
     def _run(self) -> None:
         try:
             self._body(self.stop_event)
-        except Exception:  # reported through alive(): the role's heartbeat check fails
-            log.exception("worker %s died", self._thread.name)
+        except Exception as e:  # reported through dead(): the role's heartbeat check fails the role
+            self.error = e
+            log.exception("worker %s died", self.name)

@@ -33,8 +33,6 @@ class RootIO:
         self.proxy = transport.BusProxy(ctx, cfg.bus.events_in, cfg.bus.events_out)
         self.io = transport.SocketThread(ctx, "root-io")
         self.supervisor: Any = None
-        self.dropped_control = 0
-        self.dropped_ctl = 0
 
     def bind(self) -> None:
         """Bind every endpoint (before any role starts); raises zmq errors with the endpoint."""
@@ -67,21 +65,29 @@ class RootIO:
         """Queue frames for one of the root's sockets (any thread)."""
         self.io.send(name, frames)
 
-    def stop(self) -> None:
-        """Stop the socket thread and the proxy and remove the ipc files."""
-        self.io.stop()
+    def stop(self, *, remove_files: bool = True) -> None:
+        """Stop the socket thread and the proxy and (unless told not to) remove the ipc files."""
+        if self.supervisor is None:
+            self.io.close()  # never started: close here (a context cannot end with sockets open)
+        else:
+            self.io.stop()
         self.proxy.stop()
-        for endpoint in (self.cfg.bus.events_in, self.cfg.bus.events_out, self.cfg.bus.control, self.cfg.ctl.endpoint):
-            transport.remove_stale_ipc(endpoint)
+        if remove_files:
+            for endpoint in (
+                self.cfg.bus.events_in,
+                self.cfg.bus.events_out,
+                self.cfg.bus.control,
+                self.cfg.ctl.endpoint,
+            ):
+                transport.remove_stale_ipc(endpoint)
 
     def _on_control(self, frames: list[bytes]) -> None:
         if len(frames) != 2:
-            self.dropped_control += 1
+            log.warning("dropped a control message of %d frames", len(frames))
             return
         try:
             env = decode(frames[1])
         except MessageDecodeError as e:
-            self.dropped_control += 1
             log.warning("dropped a malformed control message: %s", e)
             return
         self.supervisor.tell(FromChild(identity=frames[0], envelope=env))
@@ -91,7 +97,4 @@ class RootIO:
         if request is not None:
             self.supervisor.tell(CtlCall(request))
         elif error is not None:
-            self.dropped_ctl += 1
-            self.io.send("ctl", error)
-        else:
-            self.dropped_ctl += 1
+            self.io.send("ctl", error)  # the caller hears why

@@ -1,7 +1,8 @@
 """Child specifications and restart intensity, in Erlang/OTP's words.
 
 ``SupervisorConfig`` holds the supervisor's keys (``[supervisor]`` in the TOML). ``ChildSpec``
-says how one role is started and stopped, ``Intensity`` decides whether a crashed child may be
+says how one role is started and stopped (``child_specs`` derives them from the role registry,
+``actors.roles``, in start order), ``Intensity`` decides whether a crashed child may be
 restarted (at most ``max_restarts`` in ``period_s``) and after what backoff: the first restart
 of a quiet period is immediate, repeated ones back off exponentially. This module is pure: no
 processes, no sockets, and the clock is passed in.
@@ -13,16 +14,7 @@ import enum
 from collections import deque
 from dataclasses import dataclass, field
 
-ROLES: tuple[str, ...] = ("watchdog", "reconciler", "feed", "model", "risk", "execution")
-# The broker emulator runs as a child of its own when ``broker.kind = "emulator"``: first up,
-# last down, supervised like a role.
-EMULATOR = "emulator"
-ALL_CHILDREN: tuple[str, ...] = (EMULATOR, *ROLES)
-
-
-def child_roles(with_emulator: bool) -> tuple[str, ...]:
-    """The children of a tree in start order."""
-    return ALL_CHILDREN if with_emulator else ROLES
+from actors import roles
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -42,6 +34,14 @@ class SupervisorConfig:
             "doc": "A new role process must send its first heartbeat within this time.",
             "min": 1.0,
             "max": 600.0,
+        },
+    )
+    max_start_failures: int = field(
+        default=3,
+        metadata={
+            "doc": "A role whose start fails this many times in a row (no first heartbeat) stays down.",
+            "min": 1,
+            "max": 100,
         },
     )
     max_restarts: int = field(
@@ -94,11 +94,28 @@ class RestartPolicy(enum.StrEnum):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ChildSpec:
-    """How the supervisor starts, watches and stops one role."""
+    """How the supervisor starts, watches and stops one role.
+
+    Attributes:
+        role: the role's name.
+        restart: OTP restart value.
+        shutdown_timeout_s: the role's shutdown deadline.
+        others_wait: the roles after this one start only once it has heartbeated (the emulator:
+            its server listens by then).
+    """
 
     role: str
     restart: RestartPolicy = RestartPolicy.PERMANENT
     shutdown_timeout_s: float = 3.0
+    others_wait: bool = False
+
+
+def child_specs(sup: SupervisorConfig, *, with_emulator: bool) -> tuple[ChildSpec, ...]:
+    """The tree's children in start order, from the role registry."""
+    return tuple(
+        ChildSpec(role=name, shutdown_timeout_s=sup.shutdown_timeout_s, others_wait=roles.spec(name).others_wait)
+        for name in roles.role_names(with_emulator=with_emulator)
+    )
 
 
 class Intensity:

@@ -7,15 +7,30 @@ ctl path needs; ``run`` and ``emulator`` import the heavy parts when they are ch
 
 from __future__ import annotations
 
-import json
-import os
+import signal
 import sys
-import types
-from typing import TYPE_CHECKING, Any
 
-from actors.errors import ConfigError
-from supervisor.client import EXIT_OK, EXIT_REFUSED, EXIT_USAGE, CtlClient
-from supervisor.config import load_core_config
+# `tradehost run`: a shutdown signal from the first moment on must end in a clean exit 0, so the
+# handlers go in before anything else is imported; ``run_host`` picks up what they saw.
+EARLY_SIGNALS: list[str] = []
+
+
+def _remember_signal(signum: int, frame: object) -> None:
+    EARLY_SIGNALS.append(signal.Signals(signum).name)
+
+
+if sys.argv[1:2] == ["run"]:
+    for _sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(_sig, _remember_signal)
+
+import json  # noqa: E402
+import os  # noqa: E402
+import types  # noqa: E402
+from typing import TYPE_CHECKING, Any  # noqa: E402
+
+from actors.errors import ConfigError  # noqa: E402
+from supervisor.client import EXIT_OK, EXIT_REFUSED, EXIT_USAGE, CtlClient  # noqa: E402
+from supervisor.config import load_core_config  # noqa: E402
 
 if TYPE_CHECKING:
     import argparse
@@ -66,7 +81,8 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser(
         "run",
         help="start the tree in the foreground",
-        description="Start the supervisor, the bus, the ctl endpoint and the six roles in the foreground. "
+        description="Start the supervisor, the bus, the ctl endpoint and the roles (with the embedded broker "
+        "emulator first, by default) in the foreground. "
         "SIGTERM, SIGINT or `tradehost ctl shutdown` stop it gracefully (exit 0).",
     )
     _add_config_args(run)
@@ -110,7 +126,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from supervisor.host import HostLockedError, run_host
 
     try:
-        code = run_host(cfg)
+        code = run_host(cfg, early_signals=EARLY_SIGNALS)
     except HostLockedError as e:
         print(f"tradehost: {e}", file=sys.stderr)
         return EXIT_REFUSED

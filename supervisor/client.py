@@ -2,7 +2,8 @@
 
 One request, one reply, over a fresh DEALER: request ``{id, command, args}``, reply
 ``{id, ok, result | error{code, reason}}``. A reply that is not JSON or carries another id is
-reported as ``bad_reply`` (exit 1). No reply within
+reported as ``bad_reply`` (exit 1). An endpoint that does not speak ZeroMQ is not a host: exit 3
+with the reason. No reply within
 ``ctl.timeout_s`` (or no socket file at all) means the host is not running: exit code 3. This
 module is on the hot path of every ``tradehost ctl`` call, so it imports nothing heavy (the
 standard ``json`` here: importing orjson costs more than the whole round trip).
@@ -32,7 +33,8 @@ class CtlConfig:
         metadata={"doc": "Where `tradehost ctl` reaches the host; empty: ipc://<run_dir>/ctl.sock (0600)."},
     )
     timeout_s: float = field(
-        default=5.0, metadata={"doc": "How long `tradehost ctl` waits for a reply before exit 3.", "min": 0.1}
+        default=5.0,
+        metadata={"doc": "How long `tradehost ctl` waits for a reply before exit 3.", "min": 0.1, "max": 3600.0},
     )
     max_request_bytes: int = field(
         default=65536, metadata={"doc": "Larger ctl requests are dropped by ZeroMQ.", "min": 1024}
@@ -73,7 +75,15 @@ class CtlClient:
             )
         request_id = os.urandom(8).hex()
         payload = json.dumps({"id": request_id, "command": command, "args": args or {}}).encode()
-        raw = zmtp.request(self.endpoint, payload, self.timeout_s)
+        try:
+            raw = zmtp.request(self.endpoint, payload, self.timeout_s)
+        except zmtp.ZmtpError as e:
+            return CtlReply(
+                ok=False,
+                code="not_running",
+                reason=f"no tradehost host at {self.endpoint}: {e}",
+                exit_code=EXIT_NOT_RUNNING,
+            )
         if raw is None:
             return CtlReply(
                 ok=False,

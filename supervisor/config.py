@@ -20,6 +20,7 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
+from actors import roles
 from actors.errors import ConfigError
 from supervisor.childspec import SupervisorConfig
 from supervisor.client import CtlConfig
@@ -32,8 +33,9 @@ if TYPE_CHECKING:
 Mode = Literal["shadow", "live"]
 LogLevel = Literal["debug", "info", "warning", "error"]
 
-# The roles' sections, by name: ``tradehost ctl`` skips them (see ``load_core_config``).
-ROLE_SECTIONS = ("broker", "feed", "reconciler")
+# The sections beyond the core, from the role registry: ``tradehost ctl`` skips them (see
+# ``load_core_config``), ``tradehost run`` builds them.
+ROLE_SECTIONS: tuple[str, ...] = (*roles.SHARED_SECTIONS, *roles.role_sections())
 
 LOOPBACK = ("127.0.0.1", "localhost", "[::1]")
 
@@ -182,7 +184,9 @@ def _check_scalar(key: str, tp: Any, value: Any, meta: Mapping[str, Any], proble
     return value
 
 
-def build_section(cls: type[Any], data: Any, prefix: str, problems: list[str]) -> Any:
+def build_section(
+    cls: type[Any], data: Any, prefix: str, problems: list[str], *, also_known: Collection[str] = ()
+) -> Any:
     """Build one dataclass from a TOML table, recording problems instead of raising."""
     if not isinstance(data, dict):
         problems.append(f"{prefix}: expected a table, got {type(data).__name__}")
@@ -190,7 +194,7 @@ def build_section(cls: type[Any], data: Any, prefix: str, problems: list[str]) -
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls) if not f.metadata.get("internal")}
     for key in sorted(set(data) - set(fields)):
-        known = ", ".join(sorted(fields))
+        known = ", ".join(sorted({*fields, *also_known}))
         problems.append(f"{prefix}{'.' if prefix else ''}{key}: unknown key (known: {known})")
     kwargs: dict[str, Any] = {}
     for name, f in fields.items():
@@ -228,9 +232,13 @@ def _check_endpoints(cfg: CoreConfig, problems: list[str]) -> None:
             problems.append(f"{key}: {endpoint!r} must start with ipc:// or tcp://")
         elif endpoint.startswith("ipc://") and len(endpoint) - len("ipc://") > MAX_IPC_PATH:
             problems.append(f"{key}: ipc path is longer than {MAX_IPC_PATH} bytes; use a shorter host.run_dir")
-        elif endpoint.startswith("tcp://") and endpoint[len("tcp://") :].rpartition(":")[0] not in LOOPBACK:
-            # Anyone who reaches these sockets can grant a permit or run ctl commands.
-            problems.append(f"{key}: tcp endpoints must be on loopback until CURVE authentication exists")
+        elif endpoint.startswith("tcp://"):
+            host, _, port = endpoint[len("tcp://") :].rpartition(":")
+            if host not in LOOPBACK:
+                # Anyone who reaches these sockets can grant a permit or run ctl commands.
+                problems.append(f"{key}: tcp endpoints must be on loopback until CURVE authentication exists")
+            elif not (port.isdigit() and 1 <= int(port) <= 65535):
+                problems.append(f"{key}: {port!r} is not a TCP port (1-65535)")
     seen: dict[str, str] = {}
     for key, endpoint in (
         ("bus.events_in", cfg.bus.events_in),
@@ -277,9 +285,9 @@ def load_config(
     Raises:
         ConfigError: with one line per problem, each naming the dotted key.
     """
-    from supervisor.hostconfig import HostConfig, check_host_config
+    from supervisor.hostconfig import HostConfig, check_host_config, role_config_classes
 
-    cfg = _load(HostConfig, path, overrides, cwd=cwd, skip_sections=())
+    cfg = _load(HostConfig, path, overrides, cwd=cwd, skip_sections=(), role_sections=role_config_classes())
     check_host_config(cfg, os.environ if environ is None else environ)
     return cfg
 
@@ -314,6 +322,7 @@ def _load(
     *,
     cwd: str | os.PathLike[str] | None,
     skip_sections: Collection[str],
+    role_sections: Mapping[str, type[Any]] | None = None,
 ) -> _C:
     data = _read(path) if path is not None else {}
     for text in overrides:
@@ -322,7 +331,12 @@ def _load(
     for name in skip_sections:
         data.pop(name, None)
     problems: list[str] = []
-    cfg: _C = build_section(cls, data, "", problems)
+    built: dict[str, object] = {}
+    for name, section_cls in (role_sections or {}).items():
+        built[name] = build_section(section_cls, data.pop(name, {}), name, problems)
+    cfg: _C = build_section(cls, data, "", problems, also_known=built)
+    if role_sections is not None:
+        cfg = dataclasses.replace(cfg, roles=built)  # type: ignore[call-arg]
     if problems:
         raise ConfigError(problems)
     base = os.fspath(cwd) if cwd is not None else os.getcwd()  # noqa: PTH109
@@ -350,10 +364,13 @@ def _load(
 def documented_keys(cls: type[Any] | None = None, prefix: str = "") -> dict[str, str]:
     """Every configuration key with its doc line (default: of the whole ``HostConfig``)."""
     if cls is None:
-        from supervisor.hostconfig import HostConfig
+        from supervisor.hostconfig import HostConfig, role_config_classes
 
-        cls = HostConfig
-    out: dict[str, str] = {}
+        out = documented_keys(HostConfig)
+        for name, section_cls in role_config_classes().items():
+            out.update(documented_keys(section_cls, name))
+        return out
+    out = {}
     hints = typing.get_type_hints(cls)
     for f in dataclasses.fields(cls):
         if f.metadata.get("internal"):

@@ -3,7 +3,9 @@
 ``parse_request`` runs on the socket thread and turns raw ROUTER frames into a checked request
 or an error reply (garbage never reaches the supervisor actor). ``dispatch`` runs in the actor:
 it looks the command up, validates its args, executes it and maps every failure to an error
-code. This and the actor's ``on_failure`` are the only places with a bare ``except Exception``.
+code. Its ``except Exception`` is one of the few top-level guards of the tree (each says why
+beside it: the socket thread's handlers, a worker's body, a role's shutdown hook, the child
+watcher's callback): a bug in one command answers ``internal`` and never takes the supervisor down.
 """
 
 from __future__ import annotations

@@ -1,80 +1,68 @@
 """``run_host``: the root process of ``tradehost run`` from start to exit code.
 
-Order of start: run directory (0700) and its lock (one host per run directory), logging,
-journal, the bus and ctl sockets, the forkserver (which preloads the role modules, pandas and
-CatBoost before any zmq context exists in it), the child watcher, the supervisor actor, then
-the roles. SIGTERM and SIGINT ask the supervisor for a graceful shutdown; a second signal is
-logged and changes nothing (the safe steps are never skipped). Under systemd the root sends
-``READY=1`` and pings ``WATCHDOG=1`` only while the supervisor answers.
+Order of start: signal handlers (so a signal at any moment of start-up ends cleanly), the run
+directory (0700) and its locks (one host per run directory, whatever happens to its files:
+``supervisor.rundir``), saved state, the journal (refused at start when it cannot be written),
+the bus and ctl sockets, the forkserver (which preloads the role modules, pandas and CatBoost
+before any zmq context exists in it), the child watcher, the supervisor actor, then the roles.
+A signal before the supervisor runs undoes what was created (the lock, the sockets, a journal
+this start created) and exits 0. SIGTERM, SIGINT and SIGHUP (a closed terminal) ask the
+supervisor for a graceful shutdown; a second signal is logged and changes nothing. While it
+runs, the root checks several times a second that its run directory, lock, journal and sockets
+are still the files it created; when one is gone or replaced, the supervisor latches NO_TRADE
+and shuts down gracefully (exit 1) without writing into a directory that may not be its own.
+Under systemd the root sends ``READY=1`` and pings ``WATCHDOG=1`` only while the supervisor
+answers.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
-import fcntl
 import logging
 import multiprocessing
+import multiprocessing.forkserver
 import os
 import signal
 import socket
-import threading
+import sqlite3
 import time
 from multiprocessing.context import BaseContext
 from pathlib import Path
 from types import FrameType
-from typing import IO, Any
+from typing import Any
 
+import psutil
 import pykka
 
-from actors import transport
+from actors import roles, transport
+from actors.broker.config import emulator_base_url
 from actors.errors import ConfigError
 from actors.journal import Journal
 from actors.logs import setup_logging
-from actors.runtime import ROLE_MODULES, ChildArgs, child_main
+from actors.runtime import ChildArgs, child_main
 from supervisor import statefile
 from supervisor.bus import RootIO
 from supervisor.hostconfig import HostConfig
-from supervisor.inbox import ChildExited, ShutdownRequested, Start
+from supervisor.inbox import ChildExited, HostExit, RunDirLost, ShutdownRequested, Start
+from supervisor.rundir import LOCK_NAME, HostLock, HostLockedError, Loss, RunDirWatch
 from supervisor.tree import Supervisor
 from supervisor.watcher import ChildWatcher
+
+__all__ = ["HostLockedError", "run_host"]
 
 log = logging.getLogger(__name__)
 
 EXIT_OK = 0
 EXIT_FAILED = 1
-PRELOAD = ["actors.runtime", *ROLE_MODULES.values(), "pandas", "catboost"]
+PRELOAD = ["actors.runtime", *(spec.module for spec in roles.ROLES), "pandas", "catboost"]
+SHUTDOWN_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+RUN_DIR_CHECK_S = 0.2
+JOURNAL_NAME = "journal.sqlite"
 
 
-class HostLockedError(ConfigError):
-    """Another host is running in the same run directory."""
-
-
-def prepare_run_dir(run_dir: Path) -> IO[str]:
-    """Create the run directory (0700) and take its lock; returns the open lock file.
-
-    Raises:
-        HostLockedError: another host holds the lock.
-        ConfigError: the directory cannot be created or written.
-    """
-    try:
-        run_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-        run_dir.chmod(0o700)
-        lock = (run_dir / "tradehost.lock").open("a+")
-    except OSError as e:
-        raise ConfigError(f"host.run_dir: cannot use {run_dir}: {e.strerror}") from e
-    try:
-        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError as e:
-        lock.seek(0)
-        holder = lock.read().strip() or "?"
-        lock.close()
-        raise HostLockedError(f"host.run_dir: another host is running in {run_dir} (pid {holder})") from e
-    lock.seek(0)
-    lock.truncate()
-    lock.write(str(os.getpid()))
-    lock.flush()
-    return lock
+class StartupAborted(Exception):
+    """A shutdown signal arrived before the supervisor ran."""
 
 
 def sd_notify(message: str) -> None:
@@ -89,8 +77,9 @@ def sd_notify(message: str) -> None:
 
 
 def free_port(host: str) -> int:
-    """A TCP port that is free on ``host`` right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+    """A TCP port that is free on ``host`` (IPv4 or IPv6) right now."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
         return int(sock.getsockname()[1])
 
@@ -106,7 +95,7 @@ def with_emulator_port(cfg: HostConfig) -> HostConfig:
     emulator = broker.emulator
     port = emulator.port or free_port(emulator.host)
     emulator = dataclasses.replace(emulator, port=port)
-    url = broker.api_url or f"http://{emulator.host}:{port}"
+    url = broker.api_url or emulator_base_url(emulator, port)
     return dataclasses.replace(cfg, broker=dataclasses.replace(broker, emulator=emulator, api_url=url))
 
 
@@ -117,59 +106,159 @@ def forkserver_context() -> BaseContext:
     return ctx
 
 
-def run_host(cfg: HostConfig) -> int:
-    """Run the tree in the foreground until it is shut down; returns the exit code.
+def open_journal(path: Path) -> Journal:
+    """Open the journal and prove it can be written now.
 
     Raises:
-        ConfigError: the run directory is unusable or locked, or saved state is unreadable.
+        ConfigError: it cannot be opened or written (read-only file or directory, disk full).
+    """
+    try:
+        journal = Journal(path, src="supervisor")
+    except sqlite3.Error as e:
+        raise ConfigError(f"host.run_dir: the journal {path} cannot be opened: {e}") from e
+    try:
+        journal.check_writable()
+    except sqlite3.Error as e:
+        journal.close()
+        raise ConfigError(f"host.run_dir: the journal {path} cannot be written: {e}") from e
+    return journal
+
+
+def _remove_journal_files(path: Path) -> None:
+    for suffix in ("", "-wal", "-shm"):
+        with contextlib.suppress(FileNotFoundError):
+            Path(f"{path}{suffix}").unlink()
+
+
+def _forkserver_pid() -> int | None:
+    # Private in multiprocessing, hence the guards: only used to explain an exit status of 255.
+    server = getattr(multiprocessing.forkserver, "_forkserver", None)
+    pid = getattr(server, "_forkserver_pid", None)
+    return pid if isinstance(pid, int) else None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        status: str = psutil.Process(pid).status()
+    except psutil.NoSuchProcess:
+        return False
+    return bool(status != psutil.STATUS_ZOMBIE)
+
+
+class _Signals:
+    """Shutdown signals: remembered during start-up, handed to the supervisor once it runs."""
+
+    def __init__(self) -> None:
+        self.seen: list[str] = []
+        self.forward: Any = None  # set once the supervisor runs
+
+    def install(self) -> None:
+        for sig in SHUTDOWN_SIGNALS:
+            signal.signal(sig, self._on_signal)
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        # Only reentrant work here: the interrupted main thread may hold pykka's or logging's locks.
+        self.seen.append(signal.Signals(signum).name)
+        if self.forward is not None:
+            self.forward(self.seen[-1], len(self.seen))
+
+    def check(self) -> None:
+        """Raise ``StartupAborted`` when a signal came during start-up."""
+        if self.seen:
+            raise StartupAborted(self.seen[0])
+
+
+def run_host(cfg: HostConfig, *, early_signals: list[str] | None = None) -> int:
+    """Run the tree in the foreground until it is shut down; returns the exit code.
+
+    Args:
+        cfg: the validated configuration.
+        early_signals: shutdown signals the command line saw before this was called.
+
+    Raises:
+        ConfigError: the run directory is unusable or locked, saved state is unreadable, or the
+            journal cannot be written.
     """
     setup_logging(cfg.host.log_level, src="supervisor")
+    signals = _Signals()
+    signals.install()
+    signals.seen.extend(early_signals or ())
     run_dir = cfg.run_dir
-    lock = prepare_run_dir(run_dir)
-    try:
-        saved = statefile.load(run_dir / "state.json")  # unreadable: refuse to start (exit 2)
-    except ConfigError:
-        lock.close()
-        raise
-    cfg = with_emulator_port(cfg)
-    journal = Journal(run_dir / "journal.sqlite", src="supervisor")
-    zctx = transport.new_context()
-    root_io = RootIO(cfg, zctx)
-    try:
-        root_io.bind()
-    except transport.ZMQError as e:
-        journal.close()
-        lock.close()
-        raise ConfigError(f"bus/ctl: cannot bind an endpoint: {e}") from e
+    journal_path = run_dir / JOURNAL_NAME
+    with contextlib.ExitStack() as undo:
+        try:
+            signals.check()
+            lock = HostLock.acquire(run_dir)
+            undo.callback(lock.release)
+            signals.check()
+            saved = statefile.load(run_dir / "state.json")  # unreadable: refuse to start (exit 2)
+            cfg = with_emulator_port(cfg)
+            new_journal = not journal_path.exists()
+            journal = open_journal(journal_path)
+            undo.callback(journal.close)
+            if new_journal:  # undone only while the start is not through (see pop_all below)
+                undo.callback(_remove_journal_files, journal_path)
+            signals.check()
+            zctx = transport.new_context()
+            undo.callback(zctx.term)
+            root_io = RootIO(cfg, zctx)
+            undo.callback(root_io.stop)
+            try:
+                root_io.bind()
+            except transport.ZMQError as e:
+                raise ConfigError(f"bus/ctl: cannot bind an endpoint: {e}") from e
+            signals.check()
+        except StartupAborted as e:
+            log.info("%s during start-up: nothing was started; exiting", e)
+            return EXIT_OK
+        undo.pop_all()  # from here on the tree owns these; teardown below releases them
+    return _run_tree(cfg, lock=lock, journal=journal, zctx=zctx, root_io=root_io, saved=saved, signals=signals)
+
+
+def _run_tree(
+    cfg: HostConfig,
+    *,
+    lock: HostLock,
+    journal: Journal,
+    zctx: Any,
+    root_io: RootIO,
+    saved: statefile.SavedState,
+    signals: _Signals,
+) -> int:
+    run_dir = cfg.run_dir
     mp = forkserver_context()
-    done = threading.Event()
+    outcome = HostExit()
     supervisor_ref: pykka.ActorRef[Supervisor] | None = None
-
-    def on_exit(role: str, pid: int, code: int) -> None:
-        if supervisor_ref is not None:
-            supervisor_ref.tell(ChildExited(role, pid, code))
-
-    watcher = ChildWatcher(on_exit)
     root_pid = os.getpid()
 
-    role_configs: dict[str, Any] = {"feed": cfg.feed, "reconciler": cfg.reconciler}
+    def on_exit(role: str, pid: int, code: int) -> None:
+        exitcode: int | None = code
+        if code == 255 and forkserver_pid is not None and not _alive(forkserver_pid):
+            exitcode = None  # the forkserver that reaped it is gone: its real status is unknown
+        if supervisor_ref is not None:
+            supervisor_ref.tell(ChildExited(role, pid, exitcode))
+
+    watcher = ChildWatcher(on_exit)
+    forkserver_pid: int | None = None
 
     def spawn(role: str) -> int:
+        nonlocal forkserver_pid
         args = ChildArgs(
             role=role,
             events_in=cfg.bus.events_in,
             events_out=cfg.bus.events_out,
             control=cfg.bus.control,
-            journal_path=str(run_dir / "journal.sqlite"),
+            journal_path=str(run_dir / JOURNAL_NAME),
             heartbeat_interval_s=cfg.supervisor.heartbeat_interval_s,
             log_level=cfg.host.log_level,
             mode=cfg.host.mode,
             root_pid=root_pid,
             broker=cfg.broker,
-            role_config=role_configs.get(role),
+            role_config=cfg.role_config(role),
         )
         proc = mp.Process(target=child_main, args=(args,), name=f"tradehost-{role}", daemon=True)  # type: ignore[attr-defined]
         proc.start()
+        forkserver_pid = _forkserver_pid()
         # multiprocessing polls every child it knows on each start(), reading the sentinel pipe
         # that carries the exit status; the watcher thread must be the only reader.
         multiprocessing.process._children.discard(proc)  # type: ignore[attr-defined]
@@ -177,9 +266,8 @@ def run_host(cfg: HostConfig) -> int:
         return int(proc.pid)
 
     supervisor_ref = Supervisor.start(
-        cfg, journal=journal, io=root_io, spawner=spawn, done=done, state_path=run_dir / "state.json", saved=saved
+        cfg, journal=journal, io=root_io, spawner=spawn, done=outcome, state_path=run_dir / "state.json", saved=saved
     )
-    signals_seen = 0
 
     def request_shutdown(name: str, count: int) -> None:
         if count > 1:
@@ -187,33 +275,38 @@ def run_host(cfg: HostConfig) -> int:
         if supervisor_ref is not None:
             supervisor_ref.tell(ShutdownRequested(trigger=name))
 
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        # Only a reentrant hand-off here: the interrupted main thread may hold the locks of
-        # pykka's inbox or of logging. The root's socket thread does the rest.
-        nonlocal signals_seen
-        signals_seen += 1
-        name, count = signal.Signals(signum).name, signals_seen
-        root_io.io.call_soon(lambda: request_shutdown(name, count))
+    watch = RunDirWatch()
+    watch.add("run directory", run_dir, ownership=True)
+    watch.add_fd("lock file", run_dir / LOCK_NAME, lock.lock_file.fileno(), ownership=True)
+    watch.add("journal", run_dir / JOURNAL_NAME)
+    for endpoint in (cfg.bus.events_in, cfg.bus.events_out, cfg.bus.control, cfg.ctl.endpoint):
+        path = transport.ipc_path(endpoint)
+        if path is not None:
+            watch.add("socket", Path(path))
+    lost: list[Loss] = []
 
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
+    def check_run_dir() -> None:
+        loss = watch.check()
+        if loss is not None and not lost and supervisor_ref is not None:
+            lost.append(loss)
+            supervisor_ref.tell(RunDirLost(loss.detail, still_ours=loss.still_ours))
+
+    root_io.io.every(RUN_DIR_CHECK_S, check_run_dir)
+    signals.forward = lambda name, count: root_io.io.call_soon(lambda: request_shutdown(name, count))
     watcher.start()
     root_io.start(supervisor_ref)
+    for count, name in enumerate(signals.seen, start=1):  # came after the last start-up check
+        root_io.io.call_soon(lambda name=name, count=count: request_shutdown(name, count))  # type: ignore[misc]
     started = time.monotonic()
     try:
         supervisor_ref.tell(Start())
-        log.info(
-            "tradehost running (pid %d, mode %s, run dir %s, ctl %s)",
-            root_pid,
-            cfg.host.mode,
-            run_dir,
-            cfg.ctl.endpoint,
-        )
+        ctl = cfg.ctl.endpoint
+        log.info("tradehost running (pid %d, mode %s, run dir %s, ctl %s)", root_pid, cfg.host.mode, run_dir, ctl)
         sd_notify("READY=1")
-        while not done.wait(1.0):
+        while not outcome.wait(1.0):
             if _supervisor_answers(supervisor_ref):
                 sd_notify("WATCHDOG=1")
-        code = EXIT_OK
+        code = outcome.code
     finally:
         sd_notify("STOPPING=1")
         t = time.monotonic()
@@ -221,14 +314,13 @@ def run_host(cfg: HostConfig) -> int:
             supervisor_ref.stop(timeout=2.0)
         log.debug("teardown: supervisor stopped after %.1f ms", (time.monotonic() - t) * 1000)
         watcher.stop()
-        log.debug("teardown: watcher stopped after %.1f ms", (time.monotonic() - t) * 1000)
-        root_io.stop()
-        log.debug("teardown: sockets closed after %.1f ms", (time.monotonic() - t) * 1000)
+        ours = not lost or lost[0].still_ours
+        root_io.stop(remove_files=ours)  # never unlink what may be another host's sockets
         zctx.term()
-        log.debug("teardown: zmq context terminated after %.1f ms", (time.monotonic() - t) * 1000)
         journal.close()
-        lock.close()
-    log.info("tradehost exited after %.1fs", time.monotonic() - started)
+        lock.release(remove_lock_file=ours)
+        log.debug("teardown: done after %.1f ms", (time.monotonic() - t) * 1000)
+    log.info("tradehost exited with %d after %.1fs", code, time.monotonic() - started)
     return code
 
 

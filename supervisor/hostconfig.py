@@ -1,34 +1,90 @@
-"""``HostConfig``: the core sections plus the roles' own, and the rules that span them.
+"""``HostConfig``: the core sections, the shared ``[broker]`` section, the roles' own sections,
+and the rules that span them.
 
-The roles' config classes live beside their roles (``BrokerConfig`` in ``actors/broker``,
-``FeedConfig`` in ``actors/feed.py``, ``ReconcilerConfig`` in ``actors/reconciler.py``); this
-module gathers them. It imports the roles, so ``tradehost ctl``, which only needs the core
-sections, never imports it (``supervisor.config.load_core_config``).
+The roles' config classes live beside their roles: each role's actor names its ``CONFIG``
+class, and the role registry (``actors.roles``) says which TOML section it reads. This module
+derives the role sections from the registry, so adding a role's config is one class and one
+registry line. It imports the roles, so ``tradehost ctl``, which only needs the core sections,
+never imports it (``supervisor.config.load_core_config``).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
+from actors import roles
 from actors.broker.config import BrokerConfig, check_live_guard, load_credentials
 from actors.errors import ConfigError
-from actors.feed import FeedConfig
-from actors.reconciler import ReconcilerConfig
-from supervisor.config import ROLE_SECTIONS, CoreConfig
+from supervisor.config import CoreConfig
+
+__all__ = ["HostConfig", "check_host_config", "role_config_classes"]
+
+_T = TypeVar("_T")
+
+
+def role_config_classes() -> dict[str, type[Any]]:
+    """Top-level section name -> config class, for every role that owns a section."""
+    out: dict[str, type[Any]] = {}
+    for spec in roles.ROLES:
+        if spec.owns_section and spec.section is not None:
+            cls = roles.actor_class(spec.name).CONFIG
+            if cls is None:
+                raise TypeError(f"role {spec.name} names section [{spec.section}] but its actor has no CONFIG")
+            out[spec.section] = cls
+    return out
+
+
+def _default_role_configs() -> dict[str, object]:
+    return {section: cls() for section, cls in role_config_classes().items()}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class HostConfig(CoreConfig):
-    """The whole validated configuration of ``tradehost run``."""
+    """The whole validated configuration of ``tradehost run``.
+
+    ``roles`` maps each role-owned section (``feed``, ``reconciler``, ...) to its config object;
+    it is filled by the loader from the registry, never by hand.
+    """
 
     broker: BrokerConfig = field(default_factory=BrokerConfig)
-    feed: FeedConfig = field(default_factory=FeedConfig)
-    reconciler: ReconcilerConfig = field(default_factory=ReconcilerConfig)
+    roles: Mapping[str, object] = field(default_factory=_default_role_configs, metadata={"internal": True})
 
+    def role_config(self, role: str) -> object:
+        """The config object role ``role`` runs with (None for a role without a section).
 
-if set(HostConfig.__dataclass_fields__) - set(CoreConfig.__dataclass_fields__) != set(ROLE_SECTIONS):
-    raise TypeError("supervisor.config.ROLE_SECTIONS must name exactly the sections HostConfig adds")
+        Raises:
+            ConfigError: the role's section is missing (never a silent default).
+        """
+        section = roles.spec(role).section
+        if section is None:
+            return None
+        if "." not in section:
+            try:
+                return self.roles[section]
+            except KeyError as e:
+                raise ConfigError(f"{section}: the configuration of role {role} is missing") from e
+        node: object = self
+        for part in section.split("."):
+            node = getattr(node, part)
+        return node
+
+    def section(self, name: str, cls: type[_T]) -> _T:
+        """A role-owned section, typed (for rules that span sections)."""
+        value = self.roles[name]
+        if not isinstance(value, cls):
+            raise ConfigError(f"{name}: expected {cls.__name__}, got {type(value).__name__}")
+        return value
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict of every section, the role sections at the top level as in the TOML."""
+        out = CoreConfig.to_dict(self)
+        out.pop("roles", None)
+        for name, value in self.roles.items():
+            out[name] = dataclasses.asdict(value)  # type: ignore[call-overload]
+        return out
 
 
 def check_host_config(cfg: HostConfig, environ: Mapping[str, str]) -> None:
@@ -37,6 +93,8 @@ def check_host_config(cfg: HostConfig, environ: Mapping[str, str]) -> None:
     Raises:
         ConfigError: one line per problem.
     """
+    from actors.feed import FeedConfig  # noqa: PLC0415 - a role module: loaded with the roles
+
     problems: list[str] = []
     for check in (
         lambda: check_live_guard(cfg.broker, cfg.host.mode, environ),
@@ -48,7 +106,8 @@ def check_host_config(cfg: HostConfig, environ: Mapping[str, str]) -> None:
             problems.extend(e.problems)
     if cfg.host.mode == "live" and cfg.broker.kind == "emulator":
         problems.append('host.mode: "live" needs broker.kind = "oanda" (the emulator is for shadow runs and tests)')
-    unknown = sorted(set(cfg.feed.instruments) - set(cfg.broker.emulator.instruments))
+    feed = cfg.section("feed", FeedConfig)
+    unknown = sorted(set(feed.instruments) - set(cfg.broker.emulator.instruments))
     if cfg.broker.kind == "emulator" and unknown:
         problems.append(f"feed.instruments: {unknown} are not offered by broker.emulator.instruments")
     if problems:

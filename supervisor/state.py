@@ -1,8 +1,11 @@
 """The system state machine and the no-trade reasons; the supervisor alone drives it.
 
 States (DESIGN §3): ``STARTING → RECONCILING → TRADING ⇄ PAUSED``, any state → ``NO_TRADE``,
-then ``SHUTTING_DOWN → STOPPED``. The state is *derived*: until a reconciliation has completed
-(at start, and again whenever the supervisor asks for one) it is ``STARTING``/``RECONCILING``
+then ``SHUTTING_DOWN → STOPPED``. The state is *derived* from the reasons, the pause latch and
+the ``Phase``, which the machine owns: ``WAITING_FOR_CHILDREN`` until every child is up
+(``children_up``), ``RECONCILING`` until the reconciler reports (``reconciled``), then ``READY``;
+``require_reconciliation`` goes back to ``RECONCILING`` (after a reconciler or emulator restart,
+or when the REST API is back). Until ``READY`` the state is ``STARTING``/``RECONCILING``
 (``NO_TRADE`` if a latched reason is present); after that it is ``NO_TRADE`` while any reason
 other than the operator's pause is present, else ``PAUSED`` while the pause latch is set, else
 ``TRADING``. Transient reasons clear by themselves once their cause has
@@ -12,6 +15,7 @@ Illegal transitions raise ``InvariantViolation``. Pure: the clock is passed in.
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass
 
 from actors.errors import InvariantViolation
@@ -30,6 +34,14 @@ TRANSITIONS: dict[SystemState, frozenset[SystemState]] = {
 }
 
 PAUSE_CODE = "operator_pause"
+
+
+class Phase(enum.Enum):
+    """Where the start-up and reconciliation cycle stands."""
+
+    WAITING_FOR_CHILDREN = enum.auto()
+    RECONCILING = enum.auto()
+    READY = enum.auto()
 
 
 @dataclass
@@ -53,8 +65,7 @@ class StateMachine:
         self.cooldown_s = cooldown_s
         self.state = S.STARTING
         self.paused = False
-        self.ready = False  # the last reconciliation asked for has completed
-        self.reconciling = False
+        self.phase = Phase.WAITING_FOR_CHILDREN
         self._reasons: dict[str, _ReasonState] = {}
 
     # --- reasons ---
@@ -101,6 +112,34 @@ class StateMachine:
             out.append(Reason(code=PAUSE_CODE, detail="paused by operator (ctl pause)", latched=True, since_ns=now_ns))
         return tuple(out)
 
+    # --- phase ---
+
+    @property
+    def ready(self) -> bool:
+        """True once the last reconciliation asked for has completed."""
+        return self.phase is Phase.READY
+
+    def children_up(self) -> None:
+        """Every child has heartbeated: at start, reconciliation comes next."""
+        if self.phase is Phase.WAITING_FOR_CHILDREN:
+            self.phase = Phase.RECONCILING
+
+    def require_reconciliation(self) -> bool:
+        """Local state may no longer match the broker: reconcile before trading again.
+
+        Returns False when nothing changes (the start-up is not through, or a reconciliation is
+        already pending).
+        """
+        if self.phase is not Phase.READY:
+            return False
+        self.phase = Phase.RECONCILING
+        return True
+
+    def reconciled(self) -> None:
+        """The reconciler reported completion."""
+        if self.phase is Phase.RECONCILING:
+            self.phase = Phase.READY
+
     # --- operator latches ---
 
     def pause(self) -> bool:
@@ -126,10 +165,10 @@ class StateMachine:
         if self.state in (S.SHUTTING_DOWN, S.STOPPED):
             return self.state
         latched = any(r.latched for r in self._reasons.values())
-        if not self.ready:
+        if self.phase is not Phase.READY:
             if latched:
                 return S.NO_TRADE
-            return S.RECONCILING if self.reconciling else S.STARTING
+            return S.RECONCILING if self.phase is Phase.RECONCILING else S.STARTING
         if self._reasons:
             return S.NO_TRADE
         return S.PAUSED if self.paused else S.TRADING

@@ -9,8 +9,11 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from typing import Any
 
+from actors.broker import Broker
+from actors.clock import ManualClock
 from actors.messages import Body
 from supervisor.commands.errors import REFUSED, CommandError
 
@@ -94,11 +97,37 @@ class FakeSupervisor:
 
 
 class RecordingRuntime:
-    """A ``RoleRuntime`` that records what the actor sends, journals and asks for."""
+    """A ``RoleRuntime`` that records what the actor sends, journals and asks for.
 
-    def __init__(self, role: str = "feed", *, pid: int = 4242) -> None:
+    Args:
+        role: the role's name.
+        pid: what heartbeats report.
+        role_config: the config object the actor gets (its ``CONFIG`` class decides what fits).
+        broker: what ``open_broker`` returns (an ``InMemoryBroker`` usually); None: no broker.
+        clock: the clock the actor reads (a ``ManualClock`` by default).
+        faults: fault names ``injected()`` answers True for.
+    """
+
+    def __init__(
+        self,
+        role: str = "feed",
+        *,
+        pid: int = 4242,
+        role_config: object = None,
+        broker: Broker | None = None,
+        clock: Any = None,
+        mode: str = "shadow",
+        faults: tuple[str, ...] = (),
+    ) -> None:
         self.role = role
         self.pid = pid
+        self.mode = mode
+        self.role_config = role_config
+        self.clock = clock if clock is not None else ManualClock()
+        self.broker = broker
+        self.faults = faults
+        self.aborted: list[tuple[int, str]] = []
+        self.outcome_hooks: list[Callable[[bool, str], None] | None] = []
         self._lock = threading.Lock()
         self.published: list[tuple[str, Body, str | None]] = []
         self.sent: list[Body] = []
@@ -130,3 +159,19 @@ class RecordingRuntime:
         """Record the exit request."""
         with self._lock:
             self.exit_codes.append(code)
+
+    def abort(self, code: int, reason: str) -> None:
+        """Record that the actor failed (a real runtime ends the process here)."""
+        with self._lock:
+            self.aborted.append((code, reason))
+
+    def injected(self, fault: str) -> bool:
+        """True for the faults this runtime was built with."""
+        return fault in self.faults
+
+    def open_broker(self, *, on_request_outcome: Callable[[bool, str], None] | None = None) -> Broker:
+        """The broker given at construction."""
+        if self.broker is None:
+            raise RuntimeError("RecordingRuntime has no broker")
+        self.outcome_hooks.append(on_request_outcome)
+        return self.broker

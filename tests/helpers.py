@@ -172,10 +172,14 @@ class Host:
 
 @contextlib.contextmanager
 def running_host(
-    overrides: list[str] | None = None, env: dict[str, str] | None = None, wait: str | None = "TRADING"
+    overrides: list[str] | None = None,
+    env: dict[str, str] | None = None,
+    wait: str | None = "TRADING",
+    run_dir: Path | None = None,
 ) -> Iterator[Host]:
-    """Start a host, wait for ``wait`` (a state), and always clean up."""
-    run_dir = short_tmp_dir() / "run"
+    """Start a host (in a new run directory unless given one), wait for ``wait`` (a state), and
+    always clean up."""
+    run_dir = run_dir or short_tmp_dir() / "run"
     host = Host(run_dir=run_dir, overrides=overrides or [], env=env or {}).start()
     try:
         if wait:

@@ -3,8 +3,8 @@
 ``RateLimiter`` is a token bucket with an injectable clock and sleep, used twice by
 ``OandaBroker``: REST requests (100/s, OANDA's advice for a persistent connection) and new
 connections (2/s). ``Retrier`` retries a call on the error types it names (by default only
-``BrokerTemporaryError``) with exponential backoff and full jitter; it is used for reads only,
-never for order submission.
+``BrokerTemporaryError``) with exponential backoff and full jitter (``actors.backoff``, the one
+implementation); it is used for reads only, never for order submission.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import ParamSpec, TypeVar
 
+from actors.backoff import backoff_delay_s
 from actors.errors import BrokerTemporaryError
 
 __all__ = ["RateLimiter", "Retrier", "RetryPolicy"]
@@ -52,7 +53,6 @@ class RateLimiter:
         self._tokens = self.burst
         self._updated = clock()
         self._lock = threading.Lock()
-        self.waited_s = 0.0
 
     def _reserve(self) -> float:
         with self._lock:
@@ -68,7 +68,6 @@ class RateLimiter:
         """Take one token, sleeping until it is available; returns the seconds waited."""
         wait_s = self._reserve()
         if wait_s > 0:
-            self.waited_s += wait_s
             self._sleep(wait_s)
         return wait_s
 
@@ -91,8 +90,7 @@ class RetryPolicy:
 
     def delay_s(self, attempt: int, rng: random.Random) -> float:
         """Full-jitter delay after failed try number ``attempt`` (0-based)."""
-        ceiling = min(self.max_delay_s, self.base_delay_s * (2**attempt))
-        return rng.uniform(ceiling / 2, ceiling)
+        return backoff_delay_s(attempt, self.base_delay_s, self.max_delay_s, rng)
 
 
 class Retrier:

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from supervisor.childspec import ALL_CHILDREN
+from actors.roles import role_names
 from supervisor.commands.base import Command, Controllable
 from supervisor.commands.errors import BAD_ARGUMENTS, CommandError
 
 if TYPE_CHECKING:
     import argparse
+
+ALL_CHILDREN = role_names(with_emulator=True)
 
 
 class Restart(Command):
@@ -30,7 +32,7 @@ class Restart(Command):
         return super().parse(argv)
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
-        """ROLE is one of the six roles."""
+        """ROLE is one of the tree's children (the emulator included)."""
         parser.add_argument("role", choices=ALL_CHILDREN, help="the role to restart")
 
     def validate(self, args: dict[str, Any]) -> dict[str, Any]:

@@ -5,11 +5,17 @@ Request ``{"command": "status", "args": {}}``. Reply (``--json`` prints it as on
     {"state": "TRADING", "reasons": [{"code", "detail", "latched", "since_ns"}], "paused": false,
      "mode": "shadow", "pid": 4242, "uptime_s": 12.3,
      "actors": {"feed": {"pid", "alive", "status", "restarts", "heartbeat_age_s", "rss_mb",
-                         "queue_depth", "uptime_s"}, ...},
-     "broker": {"connected": null, "last_ok": null},
+                         "queue_depth", "handled", "decode_errors", "gaps", "dropped",
+                         "handler_errors", "uptime_s"}, ...},
+     "broker": {"kind", "api_url", "connected", "last_ok",
+                "sources": {"stream": {"connected", "last_ok_ns", "detail", "reconnects"}, "rest": ...}},
+     "account": {...} | null,
      "positions": null, "daily_pnl": null, "dd_zone": null}
 
-``positions``, ``daily_pnl``, ``dd_zone`` and ``broker`` stay null until their roles fill them.
+``broker`` shows each connection (``stream``, ``rest``) as its role last reported it; a source whose
+role is not running shows ``connected: null`` ("unknown"), never its last good value, and
+``broker.connected`` is null unless every source is known. ``positions``, ``daily_pnl`` and
+``dd_zone`` stay null until the roles that compute them exist.
 """
 
 from __future__ import annotations
@@ -55,9 +61,14 @@ class Status(Command):
                 f"{_fmt(a.get('heartbeat_age_s'), 's'):>7} {_fmt(a.get('rss_mb'), ' MB'):>9}"
             )
         broker = result.get("broker") or {}
+        connected = broker.get("connected")
+        connected_text = "unknown" if connected is None else connected
         lines.append(
-            f"broker: connected={_fmt(broker.get('connected'))} last_ok={_fmt(broker.get('last_ok'))}   "
+            f"broker: connected={connected_text} last_ok={_fmt(broker.get('last_ok'))}   "
             f"positions={_fmt(result.get('positions'))} daily_pnl={_fmt(result.get('daily_pnl'))} "
             f"dd_zone={_fmt(result.get('dd_zone'))}"
         )
+        for source, h in (broker.get("sources") or {}).items():
+            state = "unknown" if h.get("connected") is None else ("up" if h.get("connected") else "down")
+            lines.append(f"  {source:<7} {state:<8} {h.get('detail') or ''}")
         return "\n".join(lines)

@@ -9,9 +9,11 @@ import signal
 import psutil
 import pytest
 
-from supervisor.childspec import ALL_CHILDREN as ROLES
+from actors.roles import role_names
 from tests.conftest import FAST
 from tests.helpers import Host, poll_until, running_host
+
+ROLES = role_names(with_emulator=True)
 
 pytestmark = pytest.mark.faults
 
@@ -78,7 +80,12 @@ def test_the_system_leaves_trading_while_a_role_is_down_and_returns_after_the_co
 
 
 def test_a_role_that_crashes_on_start_latches_no_trade_and_resume_is_refused_until_it_is_fixed() -> None:
-    overrides = [*FAST, "supervisor.max_restarts=3", "supervisor.restart_period_s=60"]
+    overrides = [
+        *FAST,
+        "supervisor.max_restarts=3",
+        "supervisor.restart_period_s=60",
+        "supervisor.max_start_failures=9",
+    ]
     env = {"TRADEHOST_FAULT_INJECT": "crash_on_start:risk"}
     with running_host(overrides, env=env, wait=None) as host:
         status = host.wait_state("NO_TRADE", timeout_s=60)
@@ -117,6 +124,44 @@ def test_resume_after_an_operator_restart_of_a_failed_role_clears_the_latch(tmp_
         assert res.returncode == 0, res.stderr
         assert "restart_intensity:execution" in res.stdout
         host.wait_state("TRADING", timeout_s=30)
+
+
+def test_a_role_that_can_never_finish_starting_fails_its_start_and_latches_instead_of_hanging() -> None:
+    # Each start times out long after the previous one: the intensity window alone would never fill.
+    overrides = [
+        *FAST,
+        "supervisor.start_timeout_s=1.5",
+        "supervisor.max_start_failures=2",
+        "supervisor.restart_period_s=1",
+    ]
+    env = {"TRADEHOST_FAULT_INJECT": "hang_on_start:model"}
+    with running_host(overrides, env=env, wait=None) as host:
+        status = poll_until(lambda: (s := host.status())["actors"]["model"]["status"] == "failed" and s, timeout_s=60)
+        assert status["state"] == "NO_TRADE"
+        reason = next(r for r in status["reasons"] if r["code"] == "restart_intensity:model")
+        assert reason["latched"] is True and "failed to start 2 times in a row" in reason["detail"]
+        lost = [e["body"] for e in host.journal("role.heartbeat_lost")]
+        assert len(lost) == 2 and all("no first heartbeat within 1.5s" in b["cause"] for b in lost)
+        assert host.journal("role.failed")[0]["body"]["why"] == "failed to start 2 times in a row"
+
+
+def test_a_dead_worker_ends_its_role_and_the_role_is_restarted(tmp_path) -> None:
+    # The reconciler's broker worker dies (as it did on a bare int() of a malformed field): the
+    # role must not go on reporting REST "ok"; it fails, and its successor works again.
+    flag = tmp_path / "die"
+    flag.write_text("x")
+    env = {"TRADEHOST_FAULT_INJECT": "worker_dies:reconciler", "TRADEHOST_FAULT_INJECT_WHILE": str(flag)}
+    with running_host(FAST, env=env, wait=None) as host:
+        crashed = poll_until(lambda: host.journal("role.crashed"), timeout_s=60, what="role.crashed")
+        flag.unlink()
+        assert crashed[0]["src"] == "reconciler"
+        assert "worker reconciler-broker died: RuntimeError: injected fault: worker_dies" in crashed[0]["body"]["error"]
+        exited = poll_until(lambda: host.journal("role.exited"), timeout_s=30)
+        assert exited[0]["body"]["role"] == "reconciler" and exited[0]["body"]["exitcode"] == 70
+        poll_until(lambda: host.journal("role.restarted"), timeout_s=30)
+        host.wait_state("TRADING", timeout_s=60)
+        rest = host.status()["broker"]["sources"]["rest"]
+        assert rest["connected"] is True
 
 
 def test_kill_9_of_the_root_leaves_no_child_behind() -> None:

@@ -10,9 +10,11 @@ import stat
 import psutil
 import pytest
 
-from supervisor.childspec import ALL_CHILDREN as ROLES
+from actors.roles import role_names
 from tests.conftest import FAST
 from tests.helpers import Host, poll_until, running_host, short_tmp_dir
+
+ROLES = role_names(with_emulator=True)
 
 pytestmark = pytest.mark.integration
 

@@ -125,7 +125,7 @@ def test_retrier_retries_only_the_named_errors_with_growing_jittered_delays():
     retrier = Retrier(RetryPolicy(attempts=4, base_delay_s=0.1), sleep=clock.sleep, rng=random.Random(1))
     assert retrier.call(flaky) == "ok"
     assert len(clock.sleeps) == 2
-    assert 0.05 <= clock.sleeps[0] <= 0.1 and 0.1 <= clock.sleeps[1] <= 0.2
+    assert 0 <= clock.sleeps[0] <= 0.1 and 0 <= clock.sleeps[1] <= 0.2
 
     @retrier
     def rejected() -> None:

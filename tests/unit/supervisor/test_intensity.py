@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from supervisor.childspec import ROLES, ChildSpec, Intensity, RestartPolicy, SupervisorConfig
+from supervisor.childspec import ChildSpec, Intensity, RestartPolicy, SupervisorConfig, child_specs
 
 pytestmark = [pytest.mark.unit, pytest.mark.timeout(10)]
 
@@ -93,11 +93,18 @@ def test_reset_forgets_past_restarts() -> None:
     assert intensity.record(now=2.0) == 0.0
 
 
-def test_child_specs_default_to_permanent_and_roles_are_the_six_in_start_order() -> None:
+def test_child_specs_default_to_permanent_and_come_from_the_registry_in_start_order() -> None:
     spec = ChildSpec(role="feed")
+    sup = SupervisorConfig(shutdown_timeout_s=7.0)
+
+    with_emulator = child_specs(sup, with_emulator=True)
+    without = child_specs(sup, with_emulator=False)
 
     assert spec.restart is RestartPolicy.PERMANENT
-    assert ROLES == ("watchdog", "reconciler", "feed", "model", "risk", "execution")
+    assert [s.role for s in without] == ["watchdog", "reconciler", "feed", "model", "risk", "execution"]
+    assert [s.role for s in with_emulator] == ["emulator", *[s.role for s in without]]
+    assert all(s.shutdown_timeout_s == 7.0 for s in with_emulator)
+    assert [s.role for s in with_emulator if s.others_wait] == ["emulator"]
 
 
 def test_supervisor_config_defaults_keep_timeout_above_interval() -> None:

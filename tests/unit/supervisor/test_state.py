@@ -20,9 +20,9 @@ COOLDOWN_S = 10.0
 def _ready_machine(now_s: float = 0.0) -> StateMachine:
     """A machine that has started and reconciled, settled to TRADING."""
     sm = StateMachine(cooldown_s=COOLDOWN_S)
-    sm.reconciling = True
+    sm.children_up()
     assert sm.settle() is S.RECONCILING
-    sm.ready = True
+    sm.reconciled()
     assert sm.settle() is S.TRADING
     return sm
 
@@ -49,9 +49,9 @@ def test_a_new_machine_is_starting_with_no_reasons() -> None:
 def test_start_up_goes_through_reconciling_to_trading() -> None:
     sm = StateMachine(cooldown_s=COOLDOWN_S)
 
-    sm.reconciling = True
+    sm.children_up()
     first = sm.settle()
-    sm.ready = True
+    sm.reconciled()
     second = sm.settle()
 
     assert (first, second) == (S.RECONCILING, S.TRADING)
@@ -71,9 +71,9 @@ def test_a_latched_reason_before_start_up_completes_means_no_trade() -> None:
     _raise(sm, "reconciliation_mismatch", latched=True)
 
     assert sm.settle() is S.NO_TRADE
-    sm.reconciling = True
+    sm.children_up()
     assert sm.settle() is None
-    sm.ready = True
+    sm.reconciled()
     assert sm.settle() is None
     assert sm.state is S.NO_TRADE
 
@@ -82,9 +82,9 @@ def test_a_saved_pause_at_start_lands_in_paused_after_reconciliation() -> None:
     sm = StateMachine(cooldown_s=COOLDOWN_S)
     sm.pause()
 
-    sm.reconciling = True
+    sm.children_up()
     assert sm.settle() is S.RECONCILING
-    sm.ready = True
+    sm.reconciled()
     assert sm.settle() is S.PAUSED
 
 
@@ -414,13 +414,12 @@ class SupervisorDrivenMachine(RuleBasedStateMachine):
     @rule()
     def all_roles_up(self) -> None:
         if not self.sm.ready:
-            self.sm.reconciling = True
+            self.sm.children_up()
         self._settle()
 
     @rule()
     def reconciled(self) -> None:
-        if self.sm.reconciling:
-            self.sm.ready = True
+        self.sm.reconciled()
         self._settle()
 
     @rule()

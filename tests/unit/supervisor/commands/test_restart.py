@@ -6,10 +6,12 @@ from typing import Any
 
 import pytest
 
-from supervisor.childspec import ROLES
+from actors.roles import role_names
 from supervisor.commands import COMMANDS
 from supervisor.commands.errors import BAD_ARGUMENTS, REFUSED, CommandError
 from tests.fakes import FakeSupervisor
+
+ROLES = role_names(with_emulator=False)
 
 pytestmark = [pytest.mark.unit, pytest.mark.timeout(10)]
 

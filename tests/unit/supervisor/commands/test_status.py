@@ -82,7 +82,7 @@ def test_null_values_are_rendered_as_dashes() -> None:
     assert risk.split() == ["risk", "failed", "-", "5", "-", "-"]
     assert text.splitlines()[-1].split() == [
         "broker:",
-        "connected=-",
+        "connected=unknown",
         "last_ok=-",
         "positions=-",
         "daily_pnl=-",
@@ -109,7 +109,7 @@ def test_a_document_of_nulls_still_renders() -> None:
 
     assert text.splitlines()[0] == "state: None   mode: None   pid: None   uptime: -"
     assert "reasons:" not in text
-    assert "connected=-" in text
+    assert "connected=unknown" in text
 
 
 def test_an_empty_document_still_renders() -> None:

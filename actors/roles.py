@@ -1,0 +1,104 @@
+"""The one role registry: every child of the tree, its module, its config section, its order.
+
+Everything that needs the list of roles derives it from ``ROLES``: the supervisor's child specs
+and start order (stop order is the reverse), the config loader's sections (``[feed]`` builds
+the ``CONFIG`` class of the feed's actor), the sections ``tradehost ctl`` skips, the modules the
+forkserver preloads and the runtime's actor lookup. Adding a role is one line here plus its
+module (which defines ``ACTOR``, a ``RoleActor`` subclass, and sets ``CONFIG`` on it when the
+role has a section). This module imports nothing of the roles, so ``tradehost ctl`` can read it
+without loading pandas, CatBoost or oandapyV20.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from actors.base import RoleActor
+
+__all__ = [
+    "EMULATOR",
+    "ROLES",
+    "SHARED_SECTIONS",
+    "RoleSpec",
+    "actor_class",
+    "role_names",
+    "role_sections",
+    "spec",
+]
+
+EMULATOR = "emulator"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RoleSpec:
+    """One child of the tree.
+
+    Attributes:
+        name: the role's name (process title, ctl, journal ``src``).
+        module: the module that defines ``ACTOR``.
+        section: where the role's config lives in the TOML: a top-level section the role owns
+            (``"feed"``), a dotted path into a shared section (``"broker.emulator"``), or None
+            for a role without configuration. The class is the actor's ``CONFIG``.
+        with_emulator_only: started only when ``broker.kind = "emulator"``.
+        others_wait: the roles after this one are started only once it has heartbeated (the
+            emulator: its server accepts connections by then, so no first connect is refused).
+    """
+
+    name: str
+    module: str
+    section: str | None = None
+    with_emulator_only: bool = False
+    others_wait: bool = False
+
+    @property
+    def owns_section(self) -> bool:
+        """True when ``section`` is a top-level TOML section of this role's own."""
+        return self.section is not None and "." not in self.section
+
+
+# Start order; the supervisor stops them in reverse. The emulator is first up and last down.
+ROLES: tuple[RoleSpec, ...] = (
+    RoleSpec(
+        name=EMULATOR, module="actors.emulator", section="broker.emulator", with_emulator_only=True, others_wait=True
+    ),
+    RoleSpec(name="watchdog", module="actors.watchdog"),
+    RoleSpec(name="reconciler", module="actors.reconciler", section="reconciler"),
+    RoleSpec(name="feed", module="actors.feed", section="feed"),
+    RoleSpec(name="model", module="actors.model"),
+    RoleSpec(name="risk", module="actors.risk"),
+    RoleSpec(name="execution", module="actors.execution"),
+)
+
+# Sections several roles read (their classes are named in supervisor/hostconfig.py).
+SHARED_SECTIONS: tuple[str, ...] = ("broker",)
+
+_BY_NAME = {s.name: s for s in ROLES}
+
+
+def spec(name: str) -> RoleSpec:
+    """The spec of role ``name``.
+
+    Raises:
+        KeyError: no such role.
+    """
+    return _BY_NAME[name]
+
+
+def role_names(*, with_emulator: bool) -> tuple[str, ...]:
+    """The children of a tree in start order."""
+    return tuple(s.name for s in ROLES if with_emulator or not s.with_emulator_only)
+
+
+def role_sections() -> tuple[str, ...]:
+    """The top-level TOML sections the roles own, in start order."""
+    return tuple(s.section for s in ROLES if s.owns_section and s.section is not None)
+
+
+def actor_class(name: str) -> type[RoleActor[object]]:
+    """The actor class of role ``name`` (imports its module; preloaded in the forkserver)."""
+    module = importlib.import_module(spec(name).module)
+    cls: type[RoleActor[object]] = module.ACTOR
+    return cls

@@ -1,0 +1,160 @@
+"""Health reports in, no-trade reasons out: the supervisor's health policy.
+
+Every fact the supervisor learns about the tree's health (a role down, late, failed for good; a
+broker connection down or back; a journal or state file that cannot be written; later the
+watchdog's requests) goes through ``HealthPolicy``, which raises or clears the matching reason
+on the ``StateMachine`` and journals what changed. ``REASONS`` is the table of reason codes:
+whether each is transient (clears by itself once its cause has been healthy for
+``supervisor.cooldown_s``) or latched (clears only with ``tradehost ctl resume``). Health from a
+role that is not running is *unknown*, never its last good value: the broker sources a role
+reports (``REPORTERS``) turn unknown the moment that role is gone.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from actors.messages import BrokerHealth
+from supervisor.state import StateMachine
+
+__all__ = ["REASONS", "REPORTERS", "HealthPolicy", "ReasonInfo"]
+
+Journal = Callable[[str, dict[str, Any]], None]
+
+
+@dataclass(frozen=True, slots=True)
+class ReasonInfo:
+    """One reason code: latched or transient, and what it means."""
+
+    latched: bool
+    meaning: str
+
+
+# The prefix before ':' names the code; the part after it names the role or source.
+REASONS: Mapping[str, ReasonInfo] = {
+    "role_down": ReasonInfo(False, "a role is down, restarting, starting, or late with its heartbeats"),
+    "restart_intensity": ReasonInfo(True, "a role crashed too often (or never came up) and stays down"),
+    "broker_unreachable": ReasonInfo(False, "the price stream or the REST API of the broker is down"),
+    "reconciliation_mismatch": ReasonInfo(True, "the reconciler found local state that disagrees with the broker"),
+    "journal_unwritable": ReasonInfo(True, "the journal could not be written"),
+    "state_unsaved": ReasonInfo(True, "state.json could not be written"),
+    "run_dir_lost": ReasonInfo(True, "the run directory, its lock, journal or a socket was removed or replaced"),
+}
+
+# Which role reports which broker source.
+REPORTERS: Mapping[str, str] = {"stream": "feed", "rest": "reconciler"}
+
+
+class HealthPolicy:
+    """Maps health facts to reasons on ``sm`` and journals the changes.
+
+    Args:
+        sm: the state machine whose reasons this policy raises and clears.
+        journal: append one entry (kind, body) to the journal.
+        monotonic: the clock for cool-downs.
+        wall_ns: the wall clock for ``since_ns``.
+    """
+
+    def __init__(
+        self,
+        sm: StateMachine,
+        journal: Journal,
+        *,
+        monotonic: Callable[[], float] = time.monotonic,
+        wall_ns: Callable[[], int] = time.time_ns,
+    ) -> None:
+        self.sm = sm
+        self._journal = journal
+        self._mono = monotonic
+        self._wall_ns = wall_ns
+        self.broker: dict[str, BrokerHealth] = {}
+        self._unknown: dict[str, str] = {}  # source -> why its health is unknown
+
+    # --- reasons ---
+
+    def fault(self, code: str, detail: str) -> bool:
+        """Raise ``code`` (latched or not as ``REASONS`` says); True when it is new."""
+        latched = REASONS[code.partition(":")[0]].latched
+        if self.sm.raise_reason(code, detail, latched=latched, now_s=self._mono(), now_ns=self._wall_ns()):
+            self._journal("reason.raised", {"code": code, "detail": detail, "latched": latched})
+            return True
+        return False
+
+    def healthy(self, code: str) -> None:
+        """The cause of a transient reason is healthy again; its cool-down starts."""
+        self.sm.cause_healthy(code, self._mono())
+
+    def expire(self) -> list[str]:
+        """Clear transient reasons past their cool-down; returns and journals their codes."""
+        cleared = self.sm.expire(self._mono())
+        for code in cleared:
+            self._journal("reason.cleared", {"code": code, "by": "cooldown"})
+        return cleared
+
+    # --- roles ---
+
+    def role_unhealthy(self, role: str, detail: str) -> None:
+        """A role is down, restarting, starting or late: unsure, so no trading."""
+        self.fault(f"role_down:{role}", detail)
+
+    def role_healthy(self, role: str) -> None:
+        """A role heartbeats on time."""
+        self.healthy(f"role_down:{role}")
+
+    def role_failed(self, role: str, detail: str) -> None:
+        """A role is down for good (past its intensity)."""
+        self.fault(f"role_down:{role}", detail)
+        self.fault(f"restart_intensity:{role}", detail)
+
+    def role_gone(self, role: str) -> None:
+        """A role's process is gone: what it reported is unknown from now on."""
+        for source, reporter in REPORTERS.items():
+            if reporter == role and source in self.broker:
+                self._unknown[source] = f"unknown: {role} is not running"
+
+    # --- broker ---
+
+    def broker_report(self, body: BrokerHealth) -> bool:
+        """A role reports one broker connection; returns True when the REST API is back (the
+        broker may have changed meanwhile: reconcile before trading)."""
+        previous = self.broker.get(body.source)
+        was_unknown = self._unknown.pop(body.source, None) is not None
+        self.broker[body.source] = body
+        code = f"broker_unreachable:{body.source}"
+        if not body.connected:
+            what = "price stream" if body.source == "stream" else "REST API"
+            self.fault(code, f"broker {what} down: {body.detail}")
+            if previous is None or previous.connected or was_unknown:
+                self._journal("broker.down", {"source": body.source, "detail": body.detail})
+            return False
+        self.healthy(code)
+        if previous is not None and not previous.connected:
+            self._journal("broker.up", {"source": body.source, "reconnects": body.reconnects})
+            return body.source == "rest"
+        return False
+
+    def broker_status(self, kind: str, api_url: str) -> dict[str, Any]:
+        """The ``broker`` entry of the status document; unknown sources show ``connected: null``."""
+        sources: dict[str, Any] = {}
+        for source, h in sorted(self.broker.items()):
+            unknown = self._unknown.get(source)
+            sources[source] = {
+                "connected": None if unknown else h.connected,
+                "last_ok_ns": h.last_ok_ns,
+                "detail": unknown or h.detail,
+                "reconnects": h.reconnects,
+            }
+        states = [s["connected"] for s in sources.values()]
+        # Known down beats unknown; unknown (or nothing heard yet) is never reported as up.
+        connected = False if False in states else (None if not states or None in states else True)
+        last = [h.last_ok_ns for h in self.broker.values() if h.last_ok_ns]
+        return {
+            "kind": kind,
+            "api_url": api_url or None,
+            "connected": connected,
+            "last_ok": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(max(last) / 1e9)) if last else None,
+            "sources": sources,
+        }

@@ -1,0 +1,158 @@
+"""``Child`` (restart, hang, failed-start decisions) and ``HealthPolicy`` (facts -> reasons)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from actors.messages import BrokerHealth, Heartbeat
+from supervisor.child import Child, ChildStatus, Tock
+from supervisor.childspec import ChildSpec, Intensity
+from supervisor.health import REASONS, HealthPolicy
+from supervisor.state import StateMachine
+
+pytestmark = pytest.mark.unit
+
+TIMING = {"heartbeat_interval_s": 1.0, "heartbeat_timeout_s": 5.0, "start_timeout_s": 30.0}
+
+
+def _child(max_restarts: int = 5, max_start_failures: int = 3) -> Child:
+    return Child(
+        spec=ChildSpec(role="feed"),
+        intensity=Intensity(max_restarts, 60.0, 0.1, 5.0),
+        max_start_failures=max_start_failures,
+    )
+
+
+def _beat() -> Heartbeat:
+    return Heartbeat(role="feed", pid=1, rss_mb=1.0, queue_depth=0, handled=0)
+
+
+def test_a_child_that_never_comes_up_fails_after_max_start_failures_however_slowly_it_fails() -> None:
+    # Arrange: each start times out after 30 s, so only two fit in any 60 s intensity window.
+    child = _child(max_restarts=5, max_start_failures=3)
+    now = 0.0
+    decisions = []
+    for _ in range(3):
+        child.spawned(pid=100, now=now)
+        now += 31.0
+        assert child.tick(now, **TIMING)[0] is Tock.START_TIMEOUT
+        failed_start = child.exited(now)
+        decisions.append(child.crashed(now, failed_start=failed_start))
+
+    # Assert
+    assert decisions[0] == 0.0 and decisions[1] is not None  # restarted twice: intensity alone allows it
+    assert decisions[2] is None
+    assert child.status is ChildStatus.FAILED
+
+
+def test_a_child_that_came_up_in_between_resets_its_failed_starts() -> None:
+    child = _child(max_start_failures=2)
+    child.spawned(pid=1, now=0.0)
+    child.crashed(1.0, failed_start=child.exited(1.0))
+    child.spawned(pid=2, now=100.0)
+    assert child.heartbeat(_beat(), 100.5) is True
+    child.crashed(200.0, failed_start=child.exited(200.0))  # crashed after coming up: not a failed start
+
+    assert child.status is ChildStatus.RESTARTING
+    assert child.start_failures == 0
+
+
+@pytest.mark.parametrize(("silent_s", "expected"), [(0.5, Tock.HEALTHY), (3.5, Tock.LATE), (5.5, Tock.HUNG)])
+def test_a_running_child_is_healthy_late_or_hung_by_its_silence(silent_s: float, expected: Tock) -> None:
+    child = _child()
+    child.spawned(pid=1, now=0.0)
+    child.heartbeat(_beat(), 1.0)
+
+    assert child.tick(1.0 + silent_s, **TIMING)[0] is expected
+
+
+def test_an_operator_restart_forgets_failed_starts_and_restarts() -> None:
+    child = _child(max_start_failures=1)
+    child.spawned(pid=1, now=0.0)
+    child.crashed(1.0, failed_start=child.exited(1.0))
+    assert child.status is ChildStatus.FAILED
+
+    child.revived()
+
+    assert child.start_failures == 0
+    assert child.intensity.recent(2.0) == 0
+
+
+class _Journal:
+    def __init__(self) -> None:
+        self.entries: list[tuple[str, dict[str, Any]]] = []
+
+    def __call__(self, kind: str, body: dict[str, Any]) -> None:
+        self.entries.append((kind, body))
+
+    def kinds(self) -> list[str]:
+        return [k for k, _ in self.entries]
+
+
+def _policy() -> tuple[HealthPolicy, StateMachine, _Journal]:
+    sm = StateMachine(cooldown_s=10.0)
+    journal = _Journal()
+    return HealthPolicy(sm, journal, monotonic=lambda: 0.0, wall_ns=lambda: 0), sm, journal
+
+
+def test_health_of_a_role_that_is_gone_is_unknown_never_its_last_good_value() -> None:
+    # Arrange
+    policy, _sm, _journal = _policy()
+    policy.broker_report(BrokerHealth(source="stream", connected=True, last_ok_ns=10**18, detail="streaming"))
+    policy.broker_report(BrokerHealth(source="rest", connected=True, last_ok_ns=10**18, detail="ok"))
+    assert policy.broker_status("emulator", "")["connected"] is True
+
+    # Act: the feed (which reports the stream) is killed
+    policy.role_gone("feed")
+    status = policy.broker_status("emulator", "")
+
+    # Assert
+    assert status["connected"] is None
+    assert status["sources"]["stream"]["connected"] is None
+    assert status["sources"]["stream"]["detail"] == "unknown: feed is not running"
+    assert status["sources"]["rest"]["connected"] is True
+
+
+def test_a_new_report_from_the_restarted_role_makes_the_source_known_again() -> None:
+    policy, _sm, journal = _policy()
+    policy.broker_report(BrokerHealth(source="stream", connected=True, detail="streaming"))
+    policy.role_gone("feed")
+
+    policy.broker_report(BrokerHealth(source="stream", connected=False, detail="connecting"))
+
+    assert policy.broker_status("emulator", "")["sources"]["stream"] == {
+        "connected": False,
+        "last_ok_ns": None,
+        "detail": "connecting",
+        "reconnects": 0,
+    }
+    assert "broker.down" in journal.kinds()
+
+
+def test_a_known_down_source_wins_over_an_unknown_one() -> None:
+    policy, _sm, _journal = _policy()
+    policy.broker_report(BrokerHealth(source="stream", connected=True))
+    policy.broker_report(BrokerHealth(source="rest", connected=False, detail="HTTP 503"))
+    policy.role_gone("feed")
+
+    assert policy.broker_status("emulator", "")["connected"] is False
+
+
+def test_the_rest_api_coming_back_asks_for_a_reconciliation_and_clears_after_the_cooldown() -> None:
+    policy, sm, journal = _policy()
+    assert policy.broker_report(BrokerHealth(source="rest", connected=False, detail="timeout")) is False
+    assert sm.has_reason("broker_unreachable:rest")
+
+    assert policy.broker_report(BrokerHealth(source="rest", connected=True)) is True
+    assert journal.kinds() == ["reason.raised", "broker.down", "broker.up"]
+
+
+@pytest.mark.parametrize("code", sorted(REASONS))
+def test_every_reason_code_says_whether_it_is_latched(code: str) -> None:
+    policy, sm, _journal = _policy()
+    policy.fault(f"{code}:x", "detail")
+
+    (reason,) = sm.reasons(0)
+    assert reason.latched is REASONS[code].latched

@@ -1,0 +1,75 @@
+"""``HostConfig`` from the role registry, and the broker factory's shadow guard."""
+
+from __future__ import annotations
+
+import dataclasses
+from decimal import Decimal
+
+import pytest
+
+from actors.broker import MarketOrderRequest
+from actors.broker.connect import ShadowGuard
+from actors.broker.fake import InMemoryBroker
+from actors.errors import ConfigError, InvariantViolation
+from actors.feed import FeedConfig
+from actors.reconciler import ReconcilerConfig
+from supervisor.config import ROLE_SECTIONS, load_config
+from supervisor.hostconfig import HostConfig
+
+pytestmark = pytest.mark.unit
+
+
+def test_role_sections_come_from_the_registry_and_are_built_with_each_actors_config_class() -> None:
+    cfg = load_config(None, ["feed.stale_after_s=12.5", "reconciler.poll_interval_s=2"])
+
+    assert ROLE_SECTIONS == ("broker", "reconciler", "feed")
+    feed = cfg.role_config("feed")
+    assert isinstance(feed, FeedConfig) and feed.stale_after_s == 12.5
+    assert cfg.section("reconciler", ReconcilerConfig).poll_interval_s == 2.0
+    assert cfg.role_config("emulator") is cfg.broker.emulator
+    assert cfg.role_config("model") is None
+
+
+def test_a_role_section_is_validated_like_any_other_with_its_dotted_key() -> None:
+    with pytest.raises(ConfigError) as e:
+        load_config(None, ["feed.stale_after_s=0.1", "feed.colour=1"])
+
+    assert any(p.startswith("feed.stale_after_s: 0.1 is below the minimum") for p in e.value.problems)
+    assert any(p.startswith("feed.colour: unknown key") for p in e.value.problems)
+
+
+def test_an_unknown_section_names_the_role_sections_among_the_known_ones() -> None:
+    with pytest.raises(ConfigError) as e:
+        load_config(None, ["feeed.stale_after_s=3"])
+
+    (problem,) = e.value.problems
+    assert problem.startswith("feeed: unknown key") and "feed" in problem and "reconciler" in problem
+
+
+def test_a_missing_role_config_is_an_error_never_a_silent_default() -> None:
+    cfg = dataclasses.replace(HostConfig(), roles={})
+
+    with pytest.raises(ConfigError, match="the configuration of role feed is missing"):
+        cfg.role_config("feed")
+
+
+def test_the_shadow_guard_reads_through_and_refuses_every_order_path_call() -> None:
+    inner = InMemoryBroker()
+    guard = ShadowGuard(inner)
+    request = MarketOrderRequest(
+        instrument="EUR_USD",
+        units=Decimal(1000),
+        client_id="abc",
+        stop_loss=Decimal("1.0"),
+        take_profit=Decimal("1.2"),
+    )
+
+    assert guard.account_summary() == inner.account_summary()
+    for call in (
+        lambda: guard.submit_market_order(request),
+        lambda: guard.cancel_order("1"),
+        lambda: guard.close_trade("1"),
+        lambda: guard.set_trade_orders("1", stop_loss=Decimal("1.0")),
+    ):
+        with pytest.raises(InvariantViolation, match="shadow mode"):
+            call()
