@@ -1,0 +1,278 @@
+"""Candle CSV files: reading them with checks, naming them ``INSTRUMENT=PATH``, broker candles too.
+
+This module owns the candle file format that ``tradehost train``, backtests and the emulator's
+``--data`` replay read: a header line and one row per candle,
+``time,open,high,low,close[,volume][,spread | ,bid,ask]``, oldest first. ``time`` is the bar start,
+RFC3339 (``2024-03-05T14:00:00Z``, any fraction or offset) or epoch seconds; prices are mid. The
+optional ``volume`` is the tick volume (>= 0). The spread at the close may be given either as
+``spread`` (ask - bid in price units) or as the closing quotes ``bid`` and ``ask`` (then
+spread = ask - bid); without them the spread is unknown (NaN). Columns may come in any order;
+other columns are ignored, as the emulator always did. Blank lines are skipped.
+
+Every row is checked: parsable time and numbers, finite values, prices > 0, ``low <= open,
+close <= high``, ``bid <= ask``, times strictly increasing (no duplicates). The first problem
+raises ``CandleFileError`` with a one-line message ``PATH:LINE: what is wrong``.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import re
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TextIO
+
+import numpy as np
+import pandas as pd
+
+from actors.broker import Candle
+from actors.broker.timefmt import NS, format_rfc3339, parse_time
+from actors.errors import TradehostError
+
+__all__ = [
+    "CANDLE_COLUMNS",
+    "CandleFile",
+    "CandleFileError",
+    "frame_from_candles",
+    "parse_spec",
+    "read_candle_file",
+    "read_candle_files",
+]
+
+# The columns of every candle frame this module returns (the same as ``actors.features.FIELDS``).
+CANDLE_COLUMNS: tuple[str, ...] = ("open", "high", "low", "close", "volume", "spread")
+
+_PRICES = ("open", "high", "low", "close")
+_INSTRUMENT = re.compile(r"^[A-Z0-9]+_[A-Z0-9]+$")
+
+
+class CandleFileError(TradehostError):
+    """A candle file or ``INSTRUMENT=PATH`` spec is unusable; the message names file and line."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CandleFile:
+    """The candles of one file.
+
+    Attributes:
+        instrument: e.g. ``EUR_USD``.
+        path: the file read.
+        frame: float64 columns ``CANDLE_COLUMNS`` indexed by bar start (int64 UTC ns, named
+            ``time``, strictly increasing); ``volume`` / ``spread`` are NaN when the file has none.
+        step_s: the median spacing of the bars in seconds (the file's granularity).
+        has_volume: the file has a ``volume`` column.
+        has_spread: the file has ``spread`` or ``bid``/``ask`` columns.
+    """
+
+    instrument: str
+    path: Path
+    frame: pd.DataFrame
+    step_s: int
+    has_volume: bool
+    has_spread: bool
+
+
+def parse_spec(item: str, *, known: Collection[str]) -> tuple[str, Path]:
+    """Split ``INSTRUMENT=PATH``, or name a bare path by the instrument its file name starts with.
+
+    Args:
+        item: ``EUR_USD=data/eurusd.csv`` or ``data/EUR_USD_H1.csv``.
+        known: instruments a bare path may name (the longest match wins).
+
+    Returns:
+        The instrument and the path.
+
+    Raises:
+        CandleFileError: the instrument is not ``BASE_QUOTE``-shaped, or a bare path names none
+            of ``known``.
+    """
+    if "=" in item:
+        name, raw = item.split("=", 1)
+        name = name.strip()
+        if not _INSTRUMENT.match(name):
+            raise CandleFileError(f"{item}: {name!r} is not an instrument name like EUR_USD")
+        if not raw:
+            raise CandleFileError(f"{item}: no path after '='")
+        return name, Path(raw)
+    path = Path(item)
+    upper = path.name.upper()
+    for name in sorted(known, key=len, reverse=True):
+        if upper.startswith(name.upper()):
+            return name, path
+    raise CandleFileError(f"{item}: name the instrument as INSTRUMENT=PATH or start the file name with it")
+
+
+def read_candle_files(items: Sequence[str], *, known: Collection[str]) -> dict[str, CandleFile]:
+    """Read several ``INSTRUMENT=PATH`` specs (see ``parse_spec``), one file per instrument.
+
+    Raises:
+        CandleFileError: a bad spec, an instrument named twice, or a malformed file.
+    """
+    files: dict[str, CandleFile] = {}
+    for item in items:
+        name, path = parse_spec(item, known=known)
+        if name in files:
+            raise CandleFileError(f"{item}: {name} already comes from {files[name].path}")
+        files[name] = read_candle_file(path, instrument=name)
+    return files
+
+
+def read_candle_file(path: Path, *, instrument: str) -> CandleFile:
+    """Read and check one candle file (format in the module docstring).
+
+    Args:
+        path: the CSV file.
+        instrument: the instrument it holds.
+
+    Returns:
+        The candles, with at least two rows.
+
+    Raises:
+        CandleFileError: ``PATH:LINE: problem`` for the first malformed line, or ``PATH: problem``
+            for an unreadable or empty file.
+    """
+    try:
+        with path.open(newline="", encoding="utf-8") as handle:
+            return _read(handle, path, instrument)
+    except OSError as e:
+        raise CandleFileError(f"{path}: cannot read: {e.strerror or e}") from e
+    except UnicodeDecodeError as e:
+        raise CandleFileError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from e
+    except csv.Error as e:
+        raise CandleFileError(f"{path}: not a CSV file: {e}") from e
+
+
+def frame_from_candles(candles: Sequence[Candle], *, complete_only: bool = True) -> pd.DataFrame:
+    """Turn broker candles into a candle frame (the same shape ``read_candle_file`` returns).
+
+    Prices are the ``mid`` component, or the mean of ``bid`` and ``ask`` when mid is absent;
+    ``spread`` is ask close - bid close when both are present, else NaN.
+
+    Args:
+        candles: oldest first, as ``Broker.candles`` returns them.
+        complete_only: drop candles that are not complete (the bar still forming).
+
+    Raises:
+        ValueError: a candle has neither mid nor bid and ask.
+    """
+    times: list[int] = []
+    rows: list[tuple[float, float, float, float, float, float]] = []
+    for candle in candles:
+        if complete_only and not candle.complete:
+            continue
+        bid, ask, mid = candle.bid, candle.ask, candle.mid
+        if mid is not None:
+            o, h, low, c = mid.o, mid.h, mid.l, mid.c
+        elif bid is not None and ask is not None:
+            o, h, low, c = ((bid.o + ask.o) / 2, (bid.h + ask.h) / 2, (bid.l + ask.l) / 2, (bid.c + ask.c) / 2)
+        else:
+            raise ValueError(f"candle at {format_rfc3339(candle.ts)} has neither mid nor bid and ask")
+        spread = float(ask.c - bid.c) if bid is not None and ask is not None else math.nan
+        times.append(candle.ts)
+        rows.append((float(o), float(h), float(low), float(c), float(candle.volume), spread))
+    return _frame(times, rows)
+
+
+def _frame(times: list[int], rows: list[tuple[float, float, float, float, float, float]]) -> pd.DataFrame:
+    index = pd.Index(np.asarray(times, dtype=np.int64), dtype=np.int64, name="time")
+    values = np.asarray(rows, dtype=np.float64).reshape(len(rows), len(CANDLE_COLUMNS))
+    return pd.DataFrame(values, index=index, columns=list(CANDLE_COLUMNS))
+
+
+def _read(handle: TextIO, path: Path, instrument: str) -> CandleFile:
+    reader = csv.reader(handle)
+    header = next((row for row in reader if any(cell.strip() for cell in row)), None)
+    if header is None:
+        raise CandleFileError(f"{path}: empty file (expected a header time,open,high,low,close[,volume])")
+    columns = _columns(header, path, reader.line_num)
+    has_volume = "volume" in columns
+    quotes = "bid" in columns
+    has_spread = quotes or "spread" in columns
+    times: list[int] = []
+    rows: list[tuple[float, float, float, float, float, float]] = []
+    first_line: dict[int, int] = {}
+    for record in reader:
+        line = reader.line_num
+        if not any(cell.strip() for cell in record):
+            continue
+        where = f"{path}:{line}"
+        if len(record) != len(header):
+            raise CandleFileError(f"{where}: expected {len(header)} fields as in the header, found {len(record)}")
+        raw_time = record[columns["time"]]
+        try:
+            ts = parse_time(raw_time)
+        except ValueError:
+            raise CandleFileError(f"{where}: time {raw_time.strip()!r} is neither RFC3339 nor epoch seconds") from None
+        if times and ts <= times[-1]:
+            if ts in first_line:
+                raise CandleFileError(f"{where}: duplicate time {format_rfc3339(ts)} (first on line {first_line[ts]})")
+            raise CandleFileError(f"{where}: time {format_rfc3339(ts)} is before the previous row's; sort the file")
+        first_line[ts] = line
+        values = {name: _number(record[index], name, where) for name, index in columns.items() if name != "time"}
+        o, h, low, c = (values[name] for name in _PRICES)
+        for name in _PRICES:
+            if values[name] <= 0:
+                raise CandleFileError(f"{where}: {name} {record[columns[name]].strip()} is not > 0")
+        if h < low:
+            raise CandleFileError(f"{where}: high {h!r} is below low {low!r}")
+        if not (low <= o <= h and low <= c <= h):
+            raise CandleFileError(f"{where}: open/close outside [low, high] ({o!r}, {c!r} vs {low!r}..{h!r})")
+        volume = values.get("volume", math.nan)
+        if volume < 0:
+            raise CandleFileError(f"{where}: volume {volume!r} is negative")
+        if quotes:
+            bid, ask = values["bid"], values["ask"]
+            if bid <= 0 or ask < bid:
+                raise CandleFileError(f"{where}: bid {bid!r} / ask {ask!r}: need 0 < bid <= ask")
+            spread = ask - bid
+        else:
+            spread = values.get("spread", math.nan)
+            if spread < 0:
+                raise CandleFileError(f"{where}: spread {spread!r} is negative")
+        times.append(ts)
+        rows.append((o, h, low, c, volume, spread))
+    if len(times) < 2:
+        raise CandleFileError(f"{path}: a candle file needs at least two candles, found {len(times)}")
+    step_s = int(np.median(np.diff(np.asarray(times, dtype=np.int64)))) // NS
+    return CandleFile(
+        instrument=instrument,
+        path=path,
+        frame=_frame(times, rows),
+        step_s=step_s,
+        has_volume=has_volume,
+        has_spread=has_spread,
+    )
+
+
+def _columns(header: list[str], path: Path, line: int) -> dict[str, int]:
+    names = [cell.strip().lower() for cell in header]
+    where = f"{path}:{line}"
+    wanted = ("time", *_PRICES, "volume", "spread", "bid", "ask")
+    columns: dict[str, int] = {}
+    for index, name in enumerate(names):
+        if name in wanted:
+            if name in columns:
+                raise CandleFileError(f"{where}: column {name!r} appears twice in the header")
+            columns[name] = index
+    missing = [name for name in ("time", *_PRICES) if name not in columns]
+    if missing:
+        raise CandleFileError(
+            f"{where}: missing column {', '.join(repr(m) for m in missing)} (header: {','.join(names)})"
+        )
+    if ("bid" in columns) != ("ask" in columns):
+        raise CandleFileError(f"{where}: give both 'bid' and 'ask', or neither")
+    if "bid" in columns and "spread" in columns:
+        raise CandleFileError(f"{where}: give the spread as 'spread' or as 'bid','ask', not both")
+    return columns
+
+
+def _number(text: str, name: str, where: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise CandleFileError(f"{where}: {name} {text.strip()!r} is not a number") from None
+    if not math.isfinite(value):
+        raise CandleFileError(f"{where}: {name} is {text.strip()}, not a finite number")
+    return value
