@@ -1,8 +1,10 @@
 """Candle queries over the market: granularities S5 to M, count/from/to paging, validation.
 
 Candles up to H1 come straight from the one-second path of each hour; longer ones aggregate
-hourly summaries (cached once an hour is complete). H2-H12 align to UTC midnight; D, W and M
-align to 17:00 New York (weeks end Friday 17:00). Periods without ticks produce no candle.
+hourly summaries (cached once an hour is complete). S5 to D align exactly as OANDA aligns them
+and as the host's bar clock expects (``actors.bars``: up to H1 on UTC, H2 to D on 17:00 New
+York); W and M align to 17:00 New York too (weeks end Friday 17:00). Periods without ticks
+produce no candle.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from actors import bars
 from actors.broker.emulator.market import GRANULARITY_S, Market
 from actors.broker.emulator.path import HOUR_S, hour_info
 from actors.broker.emulator.wire import Ts, fmt_price
@@ -47,10 +50,7 @@ class CandleQuery:
 def _calendar_bounds(granularity: str, second: int) -> tuple[int, int]:
     ny = datetime.fromtimestamp(second, tz=UTC).astimezone(_NEW_YORK)
     shifted = (ny + timedelta(hours=7)).replace(tzinfo=None)
-    if granularity == "D":
-        first = shifted.date()
-        nxt = first + timedelta(days=1)
-    elif granularity == "W":
+    if granularity == "W":
         first = shifted.date() - timedelta(days=(shifted.weekday() - 5) % 7)
         nxt = first + timedelta(days=7)
     else:
@@ -65,12 +65,12 @@ def _calendar_bounds(granularity: str, second: int) -> tuple[int, int]:
 
 
 def bounds(granularity: str, second: int) -> tuple[int, int]:
-    """Start and end second of the candle of ``granularity`` that contains ``second``."""
-    if granularity in ("D", "W", "M"):
+    """Start and end second of the candle of ``granularity`` that contains ``second`` (S5 to D
+    exactly as the host's bar clock aligns them: ``actors.bars``, one rule for both)."""
+    if granularity in ("W", "M"):
         return _calendar_bounds(granularity, second)
-    step = GRANULARITY_S[granularity]
-    start = second - second % step
-    return start, start + step
+    ts_ns = second * NS
+    return bars.bar_start(ts_ns, granularity) // NS, bars.bar_end(ts_ns, granularity) // NS
 
 
 class CandleService:

@@ -17,17 +17,15 @@ from typing import Protocol
 
 import numpy as np
 
+from actors import bars
 from actors.broker.emulator.instruments import InstrumentSpec
 from actors.broker.emulator.path import HOUR_S, HourPath, hour_info
 from actors.broker.timefmt import NS
 
 __all__ = ["GRANULARITY_S", "Market", "MarketClock", "PathSource", "Quote", "TickRange"]
 
-GRANULARITY_S = {
-    "S5": 5, "S10": 10, "S15": 15, "S30": 30, "M1": 60, "M2": 120, "M4": 240, "M5": 300,
-    "M10": 600, "M15": 900, "M30": 1800, "H1": 3600, "H2": 7200, "H3": 10800, "H4": 14400,
-    "H6": 21600, "H8": 28800, "H12": 43200, "D": 86400, "W": 604800,
-}  # fmt: skip
+# The host's granularity table (``actors.bars``) plus the weekly candle the emulator also serves.
+GRANULARITY_S = {**{g: bars.granularity_seconds(g) for g in bars.GRANULARITIES}, "W": 604800}
 
 
 class PathSource(Protocol):

@@ -114,3 +114,18 @@ def test_replay_of_a_candle_file(tmp_path):
             assert (candle["mid"]["o"], candle["mid"]["h"], candle["mid"]["l"], candle["mid"]["c"]) == (o, h, lo, c)
     finally:
         emu.stop()
+
+
+@pytest.mark.parametrize("granularity", ["H2", "H4", "H6", "H8", "H12", "D"])
+def test_day_aligned_candles_start_at_the_1700_new_york_grid_as_oanda_serves_them(broker, granularity):
+    # OANDA aligns H2 to D on 17:00 New York (dailyAlignment=17); the host's bar clock expects it.
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    candles = broker.candles("EUR_USD", granularity, count=12)
+    step_h = {"H2": 2, "H4": 4, "H6": 6, "H8": 8, "H12": 12, "D": 24}[granularity]
+    assert len(candles) >= 3
+    for candle in candles:
+        local = datetime.fromtimestamp(candle.ts / NS, tz=ZoneInfo("America/New_York"))
+        assert (local.minute, local.second) == (0, 0)
+        assert (local.hour - 17) % step_h == 0, (granularity, local)

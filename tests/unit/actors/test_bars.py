@@ -33,27 +33,13 @@ from actors.bars import (
     validate_bar,
 )
 from actors.broker import OHLC, Candle
+from tests.markettime import NS, ny, utc, weekly_closed_oracle
 
 pytestmark = pytest.mark.unit
 
-NS = 1_000_000_000
 HOUR_NS = 3600 * NS
 ANY_TS = st.integers(946_684_800 * NS, 2_208_988_800 * NS)  # 2000 .. 2040
 CONFIG = BarValidationConfig()
-
-
-def utc(text: str) -> int:
-    return int(datetime.fromisoformat(text).replace(tzinfo=UTC).timestamp()) * NS
-
-
-def ny(text: str) -> int:
-    return int(datetime.fromisoformat(text).replace(tzinfo=calendar.NEW_YORK).timestamp()) * NS
-
-
-def weekly_closed_oracle(ts_ns: int) -> bool:
-    local = datetime.fromtimestamp(ts_ns // NS, tz=calendar.NEW_YORK)
-    weekday, hour = local.weekday(), local.hour
-    return (weekday == 4 and hour >= 17) or weekday == 5 or (weekday == 6 and hour < 17)
 
 
 # --- Granularities and alignment ---------------------------------------------------------------------
@@ -145,29 +131,6 @@ def test_bar_start_is_idempotent_aligned_and_bars_tile_time(ts: int, granularity
 def test_no_bar_straddles_the_weekly_open_or_close(ts: int, granularity: str) -> None:
     start, end = bar_start(ts, granularity), bar_end(ts, granularity)
     assert calendar.in_weekly_session(start) == calendar.in_weekly_session(end - 1)
-
-
-EMULATOR_AGREES = [g for g in GRANULARITIES if g not in DAY_ALIGNED or g == "D"]
-
-
-@settings(max_examples=200)
-@given(ANY_TS, st.sampled_from(EMULATOR_AGREES))
-def test_alignment_agrees_with_the_emulators_candles(ts: int, granularity: str) -> None:
-    from actors.broker.emulator.candles import bounds
-
-    start_s, end_s = bounds(granularity, ts // NS)
-    assert (bar_start(ts, granularity), bar_end(ts, granularity)) == (start_s * NS, end_s * NS)
-
-
-@pytest.mark.xfail(
-    strict=True, reason="the emulator aligns H2-H12 to UTC midnight; OANDA aligns them to 17:00 New York"
-)
-@pytest.mark.parametrize("granularity", sorted(DAY_ALIGNED - {"D"}))
-def test_the_emulators_h2_to_h12_candles_align_to_1700_new_york(granularity: str) -> None:
-    from actors.broker.emulator.candles import bounds
-
-    for ts in (utc("2018-01-10T13:37:41"), utc("2017-07-05T13:37:41")):
-        assert bounds(granularity, ts // NS)[0] * NS == bar_start(ts, granularity)
 
 
 # --- BarClock ----------------------------------------------------------------------------------------

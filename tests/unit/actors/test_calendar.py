@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 
 import pytest
 from hypothesis import given
@@ -10,30 +10,13 @@ from hypothesis import strategies as st
 
 from actors import calendar
 from actors.calendar import ClosedReason, MarketStatus, update_market_status
+from tests.markettime import NS, ny, utc, weekly_closed_oracle
 
 pytestmark = pytest.mark.unit
 
-NS = 1_000_000_000
 HOUR_NS = 3600 * NS
 # 2000-01-01 .. 2040-01-01, in ns.
 ANY_TS = st.integers(946_684_800 * NS, 2_208_988_800 * NS)
-
-
-def utc(text: str) -> int:
-    """``YYYY-MM-DDTHH:MM[:SS]`` in UTC -> ns."""
-    return int(datetime.fromisoformat(text).replace(tzinfo=UTC).timestamp()) * NS
-
-
-def ny(text: str) -> int:
-    """``YYYY-MM-DDTHH:MM[:SS]`` New York wall time -> ns."""
-    return int(datetime.fromisoformat(text).replace(tzinfo=calendar.NEW_YORK).timestamp()) * NS
-
-
-def weekly_closed_oracle(ts_ns: int) -> bool:
-    # The textbook rule, from New York wall time: closed Friday 17:00 to Sunday 17:00.
-    local = datetime.fromtimestamp(ts_ns // NS, tz=calendar.NEW_YORK)
-    weekday, hour = local.weekday(), local.hour
-    return (weekday == 4 and hour >= 17) or weekday == 5 or (weekday == 6 and hour < 17)
 
 
 # --- The rollover and trading days ----------------------------------------------------------------
