@@ -17,7 +17,7 @@ STRICT := actors/messages.py actors/transport.py actors/errors.py actors/broker 
 NO_HOOK_CHECK = $(PY) -c "import sys; sys.exit(any(m.startswith('__editable__') for m in sys.modules))" \
 	|| echo "warning: setuptools installed tradehost with an import hook; start-up is slower (see Makefile)"
 
-.PHONY: run test test-unit install install-test format lint typecheck bench check clean
+.PHONY: run demo model test test-unit install install-test format lint typecheck bench check clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -38,8 +38,25 @@ install: $(RUN_STAMP)
 
 install-test: $(TEST_STAMP)
 
-run: $(RUN_STAMP)
+# The model `make run` uses is built here, by `tradehost train` from the embedded emulator's
+# history: never a binary of unknown origin. Delete models/default to build it again.
+DEFAULT_MODEL := models/default/model.json
+# A weekday on the emulator's clock: `make demo` shows bars and signals whatever day it is.
+DEMO_START ?= 2024-03-06T14:00:00Z
+DEMO_SPEED ?= 120
+
+$(DEFAULT_MODEL): | $(RUN_STAMP)
+	$(VENV)/bin/tradehost train -c $(CONF) --out models/default --seed 7
+
+model: $(DEFAULT_MODEL)
+
+run: $(RUN_STAMP) $(DEFAULT_MODEL)
 	$(VENV)/bin/tradehost run -c $(CONF)
+
+# The host on an accelerated emulator market (an M15 bar every few seconds): signals within a minute.
+demo: $(RUN_STAMP) $(DEFAULT_MODEL)
+	$(VENV)/bin/tradehost run -c $(CONF) --set 'broker.emulator.start="$(DEMO_START)"' \
+		--set broker.emulator.speed=$(DEMO_SPEED) --set host.run_dir='"var/demo"'
 
 test: $(TEST_STAMP)
 	$(PY) -m pytest
@@ -65,4 +82,4 @@ bench: $(TEST_STAMP)
 check: lint typecheck test
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache models

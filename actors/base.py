@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, TypeVar, cast
@@ -45,6 +45,7 @@ log = logging.getLogger(__name__)
 
 
 ConfigT = TypeVar("ConfigT")
+_S = TypeVar("_S")
 RequestOutcome = Callable[[bool, str], None]
 
 
@@ -89,6 +90,7 @@ class RoleRuntime(Protocol):
     mode: str
     clock: Clock
     role_config: object
+    shared_config: Mapping[str, object]
 
     def open_broker(self, *, on_request_outcome: RequestOutcome | None = None) -> Broker:
         """A new broker client for this role (one per worker thread), chosen by ``broker.kind``
@@ -188,6 +190,17 @@ class RoleActor(pykka.ThreadingActor, Generic[ConfigT]):
                 "a role never runs on defaults it was not given"
             )
         return cast("ConfigT", config)
+
+    def shared(self, section: str, cls: type[_S]) -> _S:
+        """Another role's section this role reads (named in its registry entry's ``reads``).
+
+        Raises:
+            ConfigError: the section was not handed to this role, or is of another class.
+        """
+        value = self.runtime.shared_config.get(section)
+        if not isinstance(value, cls):
+            raise ConfigError(f"{self.ROLE}: needs the [{section}] section ({cls.__name__}); it was not handed over")
+        return value
 
     def start_worker(self, name: str, body: Callable[[threading.Event], None]) -> Worker:
         """Start a worker thread that this role owns; each heartbeat checks it is still alive."""

@@ -30,6 +30,12 @@ import orjson
 from actors.errors import MessageDecodeError
 
 Role = NewType("Role", str)
+# Identifiers, typed so they are not mixed up with other strings (Nautilus identifiers in spirit).
+InstrumentId = NewType("InstrumentId", str)  # OANDA's instrument name, e.g. "EUR_USD"
+BarId = NewType("BarId", str)  # the corr of every message about one bar: "bar-EUR_USD-M15-<start ns>"
+IntentId = NewType("IntentId", str)  # deterministic per (strategy, instrument, bar, direction); URL-safe
+ClientOrderId = NewType("ClientOrderId", str)  # the order's clientExtensions.id (= the intent id)
+TradeId = NewType("TradeId", str)  # OANDA's trade id (digits)
 
 SCHEMA_VERSION = 1
 MAX_MESSAGE_BYTES = 1 << 20
@@ -37,6 +43,7 @@ MAX_MESSAGE_BYTES = 1 << 20
 # Topics (prefix-subscribed). Instrument-specific topics append the instrument.
 TOPIC_MD_TICK = "md.tick."
 TOPIC_MD_BAR = "md.bar."
+TOPIC_MD_BARS = "md.bars"  # one BarsClosed after the bars of one close ("md.bar." does not match it)
 TOPIC_MD_HEALTH = "md.health"
 TOPIC_MODEL_SIGNAL = "model.signal."
 TOPIC_RISK_INTENT = "risk.intent"
@@ -133,6 +140,9 @@ def _check_any(name: str, value: Any) -> Any:
 def _validator(expected: Any) -> Check:
     """A checking function for one annotation, built once per annotation."""
     simple = {str: _check_str, int: _check_int, bool: _check_bool, float: _check_float, dict: _check_dict}
+    supertype = getattr(expected, "__supertype__", None)  # a NewType checks as what it wraps
+    if supertype is not None:
+        return _validator(supertype)
     if expected in simple:
         return simple[expected]
     if expected is Any:
@@ -339,6 +349,104 @@ class PriceTick(Body):
     bid: str
     ask: str
     tradeable: bool
+
+
+def bar_id(instrument: str, granularity: str, start_ns: int) -> BarId:
+    """The id of one bar: deterministic, so a restarted feed gives the same bar the same id."""
+    return BarId(f"bar-{instrument}-{granularity}-{start_ns}")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Prices(Body):
+    """Open, high, low, close as OANDA decimal strings."""
+
+    TYPE: ClassVar[str] = "Prices"
+    o: str
+    h: str
+    l: str  # noqa: E741 - OANDA's field name
+    c: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Bar(Body):
+    """A closed, validated bar of one instrument (``md.bar.<INSTR>``; the envelope's ``corr`` is its
+    ``bar_id``, carried by every later message about it)."""
+
+    TYPE: ClassVar[str] = "Bar"
+    instrument: InstrumentId
+    granularity: str
+    ts: int  # the bar's start, UTC ns
+    bid: Prices
+    ask: Prices
+    mid: Prices
+    volume: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BarsClosed(Body):
+    """All instruments of one close are through the feed (``md.bars``): which bars went out, which
+    were rejected (journaled as ``feed.bar_rejected``) and which had no candle."""
+
+    TYPE: ClassVar[str] = "BarsClosed"
+    granularity: str
+    ts: int
+    published: tuple[str, ...] = ()
+    rejected: tuple[str, ...] = ()
+    missing: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class InstrumentMarket(Body):
+    """Whether one instrument's market is open, since when, and why not."""
+
+    TYPE: ClassVar[str] = "InstrumentMarket"
+    instrument: InstrumentId
+    open: bool
+    since_ns: int | None = None
+    why: str = ""
+    next_open_ns: int | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MarketReport(Body):
+    """The feed's view of the market per instrument (to the supervisor: ``market`` in ``ctl status``)."""
+
+    TYPE: ClassVar[str] = "MarketReport"
+    instruments: tuple[InstrumentMarket, ...] = ()
+    last_bar_ns: int | None = None
+    bars_published: int = 0
+    bars_rejected: int = 0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SignalProduced(Body):
+    """The model's prediction for one instrument at one bar (``model.signal.<INSTR>``; corr = bar id)."""
+
+    TYPE: ClassVar[str] = "SignalProduced"
+    instrument: InstrumentId
+    bar_ts: int
+    p_up: float
+    direction: str  # "long" when p_up >= 0.5, else "short"; the risk gate applies the threshold
+    model_version: str
+    features_hash: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ModelReport(Body):
+    """The model role's state (to the supervisor: ``model`` in ``ctl status``, and no-trade reasons).
+
+    ``state``: ``loading``, ``loaded``, ``missing`` (no model directory) or ``mismatch`` (a model that
+    does not fit the configuration).
+    """
+
+    TYPE: ClassVar[str] = "ModelReport"
+    state: str
+    version: str = ""
+    detail: str = ""
+    loaded_at_ns: int | None = None
+    last_prediction_ns: int | None = None
+    predictions: int = 0
+    skipped: int = 0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -45,6 +45,8 @@ class RoleSpec:
         with_emulator_only: started only when ``broker.kind = "emulator"``.
         others_wait: the roles after this one are started only once it has heartbeated (the
             emulator: its server accepts connections by then, so no first connect is refused).
+        reads: other roles' sections this role reads too (the model reads ``feed``: the bars it
+            gets are the feed's instruments and granularity); ``RoleActor.shared`` hands them out.
     """
 
     name: str
@@ -52,6 +54,7 @@ class RoleSpec:
     section: str | None = None
     with_emulator_only: bool = False
     others_wait: bool = False
+    reads: tuple[str, ...] = ()
 
     @property
     def owns_section(self) -> bool:
@@ -67,7 +70,7 @@ ROLES: tuple[RoleSpec, ...] = (
     RoleSpec(name="watchdog", module="actors.watchdog"),
     RoleSpec(name="reconciler", module="actors.reconciler", section="reconciler"),
     RoleSpec(name="feed", module="actors.feed", section="feed"),
-    RoleSpec(name="model", module="actors.model"),
+    RoleSpec(name="model", module="actors.model", section="model", reads=("feed",)),
     RoleSpec(name="risk", module="actors.risk"),
     RoleSpec(name="execution", module="actors.execution"),
 )

@@ -25,7 +25,7 @@ import stat
 import sys
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import psutil
@@ -74,6 +74,7 @@ class ChildArgs:
     root_pid: int
     broker: BrokerConfig | None = None
     role_config: object = None
+    shared: dict[str, object] = field(default_factory=dict)
 
 
 def _set_parent_death_signal(sig: int) -> None:
@@ -125,6 +126,7 @@ class ChildRuntime:
         self.mode = args.mode
         self.clock: Clock = SYSTEM_CLOCK
         self.role_config = args.role_config
+        self.shared_config = args.shared
         self.pid = os.getpid()
         self._proc = psutil.Process(self.pid)
         self._broker_factory = None if args.broker is None else broker_factory(args.broker, args.mode)

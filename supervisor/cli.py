@@ -99,6 +99,28 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser(
         "emulator", help="run the OANDA v20 emulator on its own (see `tradehost emulator --help`)", add_help=False
     )
+    train = sub.add_parser(
+        "train",
+        help="build a model directory from candles",
+        description="Build a model directory (model.cbm + model.json) from candle files or, without --data, "
+        "from the configured broker's candles (by default the embedded emulator's history, started in this "
+        "process). Label: 1 if the mid close --horizon bars ahead is above this bar's close. Walk-forward split "
+        "by time; held-out metrics are printed next to naive baselines and stored in model.json. The same "
+        "inputs and --seed give a byte-identical model.cbm. Exit 0 ok, 2 bad input.",
+    )
+    _add_config_args(train)
+    train.add_argument(
+        "--data", nargs="*", default=[], metavar="INSTR=CSV", help="candle CSV files (time,open,high,low,close[,...])"
+    )
+    train.add_argument("--granularity", help="bar granularity (default: feed.granularity)")
+    train.add_argument("--from", dest="from_", metavar="T", help="first bar (RFC3339 or epoch seconds)")
+    train.add_argument("--to", metavar="T", help="bars before this time (RFC3339 or epoch seconds)")
+    train.add_argument(
+        "--bars", type=int, default=5000, help="without --data or --from: the last N bars per instrument (5000)"
+    )
+    train.add_argument("--horizon", type=int, default=4, help="label horizon in bars (default 4)")
+    train.add_argument("--seed", type=int, default=0, help="CatBoost seed (default 0)")
+    train.add_argument("--out", required=True, metavar="DIR", help="the model directory to write")
     return parser
 
 
@@ -139,6 +161,64 @@ def cmd_run(args: argparse.Namespace) -> int:
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    """``tradehost train``."""
+    from pathlib import Path
+
+    from actors.broker.timefmt import parse_time
+    from actors.errors import BrokerError, TradehostError
+    from actors.feed import FeedConfig
+    from supervisor import history
+    from supervisor.config import load_config
+    from supervisor.train import TrainSpec, train
+
+    def say(line: str) -> None:
+        print(f"tradehost train: {line}", file=sys.stderr, flush=True)
+
+    try:
+        cfg = load_config(_conf_path(args), args.overrides)
+    except ConfigError as e:
+        return _config_error(e)
+    feed = cfg.section("feed", FeedConfig)
+    try:
+        from_ns = parse_time(args.from_) if args.from_ else None
+        to_ns = parse_time(args.to) if args.to else None
+    except ValueError as e:
+        print(f"tradehost train: --from/--to: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    granularity = args.granularity or feed.granularity
+    try:
+        if args.data:
+            data = history.from_files(args.data, known=feed.instruments)
+        else:
+            say(f"reading {granularity} candles of {', '.join(feed.instruments)} from the {cfg.broker.kind} broker")
+            with history.open_history_broker(cfg.broker) as broker:
+                data = history.from_broker(
+                    broker, feed.instruments, granularity, bars=args.bars, from_ns=from_ns, to_ns=to_ns, progress=say
+                )
+        spec = TrainSpec(
+            granularity=granularity,
+            out_dir=Path(args.out),
+            seed=args.seed,
+            from_ns=from_ns,
+            to_ns=to_ns,
+            horizon_bars=args.horizon,
+        )
+        result = train(
+            data.frames,
+            pip_sizes=data.pip_sizes,
+            spec=spec,
+            spread_fallback=data.spread_fallback,
+            progress=say,
+        )
+    except (TradehostError, ValueError) as e:
+        kind = "broker" if isinstance(e, BrokerError) else "error"
+        print(f"tradehost train: {kind}: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    say(f"wrote {result.directory} (version {result.meta.short_version}) in {result.elapsed_s:.1f}s")
+    return EXIT_OK
 
 
 def cmd_ctl(args: argparse.Namespace) -> int:
@@ -223,6 +303,8 @@ def main(argv: list[str] | None = None) -> int:
         return cmd_run(args)
     if args.command == "ctl":
         return cmd_ctl(args)
+    if args.command == "train":
+        return cmd_train(args)
     parser.print_help(sys.stderr)
     return EXIT_USAGE
 

@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from actors.messages import BrokerHealth
+from actors.messages import BrokerHealth, ModelReport
 from supervisor.state import StateMachine
 
 __all__ = ["REASONS", "REPORTERS", "HealthPolicy", "ReasonInfo"]
@@ -42,6 +42,8 @@ REASONS: Mapping[str, ReasonInfo] = {
     "journal_unwritable": ReasonInfo(True, "the journal could not be written"),
     "state_unsaved": ReasonInfo(True, "state.json could not be written"),
     "run_dir_lost": ReasonInfo(True, "the run directory, its lock, journal or a socket was removed or replaced"),
+    "model_missing": ReasonInfo(True, "the model directory (model.dir) does not exist or lacks its files"),
+    "model_mismatch": ReasonInfo(True, "the model does not fit the configuration (features, granularity, instruments)"),
 }
 
 # Which role reports which broker source.
@@ -114,6 +116,13 @@ class HealthPolicy:
         for source, reporter in REPORTERS.items():
             if reporter == role and source in self.broker:
                 self._unknown[source] = f"unknown: {role} is not running"
+
+    # --- model ---
+
+    def model_report(self, report: ModelReport) -> None:
+        """A model that is missing or does not fit: no signals, so no trading until resolved."""
+        if report.state in ("missing", "mismatch"):
+            self.fault(f"model_{report.state}", report.detail)
 
     # --- broker ---
 

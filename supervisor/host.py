@@ -255,6 +255,7 @@ def _run_tree(
             root_pid=root_pid,
             broker=cfg.broker,
             role_config=cfg.role_config(role),
+            shared=cfg.shared_for(role),
         )
         proc = mp.Process(target=child_main, args=(args,), name=f"tradehost-{role}", daemon=True)  # type: ignore[attr-defined]
         proc.start()

@@ -71,6 +71,10 @@ class HostConfig(CoreConfig):
             node = getattr(node, part)
         return node
 
+    def shared_for(self, role: str) -> dict[str, object]:
+        """The other roles' sections ``role`` reads (its registry entry's ``reads``)."""
+        return {name: self.roles[name] for name in roles.spec(role).reads}
+
     def section(self, name: str, cls: type[_T]) -> _T:
         """A role-owned section, typed (for rules that span sections)."""
         value = self.roles[name]

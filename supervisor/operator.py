@@ -45,6 +45,8 @@ class Operator:
             "actors": {role: child_status(child, now) for role, child in s.children.items()},
             "broker": s.health.broker_status(s.cfg.broker.kind, s.cfg.broker.api_url),
             "account": to_jsonable(s.account) if s.account else None,
+            "model": to_jsonable(s.model) if s.model else None,
+            "market": to_jsonable(s.market) if s.market else None,
             "positions": None,
             "daily_pnl": None,
             "dd_zone": None,

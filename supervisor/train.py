@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 from catboost import CatBoostClassifier, CatBoostError, Pool
 
-from actors.broker.emulator.market import GRANULARITY_S
+from actors.bars import GRANULARITIES, granularity_seconds
 from actors.broker.timefmt import NS, format_rfc3339
 from actors.candlefile import CANDLE_COLUMNS
 from actors.errors import TradehostError
@@ -283,8 +283,8 @@ def _drop_run_metadata(booster: CatBoostClassifier) -> None:
 
 
 def _check_spec(spec: TrainSpec) -> None:
-    if spec.granularity not in GRANULARITY_S:
-        raise TrainError(f"unknown granularity {spec.granularity!r} (one of {', '.join(GRANULARITY_S)})")
+    if spec.granularity not in GRANULARITIES:
+        raise TrainError(f"unknown granularity {spec.granularity!r} (one of {', '.join(GRANULARITIES)})")
     if spec.horizon_bars < 1:
         raise TrainError(f"horizon_bars must be >= 1, not {spec.horizon_bars}")
     if not 0.0 < spec.holdout_fraction < 1.0:
@@ -339,9 +339,9 @@ def _prepared(
         when = format_rfc3339(int(frame.index[bad.argmax()]))
         raise TrainError(f"{name}: bar at {when} has a missing or non-positive price")
     step_s = int(np.median(np.diff(frame.index.to_numpy()))) // NS
-    if step_s != GRANULARITY_S[spec.granularity]:
+    if step_s != granularity_seconds(spec.granularity):
         raise TrainError(
-            f"{name}: bars are {step_s} s apart, not {spec.granularity} ({GRANULARITY_S[spec.granularity]} s)"
+            f"{name}: bars are {step_s} s apart, not {spec.granularity} ({granularity_seconds(spec.granularity)} s)"
         )
     if frame["volume"].isna().all():
         frame["volume"] = 0.0

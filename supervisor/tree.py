@@ -28,6 +28,8 @@ from actors.messages import (
     AccountSnapshot,
     BrokerHealth,
     Heartbeat,
+    MarketReport,
+    ModelReport,
     ReconciliationCompleted,
     RoleStopping,
     StopRole,
@@ -108,6 +110,8 @@ class Supervisor(pykka.ThreadingActor):
         self.publisher = StatePublisher(io, self.sup, cfg.host.mode, clock)
         self.shutdown_seq: ShutdownSequence | None = None
         self.account: AccountSnapshot | None = None
+        self.model: ModelReport | None = None
+        self.market: MarketReport | None = None
         self.operator = Operator(self)
         self.last_tick = clock.monotonic()
         self.run_dir_lost = ""
@@ -206,6 +210,12 @@ class Supervisor(pykka.ThreadingActor):
             self.settle()
         elif isinstance(body, AccountSnapshot):
             self.account = body
+        elif isinstance(body, ModelReport):
+            self.model = body
+            self.health.model_report(body)
+            self.settle()
+        elif isinstance(body, MarketReport):
+            self.market = body
 
     def _on_role_up(self, child: Child) -> None:
         restarted = child.exited_at is not None

@@ -6,7 +6,12 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.helpers import Host, running_host
+from tests.helpers import Host, ensure_test_model, running_host
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Every test host runs with a real model; build it once (a few seconds) if it is missing."""
+    ensure_test_model()
 
 # Timings that keep fault tests quick but leave a loaded 2-core machine plenty of slack.
 FAST = [

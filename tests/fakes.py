@@ -118,8 +118,10 @@ class RecordingRuntime:
         clock: Any = None,
         mode: str = "shadow",
         faults: tuple[str, ...] = (),
+        shared: dict[str, object] | None = None,
     ) -> None:
         self.role = role
+        self.shared_config = shared or {}
         self.pid = pid
         self.mode = mode
         self.role_config = role_config

@@ -20,6 +20,33 @@ import psutil
 T = TypeVar("T")
 
 REPO = Path(__file__).resolve().parent.parent
+# The model every test host runs with (built once per machine by tests/conftest.py, like the
+# default model `make run` builds: by `tradehost train` from the embedded emulator's history).
+TEST_MODEL_DIR = REPO / ".cache" / "test-model"
+
+
+def ensure_test_model() -> Path:
+    """Build ``TEST_MODEL_DIR`` with `tradehost train` unless a fitting one is there already."""
+    from actors import modelstore
+    from actors.features import FEATURE_NAMES, FEATURES_VERSION
+    from actors.feed import FeedConfig
+
+    feed = FeedConfig()
+    try:
+        modelstore.load(
+            TEST_MODEL_DIR,
+            features_version=FEATURES_VERSION,
+            feature_names=FEATURE_NAMES,
+            granularity=feed.granularity,
+            instruments=feed.instruments,
+        )
+        return TEST_MODEL_DIR
+    except (modelstore.ModelMissingError, modelstore.ModelMismatchError):
+        pass
+    res = run_cli("train", "--out", str(TEST_MODEL_DIR), "--bars", "1500", "--seed", "3")
+    if res.returncode != 0:
+        raise RuntimeError(f"could not build the test model: {res.stderr[-2000:]}")
+    return TEST_MODEL_DIR
 
 
 class PollTimeout(AssertionError):
@@ -74,6 +101,7 @@ class Host:
     def set_args(self) -> list[str]:
         """``--set`` arguments shared by run and ctl."""
         out = ["--set", f"host.run_dir={json.dumps(str(self.run_dir))}"]
+        out += ["--set", f"model.dir={json.dumps(str(TEST_MODEL_DIR))}"]  # a test's own override wins
         for item in self.overrides:
             out += ["--set", item]
         return out

@@ -10,6 +10,10 @@ Request ``{"command": "status", "args": {}}``. Reply (``--json`` prints it as on
      "broker": {"kind", "api_url", "connected", "last_ok",
                 "sources": {"stream": {"connected", "last_ok_ns", "detail", "reconnects"}, "rest": ...}},
      "account": {...} | null,
+     "model": {"state", "version", "detail", "loaded_at_ns", "last_prediction_ns", "predictions",
+               "skipped"} | null,
+     "market": {"instruments": [{"instrument", "open", "since_ns", "why", "next_open_ns"}],
+                "last_bar_ns", "bars_published", "bars_rejected"} | null,
      "positions": null, "daily_pnl": null, "dd_zone": null}
 
 ``broker`` shows each connection (``stream``, ``rest``) as its role last reported it; a source whose
@@ -71,4 +75,21 @@ class Status(Command):
         for source, h in (broker.get("sources") or {}).items():
             state = "unknown" if h.get("connected") is None else ("up" if h.get("connected") else "down")
             lines.append(f"  {source:<7} {state:<8} {h.get('detail') or ''}")
+        model = result.get("model")
+        if isinstance(model, dict):
+            lines.append(
+                f"model: {model.get('state')} {model.get('version') or ''}  predictions={model.get('predictions')} "
+                f"skipped={model.get('skipped')}  {model.get('detail') or ''}".rstrip()
+            )
+        market = result.get("market")
+        if isinstance(market, dict):
+            shown = [
+                f"{m.get('instrument')} {'open' if m.get('open') else 'closed (' + str(m.get('why')) + ')'}"
+                for m in market.get("instruments") or []
+                if isinstance(m, dict)
+            ]
+            lines.append(
+                f"market: {', '.join(shown) or '-'}  bars={market.get('bars_published')} "
+                f"rejected={market.get('bars_rejected')}"
+            )
         return "\n".join(lines)

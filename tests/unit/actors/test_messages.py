@@ -19,15 +19,23 @@ from actors.messages import (
     SCHEMA_VERSION,
     AccountSnapshot,
     AlertRaised,
+    Bar,
+    BarsClosed,
     Body,
     BrokerHealth,
     Envelope,
     Heartbeat,
+    InstrumentId,
+    InstrumentMarket,
+    MarketReport,
+    ModelReport,
+    Prices,
     PriceTick,
     Reason,
     ReconciliationCompleted,
     RoleEvent,
     RoleStopping,
+    SignalProduced,
     StopRole,
     SystemState,
     SystemStateChanged,
@@ -39,6 +47,9 @@ from actors.messages import (
 )
 
 pytestmark = [pytest.mark.unit, pytest.mark.timeout(30)]
+
+_PRICES = Prices(o="1.10010", h="1.10060", l="1.09980", c="1.10040")
+_MARKET = InstrumentMarket(instrument=InstrumentId("USD_JPY"), open=False, since_ns=1, why="weekend", next_open_ns=2)
 
 SAMPLES: dict[str, Body] = {
     "Heartbeat": Heartbeat(
@@ -75,6 +86,30 @@ SAMPLES: dict[str, Body] = {
         last_transaction_id="42",
         ts=5,
     ),
+    "Prices": _PRICES,
+    "Bar": Bar(
+        instrument=InstrumentId("EUR_USD"),
+        granularity="M15",
+        ts=1_700_000_100_000_000_000,
+        bid=_PRICES,
+        ask=Prices(o="1.10012", h="1.10062", l="1.09982", c="1.10042"),
+        mid=Prices(o="1.10011", h="1.10061", l="1.09981", c="1.10041"),
+        volume=412,
+    ),
+    "BarsClosed": BarsClosed(
+        granularity="M15", ts=1_700_000_100_000_000_000, published=("EUR_USD",), rejected=("GBP_USD",), missing=()
+    ),
+    "InstrumentMarket": _MARKET,
+    "MarketReport": MarketReport(instruments=(_MARKET,), last_bar_ns=3, bars_published=12, bars_rejected=1),
+    "SignalProduced": SignalProduced(
+        instrument=InstrumentId("EUR_USD"),
+        bar_ts=1_700_000_100_000_000_000,
+        p_up=0.61,
+        direction="long",
+        model_version="0123456789ab",
+        features_hash="fedcba9876543210",
+    ),
+    "ModelReport": ModelReport(state="loaded", version="0123456789ab", detail="models/default", loaded_at_ns=7),
 }
 
 
