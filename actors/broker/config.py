@@ -224,25 +224,22 @@ def _check_balance(value: Any, config: Any) -> str | None:
 
 def data_item(item: str) -> tuple[str, Path]:
     """The instrument and path of one replay item: ``INSTRUMENT=PATH``, or a path whose file name
-    starts with a known instrument (``EUR_USD_M1.csv``).
+    starts with a known instrument (``EUR_USD_M1.csv``); ``actors.candlefile.parse_spec`` is the
+    one parser, this adds that the emulator must know the instrument.
 
     Raises:
         ValueError: neither form, or an unknown instrument.
     """
+    from actors.candlefile import CandleFileError, parse_spec  # noqa: PLC0415 - pandas, only when used
+
     known = _known_instruments()
-    if "=" in item:
-        name, raw = item.split("=", 1)
-        name = name.strip()
-        if name not in known:
-            raise ValueError(f"{item!r}: unknown instrument {name!r} (known: {', '.join(sorted(known))})")
-        if not raw.strip():
-            raise ValueError(f"{item!r}: no path after '='")
-        return name, Path(raw)
-    path = Path(item)
-    for name in known:
-        if path.name.upper().startswith(name):
-            return name, path
-    raise ValueError(f"{item!r}: name the instrument as INSTRUMENT=PATH or start the file name with it")
+    try:
+        name, path = parse_spec(item, known=list(known))
+    except CandleFileError as e:
+        raise ValueError(str(e)) from e
+    if name not in known:
+        raise ValueError(f"{item!r}: unknown instrument {name!r} (known: {', '.join(sorted(known))})")
+    return name, path
 
 
 def _check_data(value: Any, config: Any) -> str | None:

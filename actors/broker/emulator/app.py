@@ -26,7 +26,7 @@ from actors.broker.config import (
     start_ns,
 )
 from actors.broker.emulator.account import Account
-from actors.broker.emulator.candles import CandleService
+from actors.broker.emulator.candles import BAD_CANDLE_KINDS, CandleService
 from actors.broker.emulator.faults import FAULT_TYPES, Faults, HttpFault
 from actors.broker.emulator.instruments import SPECS
 from actors.broker.emulator.market import Market, MarketClock, PathSource
@@ -246,6 +246,12 @@ class Emulator:
         elif kind == "bad_tick":
             self.faults.set_bad_tick(str(spec.get("instrument", self.options.instruments[0])),
                                      str(spec.get("kind", "spike")))  # fmt: skip
+        elif kind == "bad_candle":
+            bad = str(spec.get("kind", "spike"))
+            if bad not in BAD_CANDLE_KINDS:
+                raise ApiError(400, {"errorMessage": f"bad_candle kind must be one of {', '.join(BAD_CANDLE_KINDS)}"})
+            name = str(spec.get("instrument", self.options.instruments[0]))
+            self.candles.bad_candles[name] = (now_s, bad)
         elif kind == "freeze_candles":
             self.market.freeze_s = now_s
         elif kind == "unfreeze_candles":

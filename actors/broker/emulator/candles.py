@@ -73,6 +73,25 @@ def bounds(granularity: str, second: int) -> tuple[int, int]:
     return bars.bar_start(ts_ns, granularity) // NS, bars.bar_end(ts_ns, granularity) // NS
 
 
+BAD_CANDLE_KINDS = ("spike", "crossed", "zero_volume")
+
+
+def corrupt(kind: str, volume: int, comps: Ohlc) -> tuple[int, Ohlc]:
+    """A candle as a bad tick leaves it (the ``bad_candle`` fault): a 5 % spike in the highs, a
+    crossed quote (ask below bid at the close), or no volume."""
+    if kind == "zero_volume":
+        return 0, comps
+    out = dict(comps)
+    if kind == "spike":
+        for name, (o, h, lo, c) in comps.items():
+            out[name] = (o, h * 1.05, lo, c)
+    elif kind == "crossed":
+        bo, bh, bl, bc = comps["bid"]
+        ao, ah, al, ac = comps["ask"]
+        out["bid"], out["ask"] = (bo, bh, bl, ac), (ao, ah, al, bc)
+    return volume, out
+
+
 class CandleService:
     """Builds candle responses from a ``Market``.
 
@@ -84,6 +103,8 @@ class CandleService:
         self.market = market
         self._hourly: dict[tuple[str, int], Row | None] = {}
         self._lock = threading.Lock()
+        # instrument -> (market second, kind): the candles containing that second are served bad.
+        self.bad_candles: dict[str, tuple[int, str]] = {}
 
     def clear_cache(self) -> None:
         """Forget cached hourly summaries (after halts are reset)."""
@@ -209,7 +230,11 @@ class CandleService:
         components = {"M": "mid", "B": "bid", "A": "ask"}
         p = spec.display_precision
         candles = []
-        for start, end, volume, comps in rows:
+        bad = self.bad_candles.get(q.instrument)
+        for start, end, served_volume, served in rows:
+            volume, comps = (served_volume, served)
+            if bad is not None and start <= bad[0] < end:
+                volume, comps = corrupt(bad[1], served_volume, served)
             candle: dict[str, Any] = {
                 "complete": end - 1 <= cutoff and end <= now_ns // NS,
                 "volume": volume,

@@ -9,7 +9,6 @@ stream and SL/TP see the same ticks. Instruments without a file fall back to the
 from __future__ import annotations
 
 import bisect
-import csv
 from pathlib import Path
 
 import numpy as np
@@ -17,40 +16,31 @@ import numpy as np
 from actors.broker.config import data_item
 from actors.broker.emulator.instruments import InstrumentSpec
 from actors.broker.emulator.path import HOUR_S, HourPath, SyntheticSource
-from actors.broker.timefmt import NS, parse_time
+from actors.broker.timefmt import NS
+from actors.candlefile import CandleFileError, read_candle_file
 
 __all__ = ["ReplaySource", "load_candle_file"]
 
 Candles = tuple[list[int], list[tuple[float, float, float, float]], int]
 
 
-def load_candle_file(path: Path) -> Candles:
-    """Read a candle CSV; returns start seconds, (o, h, l, c) rows and the granularity in s.
+def load_candle_file(path: Path, instrument: str) -> Candles:
+    """Read a candle CSV with the host's one reader (``actors.candlefile``: the same checks as
+    ``tradehost train``); returns start seconds, (o, h, l, c) rows and the granularity in s.
 
     Raises:
-        ValueError: the file cannot be read or a row is not a candle (the message names the line).
+        ValueError: the file is malformed (one line naming the file and line).
     """
-    times: list[int] = []
-    rows: list[tuple[float, float, float, float]] = []
     try:
-        with path.open(newline="") as handle:
-            reader = csv.DictReader(handle)
-            for record in reader:
-                try:
-                    times.append(parse_time(record["time"]) // NS)
-                    ohlc = tuple(float(record[key]) for key in ("open", "high", "low", "close"))
-                except (KeyError, TypeError, ValueError, ArithmeticError) as e:
-                    raise ValueError(f"{path}:{reader.line_num}: not a candle row ({type(e).__name__}: {e})") from e
-                rows.append((ohlc[0], ohlc[1], ohlc[2], ohlc[3]))
-    except (OSError, UnicodeDecodeError, csv.Error) as e:
-        raise ValueError(f"{path}: cannot read the candle file ({e})") from e
-    if len(times) < 2:
-        raise ValueError(f"{path}: a candle file needs at least two rows")
-    order = sorted(range(len(times)), key=times.__getitem__)
-    times = [times[i] for i in order]
-    rows = [rows[i] for i in order]
-    step = int(np.median(np.diff(np.asarray(times))))
-    return times, rows, max(step, 4)
+        candles = read_candle_file(path, instrument=instrument)
+    except CandleFileError as e:
+        raise ValueError(str(e)) from e
+    frame = candles.frame
+    times = [int(t) // NS for t in frame.index]
+    rows = [
+        (float(o), float(h), float(lo), float(c)) for o, h, lo, c in frame[["open", "high", "low", "close"]].to_numpy()
+    ]
+    return times, rows, max(candles.step_s, 4)
 
 
 class ReplaySource:
@@ -67,7 +57,7 @@ class ReplaySource:
         self.files: dict[str, Candles] = {}
         for item in items:
             name, path = data_item(item)
-            self.files[name] = load_candle_file(path)
+            self.files[name] = load_candle_file(path, name)
 
     def default_start_s(self) -> int:
         """A start time that leaves history behind it: candle 5000 or the middle of the file."""

@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 
 from actors.broker import OHLC, Candle
-from actors.broker.emulator.replay import load_candle_file
 from actors.broker.timefmt import NS, parse_time
 from actors.candlefile import (
     CANDLE_COLUMNS,
@@ -50,17 +49,6 @@ def test_a_good_file_becomes_a_frame_indexed_by_bar_start_in_ns(tmp_path: Path) 
     assert frame.index[0] == parse_time("2024-03-04T00:00:00Z")
     assert frame.iloc[2].tolist()[:5] == [1.0865, 1.0866, 1.083, 1.0831, 143.0]
     assert frame["spread"].isna().all()
-
-
-def test_the_emulator_and_this_reader_agree_on_the_same_file(tmp_path: Path) -> None:
-    path = write(tmp_path, GOOD)
-
-    times_s, rows, step_s = load_candle_file(path)
-    candles = read_candle_file(path, instrument="EUR_USD")
-
-    assert [int(t) // NS for t in candles.frame.index] == times_s
-    assert [tuple(r) for r in candles.frame[["open", "high", "low", "close"]].itertuples(index=False)] == rows
-    assert candles.step_s == step_s
 
 
 def test_optional_columns_come_in_any_order_and_unknown_ones_are_ignored(tmp_path: Path) -> None:

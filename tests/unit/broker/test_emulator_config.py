@@ -67,9 +67,10 @@ BAD_KEYS = [
     ("host='192.168.1.5'", "broker.emulator.host: '192.168.1.5' is not a loopback address"),
     ("host=''", "broker.emulator.host: '' is not a loopback address"),
     ("data=['EUR_USD=/no/such.csv']", "broker.emulator.data: 'EUR_USD=/no/such.csv': /no/such.csv is not a file"),
-    ("data=['FOO=/etc/hostname']", "broker.emulator.data: 'FOO=/etc/hostname': unknown instrument 'FOO'"),
-    ("data=['candles.csv']", "broker.emulator.data: 'candles.csv': name the instrument as INSTRUMENT=PATH"),
-    ("data=['EUR_USD=']", "broker.emulator.data: 'EUR_USD=': no path after '='"),
+    ("data=['FOO=/etc/hostname']", "broker.emulator.data: FOO=/etc/hostname: 'FOO' is not an instrument name"),
+    ("data=['XAG_JPY=/etc/hostname']", "broker.emulator.data: 'XAG_JPY=/etc/hostname': unknown instrument 'XAG_JPY'"),
+    ("data=['candles.csv']", "broker.emulator.data: candles.csv: name the instrument as INSTRUMENT=PATH"),
+    ("data=['EUR_USD=']", "broker.emulator.data: EUR_USD=: no path after '='"),
 ]  # fmt: skip
 
 
