@@ -18,6 +18,7 @@ import hashlib
 import threading
 from collections import deque
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -102,7 +103,7 @@ class BarWindows:
 def bar_values(bar: Bar) -> tuple[float, ...]:
     """A ``Bar`` message as the candle-frame row (open, high, low, close, volume, spread)."""
     mid = bar.mid
-    spread = float(bar.ask.c) - float(bar.bid.c)
+    spread = float(Decimal(bar.ask.c) - Decimal(bar.bid.c))  # exactly as actors.candlefile computes it
     return (float(mid.o), float(mid.h), float(mid.l), float(mid.c), float(bar.volume), spread)
 
 
