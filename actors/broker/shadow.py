@@ -40,7 +40,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
@@ -176,6 +176,13 @@ class _Book:
     trades: dict[str, _Trade]
     orders: dict[str, _Order]
     transactions: list[dict[str, Any]]
+    # Client id -> order / trade id: derived from the records, never saved.
+    order_by_client: dict[str, str] = field(default_factory=dict)
+    trade_by_client: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.order_by_client = {o.client_id: o.id for o in self.orders.values() if o.client_id}
+        self.trade_by_client = {t.client_id: t.id for t in self.trades.values() if t.client_id}
 
     def encode(self) -> bytes:
         return orjson.dumps(
@@ -574,22 +581,15 @@ class ShadowBook:
             return [self._order_state(o) for o in self._book.orders.values() if o.state == "PENDING"]
 
     def _find_order(self, spec: str) -> _Order:
-        if spec.startswith("@"):
-            client = spec[1:]
-            found = [o for o in self._book.orders.values() if o.client_id == client]
-            order = found[-1] if found else None
-        else:
-            order = self._book.orders.get(spec)
+        order_id = self._book.order_by_client.get(spec[1:], "") if spec.startswith("@") else spec
+        order = self._book.orders.get(order_id)
         if order is None:
             raise _rejected(f"no order {spec}", "NO_SUCH_ORDER")
         return order
 
     def _find_trade(self, spec: str) -> _Trade:
-        if spec.startswith("@"):
-            client = spec[1:]
-            trade = next((t for t in self._book.trades.values() if t.client_id == client), None)
-        else:
-            trade = self._book.trades.get(spec)
+        trade_id = self._book.trade_by_client.get(spec[1:], "") if spec.startswith("@") else spec
+        trade = self._book.trades.get(trade_id)
         if trade is None:
             raise _rejected(f"no trade {spec}", "NO_SUCH_TRADE")
         return trade
@@ -654,7 +654,8 @@ class ShadowBook:
             BrokerRejectedError: invalid request (nothing recorded), or cancelled (recorded):
                 ``MARKET_HALTED``, ``BOUNDS_VIOLATION``, ``STOP_LOSS_ON_FILL_LOSS``,
                 ``TAKE_PROFIT_ON_FILL_LOSS``, ``INSUFFICIENT_MARGIN``, ``SHADOW_NO_CONVERSION_RATE``;
-                or an earlier order with the same client id was cancelled.
+                or an earlier order with the same client id was cancelled; or the trade client id
+                is taken (``CLIENT_TRADE_ID_ALREADY_EXISTS``, nothing recorded).
             InvariantViolation: the book is read-only.
         """
         self._writable(f"order @{request.client_id}")
@@ -664,15 +665,18 @@ class ShadowBook:
         sl = None if "stopLossOnFill" not in body else Decimal(body["stopLossOnFill"]["price"])
         tp = None if "takeProfitOnFill" not in body else Decimal(body["takeProfitOnFill"]["price"])
         with self._lock:
-            earlier = [o for o in self._book.orders.values() if o.client_id == request.client_id]
-            if earlier:
-                return self._earlier_outcome(earlier[-1])
+            earlier = self._book.order_by_client.get(request.client_id)
+            if earlier is not None:
+                return self._earlier_outcome(self._book.orders[earlier])
+            if request.trade_client_id and request.trade_client_id in self._book.trade_by_client:
+                raise _rejected(f"trade client id {request.trade_client_id} is taken", "CLIENT_TRADE_ID_ALREADY_EXISTS")
             create = self._tx("MARKET_ORDER", **{k: v for k, v in body.items() if k != "type"}, reason="CLIENT_ORDER")
             order = _Order(
                 id=create["id"], type="MARKET", state="PENDING", instrument=meta.name, units=units,
                 client_id=request.client_id,
             )  # fmt: skip
             self._book.orders[order.id] = order
+            self._book.order_by_client[request.client_id] = order.id
             problem = self._fok_problem(meta, units, sl, tp, body.get("priceBound"))
             if problem is not None:
                 cancel = self._cancel(order, problem)
@@ -799,6 +803,8 @@ class ShadowBook:
             client_id=request.trade_client_id,
         )  # fmt: skip
         self._book.trades[trade.id] = trade
+        if trade.client_id:
+            self._book.trade_by_client[trade.client_id] = trade.id
         opened: dict[str, Any] = {"tradeID": trade.id, "units": format(units, "f"), "price": format(price, "f")}
         if request.trade_client_id:
             opened["clientExtensions"] = {"id": request.trade_client_id}

@@ -1,0 +1,189 @@
+"""Exit management: time exit, breakeven, trailing, and never an SL that loosens or crosses the price."""
+
+from __future__ import annotations
+
+import dataclasses
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from actors.broker import Instrument
+from actors.execution import ExecutionConfig
+from actors.exits import (
+    BREAKEVEN,
+    TIME_EXIT,
+    TRAILING,
+    CloseTrade,
+    ExitAction,
+    ManagedTrade,
+    MoveStopLoss,
+    exit_actions,
+    manage_trade,
+)
+from actors.gate import Direction
+from supervisor.config import build_section
+
+pytestmark = pytest.mark.unit
+
+EUR_USD = Instrument(
+    name="EUR_USD", type="CURRENCY", display_precision=5, pip_location=-4, trade_units_precision=0,
+    minimum_trade_size=Decimal(1), maximum_order_units=Decimal(100_000_000), margin_rate=Decimal("0.0333"),
+)  # fmt: skip
+CONFIG = ExecutionConfig(
+    breakeven_after_r=1.0, breakeven_offset_pips=0.5, trailing_after_r=2.0, trailing_atr_mult=1.0,
+    trailing_distance_pips=0.0, time_exit_bars=10,
+)  # fmt: skip
+# A long from 1.08500 with its SL 20 pips below: R = 0.00200.
+LONG = ManagedTrade(
+    trade_id="7", instrument="EUR_USD", direction=Direction.LONG, units=100_000, entry_price=1.08500,
+    initial_stop_loss=1.08300, stop_loss=1.08300, take_profit=1.09100, bars_held=3,
+)  # fmt: skip
+SHORT = dataclasses.replace(
+    LONG, direction=Direction.SHORT, initial_stop_loss=1.08700, stop_loss=1.08700, take_profit=1.07900
+)
+
+
+def actions(trade: ManagedTrade, bid: float, atr: float | None = 0.0010, **config: Any) -> tuple[ExitAction, ...]:
+    return manage_trade(
+        trade, bid=bid, ask=bid + 0.00010, atr=atr, instrument=EUR_USD, config=dataclasses.replace(CONFIG, **config)
+    )
+
+
+def test_nothing_happens_below_one_r():
+    assert actions(LONG, 1.08690) == ()  # 0.95 R at the bid
+
+
+def test_a_long_moves_to_breakeven_plus_the_offset_after_one_r():
+    assert actions(LONG, 1.08700) == (MoveStopLoss(Decimal("1.08505"), BREAKEVEN),)
+
+
+def test_a_short_moves_to_breakeven_minus_the_offset_after_one_r_measured_at_the_ask():
+    assert actions(SHORT, 1.08290) == (MoveStopLoss(Decimal("1.08495"), BREAKEVEN),)  # ask 1.08300
+    assert actions(SHORT, 1.08300) == ()  # ask 1.08310: 0.95 R
+
+
+def test_breakeven_is_not_proposed_again_once_in_place():
+    at_breakeven = dataclasses.replace(LONG, stop_loss=1.08505)
+    assert actions(at_breakeven, 1.08750) == ()
+
+
+def test_the_trailing_stop_follows_the_price_by_atr_multiples_and_beats_breakeven():
+    # 2.5 R: breakeven would be 1.08505, the trail is 1.09000 - 0.00100 = 1.08900.
+    assert actions(LONG, 1.09000) == (MoveStopLoss(Decimal("1.08900"), TRAILING),)
+    assert actions(SHORT, 1.07990) == (MoveStopLoss(Decimal("1.08100"), TRAILING),)  # ask 1.08000
+
+
+def test_the_trailing_stop_uses_the_fixed_distance_without_an_atr_multiple_or_an_atr():
+    assert actions(LONG, 1.09000, trailing_atr_mult=0.0, trailing_distance_pips=15.0) == (
+        MoveStopLoss(Decimal("1.08850"), TRAILING),
+    )
+    assert actions(LONG, 1.09000, atr=None, trailing_distance_pips=15.0) == (
+        MoveStopLoss(Decimal("1.08850"), TRAILING),
+    )
+    # Neither: only breakeven is left.
+    assert actions(LONG, 1.09000, atr=None) == (MoveStopLoss(Decimal("1.08505"), BREAKEVEN),)
+
+
+def test_the_trailing_stop_never_loosens():
+    trailed = dataclasses.replace(LONG, stop_loss=1.08900)
+    assert actions(trailed, 1.08950) == ()  # the trail would be 1.08850: looser
+    assert actions(trailed, 1.09050) == (MoveStopLoss(Decimal("1.08950"), TRAILING),)
+
+
+def test_the_trail_rounds_away_from_the_price_to_a_whole_tick():
+    assert actions(LONG, 1.09000, atr=0.000987) == (MoveStopLoss(Decimal("1.08901"), TRAILING),)
+    assert actions(SHORT, 1.07990, atr=0.000987) == (MoveStopLoss(Decimal("1.08099"), TRAILING),)
+
+
+def test_after_n_bars_the_trade_closes_and_nothing_else_is_proposed():
+    old = dataclasses.replace(LONG, bars_held=10)
+    assert actions(old, 1.09000) == (CloseTrade(TIME_EXIT),)
+    assert actions(old, 1.09000, time_exit_bars=0) == (MoveStopLoss(Decimal("1.08900"), TRAILING),)
+
+
+def test_zero_turns_breakeven_off():
+    assert actions(LONG, 1.08750, breakeven_after_r=0.0) == ()
+
+
+def test_a_trade_without_a_known_initial_risk_only_gets_the_time_exit():
+    adopted = dataclasses.replace(LONG, initial_stop_loss=None, stop_loss=None)
+    assert adopted.initial_risk == 0.0
+    assert actions(adopted, 1.10000) == ()
+    assert actions(dataclasses.replace(adopted, bars_held=99), 1.10000) == (CloseTrade(TIME_EXIT),)
+
+
+def test_a_trade_without_an_sl_gets_one():
+    no_sl = dataclasses.replace(LONG, stop_loss=None)
+    assert actions(no_sl, 1.08700) == (MoveStopLoss(Decimal("1.08505"), BREAKEVEN),)
+
+
+def test_a_breakeven_level_at_or_through_the_price_is_not_proposed():
+    # A tiny R: 1 R of profit is less than the 5-pip offset, so breakeven + offset is above the bid.
+    tight = dataclasses.replace(LONG, initial_stop_loss=1.08490, stop_loss=1.08490)
+    assert actions(tight, 1.08520, breakeven_offset_pips=5.0, trailing_after_r=100.0) == ()
+
+
+def test_the_execution_section_loads_and_checks_its_ranges():
+    problems: list[str] = []
+    cfg = build_section(ExecutionConfig, {"time_exit_bars": 0, "slippage_pips": 0.5}, "execution", problems)
+    assert problems == [] and cfg.time_exit_bars == 0 and cfg.slippage_pips == 0.5
+    build_section(ExecutionConfig, {"slippage_pips": -1.0, "time_exit_bars": 1.5}, "execution", problems)
+    assert any(p.startswith("execution.slippage_pips:") for p in problems)
+    assert any(p.startswith("execution.time_exit_bars:") for p in problems)
+
+
+# --- Never against the trade ---------------------------------------------------------------------
+
+TICK = 1e-5
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    sign=st.sampled_from([1, -1]),
+    entry=st.integers(50_000, 200_000),
+    risk=st.integers(0, 500),
+    sl_offset=st.one_of(st.none(), st.integers(-600, 600)),
+    price_move=st.integers(-2_000, 4_000),
+    spread=st.integers(0, 30),
+    atr=st.one_of(st.none(), st.floats(0.0, 0.01, allow_nan=False)),
+    bars=st.integers(0, 20),
+    breakeven_r=st.floats(0.0, 5.0),
+    offset_pips=st.floats(0.0, 20.0),
+    trail_r=st.floats(0.0, 5.0),
+    trail_atr=st.floats(0.0, 5.0),
+    trail_pips=st.floats(0.0, 100.0),
+    time_exit=st.integers(0, 30),
+)
+def test_no_rule_ever_moves_the_stop_against_the_trade_or_through_the_price(  # noqa: PLR0917 - drawn values
+    sign, entry, risk, sl_offset, price_move, spread, atr, bars, breakeven_r, offset_pips, trail_r, trail_atr,
+    trail_pips, time_exit,
+):  # fmt: skip
+    # Arrange: prices in whole ticks; the current SL anywhere around the entry (or none).
+    config = ExecutionConfig(
+        breakeven_after_r=breakeven_r, breakeven_offset_pips=offset_pips, trailing_after_r=trail_r,
+        trailing_atr_mult=trail_atr, trailing_distance_pips=trail_pips, time_exit_bars=time_exit,
+    )  # fmt: skip
+    stop = None if sl_offset is None else (entry + sl_offset) * TICK
+    bid = (entry + sign * price_move) * TICK
+    ask = bid + spread * TICK
+    # Act
+    result = exit_actions(
+        sign, entry * TICK, risk * TICK, stop, bars, bid, ask, atr, pip=1e-4, precision=5, config=config
+    )
+    # Assert
+    assert len(result) <= 1
+    for action in result:
+        if isinstance(action, CloseTrade):
+            assert time_exit and bars >= time_exit
+            continue
+        new = float(action.price)
+        assert action.price == action.price.quantize(Decimal("0.00001"))
+        if sign > 0:
+            assert stop is None or new > stop
+            assert new < bid
+        else:
+            assert stop is None or new < stop
+            assert new > ask
