@@ -40,6 +40,7 @@ from actors.worker import Worker
 
 if TYPE_CHECKING:
     from actors.broker import Broker
+    from actors.journal import Journal
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +92,8 @@ class RoleRuntime(Protocol):
     clock: Clock
     role_config: object
     shared_config: Mapping[str, object]
+    root_pid: int
+    journal_db: Journal
 
     def open_broker(self, *, on_request_outcome: RequestOutcome | None = None) -> Broker:
         """A new broker client for this role (one per worker thread), chosen by ``broker.kind``

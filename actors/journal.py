@@ -115,6 +115,18 @@ class Journal:
             rows = self._db.execute(query, params).fetchall()
         return [JournalEntry(r[0], r[1], r[2], r[3], r[4], orjson.loads(r[5])) for r in rows]
 
+    def recent(self, contains: str, *, limit: int = 20) -> list[JournalEntry]:
+        """The last ``limit`` entries whose kind or body contains ``contains``, oldest first (the
+        journal lines an alert mail quotes about its cause)."""
+        pattern = "%" + contains.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT seq, ts_ns, src, kind, corr, body FROM journal "
+                "WHERE kind LIKE ? ESCAPE '\\' OR body LIKE ? ESCAPE '\\' ORDER BY seq DESC LIMIT ?",
+                (pattern, pattern, limit),
+            ).fetchall()
+        return [JournalEntry(r[0], r[1], r[2], r[3], r[4], orjson.loads(r[5])) for r in reversed(rows)]
+
     def close(self) -> None:
         """Close the connection (idempotent)."""
         with self._lock:

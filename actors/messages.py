@@ -340,6 +340,67 @@ class AlertRaised(Body):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class AlertCleared(Body):
+    """The cause of an earlier ``AlertRaised`` is healthy again (the watchdog mails a recovery)."""
+
+    TYPE: ClassVar[str] = "AlertCleared"
+    code: str
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NoTradeRequested(Body):
+    """The watchdog asks the supervisor to stop trading for ``code`` (a reason code of
+    ``supervisor.health.REASONS``: the table says whether it latches)."""
+
+    TYPE: ClassVar[str] = "NoTradeRequested"
+    code: str
+    detail: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CauseHealthy(Body):
+    """The watchdog reports that the cause of a transient reason is healthy again."""
+
+    TYPE: ClassVar[str] = "CauseHealthy"
+    code: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RestartRequested(Body):
+    """The watchdog asks the supervisor to restart a role (e.g. over its memory limit)."""
+
+    TYPE: ClassVar[str] = "RestartRequested"
+    role: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CheckResult(Body):
+    """One watchdog check: its last value, its limit and its verdict (``ok``, ``breach`` or
+    ``unknown``)."""
+
+    TYPE: ClassVar[str] = "CheckResult"
+    name: str
+    value: str
+    limit: str
+    verdict: str
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WatchdogReport(Body):
+    """The watchdog's checks and its mail sender (``watchdog`` in ``ctl status``)."""
+
+    TYPE: ClassVar[str] = "WatchdogReport"
+    checks: tuple[CheckResult, ...] = ()
+    mail: str = "off"  # "off" (no [alerts] smtp_host) or "on"
+    mail_queued: int = 0
+    mail_sent: int = 0
+    mail_failed: int = 0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class PriceTick(Body):
     """Best bid/ask of one instrument from the pricing stream (prices as OANDA decimal strings)."""
 

@@ -45,8 +45,9 @@ class RoleSpec:
         with_emulator_only: started only when ``broker.kind = "emulator"``.
         others_wait: the roles after this one are started only once it has heartbeated (the
             emulator: its server accepts connections by then, so no first connect is refused).
-        reads: other roles' sections this role reads too (the model reads ``feed``: the bars it
-            gets are the feed's instruments and granularity); ``RoleActor.shared`` hands them out.
+        reads: other sections this role reads too: other roles' (the model reads ``feed``: the
+            bars it gets are the feed's instruments and granularity) or shared ones (``broker``,
+            ``alerts``); ``RoleActor.shared`` hands them out.
     """
 
     name: str
@@ -76,7 +77,7 @@ ROLES: tuple[RoleSpec, ...] = (
 )
 
 # Sections several roles read (their classes are named in supervisor/hostconfig.py).
-SHARED_SECTIONS: tuple[str, ...] = ("broker",)
+SHARED_SECTIONS: tuple[str, ...] = ("broker", "alerts")
 
 _BY_NAME = {s.name: s for s in ROLES}
 

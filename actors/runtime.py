@@ -127,6 +127,7 @@ class ChildRuntime:
         self.clock: Clock = SYSTEM_CLOCK
         self.role_config = args.role_config
         self.shared_config = args.shared
+        self.root_pid = args.root_pid
         self.pid = os.getpid()
         self._proc = psutil.Process(self.pid)
         self._broker_factory = None if args.broker is None else broker_factory(args.broker, args.mode)

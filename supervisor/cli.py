@@ -121,6 +121,16 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--horizon", type=int, default=4, help="label horizon in bars (default 4)")
     train.add_argument("--seed", type=int, default=0, help="CatBoost seed (default 0)")
     train.add_argument("--out", required=True, metavar="DIR", help="the model directory to write")
+    alert = sub.add_parser(
+        "alert",
+        help="send one alert mail now (when the host itself is dead)",
+        description="Send one mail with the [alerts] settings of the configuration (the SMTP password from "
+        "TRADEHOST_SMTP_PASSWORD), without a running host: the systemd unit calls it through OnFailure=. Reads "
+        "only the [alerts] section. Exit 0 sent, 1 not sent (the reason on stderr), 2 usage or configuration.",
+    )
+    _add_config_args(alert)
+    alert.add_argument("--subject", required=True, help="the subject line")
+    alert.add_argument("--body-file", metavar="F", help="the body, from this file ('-' for stdin; default empty)")
     return parser
 
 
@@ -221,6 +231,31 @@ def cmd_train(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_alert(args: argparse.Namespace) -> int:
+    """``tradehost alert``."""
+    from actors.alerts import AlertsConfig
+    from actors.mailer import send_alert_now
+    from supervisor.config import load_section
+
+    try:
+        config = load_section(_conf_path(args), args.overrides, "alerts", AlertsConfig)
+    except ConfigError as e:
+        return _config_error(e)
+    body = ""
+    if args.body_file == "-":
+        body = sys.stdin.read()
+    elif args.body_file:
+        try:
+            with open(args.body_file, encoding="utf-8", errors="replace") as f:  # noqa: PTH123
+                body = f.read()
+        except OSError as e:
+            print(f"tradehost alert: --body-file: {e.strerror}: {args.body_file}", file=sys.stderr)
+            return EXIT_USAGE
+    result = send_alert_now(config, subject=args.subject, body=body, environ=os.environ)
+    print(f"tradehost alert: {result.message}", file=sys.stderr if not result.ok else sys.stdout)
+    return EXIT_OK if result.ok else EXIT_REFUSED
+
+
 def cmd_ctl(args: argparse.Namespace) -> int:
     """``tradehost ctl``."""
     from supervisor.commands import COMMANDS
@@ -305,6 +340,8 @@ def main(argv: list[str] | None = None) -> int:
         return cmd_ctl(args)
     if args.command == "train":
         return cmd_train(args)
+    if args.command == "alert":
+        return cmd_alert(args)
     parser.print_help(sys.stderr)
     return EXIT_USAGE
 

@@ -90,6 +90,7 @@ class CoreConfig:
 
 
 _C = TypeVar("_C", bound=CoreConfig)
+_S = TypeVar("_S")
 
 
 def __getattr__(name: str) -> Any:
@@ -299,6 +300,27 @@ def load_core_config(
     checked by name, so a mistake in them never keeps an operator from reaching a running host.
     """
     return _load(CoreConfig, path, overrides, cwd=cwd, skip_sections=ROLE_SECTIONS)
+
+
+def load_section(
+    path: str | os.PathLike[str] | None, overrides: Sequence[str], name: str, cls: type[_S]
+) -> _S:
+    """One section alone, validated the same way (``tradehost alert`` reads only ``[alerts]``, so
+    it works when the rest of the configuration, or the host, is broken).
+
+    Raises:
+        ConfigError: the file is unreadable, or the section has problems (dotted keys).
+    """
+    data = _read(path) if path is not None else {}
+    for text in overrides:
+        key, value = parse_override(text)
+        if key[0] == name:
+            _apply_override(data, key, value)
+    problems: list[str] = []
+    section: _S = build_section(cls, data.get(name, {}), name, problems)
+    if problems:
+        raise ConfigError(problems)
+    return section
 
 
 def _read(path: str | os.PathLike[str]) -> dict[str, Any]:

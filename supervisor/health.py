@@ -13,16 +13,18 @@ reports (``REPORTERS``) turn unknown the moment that role is gone.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from actors.messages import BrokerHealth, ModelReport
 from supervisor.state import StateMachine
 
-__all__ = ["REASONS", "REPORTERS", "HealthPolicy", "ReasonInfo"]
+__all__ = ["REASONS", "REPORTERS", "UNKNOWN_CODE", "HealthPolicy", "ReasonInfo"]
 
 Journal = Callable[[str, dict[str, Any]], None]
+Alert = Callable[[str, str, str], None]  # severity, code, detail
+Cleared = Callable[[str], None]  # code
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,7 +46,16 @@ REASONS: Mapping[str, ReasonInfo] = {
     "run_dir_lost": ReasonInfo(True, "the run directory, its lock, journal or a socket was removed or replaced"),
     "model_missing": ReasonInfo(True, "the model directory (model.dir) does not exist or lacks its files"),
     "model_mismatch": ReasonInfo(True, "the model does not fit the configuration (features, granularity, instruments)"),
+    # Raised by the watchdog (NoTradeRequested); its table in README "The watchdog" says when.
+    "heartbeat_missing": ReasonInfo(False, "the watchdog hears no heartbeat of a role on the bus"),
+    "memory_limit": ReasonInfo(True, "a process is over watchdog.rss_limit_mb (the role is restarted)"),
+    "memory_growth": ReasonInfo(True, "a process's memory grows faster than watchdog.max_growth_mb_per_h"),
+    "disk_low": ReasonInfo(False, "the run directory's disk has less than watchdog.min_free_disk_mb free"),
+    "clock_skew": ReasonInfo(False, "the local clock differs from the broker's by more than watchdog.max_clock_skew_s"),
+    "bar_overdue": ReasonInfo(False, "no bar of an instrument within its granularity plus watchdog.bar_grace_s"),
+    "stream_silent": ReasonInfo(False, "the price stream was down longer than watchdog.stream_down_alert_s"),
 }
+UNKNOWN_CODE = ReasonInfo(True, "a reason this version does not know (latched to be safe)")
 
 # Which role reports which broker source.
 REPORTERS: Mapping[str, str] = {"stream": "feed", "rest": "reconciler"}
@@ -67,9 +78,13 @@ class HealthPolicy:
         *,
         monotonic: Callable[[], float] = time.monotonic,
         wall_ns: Callable[[], int] = time.time_ns,
+        alert: Alert | None = None,
+        cleared: Cleared | None = None,
     ) -> None:
         self.sm = sm
         self._journal = journal
+        self._alert = alert or (lambda severity, code, detail: None)
+        self._cleared = cleared or (lambda code: None)
         self._mono = monotonic
         self._wall_ns = wall_ns
         self.broker: dict[str, BrokerHealth] = {}
@@ -78,12 +93,19 @@ class HealthPolicy:
     # --- reasons ---
 
     def fault(self, code: str, detail: str) -> bool:
-        """Raise ``code`` (latched or not as ``REASONS`` says); True when it is new."""
-        latched = REASONS[code.partition(":")[0]].latched
+        """Raise ``code`` (latched or not as ``REASONS`` says; an unknown code latches); True when
+        it is new, and then it is journaled and alerted (critical when latched)."""
+        latched = REASONS.get(code.partition(":")[0], UNKNOWN_CODE).latched
         if self.sm.raise_reason(code, detail, latched=latched, now_s=self._mono(), now_ns=self._wall_ns()):
             self._journal("reason.raised", {"code": code, "detail": detail, "latched": latched})
+            self._alert("critical" if latched else "warning", code, detail)
             return True
         return False
+
+    def cleared_by_operator(self, codes: Iterable[str]) -> None:
+        """Latched reasons (and the pause) cleared by ``ctl resume``: their alerts are resolved."""
+        for code in codes:
+            self._cleared(code)
 
     def healthy(self, code: str) -> None:
         """The cause of a transient reason is healthy again; its cool-down starts."""
@@ -94,6 +116,7 @@ class HealthPolicy:
         cleared = self.sm.expire(self._mono())
         for code in cleared:
             self._journal("reason.cleared", {"code": code, "by": "cooldown"})
+            self._cleared(code)
         return cleared
 
     # --- roles ---

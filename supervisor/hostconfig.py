@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from actors import roles
+from actors.alerts import AlertsConfig, load_smtp_password
 from actors.broker.config import BrokerConfig, check_live_guard, load_credentials
 from actors.errors import ConfigError
 from supervisor.config import CoreConfig
@@ -50,6 +51,7 @@ class HostConfig(CoreConfig):
     """
 
     broker: BrokerConfig = field(default_factory=BrokerConfig)
+    alerts: AlertsConfig = field(default_factory=AlertsConfig)
     roles: Mapping[str, object] = field(default_factory=_default_role_configs, metadata={"internal": True})
 
     def role_config(self, role: str) -> object:
@@ -72,8 +74,11 @@ class HostConfig(CoreConfig):
         return node
 
     def shared_for(self, role: str) -> dict[str, object]:
-        """The other roles' sections ``role`` reads (its registry entry's ``reads``)."""
-        return {name: self.roles[name] for name in roles.spec(role).reads}
+        """The other sections ``role`` reads (its registry entry's ``reads``): other roles' or
+        shared ones."""
+        return {
+            name: self.roles[name] if name in self.roles else getattr(self, name) for name in roles.spec(role).reads
+        }
 
     def section(self, name: str, cls: type[_T]) -> _T:
         """A role-owned section, typed (for rules that span sections)."""
@@ -103,6 +108,7 @@ def check_host_config(cfg: HostConfig, environ: Mapping[str, str]) -> None:
     for check in (
         lambda: check_live_guard(cfg.broker, cfg.host.mode, environ),
         lambda: load_credentials(environ, kind=cfg.broker.kind),
+        lambda: load_smtp_password(cfg.alerts, environ),
     ):
         try:
             check()

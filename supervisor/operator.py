@@ -47,6 +47,7 @@ class Operator:
             "account": to_jsonable(s.account) if s.account else None,
             "model": to_jsonable(s.model) if s.model else None,
             "market": to_jsonable(s.market) if s.market else None,
+            "watchdog": to_jsonable(s.watchdog) if s.watchdog else None,
             "positions": None,
             "daily_pnl": None,
             "dd_zone": None,
@@ -82,6 +83,7 @@ class Operator:
         cleared = s.sm.resume()
         if cleared:
             s.journal_event("operator.resume", {"cleared": cleared})
+            s.health.cleared_by_operator(cleared)
             s.save_state()
         s.settle(force_publish=bool(cleared))
         message = f"resumed; cleared {', '.join(cleared)}" if cleared else "nothing to resume"

@@ -12,6 +12,7 @@ from actors.clock import Clock
 from actors.messages import (
     TOPIC_ALERT,
     TOPIC_SYS_STATE,
+    AlertCleared,
     AlertRaised,
     Body,
     SystemStateChanged,
@@ -67,6 +68,10 @@ class StatePublisher:
     def alert(self, severity: str, code: str, detail: str) -> None:
         """Publish an alert (the watchdog mails it)."""
         self.publish(TOPIC_ALERT, AlertRaised(severity=severity, code=code, detail=detail))
+
+    def cleared(self, code: str) -> None:
+        """Publish that an alert's cause is healthy again (the watchdog mails a recovery)."""
+        self.publish(TOPIC_ALERT, AlertCleared(code=code))
 
     def publish(self, topic: str, body: Body) -> None:
         """Publish ``body`` on ``topic``, numbered per topic."""

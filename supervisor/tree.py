@@ -26,20 +26,26 @@ from actors.clock import SYSTEM_CLOCK, Clock
 from actors.journal import Journal
 from actors.messages import (
     AccountSnapshot,
+    Body,
     BrokerHealth,
+    CauseHealthy,
     Heartbeat,
     MarketReport,
     ModelReport,
+    NoTradeRequested,
     ReconciliationCompleted,
+    RestartRequested,
     RoleStopping,
     StopRole,
     SystemState,
+    WatchdogReport,
     encode,
     make_envelope,
 )
 from supervisor import statefile
 from supervisor.child import Child, ChildStatus, KillCause, Tock, describe_exit, make_children
 from supervisor.childspec import child_specs
+from supervisor.commands.errors import CommandError
 from supervisor.control import dispatch
 from supervisor.health import HealthPolicy
 from supervisor.inbox import (
@@ -100,7 +106,14 @@ class Supervisor(pykka.ThreadingActor):
         self.saved = saved
         self.clock = clock
         self.sm = StateMachine(self.sup.cooldown_s)
-        self.health = HealthPolicy(self.sm, self.journal_event, monotonic=clock.monotonic, wall_ns=clock.time_ns)
+        self.health = HealthPolicy(
+            self.sm,
+            self.journal_event,
+            monotonic=clock.monotonic,
+            wall_ns=clock.time_ns,
+            alert=self._alert,
+            cleared=self._alert_cleared,
+        )
         self.records = Records(
             journal, state_path, self.sm, clock, on_unsaved=lambda why: self.health.fault("state_unsaved", why)
         )
@@ -111,6 +124,7 @@ class Supervisor(pykka.ThreadingActor):
         self.shutdown_seq: ShutdownSequence | None = None
         self.account: AccountSnapshot | None = None
         self.model: ModelReport | None = None
+        self.watchdog: WatchdogReport | None = None
         self.market: MarketReport | None = None
         self.operator = Operator(self)
         self.last_tick = clock.monotonic()
@@ -166,6 +180,7 @@ class Supervisor(pykka.ThreadingActor):
         self.pending_start = list(self.children)
         self._spawn_pending()
         self.settle(force_publish=True)
+        self._alert("info", "host_started", f"tradehost started (pid {os.getpid()}, mode {self.cfg.host.mode})")
 
     def _spawn_pending(self) -> None:
         # In start order; a child that others wait for (the emulator) holds the rest back until
@@ -216,6 +231,22 @@ class Supervisor(pykka.ThreadingActor):
             self.settle()
         elif isinstance(body, MarketReport):
             self.market = body
+        elif child.role == "watchdog":
+            self._on_watchdog(body)
+
+    def _on_watchdog(self, body: Body) -> None:
+        # Only the watchdog's own process gets here (identity checked): its requests and report.
+        if isinstance(body, NoTradeRequested):
+            self.health.fault(body.code, body.detail)
+        elif isinstance(body, CauseHealthy):
+            self.health.healthy(body.code)
+        elif isinstance(body, RestartRequested):
+            self.journal_event("role.restart_requested", {"role": body.role, "reason": body.reason, "by": "watchdog"})
+            with contextlib.suppress(CommandError):
+                self.operator.restart_role(body.role)
+        elif isinstance(body, WatchdogReport):
+            self.watchdog = body
+        self.settle()
 
     def _on_role_up(self, child: Child) -> None:
         restarted = child.exited_at is not None
@@ -284,7 +315,6 @@ class Supervisor(pykka.ThreadingActor):
             self.health.role_failed(role, detail)
             limits = {"max_restarts": self.sup.max_restarts, "period_s": self.sup.restart_period_s}
             self.journal_event("role.failed", {"role": role, "cause": cause, "why": why, **limits})
-            self._alert("critical", f"restart_intensity:{role}", detail)
             self.save_state()
             self._spawn_pending()  # those that waited for it start anyway (and see it down)
         elif delay == 0:
@@ -334,9 +364,8 @@ class Supervisor(pykka.ThreadingActor):
             self.records.frozen = detail
             action = "no trading; graceful shutdown without writing into the run directory (it may not be ours)"
         log.critical("%s: %s", detail, action)
-        self.health.fault("run_dir_lost", detail)
+        self.health.fault("run_dir_lost", f"{detail}; {action}")
         self.journal_event("host.run_dir_lost", {"detail": detail, "action": action})
-        self._alert("critical", "run_dir_lost", f"{detail}; {action}")
         self.settle()
         self.shutdown("run_dir_lost")
 
@@ -369,6 +398,10 @@ class Supervisor(pykka.ThreadingActor):
         self.journal_event("alert", {"severity": severity, "code": code, "detail": detail})
         self.publisher.alert(severity, code, detail)
 
+    def _alert_cleared(self, code: str) -> None:
+        self.journal_event("alert.cleared", {"code": code})
+        self.publisher.cleared(code)
+
     def journal_event(self, kind: str, body: dict[str, Any]) -> None:
         """Append to the journal (a failure latches NO_TRADE; see ``supervisor.records``)."""
         self.records.journal(kind, body)
@@ -392,6 +425,7 @@ class Supervisor(pykka.ThreadingActor):
             "state.changed", {"from": previous.value, "to": SystemState.SHUTTING_DOWN.value, "reasons": []}
         )
         self.publisher.state(self.sm)  # revokes the permit at once
+        self._alert("info", "host_shutdown", f"graceful shutdown ({trigger}); open trades keep their broker-side SL/TP")
         self.pending_start.clear()
         self.shutdown_seq = ShutdownSequence.begin(trigger, self.clock.monotonic(), previous, self.children)
         self._shutdown_continue()

@@ -122,6 +122,8 @@ class RecordingRuntime:
     ) -> None:
         self.role = role
         self.shared_config = shared or {}
+        self.root_pid = 1
+        self.journal_db: Any = None  # give a real actors.journal.Journal where a test reads it
         self.pid = pid
         self.mode = mode
         self.role_config = role_config

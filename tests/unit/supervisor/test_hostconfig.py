@@ -22,7 +22,7 @@ pytestmark = pytest.mark.unit
 def test_role_sections_come_from_the_registry_and_are_built_with_each_actors_config_class() -> None:
     cfg = load_config(None, ["feed.stale_after_s=12.5", "reconciler.poll_interval_s=2"])
 
-    assert ROLE_SECTIONS == ("broker", "reconciler", "feed", "model")
+    assert ROLE_SECTIONS == ("broker", "alerts", "reconciler", "feed", "model")
     feed = cfg.role_config("feed")
     assert isinstance(feed, FeedConfig) and feed.stale_after_s == 12.5
     assert cfg.section("reconciler", ReconcilerConfig).poll_interval_s == 2.0
