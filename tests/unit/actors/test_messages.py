@@ -18,27 +18,33 @@ from actors.messages import (
     MAX_MESSAGE_BYTES,
     SCHEMA_VERSION,
     AccountSnapshot,
+    AlertCleared,
     AlertRaised,
     Bar,
     BarsClosed,
     Body,
     BrokerHealth,
+    CauseHealthy,
+    CheckResult,
     Envelope,
     Heartbeat,
     InstrumentId,
     InstrumentMarket,
     MarketReport,
     ModelReport,
+    NoTradeRequested,
     Prices,
     PriceTick,
     Reason,
     ReconciliationCompleted,
+    RestartRequested,
     RoleEvent,
     RoleStopping,
     SignalProduced,
     StopRole,
     SystemState,
     SystemStateChanged,
+    WatchdogReport,
     decode,
     encode,
     make_envelope,
@@ -48,6 +54,7 @@ from actors.messages import (
 
 pytestmark = [pytest.mark.unit, pytest.mark.timeout(30)]
 
+_CHECK = CheckResult(name="rss:model", value="210.5 MB", limit="1024 MB", verdict="ok")
 _PRICES = Prices(o="1.10010", h="1.10060", l="1.09980", c="1.10040")
 _MARKET = InstrumentMarket(instrument=InstrumentId("USD_JPY"), open=False, since_ns=1, why="weekend", next_open_ns=2)
 
@@ -110,6 +117,12 @@ SAMPLES: dict[str, Body] = {
         features_hash="fedcba9876543210",
     ),
     "ModelReport": ModelReport(state="loaded", version="0123456789ab", detail="models/default", loaded_at_ns=7),
+    "AlertCleared": AlertCleared(code="role_down:feed", detail="healthy for 10 s"),
+    "NoTradeRequested": NoTradeRequested(code="memory_limit:model", detail="rss 1210 MB > 1024 MB"),
+    "CauseHealthy": CauseHealthy(code="disk_low"),
+    "RestartRequested": RestartRequested(role="model", reason="rss 1210 MB > 1024 MB"),
+    "CheckResult": _CHECK,
+    "WatchdogReport": WatchdogReport(checks=(_CHECK,), mail="on", mail_queued=1, mail_sent=4, mail_failed=0),
 }
 
 
