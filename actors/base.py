@@ -180,6 +180,7 @@ class RoleActor(pykka.ThreadingActor, Generic[ConfigT]):
         self.last_handled: str | None = None
         self.stopping = False
         self._workers: list[Worker] = []
+        self._leak: list[bytes] | None = [] if runtime.injected("grow_memory") else None
 
     @classmethod
     def _checked_config(cls, config: object) -> ConfigT:
@@ -223,6 +224,9 @@ class RoleActor(pykka.ThreadingActor, Generic[ConfigT]):
     def on_state_changed(self, previous: SystemState | None, current: SystemState) -> None:
         """Called when the system state seen by this role changes."""
 
+    def on_state_seen(self, message: SystemStateChanged) -> None:
+        """Called for every ``sys.state`` the supervisor publishes (the watchdog times them)."""
+
     def on_shutdown(self, deadline_s: float) -> str:
         """Flush state before the process exits; returns a one-line summary."""
         return "nothing to flush"
@@ -244,6 +248,7 @@ class RoleActor(pykka.ThreadingActor, Generic[ConfigT]):
                 if not self.permit.update(env.body, src=env.src):
                     self.runtime.journal("permit.refused", {"src": env.src, "state": env.body.state.value})
                     return None
+                self.on_state_seen(env.body)
                 if previous is not env.body.state:
                     self.on_state_changed(previous, env.body.state)
                 return None
@@ -273,6 +278,8 @@ class RoleActor(pykka.ThreadingActor, Generic[ConfigT]):
                 raise RuntimeError(why)
 
     def _send_heartbeat(self) -> None:
+        if self._leak is not None:  # fault injection: memory that really grows, 20 MB a heartbeat
+            self._leak.append(b"\x01" * (20 * 1_048_576))
         fields = self.runtime.heartbeat_fields()
         beat = Heartbeat(
             role=self.ROLE,

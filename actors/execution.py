@@ -79,10 +79,11 @@ class ExecutionConfig:
     )
 
 
-class ExecutionActor(RoleActor[None]):
+class ExecutionActor(RoleActor[ExecutionConfig]):
     """The execution's actor."""
 
     ROLE: ClassVar[str] = "execution"
+    CONFIG: ClassVar[type[ExecutionConfig]] = ExecutionConfig
     TOPICS: ClassVar[tuple[str, ...]] = (TOPIC_RISK_INTENT,)
 
 

@@ -51,6 +51,7 @@ TOPIC_RISK_SKIP = "risk.skip"
 TOPIC_EXEC_REPORT = "exec.report"
 TOPIC_EXEC_HEALTH = "exec.health"
 TOPIC_RECON_STATE = "recon.state"
+TOPIC_RECON_HEALTH = "recon.health"  # the REST connection's BrokerHealth, on change
 TOPIC_SYS_STATE = "sys.state"
 TOPIC_HEARTBEAT = "hb."
 TOPIC_ALERT = "alert"

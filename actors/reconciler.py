@@ -24,6 +24,7 @@ from actors.broker import AccountState
 from actors.errors import BrokerError
 from actors.messages import (
     TOPIC_EXEC_REPORT,
+    TOPIC_RECON_HEALTH,
     TOPIC_RECON_STATE,
     AccountSnapshot,
     BrokerHealth,
@@ -81,6 +82,7 @@ class ReconcilerActor(RoleActor[ReconcilerConfig]):
         self.connected = False
         self.last_ok_ns: int | None = None
         self.detail = NOT_READ
+        self._published: tuple[bool, str] | None = None
         self.worker = self.start_worker("broker", self._poll_loop)
 
     def on_state_changed(self, previous: SystemState | None, current: SystemState) -> None:
@@ -161,9 +163,11 @@ class ReconcilerActor(RoleActor[ReconcilerConfig]):
             self._report()  # nothing to say before the first read has an outcome
 
     def _report(self) -> None:
-        self.runtime.to_supervisor(
-            BrokerHealth(source="rest", connected=self.connected, last_ok_ns=self.last_ok_ns, detail=self.detail)
-        )
+        health = BrokerHealth(source="rest", connected=self.connected, last_ok_ns=self.last_ok_ns, detail=self.detail)
+        self.runtime.to_supervisor(health)
+        if (health.connected, health.detail) != self._published:  # the bus (the watchdog) hears changes
+            self._published = (health.connected, health.detail)
+            self.runtime.publish(TOPIC_RECON_HEALTH, health)
 
     def on_shutdown(self, deadline_s: float) -> str:
         """Stop the broker worker."""

@@ -172,10 +172,11 @@ def _zone_problems(zones: object) -> list[str]:
     return problems
 
 
-class RiskActor(RoleActor[None]):
+class RiskActor(RoleActor[RiskConfig]):
     """The risk gate's actor."""
 
     ROLE: ClassVar[str] = "risk"
+    CONFIG: ClassVar[type[RiskConfig]] = RiskConfig
     TOPICS: ClassVar[tuple[str, ...]] = (TOPIC_MODEL_SIGNAL, TOPIC_RECON_STATE)
 
 

@@ -68,12 +68,12 @@ ROLES: tuple[RoleSpec, ...] = (
     RoleSpec(
         name=EMULATOR, module="actors.emulator", section="broker.emulator", with_emulator_only=True, others_wait=True
     ),
-    RoleSpec(name="watchdog", module="actors.watchdog"),
+    RoleSpec(name="watchdog", module="actors.watchdog", section="watchdog", reads=("broker", "feed", "alerts")),
     RoleSpec(name="reconciler", module="actors.reconciler", section="reconciler"),
     RoleSpec(name="feed", module="actors.feed", section="feed"),
     RoleSpec(name="model", module="actors.model", section="model", reads=("feed",)),
-    RoleSpec(name="risk", module="actors.risk"),
-    RoleSpec(name="execution", module="actors.execution"),
+    RoleSpec(name="risk", module="actors.risk", section="risk", reads=("feed", "execution")),
+    RoleSpec(name="execution", module="actors.execution", section="execution", reads=("feed", "risk")),
 )
 
 # Sections several roles read (their classes are named in supervisor/hostconfig.py).

@@ -50,7 +50,8 @@ log = logging.getLogger(__name__)
 # "crash_on_start" makes the role exit with status 3 right after start, as a role with a broken
 # dependency would; "hang_on_start" makes it block before its first heartbeat (a start that can
 # never finish); "worker_dies" makes the first worker the role starts raise at once (a worker
-# killed by a bug). With TRADEHOST_FAULT_INJECT_WHILE=<path> only while that file exists (the
+# killed by a bug); "grow_memory" makes the role's memory grow by 20 MB with every heartbeat (a
+# leak, for the watchdog's memory checks). With TRADEHOST_FAULT_INJECT_WHILE=<path> only while that file exists (the
 # "fix" is removing it).
 FAULT_ENV = "TRADEHOST_FAULT_INJECT"
 

@@ -7,17 +7,24 @@ limits, connection health and alert mail arrive with the watchdog issue.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import ClassVar
 
 from actors.base import RoleActor
 from actors.messages import TOPIC_ALERT, TOPIC_EXEC_HEALTH, TOPIC_MD_HEALTH
 
 
-class WatchdogActor(RoleActor[None]):
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WatchdogConfig:
+    """The ``[watchdog]`` section."""
+
+
+class WatchdogActor(RoleActor[WatchdogConfig]):
     """The watchdog's actor."""
 
     ROLE: ClassVar[str] = "watchdog"
     TOPICS: ClassVar[tuple[str, ...]] = (TOPIC_MD_HEALTH, TOPIC_EXEC_HEALTH, TOPIC_ALERT)
+    CONFIG: ClassVar[type[WatchdogConfig]] = WatchdogConfig
 
 
 ACTOR = WatchdogActor

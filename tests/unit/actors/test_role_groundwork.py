@@ -186,7 +186,7 @@ def test_the_registry_lists_every_child_in_start_order_with_its_section() -> Non
         "execution",
     )
     assert roles.role_names(with_emulator=False)[0] == "watchdog"
-    assert roles.role_sections() == ("reconciler", "feed", "model")
+    assert roles.role_sections() == ("watchdog", "reconciler", "feed", "model", "risk", "execution")
     for spec in roles.ROLES:
         cls = roles.actor_class(spec.name)
         assert spec.name == cls.ROLE

@@ -85,7 +85,10 @@ def test_a_valid_file_overrides_only_what_it_sets(tmp_path: Path) -> None:
 def test_to_dict_lists_every_section_and_leaves_out_the_source(tmp_path: Path) -> None:
     out = load_config(None, cwd=tmp_path).to_dict()
 
-    assert set(out) == {"host", "supervisor", "ctl", "bus", "broker", "alerts", "feed", "model", "reconciler"}
+    assert set(out) == {
+        *("host", "supervisor", "ctl", "bus", "broker", "alerts"),
+        *("watchdog", "feed", "model", "reconciler", "risk", "execution"),
+    }
     assert out["supervisor"]["max_restarts"] == 5
 
 

@@ -22,12 +22,12 @@ pytestmark = pytest.mark.unit
 def test_role_sections_come_from_the_registry_and_are_built_with_each_actors_config_class() -> None:
     cfg = load_config(None, ["feed.stale_after_s=12.5", "reconciler.poll_interval_s=2"])
 
-    assert ROLE_SECTIONS == ("broker", "alerts", "reconciler", "feed", "model")
+    assert ROLE_SECTIONS == ("broker", "alerts", "watchdog", "reconciler", "feed", "model", "risk", "execution")
     feed = cfg.role_config("feed")
     assert isinstance(feed, FeedConfig) and feed.stale_after_s == 12.5
     assert cfg.section("reconciler", ReconcilerConfig).poll_interval_s == 2.0
     assert cfg.role_config("emulator") is cfg.broker.emulator
-    assert cfg.role_config("risk") is None
+    assert cfg.role_config("risk") is cfg.roles["risk"]
 
 
 def test_a_role_section_is_validated_like_any_other_with_its_dotted_key() -> None:
