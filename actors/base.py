@@ -93,11 +93,13 @@ class RoleRuntime(Protocol):
     role_config: object
     shared_config: Mapping[str, object]
     root_pid: int
+    host_id: str
     journal_db: Journal
 
-    def open_broker(self, *, on_request_outcome: RequestOutcome | None = None) -> Broker:
-        """A new broker client for this role (one per worker thread), chosen by ``broker.kind``
-        and ``host.mode``; ``on_request_outcome(ok, detail)`` hears every REST attempt."""
+    def open_broker(self, *, on_request_outcome: RequestOutcome | None = None, slippage_pips: float = 0.0) -> Broker:
+        """A new broker client for this role (one per worker thread), chosen by ``broker.kind``,
+        ``host.mode`` and the role's part in the shadow book; ``on_request_outcome(ok, detail)``
+        hears every REST attempt; ``slippage_pips`` prices the shadow book's fills."""
 
     def publish(self, topic: str, body: Body, *, corr: str | None = None) -> None:
         """Publish on the bus."""

@@ -41,6 +41,11 @@ class BrokerTemporaryError(BrokerError):
     """Timeout, connection error, 5xx or 429: the caller may retry with backoff."""
 
 
+class BrokerNotReadyError(BrokerTemporaryError):
+    """The broker is not there yet by design (the shadow book before the execution role wrote it):
+    wait, without counting it as an outage."""
+
+
 class BrokerRejectedError(BrokerError):
     """The broker refused the request (400 reject, or an order cancelled at fill time).
 

@@ -1,17 +1,56 @@
-"""Execution role: intents in, broker orders with server-side SL/TP out.
+"""Execution role: intents in, broker orders with server-side SL/TP out, exits managed at the broker.
 
-Today the role is the process shell only (heartbeat, permit, shutdown hook) and journals the
-intents that reach it; it sends nothing to any broker. Order submission, ambiguity resolution
-and exit management arrive with the execution issue.
+One orders worker does every broker call, one at a time (so nothing races on the account):
+
+- **An intent** (``risk.intent``) is checked again at send time (an unexpired TRADING permit; not
+  stale; both SL and TP, else it is never sent), journaled as ``exec.sending`` *before* the
+  request, then sent once as a FOK MARKET order with ``stopLossOnFill``/``takeProfitOnFill`` and
+  the intent id as client id (``actors.orders.market_order``). A fill → ``exec.filled`` (trade
+  id, fill price, slippage against the decision price, latency) and ``exec.report`` FILLED; a
+  cancel or reject → ``exec.cancelled`` / ``exec.rejected``, an alert, never retried; an
+  ambiguous outcome → ``exec.ambiguous``, then resolved by the client id (never sent again) →
+  ``exec.resolved``, or after ``execution.resolve_timeout_s`` a latched ``order_unresolved``.
+  At start, intents journaled as sent without an outcome are resolved the same way.
+- **Exits** (each ``md.bars``): every open trade goes through ``actors.exits.manage_trade``
+  (breakeven, trailing, time exit) and the actions become broker-side order changes
+  (``exec.exit_changed``, ``exec.closed``); trades the broker closed (SL/TP) are reported CLOSED
+  with their real P&L. Exits go on in NO_TRADE and PAUSED: protecting open trades never stops.
+- **Protection** (``recon.action`` from the reconciler, and the shutdown hook): a trade without
+  SL or TP gets them (``actors.exits.protective_stops``) or is closed; at shutdown pending entry
+  orders are cancelled and every open trade is checked for SL and TP at the broker
+  (``shutdown.protection``). ``ctl flatten --yes`` closes every open trade.
+
+In shadow mode the broker is the shadow book (the runtime's factory decides; nothing is sent),
+fed with every price this role hears.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import ClassVar
+from pathlib import Path
+from typing import Any, ClassVar
 
 from actors.base import RoleActor
-from actors.messages import TOPIC_RISK_INTENT
+from actors.feed import FeedConfig
+from actors.marketview import MarketView, bar_candle
+from actors.messages import (
+    TOPIC_MD_BAR,
+    TOPIC_MD_BARS,
+    TOPIC_MD_TICK,
+    TOPIC_RECON_ACTION,
+    TOPIC_RISK_INTENT,
+    Bar,
+    BarsClosed,
+    Envelope,
+    FlattenRequested,
+    PriceTick,
+    ProtectionRequested,
+    RiskIntent,
+)
+from actors.orderdesk import Exits, Flatten, OrderDesk, Protect, Protection, Publish, Submit, ToSupervisor
+from actors.risk import RiskConfig
+
+STATE_FILE = "execution-state.json"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -77,14 +116,83 @@ class ExecutionConfig:
     time_exit_bars: int = field(
         default=96, metadata={"doc": "Close a trade after this many bars (0: never).", "min": 0, "max": 1_000_000}
     )
+    max_intent_age_s: float = field(
+        default=30.0,
+        metadata={"doc": "An intent older than this when its turn to be sent comes is refused (stale).", "min": 1.0},
+    )
 
 
 class ExecutionActor(RoleActor[ExecutionConfig]):
-    """The execution's actor."""
+    """The execution's actor (see the module docstring)."""
 
     ROLE: ClassVar[str] = "execution"
     CONFIG: ClassVar[type[ExecutionConfig]] = ExecutionConfig
-    TOPICS: ClassVar[tuple[str, ...]] = (TOPIC_RISK_INTENT,)
+    TOPICS: ClassVar[tuple[str, ...]] = (
+        TOPIC_RISK_INTENT,
+        TOPIC_MD_TICK,
+        TOPIC_MD_BAR,
+        TOPIC_MD_BARS,
+        TOPIC_RECON_ACTION,
+    )
+
+    def on_start(self) -> None:
+        """Start the order desk on its worker (it opens the broker there)."""
+        feed = self.shared("feed", FeedConfig)
+        risk = self.shared("risk", RiskConfig)
+        self.market = MarketView(keep_bars=risk.atr_period + 1)
+        self.desk = OrderDesk(
+            cfg=self.cfg,
+            risk=risk,
+            granularity=feed.granularity,
+            market=self.market,
+            state_path=Path(self.runtime.journal_db.path).parent / STATE_FILE,
+            journal=self.runtime.journal,
+            journal_db=self.runtime.journal_db,
+            post=self.actor_ref.tell,
+            allows_entry=self.permit.allows_entry,
+            open_broker=self.runtime.open_broker,
+            host_id=self.runtime.host_id,
+            clock=self.clock,
+        )
+        self.jobs = self.desk.jobs
+        self.worker = self.start_worker("orders", self.desk.run)
+
+    # --- the actor: messages in, jobs out ---
+
+    def on_message(self, envelope: Envelope) -> None:
+        """Queue broker work; feed prices to the broker (the shadow book fills on them)."""
+        body = envelope.body
+        if isinstance(body, PriceTick):
+            price = self.market.on_tick(body)
+            if self.desk.broker is not None:
+                self.desk.broker.on_price(price)
+        elif isinstance(body, Bar):
+            self.market.on_bar(body.instrument, bar_candle(body))
+        elif isinstance(body, BarsClosed):
+            self.jobs.put(Exits(body.ts))
+        elif isinstance(body, RiskIntent):
+            self.jobs.put(Submit(body, envelope.corr))
+        elif isinstance(body, ProtectionRequested):
+            self.jobs.put(Protect(body.trade_id, body.action))
+        elif isinstance(body, FlattenRequested):
+            self.jobs.put(Flatten(body.why))
+
+    def on_shutdown(self, deadline_s: float) -> str:
+        """Cancel pending entries, check SL/TP of every open trade at the broker, stop the worker."""
+        protection = Protection()
+        self.jobs.put(protection)
+        if not protection.done.wait(max(0.1, deadline_s * 0.7)):
+            protection.summary = "protection check did not finish before the shutdown deadline"
+            self.runtime.journal("shutdown.protection", {"complete": False, "summary": protection.summary})
+        self.worker.stop(0.1)
+        return protection.summary
+
+    def on_other(self, message: Any) -> None:
+        """What the desk hands back: publications and requests go out from the actor's thread."""
+        if isinstance(message, Publish):
+            self.runtime.publish(message.topic, message.body, corr=message.corr)
+        elif isinstance(message, ToSupervisor):
+            self.runtime.to_supervisor(message.body)
 
 
 ACTOR = ExecutionActor

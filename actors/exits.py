@@ -52,6 +52,7 @@ __all__ = [
     "MoveStopLoss",
     "exit_actions",
     "manage_trade",
+    "protective_stops",
 ]
 
 TIME_EXIT = "time_exit"
@@ -242,3 +243,33 @@ def manage_trade(
         precision=instrument.display_precision,
         config=config,
     )
+
+
+PROTECTION_FALLBACK_FRACTION = 0.005  # the SL distance when no ATR is known: 0.5 % of the price
+
+
+def protective_stops(
+    direction: Direction,
+    *,
+    bid: float,
+    ask: float,
+    atr: float | None,
+    instrument: Instrument,
+    sl_atr_mult: float,
+    reward_ratio: float,
+) -> tuple[Decimal, Decimal]:
+    """An SL and a TP for an open trade that lacks them (the reconciler's repair, the shutdown check).
+
+    Measured from the current trigger price (the bid for a long, the ask for a short), so the SL
+    is always on the safe side of the market: ``sl_atr_mult`` ATRs away (0.5 % of the price
+    without an ATR), the TP ``reward_ratio`` times that on the other side; the SL rounded away from
+    the price to a whole tick, the TP to the nearest tick.
+    """
+    trigger = bid if direction is Direction.LONG else ask
+    distance = sl_atr_mult * atr if atr and atr > 0 else trigger * PROTECTION_FALLBACK_FRACTION
+    tick = 10.0 ** -instrument.display_precision
+    sign = direction.sign
+    sl_ticks = math.floor((trigger - sign * distance) / tick) if sign > 0 else math.ceil((trigger + distance) / tick)
+    tp_ticks = round((trigger + sign * distance * reward_ratio) / tick)
+    q = Decimal(1).scaleb(-instrument.display_precision)
+    return Decimal(sl_ticks) * q, Decimal(tp_ticks) * q

@@ -52,6 +52,7 @@ TOPIC_EXEC_REPORT = "exec.report"
 TOPIC_EXEC_HEALTH = "exec.health"
 TOPIC_RECON_STATE = "recon.state"
 TOPIC_RECON_HEALTH = "recon.health"  # the REST connection's BrokerHealth, on change
+TOPIC_RECON_ACTION = "recon.action"  # ProtectionRequested: the reconciler asks execution to protect a trade
 TOPIC_SYS_STATE = "sys.state"
 TOPIC_HEARTBEAT = "hb."
 TOPIC_ALERT = "alert"
@@ -525,8 +526,27 @@ class BrokerHealth(Body):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class TradeView(Body):
+    """One open trade as the broker shows it (prices and money as decimal strings)."""
+
+    TYPE: ClassVar[str] = "TradeView"
+    trade_id: TradeId
+    instrument: InstrumentId
+    units: str  # signed: positive long, negative short
+    price: str
+    open_ts: int
+    unrealized_pl: str
+    stop_loss: str | None = None
+    take_profit: str | None = None
+    client_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class AccountSnapshot(Body):
-    """The broker's account state as the reconciler last read it (money as decimal strings)."""
+    """The broker's account as the reconciler last read it (``recon.state``; money as decimal
+    strings): balance, NAV, the open trades, today's P&L against the day-start NAV, the peak NAV,
+    the drawdown and its zone (``actors.zones``), and whether the daily loss limit or the last
+    drawdown zone stops new entries."""
 
     TYPE: ClassVar[str] = "AccountSnapshot"
     currency: str
@@ -538,6 +558,99 @@ class AccountSnapshot(Body):
     pending_orders: int
     last_transaction_id: str
     ts: int
+    trades: tuple[TradeView, ...] = ()
+    day_start_nav: str = ""
+    daily_pnl: str = ""
+    peak_nav: str = ""
+    drawdown: float = 0.0
+    zone: int = 0
+    multiplier: float = 1.0
+    daily_loss_hit: bool = False
+    drawdown_stop: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RiskIntent(Body):
+    """The risk gate's decision to enter (``risk.intent``; corr = the bar id). ``intent_id`` is
+    deterministic and becomes the order's client id; prices and units as decimal strings at the
+    instrument's precision."""
+
+    TYPE: ClassVar[str] = "RiskIntent"
+    intent_id: IntentId
+    instrument: InstrumentId
+    direction: str
+    units: str  # positive; the direction gives the sign
+    stop_loss: str
+    take_profit: str
+    decision_price: float
+    sl_distance: float
+    bar_ts: int
+    decided_ns: int
+    p_up: float
+    model_version: str
+    multiplier: float = 1.0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class IntentSkipped(Body):
+    """The risk gate's decision not to enter, with its stable reason (``risk.skip``; corr = bar id)."""
+
+    TYPE: ClassVar[str] = "IntentSkipped"
+    instrument: InstrumentId
+    bar_ts: int
+    reason: str
+    detail: str = ""
+    direction: str | None = None
+    p_up: float | None = None
+    model_version: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ExecutionReport(Body):
+    """What became of an intent or a trade (``exec.report``; corr = the bar id when known).
+
+    ``status``: FILLED, CANCELLED, REJECTED, AMBIGUOUS, RESOLVED, UNRESOLVED, EXIT_CHANGED, CLOSED.
+    """
+
+    TYPE: ClassVar[str] = "ExecutionReport"
+    status: str
+    instrument: InstrumentId
+    intent_id: str = ""
+    trade_id: str = ""
+    units: str = ""
+    price: str = ""
+    slippage_pips: float | None = None
+    latency_ms: float | None = None
+    reason: str = ""
+    realized_pl: str = ""
+    model_version: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReconcileNow(Body):
+    """Command to the reconciler: a full reconciliation now (``ctl reconcile``)."""
+
+    TYPE: ClassVar[str] = "ReconcileNow"
+    why: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FlattenRequested(Body):
+    """Command to the execution role: close every open trade (``ctl flatten --yes``)."""
+
+    TYPE: ClassVar[str] = "FlattenRequested"
+    why: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ProtectionRequested(Body):
+    """The reconciler found an open trade without SL or TP: the execution role sets them
+    (``action`` "repair") or closes it ("close"), as ``reconciler.unprotected`` says."""
+
+    TYPE: ClassVar[str] = "ProtectionRequested"
+    trade_id: TradeId
+    instrument: InstrumentId
+    action: str
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -1,38 +1,69 @@
-"""Reconciler role: brings local state in line with the broker, which is the truth.
+"""Reconciler role: the broker is the truth; the host's book, P&L and drawdown follow it.
 
-The supervisor enters RECONCILING once every role is up and moves on only when this role
-reports. A worker thread does the blocking broker reads: whenever the system enters
-RECONCILING it reads the account summary, the open trades and the pending orders (the broker
-is the truth: with no local positions yet there is nothing that can disagree, so what it finds
-is adopted and journaled) and reports completion; while the broker cannot be read it keeps
-trying and the system stays out of TRADING. Between reconciliations it polls the account every
-``reconciler.poll_interval_s`` and publishes ``recon.state``; the REST connection's health goes to
-the supervisor with every heartbeat and at once when a request fails: the first timeout is
-already a health fact (the broker client reports every attempt, before its retries). Transactions
-since the last known id and the comparison with local positions arrive with the orders issue.
+The supervisor enters RECONCILING once every role is up (and again after a reconciler or
+emulator restart, when the REST API is back, and on ``ctl reconcile``) and moves on only when
+this role reports. A worker does the blocking broker reads every ``reconciler.poll_interval_s``
+(at once when a reconciliation is asked for): the account summary, the open trades with their
+SL/TP, the pending orders and the transactions since the last persisted transaction id. It
+compares the broker's trades with the trades the host knows (``actors.truth.compare``) and
+journals every difference with both sides (``recon.difference``): unknown trades are adopted and
+alerted, vanished ones dropped with their real P&L, changed SL/TP/units taken from the broker, a
+trade without SL or TP handed to the execution role to repair or close
+(``reconciler.unprotected``), and a trade tagged by another tradehost instance latches
+``another_host``. It folds the NAV into the daily-loss and drawdown zones (``actors.zones``, the
+trading day on the market's clock) and publishes ``recon.state`` (the account, the open trades,
+today's P&L against the day-start NAV, the peak NAV, the drawdown and its zone), which the risk
+role decides on and ``ctl status`` shows. Its state (last transaction id, zone state, known
+trades) is written crash-safely to ``recon-state.json``. In shadow mode its broker is the
+shadow book, read-only. The REST connection's health goes to the supervisor with every heartbeat
+and at once when a request fails (the first timeout is already a health fact).
 """
 
 from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from pathlib import Path
+from typing import Any, ClassVar, Literal
 
 from actors.backoff import Backoff
+from actors.bars import granularity_seconds
 from actors.base import RoleActor
-from actors.broker import AccountState
-from actors.errors import BrokerError
+from actors.broker import AccountState, Broker, TradeState
+from actors.errors import BrokerError, BrokerNotReadyError
+from actors.feed import FeedConfig
 from actors.messages import (
+    TOPIC_ALERT,
     TOPIC_EXEC_REPORT,
+    TOPIC_MD_BARS,
+    TOPIC_RECON_ACTION,
     TOPIC_RECON_HEALTH,
     TOPIC_RECON_STATE,
     AccountSnapshot,
+    AlertRaised,
+    BarsClosed,
     BrokerHealth,
+    Envelope,
+    ExecutionReport,
+    InstrumentId,
+    NoTradeRequested,
+    ProtectionRequested,
+    ReconcileNow,
     ReconciliationCompleted,
     SystemState,
+    SystemStateChanged,
+    TradeId,
+    TradeView,
 )
+from actors.orders import host_tag
+from actors.risk import RiskConfig
+from actors.truth import Difference, ReconState, compare
+from actors.zones import ZoneState, ZoneVerdict, resume_after_drawdown_stop, update_zones
 
 NOT_READ = "not read yet"
+# Fills that close a trade by its own broker-side orders (not behind the host's back).
+OWN_CLOSES = frozenset({"STOP_LOSS_ORDER", "TAKE_PROFIT_ORDER", "TRAILING_STOP_LOSS_ORDER"})
+STATE_FILE = "recon-state.json"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -40,7 +71,7 @@ class ReconcilerConfig:
     """The ``[reconciler]`` section."""
 
     poll_interval_s: float = field(
-        default=5.0, metadata={"doc": "How often the account summary is read from the broker.", "min": 0.1}
+        default=5.0, metadata={"doc": "How often the account is read and reconciled with the broker.", "min": 0.1}
     )
     retry_initial_s: float = field(
         default=0.5, metadata={"doc": "First delay before retrying a failed reconciliation.", "min": 0.01}
@@ -48,13 +79,22 @@ class ReconcilerConfig:
     retry_max_s: float = field(
         default=15.0, metadata={"doc": "Upper bound of the retry delay (doubles, with jitter).", "min": 0.01}
     )
+    unprotected: Literal["repair", "close"] = field(
+        default="repair",
+        metadata={"doc": 'An open trade without SL or TP: "repair" (set them) or "close" it.'},
+    )
 
 
 @dataclass(frozen=True, slots=True)
 class _Polled:
     account: AccountState
-    open_trades: int
+    trades: list[TradeState]
     pending_orders: int
+    differences: list[Difference]
+    closed_pl: dict[str, str]
+    verdict: ZoneVerdict
+    day_start_nav: float
+    peak_nav: float
     full: bool
 
 
@@ -69,15 +109,32 @@ class _RequestOutcome:
     detail: str
 
 
+NO_VERDICT = ZoneVerdict(zone=0, multiplier=1.0, drawdown=0.0, daily_pnl=0.0, daily_loss_hit=False, drawdown_stop=False)
+
+
+def _verdict_of(zone: ZoneState, nav: float, risk: RiskConfig) -> ZoneVerdict:
+    # The saved state's verdict at this NAV, without advancing its trading day (no market time yet).
+    _state, verdict = update_zones(zone, nav=nav, now_ns=zone.day_start_ns, config=risk)
+    return verdict
+
+
 class ReconcilerActor(RoleActor[ReconcilerConfig]):
     """The reconciler's actor."""
 
     ROLE: ClassVar[str] = "reconciler"
-    TOPICS: ClassVar[tuple[str, ...]] = (TOPIC_EXEC_REPORT,)
+    TOPICS: ClassVar[tuple[str, ...]] = (TOPIC_EXEC_REPORT, TOPIC_MD_BARS)
     CONFIG: ClassVar[type[ReconcilerConfig]] = ReconcilerConfig
 
     def on_start(self) -> None:
-        """Start the broker worker."""
+        """Load the saved state and start the broker worker."""
+        self.risk = self.shared("risk", RiskConfig)
+        self.step_ns = granularity_seconds(self.shared("feed", FeedConfig).granularity) * 10**9
+        self.path = Path(self.runtime.journal_db.path).parent / STATE_FILE
+        self.state = ReconState.load(self.path)  # unreadable: the role fails; a human looks
+        self.market_ns = 0  # the market's clock, from md.bars (the trading day follows it)
+        self.resume_drawdown = threading.Event()
+        self.close_reasons: dict[str, str] = {}  # trade id -> the closing fill's reason (worker writes)
+        self.closed_by_host: set[str] = set()  # trades the execution role reported closing
         self.want_full = threading.Event()
         self.connected = False
         self.last_ok_ns: int | None = None
@@ -89,6 +146,24 @@ class ReconcilerActor(RoleActor[ReconcilerConfig]):
         """Reconcile whenever the supervisor enters RECONCILING."""
         if current is SystemState.RECONCILING:
             self.want_full.set()
+
+    def on_state_seen(self, message: SystemStateChanged) -> None:
+        """An operator's resume cleared the drawdown stop: accept the loss (the peak moves down)."""
+        zone = self.state.zone
+        if zone is not None and zone.drawdown_stop and not any(r.code == "drawdown_stop" for r in message.reasons):
+            self.resume_drawdown.set()
+
+    def on_message(self, envelope: Envelope) -> None:
+        """``ctl reconcile``; the market's clock from each close."""
+        body = envelope.body
+        if isinstance(body, ReconcileNow):
+            self.want_full.set()
+        elif isinstance(body, BarsClosed):
+            self.market_ns = max(self.market_ns, body.ts + self.step_ns)
+        elif isinstance(body, ExecutionReport) and body.status == "CLOSED" and body.trade_id:
+            self.closed_by_host.add(body.trade_id)
+
+    # --- the worker: reads, compares, remembers ---
 
     def _poll_loop(self, stop: threading.Event) -> None:
         last_ok: list[bool | None] = [None]
@@ -104,9 +179,10 @@ class ReconcilerActor(RoleActor[ReconcilerConfig]):
         while not stop.is_set():
             full = self.want_full.is_set()
             try:
-                account = broker.account_summary()
-                trades = len(broker.open_trades()) if full else account.open_trade_count
-                pending = len(broker.pending_orders()) if full else account.pending_order_count
+                polled = self._reconcile(broker, full)
+            except BrokerNotReadyError:  # the shadow book before its writer started: not an outage
+                stop.wait(0.1)
+                continue
             except BrokerError as e:
                 self.actor_ref.tell(_PollFailed(f"{type(e).__name__}: {e}"))
                 stop.wait(backoff.next_delay())
@@ -114,35 +190,72 @@ class ReconcilerActor(RoleActor[ReconcilerConfig]):
             backoff.reset()
             if full:
                 self.want_full.clear()
-            self.actor_ref.tell(_Polled(account, trades, pending, full))
+            self.actor_ref.tell(polled)
             # Wake early when a reconciliation is asked for.
             deadline = self.clock.monotonic() + self.cfg.poll_interval_s
             while not stop.is_set() and not self.want_full.is_set() and self.clock.monotonic() < deadline:
                 stop.wait(0.05)
 
+    def _reconcile(self, broker: Broker, full: bool) -> _Polled:
+        account = broker.account_summary()
+        trades = broker.open_trades()
+        pending = len(broker.pending_orders())
+        closes: dict[str, tuple[str, str]] = {}  # trade id -> (realized P&L, why it closed)
+        if self.state.last_transaction_id:
+            page = broker.transactions_since(self.state.last_transaction_id)
+            last_tx = page.last_transaction_id
+            for tx in page.transactions:
+                closed_list = tx.raw.get("tradesClosed") if tx.type == "ORDER_FILL" else None
+                for closed in closed_list if isinstance(closed_list, list) else ():
+                    if isinstance(closed, dict):
+                        pl, why = str(closed.get("realizedPL", "")), str(tx.raw.get("reason"))
+                        closes[str(closed.get("tradeID"))] = (pl, why)
+        else:
+            last_tx = account.last_transaction_id
+        differences, known = compare(self.state.known, trades, own_tag=host_tag(self.runtime.host_id))
+        closed_pl = {}
+        for d in differences:
+            if d.kind == "closed":
+                if d.trade_id in closes:
+                    closed_pl[d.trade_id] = closes[d.trade_id][0]
+                    self.close_reasons[d.trade_id] = closes[d.trade_id][1]
+                    continue
+                try:  # before the transactions were read (the first poll): the trade itself
+                    closed_pl[d.trade_id] = format(broker.trade(d.trade_id).realized_pl, "f")
+                except BrokerError:
+                    closed_pl[d.trade_id] = "unknown"
+        nav = float(account.nav)
+        zone = self.state.zone
+        if zone is not None and self.resume_drawdown.is_set():
+            zone = resume_after_drawdown_stop(zone, nav=nav)
+            self.resume_drawdown.clear()
+        if self.market_ns:  # the trading day follows the market's clock: nothing to fold before a bar
+            zone, verdict = update_zones(zone, nav=nav, now_ns=self.market_ns, config=self.risk)
+        else:
+            verdict = NO_VERDICT if zone is None else _verdict_of(zone, nav, self.risk)
+        self.state = ReconState(last_transaction_id=last_tx, zone=zone, known=known)
+        self.state.save(self.path)
+        day_start, peak = (zone.day_start_nav, zone.peak_nav) if zone else (nav, nav)
+        return _Polled(account, trades, pending, differences, closed_pl, verdict, day_start, peak, full)
+
+    # --- the actor: journal, publish, report ---
+
     def on_other(self, message: Any) -> None:
         """Results of the broker worker."""
         if isinstance(message, _Polled):
-            account = message.account
             self.connected, self.last_ok_ns, self.detail = True, self.clock.time_ns(), "ok"
-            snapshot = AccountSnapshot(
-                currency=account.currency,
-                balance=str(account.balance),
-                nav=str(account.nav),
-                unrealized_pl=str(account.unrealized_pl),
-                margin_used=str(account.margin_used),
-                open_trades=message.open_trades,
-                pending_orders=message.pending_orders,
-                last_transaction_id=account.last_transaction_id,
-                ts=self.last_ok_ns,
-            )
+            for d in message.differences:
+                self._difference(d, message.closed_pl.get(d.trade_id))
+            snapshot = self._snapshot(message)
             self.runtime.publish(TOPIC_RECON_STATE, snapshot)
             self.runtime.to_supervisor(snapshot)
             if message.full:
+                account = message.account
+                kinds = sorted({d.kind for d in message.differences})
                 detail = (
-                    f"broker is the truth: {message.open_trades} open trades and {message.pending_orders} "
-                    f"pending orders adopted; balance {account.balance} {account.currency}, "
-                    f"last transaction {account.last_transaction_id}"
+                    f"broker is the truth: {len(message.trades)} open trades, {message.pending_orders} pending "
+                    f"orders; NAV {account.nav} {account.currency}; last transaction "
+                    f"{account.last_transaction_id}; differences: {', '.join(kinds) or 'none'}"
                 )
                 self.runtime.journal("recon.completed", {"ok": True, "detail": detail})
                 self.runtime.to_supervisor(ReconciliationCompleted(ok=True, detail=detail))
@@ -156,6 +269,67 @@ class ReconcilerActor(RoleActor[ReconcilerConfig]):
             self.connected, self.detail = False, f"request failed (retrying): {message.detail}"
             self.runtime.journal("recon.broker_unreachable", {"reason": self.detail})
             self._report()
+
+    def _difference(self, d: Difference, realized_pl: str | None) -> None:
+        body = d.body()
+        if realized_pl is not None:
+            body["realized_pl"] = realized_pl
+        self.runtime.journal("recon.difference", body)
+        if d.kind == "caught_up":
+            return
+        if d.kind == "closed":
+            why = self.close_reasons.pop(d.trade_id, "")
+            if why in OWN_CLOSES or d.trade_id in self.closed_by_host:
+                self.closed_by_host.discard(d.trade_id)
+                return  # its own SL/TP, or the host closed it: nothing behind anyone's back
+        code = f"recon_{d.kind}:{d.instrument}"
+        detail = f"trade {d.trade_id} {d.instrument}: {d.detail}" + (f" (P&L {realized_pl})" if realized_pl else "")
+        if d.kind == "another_host":
+            self.runtime.to_supervisor(NoTradeRequested(code="another_host", detail=detail))
+        elif d.kind == "unprotected":
+            request = ProtectionRequested(
+                trade_id=TradeId(d.trade_id), instrument=InstrumentId(d.instrument), action=self.cfg.unprotected
+            )
+            self.runtime.publish(TOPIC_RECON_ACTION, request)
+        severity = "critical" if d.kind in ("another_host", "unprotected") else "warning"
+        if d.kind != "changed":
+            self.runtime.publish(TOPIC_ALERT, AlertRaised(severity=severity, code=code, detail=detail))
+
+    def _snapshot(self, polled: _Polled) -> AccountSnapshot:
+        account, verdict = polled.account, polled.verdict
+        return AccountSnapshot(
+            currency=account.currency,
+            balance=str(account.balance),
+            nav=str(account.nav),
+            unrealized_pl=str(account.unrealized_pl),
+            margin_used=str(account.margin_used),
+            open_trades=len(polled.trades),
+            pending_orders=polled.pending_orders,
+            last_transaction_id=account.last_transaction_id,
+            ts=self.clock.time_ns(),
+            trades=tuple(
+                TradeView(
+                    trade_id=TradeId(t.id),
+                    instrument=InstrumentId(t.instrument),
+                    units=format(t.current_units, "f"),
+                    price=format(t.price, "f"),
+                    open_ts=t.open_ts,
+                    unrealized_pl=format(t.unrealized_pl, "f"),
+                    stop_loss=None if t.stop_loss_price is None else format(t.stop_loss_price, "f"),
+                    take_profit=None if t.take_profit_price is None else format(t.take_profit_price, "f"),
+                    client_id=t.client_id,
+                )
+                for t in polled.trades
+            ),
+            day_start_nav=f"{polled.day_start_nav:.4f}",
+            daily_pnl=f"{verdict.daily_pnl:.4f}",
+            peak_nav=f"{polled.peak_nav:.4f}",
+            drawdown=round(verdict.drawdown, 6),
+            zone=verdict.zone,
+            multiplier=verdict.multiplier,
+            daily_loss_hit=verdict.daily_loss_hit,
+            drawdown_stop=verdict.drawdown_stop,
+        )
 
     def on_heartbeat(self) -> None:
         """Re-send the REST health with every heartbeat."""

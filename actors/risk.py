@@ -1,20 +1,52 @@
-"""Risk role: the decision gate between signals and orders.
+"""Risk role: one decision per signal, from signal to intent or skip.
 
-Today the role is the process shell only (heartbeat, permit, shutdown hook) and journals the
-signals and reconciliation reports that reach it. The gate, sizing, daily loss limit and
-drawdown zones arrive with the risk issue; they will open trades only while ``self.permit``
-allows entry.
+For every ``model.signal.<INSTR>`` the role decides once and journals the decision with the
+bar's corr and the model version: ``risk.intent`` (published for the execution role, with a
+deterministic intent id that becomes the order's client id) or ``risk.skip`` with the stable
+reason. Entries are decided only while the role holds an unexpired TRADING permit (else the skip
+reason is ``no_permit``). The decision itself is ``actors.sizing.decide_entry`` (gate, daily loss
+limit and drawdown zones, sizing, intent id), the same function ``tradehost backtest`` calls.
+Inputs come from the bus: quotes (``md.tick.*``), bars for the ATR (``md.bar.*``, the recent ones
+loaded from the broker at start), the account with its open trades and zone verdict
+(``recon.state``) and execution reports (fills and closed trades: an intent in flight or a fresh
+fill counts as a position until the reconciler has seen it; a losing close starts the
+instrument's cool-down).
 """
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
-from typing import ClassVar
+from decimal import Decimal
+from typing import Any, ClassVar
 
+from actors.backoff import Backoff
+from actors.bars import BarCandle
 from actors.base import RoleActor
-from actors.errors import ConfigError
-from actors.messages import TOPIC_MODEL_SIGNAL, TOPIC_RECON_STATE
-from actors.sizing import STRATEGY_RE  # the strategy name goes into every intent id
+from actors.broker import Instrument
+from actors.errors import BrokerError, ConfigError
+from actors.feed import FeedConfig
+from actors.gate import Direction, OpenPosition, Signal
+from actors.marketview import MarketView, bar_candle
+from actors.messages import (
+    TOPIC_EXEC_REPORT,
+    TOPIC_MD_BAR,
+    TOPIC_MD_TICK,
+    TOPIC_MODEL_SIGNAL,
+    TOPIC_RECON_STATE,
+    TOPIC_RISK_INTENT,
+    TOPIC_RISK_SKIP,
+    AccountSnapshot,
+    Bar,
+    Envelope,
+    ExecutionReport,
+    IntentSkipped,
+    PriceTick,
+    RiskIntent,
+    SignalProduced,
+)
+from actors.sizing import STRATEGY_RE, EntryIntent, decide_entry  # the strategy name goes into every intent id
+from actors.zones import ZoneVerdict
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -172,12 +204,212 @@ def _zone_problems(zones: object) -> list[str]:
     return problems
 
 
+@dataclass(frozen=True, slots=True)
+class _Prepared:
+    instruments: dict[str, Instrument]
+    bars: dict[str, list[BarCandle]]
+
+
+def book_of(account: AccountSnapshot) -> dict[str, OpenPosition]:
+    """The open positions by instrument, as the gate and sizing take them (net per instrument)."""
+    book: dict[str, OpenPosition] = {}
+    for trade in account.trades:
+        units = float(trade.units)
+        if units == 0:
+            continue
+        book[trade.instrument] = OpenPosition(
+            instrument=trade.instrument,
+            direction=Direction.LONG if units > 0 else Direction.SHORT,
+            units=abs(units),
+            entry_price=float(trade.price),
+        )
+    return book
+
+
+def zone_of(account: AccountSnapshot) -> ZoneVerdict:
+    """The reconciler's zone verdict, as the decision takes it."""
+    return ZoneVerdict(
+        zone=account.zone,
+        multiplier=account.multiplier,
+        drawdown=account.drawdown,
+        daily_pnl=float(account.daily_pnl or 0),
+        daily_loss_hit=account.daily_loss_hit,
+        drawdown_stop=account.drawdown_stop,
+    )
+
+
 class RiskActor(RoleActor[RiskConfig]):
     """The risk gate's actor."""
 
     ROLE: ClassVar[str] = "risk"
     CONFIG: ClassVar[type[RiskConfig]] = RiskConfig
-    TOPICS: ClassVar[tuple[str, ...]] = (TOPIC_MODEL_SIGNAL, TOPIC_RECON_STATE)
+    TOPICS: ClassVar[tuple[str, ...]] = (
+        TOPIC_MODEL_SIGNAL,
+        TOPIC_RECON_STATE,
+        TOPIC_MD_TICK,
+        TOPIC_MD_BAR,
+        TOPIC_EXEC_REPORT,
+    )
+
+    def on_start(self) -> None:
+        """Load instrument metadata and the recent bars on a worker."""
+        self.feed = self.shared("feed", FeedConfig)
+        self.market = MarketView(keep_bars=self.cfg.atr_period + 1)
+        self.instruments: dict[str, Instrument] = {}
+        self.account: AccountSnapshot | None = None
+        self.in_flight: dict[str, OpenPosition] = {}  # intents sent or filled, not yet in recon.state
+        self.last_loss_close_ns: dict[str, int] = {}
+        self.decisions = 0
+        self.start_worker("prepare", self._prepare)
+
+    def _prepare(self, stop: threading.Event) -> None:
+        broker = self.runtime.open_broker()
+        backoff = Backoff(0.5, 15.0)
+        while not stop.is_set():
+            try:
+                metadata = {i.name: i for i in broker.instruments()}
+                bars = {}
+                for name in self.feed.instruments:
+                    candles = broker.candles(name, self.feed.granularity, count=self.cfg.atr_period + 2, price="BA")
+                    bars[name] = [BarCandle.from_candle(c) for c in candles if c.complete]
+                self.actor_ref.tell(_Prepared(metadata, bars))
+                break
+            except BrokerError:
+                stop.wait(backoff.next_delay())
+        stop.wait()  # done; a worker that ends on its own fails the role
+
+    def on_other(self, message: Any) -> None:
+        """Instrument metadata and history from the worker."""
+        if isinstance(message, _Prepared):
+            self.instruments = message.instruments
+            for name, candles in message.bars.items():
+                for candle in candles:
+                    self.market.on_bar(name, candle)
+
+    def on_message(self, envelope: Envelope) -> None:
+        """Signals are decided; everything else updates what the decision looks at."""
+        body = envelope.body
+        if isinstance(body, PriceTick):
+            self.market.on_tick(body)
+        elif isinstance(body, Bar):
+            self.market.on_bar(body.instrument, bar_candle(body))
+        elif isinstance(body, AccountSnapshot):
+            self.account = body
+            known = {t.instrument for t in body.trades}
+            self.in_flight = {k: v for k, v in self.in_flight.items() if k not in known}
+        elif isinstance(body, ExecutionReport):
+            self._on_report(body)
+        elif isinstance(body, SignalProduced):
+            self._decide(body, envelope.corr)
+
+    def _on_report(self, report: ExecutionReport) -> None:
+        if report.status in ("CANCELLED", "REJECTED"):
+            self.in_flight.pop(report.instrument, None)
+        elif report.status == "CLOSED" and report.realized_pl and Decimal(report.realized_pl) < 0:
+            self.last_loss_close_ns[report.instrument] = self.market.now_ns
+
+    def _decide(self, message: SignalProduced, corr: str | None) -> None:
+        signal = Signal(
+            instrument=message.instrument,
+            bar_ts_ns=message.bar_ts,
+            p_up=message.p_up,
+            model_version=message.model_version,
+        )
+        meta = self.instruments.get(message.instrument)
+        if not self.permit.allows_entry():
+            self._skip(message, corr, "no_permit", f"system state {self.permit.state}")
+            return
+        if self.account is None or meta is None:
+            self._skip(message, corr, "not_ready", "no account or instrument metadata yet")
+            return
+        book = {**book_of(self.account), **self.in_flight}
+        decision = decide_entry(
+            signal,
+            self.market.quote(message.instrument),
+            self.market.atr(message.instrument, self.cfg.atr_period),
+            instrument=meta,
+            book=book,
+            mids=self.market.mids(),
+            nav=float(self.account.nav),
+            home_currency=self.account.currency,
+            now_ns=max(self.market.now_ns, message.bar_ts),
+            last_loss_close_ns=self.last_loss_close_ns,
+            zone=zone_of(self.account),
+            config=self.cfg,
+        )
+        self.decisions += 1
+        if not isinstance(decision, EntryIntent):
+            direction = decision.direction.value if decision.direction else None
+            self._skip(message, corr, decision.reason.value, decision.detail, direction)
+            return
+        sized = decision.sized
+        intent = RiskIntent(
+            intent_id=decision.intent_id,  # type: ignore[arg-type]
+            instrument=message.instrument,
+            direction=sized.direction.value,
+            units=format(sized.units, "f"),
+            stop_loss=format(sized.stop_loss, "f"),
+            take_profit=format(sized.take_profit, "f"),
+            decision_price=sized.entry_price,
+            sl_distance=sized.sl_distance,
+            bar_ts=message.bar_ts,
+            decided_ns=self.clock.time_ns(),
+            p_up=message.p_up,
+            model_version=message.model_version,
+            multiplier=decision.multiplier,
+        )
+        self.in_flight[message.instrument] = OpenPosition(
+            instrument=message.instrument,
+            direction=sized.direction,
+            units=float(sized.units),
+            entry_price=sized.entry_price,
+        )
+        self.runtime.journal(
+            "risk.intent",
+            {
+                "intent_id": intent.intent_id,
+                "instrument": intent.instrument,
+                "direction": intent.direction,
+                "units": intent.units,
+                "stop_loss": intent.stop_loss,
+                "take_profit": intent.take_profit,
+                "decision_price": intent.decision_price,
+                "risk_home": round(sized.risk_home, 4),
+                "multiplier": intent.multiplier,
+                "p_up": intent.p_up,
+                "bar_ts": intent.bar_ts,
+                "model_version": intent.model_version,
+            },
+            corr=corr,
+        )
+        self.runtime.publish(TOPIC_RISK_INTENT, intent, corr=corr)
+
+    def _skip(
+        self, message: SignalProduced, corr: str | None, reason: str, detail: str, direction: str | None = None
+    ) -> None:
+        skip = IntentSkipped(
+            instrument=message.instrument,
+            bar_ts=message.bar_ts,
+            reason=reason,
+            detail=detail,
+            direction=direction,
+            p_up=message.p_up,
+            model_version=message.model_version,
+        )
+        self.runtime.journal(
+            "risk.skip",
+            {
+                "instrument": skip.instrument,
+                "bar_ts": skip.bar_ts,
+                "reason": reason,
+                "detail": detail,
+                "direction": direction,
+                "p_up": message.p_up,
+                "model_version": message.model_version,
+            },
+            corr=corr,
+        )
+        self.runtime.publish(TOPIC_RISK_SKIP, skip, corr=corr)
 
 
 ACTOR = RiskActor

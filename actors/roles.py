@@ -45,6 +45,9 @@ class RoleSpec:
         with_emulator_only: started only when ``broker.kind = "emulator"``.
         others_wait: the roles after this one are started only once it has heartbeated (the
             emulator: its server accepts connections by then, so no first connect is refused).
+        book: the role's part in the shadow book in shadow mode (``actors.broker.connect``):
+            ``"writer"`` (the execution role: the only one that places virtual orders),
+            ``"reader"`` (the reconciler: the virtual account is its broker) or ``""``.
         reads: other sections this role reads too: other roles' (the model reads ``feed``: the
             bars it gets are the feed's instruments and granularity) or shared ones (``broker``,
             ``alerts``); ``RoleActor.shared`` hands them out.
@@ -55,6 +58,7 @@ class RoleSpec:
     section: str | None = None
     with_emulator_only: bool = False
     others_wait: bool = False
+    book: str = ""
     reads: tuple[str, ...] = ()
 
     @property
@@ -69,11 +73,13 @@ ROLES: tuple[RoleSpec, ...] = (
         name=EMULATOR, module="actors.emulator", section="broker.emulator", with_emulator_only=True, others_wait=True
     ),
     RoleSpec(name="watchdog", module="actors.watchdog", section="watchdog", reads=("broker", "feed", "alerts")),
-    RoleSpec(name="reconciler", module="actors.reconciler", section="reconciler"),
+    RoleSpec(
+        name="reconciler", module="actors.reconciler", section="reconciler", book="reader", reads=("risk", "feed")
+    ),
     RoleSpec(name="feed", module="actors.feed", section="feed"),
     RoleSpec(name="model", module="actors.model", section="model", reads=("feed",)),
     RoleSpec(name="risk", module="actors.risk", section="risk", reads=("feed", "execution")),
-    RoleSpec(name="execution", module="actors.execution", section="execution", reads=("feed", "risk")),
+    RoleSpec(name="execution", module="actors.execution", section="execution", book="writer", reads=("feed", "risk")),
 )
 
 # Sections several roles read (their classes are named in supervisor/hostconfig.py).

@@ -26,6 +26,7 @@ import sys
 import threading
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import psutil
@@ -45,6 +46,8 @@ from actors.logs import setup_logging
 from actors.messages import TOPIC_SYS_STATE, Body, StopRole, TopicSequence, decode, encode, make_envelope
 
 log = logging.getLogger(__name__)
+
+SHADOW_BOOK = "shadow-book.json"  # in the run directory: the shadow book of shadow mode
 
 # Environment hook for fault-injection tests: "<fault>:<role>[,<fault>:<role>...]". Faults:
 # "crash_on_start" makes the role exit with status 3 right after start, as a role with a broken
@@ -76,6 +79,7 @@ class ChildArgs:
     broker: BrokerConfig | None = None
     role_config: object = None
     shared: dict[str, object] = field(default_factory=dict)
+    host_id: str = ""
 
 
 def _set_parent_death_signal(sig: int) -> None:
@@ -129,9 +133,18 @@ class ChildRuntime:
         self.role_config = args.role_config
         self.shared_config = args.shared
         self.root_pid = args.root_pid
+        self.host_id = args.host_id
         self.pid = os.getpid()
         self._proc = psutil.Process(self.pid)
-        self._broker_factory = None if args.broker is None else broker_factory(args.broker, args.mode)
+        self._broker_factory = None
+        if args.broker is not None:
+            self._broker_factory = broker_factory(
+                args.broker,
+                args.mode,
+                book=roles.spec(args.role).book if args.role in roles.role_names(with_emulator=True) else "",
+                book_path=Path(args.journal_path).parent / SHADOW_BOOK,
+                clock=self.clock,
+            )
         self._seq = TopicSequence()
         self._last_seq: dict[tuple[str, bytes], int] = {}
         self.decode_errors = 0
@@ -146,15 +159,16 @@ class ChildRuntime:
 
     # --- RoleRuntime ---
 
-    def open_broker(self, *, on_request_outcome: RequestOutcome | None = None) -> Broker:
-        """A new broker client for this role (by ``broker.kind`` and ``host.mode``).
+    def open_broker(self, *, on_request_outcome: RequestOutcome | None = None, slippage_pips: float = 0.0) -> Broker:
+        """A new broker client for this role (by ``broker.kind``, ``host.mode`` and its part in the
+        shadow book).
 
         Raises:
             ConfigError: the tree has no broker, or a secret is missing.
         """
         if self._broker_factory is None:
             raise ConfigError(f"{self.role}: no [broker] configuration was handed to this role")
-        return self._broker_factory(on_request_outcome=on_request_outcome)
+        return self._broker_factory(on_request_outcome=on_request_outcome, slippage_pips=slippage_pips)
 
     def injected(self, fault: str) -> bool:
         """True when a fault-injection test asks this role for ``fault``."""
@@ -230,6 +244,8 @@ class ChildRuntime:
         if isinstance(env.body, StopRole):
             self.tell(StopRequested(deadline_s=env.body.deadline_s, reason=env.body.reason))
             self.arm_deadline(env.body.deadline_s)
+        elif env.src == "supervisor":  # commands for the role (ReconcileNow, FlattenRequested)
+            self.tell(Inbound(env))
 
     def _bad(self, why: str) -> None:
         self.decode_errors += 1

@@ -43,8 +43,10 @@ commands:
   pause             stop opening new trades (an operator latch; exits go on)
   resume            clear the pause and latched reasons (refused while a role is down for good)
   shutdown          graceful shutdown: permit revoked, roles stopped in reverse order, exit 0
-  restart ROLE      stop one role gracefully and start it again (ROLE: watchdog, reconciler,
-                    feed, model, risk, execution)
+  restart ROLE      stop one role gracefully and start it again (ROLE: emulator, watchdog,
+                    reconciler, feed, model, risk, execution)
+  reconcile         reconcile with the broker now (no new entries until it is through)
+  flatten [--yes]   close every open trade, then pause (without --yes: list them, exit 1)
 
 exit codes: 0 ok, 1 refused or failed, 2 usage, 3 host not running
 """
@@ -94,7 +96,11 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     _add_config_args(ctl)
-    ctl.add_argument("ctl_command", metavar="COMMAND", help="status | pause | resume | shutdown | restart ROLE")
+    ctl.add_argument(
+        "ctl_command",
+        metavar="COMMAND",
+        help="status | pause | resume | shutdown | restart ROLE | reconcile | flatten [--yes]",
+    )
     ctl.add_argument("ctl_args", metavar="ARGS", nargs=argparse.REMAINDER, help="arguments of the command")
     sub.add_parser(
         "emulator", help="run the OANDA v20 emulator on its own (see `tradehost emulator --help`)", add_help=False

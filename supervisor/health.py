@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from actors.messages import BrokerHealth, ModelReport
+from actors.messages import AccountSnapshot, BrokerHealth, ModelReport
 from supervisor.state import StateMachine
 
 __all__ = ["REASONS", "REPORTERS", "UNKNOWN_CODE", "HealthPolicy", "ReasonInfo"]
@@ -46,6 +46,11 @@ REASONS: Mapping[str, ReasonInfo] = {
     "run_dir_lost": ReasonInfo(True, "the run directory, its lock, journal or a socket was removed or replaced"),
     "model_missing": ReasonInfo(True, "the model directory (model.dir) does not exist or lacks its files"),
     "model_mismatch": ReasonInfo(True, "the model does not fit the configuration (features, granularity, instruments)"),
+    "order_unresolved": ReasonInfo(True, "an order's outcome stayed unknown by its client id past resolve_timeout_s"),
+    "another_host": ReasonInfo(True, "a trade tagged by another tradehost instance: two hosts trade one account"),
+    "broker_fatal": ReasonInfo(True, "the broker refused the token or the account (401/403)"),
+    "daily_loss_limit": ReasonInfo(True, "today's loss reached risk.daily_loss_limit (clears at the next trading day)"),
+    "drawdown_stop": ReasonInfo(True, "the drawdown from the peak NAV is beyond the last risk.drawdown_zones zone"),
     # Raised by the watchdog (NoTradeRequested); its table in README "The watchdog" says when.
     "heartbeat_missing": ReasonInfo(False, "the watchdog hears no heartbeat of a role on the bus"),
     "memory_limit": ReasonInfo(True, "a process is over watchdog.rss_limit_mb (the role is restarted)"),
@@ -146,6 +151,27 @@ class HealthPolicy:
         """A model that is missing or does not fit: no signals, so no trading until resolved."""
         if report.state in ("missing", "mismatch"):
             self.fault(f"model_{report.state}", report.detail)
+
+    # --- the account's zones ---
+
+    def account(self, snapshot: AccountSnapshot) -> None:
+        """The reconciler's zone verdict: the daily loss limit latches until the next trading day
+        (then it lifts itself), the drawdown stop until an operator resumes."""
+        if snapshot.daily_loss_hit:
+            self.fault(
+                "daily_loss_limit",
+                f"today's P&L {snapshot.daily_pnl} against day-start NAV "
+                f"{snapshot.day_start_nav}: no new entries until the next trading day (17:00 New York)",
+            )
+        elif self.sm.clear("daily_loss_limit"):
+            self._journal("reason.cleared", {"code": "daily_loss_limit", "by": "new trading day"})
+            self._cleared("daily_loss_limit")
+        if snapshot.drawdown_stop:
+            self.fault(
+                "drawdown_stop",
+                f"drawdown {snapshot.drawdown:.2%} from the peak NAV {snapshot.peak_nav} "
+                "is beyond the last zone: no new trades until `tradehost ctl resume`",
+            )
 
     # --- broker ---
 

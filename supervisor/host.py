@@ -23,6 +23,7 @@ import logging
 import multiprocessing
 import multiprocessing.forkserver
 import os
+import secrets
 import signal
 import socket
 import sqlite3
@@ -36,6 +37,7 @@ import psutil
 import pykka
 
 from actors import roles, transport
+from actors.atomicfile import write_atomically
 from actors.broker.config import emulator_base_url
 from actors.errors import ConfigError
 from actors.journal import Journal
@@ -124,6 +126,20 @@ def open_journal(path: Path) -> Journal:
     return journal
 
 
+def host_id(run_dir: Path) -> str:
+    """This run directory's host instance id (``<run_dir>/host-id``, made once): every order
+    carries it as its tag, so the reconciler can tell another tradehost trading the same account."""
+    path = run_dir / "host-id"
+    try:
+        text = path.read_text().strip()
+    except FileNotFoundError:
+        text = ""
+    if not text or not text.isalnum() or len(text) > 32:
+        text = secrets.token_hex(6)
+        write_atomically(path, text.encode())
+    return text
+
+
 def _remove_journal_files(path: Path) -> None:
     for suffix in ("", "-wal", "-shm"):
         with contextlib.suppress(FileNotFoundError):
@@ -192,6 +208,7 @@ def run_host(cfg: HostConfig, *, early_signals: list[str] | None = None) -> int:
             undo.callback(lock.release)
             signals.check()
             saved = statefile.load(run_dir / "state.json")  # unreadable: refuse to start (exit 2)
+            instance = host_id(run_dir)
             cfg = with_emulator_port(cfg)
             new_journal = not journal_path.exists()
             journal = open_journal(journal_path)
@@ -212,7 +229,9 @@ def run_host(cfg: HostConfig, *, early_signals: list[str] | None = None) -> int:
             log.info("%s during start-up: nothing was started; exiting", e)
             return EXIT_OK
         undo.pop_all()  # from here on the tree owns these; teardown below releases them
-    return _run_tree(cfg, lock=lock, journal=journal, zctx=zctx, root_io=root_io, saved=saved, signals=signals)
+    return _run_tree(
+        cfg, lock=lock, journal=journal, zctx=zctx, root_io=root_io, saved=saved, signals=signals, instance=instance
+    )
 
 
 def _run_tree(
@@ -224,6 +243,7 @@ def _run_tree(
     root_io: RootIO,
     saved: statefile.SavedState,
     signals: _Signals,
+    instance: str,
 ) -> int:
     run_dir = cfg.run_dir
     mp = forkserver_context()
@@ -256,6 +276,7 @@ def _run_tree(
             broker=cfg.broker,
             role_config=cfg.role_config(role),
             shared=cfg.shared_for(role),
+            host_id=instance,
         )
         proc = mp.Process(target=child_main, args=(args,), name=f"tradehost-{role}", daemon=True)  # type: ignore[attr-defined]
         proc.start()

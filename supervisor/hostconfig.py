@@ -114,8 +114,6 @@ def check_host_config(cfg: HostConfig, environ: Mapping[str, str]) -> None:
             check()
         except ConfigError as e:
             problems.extend(e.problems)
-    if cfg.host.mode == "live" and cfg.broker.kind == "emulator":
-        problems.append('host.mode: "live" needs broker.kind = "oanda" (the emulator is for shadow runs and tests)')
     feed = cfg.section("feed", FeedConfig)
     unknown = sorted(set(feed.instruments) - set(cfg.broker.emulator.instruments))
     if cfg.broker.kind == "emulator" and unknown:

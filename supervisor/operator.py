@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Any
 
-from actors.messages import SystemState, to_jsonable
+from actors.messages import AccountSnapshot, FlattenRequested, ReconcileNow, SystemState, to_jsonable
 from supervisor.child import ChildStatus, child_status
 from supervisor.commands.errors import REFUSED, CommandError
 
@@ -48,9 +48,9 @@ class Operator:
             "model": to_jsonable(s.model) if s.model else None,
             "market": to_jsonable(s.market) if s.market else None,
             "watchdog": to_jsonable(s.watchdog) if s.watchdog else None,
-            "positions": None,
-            "daily_pnl": None,
-            "dd_zone": None,
+            "positions": positions(s.account) if s.account else None,
+            "daily_pnl": s.account.daily_pnl or None if s.account else None,
+            "dd_zone": s.account.zone if s.account else None,
         }
 
     def _refuse_when_stopping(self, what: str) -> None:
@@ -120,3 +120,53 @@ class Operator:
     def shutdown(self, trigger: str) -> dict[str, Any]:
         """Begin graceful shutdown (idempotent)."""
         return self.sup.shutdown(trigger)
+
+    def reconcile(self) -> dict[str, Any]:
+        """Reconcile with the broker now: no entries until it is through."""
+        s = self.sup
+        self._refuse_when_stopping("reconcile")
+        s.journal_event("operator.reconcile", {})
+        asked = s.require_reconciliation("ctl reconcile")
+        if not s.command_role("reconciler", ReconcileNow(why="ctl reconcile")):
+            raise CommandError(REFUSED, "the reconciler is not running; see `tradehost ctl status`")
+        s.settle(force_publish=True)
+        message = "reconciling now" if asked else "a reconciliation was already pending; the reconciler was nudged"
+        return {"message": message, "state": s.sm.state.value}
+
+    def flatten(self, confirmed: bool) -> dict[str, Any]:
+        """Close every open trade, then stay paused; without ``confirmed`` only say what would close."""
+        s = self.sup
+        self._refuse_when_stopping("flatten")
+        trades = positions(s.account) if s.account else []
+        listing = "; ".join(f"{t['instrument']} {t['units']} @ {t['price']} (trade {t['trade_id']})" for t in trades)
+        if not confirmed:
+            what = f"would close {len(trades)} open trades: {listing}" if trades else "no open trades known"
+            raise CommandError(REFUSED, f"{what}; run `tradehost ctl flatten --yes` to close them and pause")
+        changed = s.sm.pause()
+        s.journal_event("operator.flatten", {"trades": [t["trade_id"] for t in trades], "paused": True})
+        if changed:
+            s.save_state()
+        s.settle(force_publish=True)
+        if not s.command_role("execution", FlattenRequested(why="ctl flatten")):
+            raise CommandError(REFUSED, "paused, but the execution role is not running: nothing was closed")
+        return {
+            "message": f"closing {len(trades)} open trades; paused (resume with `tradehost ctl resume`)",
+            "trades": trades,
+            "state": s.sm.state.value,
+        }
+
+
+def positions(account: AccountSnapshot) -> list[dict[str, Any]]:
+    """The open trades of the last reconciliation, for status and flatten."""
+    return [
+        {
+            "trade_id": t.trade_id,
+            "instrument": t.instrument,
+            "units": t.units,
+            "price": t.price,
+            "stop_loss": t.stop_loss,
+            "take_profit": t.take_profit,
+            "unrealized_pl": t.unrealized_pl,
+        }
+        for t in account.trades
+    ]

@@ -98,6 +98,11 @@ class StateMachine:
             del self._reasons[code]
         return cleared
 
+    def clear(self, code: str) -> bool:
+        """Drop one reason whatever its kind (a latch whose own rule lifts it, e.g. the daily loss
+        limit at the next trading day); returns True if it was there."""
+        return self._reasons.pop(code, None) is not None
+
     def has_reason(self, code: str) -> bool:
         """True if ``code`` is among the current reasons."""
         return code in self._reasons

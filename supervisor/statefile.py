@@ -9,12 +9,12 @@ and reason: when unsure, do not trade.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import orjson
 
+from actors.atomicfile import write_atomically
 from actors.errors import ConfigError
 
 VERSION = 1
@@ -71,16 +71,4 @@ def save(path: Path, state: SavedState) -> None:
         },
         option=orjson.OPT_INDENT_2,
     )
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        os.write(fd, payload)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    tmp.replace(path)
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    write_atomically(path, payload)

@@ -221,10 +221,12 @@ class Supervisor(pykka.ThreadingActor):
             child.shutdown_outcome = "clean" if body.clean else f"hook failed: {body.detail}"
         elif isinstance(body, BrokerHealth):
             if self.health.broker_report(body):
-                self._require_reconciliation("broker REST API reachable again")
+                self.require_reconciliation("broker REST API reachable again")
             self.settle()
         elif isinstance(body, AccountSnapshot):
             self.account = body
+            self.health.account(body)
+            self.settle()
         elif isinstance(body, ModelReport):
             self.model = body
             self.health.model_report(body)
@@ -263,15 +265,18 @@ class Supervisor(pykka.ThreadingActor):
             )
         self.health.role_healthy(child.role)
         if restarted and child.role in RECONCILE_AFTER_RESTART_OF:
-            self._require_reconciliation(f"{child.role} restarted")
+            self.require_reconciliation(f"{child.role} restarted")
         self._spawn_pending()
         if all(c.status is ChildStatus.RUNNING for c in self.children.values()):
             self.sm.children_up()
         self.settle()
 
-    def _require_reconciliation(self, why: str) -> None:
+    def require_reconciliation(self, why: str) -> bool:
+        """Reconcile before trading again; False when one is pending already."""
         if self.sm.require_reconciliation():
             self.journal_event("recon.required", {"why": why})
+            return True
+        return False
 
     def _on_reconciled(self, body: ReconciliationCompleted) -> None:
         if not body.ok:
@@ -430,6 +435,14 @@ class Supervisor(pykka.ThreadingActor):
         self.shutdown_seq = ShutdownSequence.begin(trigger, self.clock.monotonic(), previous, self.children)
         self._shutdown_continue()
         return {"message": "shutting down", "state": self.sm.state.value}
+
+    def command_role(self, role: str, body: Body) -> bool:
+        """Send a command to a running role on the control channel; False when it is not running."""
+        child = self.children.get(role)
+        if child is None or child.status is not ChildStatus.RUNNING:
+            return False
+        self.io.send("control", [child.identity, encode(make_envelope(body, src=SRC))])
+        return True
 
     def send_stop(self, child: Child, reason: str) -> None:
         was_starting = child.status is ChildStatus.STARTING

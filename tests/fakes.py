@@ -88,6 +88,21 @@ class FakeSupervisor:
         self.state = "SHUTTING_DOWN"
         return {"message": "shutting down", "state": self.state}
 
+    def reconcile(self) -> dict[str, Any]:
+        """Pretend to reconcile; refused while shutting down."""
+        self._enter("reconcile")
+        if self.shutting_down:
+            raise CommandError(REFUSED, "refused: reconcile while shutting down")
+        return {"message": "reconciling now", "state": "RECONCILING"}
+
+    def flatten(self, confirmed: bool) -> dict[str, Any]:
+        """Refuse without confirmation; else pause."""
+        self._enter("flatten", confirmed)
+        if not confirmed:
+            raise CommandError(REFUSED, "would close 0 open trades; run `tradehost ctl flatten --yes`")
+        self.paused = True
+        return {"message": "closing 0 open trades; paused", "trades": [], "state": "PAUSED"}
+
     def restart_role(self, role: str) -> dict[str, Any]:
         """Pretend to restart ``role``; refused while shutting down."""
         self._enter("restart_role", role)
@@ -123,6 +138,7 @@ class RecordingRuntime:
         self.role = role
         self.shared_config = shared or {}
         self.root_pid = 1
+        self.host_id = "testhost"
         self.journal_db: Any = None  # give a real actors.journal.Journal where a test reads it
         self.pid = pid
         self.mode = mode
@@ -173,7 +189,9 @@ class RecordingRuntime:
         """True for the faults this runtime was built with."""
         return fault in self.faults
 
-    def open_broker(self, *, on_request_outcome: Callable[[bool, str], None] | None = None) -> Broker:
+    def open_broker(
+        self, *, on_request_outcome: Callable[[bool, str], None] | None = None, slippage_pips: float = 0.0
+    ) -> Broker:
         """The broker given at construction."""
         if self.broker is None:
             raise RuntimeError("RecordingRuntime has no broker")

@@ -123,6 +123,7 @@ class TradeState:
     realized_pl: Decimal
     unrealized_pl: Decimal
     client_id: str | None = None
+    client_tag: str | None = None
     stop_loss_order_id: str | None = None
     stop_loss_price: Decimal | None = None
     take_profit_order_id: str | None = None
@@ -269,6 +270,11 @@ class Broker(Protocol):
 
     def pricing_stream(self, instruments: Sequence[str], *, snapshot: bool = True) -> Iterator[Price | Heartbeat]:
         """Prices and heartbeats until the caller stops iterating or the stream breaks."""
+        ...
+
+    def on_price(self, price: Price) -> None:
+        """A price the host saw on the stream (the shadow book fills and triggers on it; a real
+        broker ignores it)."""
         ...
 
     def account_summary(self) -> AccountState:

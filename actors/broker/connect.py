@@ -1,13 +1,16 @@
 """The broker factory: the one way a role gets a broker client.
 
-``broker_factory(config, mode)`` returns the function a role's runtime calls for a new client
-(one per worker thread: clients are not shared). It decides by ``broker.kind`` (the embedded
-emulator and OANDA both go through ``OandaBroker`` and the real oandapyV20 client) and by
-``host.mode``: in shadow mode the client reads the real account and market but refuses every
-order-path call (``ShadowGuard``), so no role can send an order in shadow mode even by mistake;
-the shadow book of the orders issue plugs in here, and no role has an ``if shadow`` branch.
-Credentials are read from the environment of the role's own process (never pickled or passed
-through messages); a missing secret raises ``ConfigError`` with a one-line reason.
+``broker_factory(config, mode, book=..., book_path=...)`` returns the function a role's runtime
+calls for a new client (one per worker thread: clients are not shared). It decides by
+``broker.kind`` (the embedded emulator and OANDA both go through ``OandaBroker`` and the real
+oandapyV20 client), by ``host.mode`` and by the role's part in the shadow book (the registry's
+``book``): in live mode every role gets the real broker; in shadow mode the execution role (the
+one ``writer``) gets the ``ShadowBook`` (orders fill virtually from live bid/ask, nothing is sent),
+the reconciler (a ``reader``) the same book read-only, so it reconciles the virtual account as it
+would the real one, and every other role the real broker behind a ``ShadowGuard`` that refuses
+every order-path call. No role has an ``if shadow`` branch. Credentials are read from the
+environment of the role's own process (never pickled or passed through messages); a missing
+secret raises ``ConfigError`` with a one-line reason.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from decimal import Decimal
+from pathlib import Path
 from typing import Any, Protocol
 
 from actors.broker import (
@@ -37,7 +41,9 @@ from actors.broker import (
 )
 from actors.broker.config import BrokerConfig, load_credentials
 from actors.broker.oanda import OandaBroker
-from actors.errors import InvariantViolation
+from actors.broker.shadow import ShadowBook
+from actors.clock import SYSTEM_CLOCK, Clock
+from actors.errors import BrokerNotReadyError, ConfigError, InvariantViolation
 
 __all__ = ["BrokerFactory", "ShadowGuard", "broker_factory", "open_broker"]
 
@@ -45,9 +51,10 @@ RequestOutcome = Callable[[bool, str], None]
 
 
 class BrokerFactory(Protocol):
-    """Makes a new broker client; ``on_request_outcome(ok, detail)`` hears every REST attempt."""
+    """Makes a new broker client; ``on_request_outcome(ok, detail)`` hears every REST attempt;
+    ``slippage_pips`` prices the shadow book's fills."""
 
-    def __call__(self, *, on_request_outcome: RequestOutcome | None = None) -> Broker:
+    def __call__(self, *, on_request_outcome: RequestOutcome | None = None, slippage_pips: float = 0.0) -> Broker:
         """A new client."""
 
 
@@ -62,18 +69,38 @@ def open_broker(
     return OandaBroker(config, credentials, on_request_outcome=on_request_outcome)
 
 
-def broker_factory(config: BrokerConfig, mode: str, environ: Mapping[str, str] | None = None) -> BrokerFactory:
+def broker_factory(
+    config: BrokerConfig,
+    mode: str,
+    environ: Mapping[str, str] | None = None,
+    *,
+    book: str = "",
+    book_path: Path | None = None,
+    clock: Clock = SYSTEM_CLOCK,
+) -> BrokerFactory:
     """The factory a role runtime hands its actor.
 
     Args:
         config: the ``[broker]`` section.
-        mode: ``host.mode``: ``"shadow"`` guards every order-path call, ``"live"`` does not.
+        mode: ``host.mode``: ``"live"`` gives the real broker; ``"shadow"`` the shadow book or a guard.
         environ: where credentials come from (default ``os.environ``, read at each call).
+        book: the role's part in the shadow book: ``"writer"``, ``"reader"`` or ``""`` (none).
+        book_path: the shadow book's file (``<run_dir>/shadow-book.json``).
+        clock: the book's clock before its first price.
     """
 
-    def make(*, on_request_outcome: RequestOutcome | None = None) -> Broker:
+    def make(*, on_request_outcome: RequestOutcome | None = None, slippage_pips: float = 0.0) -> Broker:
         broker = open_broker(config, environ, on_request_outcome=on_request_outcome)
-        return broker if mode == "live" else ShadowGuard(broker)
+        if mode == "live":
+            return broker
+        if book and book_path is None:
+            raise ConfigError("shadow mode: the shadow book needs a path")
+        if book == "writer" and book_path is not None:
+            return ShadowBook(broker, book_path, slippage_pips=slippage_pips, clock=clock)
+        if book == "reader" and book_path is not None:
+            path = book_path
+            return ShadowGuard(broker, reads=lambda: ShadowBook(broker, path, read_only=True, clock=clock))
+        return ShadowGuard(broker)
 
     return make
 
@@ -83,26 +110,47 @@ class ShadowGuard:
 
     Shadow mode's promise is that nothing is ever sent: an order-path call reaching this guard is a
     bug, so it raises ``InvariantViolation`` (the role fails and the supervisor latches nothing
-    is traded) instead of quietly doing nothing.
+    is traded) instead of quietly doing nothing. With ``reads``, the account-side reads go to the
+    broker that function opens (the shadow book, read-only), opened on first use: until the
+    execution role has written the book, a read is a ``BrokerNotReadyError`` (waited for).
     """
 
-    def __init__(self, inner: Broker) -> None:
-        self.inner = inner
+    def __init__(self, inner: Broker, *, reads: Callable[[], Broker] | None = None) -> None:
+        self.market = inner
+        self._open_reads = reads
+        self._reads: Broker | None = None if reads is not None else inner
+
+    @property
+    def inner(self) -> Broker:
+        """Where account reads go."""
+        if self._reads is None and self._open_reads is not None:
+            try:
+                self._reads = self._open_reads()
+            except ConfigError as e:
+                raise BrokerNotReadyError(f"shadow book not readable yet: {e}") from e
+        if self._reads is None:
+            raise BrokerNotReadyError("shadow book not readable yet")
+        return self._reads
 
     def _refuse(self, what: str) -> InvariantViolation:
         return InvariantViolation(f"shadow mode: {what} must never reach the broker")
 
     def instruments(self, names: Sequence[str] | None = None) -> list[Instrument]:
         """Instrument metadata (read)."""
-        return self.inner.instruments(names)
+        return self.market.instruments(names)
 
     def candles(self, instrument: str, granularity: str, **kwargs: Any) -> list[Candle]:
         """Candles (read)."""
-        return self.inner.candles(instrument, granularity, **kwargs)
+        return self.market.candles(instrument, granularity, **kwargs)
 
     def pricing_stream(self, instruments: Sequence[str], *, snapshot: bool = True) -> Iterator[Price | Heartbeat]:
         """The price stream (read)."""
-        return self.inner.pricing_stream(instruments, snapshot=snapshot)
+        return self.market.pricing_stream(instruments, snapshot=snapshot)
+
+    def on_price(self, price: Price) -> None:
+        """A stream price (a read-only book only notes it)."""
+        if self._reads is not None:
+            self._reads.on_price(price)
 
     def account_summary(self) -> AccountState:
         """The account summary (read)."""
@@ -153,5 +201,7 @@ class ShadowGuard:
         raise self._refuse(f"SL/TP change of trade {spec}")
 
     def close(self) -> None:
-        """Close the inner client."""
-        self.inner.close()
+        """Close the clients."""
+        if self._reads is not None and self._reads is not self.market:
+            self._reads.close()
+        self.market.close()

@@ -85,6 +85,10 @@ class InMemoryBroker:
             elif tp is not None and ((long and level >= tp) or (not long and level <= tp)):
                 self._close(trade, level, "TAKE_PROFIT_ORDER")
 
+    def on_price(self, price: Price) -> None:
+        """A stream price: the same as ``set_price``."""
+        self.set_price(price.instrument, price.bid, price.ask, ts=price.ts, tradeable=price.tradeable)
+
     def reject_next(self, reason: str) -> None:
         """Make the next order fail with ``BrokerRejectedError(reason)``."""
         self._reject_next = reason

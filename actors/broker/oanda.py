@@ -329,6 +329,9 @@ class OandaBroker:
                 # One unusable line (e.g. an empty book, which OANDA allows) is not a broken stream.
                 log.warning("broker: pricing stream: skipped a line: %s", e)
 
+    def on_price(self, price: Price) -> None:
+        """A real broker prices its own fills: nothing to do."""
+
     def transaction_stream(self) -> Iterator[Transaction | TransactionHeartbeat]:
         """New transactions and heartbeats; breaks raise BrokerTemporaryError."""
         for obj in self._stream(lambda: transactions.TransactionsStream(self.account_id), "transaction stream"):

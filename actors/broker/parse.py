@@ -347,6 +347,7 @@ def trade_state(obj: Json) -> TradeState:
         realized_pl=_opt_decimal(obj, "realizedPL") or Decimal(0),
         unrealized_pl=_opt_decimal(obj, "unrealizedPL") or Decimal(0),
         client_id=_client_id(obj),
+        client_tag=optional_text(_opt_mapping(obj, "clientExtensions"), "tag"),
         stop_loss_order_id=optional_text(sl, "id") or optional_text(obj, "stopLossOrderID"),
         stop_loss_price=_opt_decimal(sl, "price"),
         take_profit_order_id=optional_text(tp, "id") or optional_text(obj, "takeProfitOrderID"),

@@ -47,6 +47,7 @@ from typing import Any
 
 import orjson
 
+from actors.atomicfile import write_atomically
 from actors.broker import (
     AccountState,
     Broker,
@@ -92,6 +93,7 @@ class _Trade:
     open_factor: Decimal  # quote->home at the open: the fallback when no rate is known at the close
     state: str = "OPEN"
     client_id: str | None = None
+    client_tag: str | None = None
     stop_loss_order_id: str | None = None
     stop_loss_price: Decimal | None = None
     take_profit_order_id: str | None = None
@@ -227,23 +229,6 @@ class _Book:
         return book
 
 
-def _write_atomically(path: Path, payload: bytes) -> None:
-    # The house pattern (supervisor/statefile.py): tmp + fsync + rename + directory fsync.
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        os.write(fd, payload)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    tmp.replace(path)
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
-
-
 def _read_book(path: Path) -> _Book | None:
     try:
         data = path.read_bytes()
@@ -325,7 +310,7 @@ class ShadowBook:
         return st.st_ino, st.st_mtime_ns, st.st_size
 
     def _save(self) -> None:
-        _write_atomically(self.path, self._book.encode())
+        write_atomically(self.path, self._book.encode())
         self._stamp = self._file_stamp()
 
     def _refresh(self) -> None:
@@ -499,6 +484,7 @@ class ShadowBook:
             realized_pl=trade.realized_pl,
             unrealized_pl=self._unrealized(trade) if trade.state == "OPEN" else _ZERO,
             client_id=trade.client_id,
+            client_tag=trade.client_tag,
             stop_loss_order_id=trade.stop_loss_order_id,
             stop_loss_price=trade.stop_loss_price,
             take_profit_order_id=trade.take_profit_order_id,
@@ -800,14 +786,15 @@ class ShadowBook:
         trade = _Trade(
             id=fill["id"], instrument=meta.name, price=price, open_ts=self._ts(), initial_units=units,
             current_units=units, realized_pl=_ZERO, open_factor=self._factor(meta.name) or Decimal(1),
-            client_id=request.trade_client_id,
+            client_id=request.trade_client_id, client_tag=request.tag,
         )  # fmt: skip
         self._book.trades[trade.id] = trade
         if trade.client_id:
             self._book.trade_by_client[trade.client_id] = trade.id
         opened: dict[str, Any] = {"tradeID": trade.id, "units": format(units, "f"), "price": format(price, "f")}
-        if request.trade_client_id:
-            opened["clientExtensions"] = {"id": request.trade_client_id}
+        if request.trade_client_id or request.tag:
+            ext = {"id": request.trade_client_id, "tag": request.tag}
+            opened["clientExtensions"] = {k: v for k, v in ext.items() if v}
         fill["tradeOpened"] = opened
         if tp is not None:
             self._add_dependent(trade, "TAKE_PROFIT", tp, reason="ON_FILL", fill_id=fill["id"])

@@ -33,6 +33,12 @@ class Controllable(Protocol):
     def restart_role(self, role: str) -> dict[str, Any]:
         """Restart one role (may raise CommandError)."""
 
+    def reconcile(self) -> dict[str, Any]:
+        """Reconcile with the broker now (may raise CommandError)."""
+
+    def flatten(self, confirmed: bool) -> dict[str, Any]:
+        """Close every open trade and pause; without ``confirmed`` refuse, listing them."""
+
 
 class Command:
     """Base class of ctl commands."""

@@ -27,23 +27,32 @@ from actors.messages import (
     CauseHealthy,
     CheckResult,
     Envelope,
+    ExecutionReport,
+    FlattenRequested,
     Heartbeat,
     InstrumentId,
     InstrumentMarket,
+    IntentId,
+    IntentSkipped,
     MarketReport,
     ModelReport,
     NoTradeRequested,
     Prices,
     PriceTick,
+    ProtectionRequested,
     Reason,
+    ReconcileNow,
     ReconciliationCompleted,
     RestartRequested,
+    RiskIntent,
     RoleEvent,
     RoleStopping,
     SignalProduced,
     StopRole,
     SystemState,
     SystemStateChanged,
+    TradeId,
+    TradeView,
     WatchdogReport,
     decode,
     encode,
@@ -54,6 +63,17 @@ from actors.messages import (
 
 pytestmark = [pytest.mark.unit, pytest.mark.timeout(30)]
 
+_TRADE = TradeView(
+    trade_id=TradeId("42"),
+    instrument=InstrumentId("EUR_USD"),
+    units="-12000",
+    price="1.10040",
+    open_ts=1_700_000_100_000_000_000,
+    unrealized_pl="-3.2000",
+    stop_loss="1.10300",
+    take_profit=None,
+    client_id="main.EUR_USD.1700000100000000000.S",
+)
 _CHECK = CheckResult(name="rss:model", value="210.5 MB", limit="1024 MB", verdict="ok")
 _PRICES = Prices(o="1.10010", h="1.10060", l="1.09980", c="1.10040")
 _MARKET = InstrumentMarket(instrument=InstrumentId("USD_JPY"), open=False, since_ns=1, why="weekend", next_open_ns=2)
@@ -92,6 +112,13 @@ SAMPLES: dict[str, Body] = {
         pending_orders=2,
         last_transaction_id="42",
         ts=5,
+        trades=(_TRADE,),
+        day_start_nav="100000.0000",
+        daily_pnl="12.5000",
+        peak_nav="100100.0000",
+        drawdown=0.0009,
+        zone=0,
+        multiplier=1.0,
     ),
     "Prices": _PRICES,
     "Bar": Bar(
@@ -123,6 +150,39 @@ SAMPLES: dict[str, Body] = {
     "RestartRequested": RestartRequested(role="model", reason="rss 1210 MB > 1024 MB"),
     "CheckResult": _CHECK,
     "WatchdogReport": WatchdogReport(checks=(_CHECK,), mail="on", mail_queued=1, mail_sent=4, mail_failed=0),
+    "TradeView": _TRADE,
+    "RiskIntent": RiskIntent(
+        intent_id=IntentId("main.EUR_USD.1700000100000000000.L"),
+        instrument=InstrumentId("EUR_USD"),
+        direction="long",
+        units="12000",
+        stop_loss="1.09800",
+        take_profit="1.10400",
+        decision_price=1.10042,
+        sl_distance=0.00242,
+        bar_ts=1_700_000_100_000_000_000,
+        decided_ns=1_700_000_100_100_000_000,
+        p_up=0.63,
+        model_version="0123456789ab",
+        multiplier=0.5,
+    ),
+    "IntentSkipped": IntentSkipped(
+        instrument=InstrumentId("GBP_USD"), bar_ts=1, reason="below_threshold", p_up=0.52, model_version="0123"
+    ),
+    "ExecutionReport": ExecutionReport(
+        status="FILLED",
+        instrument=InstrumentId("EUR_USD"),
+        intent_id="i",
+        trade_id="42",
+        price="1.10050",
+        slippage_pips=0.8,
+        latency_ms=12.5,
+    ),
+    "ReconcileNow": ReconcileNow(why="ctl reconcile"),
+    "FlattenRequested": FlattenRequested(why="ctl flatten"),
+    "ProtectionRequested": ProtectionRequested(
+        trade_id=TradeId("42"), instrument=InstrumentId("EUR_USD"), action="repair"
+    ),
 }
 
 

@@ -13,8 +13,9 @@ from tests.fakes import FakeSupervisor
 pytestmark = [pytest.mark.unit, pytest.mark.timeout(10)]
 
 
-def test_the_registry_holds_the_five_commands_under_their_own_names() -> None:
-    assert sorted(COMMANDS) == ["pause", "restart", "resume", "shutdown", "status"]
+def test_the_registry_holds_every_command_under_its_own_name() -> None:
+    assert sorted(COMMANDS) == ["flatten", "pause", "reconcile", "restart", "resume", "shutdown", "status"]
+
     for name, command in COMMANDS.items():
         assert command.name == name
 

@@ -1,0 +1,580 @@
+"""The execution role's order desk: every broker call of the role, one at a time, on its worker.
+
+Intents, exits, protection and flattening arrive as jobs (``Submit``, ``Exits``, ``Protect``,
+``Flatten``, ``Protection``) on one queue and are carried out in order, so nothing races on the
+account. The rules are the pure modules' (``actors.orders``, ``actors.exits``); what goes out
+(reports, alerts, no-trade requests) is handed back to the actor as ``Publish`` / ``ToSupervisor``
+(only the actor's thread touches the runtime's sockets); journal rows are written here, before
+and after each request, so the journal always knows what was attempted. See ``actors.execution``
+for the behaviour in full.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from actors.broker import Broker, Instrument, TradeState
+from actors.clock import Clock
+from actors.errors import BrokerAmbiguousError, BrokerError, BrokerFatalError, BrokerRejectedError
+from actors.exits import CloseTrade, ManagedTrade, MoveStopLoss, manage_trade, protective_stops
+from actors.gate import Direction
+from actors.journal import Journal
+from actors.marketview import MarketView
+from actors.messages import (
+    TOPIC_ALERT,
+    TOPIC_EXEC_REPORT,
+    AlertRaised,
+    ExecutionReport,
+    InstrumentId,
+    NoTradeRequested,
+    RiskIntent,
+)
+from actors.orders import MissingStops, TradeMemo, bars_held, load_memos, market_order, save_memos, slippage_pips
+
+if TYPE_CHECKING:
+    from actors.execution import ExecutionConfig
+    from actors.risk import RiskConfig
+
+RESOLVE_POLL_S = 1.0
+STOP_ORDER_TYPES = frozenset({"STOP_LOSS", "TAKE_PROFIT", "TRAILING_STOP_LOSS", "GUARANTEED_STOP_LOSS"})
+
+
+@dataclass(frozen=True, slots=True)
+class Submit:
+    """Send this intent's order."""
+
+    intent: RiskIntent
+    corr: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Exits:
+    """A close: manage the exits of every open trade."""
+
+    bar_ts: int
+
+
+@dataclass(frozen=True, slots=True)
+class Protect:
+    """Give an unprotected trade its SL and TP ("repair") or close it."""
+
+    trade_id: str
+    action: str
+
+
+@dataclass(frozen=True, slots=True)
+class Flatten:
+    """Close every open trade."""
+
+    why: str
+
+
+@dataclass
+class Protection:
+    """The shutdown check; ``done`` is set with the summary when it is through."""
+
+    done: threading.Event = field(default_factory=threading.Event)
+    summary: str = ""
+
+
+Job = Submit | Exits | Protect | Flatten | Protection
+
+
+@dataclass(frozen=True, slots=True)
+class Publish:
+    """For the actor: publish ``body`` on ``topic`` (only the actor's thread touches the runtime)."""
+
+    topic: str
+    body: Any
+    corr: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ToSupervisor:
+    """For the actor: send ``body`` to the supervisor."""
+
+    body: Any
+
+
+class OrderDesk:
+    """The orders worker of the execution role.
+
+    Args:
+        cfg: the ``[execution]`` section.
+        risk: the ``[risk]`` section (ATR period and stop distances for repairs).
+        granularity: the bars' granularity (bars held).
+        market: the role's market view (quotes, ATR), read here, written by the actor.
+        state_path: where the trade memos are kept.
+        journal: append a journal row (kind, body, corr=...).
+        journal_db: the journal, read at start for intents whose outcome was lost.
+        post: hand a ``Publish`` / ``ToSupervisor`` to the actor.
+        allows_entry: the role's trading permit, checked again at send time.
+        open_broker: the runtime's broker factory.
+        host_id: this host's instance id (every order's tag).
+        clock: the clock.
+    """
+
+    def __init__(
+        self,
+        *,
+        cfg: ExecutionConfig,
+        risk: RiskConfig,
+        granularity: str,
+        market: MarketView,
+        state_path: Path,
+        journal: Callable[..., None],
+        journal_db: Journal,
+        post: Callable[[Any], None],
+        allows_entry: Callable[[], bool],
+        open_broker: Callable[..., Broker],
+        host_id: str,
+        clock: Clock,
+    ) -> None:
+        self.cfg = cfg
+        self.risk = risk
+        self.granularity = granularity
+        self.market = market
+        self.state_path = state_path
+        self.journal = journal
+        self.journal_db = journal_db
+        self.post = post
+        self.allows_entry = allows_entry
+        self.open_broker = open_broker
+        self.host_id = host_id
+        self.clock = clock
+        self.jobs: queue.SimpleQueue[Job] = queue.SimpleQueue()
+        self.broker: Broker | None = None
+        self.memos = load_memos(state_path)  # an unreadable file fails the role: a human looks
+        self.meta: dict[str, Instrument] = {}
+        self.known_open: dict[str, TradeState] = {}
+        self.last_bar_ts = 0
+
+    def run(self, stop: threading.Event) -> None:
+        """The worker's body: open the broker, resolve what a restart left open, then do the jobs."""
+        broker = self.open_broker(slippage_pips=self.cfg.slippage_pips)
+        self.broker = broker
+        self._resolve_leftovers(broker, stop)
+        while not stop.is_set():
+            try:
+                job = self.jobs.get(timeout=0.2)
+            except queue.Empty:
+                continue
+            try:
+                self._do(broker, job, stop)
+            except BrokerError as e:  # one failed job must not end the worker (reads are retried next time)
+                self.journal("exec.error", {"job": type(job).__name__, "error": f"{type(e).__name__}: {e}"})
+            if isinstance(job, Protection):
+                job.done.set()
+
+    def _do(self, broker: Broker, job: Job, stop: threading.Event) -> None:
+        if isinstance(job, Submit):
+            self._submit(broker, job.intent, job.corr, stop)
+        elif isinstance(job, Exits):
+            self._exits(broker, job.bar_ts)
+        elif isinstance(job, Protect):
+            self._protect(broker, job.trade_id, job.action, why="reconciler")
+        elif isinstance(job, Flatten):
+            for trade in broker.open_trades():
+                self._close(broker, trade, reason=f"flatten: {job.why}")
+        elif isinstance(job, Protection):
+            job.summary = self._shutdown_protection(broker)
+
+    def _instrument(self, broker: Broker, name: str) -> Instrument:
+        meta = self.meta.get(name)
+        if meta is None:
+            meta = self.meta[name] = broker.instruments([name])[0]
+        return meta
+
+    def _report(self, report: ExecutionReport, corr: str | None) -> None:
+        self.post(Publish(TOPIC_EXEC_REPORT, report, corr))
+
+    def _alert(self, severity: str, code: str, detail: str) -> None:
+        self.post(Publish(TOPIC_ALERT, AlertRaised(severity=severity, code=code, detail=detail), None))
+
+    # --- orders ---
+
+    def _submit(self, broker: Broker, intent: RiskIntent, corr: str | None, stop: threading.Event) -> None:
+        base = {"intent_id": intent.intent_id, "instrument": intent.instrument, "model_version": intent.model_version}
+        age_s = (self.clock.time_ns() - intent.decided_ns) / 1e9
+        refusal = ""
+        if not self.allows_entry():
+            refusal = "no trading permit at send time"
+        elif age_s > self.cfg.max_intent_age_s:
+            refusal = f"stale intent: decided {age_s:.1f}s ago"
+        try:
+            request = market_order(intent, host_id=self.host_id)
+        except MissingStops as e:
+            refusal = refusal or str(e)
+        if refusal:
+            self.journal("exec.rejected", {**base, "reason": refusal, "sent": False}, corr=corr)
+            self._report(
+                ExecutionReport(
+                    status="REJECTED",
+                    instrument=intent.instrument,
+                    intent_id=intent.intent_id,
+                    reason=refusal,
+                    model_version=intent.model_version,
+                ),
+                corr,
+            )
+            return
+        self.journal(
+            "exec.sending",
+            {
+                **base,
+                "units": format(request.units, "f"),
+                "stop_loss": intent.stop_loss,
+                "take_profit": intent.take_profit,
+                "client_id": request.client_id,
+                "tag": request.tag,
+            },
+            corr=corr,
+        )
+        started = self.clock.monotonic()
+        try:
+            result = broker.submit_market_order(request)
+        except BrokerAmbiguousError as e:
+            self.journal("exec.ambiguous", {**base, "detail": str(e)}, corr=corr)
+            self._resolve(broker, intent.intent_id, instrument=intent.instrument, intent=intent, corr=corr, stop=stop)
+            return
+        except BrokerRejectedError as e:
+            self._refused(intent, corr, base, e.reason or "REJECTED", str(e), cancelled=bool(e.transaction))
+            return
+        except BrokerFatalError as e:
+            self._refused(intent, corr, base, "BROKER_FATAL", str(e), cancelled=False)
+            self._request_no_trade("broker_fatal", str(e))
+            return
+        except BrokerError as e:  # certainly not placed (429, refused connection): never retried
+            self._refused(intent, corr, base, "NOT_SENT", str(e), cancelled=False)
+            return
+        latency_ms = round((self.clock.monotonic() - started) * 1000, 1)
+        self._filled(
+            broker,
+            intent,
+            corr,
+            trade_id=result.trade_id or "",
+            price=result.fill_price,
+            units=result.units,
+            latency_ms=latency_ms,
+            kind="exec.filled",
+        )
+
+    def _refused(
+        self, intent: RiskIntent, corr: str | None, base: dict[str, Any], reason: str, detail: str, *, cancelled: bool
+    ) -> None:
+        kind, status = ("exec.cancelled", "CANCELLED") if cancelled else ("exec.rejected", "REJECTED")
+        self.journal(kind, {**base, "reason": reason, "detail": detail, "sent": True}, corr=corr)
+        self._report(
+            ExecutionReport(
+                status=status,
+                instrument=intent.instrument,
+                intent_id=intent.intent_id,
+                reason=reason,
+                model_version=intent.model_version,
+            ),
+            corr,
+        )
+        self._alert("error", f"order_{status.lower()}:{intent.instrument}", f"{intent.intent_id}: {reason}: {detail}")
+
+    def _filled(
+        self,
+        broker: Broker,
+        intent: RiskIntent,
+        corr: str | None,
+        *,
+        trade_id: str,
+        price: Decimal,
+        units: Decimal,
+        latency_ms: float | None,
+        kind: str,
+    ) -> None:
+        pip = 10.0 ** self._instrument(broker, intent.instrument).pip_location
+        slip = slippage_pips(intent.direction, intent.decision_price, float(price), pip)
+        self.memos[trade_id] = TradeMemo(
+            trade_id=trade_id,
+            intent_id=intent.intent_id,
+            instrument=intent.instrument,
+            direction=intent.direction,
+            units=format(units, "f"),
+            initial_stop_loss=intent.stop_loss,
+            corr=corr,
+            model_version=intent.model_version,
+            open_bar_ts=intent.bar_ts,
+        )
+        save_memos(self.state_path, self.memos)
+        self.journal(
+            kind,
+            {
+                "intent_id": intent.intent_id,
+                "instrument": intent.instrument,
+                "trade_id": trade_id,
+                "units": format(units, "f"),
+                "fill_price": format(price, "f"),
+                "slippage_pips": slip,
+                "latency_ms": latency_ms,
+                "model_version": intent.model_version,
+            },
+            corr=corr,
+        )
+        self._report(
+            ExecutionReport(
+                status="FILLED" if kind == "exec.filled" else "RESOLVED",
+                instrument=intent.instrument,
+                intent_id=intent.intent_id,
+                trade_id=trade_id,
+                units=format(units, "f"),
+                price=format(price, "f"),
+                slippage_pips=slip,
+                latency_ms=latency_ms,
+                model_version=intent.model_version,
+            ),
+            corr,
+        )
+
+    def _resolve(
+        self,
+        broker: Broker,
+        client_id: str,
+        *,
+        instrument: str,
+        intent: RiskIntent | None,
+        corr: str | None,
+        stop: threading.Event,
+    ) -> None:
+        # By the client id only, never by sending again; past the timeout a latched no-trade.
+        deadline = self.clock.monotonic() + self.cfg.resolve_timeout_s
+        detail = "not looked up"
+        while not stop.is_set():
+            try:
+                order = broker.order(f"@{client_id}")
+            except BrokerError as e:
+                detail = str(e)
+            else:
+                detail = f"order is {order.state}"
+                if order.state == "FILLED" and order.trade_opened_id and intent is not None:
+                    trade = broker.trade(order.trade_opened_id)
+                    self._filled(
+                        broker,
+                        intent,
+                        corr,
+                        trade_id=trade.id,
+                        price=trade.price,
+                        units=trade.initial_units,
+                        latency_ms=None,
+                        kind="exec.resolved",
+                    )
+                    return
+                if order.state == "FILLED":
+                    self.journal("exec.resolved", {"intent_id": client_id, "outcome": "filled"}, corr=corr)
+                    return
+                if order.state == "CANCELLED":
+                    self.journal("exec.resolved", {"intent_id": client_id, "outcome": "cancelled"}, corr=corr)
+                    report = ExecutionReport(
+                        status="CANCELLED",
+                        instrument=InstrumentId(instrument),
+                        intent_id=client_id,
+                        reason="resolved: cancelled",
+                    )
+                    self._report(report, corr)
+                    return
+            if self.clock.monotonic() >= deadline:
+                break
+            stop.wait(RESOLVE_POLL_S)
+        why = f"order @{client_id} still unresolved after {self.cfg.resolve_timeout_s:g}s ({detail})"
+        self.journal("exec.ambiguous", {"intent_id": client_id, "final": True, "detail": why}, corr=corr)
+        report = ExecutionReport(
+            status="UNRESOLVED", instrument=InstrumentId(instrument), intent_id=client_id, reason=why
+        )
+        self._report(report, corr)
+        self._request_no_trade(f"order_unresolved:{instrument}", why)
+
+    def _resolve_leftovers(self, broker: Broker, stop: threading.Event) -> None:
+        # Intents journaled as sent whose outcome never made it to the journal (a kill -9 between
+        # the two): find out from the broker, by client id.
+        db = self.journal_db
+        outcome_kinds = ("exec.filled", "exec.cancelled", "exec.rejected", "exec.resolved")
+        done = {e.body.get("intent_id") for kind in outcome_kinds for e in db.entries(kind)}
+        done |= {e.body.get("intent_id") for e in db.entries("exec.ambiguous") if e.body.get("final")}
+        for entry in db.entries("exec.sending"):
+            intent_id = entry.body.get("intent_id")
+            if isinstance(intent_id, str) and intent_id not in done:
+                self.journal(
+                    "exec.ambiguous", {"intent_id": intent_id, "detail": "outcome lost (restart)"}, corr=entry.corr
+                )
+                instrument = str(entry.body.get("instrument", ""))
+                self._resolve(broker, intent_id, instrument=instrument, intent=None, corr=entry.corr, stop=stop)
+
+    def _request_no_trade(self, code: str, detail: str) -> None:
+        self.post(ToSupervisor(NoTradeRequested(code=code, detail=detail)))
+        self._alert("critical", code, detail)
+
+    # --- exits and protection ---
+
+    def _exits(self, broker: Broker, bar_ts: int) -> None:
+        self.last_bar_ts = max(self.last_bar_ts, bar_ts)
+        trades = {t.id: t for t in broker.open_trades()}
+        for trade_id, was in list(self.known_open.items()):
+            if trade_id not in trades:
+                self._report_closed(broker, was, reason="closed at the broker (SL/TP or outside the host)")
+        self.known_open = trades
+        for trade in trades.values():
+            quote = self.market.prices.get(trade.instrument)
+            if quote is None or not quote.tradeable:
+                continue
+            memo = self.memos.get(trade.id)
+            managed = ManagedTrade(
+                trade_id=trade.id,
+                instrument=trade.instrument,
+                direction=Direction.LONG if trade.current_units > 0 else Direction.SHORT,
+                units=float(abs(trade.current_units)),
+                entry_price=float(trade.price),
+                initial_stop_loss=float(memo.initial_stop_loss) if memo else None,
+                stop_loss=float(trade.stop_loss_price) if trade.stop_loss_price is not None else None,
+                take_profit=float(trade.take_profit_price) if trade.take_profit_price is not None else None,
+                bars_held=bars_held(memo.open_bar_ts, bar_ts, self.granularity) if memo else 0,
+            )
+            actions = manage_trade(
+                managed,
+                bid=float(quote.bid),
+                ask=float(quote.ask),
+                atr=self.market.atr(trade.instrument, self.risk.atr_period),
+                instrument=self._instrument(broker, trade.instrument),
+                config=self.cfg,
+            )
+            for action in actions:
+                corr = memo.corr if memo else None
+                if isinstance(action, MoveStopLoss):
+                    broker.set_trade_orders(trade.id, stop_loss=action.price)
+                    self.journal(
+                        "exec.exit_changed",
+                        {
+                            "trade_id": trade.id,
+                            "instrument": trade.instrument,
+                            "reason": action.reason,
+                            "stop_loss": format(action.price, "f"),
+                            "was": str(trade.stop_loss_price),
+                        },
+                        corr=corr,
+                    )
+                elif isinstance(action, CloseTrade):
+                    self._close(broker, trade, reason=action.reason)
+
+    def _close(self, broker: Broker, trade: TradeState, *, reason: str) -> None:
+        result = broker.close_trade(trade.id)
+        self.known_open.pop(trade.id, None)
+        memo = self.memos.pop(trade.id, None)
+        save_memos(self.state_path, self.memos)
+        self.journal(
+            "exec.closed",
+            {
+                "trade_id": trade.id,
+                "instrument": trade.instrument,
+                "reason": reason,
+                "price": format(result.price, "f"),
+                "realized_pl": format(result.realized_pl, "f"),
+                "model_version": memo.model_version if memo else "",
+            },
+            corr=memo.corr if memo else None,
+        )
+        self._report(
+            ExecutionReport(
+                status="CLOSED",
+                instrument=InstrumentId(trade.instrument),
+                trade_id=trade.id,
+                intent_id=memo.intent_id if memo else "",
+                reason=reason,
+                realized_pl=format(result.realized_pl, "f"),
+            ),
+            memo.corr if memo else None,
+        )
+
+    def _report_closed(self, broker: Broker, was: TradeState, *, reason: str) -> None:
+        closed = broker.trade(was.id)
+        memo = self.memos.pop(was.id, None)
+        save_memos(self.state_path, self.memos)
+        self.journal(
+            "exec.closed",
+            {
+                "trade_id": was.id,
+                "instrument": was.instrument,
+                "reason": reason,
+                "realized_pl": format(closed.realized_pl, "f"),
+                "model_version": memo.model_version if memo else "",
+            },
+            corr=memo.corr if memo else None,
+        )
+        self._report(
+            ExecutionReport(
+                status="CLOSED",
+                instrument=InstrumentId(was.instrument),
+                trade_id=was.id,
+                intent_id=memo.intent_id if memo else "",
+                reason=reason,
+                realized_pl=format(closed.realized_pl, "f"),
+            ),
+            memo.corr if memo else None,
+        )
+
+    def _protect(self, broker: Broker, trade_id: str, action: str, *, why: str) -> str:
+        trade = broker.trade(trade_id)
+        if trade.state != "OPEN" or (trade.stop_loss_price is not None and trade.take_profit_price is not None):
+            return "protected"
+        if action == "close":
+            self._close(broker, trade, reason=f"unprotected ({why})")
+            return "closed"
+        quote = self.market.prices.get(trade.instrument)
+        meta = self._instrument(broker, trade.instrument)
+        direction = Direction.LONG if trade.current_units > 0 else Direction.SHORT
+        bid = float(quote.bid) if quote else float(trade.price)
+        ask = float(quote.ask) if quote else float(trade.price)
+        sl, tp = protective_stops(
+            direction,
+            bid=bid,
+            ask=ask,
+            atr=self.market.atr(trade.instrument, self.risk.atr_period),
+            instrument=meta,
+            sl_atr_mult=self.risk.sl_atr_mult,
+            reward_ratio=self.risk.reward_ratio,
+        )
+        broker.set_trade_orders(
+            trade_id,
+            stop_loss=sl if trade.stop_loss_price is None else None,
+            take_profit=tp if trade.take_profit_price is None else None,
+        )
+        self.journal(
+            "exec.exit_changed",
+            {
+                "trade_id": trade_id,
+                "instrument": trade.instrument,
+                "reason": f"repaired ({why})",
+                "stop_loss": format(sl, "f"),
+                "take_profit": format(tp, "f"),
+            },
+        )
+        return "repaired"
+
+    def _shutdown_protection(self, broker: Broker) -> str:
+        cancelled = [o.id for o in broker.pending_orders() if o.type not in STOP_ORDER_TYPES and not o.trade_id]
+        for order_id in cancelled:
+            broker.cancel_order(order_id)
+        outcomes: dict[str, str] = {}
+        for trade in broker.open_trades():
+            try:
+                outcomes[trade.id] = self._protect(broker, trade.id, "repair", why="shutdown check")
+            except BrokerError as e:
+                outcomes[trade.id] = f"failed: {e}"
+        summary = (
+            f"{len(outcomes)} open trades, {sum(v == 'protected' for v in outcomes.values())} already protected, "
+            f"{sum(v == 'repaired' for v in outcomes.values())} repaired, {len(cancelled)} pending entries cancelled"
+        )
+        self.journal(
+            "shutdown.protection",
+            {"complete": True, "trades": outcomes, "cancelled_orders": cancelled, "summary": summary},
+        )
+        return summary

@@ -1,0 +1,118 @@
+"""The execution role's pure side: intents to orders, what it remembers of its trades, exits' inputs.
+
+``market_order`` turns a ``RiskIntent`` into the one kind of order the host sends: MARKET, FOK,
+``stopLossOnFill`` and ``takeProfitOnFill`` at the intent's prices, ``clientExtensions.id`` = the
+intent id (and the trade's), tagged with this host's instance id; it refuses an intent without
+both stops (``MissingStops``: such an order is never sent). ``TradeMemo`` is what execution
+remembers per trade it opened (the intent, the bar's corr, the model version, the initial SL that
+defines R for exit management), persisted crash-safely in ``execution-state.json``;
+``bars_held`` counts the bars a trade has been open on the market's calendar (a weekend is no
+bars). ``slippage_pips`` compares the fill with the decision price, positive when worse.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from actors.atomicfile import write_atomically
+from actors.bars import bar_start, expected_bars
+from actors.broker import MarketOrderRequest
+from actors.errors import ConfigError
+from actors.messages import RiskIntent
+
+__all__ = ["HOST_TAG_PREFIX", "MissingStops", "TradeMemo", "bars_held", "host_tag", "load_memos", "market_order",
+           "save_memos", "slippage_pips"]  # fmt: skip
+
+HOST_TAG_PREFIX = "tradehost-"
+
+
+class MissingStops(ValueError):
+    """An intent without a valid stop loss and take profit: the order is never sent."""
+
+
+def host_tag(host_id: str) -> str:
+    """The client-extensions tag every order of this host carries."""
+    return f"{HOST_TAG_PREFIX}{host_id}"
+
+
+def market_order(intent: RiskIntent, *, host_id: str) -> MarketOrderRequest:
+    """The order for ``intent``.
+
+    Raises:
+        MissingStops: the intent lacks a positive SL or TP, or its units are not positive.
+    """
+    try:
+        units, sl, tp = Decimal(intent.units), Decimal(intent.stop_loss), Decimal(intent.take_profit)
+    except (InvalidOperation, ValueError) as e:
+        raise MissingStops(f"intent {intent.intent_id}: units or stops are not numbers") from e
+    if not (units.is_finite() and sl.is_finite() and tp.is_finite()) or units <= 0 or sl <= 0 or tp <= 0:
+        raise MissingStops(f"intent {intent.intent_id}: needs positive units, stop loss and take profit")
+    sign = 1 if intent.direction == "long" else -1
+    if (sl - tp) * sign >= 0:
+        raise MissingStops(f"intent {intent.intent_id}: the stop loss is not on the losing side of the take profit")
+    return MarketOrderRequest(
+        instrument=intent.instrument,
+        units=units * sign,
+        client_id=intent.intent_id,
+        trade_client_id=intent.intent_id,
+        tag=host_tag(host_id),
+        comment=f"model {intent.model_version}"[:128],
+        stop_loss=sl,
+        take_profit=tp,
+        time_in_force="FOK",
+    )
+
+
+def slippage_pips(direction: str, decision_price: float, fill_price: float, pip: float) -> float:
+    """How much worse than the decision price the fill was, in pips (negative: better)."""
+    sign = 1 if direction == "long" else -1
+    return round((fill_price - decision_price) * sign / pip, 3)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TradeMemo:
+    """What execution remembers of a trade it opened."""
+
+    trade_id: str
+    intent_id: str
+    instrument: str
+    direction: str
+    units: str
+    initial_stop_loss: str
+    corr: str | None
+    model_version: str
+    open_bar_ts: int
+
+
+def bars_held(open_bar_ts: int, current_bar_ts: int, granularity: str) -> int:
+    """Bars closed since the trade opened (the entry bar excluded), on the market calendar."""
+    start = bar_start(open_bar_ts, granularity)
+    if current_bar_ts <= start:
+        return 0
+    return len(expected_bars(start, current_bar_ts, granularity)) + 1
+
+
+def load_memos(path: Path) -> dict[str, TradeMemo]:
+    """The saved memos (empty when there is no file yet).
+
+    Raises:
+        ConfigError: the file exists but cannot be read.
+    """
+    try:
+        raw = orjson.loads(path.read_bytes())
+        return {m["trade_id"]: TradeMemo(**m) for m in raw["trades"]}
+    except FileNotFoundError:
+        return {}
+    except (OSError, orjson.JSONDecodeError, KeyError, TypeError) as e:
+        raise ConfigError(f"{path}: execution state is unreadable ({e}); inspect or remove it") from e
+
+
+def save_memos(path: Path, memos: dict[str, TradeMemo]) -> None:
+    """Write the memos crash-safely."""
+    payload: dict[str, Any] = {"version": 1, "trades": [asdict(m) for m in memos.values()]}
+    write_atomically(path, orjson.dumps(payload, option=orjson.OPT_INDENT_2))

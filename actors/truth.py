@@ -1,0 +1,190 @@
+"""The broker is the truth: what the reconciler compares, remembers and reports (pure).
+
+``compare`` sets the host's known trades against the broker's open trades and names every
+difference (``Difference.kind``, the journal's ``recon.difference`` rows):
+
+- ``adopted``: a broker trade the host does not know (opened by hand, or by another system):
+  taken into the book (exit management takes it over) and alerted;
+- ``caught_up``: a trade of this host (its tag) the reconciler had not seen yet: taken in quietly;
+- ``another_host``: a trade tagged by another tradehost instance: a second host trades this
+  account (latched ``another_host``);
+- ``closed``: a known trade the broker no longer has open (SL/TP, or closed behind the host's
+  back): dropped, with its real P&L from the broker;
+- ``changed``: units, SL or TP differ: the broker wins;
+- ``unprotected``: an open trade without SL or TP: the execution role repairs or closes it.
+
+``ReconState`` is what survives a restart (the last transaction id, the zone state with peak and
+day-start NAV, the known trades), written crash-safely.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from actors.atomicfile import write_atomically
+from actors.broker import TradeState
+from actors.errors import ConfigError
+from actors.orders import HOST_TAG_PREFIX
+from actors.zones import ZoneState
+
+__all__ = ["Difference", "KnownTrade", "ReconState", "compare", "known_from"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class KnownTrade:
+    """A trade as the host last knew it (prices as decimal strings)."""
+
+    trade_id: str
+    instrument: str
+    units: str
+    stop_loss: str | None
+    take_profit: str | None
+    client_id: str | None = None
+
+
+def known_from(trade: TradeState) -> KnownTrade:
+    """The broker's trade as the host now knows it."""
+    return KnownTrade(
+        trade_id=trade.id,
+        instrument=trade.instrument,
+        units=format(trade.current_units, "f"),
+        stop_loss=None if trade.stop_loss_price is None else format(trade.stop_loss_price, "f"),
+        take_profit=None if trade.take_profit_price is None else format(trade.take_profit_price, "f"),
+        client_id=trade.client_id,
+    )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Difference:
+    """One difference between the host and the broker (a ``recon.difference`` row)."""
+
+    kind: str
+    trade_id: str
+    instrument: str
+    local: dict[str, Any] | None
+    broker: dict[str, Any] | None
+    detail: str = ""
+
+    def body(self) -> dict[str, Any]:
+        """The journal row's body: both sides."""
+        return {
+            "kind": self.kind,
+            "trade_id": self.trade_id,
+            "instrument": self.instrument,
+            "local": self.local,
+            "broker": self.broker,
+            "detail": self.detail,
+        }
+
+
+def compare(
+    known: Mapping[str, KnownTrade], broker_trades: Sequence[TradeState], *, own_tag: str
+) -> tuple[list[Difference], dict[str, KnownTrade]]:
+    """The differences, and the known trades afterwards (the broker's view, always).
+
+    Args:
+        known: the trades the host knew, by id.
+        broker_trades: the broker's open trades.
+        own_tag: this host's order tag (``actors.orders.host_tag``).
+    """
+    out: list[Difference] = []
+    now: dict[str, KnownTrade] = {}
+    for trade in broker_trades:
+        seen = known_from(trade)
+        now[trade.id] = seen
+        was = known.get(trade.id)
+        if was is None:
+            tag = trade.client_tag or ""
+            if tag == own_tag:
+                kind, detail = "caught_up", "a trade of this host, seen for the first time"
+            elif tag.startswith(HOST_TAG_PREFIX):
+                kind, detail = "another_host", f"tagged {tag!r}: another tradehost trades this account"
+            else:
+                kind, detail = "adopted", "a trade the host did not open: adopted, its exits are managed from now on"
+            out.append(
+                Difference(
+                    kind=kind,
+                    trade_id=trade.id,
+                    instrument=trade.instrument,
+                    local=None,
+                    broker=asdict(seen),
+                    detail=detail,
+                )
+            )
+        elif (was.units, was.stop_loss, was.take_profit) != (seen.units, seen.stop_loss, seen.take_profit):
+            out.append(
+                Difference(
+                    kind="changed",
+                    trade_id=trade.id,
+                    instrument=trade.instrument,
+                    local=asdict(was),
+                    broker=asdict(seen),
+                    detail="the broker wins",
+                )
+            )
+        if seen.stop_loss is None or seen.take_profit is None:
+            missing = " and ".join(n for n, v in (("SL", seen.stop_loss), ("TP", seen.take_profit)) if v is None)
+            out.append(
+                Difference(
+                    kind="unprotected",
+                    trade_id=trade.id,
+                    instrument=trade.instrument,
+                    local=None,
+                    broker=asdict(seen),
+                    detail=f"no {missing} at the broker",
+                )
+            )
+    for trade_id, was in known.items():
+        if trade_id not in now:
+            out.append(
+                Difference(
+                    kind="closed",
+                    trade_id=trade_id,
+                    instrument=was.instrument,
+                    local=asdict(was),
+                    broker=None,
+                    detail="no longer open at the broker",
+                )
+            )
+    return out, now
+
+
+@dataclass(slots=True, kw_only=True)
+class ReconState:
+    """What the reconciler keeps across restarts."""
+
+    last_transaction_id: str = ""
+    zone: ZoneState | None = None
+    known: dict[str, KnownTrade] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, path: Path) -> ReconState:
+        """The saved state (a fresh one when there is no file).
+
+        Raises:
+            ConfigError: the file exists but cannot be read.
+        """
+        try:
+            raw = orjson.loads(path.read_bytes())
+            zone = ZoneState.from_dict(raw["zone"]) if raw.get("zone") else None
+            known = {t["trade_id"]: KnownTrade(**t) for t in raw.get("known", [])}
+            return cls(last_transaction_id=str(raw.get("last_transaction_id", "")), zone=zone, known=known)
+        except FileNotFoundError:
+            return cls()
+        except (OSError, orjson.JSONDecodeError, KeyError, TypeError, ValueError) as e:
+            raise ConfigError(f"{path}: reconciler state is unreadable ({e}); inspect or remove it") from e
+
+    def save(self, path: Path) -> None:
+        """Write it crash-safely."""
+        payload = {
+            "version": 1,
+            "last_transaction_id": self.last_transaction_id,
+            "zone": self.zone.to_dict() if self.zone else None,
+            "known": [asdict(t) for t in self.known.values()],
+        }
+        write_atomically(path, orjson.dumps(payload, option=orjson.OPT_INDENT_2))
