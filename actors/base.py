@@ -27,7 +27,9 @@ from actors.clock import SYSTEM_CLOCK, Clock
 from actors.errors import ConfigError
 from actors.exitcodes import EXIT_ACTOR_FAILED
 from actors.messages import (
+    TOPIC_ALERT,
     TOPIC_HEARTBEAT,
+    AlertRaised,
     Body,
     Envelope,
     Heartbeat,
@@ -207,6 +209,11 @@ class RoleActor(pykka.ThreadingActor, Generic[ConfigT]):
         if not isinstance(value, cls):
             raise ConfigError(f"{self.ROLE}: needs the [{section}] section ({cls.__name__}); it was not handed over")
         return value
+
+    def raise_alert(self, severity: str, code: str, detail: str, *, corr: str | None = None) -> None:
+        """Journal an ``alert`` row and publish it on ``alert`` (the watchdog mails it)."""
+        self.runtime.journal("alert", {"severity": severity, "code": code, "detail": detail}, corr=corr)
+        self.runtime.publish(TOPIC_ALERT, AlertRaised(severity=severity, code=code, detail=detail), corr=corr)
 
     def start_worker(self, name: str, body: Callable[[threading.Event], None]) -> Worker:
         """Start a worker thread that this role owns; each heartbeat checks it is still alive."""

@@ -39,6 +39,7 @@ from actors.messages import (
     TOPIC_MD_TICK,
     TOPIC_RECON_ACTION,
     TOPIC_RISK_INTENT,
+    AlertRaised,
     Bar,
     BarsClosed,
     Envelope,
@@ -189,7 +190,10 @@ class ExecutionActor(RoleActor[ExecutionConfig]):
 
     def on_other(self, message: Any) -> None:
         """What the desk hands back: publications and requests go out from the actor's thread."""
-        if isinstance(message, Publish):
+        if isinstance(message, Publish) and isinstance(message.body, AlertRaised):
+            body = message.body
+            self.raise_alert(body.severity, body.code, body.detail, corr=message.corr)
+        elif isinstance(message, Publish):
             self.runtime.publish(message.topic, message.body, corr=message.corr)
         elif isinstance(message, ToSupervisor):
             self.runtime.to_supervisor(message.body)

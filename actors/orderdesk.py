@@ -244,7 +244,8 @@ class OrderDesk:
             self._resolve(broker, intent.intent_id, instrument=intent.instrument, intent=intent, corr=corr, stop=stop)
             return
         except BrokerRejectedError as e:
-            self._refused(intent, corr, base, e.reason or "REJECTED", str(e), cancelled=bool(e.transaction))
+            cancelled = e.transaction.get("type") == "ORDER_CANCEL"  # created, then cancelled (FOK, margin...)
+            self._refused(intent, corr, base, e.reason or "REJECTED", str(e), cancelled=cancelled)
             return
         except BrokerFatalError as e:
             self._refused(intent, corr, base, "BROKER_FATAL", str(e), cancelled=False)
@@ -254,6 +255,10 @@ class OrderDesk:
             self._refused(intent, corr, base, "NOT_SENT", str(e), cancelled=False)
             return
         latency_ms = round((self.clock.monotonic() - started) * 1000, 1)
+        if result.resolved_by_lookup:  # the answer was lost; the broker layer found the fill by client id
+            self.journal(
+                "exec.ambiguous", {**base, "detail": "answer lost; found by client id", "resolved": True}, corr=corr
+            )
         self._filled(
             broker,
             intent,
@@ -419,9 +424,10 @@ class OrderDesk:
     def _exits(self, broker: Broker, bar_ts: int) -> None:
         self.last_bar_ts = max(self.last_bar_ts, bar_ts)
         trades = {t.id: t for t in broker.open_trades()}
-        for trade_id, was in list(self.known_open.items()):
-            if trade_id not in trades:
-                self._report_closed(broker, was, reason="closed at the broker (SL/TP or outside the host)")
+        # Trades this desk opened (memos) or saw open: gone now means closed at the broker.
+        gone = {*self.memos, *self.known_open} - set(trades)
+        for trade_id in sorted(gone):
+            self._report_closed(broker, trade_id, reason="closed at the broker (SL/TP or outside the host)")
         self.known_open = trades
         for trade in trades.values():
             quote = self.market.prices.get(trade.instrument)
@@ -494,9 +500,9 @@ class OrderDesk:
             memo.corr if memo else None,
         )
 
-    def _report_closed(self, broker: Broker, was: TradeState, *, reason: str) -> None:
-        closed = broker.trade(was.id)
-        memo = self.memos.pop(was.id, None)
+    def _report_closed(self, broker: Broker, trade_id: str, *, reason: str) -> None:
+        was = closed = broker.trade(trade_id)
+        memo = self.memos.pop(trade_id, None)
         save_memos(self.state_path, self.memos)
         self.journal(
             "exec.closed",

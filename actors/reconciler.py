@@ -33,14 +33,12 @@ from actors.broker import AccountState, Broker, TradeState
 from actors.errors import BrokerError, BrokerNotReadyError
 from actors.feed import FeedConfig
 from actors.messages import (
-    TOPIC_ALERT,
     TOPIC_EXEC_REPORT,
     TOPIC_MD_BARS,
     TOPIC_RECON_ACTION,
     TOPIC_RECON_HEALTH,
     TOPIC_RECON_STATE,
     AccountSnapshot,
-    AlertRaised,
     BarsClosed,
     BrokerHealth,
     Envelope,
@@ -293,7 +291,7 @@ class ReconcilerActor(RoleActor[ReconcilerConfig]):
             self.runtime.publish(TOPIC_RECON_ACTION, request)
         severity = "critical" if d.kind in ("another_host", "unprotected") else "warning"
         if d.kind != "changed":
-            self.runtime.publish(TOPIC_ALERT, AlertRaised(severity=severity, code=code, detail=detail))
+            self.raise_alert(severity, code, detail)
 
     def _snapshot(self, polled: _Polled) -> AccountSnapshot:
         account, verdict = polled.account, polled.verdict

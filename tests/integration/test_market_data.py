@@ -15,7 +15,7 @@ from actors.broker.emulator import AdminClient
 from tests.conftest import FAST
 from tests.helpers import Host, poll_until, run_cli, running_host, short_tmp_dir
 
-pytestmark = [pytest.mark.integration, pytest.mark.slow]
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(240)]
 
 # A Wednesday morning in New York on the emulator's clock, 300x real time: an M15 bar every 3 s.
 WEEKDAY = '"2024-03-06T14:00:00Z"'

@@ -1,0 +1,248 @@
+"""Decisions and orders in the real tree against the emulator: live orders, faults, the broker's truth."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from actors.broker.config import DEV_ACCOUNT_ID, DEV_TOKEN, BrokerConfig, Credentials
+from actors.broker.emulator import AdminClient
+from actors.broker.oanda import OandaBroker
+from tests.conftest import FAST
+from tests.helpers import Host, poll_until, running_host
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(240)]
+
+WEEKDAY = '"2024-03-06T14:00:00Z"'
+# An accelerated weekday market, and a gate that lets nearly every signal through.
+TRADING = [
+    *FAST,
+    f"broker.emulator.start={WEEKDAY}",
+    "broker.emulator.speed=300",
+    "feed.bar_wait_s=2",
+    "risk.min_probability=0.5001",
+    "risk.cooldown_after_loss_s=0",
+    "execution.time_exit_bars=0",
+]
+LIVE = [*TRADING, 'host.mode="live"']
+
+
+def _admin(host: Host) -> AdminClient:
+    return AdminClient(host.status()["broker"]["api_url"])
+
+
+def _broker(host: Host) -> OandaBroker:
+    cfg = BrokerConfig(kind="emulator", api_url=host.status()["broker"]["api_url"])
+    return OandaBroker(cfg, Credentials(token=DEV_TOKEN, account_id=DEV_ACCOUNT_ID))
+
+
+def _market_orders(host: Host) -> list[dict[str, Any]]:
+    with _broker(host) as broker:
+        page = broker.transactions_since("1")
+    return [t.raw for t in page.transactions if t.type in ("MARKET_ORDER", "MARKET_ORDER_REJECT")]
+
+
+def _bodies(host: Host, kind: str) -> list[dict[str, Any]]:
+    return [e["body"] for e in host.journal(kind)]
+
+
+def test_every_live_order_carries_its_sl_tp_and_the_intent_id_and_is_sent_once() -> None:
+    with running_host(LIVE) as host:
+        filled = poll_until(lambda: (f := _bodies(host, "exec.filled")) and len(f) >= 2 and f, timeout_s=90)
+        intents = {b["intent_id"]: b for b in _bodies(host, "risk.intent")}
+        tag = "tradehost-" + (host.run_dir / "host-id").read_text().strip()
+
+        orders = _market_orders(host)
+        sent = _bodies(host, "exec.sending")
+        assert len(orders) == len(sent)  # nothing sent twice, nothing sent unjournaled
+        for order in orders:
+            client = order["clientExtensions"]["id"]
+            assert client in intents
+            assert order["clientExtensions"]["tag"] == tag
+            assert Decimal(order["stopLossOnFill"]["price"]) == Decimal(intents[client]["stop_loss"])
+            assert Decimal(order["takeProfitOnFill"]["price"]) == Decimal(intents[client]["take_profit"])
+            assert order["timeInForce"] == "FOK"
+        # One story per trade: the same corr from the signal to the fill.
+        corr = {e["body"]["intent_id"]: e for e in host.journal("exec.filled")}
+        for f in filled:
+            assert f["model_version"] and f["trade_id"]
+        assert corr
+
+
+@pytest.mark.parametrize(
+    ("fault", "kind", "reason"),
+    [("order_cancel", "exec.cancelled", "INSUFFICIENT_MARGIN"), ("order_reject", "exec.rejected", "MARKET_HALTED")],
+)
+def test_a_cancel_or_a_reject_is_journaled_alerted_and_never_retried(fault: str, kind: str, reason: str) -> None:
+    with running_host(LIVE) as host:
+        _admin(host).fault(fault, reason=reason)
+        refused = poll_until(lambda: _bodies(host, kind), timeout_s=90)
+        client = refused[0]["intent_id"]
+        assert refused[0]["reason"] == reason
+        poll_until(
+            lambda: (
+                [a for a in _bodies(host, "alert") if reason in a.get("detail", "") or a["code"].startswith("order_")]
+                or None
+            ),
+            timeout_s=30,
+        )
+        same = [o for o in _market_orders(host) if o["clientExtensions"]["id"] == client]
+        assert len(same) == 1  # never retried
+
+
+def test_an_order_whose_answer_is_lost_becomes_exactly_one_trade() -> None:
+    with running_host([*LIVE, "broker.timeout_s=2"]) as host:
+        _admin(host).fault("order_no_answer", mode="drop")
+        ambiguous = poll_until(lambda: _bodies(host, "exec.ambiguous"), timeout_s=90)
+        client = ambiguous[0]["intent_id"]
+        outcome = poll_until(
+            lambda: [
+                b for b in _bodies(host, "exec.filled") + _bodies(host, "exec.resolved") if b["intent_id"] == client
+            ],
+            timeout_s=60,
+        )
+        assert outcome
+        assert len([o for o in _market_orders(host) if o["clientExtensions"]["id"] == client]) == 1
+        trades = [t for t in _admin(host).state()["trades"] if t["client_id"] == client]
+        assert len(trades) == 1
+
+
+def test_kill_9_of_execution_with_an_order_in_the_air_leaves_exactly_one_trade() -> None:
+    with running_host([*LIVE, "broker.timeout_s=20"]) as host:
+        _admin(host).fault("order_no_answer", mode="drop")
+        sending = poll_until(lambda: _bodies(host, "exec.sending"), timeout_s=90)
+        client = sending[0]["intent_id"]
+        os.kill(host.status()["actors"]["execution"]["pid"], signal.SIGKILL)  # before it learns the outcome
+        resolved = poll_until(
+            lambda: [b for b in _bodies(host, "exec.resolved") if b["intent_id"] == client], timeout_s=90
+        )
+        assert resolved
+        assert len([o for o in _market_orders(host) if o["clientExtensions"]["id"] == client]) == 1
+
+
+def test_a_foreign_trade_is_adopted_repaired_and_its_close_behind_the_back_is_booked_with_its_pl() -> None:
+    with running_host([*LIVE, "risk.min_probability=0.99"]) as host:  # the host opens nothing itself
+        admin = _admin(host)
+        trade_id = admin.fault("open_trade", instrument="EUR_USD", units=1000)["trade_id"]
+        diffs = poll_until(
+            lambda: (
+                {d["kind"] for d in _bodies(host, "recon.difference") if d["trade_id"] == trade_id}
+                >= {"adopted", "unprotected"}
+            ),
+            timeout_s=60,
+        )
+        assert diffs
+
+        def protected() -> bool:
+            with _broker(host) as broker:
+                trade = broker.trade(trade_id)
+            return trade.stop_loss_price is not None and trade.take_profit_price is not None
+
+        poll_until(protected, timeout_s=60, what="SL and TP set on the adopted trade")
+        assert any(a["code"] == "recon_adopted:EUR_USD" for a in _bodies(host, "alert"))
+        admin.fault("close_trade", trade=trade_id)
+        closed = poll_until(
+            lambda: [
+                d for d in _bodies(host, "recon.difference") if d["kind"] == "closed" and d["trade_id"] == trade_id
+            ],
+            timeout_s=60,
+        )
+        assert Decimal(closed[0]["realized_pl"]) != 0 or closed[0]["realized_pl"] == "0.0000"
+
+
+def test_sigterm_with_open_trades_leaves_every_one_with_sl_and_tp_at_the_broker() -> None:
+    with running_host([*LIVE, "risk.min_probability=0.99"]) as host:
+        admin = _admin(host)
+        for name in ("EUR_USD", "GBP_USD"):
+            admin.fault("open_trade", instrument=name, units=-2000)  # no SL, no TP
+        os.kill(host.proc.pid, signal.SIGTERM)
+        assert host.wait_exit(timeout_s=30) == 0
+        (check,) = _bodies(host, "shutdown.protection")
+        assert check["complete"] is True
+        assert check["trades"] and all(v in ("protected", "repaired") for v in check["trades"].values()), check
+
+
+def test_shadow_mode_sends_no_order_fills_virtually_and_closes_on_virtual_sl_tp() -> None:
+    shadow = [*TRADING, "risk.sl_atr_mult=0.3", "risk.reward_ratio=0.5"]  # tight stops: closes come fast
+    with running_host(shadow) as host:
+        poll_until(lambda: _bodies(host, "exec.filled"), timeout_s=90)
+        closed = poll_until(lambda: _bodies(host, "exec.closed"), timeout_s=120)
+        assert "SL/TP" in closed[0]["reason"]
+        requests = _admin(host).requests()
+        order_path = [r for r in requests if r["method"] in ("POST", "PUT") and "/accounts/" in r["path"]]
+        assert order_path == []  # nothing reached the broker's order path
+        assert _admin(host).state()["trades"] == []
+        assert (host.run_dir / "shadow-book.json").exists()
+        fills = _bodies(host, "exec.filled")
+        assert all(f["slippage_pips"] >= 0 for f in fills)  # at the ask/bid plus slippage, never better
+
+
+def test_paused_means_no_entries_while_exits_are_still_managed() -> None:
+    with running_host([*TRADING, "execution.time_exit_bars=2"]) as host:
+        filled = poll_until(lambda: _bodies(host, "exec.filled"), timeout_s=90)
+        assert host.ctl("pause").returncode == 0
+        paused_at = host.journal("operator.pause")[0]["seq"]
+        closed = poll_until(
+            lambda: [
+                e for e in host.journal("exec.closed") if e["seq"] > paused_at and e["body"]["reason"] == "time_exit"
+            ],
+            timeout_s=120,
+        )
+        assert closed and filled
+        later = [e["body"] for e in host.journal("risk.skip") if e["seq"] > paused_at]
+        assert later and all(b["reason"] == "no_permit" for b in later)
+        assert not [e for e in host.journal("exec.sending") if e["seq"] > paused_at]
+
+
+def test_the_daily_loss_limit_latches_no_trade_and_lifts_itself_at_the_next_trading_day() -> None:
+    with running_host([*TRADING, "risk.daily_loss_limit=0.000001"]) as host:
+        status = poll_until(
+            lambda: (s := host.status()) and any(r["code"] == "daily_loss_limit" for r in s["reasons"]) and s,
+            timeout_s=120,
+        )
+        assert status["state"] == "NO_TRADE"
+        _admin(host).advance(24 * 3600)  # the next trading day (17:00 New York) passes
+        poll_until(
+            lambda: [e for e in host.journal("reason.cleared") if e["body"]["code"] == "daily_loss_limit"],
+            timeout_s=90,
+        )
+
+
+def test_beyond_the_last_drawdown_zone_latches_until_resume() -> None:
+    with running_host([*TRADING, "risk.drawdown_zones=[[0.000001, 1.0]]"]) as host:
+        status = poll_until(
+            lambda: (s := host.status()) and any(r["code"] == "drawdown_stop" for r in s["reasons"]) and s,
+            timeout_s=120,
+        )
+        assert status["dd_zone"] == 1 and status["daily_pnl"] is not None
+        assert host.ctl("resume").returncode == 0
+        poll_until(lambda: not any(r["code"] == "drawdown_stop" for r in host.status()["reasons"]), timeout_s=30)
+
+
+def test_flatten_lists_without_yes_and_closes_everything_then_pauses_with_it() -> None:
+    with running_host([*LIVE, "risk.min_probability=0.99"]) as host:
+        admin = _admin(host)
+        admin.fault("open_trade", instrument="EUR_USD", units=1000)
+        poll_until(lambda: host.status()["positions"], timeout_s=60)
+        dry = host.ctl("flatten")
+        assert dry.returncode == 1 and "would close 1 open trades" in dry.stderr
+        done = host.ctl("flatten", "--yes")
+        assert done.returncode == 0, done.stderr
+        poll_until(lambda: not host.status()["positions"], timeout_s=60)
+        assert host.status()["paused"] is True
+
+
+def test_ctl_reconcile_goes_through_reconciling_and_back_to_trading() -> None:
+    with running_host(TRADING) as host:
+        res = host.ctl("reconcile")
+        assert res.returncode == 0, res.stderr
+        assert any(e["body"]["why"] == "ctl reconcile" for e in host.journal("recon.required"))
+        host.wait_state("TRADING", timeout_s=30)
+        states = [e["body"]["to"] for e in host.journal("state.changed")]
+        assert states.count("RECONCILING") >= 2
+        assert json.loads(host.ctl("status", "--json").stdout)["positions"] is not None
