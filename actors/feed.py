@@ -285,6 +285,7 @@ class FeedActor(RoleActor[FeedConfig]):
     def _on_bars(self, start: int, candles: dict[str, BarCandle]) -> None:
         cfg = self.cfg
         published, rejected, missing = [], [], []
+        rows: list[tuple[str, dict[str, Any], str | None]] = []  # journaled in one transaction at the end
         for name in cfg.instruments:
             corr = bar_id(name, cfg.granularity, start)
             candle = candles.get(name)
@@ -292,11 +293,8 @@ class FeedActor(RoleActor[FeedConfig]):
                 if missing_bar_is_gap(start, had_prices=start in self.priced_bars[name]):
                     missing.append(name)
                     detail = f"no complete candle within {cfg.bar_wait_s:g}s although the broker had prices"
-                    self.runtime.journal(
-                        "feed.bar_rejected",
-                        {"instrument": name, "bar_ts": start, "reason": "missing", "detail": detail},
-                        corr=corr,
-                    )
+                    body = {"instrument": name, "bar_ts": start, "reason": "missing", "detail": detail}
+                    rows.append(("feed.bar_rejected", body, corr))
                 continue
             verdict = validate_bar(
                 candle,
@@ -310,7 +308,7 @@ class FeedActor(RoleActor[FeedConfig]):
                 rejected.append(name)
                 reason = verdict.reason.value if verdict.reason else "invalid"
                 body = {"instrument": name, "bar_ts": start, "reason": reason, "detail": verdict.detail}
-                self.runtime.journal("feed.bar_rejected", {**body, "candle": _candle_body(candle)}, corr=corr)
+                rows.append(("feed.bar_rejected", {**body, "candle": _candle_body(candle)}, corr))
                 continue
             self.history[name].append(candle)
             bar = Bar(
@@ -323,7 +321,7 @@ class FeedActor(RoleActor[FeedConfig]):
                 volume=candle.volume,
             )
             self.runtime.publish(TOPIC_MD_BAR + name, bar, corr=corr)
-            self.runtime.journal("md.bar", {"instrument": name, "bar_ts": start, "close": bar.mid.c}, corr=corr)
+            rows.append(("md.bar", {"instrument": name, "bar_ts": start, "close": bar.mid.c}, corr))
             published.append(name)
         self.published += len(published)
         self.rejected += len(rejected) + len(missing)
@@ -336,6 +334,8 @@ class FeedActor(RoleActor[FeedConfig]):
             missing=tuple(missing),
         )
         self.runtime.publish(TOPIC_MD_BARS, closed)
+        if rows:
+            self.runtime.journal_many(rows)
 
     def _market_report(self) -> MarketReport:
         return MarketReport(

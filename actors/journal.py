@@ -82,6 +82,29 @@ class Journal:
             )
             return int(cur.lastrowid or 0)
 
+    def write_many(self, rows: list[tuple[str, dict[str, Any], str | None]]) -> None:
+        """Append several entries (kind, body, corr) in one transaction: one commit instead of
+        one per row (a close's bars or signals).
+
+        Raises:
+            sqlite3.Error: nothing was written.
+        """
+        now = time.time_ns()
+        values = [
+            (now, self.src, kind, corr, orjson.dumps(body, option=orjson.OPT_NON_STR_KEYS).decode())
+            for kind, body, corr in rows
+        ]
+        with self._lock:
+            self._db.execute("BEGIN")
+            try:
+                self._db.executemany(
+                    "INSERT INTO journal (ts_ns, src, kind, corr, body) VALUES (?, ?, ?, ?, ?)", values
+                )
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
     def check_writable(self) -> None:
         """Prove an entry could be appended now (written inside a transaction, then rolled back).
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import hashlib
 import threading
-from collections import deque
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -61,6 +60,12 @@ class ModelConfig:
 class BarWindows:
     """The last ``size`` bars of each instrument, as the feature function takes them (pure).
 
+    Each window is a pair of numpy arrays (bar times, the six candle-frame columns) shifted in
+    place when a bar arrives, so building the wide frames at each close is one stack when all
+    instruments hold the same bar times (the normal case) rather than 6 x N pandas reindexes;
+    windows that disagree (a rejected or missing bar) go through ``wide_bars`` over the union of
+    their times, as training does.
+
     Args:
         instruments: the instruments, in the order the features and the model use.
         size: bars kept per instrument (the model's ``window_bars``).
@@ -69,35 +74,54 @@ class BarWindows:
     def __init__(self, instruments: tuple[str, ...], size: int) -> None:
         self.instruments = instruments
         self.size = size
-        self._rows: dict[str, deque[tuple[int, tuple[float, ...]]]] = {i: deque(maxlen=size) for i in instruments}
+        width = len(CANDLE_COLUMNS)
+        self._times = {i: np.zeros(size, dtype=np.int64) for i in instruments}
+        self._values = {i: np.zeros((size, width), dtype=np.float64) for i in instruments}
+        self._held = dict.fromkeys(instruments, 0)
 
     def load(self, instrument: str, frame: pd.DataFrame) -> None:
         """Replace an instrument's window with the last bars of ``frame`` (a candle frame)."""
-        rows = self._rows[instrument]
-        rows.clear()
-        for ts, values in zip(frame.index.to_numpy(), frame[list(CANDLE_COLUMNS)].to_numpy(), strict=True):
-            rows.append((int(ts), tuple(float(v) for v in values)))
+        tail = frame.iloc[-self.size :] if self.size else frame.iloc[:0]
+        n = len(tail)
+        self._times[instrument][self.size - n :] = tail.index.to_numpy(dtype=np.int64)
+        self._values[instrument][self.size - n :] = tail[list(CANDLE_COLUMNS)].to_numpy(dtype=np.float64)
+        self._held[instrument] = n
 
     def add(self, instrument: str, ts: int, values: tuple[float, ...]) -> None:
         """Append one bar (ignored when not newer than the last one held)."""
-        rows = self._rows.get(instrument)
-        if rows is None or (rows and rows[-1][0] >= ts):
+        held = self._held.get(instrument)
+        if held is None or self.size == 0 or (held and self._times[instrument][-1] >= ts):
             return
-        rows.append((ts, values))
+        times, rows = self._times[instrument], self._values[instrument]
+        times[:-1], rows[:-1] = times[1:].copy(), rows[1:].copy()
+        times[-1], rows[-1] = ts, values
+        self._held[instrument] = min(self.size, held + 1)
 
     def wide(self) -> WideBars:
         """The windows as wide frames over the union of their bar times."""
+        n = self._held[self.instruments[0]]
+        first = self._times[self.instruments[0]][self.size - n :]
+        if all(self._held[i] == n and np.array_equal(self._times[i][self.size - n :], first) for i in self.instruments):
+            cube = np.stack([self._values[i][self.size - n :] for i in self.instruments], axis=1)
+            index = pd.Index(first, dtype=np.int64, name="time")
+            columns = pd.Index(list(self.instruments))
+            return WideBars(
+                **{
+                    field_name: pd.DataFrame(cube[:, :, k], index=index, columns=columns)
+                    for k, field_name in enumerate(CANDLE_COLUMNS)
+                }
+            )
         frames = {}
         for name in self.instruments:
-            rows = self._rows[name]
-            index = pd.Index([ts for ts, _ in rows], dtype=np.int64, name="time")
-            values = np.array([v for _, v in rows], dtype=np.float64).reshape(len(rows), len(CANDLE_COLUMNS))
+            held = self._held[name]
+            index = pd.Index(self._times[name][self.size - held :], dtype=np.int64, name="time")
+            values = self._values[name][self.size - held :]
             frames[name] = pd.DataFrame(values, index=index, columns=list(CANDLE_COLUMNS))
         return wide_bars(frames)
 
     def held(self, instrument: str) -> int:
         """Bars held for ``instrument``."""
-        return len(self._rows[instrument])
+        return self._held[instrument]
 
 
 def bar_values(bar: Bar) -> tuple[float, ...]:
@@ -222,28 +246,31 @@ class ModelActor(RoleActor[ModelConfig]):
         meta = model.meta
         features = compute_features(windows.wide(), meta.pip_sizes)
         names = [n for n in windows.instruments if n in closed.published]
-        try:
-            rows = features.loc[closed.ts].loc[names, list(meta.feature_names)].to_numpy()
-        except KeyError:
-            rows = np.full((len(names), len(meta.feature_names)), np.nan)
+        columns = list(meta.feature_names)
+        last_ts = int(features.index[-1][0]) if len(features) else None
+        if last_ts == closed.ts and len(names) == len(windows.instruments) and columns == list(features.columns):
+            rows = features.to_numpy()[-len(names) :]  # the last block: this close, every instrument in order
+        else:
+            try:
+                rows = features.loc[closed.ts].loc[names, columns].to_numpy()
+            except KeyError:
+                rows = np.full((len(names), len(columns)), np.nan)
         prediction = model.predict(rows)
         now_ns = self.clock.time_ns()
         predicted = skipped = 0
+        rows_out: list[tuple[str, dict[str, Any], str | None]] = []  # one transaction after the publishing
         for i, name in enumerate(names):
             corr = bar_id(name, closed.granularity, closed.ts)
             if not prediction.valid[i]:
                 skipped += 1
-                self.runtime.journal(
-                    "model.skipped",
-                    {
-                        "instrument": name,
-                        "bar_ts": closed.ts,
-                        "reason": prediction.reasons[i],
-                        "features": {f: _jsonable(v) for f, v in zip(meta.feature_names, rows[i], strict=True)},
-                        "model_version": meta.short_version,
-                    },
-                    corr=corr,
-                )
+                body = {
+                    "instrument": name,
+                    "bar_ts": closed.ts,
+                    "reason": prediction.reasons[i],
+                    "features": {f: _jsonable(v) for f, v in zip(meta.feature_names, rows[i], strict=True)},
+                    "model_version": meta.short_version,
+                }
+                rows_out.append(("model.skipped", body, corr))
                 continue
             p_up = float(prediction.p_up[i])
             signal = SignalProduced(
@@ -255,12 +282,11 @@ class ModelActor(RoleActor[ModelConfig]):
                 features_hash=features_hash(rows[i]),
             )
             self.runtime.publish(TOPIC_MODEL_SIGNAL + name, signal, corr=corr)
-            self.runtime.journal(
-                "model.signal",
-                {"instrument": name, "bar_ts": closed.ts, "p_up": p_up, "model_version": meta.short_version},
-                corr=corr,
-            )
+            body = {"instrument": name, "bar_ts": closed.ts, "p_up": p_up, "model_version": meta.short_version}
+            rows_out.append(("model.signal", body, corr))
             predicted += 1
+        if rows_out:
+            self.runtime.journal_many(rows_out)
         r = self.report
         self.report = ModelReport(
             state=r.state,

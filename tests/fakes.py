@@ -171,6 +171,11 @@ class RecordingRuntime:
         with self._lock:
             self.journaled.append((kind, body, corr))
 
+    def journal_many(self, rows: list[tuple[str, dict[str, Any], str | None]]) -> None:
+        """Record several journal entries."""
+        with self._lock:
+            self.journaled.extend(rows)
+
     def heartbeat_fields(self) -> dict[str, Any]:
         """Fixed heartbeat fields."""
         return {"pid": self.pid, "rss_mb": 12.5, "decode_errors": self.decode_errors, "gaps": self.gaps}

@@ -95,6 +95,19 @@ def _normal(*key: int) -> float:
     return math.sqrt(-2.0 * math.log(u1)) * math.cos(2.0 * math.pi * u2)
 
 
+# An instrument's id is part of its path's seed, so it must not change when the table grows: the
+# nine instruments of the first table keep the ids they had (their sorted positions), every later
+# one gets an id derived from its name alone.
+_FIRST_TABLE = ("AUD_USD", "EUR_GBP", "EUR_JPY", "EUR_USD", "GBP_USD", "USD_CAD", "USD_CHF", "USD_JPY", "XAU_USD")
+
+
+def path_id(name: str) -> int:
+    """The id that seeds ``name``'s path (stable whatever else the instrument table holds)."""
+    if name in _FIRST_TABLE:
+        return _FIRST_TABLE.index(name) + 1
+    return 1000 + int.from_bytes(hashlib.blake2b(name.encode(), digest_size=4).digest(), "little")
+
+
 class SyntheticSource:
     """Seeded synthetic market for a set of instruments; thread-safe; O(1) memory per hour.
 
@@ -107,7 +120,7 @@ class SyntheticSource:
     def __init__(self, seed: int, specs: dict[str, InstrumentSpec], *, cache_hours: int = 512) -> None:
         self.seed = seed
         self.specs = specs
-        self._ids = {name: i + 1 for i, name in enumerate(sorted(specs))}
+        self._ids = {name: path_id(name) for name in specs}
         self._nodes: dict[tuple[int, int], float] = {}
         self._regimes: dict[tuple[int, int], float] = {}
         self._cache: OrderedDict[tuple[str, int], HourPath] = OrderedDict()

@@ -115,3 +115,18 @@ def test_windows_keep_the_last_bars_and_ignore_a_bar_that_is_not_newer() -> None
     wide = windows.wide()
     assert list(wide.close.index) == [3 * STEP, 4 * STEP, 5 * STEP]
     assert list(wide.close["EUR_USD"]) == [1.0, 1.0, 2.0]
+
+
+def test_windows_that_disagree_give_the_same_frames_as_the_batch_union() -> None:
+    # GBP_USD misses one bar (rejected): the union of times, NaN where it has none, as training sees it.
+    candles = {name: _candles(name, 30, seed=i) for i, name in enumerate(PIPS)}
+    del candles["GBP_USD"][25]
+    windows = BarWindows(tuple(PIPS), 20)
+    for name, cs in candles.items():
+        windows.load(name, frame_from_candles(cs))
+
+    live = windows.wide()
+    batch = wide_bars({name: frame_from_candles(cs).iloc[-20:] for name, cs in candles.items()})
+
+    pd.testing.assert_frame_equal(live.close, batch.close)
+    assert live.close["GBP_USD"].isna().sum() == 1
