@@ -112,8 +112,8 @@ class RoleRuntime(Protocol):
     def journal(self, kind: str, body: dict[str, Any], *, corr: str | None = None) -> None:
         """Append to the journal."""
 
-    def journal_many(self, rows: list[tuple[str, dict[str, Any], str | None]]) -> None:
-        """Append several entries (kind, body, corr) in one transaction."""
+    def journal_many(self, rows: list[tuple[str, dict[str, Any], str | None, int]]) -> None:
+        """Append several entries (kind, body, corr, ts_ns) in one transaction."""
 
     def heartbeat_fields(self) -> dict[str, Any]:
         """pid, rss and transport counters for the heartbeat."""

@@ -285,7 +285,7 @@ class FeedActor(RoleActor[FeedConfig]):
     def _on_bars(self, start: int, candles: dict[str, BarCandle]) -> None:
         cfg = self.cfg
         published, rejected, missing = [], [], []
-        rows: list[tuple[str, dict[str, Any], str | None]] = []  # journaled in one transaction at the end
+        rows: list[tuple[str, dict[str, Any], str | None, int]] = []  # journaled in one transaction at the end
         for name in cfg.instruments:
             corr = bar_id(name, cfg.granularity, start)
             candle = candles.get(name)
@@ -294,7 +294,7 @@ class FeedActor(RoleActor[FeedConfig]):
                     missing.append(name)
                     detail = f"no complete candle within {cfg.bar_wait_s:g}s although the broker had prices"
                     body = {"instrument": name, "bar_ts": start, "reason": "missing", "detail": detail}
-                    rows.append(("feed.bar_rejected", body, corr))
+                    rows.append(("feed.bar_rejected", body, corr, self.clock.time_ns()))
                 continue
             verdict = validate_bar(
                 candle,
@@ -308,7 +308,7 @@ class FeedActor(RoleActor[FeedConfig]):
                 rejected.append(name)
                 reason = verdict.reason.value if verdict.reason else "invalid"
                 body = {"instrument": name, "bar_ts": start, "reason": reason, "detail": verdict.detail}
-                rows.append(("feed.bar_rejected", {**body, "candle": _candle_body(candle)}, corr))
+                rows.append(("feed.bar_rejected", {**body, "candle": _candle_body(candle)}, corr, self.clock.time_ns()))
                 continue
             self.history[name].append(candle)
             bar = Bar(
@@ -321,7 +321,9 @@ class FeedActor(RoleActor[FeedConfig]):
                 volume=candle.volume,
             )
             self.runtime.publish(TOPIC_MD_BAR + name, bar, corr=corr)
-            rows.append(("md.bar", {"instrument": name, "bar_ts": start, "close": bar.mid.c}, corr))
+            rows.append(
+                ("md.bar", {"instrument": name, "bar_ts": start, "close": bar.mid.c}, corr, self.clock.time_ns())
+            )
             published.append(name)
         self.published += len(published)
         self.rejected += len(rejected) + len(missing)

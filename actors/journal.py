@@ -82,17 +82,16 @@ class Journal:
             )
             return int(cur.lastrowid or 0)
 
-    def write_many(self, rows: list[tuple[str, dict[str, Any], str | None]]) -> None:
-        """Append several entries (kind, body, corr) in one transaction: one commit instead of
-        one per row (a close's bars or signals).
+    def write_many(self, rows: list[tuple[str, dict[str, Any], str | None, int]]) -> None:
+        """Append several entries (kind, body, corr, ts_ns) in one transaction: one commit instead
+        of one per row (a close's bars or signals); each row keeps the time it happened at.
 
         Raises:
             sqlite3.Error: nothing was written.
         """
-        now = time.time_ns()
         values = [
-            (now, self.src, kind, corr, orjson.dumps(body, option=orjson.OPT_NON_STR_KEYS).decode())
-            for kind, body, corr in rows
+            (ts_ns, self.src, kind, corr, orjson.dumps(body, option=orjson.OPT_NON_STR_KEYS).decode())
+            for kind, body, corr, ts_ns in rows
         ]
         with self._lock:
             self._db.execute("BEGIN")

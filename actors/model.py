@@ -258,7 +258,7 @@ class ModelActor(RoleActor[ModelConfig]):
         prediction = model.predict(rows)
         now_ns = self.clock.time_ns()
         predicted = skipped = 0
-        rows_out: list[tuple[str, dict[str, Any], str | None]] = []  # one transaction after the publishing
+        rows_out: list[tuple[str, dict[str, Any], str | None, int]] = []  # one transaction after the publishing
         for i, name in enumerate(names):
             corr = bar_id(name, closed.granularity, closed.ts)
             if not prediction.valid[i]:
@@ -270,7 +270,7 @@ class ModelActor(RoleActor[ModelConfig]):
                     "features": {f: _jsonable(v) for f, v in zip(meta.feature_names, rows[i], strict=True)},
                     "model_version": meta.short_version,
                 }
-                rows_out.append(("model.skipped", body, corr))
+                rows_out.append(("model.skipped", body, corr, self.clock.time_ns()))
                 continue
             p_up = float(prediction.p_up[i])
             signal = SignalProduced(
@@ -283,7 +283,7 @@ class ModelActor(RoleActor[ModelConfig]):
             )
             self.runtime.publish(TOPIC_MODEL_SIGNAL + name, signal, corr=corr)
             body = {"instrument": name, "bar_ts": closed.ts, "p_up": p_up, "model_version": meta.short_version}
-            rows_out.append(("model.signal", body, corr))
+            rows_out.append(("model.signal", body, corr, self.clock.time_ns()))
             predicted += 1
         if rows_out:
             self.runtime.journal_many(rows_out)

@@ -187,8 +187,8 @@ class ChildRuntime:
         """Append to the journal (raises on failure: the actor fails and the process restarts)."""
         self.journal_db.write(kind, body, corr=corr)
 
-    def journal_many(self, rows: list[tuple[str, dict[str, Any], str | None]]) -> None:
-        """Append several entries (kind, body, corr) in one transaction (raises like ``journal``)."""
+    def journal_many(self, rows: list[tuple[str, dict[str, Any], str | None, int]]) -> None:
+        """Append several entries (kind, body, corr, ts_ns) in one transaction (raises like ``journal``)."""
         self.journal_db.write_many(rows)
 
     def heartbeat_fields(self) -> dict[str, Any]:

@@ -171,10 +171,10 @@ class RecordingRuntime:
         with self._lock:
             self.journaled.append((kind, body, corr))
 
-    def journal_many(self, rows: list[tuple[str, dict[str, Any], str | None]]) -> None:
+    def journal_many(self, rows: list[tuple[str, dict[str, Any], str | None, int]]) -> None:
         """Record several journal entries."""
         with self._lock:
-            self.journaled.extend(rows)
+            self.journaled.extend((kind, body, corr) for kind, body, corr, _ts in rows)
 
     def heartbeat_fields(self) -> dict[str, Any]:
         """Fixed heartbeat fields."""
