@@ -36,8 +36,7 @@ from actors.bars import (
     validate_bar,
 )
 from actors.base import RoleActor
-from actors.broker import OHLC, Price
-from actors.broker import Heartbeat as StreamHeartbeat
+from actors.broker import OHLC, Price, PriceHeartbeat
 from actors.errors import BrokerError, ConfigError
 from actors.messages import (
     TOPIC_MD_BAR,
@@ -95,7 +94,7 @@ class FeedConfig(BarValidationConfig):
 
 @dataclass(frozen=True, slots=True)
 class _StreamItem:
-    item: Price | StreamHeartbeat
+    item: Price | PriceHeartbeat
 
 
 @dataclass(frozen=True, slots=True)
@@ -240,7 +239,7 @@ class FeedActor(RoleActor[FeedConfig]):
         elif isinstance(message, _Fetched):
             self._on_bars(message.start_ns, message.candles)
 
-    def _on_stream_item(self, item: Price | StreamHeartbeat) -> None:
+    def _on_stream_item(self, item: Price | PriceHeartbeat) -> None:
         self.last_ok_ns, self.last_ok_mono = self.clock.time_ns(), self.clock.monotonic()
         if not self.connected:
             self.connected, self.detail = True, "streaming"

@@ -21,13 +21,13 @@ __all__ = [
     "Broker",
     "Candle",
     "CloseResult",
-    "Heartbeat",
     "Instrument",
     "MarketOrderRequest",
     "OrderResult",
     "OrderState",
     "PositionState",
     "Price",
+    "PriceHeartbeat",
     "TradeOrdersResult",
     "TradeState",
     "Transaction",
@@ -64,7 +64,7 @@ class Price:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Heartbeat:
+class PriceHeartbeat:
     """A pricing-stream HEARTBEAT (sent every 5 s)."""
 
     ts: int
@@ -268,7 +268,7 @@ class Broker(Protocol):
         """Candles, oldest first."""
         ...
 
-    def pricing_stream(self, instruments: Sequence[str], *, snapshot: bool = True) -> Iterator[Price | Heartbeat]:
+    def pricing_stream(self, instruments: Sequence[str], *, snapshot: bool = True) -> Iterator[Price | PriceHeartbeat]:
         """Prices and heartbeats until the caller stops iterating or the stream breaks."""
         ...
 

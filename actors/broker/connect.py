@@ -26,13 +26,13 @@ from actors.broker import (
     Broker,
     Candle,
     CloseResult,
-    Heartbeat,
     Instrument,
     MarketOrderRequest,
     OrderResult,
     OrderState,
     PositionState,
     Price,
+    PriceHeartbeat,
     TradeOrdersResult,
     TradeState,
     Transaction,
@@ -143,7 +143,7 @@ class ShadowGuard:
         """Candles (read)."""
         return self.market.candles(instrument, granularity, **kwargs)
 
-    def pricing_stream(self, instruments: Sequence[str], *, snapshot: bool = True) -> Iterator[Price | Heartbeat]:
+    def pricing_stream(self, instruments: Sequence[str], *, snapshot: bool = True) -> Iterator[Price | PriceHeartbeat]:
         """The price stream (read)."""
         return self.market.pricing_stream(instruments, snapshot=snapshot)
 

@@ -16,13 +16,13 @@ from actors.broker import (
     AccountState,
     Candle,
     CloseResult,
-    Heartbeat,
     Instrument,
     MarketOrderRequest,
     OrderResult,
     OrderState,
     PositionState,
     Price,
+    PriceHeartbeat,
     TradeOrdersResult,
     TradeState,
     Transaction,
@@ -150,13 +150,13 @@ class InMemoryBroker:
         ]
         return rows[-count:] if count else rows
 
-    def pricing_stream(self, instruments: Sequence[str], *, snapshot: bool = True) -> Iterator[Price | Heartbeat]:
+    def pricing_stream(self, instruments: Sequence[str], *, snapshot: bool = True) -> Iterator[Price | PriceHeartbeat]:
         """The current prices once, then one heartbeat."""
         self._enter("pricing_stream")
         for name in instruments:
             if name in self.prices:
                 yield self.prices[name]
-        yield Heartbeat(ts=0)
+        yield PriceHeartbeat(ts=0)
 
     def account_summary(self) -> AccountState:
         """Balance and counts (NAV = balance; no unrealized P&L is modelled)."""

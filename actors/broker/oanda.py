@@ -33,13 +33,13 @@ from actors.broker import (
     AccountState,
     Candle,
     CloseResult,
-    Heartbeat,
     Instrument,
     MarketOrderRequest,
     OrderResult,
     OrderState,
     PositionState,
     Price,
+    PriceHeartbeat,
     TradeOrdersResult,
     TradeState,
     Transaction,
@@ -319,7 +319,7 @@ class OandaBroker:
                 response.close()
             api.close()
 
-    def pricing_stream(self, instruments: Sequence[str], *, snapshot: bool = True) -> Iterator[Price | Heartbeat]:
+    def pricing_stream(self, instruments: Sequence[str], *, snapshot: bool = True) -> Iterator[Price | PriceHeartbeat]:
         """Prices and heartbeats; a stream end, reset or stall raises BrokerTemporaryError."""
         params = {"instruments": ",".join(instruments), "snapshot": "true" if snapshot else "false"}
         for obj in self._stream(lambda: pricing.PricingStream(self.account_id, params=params), "pricing stream"):

@@ -21,12 +21,12 @@ from actors.broker import (
     AccountState,
     Candle,
     CloseResult,
-    Heartbeat,
     Instrument,
     OrderResult,
     OrderState,
     PositionState,
     Price,
+    PriceHeartbeat,
     TradeState,
     Transaction,
     TransactionHeartbeat,
@@ -274,11 +274,11 @@ def _best(obj: Json, key: str) -> Decimal:
     return decimal(_mapping(levels[0], key), "price")
 
 
-def price_event(obj: Json) -> Price | Heartbeat:
+def price_event(obj: Json) -> Price | PriceHeartbeat:
     """A pricing-stream line."""
     obj = _mapping(obj, "price")
     if obj.get("type") == "HEARTBEAT":
-        return Heartbeat(ts=_time(obj, "time"))
+        return PriceHeartbeat(ts=_time(obj, "time"))
     bid, ask = _best(obj, "bids"), _best(obj, "asks")
     status = obj.get("status")
     return Price(

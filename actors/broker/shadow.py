@@ -53,13 +53,13 @@ from actors.broker import (
     Broker,
     Candle,
     CloseResult,
-    Heartbeat,
     Instrument,
     MarketOrderRequest,
     OrderResult,
     OrderState,
     PositionState,
     Price,
+    PriceHeartbeat,
     TradeOrdersResult,
     TradeState,
     Transaction,
@@ -437,7 +437,7 @@ class ShadowBook:
             instrument, granularity, count=count, from_ts=from_ts, to_ts=to_ts, price=price, include_first=include_first
         )
 
-    def pricing_stream(self, instruments: Sequence[str], *, snapshot: bool = True) -> Iterator[Price | Heartbeat]:
+    def pricing_stream(self, instruments: Sequence[str], *, snapshot: bool = True) -> Iterator[Price | PriceHeartbeat]:
         """The inner broker's price stream; every price also goes through ``on_price``."""
         for item in self.inner.pricing_stream(instruments, snapshot=snapshot):
             if isinstance(item, Price):

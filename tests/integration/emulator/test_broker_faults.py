@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import pytest
 
-from actors.broker import Heartbeat, MarketOrderRequest, Price
+from actors.broker import MarketOrderRequest, Price, PriceHeartbeat
 from actors.broker.config import DEV_ACCOUNT_ID, BrokerConfig, Credentials
 from actors.broker.oanda import OandaBroker
 from actors.broker.pacing import Retrier, RetryPolicy
@@ -202,7 +202,7 @@ def test_heartbeats_arrive_on_the_pricing_stream(broker: OandaBroker, emu: Emu):
     stream = broker.pricing_stream(["EUR_USD"])
     beats = 0
     for event in stream:
-        beats += isinstance(event, Heartbeat)
+        beats += isinstance(event, PriceHeartbeat)
         if beats == 2:
             break
     stream.close()
