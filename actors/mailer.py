@@ -393,6 +393,13 @@ class Mailer:
             self._drop(victim, why)
         return victim is None or victim.mail is not mail
 
+    def dead(self) -> str | None:
+        """Why the mailer cannot send any more (one of its started threads died), or None."""
+        for thread in (self._sender, self._disk):
+            if thread.ident is not None and not thread.is_alive() and not self._closed:
+                return f"alert mailer thread {thread.name} died"
+        return None
+
     def pending(self) -> int:
         """Mails queued or being sent."""
         with self._cond:

@@ -302,9 +302,7 @@ def load_core_config(
     return _load(CoreConfig, path, overrides, cwd=cwd, skip_sections=ROLE_SECTIONS)
 
 
-def load_section(
-    path: str | os.PathLike[str] | None, overrides: Sequence[str], name: str, cls: type[_S]
-) -> _S:
+def load_section(path: str | os.PathLike[str] | None, overrides: Sequence[str], name: str, cls: type[_S]) -> _S:
     """One section alone, validated the same way (``tradehost alert`` reads only ``[alerts]``, so
     it works when the rest of the configuration, or the host, is broken).
 

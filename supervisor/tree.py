@@ -42,6 +42,7 @@ from actors.messages import (
     encode,
     make_envelope,
 )
+from actors.watchchecks import WATCHDOG_CODES
 from supervisor import statefile
 from supervisor.child import Child, ChildStatus, KillCause, Tock, describe_exit, make_children
 from supervisor.childspec import child_specs
@@ -241,7 +242,10 @@ class Supervisor(pykka.ThreadingActor):
         if isinstance(body, NoTradeRequested):
             self.health.fault(body.code, body.detail)
         elif isinstance(body, CauseHealthy):
-            self.health.healthy(body.code)
+            # Only a cause the watchdog raises: it must never start the cool-down of the
+            # supervisor's own reasons (a role it still hears while the supervisor sees it down).
+            if body.code.partition(":")[0] in WATCHDOG_CODES:
+                self.health.healthy(body.code)
         elif isinstance(body, RestartRequested):
             self.journal_event("role.restart_requested", {"role": body.role, "reason": body.reason, "by": "watchdog"})
             with contextlib.suppress(CommandError):

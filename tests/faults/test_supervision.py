@@ -96,7 +96,8 @@ def test_a_role_that_crashes_on_start_latches_no_trade_and_resume_is_refused_unt
         assert reason["latched"] is True
         assert len(host.journal("role.exited")) == 4  # the first start plus three restarts
         assert host.journal("role.failed")[0]["body"]["role"] == "risk"
-        assert host.journal("alert")[0]["body"]["code"] == "restart_intensity:risk"
+        codes = [row["body"]["code"] for row in host.journal("alert")]
+        assert codes.count("restart_intensity:risk") == 1, codes
         # No more restarts once the intensity is exceeded.
         exits = len(host.journal("role.exited"))
         poll_until(lambda: host.status()["uptime_s"] > status["uptime_s"] + 1.5, timeout_s=10)

@@ -6,7 +6,6 @@ anywhere."""
 from __future__ import annotations
 
 import base64
-import contextlib
 import email
 import email.policy
 import logging
@@ -23,12 +22,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
 from actors.alerts import ENV_SMTP_PASSWORD, AlertsConfig, Mail, load_smtp_password, make_mail
 from actors.mailer import FAILED, SENT, Mailer, MailOutcome, send_alert_now
 from tests.helpers import poll_until
+from tests.smtpserver import free_port, smtp_server
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(30)]
 
@@ -88,22 +87,6 @@ class Authenticator:
         login, password = auth_data.login.decode(), auth_data.password.decode()
         self.attempts.append((login, password))
         return AuthResult(success=(login, password) == (USERNAME, PASSWORD), handled=False)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@contextlib.contextmanager
-def smtp_server(port: int, inbox: Inbox, **kwargs: Any) -> Iterator[Controller]:
-    controller = Controller(inbox, hostname="127.0.0.1", port=port, server_hostname="localhost", **kwargs)
-    controller.start()
-    try:
-        yield controller
-    finally:
-        controller.stop()
 
 
 @pytest.fixture(scope="module")
@@ -204,7 +187,7 @@ def _timed(fn: Any, *args: Any) -> tuple[Any, float]:
 
 def test_a_submitted_mail_arrives_with_its_subject_sender_and_recipients(tmp_path: Path, mailers: list[Mailer]) -> None:
     # Arrange
-    port, inbox, outcomes = _free_port(), Inbox(), Outcomes()
+    port, inbox, outcomes = free_port(), Inbox(), Outcomes()
     mail = _mail()
     with smtp_server(port, inbox):
         mailer = _start(mailers, _config(port), tmp_path / "spool", outcomes)
@@ -237,7 +220,7 @@ def test_starttls_with_login_delivers_and_the_password_is_in_no_mail_and_no_log(
 ) -> None:
     # Arrange: a server that insists on STARTTLS and a login; a mail whose text leaks the password.
     caplog.set_level(logging.DEBUG)
-    port, inbox, outcomes, auth = _free_port(), Inbox(), Outcomes(), Authenticator()
+    port, inbox, outcomes, auth = free_port(), Inbox(), Outcomes(), Authenticator()
     config = _config(port, security="starttls", username=USERNAME, ca_file=str(certificate[0]))
     password = load_smtp_password(config, {ENV_SMTP_PASSWORD: PASSWORD})
     leaky = _mail(text=f"debug dump: password={PASSWORD}")
@@ -269,7 +252,7 @@ def test_starttls_with_login_delivers_and_the_password_is_in_no_mail_and_no_log(
 def test_ssl_from_the_first_byte_delivers(
     tmp_path: Path, mailers: list[Mailer], certificate: tuple[Path, Path]
 ) -> None:
-    port, inbox, outcomes = _free_port(), Inbox(), Outcomes()
+    port, inbox, outcomes = free_port(), Inbox(), Outcomes()
     config = _config(port, security="ssl", ca_file=str(certificate[0]))
     with smtp_server(port, inbox, ssl_context=_server_tls(certificate)):
         mailer = _start(mailers, config, tmp_path / "spool", outcomes)
@@ -283,7 +266,7 @@ def test_ssl_from_the_first_byte_delivers(
 def test_a_certificate_that_does_not_verify_is_a_failure_not_a_delivery(
     tmp_path: Path, certificate: tuple[Path, Path]
 ) -> None:
-    port, inbox = _free_port(), Inbox()
+    port, inbox = free_port(), Inbox()
     with smtp_server(port, inbox, ssl_context=_server_tls(certificate)):
         result = send_alert_now(_config(port, security="ssl"), subject="s", body="b", environ={})
 
@@ -293,7 +276,7 @@ def test_a_certificate_that_does_not_verify_is_a_failure_not_a_delivery(
 
 
 def test_starttls_not_offered_fails_and_never_falls_back_to_clear_text() -> None:
-    port, inbox = _free_port(), Inbox()
+    port, inbox = free_port(), Inbox()
     config = _config(port, security="starttls", username=USERNAME)
     with smtp_server(port, inbox):  # no TLS context: STARTTLS is not offered
         result = send_alert_now(config, subject="s", body="b", environ={ENV_SMTP_PASSWORD: PASSWORD})
@@ -311,7 +294,7 @@ def test_a_dead_server_blocks_nothing_and_the_spooled_mail_arrives_once_it_is_ba
     tmp_path: Path, mailers: list[Mailer]
 ) -> None:
     # Arrange: nothing listens on the port.
-    port, inbox, outcomes, spool = _free_port(), Inbox(), Outcomes(), tmp_path / "spool"
+    port, inbox, outcomes, spool = free_port(), Inbox(), Outcomes(), tmp_path / "spool"
     mailer = _start(mailers, _config(port), spool, outcomes)
     mail = _mail()
 
@@ -340,7 +323,7 @@ def test_a_restarted_mailer_delivers_what_the_previous_one_left_in_the_spool(
     tmp_path: Path, mailers: list[Mailer]
 ) -> None:
     # Arrange: a first mailer spools three mails while the server is down, then stops.
-    port, inbox, spool = _free_port(), Inbox(), tmp_path / "spool"
+    port, inbox, spool = free_port(), Inbox(), tmp_path / "spool"
     first = _start(mailers, _config(port), spool, Outcomes())
     mails = [_mail(n) for n in range(3)]
     for mail in mails:
@@ -389,7 +372,7 @@ def test_over_the_queue_bound_the_lowest_severity_oldest_mail_is_dropped_and_rep
     tmp_path: Path, mailers: list[Mailer]
 ) -> None:
     # Arrange: a queue of two; not started yet, so nothing is in flight.
-    port, inbox, outcomes, spool = _free_port(), Inbox(), Outcomes(), tmp_path / "spool"
+    port, inbox, outcomes, spool = free_port(), Inbox(), Outcomes(), tmp_path / "spool"
     mailer = Mailer(_config(port, queue_max=2), spool_dir=spool, on_outcome=outcomes)
     mailers.append(mailer)
     old_info, critical, warning, late_info = (
@@ -415,7 +398,7 @@ def test_over_the_queue_bound_the_lowest_severity_oldest_mail_is_dropped_and_rep
 
 
 def test_a_mail_the_server_refuses_for_good_is_dropped_not_retried(tmp_path: Path, mailers: list[Mailer]) -> None:
-    port, inbox, outcomes, spool = _free_port(), Inbox(reject="554 5.7.1 Message rejected"), Outcomes(), tmp_path / "sp"
+    port, inbox, outcomes, spool = free_port(), Inbox(reject="554 5.7.1 Message rejected"), Outcomes(), tmp_path / "sp"
     with smtp_server(port, inbox):
         mailer = _start(mailers, _config(port), spool, outcomes)
 
@@ -430,7 +413,7 @@ def test_a_mail_the_server_refuses_for_good_is_dropped_not_retried(tmp_path: Pat
 
 
 def test_a_mail_older_than_max_age_is_given_up_not_sent(tmp_path: Path, mailers: list[Mailer]) -> None:
-    port, inbox, outcomes = _free_port(), Inbox(), Outcomes()
+    port, inbox, outcomes = free_port(), Inbox(), Outcomes()
     stale = make_mail(subject="from two days ago", body="b", created_ns=time.time_ns() - 2 * 86400 * 10**9)
     with smtp_server(port, inbox):
         mailer = _start(mailers, _config(port, max_age_s=86400.0), tmp_path / "spool", outcomes)
@@ -445,7 +428,7 @@ def test_a_mail_older_than_max_age_is_given_up_not_sent(tmp_path: Path, mailers:
 
 
 def test_a_wrong_password_is_retried_and_never_shown(tmp_path: Path, mailers: list[Mailer], certificate: Any) -> None:
-    port, inbox, outcomes, auth = _free_port(), Inbox(), Outcomes(), Authenticator()
+    port, inbox, outcomes, auth = free_port(), Inbox(), Outcomes(), Authenticator()
     config = _config(port, security="starttls", username=USERNAME, ca_file=str(certificate[0]))
     wrong = load_smtp_password(config, {ENV_SMTP_PASSWORD: "wrong-" + PASSWORD})
     with smtp_server(port, inbox, tls_context=_server_tls(certificate), authenticator=auth, auth_required=True):
@@ -461,7 +444,7 @@ def test_a_wrong_password_is_retried_and_never_shown(tmp_path: Path, mailers: li
 
 
 def test_send_alert_now_sends_one_mail_with_the_configured_settings() -> None:
-    port, inbox = _free_port(), Inbox()
+    port, inbox = free_port(), Inbox()
     environ = {"OANDA_TOKEN": "oanda-token-0123456789"}
     with smtp_server(port, inbox):
         result = send_alert_now(
@@ -480,7 +463,7 @@ def test_send_alert_now_sends_one_mail_with_the_configured_settings() -> None:
 
 
 def test_send_alert_now_returns_a_one_line_error_quickly_when_no_server_listens() -> None:
-    result, took_s = _timed(lambda: send_alert_now(_config(_free_port()), subject="s", body="b", environ={}))
+    result, took_s = _timed(lambda: send_alert_now(_config(free_port()), subject="s", body="b", environ={}))
 
     assert not result.ok
     assert result.message.startswith("ConnectionRefusedError:")
@@ -491,7 +474,7 @@ def test_send_alert_now_returns_a_one_line_error_quickly_when_no_server_listens(
 def test_send_alert_now_refuses_when_mail_is_off_or_the_password_is_missing() -> None:
     off = send_alert_now(AlertsConfig(), subject="s", body="b", environ={})
     no_password = send_alert_now(
-        _config(_free_port(), security="starttls", username=USERNAME), subject="s", body="b", environ={}
+        _config(free_port(), security="starttls", username=USERNAME), subject="s", body="b", environ={}
     )
 
     assert not off.ok and "alerts.smtp_host" in off.message

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import re
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -297,3 +299,10 @@ def test_mismatched_frames_and_missing_pip_sizes_are_refused() -> None:
         WideBars(**{f: frame.set_axis(pd.to_datetime(frame.index, utc=True)) for f, frame in fields.items()})
     with pytest.raises(ValueError, match="no pip size for XAU_USD"):
         compute_features(bars, {"EUR_USD": 0.0001, "USD_JPY": 0.01})
+
+
+def test_the_features_page_lists_every_feature_with_its_definition() -> None:
+    page = (Path(__file__).resolve().parents[3] / "docs" / "features.md").read_text()
+    rows = dict(re.findall(r"^\| `([a-z0-9_]+)` \| (.*) \|$", page, flags=re.MULTILINE))
+
+    assert {name: doc.replace("\\|", "|") for name, doc in rows.items()} == FEATURE_DOCS
