@@ -14,12 +14,17 @@ Request ``{"command": "status", "args": {}}``. Reply (``--json`` prints it as on
                "skipped"} | null,
      "market": {"instruments": [{"instrument", "open", "since_ns", "why", "next_open_ns"}],
                 "last_bar_ns", "bars_published", "bars_rejected"} | null,
-     "positions": null, "daily_pnl": null, "dd_zone": null}
+     "watchdog": {"checks": [{"name", "value", "limit", "verdict", "detail"}], "mail",
+                  "mail_queued", "mail_sent", "mail_failed"} | null,
+     "positions": [{"trade_id", "instrument", "units", "price", "stop_loss", "take_profit",
+                    "unrealized_pl"}] | null,
+     "daily_pnl": "-12.50" | null, "dd_zone": 0 | null}
 
 ``broker`` shows each connection (``stream``, ``rest``) as its role last reported it; a source whose
 role is not running shows ``connected: null`` ("unknown"), never its last good value, and
 ``broker.connected`` is null unless every source is known. ``positions``, ``daily_pnl`` and
-``dd_zone`` stay null until the roles that compute them exist.
+``dd_zone`` are null until the reconciler has read the account once; ``watchdog`` until the
+watchdog has reported.
 """
 
 from __future__ import annotations
@@ -67,11 +72,18 @@ class Status(Command):
         broker = result.get("broker") or {}
         connected = broker.get("connected")
         connected_text = "unknown" if connected is None else connected
+        positions = result.get("positions")
         lines.append(
             f"broker: connected={connected_text} last_ok={_fmt(broker.get('last_ok'))}   "
-            f"positions={_fmt(result.get('positions'))} daily_pnl={_fmt(result.get('daily_pnl'))} "
-            f"dd_zone={_fmt(result.get('dd_zone'))}"
+            f"positions={_fmt(None if positions is None else len(positions))} "
+            f"daily_pnl={_fmt(result.get('daily_pnl'))} dd_zone={_fmt(result.get('dd_zone'))}"
         )
+        for t in positions or []:
+            if isinstance(t, dict):
+                lines.append(
+                    f"  trade {t.get('trade_id')} {t.get('instrument')} {t.get('units')} @ {t.get('price')}  "
+                    f"SL={_fmt(t.get('stop_loss'))} TP={_fmt(t.get('take_profit'))} P&L={_fmt(t.get('unrealized_pl'))}"
+                )
         for source, h in (broker.get("sources") or {}).items():
             state = "unknown" if h.get("connected") is None else ("up" if h.get("connected") else "down")
             lines.append(f"  {source:<7} {state:<8} {h.get('detail') or ''}")
@@ -91,5 +103,14 @@ class Status(Command):
             lines.append(
                 f"market: {', '.join(shown) or '-'}  bars={market.get('bars_published')} "
                 f"rejected={market.get('bars_rejected')}"
+            )
+        watchdog = result.get("watchdog")
+        if isinstance(watchdog, dict):
+            checks = [c for c in watchdog.get("checks") or [] if isinstance(c, dict)]
+            bad = [f"{c.get('name')} {c.get('verdict')}" for c in checks if c.get("verdict") != "ok"]
+            lines.append(
+                f"watchdog: {len(checks) - len(bad)}/{len(checks)} checks ok{': ' + ', '.join(bad) if bad else ''}  "
+                f"mail={watchdog.get('mail')} sent={watchdog.get('mail_sent')} queued={watchdog.get('mail_queued')} "
+                f"failed={watchdog.get('mail_failed')}"
             )
         return "\n".join(lines)

@@ -127,3 +127,25 @@ def test_a_role_whose_status_is_null_is_rendered_with_a_dash() -> None:
     feed = next(line for line in STATUS.render(doc).splitlines() if line.startswith("feed "))
 
     assert feed.split() == ["feed", "-", "-", "-", "-", "-"]
+
+
+def test_open_trades_and_the_watchdog_are_listed() -> None:
+    trade = {
+        "trade_id": "7",
+        "instrument": "EUR_USD",
+        "units": "-1000",
+        "price": "1.10000",
+        "stop_loss": "1.10500",
+        "take_profit": None,
+        "unrealized_pl": "-2.50",
+    }
+    checks = [
+        {"name": "disk", "value": "9000", "limit": "500", "verdict": "ok"},
+        {"name": "memory:risk", "value": "1200", "limit": "1024", "verdict": "breach"},
+    ]
+    watchdog = {"checks": checks, "mail": "on", "mail_queued": 1, "mail_sent": 3, "mail_failed": 0}
+    text = STATUS.render(_doc(positions=[trade], daily_pnl="-12.5", dd_zone=1, watchdog=watchdog))
+
+    assert "positions=1 daily_pnl=-12.5 dd_zone=1" in text
+    assert "trade 7 EUR_USD -1000 @ 1.10000  SL=1.10500 TP=- P&L=-2.50" in text
+    assert "watchdog: 1/2 checks ok: memory:risk breach  mail=on sent=3 queued=1 failed=0" in text
