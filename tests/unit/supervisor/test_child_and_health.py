@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -156,3 +157,11 @@ def test_every_reason_code_says_whether_it_is_latched(code: str) -> None:
 
     (reason,) = sm.reasons(0)
     assert reason.latched is REASONS[code].latched
+
+
+@pytest.mark.parametrize("code", sorted(REASONS))
+def test_the_runbook_tells_the_operator_what_to_do_about_every_reason_code(code: str) -> None:
+    runbook = (Path(__file__).resolve().parents[3] / "ops" / "RUNBOOK.md").read_text()
+    rows = [line for line in runbook.splitlines() if line.startswith("| `")]
+
+    assert any(f"`{code}`" in row or f"`{code}:" in row for row in rows), f"no RUNBOOK row for {code}"
