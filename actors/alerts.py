@@ -259,6 +259,7 @@ class DecisionReason(StrEnum):
     FAILING_AGAIN = "failing_again"  # back after a recovery mail
     RESOLVED = "resolved"  # cleared after an operator was told it failed
     DIGEST = "digest"  # held-back causes, now that the hourly budget has room
+    FLAPPED = "flapped"  # raised again and cleared again inside the window, now settled
     DEDUP = "dedup"  # suppressed: mailed about within dedup_window_s
     RATE_LIMIT = "rate_limit"  # suppressed: held for the digest
     NOT_RAISED = "not_raised"  # a clear of a cause that is not raised
@@ -275,6 +276,7 @@ class CauseSummary:
     last_ns: int
     raised: int
     resolved_ns: int | None = None
+    unmailed: int = 0  # raises since the last mail about it that no mail told
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -339,6 +341,7 @@ class _Cause:
     told_ns: int | None = None
     told_severity: str = "info"
     repeats: int = 0  # suppressed since the last mail about it
+    unmailed: int = 0  # of those, raises
     held_ns: int | None = None  # waiting for the digest since
 
     def summary(self) -> CauseSummary:
@@ -350,6 +353,7 @@ class _Cause:
             last_ns=self.last_ns,
             raised=self.raised,
             resolved_ns=None if self.active else self.resolved_ns,
+            unmailed=self.unmailed,
         )
 
 
@@ -365,6 +369,10 @@ class AlertPolicy:
       (``resolved after 3 min 12 s``). A cause that comes back within the window after a recovery
       mail is mailed once the window has passed and it is still raised (``failing_again``, on a
       tick), so what an operator last read is eventually true.
+    - A cause that flapped inside the window (raised and cleared again, every raise suppressed)
+      and has settled gets one digest mail once the window has passed (``flapped``, on a tick):
+      how often it was raised since the last mail and where it stands, so repeats are never only
+      in the journal.
     - Every mail counts against ``max_per_hour`` in a sliding hour. Over the budget a mail is held
       (``rate_limit``); while anything is held, new mails join it. As soon as the hour has room
       (checked on every call, so call ``on_tick`` every few seconds), everything held goes out as
@@ -412,10 +420,12 @@ class AlertPolicy:
                 c.severity = event.severity
         if c.held_ns is not None:
             c.repeats += 1
+            c.unmailed += 1
             return [self._suppress(c, DecisionReason.RATE_LIMIT, now), *self._flush(now)]
         escalated = c.told is not None and severity_rank(event.severity) > severity_rank(c.told_severity)
         if c.told_ns is not None and now - c.told_ns < self.window_ns and not escalated:
             c.repeats += 1
+            c.unmailed += 1
             return [self._suppress(c, DecisionReason.DEDUP, now)]
         reason = {None: DecisionReason.NEW, "failing": DecisionReason.REPEAT}.get(c.told, DecisionReason.FAILING_AGAIN)
         return self._offer(c, DecisionReason.ESCALATED if escalated else reason, now)
@@ -441,9 +451,12 @@ class AlertPolicy:
         now = self._advance(now_ns)
         out: list[AlertDecision] = []
         for c in list(self._causes.values()):
-            owed = c.active and c.held_ns is None and c.told == "resolved"
-            if owed and c.told_ns is not None and now - c.told_ns >= self.window_ns:
+            if c.held_ns is not None or c.told != "resolved" or c.told_ns is None or now - c.told_ns < self.window_ns:
+                continue
+            if c.active:
                 out.extend(self._offer(c, DecisionReason.FAILING_AGAIN, now))
+            elif c.unmailed:
+                out.extend(self._flapped(c, now))
         out.extend(self._flush(now))
         for name, c in list(self._causes.items()):  # forget what is settled, so the table stays small
             if not c.active and c.held_ns is None and (c.told_ns is None or now - c.told_ns >= self.window_ns):
@@ -477,6 +490,12 @@ class AlertPolicy:
         notice = Notice(kind=kind, at_ns=now, causes=(c.summary(),))
         return [self._sent(notice, [c], reason, now)]
 
+    def _flapped(self, c: _Cause, now: int) -> list[AlertDecision]:
+        if self._held or self.budget(now) <= 0:
+            return self._offer(c, DecisionReason.FLAPPED, now)  # held: the digest tells it
+        notice = Notice(kind=NoticeKind.DIGEST, at_ns=now, causes=(c.summary(),))
+        return [self._sent(notice, [c], DecisionReason.FLAPPED, now)]
+
     def _flush(self, now: int) -> list[AlertDecision]:
         if not self._held or self.budget(now) <= 0:
             return []
@@ -494,7 +513,7 @@ class AlertPolicy:
         repeats = sum(c.repeats for c in causes)
         for c in causes:
             c.told, c.told_ns, c.told_severity = ("failing" if c.active else "resolved"), now, c.severity
-            c.repeats, c.held_ns = 0, None
+            c.repeats, c.unmailed, c.held_ns = 0, 0, None
         return AlertDecision(send=True, reason=reason, cause=notice.cause, at_ns=now, notice=notice, repeats=repeats)
 
 
@@ -642,7 +661,11 @@ def compose_mail(
         The mail; its subject is ``[tradehost <account> <mode>] <STATE>: <cause ...>``.
     """
     first = notice.causes[0]
-    if notice.kind is NoticeKind.DIGEST:
+    if notice.kind is NoticeKind.DIGEST and notice.held_since_ns is None:  # a cause that flapped
+        more = first.unmailed
+        text = f"digest: {first.cause} raised {more} more time{'s' if more != 1 else ''} since the last mail"
+        lines = _digest_lines(notice)
+    elif notice.kind is NoticeKind.DIGEST:
         text = f"digest of {len(notice.causes)} causes held back by the hourly mail limit"
         lines = _digest_lines(notice)
     elif notice.kind is NoticeKind.RECOVERY:
@@ -679,11 +702,17 @@ def _ago(ts_ns: int, now_ns: int) -> str:
     return f"{format_utc(ts_ns)}, {format_duration((now_ns - ts_ns) / 1e9)} before this mail"
 
 
+def _times(n: int) -> str:
+    return f"{n} time{'s' if n != 1 else ''}"
+
+
 def _alert_lines(c: CauseSummary, now_ns: int) -> list[str]:
     lines = [f"{c.cause} ({c.severity})", "", "What happened", f"  {c.detail or '(no detail given)'}"]
     lines.append(f"  Since {_ago(c.since_ns, now_ns)}.")
     if c.raised > 1:
         lines.append(f"  Raised {c.raised} times since then; last at {format_utc(c.last_ns)}.")
+    if c.unmailed:
+        lines.append(f"  Raised {_times(c.unmailed)} since the last mail about it (not mailed: deduplicated).")
     return lines
 
 
@@ -695,13 +724,17 @@ def _recovery_lines(c: CauseSummary, took: str) -> list[str]:
         "What happened",
         f"  {c.cause} ({c.severity}) was raised at {format_utc(c.since_ns)} and cleared at {resolved}.",
         f"  Raised {c.raised} time{'s' if c.raised != 1 else ''} in all; last detail: {c.detail or '(none)'}",
+        *([f"  Raised {_times(c.unmailed)} since the last mail about it (deduplicated)."] if c.unmailed else []),
     ]
 
 
 def _digest_lines(notice: Notice) -> list[str]:
-    lines = [f"Digest of {len(notice.causes)} causes", "", "What happened (where each cause stands now)"]
+    lines = [f"Digest of {len(notice.causes)} cause{'s' if len(notice.causes) != 1 else ''}", ""]
+    lines.append("What happened (where each cause stands now)")
     for c in notice.causes:
-        times = f"raised {c.raised} time{'s' if c.raised != 1 else ''}"
+        times = f"raised {_times(c.raised)}"
+        if c.unmailed:
+            times = f"raised {_times(c.unmailed)} since the last mail about it (deduplicated)"
         if c.resolved_ns is None:
             status = f"STILL FAILING since {format_utc(c.since_ns)}, {times}"
         else:

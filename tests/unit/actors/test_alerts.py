@@ -361,6 +361,48 @@ def test_a_flapping_cause_is_mailed_again_once_the_window_has_passed() -> None:
     assert again.notice.causes[0].since_ns == T0 + 30 * S
 
 
+def test_ten_flaps_inside_the_window_give_one_alert_one_recovery_and_one_digest_after_it() -> None:
+    # Arrange: ten raises of one cause, each cleared 2 s later, within 60 s.
+    policy = AlertPolicy(dedup_window_s=600, max_per_hour=10)
+    decisions: list[AlertDecision] = []
+    for i in range(10):
+        t = T0 + i * 6 * S
+        decisions += policy.on_alert(_raise("role_down:risk", t, severity="warning"), t)
+        decisions += policy.on_cleared(CauseCleared(cause="role_down:risk", ts_ns=t + 2 * S), t + 2 * S)
+
+    # Act
+    early = policy.on_tick(T0 + 500 * S)
+    [digest] = policy.on_tick(T0 + 607 * S)
+    later = policy.on_tick(T0 + 2000 * S)
+
+    # Assert: the alert and its recovery went out; the nine other raises, none lost, in one digest.
+    sent = _sends(decisions)
+    assert [d.notice.kind for d in sent if d.notice] == [NoticeKind.ALERT, NoticeKind.RECOVERY]
+    assert {d.reason for d in decisions if not d.send} == {DecisionReason.DEDUP}
+    assert early == [] and later == []
+    assert digest.send and digest.reason is DecisionReason.FLAPPED
+    assert digest.notice is not None and digest.notice.kind is NoticeKind.DIGEST
+    assert digest.notice.causes[0].unmailed == 9
+    mail = compose_mail(digest.notice, _context(state="TRADING"))
+    assert mail.subject.endswith("TRADING: digest: role_down:risk raised 9 more times since the last mail")
+    assert "resolved after" in mail.body
+
+
+def test_a_flap_digest_over_the_budget_is_held_with_the_rest() -> None:
+    policy = AlertPolicy(dedup_window_s=60, max_per_hour=2)
+    policy.on_alert(_raise("x", T0), T0)
+    policy.on_cleared(CauseCleared(cause="x", ts_ns=T0 + S), T0 + S)  # 2 mails: the budget is spent
+    policy.on_alert(_raise("x", T0 + 2 * S), T0 + 2 * S)
+    policy.on_cleared(CauseCleared(cause="x", ts_ns=T0 + 3 * S), T0 + 3 * S)
+
+    held = policy.on_tick(T0 + 62 * S)
+    waiting = policy.held()
+    [out] = _sends(policy.on_tick(T0 + HOUR + S))
+
+    assert _sends(held) == [] and waiting == ("x",) and policy.held() == ()
+    assert out.notice is not None and out.notice.causes[0].unmailed == 1
+
+
 def test_settled_causes_are_forgotten_after_the_window() -> None:
     policy = AlertPolicy(dedup_window_s=60, max_per_hour=10)
     policy.on_alert(_raise("x", T0), T0)
