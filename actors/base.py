@@ -266,6 +266,8 @@ class RoleActor(pykka.ThreadingActor, Generic[ConfigT]):
                 return None
             self.handled += 1
             self.last_handled = env.type
+            if self.runtime.injected("deaf"):  # fault injection: alive and heartbeating, deciding nothing
+                return None
             self.on_message(env)
         elif isinstance(message, HeartbeatDue):
             if not self.stopping:  # after the shutdown hook, workers are gone on purpose

@@ -46,6 +46,7 @@ TOPIC_MD_BAR = "md.bar."
 TOPIC_MD_BARS = "md.bars"  # one BarsClosed after the bars of one close ("md.bar." does not match it)
 TOPIC_MD_HEALTH = "md.health"
 TOPIC_MODEL_SIGNAL = "model.signal."
+TOPIC_MODEL_SKIPPED = "model.skipped"  # SignalSkipped: a published bar the model did not predict
 TOPIC_RISK_INTENT = "risk.intent"
 TOPIC_RISK_SKIP = "risk.skip"
 TOPIC_EXEC_REPORT = "exec.report"
@@ -492,6 +493,18 @@ class SignalProduced(Body):
     direction: str  # "long" when p_up >= 0.5, else "short"; the risk gate applies the threshold
     model_version: str
     features_hash: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SignalSkipped(Body):
+    """A published bar the model gives no signal for (``model.skipped``; corr = bar id): its features
+    or its output were not finite (``reason``: ``nan_features`` ...), or there is no model
+    (``missing``, ``mismatch``). With ``SignalProduced`` every published bar has an outcome."""
+
+    TYPE: ClassVar[str] = "SignalSkipped"
+    instrument: InstrumentId
+    bar_ts: int
+    reason: str
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -36,11 +36,14 @@ from actors.messages import (
     TOPIC_MD_BAR,
     TOPIC_MD_BARS,
     TOPIC_MODEL_SIGNAL,
+    TOPIC_MODEL_SKIPPED,
     Bar,
     BarsClosed,
     Envelope,
+    InstrumentId,
     ModelReport,
     SignalProduced,
+    SignalSkipped,
     bar_id,
 )
 
@@ -232,6 +235,11 @@ class ModelActor(RoleActor[ModelConfig]):
         if self.windows is None:
             if self.report.state == "loading":
                 self.pending.append(envelope)
+            elif isinstance(envelope.body, BarsClosed):  # no model: every bar still gets its outcome
+                closed = envelope.body
+                for name in closed.published:
+                    skipped = SignalSkipped(instrument=InstrumentId(name), bar_ts=closed.ts, reason=self.report.state)
+                    self.runtime.publish(TOPIC_MODEL_SKIPPED, skipped, corr=bar_id(name, closed.granularity, closed.ts))
             return
         body = envelope.body
         if isinstance(body, Bar):
@@ -270,6 +278,10 @@ class ModelActor(RoleActor[ModelConfig]):
                     "features": {f: _jsonable(v) for f, v in zip(meta.feature_names, rows[i], strict=True)},
                     "model_version": meta.short_version,
                 }
+                skipped_msg = SignalSkipped(
+                    instrument=InstrumentId(name), bar_ts=closed.ts, reason=str(prediction.reasons[i])
+                )
+                self.runtime.publish(TOPIC_MODEL_SKIPPED, skipped_msg, corr=corr)
                 rows_out.append(("model.skipped", body, corr, self.clock.time_ns()))
                 continue
             p_up = float(prediction.p_up[i])

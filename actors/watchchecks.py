@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import enum
 import math
+import time
 from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -28,11 +29,13 @@ __all__ = [
     "ROOT",
     "SUPERVISOR_SILENT",
     "WATCHDOG_CODES",
+    "AccountCheck",
     "Action",
     "BarCheck",
     "ClearOwnAlert",
     "ClockSkewCheck",
     "ConnectionCheck",
+    "DecisionCheck",
     "HeartbeatCheck",
     "Judge",
     "MemoryCheck",
@@ -53,7 +56,17 @@ SUPERVISOR_SILENT = "supervisor_silent"  # the watchdog's own alert: it mails th
 # The reason codes the watchdog asks for (the prefix before ':'; supervisor.health.REASONS says
 # which latch).
 WATCHDOG_CODES: frozenset[str] = frozenset(
-    {"heartbeat_missing", "memory_limit", "memory_growth", "disk_low", "clock_skew", "bar_overdue", "stream_silent"}
+    {
+        "heartbeat_missing",
+        "memory_limit",
+        "memory_growth",
+        "disk_low",
+        "clock_skew",
+        "bar_overdue",
+        "stream_silent",
+        "decision_overdue",
+        "account_stale",
+    }
 )
 RESEND_S = 3.0  # a request or healthy report the last sys.state does not reflect yet goes again after this
 DEFAULT_TTL_S = 3.0  # how long a sys.state counts as fresh when it carries no ttl
@@ -292,11 +305,18 @@ class HeartbeatCheck:
         for role, since in self._since.items():
             self._since[role] = max(since, now_s)
 
-    def readings(self, now_s: float) -> list[Reading]:
-        """One reading per role."""
+    def readings(self, now_s: float, *, bus_heard_s: float | None = None) -> list[Reading]:
+        """One reading per role.
+
+        Args:
+            now_s: now.
+            bus_heard_s: when the bus last carried the supervisor's ``sys.state``: a role's silence
+                counts only up to then (after it, the bus itself may be what is silent).
+        """
+        until_s = now_s if bus_heard_s is None else min(now_s, bus_heard_s)
         out = []
         for role, since in self._since.items():
-            silent_s = max(0.0, now_s - since)
+            silent_s = max(0.0, until_s - since)
             heard = role in self._heard
             breach = silent_s > self.silence_s
             if breach:
@@ -342,6 +362,11 @@ class SupervisorCheck:
         self._since = max(self._since, now_s)
         self._ttl_s = ttl_s if ttl_s > 0 else DEFAULT_TTL_S
         self.heard_once = True
+
+    @property
+    def last_heard_s(self) -> float | None:
+        """When the last ``sys.state`` arrived (None: none yet)."""
+        return self._since if self.heard_once else None
 
     def silent_s(self, now_s: float) -> float:
         """Seconds since the last ``sys.state`` (or since the start)."""
@@ -721,6 +746,141 @@ class BarCheck:
                 )
             )
         return out
+
+
+class DecisionCheck:
+    """Progress down the trading loop: every published bar gets its outcome within ``deadline_s``.
+
+    A close (``md.bars``) expects, for each bar it published, a decision of the risk role
+    (``risk.intent`` or ``risk.skip``) or the model's word that it gives no signal for that bar
+    (``model.skipped``). A bar still without one after ``deadline_s`` (wall seconds) is a breach
+    of ``decision_overdue:<instrument>``: the model or the risk role takes bars but decides
+    nothing. An outcome for that bar or a later one of the instrument clears it. A restart of the
+    model or the risk role (``forget``) drops what was waiting: the bus does not replay messages a
+    dead process missed, and its own reason (``role_down``) tells that story.
+
+    Args:
+        instruments: the feed's instruments.
+        deadline_s: wall seconds from the close to the outcome.
+    """
+
+    def __init__(self, instruments: Sequence[str], *, deadline_s: float) -> None:
+        self.deadline_s = deadline_s
+        self._instruments = tuple(instruments)
+        self._waiting: dict[str, tuple[int, float]] = {}  # instrument -> (oldest bar ts waiting, since)
+        self._last: dict[str, float] = {}  # instrument -> when its last outcome came
+
+    def closed(self, bar_ts: int, published: Iterable[str], now_s: float) -> None:
+        """A close published bars of ``published`` at ``bar_ts``."""
+        for name in published:
+            if name in self._instruments and name not in self._waiting:
+                self._waiting[name] = (bar_ts, now_s)
+
+    def outcome(self, instrument: str, bar_ts: int, now_s: float) -> None:
+        """A decision (or the model's skip) for ``instrument``'s bar at ``bar_ts``."""
+        waiting = self._waiting.get(instrument)
+        if waiting is not None and bar_ts >= waiting[0]:
+            del self._waiting[instrument]
+        self._last[instrument] = now_s
+
+    def forget(self) -> None:
+        """The model or the risk role restarted: what it was given before is lost."""
+        self._waiting.clear()
+
+    def grace(self, now_s: float) -> None:
+        """Start every wait over at ``now_s`` (the bus or the watchdog did not run)."""
+        self._waiting = {name: (ts, max(since, now_s)) for name, (ts, since) in self._waiting.items()}
+
+    def readings(self, now_s: float) -> list[Reading]:
+        """One reading per instrument."""
+        limit = f"{self.deadline_s:g} s"
+        out = []
+        for name in self._instruments:
+            code = f"decision_overdue:{name}"
+            waiting = self._waiting.get(name)
+            if waiting is None:
+                last = self._last.get(name)
+                detail = f"{name}: every bar decided" + (f", the last {now_s - last:.0f} s ago" if last else "")
+                out.append(
+                    Reading(
+                        name=f"decision:{name}", value="0 s", limit=limit, verdict=Verdict.OK, detail=detail, code=code
+                    )
+                )
+                continue
+            waited_s = max(0.0, now_s - waiting[1])
+            breach = waited_s > self.deadline_s
+            if breach:
+                detail = (
+                    f"the {name} bar of {_utc(waiting[0])} has no decision after {waited_s:.0f} s "
+                    f"(watchdog.decision_deadline_s = {self.deadline_s:g} s): the model or the risk role is stuck"
+                )
+            else:
+                detail = f"{name}: the bar of {_utc(waiting[0])} waits for its decision"
+            out.append(
+                Reading(
+                    name=f"decision:{name}",
+                    value=f"{waited_s:.0f} s",
+                    limit=limit,
+                    verdict=Verdict.BREACH if breach else Verdict.OK,
+                    detail=detail,
+                    code=code,
+                )
+            )
+        return out
+
+
+class AccountCheck:
+    """A broker round trip within ``max_age_s``: the reconciler's account read (``recon.state``).
+
+    The reconciler reads the account, trades, orders and transactions every
+    ``reconciler.poll_interval_s`` and publishes ``recon.state`` after each good read. None for
+    longer than ``max_age_s`` (wall seconds) is a breach of ``account_stale``: whatever the
+    connection reports say, the host has not read the broker for that long, so its limits look
+    at an old account.
+
+    Args:
+        max_age_s: the longest wall time between two good reads.
+        now_s: when the watchdog started (the first read is due ``max_age_s`` after it).
+    """
+
+    def __init__(self, *, max_age_s: float, now_s: float) -> None:
+        self.max_age_s = max_age_s
+        self._last_s = now_s
+        self._seen = False
+        self._grace_s: float | None = None
+
+    def read(self, now_s: float) -> None:
+        """A ``recon.state`` arrived."""
+        self._last_s, self._seen = now_s, True
+
+    def grace(self, now_s: float) -> None:
+        """Start the wait over (the bus or the watchdog did not run)."""
+        self._grace_s = now_s
+
+    def reading(self, now_s: float) -> Reading:
+        """The account's age against ``max_age_s``."""
+        base = max(self._last_s, self._grace_s or self._last_s)
+        age_s = max(0.0, now_s - base)
+        breach = age_s > self.max_age_s
+        since = "the last account read" if self._seen else "the watchdog started (no account read yet)"
+        detail = f"{age_s:.0f} s since {since}"
+        if breach:
+            detail = (
+                f"no account read from the broker for {age_s:.0f} s (watchdog.account_max_age_s = "
+                f"{self.max_age_s:g} s): limits and status look at an old account"
+            )
+        return Reading(
+            name="account",
+            value=f"{age_s:.0f} s",
+            limit=f"{self.max_age_s:g} s",
+            verdict=Verdict.BREACH if breach else Verdict.OK,
+            detail=detail,
+            code="account_stale",
+        )
+
+
+def _utc(ts_ns: int) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(ts_ns / _NS))
 
 
 def disk_reading(free_mb: float | None, *, min_free_mb: float, path: str) -> Reading:

@@ -37,21 +37,29 @@ from actors.messages import (
     TOPIC_ALERT,
     TOPIC_HEARTBEAT,
     TOPIC_MD_BAR,
+    TOPIC_MD_BARS,
     TOPIC_MD_HEALTH,
     TOPIC_MD_TICK,
+    TOPIC_MODEL_SKIPPED,
     TOPIC_RECON_HEALTH,
     TOPIC_RECON_STATE,
+    TOPIC_RISK_INTENT,
+    TOPIC_RISK_SKIP,
     AccountSnapshot,
     AlertCleared,
     AlertRaised,
     Bar,
+    BarsClosed,
     BrokerHealth,
     CauseHealthy,
     Envelope,
     Heartbeat,
+    IntentSkipped,
     NoTradeRequested,
     PriceTick,
     RestartRequested,
+    RiskIntent,
+    SignalSkipped,
     SystemState,
     SystemStateChanged,
     WatchdogReport,
@@ -59,11 +67,13 @@ from actors.messages import (
 from actors.roles import role_names
 from actors.watchchecks import (
     ROOT,
+    AccountCheck,
     Action,
     BarCheck,
     ClearOwnAlert,
     ClockSkewCheck,
     ConnectionCheck,
+    DecisionCheck,
     HeartbeatCheck,
     Judge,
     MemoryCheck,
@@ -82,6 +92,7 @@ log = logging.getLogger(__name__)
 
 MB = 1_048_576
 STALL_S = 2.5  # a tick this late means the watchdog itself did not run: silences meanwhile say nothing
+DECIDERS = ("model", "risk")  # a restart of either loses the bars it was given
 FLUSH_WAIT_S = 0.5  # a mail waits this long at most for the sys.state that follows its alert
 NOT_JUDGED = "not judged: the bus is silent (no fresh sys.state), so this silence says nothing about the roles"
 
@@ -150,6 +161,22 @@ class WatchdogConfig:
         default=500.0,
         metadata={"doc": "Less free disk in the run directory: disk_low (transient).", "min": 0.0, "max": 1e9},
     )
+    decision_deadline_s: float = field(
+        default=30.0,
+        metadata={
+            "doc": "A published bar without a decision (or the model's skip) this long: decision_overdue:<instrument>.",
+            "min": 1.0,
+            "max": 86400.0,
+        },
+    )
+    account_max_age_s: float = field(
+        default=60.0,
+        metadata={
+            "doc": "No account read from the broker (recon.state) this long: account_stale (transient).",
+            "min": 1.0,
+            "max": 86400.0,
+        },
+    )
     max_clock_skew_s: float = field(
         default=5.0,
         metadata={
@@ -194,6 +221,10 @@ class WatchdogActor(RoleActor[WatchdogConfig]):
         TOPIC_RECON_HEALTH,
         TOPIC_MD_TICK,
         TOPIC_MD_BAR,
+        TOPIC_MD_BARS,
+        TOPIC_MODEL_SKIPPED,
+        TOPIC_RISK_INTENT,
+        TOPIC_RISK_SKIP,
         TOPIC_RECON_STATE,
         TOPIC_ALERT,
     )
@@ -227,6 +258,8 @@ class WatchdogActor(RoleActor[WatchdogConfig]):
             grace_s=cfg.bar_grace_s,
         )
         self.skew = ClockSkewCheck(max_skew_s=cfg.max_clock_skew_s, off=skew_off(cfg, self.broker_cfg))
+        self.decisions = DecisionCheck(feed.instruments, deadline_s=cfg.decision_deadline_s)
+        self.account_reads = AccountCheck(max_age_s=cfg.account_max_age_s, now_s=now)
         self.judge = Judge()
         self.run_dir = self.runtime.journal_db.path.parent
         self.procs: dict[int, psutil.Process] = {}
@@ -258,18 +291,25 @@ class WatchdogActor(RoleActor[WatchdogConfig]):
         body = envelope.body
         now = self.clock.monotonic()
         if isinstance(body, Heartbeat):
+            if body.role in DECIDERS and self.heartbeats.pids().get(body.role, body.pid) != body.pid:
+                self.decisions.forget()  # a new process: the bus does not replay what the old one missed
             self.heartbeats.heard(body.role, body.pid, now)
         elif isinstance(body, PriceTick):
             self.bars.price(body.instrument, body.ts, body.tradeable, now)
             self.skew.price(body.instrument, body.ts, self.clock.time_ns(), tradeable=body.tradeable, now_s=now)
         elif isinstance(body, Bar):
             self.bars.bar(body.instrument, now)
+        elif isinstance(body, BarsClosed):
+            self.decisions.closed(body.ts, body.published, now)
+        elif isinstance(body, RiskIntent | IntentSkipped | SignalSkipped):
+            self.decisions.outcome(body.instrument, body.bar_ts, now)
         elif isinstance(body, BrokerHealth):
             if body.source == "stream" and body.connected:
                 self.skew.reconnected()  # on change only: the stream's next prices are a snapshot
             self.connections.health(body.source, connected=body.connected, detail=body.detail, now_s=now)
         elif isinstance(body, AccountSnapshot):
             self.account = body
+            self.account_reads.read(now)
         elif isinstance(body, AlertRaised):
             self.desk.raised(body.code, body.severity, body.detail, ts_ns=envelope.ts, src=envelope.src)
         elif isinstance(body, AlertCleared):
@@ -319,10 +359,14 @@ class WatchdogActor(RoleActor[WatchdogConfig]):
     def _grace(self, now: float) -> None:
         self.heartbeats.grace(now)
         self.bars.grace(now)
+        self.decisions.grace(now)
+        self.account_reads.grace(now)
 
     def _read(self, now: float) -> list[Reading]:
         readings = [self.supervisor.reading(now)]
-        bus_checks = self.heartbeats.readings(now) + self.bars.readings(now)
+        heartbeats = self.heartbeats.readings(now, bus_heard_s=self.supervisor.last_heard_s)
+        bus_checks = heartbeats + self.bars.readings(now) + self.decisions.readings(now)
+        bus_checks.append(self.account_reads.reading(now))
         readings += bus_checks if self.bus_alive else unjudged(bus_checks, NOT_JUDGED)
         self._sample_memory(now)
         readings += self.memory.readings(now)

@@ -59,6 +59,8 @@ REASONS: Mapping[str, ReasonInfo] = {
     "clock_skew": ReasonInfo(False, "the local clock differs from the broker's by more than watchdog.max_clock_skew_s"),
     "bar_overdue": ReasonInfo(False, "no bar of an instrument within its granularity plus watchdog.bar_grace_s"),
     "stream_silent": ReasonInfo(False, "the price stream was down longer than watchdog.stream_down_alert_s"),
+    "decision_overdue": ReasonInfo(False, "a published bar got no decision within watchdog.decision_deadline_s"),
+    "account_stale": ReasonInfo(False, "no account read from the broker within watchdog.account_max_age_s"),
 }
 UNKNOWN_CODE = ReasonInfo(True, "a reason this version does not know (latched to be safe)")
 

@@ -180,6 +180,53 @@ def test_a_stalled_price_stream_stops_trading_mails_and_mails_the_recovery_after
     assert checks["stream"] == "ok"  # the last change of the check: back to ok
 
 
+def test_bars_without_decisions_stop_trading_and_mail_until_decisions_come_again(
+    mail: tuple[int, Inbox], tmp_path: Path
+) -> None:
+    # Arrange: the risk role drops every message it gets while the flag file exists: alive,
+    # heartbeating, deciding nothing. Bars close every 3 s on the accelerated market.
+    port, inbox = mail
+    flag = tmp_path / "deaf"
+    env = {"TRADEHOST_FAULT_INJECT": "deaf:risk", "TRADEHOST_FAULT_INJECT_WHILE": str(flag)}
+    overrides = _overrides(port, *MARKET, "watchdog.decision_deadline_s=4")
+    with running_host(overrides, env=env) as host:
+        poll_until(lambda: host.journal("risk.skip") + host.journal("risk.intent"), timeout_s=60, what="a decision")
+
+        # Act
+        flag.write_text("x")
+
+        # Assert: the next bars go undecided: NO_TRADE and a mail naming the instrument ...
+        reason = poll_until(lambda: _reason(host, "decision_overdue:EUR_USD"), timeout_s=60, what="decision_overdue")
+        assert reason["latched"] is False and "no decision after" in reason["detail"]
+        alert = _mail_for(inbox, "decision_overdue:EUR_USD")
+        assert host.status()["actors"]["risk"]["restarts"] == 0  # alive all along: only the watchdog saw it
+        # ... and once risk decides again, the cause clears, trading resumes and the recovery is mailed.
+        flag.unlink()
+        host.wait_state("TRADING", timeout_s=60)
+        recovery = _mail_for(inbox, "decision_overdue:EUR_USD resolved after")
+    assert "NO_TRADE: decision_overdue:EUR_USD" in str(alert["Subject"])
+    assert "the model or the risk role is stuck" in alert.get_content()
+    assert "resolved after" in str(recovery["Subject"])
+
+
+def test_a_slow_broker_that_keeps_the_account_from_being_read_stops_trading_until_it_is_read(
+    mail: tuple[int, Inbox],
+) -> None:
+    port, inbox = mail
+    # Live mode against the emulator: the reconciler reads the broker (in shadow mode, the book).
+    overrides = _overrides(port, 'host.mode="live"', "watchdog.account_max_age_s=4", "reconciler.poll_interval_s=1")
+    with running_host(overrides) as host:
+        # Act: the next 12 requests each take 2 s (under broker.timeout_s: slow, not down).
+        AdminClient(host.status()["broker"]["api_url"]).fault("latency", seconds=2, count=12)
+
+        # Assert
+        reason = poll_until(lambda: _reason(host, "account_stale"), timeout_s=60, what="account_stale")
+        assert reason["latched"] is False and "no account read from the broker for" in reason["detail"]
+        host.wait_state("TRADING", timeout_s=90)
+        _mail_for(inbox, "account_stale resolved after", timeout_s=30)
+    assert _mail_for(inbox, "NO_TRADE: account_stale")
+
+
 def test_a_role_over_its_memory_limit_is_restarted_latches_no_trade_and_is_mailed(
     mail: tuple[int, Inbox], tmp_path: Path
 ) -> None:

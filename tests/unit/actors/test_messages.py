@@ -48,6 +48,7 @@ from actors.messages import (
     RoleEvent,
     RoleStopping,
     SignalProduced,
+    SignalSkipped,
     StopRole,
     SystemState,
     SystemStateChanged,
@@ -142,6 +143,9 @@ SAMPLES: dict[str, Body] = {
         direction="long",
         model_version="0123456789ab",
         features_hash="fedcba9876543210",
+    ),
+    "SignalSkipped": SignalSkipped(
+        instrument=InstrumentId("EUR_USD"), bar_ts=1_700_000_100_000_000_000, reason="nan_features"
     ),
     "ModelReport": ModelReport(state="loaded", version="0123456789ab", detail="models/default", loaded_at_ns=7),
     "AlertCleared": AlertCleared(code="role_down:feed", detail="healthy for 10 s"),

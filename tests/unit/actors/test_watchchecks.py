@@ -13,10 +13,12 @@ from actors.errors import ConfigError
 from actors.watchchecks import (
     ROOT,
     SUPERVISOR_SILENT,
+    AccountCheck,
     BarCheck,
     ClearOwnAlert,
     ClockSkewCheck,
     ConnectionCheck,
+    DecisionCheck,
     HeartbeatCheck,
     Judge,
     MemoryCheck,
@@ -505,3 +507,82 @@ def test_the_first_price_after_a_reconnect_is_a_snapshot_and_does_not_count() ->
     check.price("EUR_USD", old, old + 60 * NS, tradeable=True, now_s=7.0)
 
     assert check.reading(8.0).value == "+0.10 s"
+
+
+# --- Decisions and account reads -----------------------------------------------------------------
+
+
+def test_a_published_bar_without_a_decision_past_the_deadline_is_overdue_until_one_comes() -> None:
+    check = DecisionCheck(["EUR_USD", "USD_JPY"], deadline_s=30.0)
+    check.closed(WEDNESDAY, ["EUR_USD", "USD_JPY"], now_s=100.0)
+    check.outcome("USD_JPY", WEDNESDAY, now_s=100.2)  # risk.skip
+
+    waiting = _by_name(check.readings(now_s=129.0))
+    late = _by_name(check.readings(now_s=131.0))
+    check.outcome("EUR_USD", WEDNESDAY, now_s=132.0)  # risk.intent, late
+    decided = _by_name(check.readings(now_s=133.0))
+
+    assert waiting["decision:EUR_USD"].verdict is Verdict.OK
+    assert late["decision:EUR_USD"].verdict is Verdict.BREACH
+    assert late["decision:EUR_USD"].code == "decision_overdue:EUR_USD"
+    assert "2024-03-06 14:00:00 UTC" in late["decision:EUR_USD"].detail
+    assert late["decision:USD_JPY"].verdict is Verdict.OK
+    assert decided["decision:EUR_USD"].verdict is Verdict.OK
+
+
+def test_the_oldest_undecided_bar_counts_and_a_later_decision_clears_it() -> None:
+    check = DecisionCheck(["EUR_USD"], deadline_s=30.0)
+    check.closed(WEDNESDAY, ["EUR_USD"], now_s=0.0)
+    check.closed(WEDNESDAY + 900 * NS, ["EUR_USD"], now_s=20.0)  # the next close, still nothing
+
+    overdue = check.readings(now_s=31.0)[0]
+    check.outcome("EUR_USD", WEDNESDAY - 900 * NS, now_s=32.0)  # an older bar's decision: not this one
+    still = check.readings(now_s=33.0)[0]
+    check.outcome("EUR_USD", WEDNESDAY + 900 * NS, now_s=34.0)
+
+    assert overdue.verdict is Verdict.BREACH and still.verdict is Verdict.BREACH
+    assert check.readings(now_s=35.0)[0].verdict is Verdict.OK
+
+
+def test_bars_not_published_and_unknown_instruments_wait_for_nothing() -> None:
+    check = DecisionCheck(["EUR_USD"], deadline_s=5.0)
+    check.closed(WEDNESDAY, ["GBP_USD"], now_s=0.0)
+
+    assert check.readings(now_s=60.0)[0].verdict is Verdict.OK
+
+
+def test_a_restart_of_a_decider_or_a_stalled_watchdog_starts_the_wait_over() -> None:
+    check = DecisionCheck(["EUR_USD"], deadline_s=10.0)
+    check.closed(WEDNESDAY, ["EUR_USD"], now_s=0.0)
+    check.grace(now_s=8.0)
+    after_grace = check.readings(now_s=15.0)[0]
+    check.forget()
+
+    assert after_grace.verdict is Verdict.OK and "waits" in after_grace.detail
+    assert check.readings(now_s=100.0)[0].verdict is Verdict.OK
+
+
+def test_the_account_must_be_read_within_its_max_age() -> None:
+    check = AccountCheck(max_age_s=60.0, now_s=0.0)
+    before_first = check.reading(now_s=59.0)
+    never = check.reading(now_s=61.0)
+    check.read(now_s=62.0)
+    fresh = check.reading(now_s=100.0)
+    stale = check.reading(now_s=123.0)
+
+    assert before_first.verdict is Verdict.OK and "no account read yet" in before_first.detail
+    assert never.verdict is Verdict.BREACH and never.code == "account_stale"
+    assert fresh.verdict is Verdict.OK
+    assert stale.verdict is Verdict.BREACH and "61 s" in stale.detail
+
+
+def test_a_role_is_blamed_only_for_silence_while_the_bus_was_heard() -> None:
+    # The bus stopped at 10 s (the last sys.state); the roles' heartbeats stopped with it at 9.9 s.
+    check = HeartbeatCheck(["feed"], silence_s=3.0, now_s=0.0)
+    check.heard("feed", 42, now_s=9.9)
+
+    bus_gone = check.readings(now_s=14.0, bus_heard_s=10.0)[0]
+    really_silent = check.readings(now_s=14.0, bus_heard_s=14.0)[0]
+
+    assert bus_gone.verdict is Verdict.OK
+    assert really_silent.verdict is Verdict.BREACH
