@@ -78,6 +78,7 @@ typecheck: $(TEST_STAMP)
 bench: $(TEST_STAMP)
 	$(PY) -m tests.bench.bench_tree
 	$(PY) -m tests.bench.bench_broker
+	$(PY) -m tests.bench.bench_backtest
 
 check: lint typecheck test
 

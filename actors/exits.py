@@ -267,7 +267,7 @@ def protective_stops(
     """
     trigger = bid if direction is Direction.LONG else ask
     distance = sl_atr_mult * atr if atr and atr > 0 else trigger * PROTECTION_FALLBACK_FRACTION
-    tick = 10.0 ** -instrument.display_precision
+    tick = 10.0**-instrument.display_precision
     sign = direction.sign
     sl_ticks = math.floor((trigger - sign * distance) / tick) if sign > 0 else math.ceil((trigger + distance) / tick)
     tp_ticks = round((trigger + sign * distance * reward_ratio) / tick)

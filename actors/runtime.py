@@ -55,8 +55,8 @@ SHADOW_BOOK = "shadow-book.json"  # in the run directory: the shadow book of sha
 # never finish); "worker_dies" makes the first worker the role starts raise at once (a worker
 # killed by a bug); "grow_memory" makes the role's memory grow by 20 MB with every heartbeat (a
 # leak, for the watchdog's memory checks); "deaf" makes the role drop every bus message it gets
-# (alive and heartbeating, deciding nothing, for the watchdog's progress checks). With TRADEHOST_FAULT_INJECT_WHILE=<path> only while that file exists (the
-# "fix" is removing it).
+# (alive and heartbeating, deciding nothing, for the watchdog's progress checks). With
+# TRADEHOST_FAULT_INJECT_WHILE=<path> only while that file exists (the "fix" is removing it).
 FAULT_ENV = "TRADEHOST_FAULT_INJECT"
 
 SIGTERM_DEADLINE_S = 2.0

@@ -127,6 +127,68 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--horizon", type=int, default=4, help="label horizon in bars (default 4)")
     train.add_argument("--seed", type=int, default=0, help="CatBoost seed (default 0)")
     train.add_argument("--out", required=True, metavar="DIR", help="the model directory to write")
+    backtest = sub.add_parser(
+        "backtest",
+        help="replay candles through the live decision rules (deterministic)",
+        description="Replay a window of candles through the decision functions the live roles call (features, "
+        "the model, the gate, sizing, drawdown zones, exits, the fill model) in one process: entries fill at the "
+        "next bar's open on the right side of the spread, SL/TP are checked inside each bar (the stop first when "
+        "both could have hit), decisions are taken at each bar's close in market time. Candles from --data files "
+        "or, without it, from the configured broker (by default the embedded emulator's history, started in this "
+        "process; --window-of backtests the window of a shadow run's journal). Writes "
+        "trades.csv, journal.sqlite (the live journal kinds, corr = bar id), metrics.json and equity.png into "
+        "--out. The same inputs give a byte-identical trades.csv. Exit 0 ok, 2 bad input.",
+    )
+    _add_config_args(backtest)
+    backtest.add_argument(
+        "--data", nargs="*", default=[], metavar="INSTR=CSV", help="candle CSV files (time,open,high,low,close[,...])"
+    )
+    backtest.add_argument("--from", dest="from_", metavar="T", help="first bar to decide on (RFC3339 or epoch seconds)")
+    backtest.add_argument("--to", metavar="T", help="decide on bars before this time (RFC3339 or epoch seconds)")
+    backtest.add_argument(
+        "--bars", type=int, default=2000, help="without --data or --from: the last N bars per instrument (2000)"
+    )
+    backtest.add_argument(
+        "--window-of",
+        metavar="JOURNAL",
+        help="decide on the bars a shadow run decided on (its journal.sqlite): from its first bar decided with a "
+        "trading permit to its last; with the embedded emulator, its history is read up to that window's end",
+    )
+    backtest.add_argument("--model", metavar="DIR", help="model directory (default: model.dir)")
+    backtest.add_argument(
+        "--journal",
+        dest="journal_level",
+        choices=("all", "decisions", "trades"),
+        default="decisions",
+        help="what journal.sqlite holds: every row a live run would write (all); all but md.bar and "
+        "below-threshold skips (decisions, the default); only each entry's story (trades)",
+    )
+    backtest.add_argument("--quiet", action="store_true", help="no progress bar")
+    backtest.add_argument("--out", required=True, metavar="DIR", help="the output directory")
+    report = sub.add_parser(
+        "report",
+        help="shadow run vs backtest: the go-live checklist",
+        description="Compare a (replayed) shadow run's journal with a backtest of the same window: win rate, "
+        "crashes, weekends, reconnections, memory, trade-by-trade match with the first differences explained, "
+        "slippage and bar-to-order latency. Writes report.md and PNG plots into --out; prints the checklist. "
+        "Exit 0 when every line passes, 1 when one fails, 2 bad input.",
+    )
+    report.add_argument("--journal", required=True, metavar="PATH", help="the shadow run's journal.sqlite")
+    report.add_argument("--backtest", required=True, metavar="DIR", help="the backtest's output directory")
+    report.add_argument("--out", required=True, metavar="DIR", help="where report.md and the plots go")
+    report.add_argument("--min-match", type=float, default=0.95, help="least trade match rate that passes (0.95)")
+    report.add_argument(
+        "--max-win-rate-gap", type=float, default=5.0, help="largest win-rate gap that passes, in points (5)"
+    )
+    report.add_argument(
+        "--max-slippage-pips", type=float, default=2.0, help="largest p99 slippage that passes, in pips (2)"
+    )
+    report.add_argument(
+        "--max-latency-ms", type=float, default=1000.0, help="largest p99 bar-to-order latency that passes (1000 ms)"
+    )
+    report.add_argument(
+        "--max-growth-mb-per-h", type=float, default=50.0, help="largest RSS growth that passes (50 MB/h)"
+    )
     alert = sub.add_parser(
         "alert",
         help="send one alert mail now (when the host itself is dead)",
@@ -235,6 +297,147 @@ def cmd_train(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     say(f"wrote {result.directory} (version {result.meta.short_version}) in {result.elapsed_s:.1f}s")
     return EXIT_OK
+
+
+def cmd_backtest(args: argparse.Namespace) -> int:
+    """``tradehost backtest``."""
+    from decimal import Decimal
+    from pathlib import Path
+
+    from actors import modelstore
+    from actors.broker.timefmt import format_rfc3339, parse_time
+    from actors.errors import BrokerError, TradehostError
+    from actors.execution import ExecutionConfig
+    from actors.features import FEATURE_NAMES, FEATURES_VERSION
+    from actors.feed import FeedConfig
+    from actors.model import ModelConfig
+    from actors.risk import RiskConfig
+    from supervisor import backtest, backtest_inputs
+    from supervisor.config import load_config
+
+    def say(line: str) -> None:
+        if not args.quiet:
+            print(f"tradehost backtest: {line}", file=sys.stderr, flush=True)
+
+    def fail(kind: str, detail: object) -> int:
+        print(f"tradehost backtest: {kind}: {detail}", file=sys.stderr)
+        return EXIT_USAGE
+
+    try:
+        cfg = load_config(_conf_path(args), args.overrides)
+    except ConfigError as e:
+        return _config_error(e)
+    feed = cfg.section("feed", FeedConfig)
+    try:
+        from_ns = parse_time(args.from_) if args.from_ else None
+        to_ns = parse_time(args.to) if args.to else None
+    except ValueError as e:
+        return fail("--from/--to", e)
+    broker_cfg = cfg.broker
+    if args.window_of:
+        if from_ns is not None or to_ns is not None or args.data:
+            return fail("--window-of", "give it alone: it sets the window (--from/--to) and reads the broker")
+        try:
+            from_ns, to_ns = backtest_inputs.window_of(Path(args.window_of), feed.granularity)
+        except TradehostError as e:
+            return fail("--window-of", e)
+        broker_cfg = backtest_inputs.history_until(broker_cfg, to_ns)
+    if from_ns is not None and to_ns is not None and from_ns >= to_ns:
+        return fail("error", f"empty window: --from {args.from_} is not before --to {args.to}")
+    if args.bars < 1:
+        return fail("--bars", f"{args.bars} is not a number of bars (>= 1)")
+    model_dir = Path(args.model or cfg.section("model", ModelConfig).dir)
+    try:
+        if args.data:
+            inputs = backtest_inputs.from_files(
+                args.data, configured=feed.instruments, balance=Decimal(cfg.broker.emulator.balance)
+            )
+        else:
+            inputs = None
+        instruments = inputs.instruments if inputs is not None else feed.instruments
+        model = modelstore.load(
+            model_dir,
+            features_version=FEATURES_VERSION,
+            feature_names=FEATURE_NAMES,
+            granularity=feed.granularity,
+            instruments=instruments,
+        )
+        if inputs is None:
+            say(f"reading {feed.granularity} candles of {', '.join(instruments)} from the {cfg.broker.kind} broker")
+            inputs = backtest_inputs.from_broker(
+                broker_cfg,
+                instruments,
+                feed.granularity,
+                from_ns=from_ns,
+                to_ns=to_ns,
+                bars=args.bars,
+                history_bars=model.meta.window_bars,
+                progress=say,
+            )
+        spec = backtest.BacktestSpec(
+            instruments=inputs.instruments,
+            granularity=feed.granularity,
+            from_ns=from_ns,
+            to_ns=to_ns,
+            home_currency=inputs.home_currency,
+            opening_nav=inputs.opening_nav,
+            journal_level=args.journal_level,
+        )
+        out = Path(args.out)
+        journal = backtest.fresh_journal(out)
+        try:
+            result = backtest.run_backtest(
+                inputs.history,
+                model=model,
+                meta=inputs.meta,
+                risk=cfg.section("risk", RiskConfig),
+                execution=cfg.section("execution", ExecutionConfig),
+                spec=spec,
+                journal=journal,
+                progress=None if args.quiet else backtest.Progress("bars"),
+            )
+        finally:
+            journal.close()
+        backtest.write_outputs(result, out)
+    except modelstore.ModelMissingError as e:
+        return fail("model missing", e)
+    except modelstore.ModelMismatchError as e:
+        return fail("model mismatch", e)
+    except BrokerError as e:
+        return fail("broker", e)
+    except (TradehostError, ValueError, OSError) as e:
+        return fail("error", e)
+    m = result.metrics
+    win = "n/a" if m["win_rate"] is None else f"{m['win_rate']:.1%}"
+    say(backtest_inputs.summary_line(inputs))
+    say(
+        f"{m['bars']} bars decided from {format_rfc3339(result.first_ns)} to {format_rfc3339(result.last_ns)}: "
+        f"{m['trades']} trades, win rate {win}, net {m['net_pnl']:+.2f} {inputs.home_currency}, max drawdown "
+        f"{m['max_drawdown']:.2%}; wrote {out}/ (trades.csv, journal.sqlite, metrics.json, equity.png)"
+    )
+    return EXIT_OK
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    """``tradehost report``."""
+    from pathlib import Path
+
+    from supervisor.report import ReportError, ReportLimits, write_report
+
+    limits = ReportLimits(
+        min_match=args.min_match,
+        max_win_rate_gap=args.max_win_rate_gap,
+        max_slippage_pips=args.max_slippage_pips,
+        max_latency_ms=args.max_latency_ms,
+        max_growth_mb_per_h=args.max_growth_mb_per_h,
+    )
+    try:
+        report = write_report(Path(args.journal), Path(args.backtest), Path(args.out), limits=limits)
+    except ReportError as e:
+        print(f"tradehost report: error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    print(report.summary())
+    return EXIT_OK if report.passed else EXIT_REFUSED
 
 
 def cmd_alert(args: argparse.Namespace) -> int:
@@ -346,6 +549,10 @@ def main(argv: list[str] | None = None) -> int:
         return cmd_ctl(args)
     if args.command == "train":
         return cmd_train(args)
+    if args.command == "backtest":
+        return cmd_backtest(args)
+    if args.command == "report":
+        return cmd_report(args)
     if args.command == "alert":
         return cmd_alert(args)
     parser.print_help(sys.stderr)

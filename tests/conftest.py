@@ -13,6 +13,7 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     """Every test host runs with a real model; build it once (a few seconds) if it is missing."""
     ensure_test_model()
 
+
 # Timings that keep fault tests quick but leave a loaded 2-core machine plenty of slack.
 FAST = [
     "supervisor.heartbeat_interval_s=0.2",

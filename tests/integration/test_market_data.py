@@ -69,9 +69,7 @@ def test_bars_close_on_the_market_clock_and_every_bar_is_predicted_under_its_bar
         assert all(0.0 <= s["body"]["p_up"] <= 1.0 for s in signals)
         status = host.status()
         assert status["model"]["state"] == "loaded" and status["model"]["predictions"] >= 6
-        assert {m["instrument"]: m["open"] for m in status["market"]["instruments"]} == dict.fromkeys(
-            INSTRUMENTS, True
-        )
+        assert {m["instrument"]: m["open"] for m in status["market"]["instruments"]} == dict.fromkeys(INSTRUMENTS, True)
         assert host.journal("model.loaded")[0]["body"]["history"] == dict.fromkeys(INSTRUMENTS, 109)
 
 
@@ -135,9 +133,7 @@ def test_a_weekend_passes_in_silence_and_trading_resumes_at_the_open() -> None:
     friday = '"2024-03-08T21:40:00Z"'
     with running_host([*FAST, f"broker.emulator.start={friday}", "broker.emulator.speed=60"]) as host:
         admin = _admin(host)
-        poll_until(
-            lambda: [e for e in host.journal("feed.market") if e["body"]["why"] == "weekend"], timeout_s=60
-        )
+        poll_until(lambda: [e for e in host.journal("feed.market") if e["body"]["why"] == "weekend"], timeout_s=60)
         admin.advance(48 * 3600 + 30 * 60)  # to Sunday 17:10 New York (EDT since 02:00: 21:10 UTC)
         reopened = poll_until(
             lambda: [e for e in host.journal("feed.market") if e["body"]["open"] and e["seq"] > 0], timeout_s=60
@@ -178,9 +174,7 @@ def test_kill_9_of_the_model_mid_stream_is_warm_again_at_once_and_predicts_the_n
         loaded = poll_until(lambda: (e := host.journal("model.loaded")) and len(e) >= 2 and e, timeout_s=60)
         assert loaded[-1]["body"]["history"] == dict.fromkeys(INSTRUMENTS, 109)  # the whole window at once
         restarted_at = loaded[-1]["seq"]
-        signals = poll_until(
-            lambda: [e for e in host.journal("model.signal") if e["seq"] > restarted_at], timeout_s=60
-        )
+        signals = poll_until(lambda: [e for e in host.journal("model.signal") if e["seq"] > restarted_at], timeout_s=60)
         # The first close after the restart is predicted: no waiting for 109 new bars.
         first_close_after = min(e["body"]["bar_ts"] for e in _bars(host) if e["seq"] > restarted_at)
         assert signals[0]["body"]["bar_ts"] == first_close_after

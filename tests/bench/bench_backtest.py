@@ -1,0 +1,340 @@
+"""Benchmark of ``tradehost backtest`` next to backtesting.py, and of a replayed shadow run's pace.
+
+Run with ``make bench`` (or ``python -m tests.bench.bench_backtest [--quick]``). Nothing here is a
+test: it prints, it does not assert.
+
+1. ``tradehost backtest`` over a year of M15 bars of ten instruments (about 250k bars; synthetic
+   candles on the FX calendar, made here; training excluded), timed by phase in one process
+   (candles in memory -> trades.csv, journal.sqlite, metrics.json and equity.png written), for each
+   journal level, and as the command (interpreter start, imports and CSV parsing included). Next
+   to it, measured in the same run on the same bars: backtesting.py (the ``backtesting`` package)
+   running an SL/TP strategy over the same probabilities (long when P(up) >= the threshold, short
+   when <= 1 - it; SL/TP from the same ATR multiples), one ``Backtest`` per instrument.
+2. The shadow replay: the real tree in shadow mode on the embedded emulator replaying candle files
+   at rising speeds; for each, the bars per second it kept up with (bars journaled per wall second
+   while every close was predicted and decided within the bar).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import math
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from actors.bars import granularity_seconds
+from actors.broker.emulator.instruments import SPECS
+from tests.synthetic import synthetic_candles
+from tests.synthetic import write_candle_files as write_csvs
+
+REPO = Path(__file__).resolve().parents[2]
+INSTRUMENTS = (
+    "EUR_USD",
+    "GBP_USD",
+    "USD_JPY",
+    "AUD_USD",
+    "USD_CHF",
+    "USD_CAD",
+    "EUR_GBP",
+    "EUR_JPY",
+    "NZD_USD",
+    "AUD_JPY",
+)
+GRANULARITY = "M15"
+
+
+def _train(frames: dict[str, pd.DataFrame], out: Path) -> Any:
+    from supervisor.train import TrainSpec, train
+
+    pips = {n: SPECS[n].pip for n in frames}
+    spec = TrainSpec(granularity=GRANULARITY, out_dir=out, seed=1, iterations=60, depth=4)
+    return train(frames, pip_sizes=pips, spec=spec)
+
+
+# --- tradehost backtest -------------------------------------------------------------------------
+
+
+def bench_tradehost(
+    frames: dict[str, pd.DataFrame], model_dir: Path, level: str, out: Path, min_probability: float
+) -> dict[str, float]:
+    """One in-process backtest: candles in memory -> every output file written; seconds by phase."""
+    from actors import modelstore
+    from actors.execution import ExecutionConfig
+    from actors.features import FEATURE_NAMES, FEATURES_VERSION
+    from actors.risk import RiskConfig
+    from supervisor import backtest
+    from supervisor.backtest_inputs import _emulator_metadata
+    from supervisor.history import History
+
+    t0 = time.perf_counter()
+    model = modelstore.load(
+        model_dir,
+        features_version=FEATURES_VERSION,
+        feature_names=FEATURE_NAMES,
+        granularity=GRANULARITY,
+        instruments=tuple(frames),
+    )
+    loaded = time.perf_counter() - t0
+    history = History(dict(frames), {n: SPECS[n].pip for n in frames}, {})
+    spec = backtest.BacktestSpec(instruments=tuple(frames), granularity=GRANULARITY, journal_level=level)
+    t0 = time.perf_counter()
+    journal = backtest.fresh_journal(out)
+    result = backtest.run_backtest(
+        history,
+        model=model,
+        meta=_emulator_metadata(tuple(frames)),
+        risk=RiskConfig(min_probability=min_probability),
+        execution=ExecutionConfig(),
+        spec=spec,
+        journal=journal,
+    )
+    journal.close()
+    ran = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    backtest.write_outputs(result, out)
+    written = time.perf_counter() - t0
+    return {
+        **result.timings_s,
+        "model load": loaded,
+        "outputs": written,
+        "total": ran + written,
+        "trades": float(result.metrics["trades"]),
+        "bars": float(len(result.equity) * len(frames)),
+    }
+
+
+def bench_cli(items: list[str], model_dir: Path, out: Path, min_probability: float) -> float:
+    """``tradehost backtest --data ...`` as a command: wall seconds."""
+    t0 = time.perf_counter()
+    names = json.dumps(list(INSTRUMENTS))
+    command = [sys.executable, "-m", "supervisor", "backtest", "--data", *items, "--model", str(model_dir)]
+    command += ["--out", str(out), "--quiet", "--set", f"risk.min_probability={min_probability}"]
+    command += ["--set", f"feed.instruments={names}", "--set", f"broker.emulator.instruments={names}"]
+    res = subprocess.run(command, capture_output=True, text=True, cwd=str(REPO), check=False)
+    wall = time.perf_counter() - t0
+    if res.returncode != 0:
+        print(f"  (the command failed: {res.stderr.strip()[-300:]})")
+    return wall
+
+
+# --- the peer: backtesting.py -------------------------------------------------------------------
+
+
+def bench_peer(
+    frames: dict[str, pd.DataFrame], p_up: dict[str, np.ndarray], min_probability: float
+) -> tuple[float, int]:
+    """backtesting.py over the same bars and probabilities: seconds, trades."""
+    from backtesting import Backtest, Strategy  # type: ignore[import-untyped]
+
+    from actors.risk import RiskConfig
+
+    risk = RiskConfig(min_probability=min_probability)
+
+    class Probabilities(Strategy):
+        def init(self) -> None:
+            self.p = self.I(lambda: self.data.P, name="p")
+            high, low, close = self.data.High, self.data.Low, self.data.Close
+            prev = np.r_[close[0], close[:-1]]
+            tr = np.maximum(high, prev) - np.minimum(low, prev)
+            self.atr = self.I(lambda: pd.Series(tr).rolling(risk.atr_period).mean().to_numpy(), name="atr")
+
+        def next(self) -> None:
+            p, atr, price = self.p[-1], self.atr[-1], self.data.Close[-1]
+            if self.position or not math.isfinite(p) or not math.isfinite(atr) or atr <= 0:
+                return
+            sl = risk.sl_atr_mult * atr
+            if p >= risk.min_probability:
+                self.buy(sl=price - sl, tp=price + sl * risk.reward_ratio, size=0.1)
+            elif p <= 1 - risk.min_probability:
+                self.sell(sl=price + sl, tp=price - sl * risk.reward_ratio, size=0.1)
+
+    total, trades = 0.0, 0
+    for name, frame in frames.items():
+        spec = SPECS[name]
+        data = pd.DataFrame(
+            {
+                "Open": frame["open"].to_numpy(),
+                "High": frame["high"].to_numpy(),
+                "Low": frame["low"].to_numpy(),
+                "Close": frame["close"].to_numpy(),
+                "Volume": frame["volume"].to_numpy(),
+                "P": p_up[name],
+            },
+            index=pd.to_datetime(frame.index.to_numpy(), utc=True).tz_localize(None),
+        )
+        spread = spec.spread_pips * spec.pip / float(frame["close"].iloc[0])
+        t0 = time.perf_counter()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            stats = Backtest(data, Probabilities, cash=1_000_000_000, spread=spread, finalize_trades=True).run()
+        total += time.perf_counter() - t0
+        trades += int(stats["# Trades"])
+    return total, trades
+
+
+def _probabilities(frames: dict[str, pd.DataFrame], model_dir: Path) -> dict[str, np.ndarray]:
+    from actors import modelstore
+    from actors.features import FEATURE_NAMES, FEATURES_VERSION, compute_features, wide_bars
+
+    model = modelstore.load(
+        model_dir,
+        features_version=FEATURES_VERSION,
+        feature_names=FEATURE_NAMES,
+        granularity=GRANULARITY,
+        instruments=tuple(frames),
+    )
+    bars = wide_bars(frames)
+    features = compute_features(bars, {n: SPECS[n].pip for n in frames})
+    p = model.predict(features.to_numpy()).p_up.reshape(len(bars.close), len(frames))
+    return {name: p[:, j] for j, name in enumerate(frames)}
+
+
+# --- the shadow replay --------------------------------------------------------------------------
+
+
+def _replay_figures(host: Any, speed: float, instruments: int) -> str:
+    # Per close: the wall time from its first md.bar row to its last risk row (every instrument decided).
+    bars: dict[int, list[int]] = {}
+    for e in host.journal("md.bar"):
+        bars.setdefault(e["body"]["bar_ts"], []).append(e["seq"])
+    import sqlite3
+
+    db = sqlite3.connect(f"file:{host.run_dir / 'journal.sqlite'}?mode=ro", uri=True)
+    try:
+        rows = db.execute(
+            "SELECT ts_ns, kind, body FROM journal WHERE kind IN ('md.bar', 'risk.skip', 'risk.intent') ORDER BY seq"
+        ).fetchall()
+    finally:
+        db.close()
+    first: dict[int, int] = {}
+    decided: dict[int, tuple[int, int]] = {}
+    for ts, kind, body in rows:
+        bar = json.loads(body)["bar_ts"]
+        if kind == "md.bar":
+            first.setdefault(bar, ts)
+        else:
+            count, _ = decided.get(bar, (0, 0))
+            decided[bar] = (count + 1, ts)
+    closes = sorted(first)[1:-1]  # the first may have started before the measurement, the last may be running
+    if len(closes) < 2:
+        return f"  speed x{speed:<6g} too few closes ({len(closes)})"
+    lags = [(decided[c][1] - first[c]) / 1e6 for c in closes if decided.get(c, (0, 0))[0] >= instruments]
+    undecided = len(closes) - len(lags)
+    wall_s = (first[closes[-1]] - first[closes[0]]) / 1e9
+    rate = (len(closes) - 1) * instruments / wall_s if wall_s > 0 else 0.0
+    budget_ms = granularity_seconds(GRANULARITY) / speed * 1000
+    lag = statistics.median(lags) if lags else float("nan")
+    worst = max(lags) if lags else float("nan")
+    kept = undecided == 0 and worst < budget_ms
+    return (
+        f"  speed x{speed:<6g} {rate:7.1f} bars/s ({instruments} instruments, {len(closes)} closes): bar -> "
+        f"decisions median {lag:.0f} ms, max {worst:.0f} ms of a {budget_ms:.0f} ms bar; undecided {undecided}; "
+        f"{'kept up' if kept else 'FELL BEHIND'}"
+    )
+
+
+def bench_replay(items: list[str], model_dir: Path, start: str, speeds: list[float], seconds: float) -> list[str]:
+    """The real tree replaying the files at each speed: bars per wall second, and whether it kept up."""
+    from tests.helpers import Host, short_tmp_dir
+
+    lines = []
+    instruments = [item.split("=", 1)[0] for item in items]
+    for speed in speeds:
+        run_dir = short_tmp_dir("thr") / "run"
+        overrides = [
+            f"model.dir={json.dumps(str(model_dir))}",
+            f"broker.emulator.data={json.dumps(items)}",
+            f"broker.emulator.start={json.dumps(start)}",
+            f"broker.emulator.speed={speed}",
+            f"broker.emulator.instruments={json.dumps(instruments)}",
+            f"feed.instruments={json.dumps(instruments)}",
+            "reconciler.poll_interval_s=0.1",
+            "feed.bar_wait_s=2",
+        ]
+        host = Host(run_dir=run_dir, overrides=overrides).start()
+        try:
+            host.wait_state("TRADING", timeout_s=90)
+            time.sleep(seconds)  # bench only: a fixed measuring window
+            lines.append(_replay_figures(host, speed, len(instruments)))
+        except Exception as e:  # the bench reports, it does not fail
+            lines.append(f"  speed x{speed:<6g} failed: {type(e).__name__}: {str(e)[:200]}")
+        finally:
+            host.ctl("shutdown")
+            with contextlib.suppress(Exception):
+                host.wait_exit(timeout_s=30)
+            host.kill_tree()
+            shutil.rmtree(run_dir.parent, ignore_errors=True)
+    return lines
+
+
+def main() -> None:
+    """Run the benchmark and print the figures."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="a quarter of the bars, one replay speed")
+    args = parser.parse_args()
+    last = "2023-04-03T00:00:00Z" if args.quick else "2024-01-01T00:00:00Z"
+    work = Path(tempfile.mkdtemp(prefix="thbt"))
+    try:
+        t0 = time.perf_counter()
+        frames = synthetic_candles(INSTRUMENTS, "2023-01-02T00:00:00Z", last)
+        bars = sum(len(f) for f in frames.values())
+        print(
+            f"backtest: {bars} M15 bars ({len(frames)} instruments x {len(next(iter(frames.values())))}), "
+            f"made in {time.perf_counter() - t0:.1f}s"
+        )
+        t0 = time.perf_counter()
+        _train(frames, work / "model")
+        print(f"  (model trained in {time.perf_counter() - t0:.1f}s, excluded)")
+        p_up = _probabilities(frames, work / "model")
+        # A random walk gives a model near 0.5: the threshold lets the 20 % most confident signals through.
+        every = np.concatenate(list(p_up.values()))
+        threshold = 0.5 + float(np.quantile(np.abs(every[np.isfinite(every)] - 0.5), 0.8))
+        print(f"  risk.min_probability = {threshold:.4f} (20 % of the signals pass it), other keys at their defaults")
+        runs: dict[str, list[dict[str, float]]] = {}
+        for level in ("trades", "decisions", "all"):
+            for _ in range(1 if args.quick else 3):
+                runs.setdefault(level, []).append(
+                    bench_tradehost(frames, work / "model", level, work / f"out-{level}", threshold)
+                )
+        for level, figures in runs.items():
+            med = {k: statistics.median(f[k] for f in figures) for k in figures[0]}
+            phases = ", ".join(
+                f"{k} {med[k]:.2f}" for k in ("features", "predict", "simulate", "journal", "outputs") if k in med
+            )
+            target = "" if args.quick else "; target < 2 s"
+            print(
+                f"  tradehost backtest --journal {level:<9} {med['total']:6.2f} s   ({phases}; "
+                f"{med['trades']:.0f} trades{target})"
+            )
+        items = write_csvs(frames, work / "csv")
+        wall = bench_cli(items, work / "model", work / "out-cli", threshold)
+        print(f"  as the command (start, imports, reading {len(items)} CSV files) {wall:6.2f} s")
+        peer_s, peer_trades = bench_peer(frames, p_up, threshold)
+        print(f"  backtesting.py, SL/TP over the same P(up)  {peer_s:6.2f} s   ({peer_trades} trades, same bars)")
+
+        print("shadow replay through the tree (embedded emulator replaying 3 instruments' candle files):")
+        replay = {n: frames[n] for n in INSTRUMENTS[:3]}
+        replay_items = write_csvs(replay, work / "replay")
+        speeds = [900.0] if args.quick else [900.0, 3600.0, 10800.0, 21600.0]
+        for line in bench_replay(
+            replay_items, work / "model", "2023-02-01T08:00:00Z", speeds, 10.0 if args.quick else 20.0
+        ):
+            print(line)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

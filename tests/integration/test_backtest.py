@@ -1,0 +1,205 @@
+"""``tradehost backtest`` and ``tradehost report`` as commands, and a replayed shadow run against a backtest.
+
+The big test replays ten hours of candle files through the real tree in shadow mode (the embedded
+emulator at 800x: an M15 bar every 1.1 s) and backtests the same window from the same emulator's
+candles; the report must find at least 95 % of the entries on both sides and explain every
+difference with journal rows. Its settings, and why:
+
+- the candle files are the emulator's own synthetic market, made continuous (each bar opens at
+  the previous close, as the emulator's four-tick replay path is): the live risk role decides on
+  the first price after a bar's close, the backtest on the bar's closing price;
+- ``reconciler.poll_interval_s=0.1``: the risk role learns that a trade closed from the
+  reconciler's ``recon.state``; at the default 5 s (5000 market seconds here) it would go on seeing
+  closed positions for several bars;
+- ``risk.cooldown_after_loss_s=0``: the live role starts a cool-down at the time it hears of the
+  loss (the next bar's close plus the pipeline's delay), the backtest at the bar's close, so a
+  cool-down of whole bars ends on either side of a decision by chance;
+- ``risk.daily_loss_limit=0.5``: the replay's ticks jump from the open to the bar's extremes, so the
+  shadow book's stops fill worse than the bar rule's (the report shows it as P&L, not as entries);
+- 800x, not faster: the emulator's stream sends at most one price per instrument every 0.25 wall
+  seconds, and the replay's ticks are 300 market seconds apart; much faster, a bar's last tick can
+  still be held back when another instrument's first tick of the next bar closes the bar, and the
+  risk role decides on a stale price.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from actors.broker.timefmt import format_rfc3339, parse_time
+from tests.conftest import FAST
+from tests.helpers import poll_until, run_cli, running_host, short_tmp_dir
+from tests.synthetic import emulator_candles, synthetic_candles, write_candle_files
+
+pytestmark = [pytest.mark.integration]
+
+INSTRUMENTS = ("EUR_USD", "GBP_USD", "USD_JPY")
+M15 = 900 * 10**9
+TRADES = ["--set", "risk.min_probability=0.52"]
+
+
+def _rows(path: Path) -> list[tuple[Any, ...]]:
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        return db.execute("SELECT ts_ns, src, kind, corr, body FROM journal ORDER BY seq").fetchall()
+    finally:
+        db.close()
+
+
+@pytest.fixture(scope="module")
+def files() -> tuple[list[str], Path]:
+    """Three weeks of synthetic M15 candles of the default instruments, and a model trained on them."""
+    work = short_tmp_dir("thbt")
+    items = write_candle_files(synthetic_candles(INSTRUMENTS, "2024-01-08T00:00:00Z", "2024-01-27T00:00:00Z"), work)
+    res = run_cli(
+        "train", "--data", *items, "--to", "2024-01-22T00:00:00Z", "--out", str(work / "model"), "--seed", "2"
+    )
+    assert res.returncode == 0, res.stderr
+    return items, work / "model"
+
+
+@pytest.mark.timeout(120)
+def test_two_backtests_of_the_same_inputs_are_byte_identical(files: tuple[list[str], Path]) -> None:
+    # Arrange
+    items, model = files
+    out = short_tmp_dir("thbt")
+    args = ["backtest", "--data", *items, "--model", str(model), "--from", "2024-01-22T00:00:00Z", *TRADES]
+
+    # Act
+    first = run_cli(*args, "--out", str(out / "a"))
+    second = run_cli(*args, "--out", str(out / "b"), "--quiet")
+
+    # Assert
+    assert first.returncode == 0 and second.returncode == 0, first.stderr + second.stderr
+    for name in ("trades.csv", "metrics.json"):
+        assert (out / "a" / name).read_bytes() == (out / "b" / name).read_bytes(), name
+    assert _rows(out / "a" / "journal.sqlite") == _rows(out / "b" / "journal.sqlite")
+    metrics = json.loads((out / "a" / "metrics.json").read_text())["metrics"]
+    assert metrics["trades"] > 10
+    assert set(metrics) >= {"win_rate", "profit_factor", "sharpe", "sortino", "max_drawdown", "exposure", "average_r"}
+    assert (out / "a" / "equity.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "100% " in first.stderr and second.stderr == ""  # the progress bar, unless --quiet
+    kinds = {r[2] for r in _rows(out / "a" / "journal.sqlite")}
+    assert kinds >= {"model.signal", "risk.intent", "risk.skip", "exec.filled", "exec.closed", "backtest.completed"}
+
+
+@pytest.mark.timeout(120)
+def test_bad_input_is_a_one_line_error_and_exit_2(files: tuple[list[str], Path]) -> None:
+    items, model = files
+    work = short_tmp_dir("thbt")
+    broken = work / "EUR_USD.csv"
+    lines = Path(items[0].split("=", 1)[1]).read_text().splitlines()
+    lines[5] = lines[5].replace(lines[5].split(",")[2], "0.5", 1)  # a high below the low
+    broken.write_text("\n".join(lines) + "\n")
+    cases = {
+        "model missing": ["--data", *items, "--model", str(work / "none")],
+        f"{broken}:6: ": ["--data", f"EUR_USD={broken}", "--model", str(model)],
+        "empty window": ["--data", *items, "--model", str(model), "--from", "2025-01-01T00:00:00Z"],
+        "is not before --to": [
+            "--data",
+            *items,
+            "--model",
+            str(model),
+            "--from",
+            "2024-01-23T00:00:00Z",
+            "--to",
+            "2024-01-22T00:00:00Z",
+        ],
+    }
+    for expected, args in cases.items():
+        res = run_cli("backtest", *args, "--out", str(work / "out"))
+        assert res.returncode == 2, (expected, res.stderr)
+        assert res.stderr.count("\n") == 1 and res.stderr.startswith("tradehost backtest: "), res.stderr
+        assert expected in res.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(240)
+def test_a_replayed_shadow_run_and_a_backtest_of_the_same_window_make_the_same_entries() -> None:
+    # Arrange: candle files from the emulator's market, a model trained before the window
+    work = short_tmp_dir("thsh")
+    start, end = "2024-03-06T03:30:00Z", "2024-03-07T00:00:00Z"  # a Wednesday, before the 17:00 rollover
+    items = write_candle_files(emulator_candles(INSTRUMENTS, "2024-02-12T00:00:00Z", end), work / "data")
+    trained = run_cli("train", "--data", *items, "--to", start, "--out", str(work / "model"), "--seed", "1")
+    assert trained.returncode == 0, trained.stderr
+    rules = [
+        "risk.min_probability=0.52",
+        "risk.cooldown_after_loss_s=0",
+        "risk.daily_loss_limit=0.5",
+        "reconciler.poll_interval_s=0.1",
+    ]
+    data = f"broker.emulator.data={json.dumps(items)}"
+    shadow = [
+        *FAST,
+        *rules,
+        data,
+        f"broker.emulator.start={json.dumps(start)}",
+        "broker.emulator.speed=800",
+        f"model.dir={json.dumps(str(work / 'model'))}",
+        "feed.bar_wait_s=2",
+    ]
+
+    # Act: the shadow run, until 40 bars were decided
+    with running_host(shadow, run_dir=work / "run") as host:
+
+        def decided_bars() -> set[int]:
+            return {e["body"]["bar_ts"] for e in host.journal("risk.skip") + host.journal("risk.intent")}
+
+        poll_until(lambda: len(decided_bars()) >= 40, timeout_s=120, what="40 decided bars")
+        decided = decided_bars()
+        skips = host.journal("risk.skip")
+    permitted = min(
+        {e["body"]["bar_ts"] for e in skips if e["body"]["reason"] not in ("no_permit", "not_ready")}
+        | {e["body"]["bar_ts"] for e in host.journal("risk.intent")}
+    )
+    last = max(decided)
+    backtest = run_cli(
+        "backtest",
+        "--set",
+        data,
+        "--set",
+        f"broker.emulator.start={json.dumps(end)}",
+        *[arg for rule in rules for arg in ("--set", rule)],
+        "--from",
+        format_rfc3339(permitted),
+        "--to",
+        format_rfc3339(last + M15),
+        "--model",
+        str(work / "model"),
+        "--journal",
+        "all",
+        "--out",
+        str(work / "backtest"),
+    )
+    assert backtest.returncode == 0, backtest.stderr
+    report = run_cli(
+        "report",
+        "--journal",
+        str(work / "run" / "journal.sqlite"),
+        "--backtest",
+        str(work / "backtest"),
+        "--out",
+        str(work / "report"),
+    )
+
+    # Assert
+    assert report.returncode in (0, 1), report.stderr
+    lines = {line.split(":", 1)[0]: line for line in report.stdout.splitlines()}
+    match = next(line for key, line in lines.items() if "trade-by-trade match" in key)
+    rate = float(match.split(": ", 1)[1].split("%", 1)[0]) / 100
+    with (work / "report" / "differences.csv").open(encoding="utf-8") as handle:
+        differences = list(csv.DictReader(handle))
+    print(report.stdout, *[f"{d['instrument']} {d['bar']}: {d['why']}" for d in differences], sep="\n")
+    assert rate >= 0.95, report.stdout
+    assert all(d["shadow"] and d["backtest"] and d["why"] for d in differences)
+    entries = int(match.rsplit("(", 1)[1].split(" shadow entries")[0])
+    assert entries >= 10  # enough entries for the rate to mean something
+    assert lines.get("PASS  no crashes", "").startswith("PASS")
+    assert parse_time(start) <= permitted < last
+    assert (work / "report" / "report.md").read_text().startswith("# Shadow run vs backtest")

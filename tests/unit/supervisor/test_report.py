@@ -1,0 +1,330 @@
+"""``tradehost report``'s verdicts on hand-made journals: crashes, weekends, reconnects, memory, matches."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from actors.journal import Journal
+from actors.messages import bar_id
+from supervisor import cli
+from supervisor.report import read_journal, write_report
+from supervisor.report_checks import (
+    ReportLimits,
+    Side,
+    check_crashes,
+    check_disconnections,
+    check_match,
+    check_memory,
+    check_weekends,
+    check_win_rate,
+    compared_window,
+    percentiles,
+)
+
+pytestmark = [pytest.mark.unit, pytest.mark.timeout(60)]
+
+M15 = 900 * 10**9
+WED = 1_709_719_200 * 10**9  # 2024-03-06T10:00:00Z, a Wednesday
+FRI_CLOSE = 1_709_935_200 * 10**9  # 2024-03-08T22:00:00Z: Friday 17:00 New York (EST)
+LIMITS = ReportLimits()
+S = 10**9
+
+
+def _write(path: Path, rows: list[tuple[str, dict[str, Any], str | None, int]]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    journal = Journal(path, src="test")
+    journal.write_many(rows)
+    journal.close()
+    return path
+
+
+def _side(tmp_path: Path, name: str, rows: list[tuple[str, dict[str, Any], str | None, int]]) -> Side:
+    return Side(name, read_journal(_write(tmp_path / f"{name}.sqlite", rows)))
+
+
+def _decision(
+    instrument: str,
+    bar: int,
+    *,
+    p_up: float,
+    entered: str | None = None,
+    reason: str = "below_threshold",
+    trade: str | None = None,
+    pnl: str | None = None,
+    t: int = 0,
+) -> list[tuple[str, dict[str, Any], str | None, int]]:
+    corr = bar_id(instrument, "M15", bar)
+    rows: list[tuple[str, dict[str, Any], str | None, int]] = [
+        ("md.bar", {"instrument": instrument, "bar_ts": bar, "close": "1.0"}, corr, t),
+        ("model.signal", {"instrument": instrument, "bar_ts": bar, "p_up": p_up, "model_version": "m"}, corr, t + 1),
+    ]
+    if entered is None:
+        rows.append(
+            (
+                "risk.skip",
+                {
+                    "instrument": instrument,
+                    "bar_ts": bar,
+                    "reason": reason,
+                    "detail": "",
+                    "direction": None,
+                    "p_up": p_up,
+                    "model_version": "m",
+                },
+                corr,
+                t + 2,
+            )
+        )
+        return rows
+    intent = f"main.{instrument}.{bar}.{entered[0].upper()}"
+    rows += [
+        (
+            "risk.intent",
+            {
+                "intent_id": intent,
+                "instrument": instrument,
+                "direction": entered,
+                "bar_ts": bar,
+                "p_up": p_up,
+                "model_version": "m",
+            },
+            corr,
+            t + 2,
+        ),
+        ("exec.sending", {"intent_id": intent, "instrument": instrument}, corr, t + 3 * 10**6),
+        (
+            "exec.filled",
+            {"intent_id": intent, "instrument": instrument, "trade_id": trade, "slippage_pips": 0.2},
+            corr,
+            t + 4 * 10**6,
+        ),
+    ]
+    if pnl is not None:
+        rows.append(
+            (
+                "exec.closed",
+                {"trade_id": trade, "instrument": instrument, "reason": "stop_loss", "realized_pl": pnl},
+                corr,
+                t + 5 * 10**6,
+            )
+        )
+    return rows
+
+
+def test_a_role_that_crashed_and_restarted_fails_no_crashes_with_its_name(tmp_path: Path) -> None:
+    side = _side(
+        tmp_path,
+        "shadow",
+        [
+            ("role.exited", {"role": "model", "pid": 7, "exitcode": -9, "cause": "killed by SIGKILL"}, None, 1),
+            ("role.restarted", {"role": "model", "pid": 8, "restarts": 1}, None, 2),
+            ("role.exited", {"role": "feed", "pid": 9, "exitcode": 0, "cause": "restarted by operator"}, None, 3),
+        ],
+    )
+    line = check_crashes(side)
+    assert not line.passed
+    assert line.figures == "1 role exits, 1 restarts, 0 roles given up (model)"
+    assert check_crashes(_side(tmp_path, "clean", [("host.started", {}, None, 1)])).passed
+
+
+def test_a_weekend_with_no_order_and_no_gap_passes_and_counts_the_closure(tmp_path: Path) -> None:
+    rows = [
+        ("feed.market", {"instrument": "EUR_USD", "open": False, "why": "weekend", "since_ns": FRI_CLOSE}, None, 1),
+        (
+            "feed.market",
+            {"instrument": "EUR_USD", "open": True, "why": None, "since_ns": FRI_CLOSE + 48 * 3600 * S},
+            None,
+            2,
+        ),
+        *_decision("EUR_USD", FRI_CLOSE + 48 * 3600 * S, p_up=0.9, entered="long", trade="1", t=3),
+    ]
+    line = check_weekends(_side(tmp_path, "shadow", rows), "M15")
+    assert line.passed
+    assert line.figures.startswith("1 weekend closures")
+
+
+def test_an_order_while_the_market_was_closed_or_a_gap_in_a_closed_market_fails_weekends(tmp_path: Path) -> None:
+    saturday = FRI_CLOSE + 20 * 3600 * S
+    rows = [
+        ("feed.market", {"instrument": "EUR_USD", "open": False, "why": "weekend", "since_ns": FRI_CLOSE}, None, 1),
+        *_decision("EUR_USD", saturday, p_up=0.9, entered="long", trade="1", t=2),
+        (
+            "feed.bar_rejected",
+            {"instrument": "GBP_USD", "bar_ts": saturday, "reason": "missing"},
+            bar_id("GBP_USD", "M15", saturday),
+            3,
+        ),
+    ]
+    line = check_weekends(_side(tmp_path, "shadow", rows), "M15")
+    assert not line.passed
+    assert "1 false gaps, 1 orders while closed" in line.figures
+
+
+def test_a_reconnect_passes_and_a_connection_still_down_at_the_end_fails(tmp_path: Path) -> None:
+    recovered = _side(
+        tmp_path,
+        "a",
+        [
+            ("broker.down", {"source": "stream", "detail": "reset"}, None, 10 * S),
+            ("broker.up", {"source": "stream", "reconnects": 1}, None, 13 * S),
+        ],
+    )
+    still_down = _side(
+        tmp_path,
+        "b",
+        [
+            ("broker.down", {"source": "stream", "detail": "reset"}, None, 10 * S),
+            ("broker.up", {"source": "stream", "reconnects": 1}, None, 13 * S),
+            ("broker.down", {"source": "rest", "detail": "timeout"}, None, 20 * S),
+        ],
+    )
+    ok, bad = check_disconnections(recovered), check_disconnections(still_down)
+    assert ok.passed and ok.figures == "1 disconnections, 1 recovered (longest 3.0 s)"
+    assert not bad.passed and bad.figures.endswith("still down at the end: rest")
+
+
+def test_memory_is_unknown_without_samples_judged_by_slope_with_them_and_failed_by_a_breach(tmp_path: Path) -> None:
+    none = _side(tmp_path, "none", [("watchdog.started", {}, None, 1)])
+    flat = _side(
+        tmp_path,
+        "flat",
+        [("sample", {"name": "model", "rss_mb": 100.0 + (k % 2)}, None, k * 60 * S) for k in range(30)],
+    )
+    leaking = _side(
+        tmp_path, "leak", [("sample", {"name": "feed", "rss_mb": 100.0 + k}, None, k * 60 * S) for k in range(30)]
+    )
+    breach = _side(
+        tmp_path,
+        "breach",
+        [("watchdog.check", {"check": "memory_rss:model", "verdict": "breach", "detail": "1100 MB"}, None, 1)],
+    )
+    assert not check_memory(none, LIMITS).passed and "unknown" in check_memory(none, LIMITS).figures
+    assert check_memory(flat, LIMITS).passed
+    line = check_memory(leaking, LIMITS)
+    assert not line.passed and "+60.0 MB/h (feed)" in line.figures
+    assert not check_memory(breach, LIMITS).passed
+
+
+def test_the_match_rate_counts_entries_and_explains_a_difference_by_both_sides_rows(tmp_path: Path) -> None:
+    # Arrange: three bars; the shadow still held EUR_USD at the third, the backtest entered again
+    b0, b1, b2 = WED, WED + M15, WED + 2 * M15
+    shadow_rows = [
+        *_decision("EUR_USD", b0, p_up=0.7, entered="long", trade="10", t=1),
+        *_decision("EUR_USD", b1, p_up=0.5, t=10),
+        *_decision("EUR_USD", b2, p_up=0.3, reason="position_open", t=20),
+    ]
+    backtest_rows = [
+        *_decision("EUR_USD", b0, p_up=0.7, entered="long", trade="1", pnl="-10.0", t=1),
+        *_decision("EUR_USD", b1, p_up=0.5, t=10),
+        *_decision("EUR_USD", b2, p_up=0.3, entered="short", trade="2", t=20),
+    ]
+    shadow, backtest = _side(tmp_path, "shadow", shadow_rows), _side(tmp_path, "backtest", backtest_rows)
+    window = compared_window(shadow, backtest)
+    assert window is not None
+
+    # Act
+    line, differences = check_match(shadow, backtest, window, LIMITS, "M15")
+
+    # Assert
+    assert not line.passed
+    assert line.figures.startswith("50.0%: 1 matched, 0 shadow only, 1 backtest only")
+    assert len(differences) == 1
+    d = differences[0]
+    assert (d.instrument, d.bar_ts) == ("EUR_USD", b2)
+    assert d.shadow.startswith("skipped: position_open") and d.backtest.startswith("entered short")
+    assert "shadow's EUR_USD entry of the 10:00 bar was still open" in d.why
+    assert "backtest's EUR_USD entry of the 10:00 bar closed before this decision (stop_loss)" in d.why
+
+
+def test_the_window_starts_at_the_shadows_first_bar_with_a_permit(tmp_path: Path) -> None:
+    shadow = _side(
+        tmp_path,
+        "shadow",
+        [
+            *_decision("EUR_USD", WED, p_up=0.9, reason="no_permit"),
+            *_decision("EUR_USD", WED + M15, p_up=0.5),
+            *_decision("EUR_USD", WED + 2 * M15, p_up=0.5, reason="no_permit"),
+        ],
+    )
+    backtest = _side(
+        tmp_path, "backtest", [r for b in (WED, WED + M15, WED + 2 * M15) for r in _decision("EUR_USD", b, p_up=0.5)]
+    )
+    window = compared_window(shadow, backtest)
+    assert window is not None and (window.first_ns, window.last_ns) == (WED + M15, WED + 2 * M15)
+
+
+def test_win_rates_five_points_apart_pass_and_unknown_ones_fail(tmp_path: Path) -> None:
+    def trades(pnls: list[str], side: str) -> Side:
+        rows = []
+        for k, pnl in enumerate(pnls):
+            rows += _decision("EUR_USD", WED + k * M15, p_up=0.9, entered="long", trade=str(k), pnl=pnl, t=k)
+        return _side(tmp_path, side, rows)
+
+    shadow = trades(["1", "-1", "1", "-1"] * 5, "s")  # 50 %
+    backtest = trades(["1", "-1", "1", "-1"] * 5 + ["1"], "b")  # 52.4 %
+    window = compared_window(shadow, backtest)
+    assert window is not None
+    assert check_win_rate(shadow, backtest, window, LIMITS).passed
+    assert not check_win_rate(shadow, trades(["1"] * 10, "c"), window, LIMITS).passed
+    assert "unknown" in check_win_rate(trades([], "d"), backtest, window, LIMITS).figures
+
+
+def test_percentiles_use_the_nearest_rank() -> None:
+    p = percentiles([float(v) for v in range(1, 101)])
+    assert (p["p50"], p["p90"], p["p99"], p["mean"]) == (50.0, 90.0, 99.0, 50.5)
+    assert percentiles([]) == {}
+
+
+def test_the_report_command_writes_report_md_and_exits_1_when_a_line_fails(tmp_path: Path, capsys: Any) -> None:
+    # Arrange: the same entry on both sides; no RSS samples, so memory is unknown (a FAIL)
+    rows = _decision("EUR_USD", WED, p_up=0.9, entered="long", trade="1", pnl="5.0", t=1)
+    shadow = _write(tmp_path / "run" / "journal.sqlite", [("role.started", {}, None, 0), *rows])
+    _write(
+        tmp_path / "bt" / "journal.sqlite",
+        [
+            *rows,
+            (
+                "backtest.completed",
+                {"granularity": "M15", "model_version": "m", "instruments": ["EUR_USD"], "journal": "all"},
+                None,
+                9,
+            ),
+        ],
+    )
+
+    # Act
+    code = cli.main(
+        ["report", "--journal", str(shadow), "--backtest", str(tmp_path / "bt"), "--out", str(tmp_path / "r")]
+    )
+
+    # Assert
+    out = capsys.readouterr().out
+    assert code == 1
+    assert "PASS  trade-by-trade match at least 95%" in out and "FAIL  memory stable" in out
+    text = (tmp_path / "r" / "report.md").read_text()
+    assert "| **FAIL** | memory stable" in text and "![cumulative P&L](pnl.png)" in text
+    assert all(
+        (tmp_path / "r" / name).is_file() for name in ("pnl.png", "slippage.png", "latency.png", "differences.csv")
+    )
+    report = write_report(shadow, tmp_path / "bt", tmp_path / "r2", limits=ReportLimits(max_growth_mb_per_h=50))
+    assert [line.verdict for line in report.lines].count("FAIL") == 1
+
+
+def test_a_missing_journal_is_a_one_line_error_and_exit_2(tmp_path: Path, capsys: Any) -> None:
+    code = cli.main(
+        [
+            "report",
+            "--journal",
+            str(tmp_path / "nope.sqlite"),
+            "--backtest",
+            str(tmp_path),
+            "--out",
+            str(tmp_path / "r"),
+        ]
+    )
+    err = capsys.readouterr().err.strip()
+    assert code == 2
+    assert err == f"tradehost report: error: {tmp_path / 'nope.sqlite'}: no such journal"
