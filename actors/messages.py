@@ -640,6 +640,16 @@ class ExecutionReport(Body):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class ExitsChecked(Body):
+    """The execution role has checked every open trade at the close of ``bar_ts`` (``exec.report``):
+    the CLOSED reports of trades that ended by then went out before it. The risk role decides a
+    close's signals only after it, so it decides on the same closed trades a backtest sees."""
+
+    TYPE: ClassVar[str] = "ExitsChecked"
+    bar_ts: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ReconcileNow(Body):
     """Command to the reconciler: a full reconciliation now (``ctl reconcile``)."""
 

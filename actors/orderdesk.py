@@ -31,6 +31,7 @@ from actors.messages import (
     TOPIC_EXEC_REPORT,
     AlertRaised,
     ExecutionReport,
+    ExitsChecked,
     InstrumentId,
     NoTradeRequested,
     RiskIntent,
@@ -177,6 +178,7 @@ class OrderDesk:
             self._submit(broker, job.intent, job.corr, stop)
         elif isinstance(job, Exits):
             self._exits(broker, job.bar_ts)
+            self.post(Publish(TOPIC_EXEC_REPORT, ExitsChecked(bar_ts=job.bar_ts), None))
         elif isinstance(job, Protect):
             self._protect(broker, job.trade_id, job.action, why="reconciler")
         elif isinstance(job, Flatten):

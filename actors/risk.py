@@ -9,8 +9,15 @@ limit and drawdown zones, sizing, intent id), the same function ``tradehost back
 Inputs come from the bus: quotes (``md.tick.*``), bars for the ATR (``md.bar.*``, the recent ones
 loaded from the broker at start), the account with its open trades and zone verdict
 (``recon.state``) and execution reports (fills and closed trades: an intent in flight or a fresh
-fill counts as a position until the reconciler has seen it; a losing close starts the
-instrument's cool-down).
+fill counts as a position until the reconciler has seen it; a closed trade no longer does, even
+before the reconciler has seen it go; a losing close starts the instrument's cool-down at the
+close it was reported at).
+
+Same decisions as a backtest. A close's signals are decided only once the execution role has
+checked every open trade at that close (``ExitsChecked``), so trades that ended by then (and their
+losses) count, as they do in ``tradehost backtest``; signals that wait longer than
+``risk.exits_wait_s`` are skipped (``exits_unchecked``: unsure, so no trade). The market time of a
+decision is the end of its bar, never the arrival time of whichever price came next.
 """
 
 from __future__ import annotations
@@ -21,7 +28,7 @@ from decimal import Decimal
 from typing import Any, ClassVar
 
 from actors.backoff import Backoff
-from actors.bars import BarCandle
+from actors.bars import BarCandle, bar_end, bar_start
 from actors.base import RoleActor
 from actors.broker import Instrument
 from actors.errors import BrokerError, ConfigError
@@ -40,6 +47,7 @@ from actors.messages import (
     Bar,
     Envelope,
     ExecutionReport,
+    ExitsChecked,
     IntentSkipped,
     PriceTick,
     RiskIntent,
@@ -142,6 +150,15 @@ class RiskConfig:
             "max": 1.0,
         },
     )
+    exits_wait_s: float = field(
+        default=5.0,
+        metadata={
+            "doc": "A close's signals wait at most this long for the execution role's exit check of that close "
+            "(trades closed by then count); later they are skipped (exits_unchecked).",
+            "min": 0.1,
+            "max": 3600.0,
+        },
+    )
     drawdown_zones: tuple[tuple[float, float], ...] = field(
         default=((0.05, 1.0), (0.10, 0.5), (0.15, 0.25)),
         metadata={
@@ -210,12 +227,13 @@ class _Prepared:
     bars: dict[str, list[BarCandle]]
 
 
-def book_of(account: AccountSnapshot) -> dict[str, OpenPosition]:
-    """The open positions by instrument, as the gate and sizing take them (net per instrument)."""
+def book_of(account: AccountSnapshot, closed: frozenset[str] | set[str] = frozenset()) -> dict[str, OpenPosition]:
+    """The open positions by instrument, as the gate and sizing take them (net per instrument),
+    without the trades in ``closed`` (reported closed since the snapshot was taken)."""
     book: dict[str, OpenPosition] = {}
     for trade in account.trades:
         units = float(trade.units)
-        if units == 0:
+        if units == 0 or trade.trade_id in closed:
             continue
         book[trade.instrument] = OpenPosition(
             instrument=trade.instrument,
@@ -259,6 +277,9 @@ class RiskActor(RoleActor[RiskConfig]):
         self.account: AccountSnapshot | None = None
         self.in_flight: dict[str, OpenPosition] = {}  # intents sent or filled, not yet in recon.state
         self.last_loss_close_ns: dict[str, int] = {}
+        self.closed_ids: set[str] = set()  # reported CLOSED, maybe still in the last recon.state
+        self.exits_checked_ts = 0  # the last close whose exits the execution role has checked
+        self.waiting: list[tuple[SignalProduced, str | None, float]] = []  # signals of unchecked closes
         self.decisions = 0
         self.start_worker("prepare", self._prepare)
 
@@ -297,16 +318,40 @@ class RiskActor(RoleActor[RiskConfig]):
             self.account = body
             known = {t.instrument for t in body.trades}
             self.in_flight = {k: v for k, v in self.in_flight.items() if k not in known}
+            self.closed_ids &= {t.trade_id for t in body.trades}
         elif isinstance(body, ExecutionReport):
             self._on_report(body)
+        elif isinstance(body, ExitsChecked):
+            self.exits_checked_ts = max(self.exits_checked_ts, body.bar_ts)
+            ready = [w for w in self.waiting if w[0].bar_ts <= self.exits_checked_ts]
+            self.waiting = [w for w in self.waiting if w[0].bar_ts > self.exits_checked_ts]
+            for signal, corr, _ in ready:
+                self._decide(signal, corr)
         elif isinstance(body, SignalProduced):
-            self._decide(body, envelope.corr)
+            if body.bar_ts <= self.exits_checked_ts:
+                self._decide(body, envelope.corr)
+            else:
+                self.waiting.append((body, envelope.corr, self.clock.monotonic()))
+
+    def on_heartbeat(self) -> None:
+        """Signals whose close was not checked for exits within ``exits_wait_s``: skipped."""
+        now = self.clock.monotonic()
+        late = [w for w in self.waiting if now - w[2] > self.cfg.exits_wait_s]
+        self.waiting = [w for w in self.waiting if now - w[2] <= self.cfg.exits_wait_s]
+        for signal, corr, since in late:
+            detail = f"the execution role did not check this close's exits within {now - since:.1f} s"
+            self._skip(signal, corr, "exits_unchecked", detail)
 
     def _on_report(self, report: ExecutionReport) -> None:
         if report.status in ("CANCELLED", "REJECTED"):
             self.in_flight.pop(report.instrument, None)
-        elif report.status == "CLOSED" and report.realized_pl and Decimal(report.realized_pl) < 0:
-            self.last_loss_close_ns[report.instrument] = self.market.now_ns
+        elif report.status == "CLOSED":
+            self.in_flight.pop(report.instrument, None)  # filled and closed before the reconciler saw it
+            if report.trade_id:
+                self.closed_ids.add(report.trade_id)
+            if report.realized_pl and Decimal(report.realized_pl) < 0:
+                # At the close it was reported at, as a backtest counts it (not the next price's time).
+                self.last_loss_close_ns[report.instrument] = bar_start(self.market.now_ns, self.feed.granularity)
 
     def _decide(self, message: SignalProduced, corr: str | None) -> None:
         signal = Signal(
@@ -322,7 +367,7 @@ class RiskActor(RoleActor[RiskConfig]):
         if self.account is None or meta is None:
             self._skip(message, corr, "not_ready", "no account or instrument metadata yet")
             return
-        book = {**book_of(self.account), **self.in_flight}
+        book = {**book_of(self.account, self.closed_ids), **self.in_flight}
         decision = decide_entry(
             signal,
             self.market.quote(message.instrument),
@@ -332,7 +377,7 @@ class RiskActor(RoleActor[RiskConfig]):
             mids=self.market.mids(),
             nav=float(self.account.nav),
             home_currency=self.account.currency,
-            now_ns=max(self.market.now_ns, message.bar_ts),
+            now_ns=bar_end(message.bar_ts, self.feed.granularity),  # decided at the bar's close
             last_loss_close_ns=self.last_loss_close_ns,
             zone=zone_of(self.account),
             config=self.cfg,

@@ -22,7 +22,7 @@ import logging
 import os
 import shutil
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import psutil
 
@@ -382,17 +382,23 @@ class WatchdogActor(RoleActor[WatchdogConfig]):
             self.last_uss_s = now
         for pid in set(self.procs) - set(wanted.values()):
             del self.procs[pid]
+        samples: list[dict[str, Any]] = []
         for name, pid in wanted.items():
             try:
                 proc = self.procs.get(pid)
                 if proc is None:
                     proc = self.procs[pid] = psutil.Process(pid)
-                self.memory.rss(name, pid, proc.memory_info().rss / MB)
+                rss_mb = proc.memory_info().rss / MB
+                self.memory.rss(name, pid, rss_mb)
                 if sample_uss:
-                    self.memory.uss(name, pid, proc.memory_full_info().uss / MB, now)
+                    uss_mb = proc.memory_full_info().uss / MB
+                    self.memory.uss(name, pid, uss_mb, now)
+                    samples.append({"name": name, "pid": pid, "rss_mb": round(rss_mb, 2), "uss_mb": round(uss_mb, 2)})
             except (psutil.NoSuchProcess, psutil.AccessDenied):
                 self.procs.pop(pid, None)
                 self.memory.gone(name)
+        if samples:  # one row per sample of every process: `tradehost report` fits its slopes
+            self.runtime.journal("watchdog.memory", {"processes": samples})
 
     def _free_mb(self) -> float | None:
         try:

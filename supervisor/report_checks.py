@@ -19,8 +19,9 @@ holds the thresholds):
   for the instrument said closed). The figures say how many closures the run went through.
 - **Every disconnection recovered**: each ``broker.down`` is followed by a ``broker.up`` of the
   same source (stream, REST). PASS when none is left down at the end.
-- **Memory stable**: RSS samples in the journal (rows with a numeric ``rss_mb`` and a process
-  ``name``/``role``) give a least-squares slope per process; PASS when every slope is at most
+- **Memory stable**: the watchdog's samples in the journal (``watchdog.memory``: every process's
+  USS, else RSS; or any row with a numeric ``rss_mb`` and a process ``name``/``role``) give a
+  least-squares slope per process; PASS when every slope is at most
   ``max_growth_mb_per_h`` over at least ``MIN_MEMORY_SPAN_S``. A journaled memory breach of the
   watchdog (``watchdog.check`` ``memory_*``) is a FAIL; no samples at all is FAIL "unknown".
 - **Trade match**: entries are ``risk.intent`` rows keyed by (instrument, bar, direction); the
@@ -332,7 +333,7 @@ def _slope_mb_per_h(points: list[tuple[float, float]]) -> float:
 
 def check_memory(shadow: Side, limits: ReportLimits) -> CheckLine:
     """RSS slope per process from the journal's samples (see the module docstring)."""
-    name = f"memory stable (RSS growth at most {limits.max_growth_mb_per_h:g} MB/h)"
+    name = f"memory stable (growth at most {limits.max_growth_mb_per_h:g} MB/h)"
     breaches = [
         e
         for e in shadow.rows("watchdog.check")
@@ -340,9 +341,15 @@ def check_memory(shadow: Side, limits: ReportLimits) -> CheckLine:
     ]
     samples: dict[str, list[tuple[float, float]]] = {}
     for e in shadow.entries:
-        rss, process = e.body.get("rss_mb"), _process(e.body)
-        if process is not None and isinstance(rss, int | float) and not isinstance(rss, bool) and math.isfinite(rss):
-            samples.setdefault(process, []).append((e.ts_ns / _NS, float(rss)))
+        listed = e.body.get("processes") if e.kind == "watchdog.memory" else None
+        for body in listed if isinstance(listed, list) else [e.body]:
+            if not isinstance(body, Mapping):
+                continue
+            # Private memory (USS) where the watchdog sampled it: forked roles share pages, so RSS
+            # moves with what their siblings touch.
+            mb, process = body.get("uss_mb", body.get("rss_mb")), _process(body)
+            if process is not None and isinstance(mb, int | float) and not isinstance(mb, bool) and math.isfinite(mb):
+                samples.setdefault(process, []).append((e.ts_ns / _NS, float(mb)))
     details = tuple(f"watchdog breach: {e.body.get('check')} {e.body.get('detail', '')}" for e in breaches)
     if breaches:
         return CheckLine(name=name, passed=False, figures=f"{len(breaches)} memory breaches journaled", details=details)
@@ -350,7 +357,7 @@ def check_memory(shadow: Side, limits: ReportLimits) -> CheckLine:
         return CheckLine(
             name=name,
             passed=False,
-            figures="unknown: the journal holds no RSS samples (the watchdog journals memory only on a breach)",
+            figures="unknown: the journal holds no memory samples (watchdog.memory)",
         )
     slopes = {p: _slope_mb_per_h(pts) for p, pts in sorted(samples.items()) if len(pts) >= 2}
     span = max((pts[-1][0] - pts[0][0] for pts in samples.values()), default=0.0)

@@ -6,20 +6,18 @@ candles; the report must find at least 95 % of the entries on both sides and exp
 difference with journal rows. Its settings, and why:
 
 - the candle files are the emulator's own synthetic market, made continuous (each bar opens at
-  the previous close, as the emulator's four-tick replay path is): the live risk role decides on
-  the first price after a bar's close, the backtest on the bar's closing price;
-- ``reconciler.poll_interval_s=0.1``: the risk role learns that a trade closed from the
-  reconciler's ``recon.state``; at the default 5 s (5000 market seconds here) it would go on seeing
-  closed positions for several bars;
-- ``risk.cooldown_after_loss_s=0``: the live role starts a cool-down at the time it hears of the
-  loss (the next bar's close plus the pipeline's delay), the backtest at the bar's close, so a
-  cool-down of whole bars ends on either side of a decision by chance;
+  the previous close, as the emulator's four-tick replay path is): the live risk role's quote is
+  the first price after a bar's close, the backtest's the bar's closing price;
 - ``risk.daily_loss_limit=0.5``: the replay's ticks jump from the open to the bar's extremes, so the
   shadow book's stops fill worse than the bar rule's (the report shows it as P&L, not as entries);
-- 800x, not faster: the emulator's stream sends at most one price per instrument every 0.25 wall
-  seconds, and the replay's ticks are 300 market seconds apart; much faster, a bar's last tick can
-  still be held back when another instrument's first tick of the next bar closes the bar, and the
-  risk role decides on a stale price.
+- 800x, not faster: the replay's ticks are 300 market seconds apart and the stream looks for new
+  prices every 50 ms; much faster, a bar's last tick can still be held back when another
+  instrument's first tick of the next bar closes the bar, and the risk role decides on a stale price.
+
+The cool-down after a loss and the reconciler's poll interval stay at their defaults: the risk role
+decides a close's signals only after the execution role has checked that close's exits
+(``ExitsChecked``), counts a loss at the close it was reported at and drops a trade reported
+closed from its book at once, so it sees the closed trades a backtest sees.
 """
 
 from __future__ import annotations
@@ -130,9 +128,7 @@ def test_a_replayed_shadow_run_and_a_backtest_of_the_same_window_make_the_same_e
     assert trained.returncode == 0, trained.stderr
     rules = [
         "risk.min_probability=0.52",
-        "risk.cooldown_after_loss_s=0",
         "risk.daily_loss_limit=0.5",
-        "reconciler.poll_interval_s=0.1",
     ]
     data = f"broker.emulator.data={json.dumps(items)}"
     shadow = [

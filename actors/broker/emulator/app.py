@@ -83,7 +83,12 @@ class EmulatorOptions(EmulatorConfig):
         metavar="ID",
     )
     history_days: int = option(320, "days of history before the start", _check_positive_int)
-    stream_throttle_s: float = option(0.25, "minimum wall seconds between two prices of one instrument", _check_wait_s)
+    stream_throttle_s: float = option(
+        0.25,
+        "minimum market seconds between two prices of one instrument (wall seconds: divided by the speed, so an "
+        "accelerated market keeps its price path; the stream looks for new prices every stream_poll_s)",
+        _check_wait_s,
+    )
     stream_poll_s: float = option(0.05, "how often a stream looks for new prices", _check_wait_s)
     engine_period_s: float = option(0.1, "how often SL/TP are checked without a request", _check_period_s)
 

@@ -102,6 +102,7 @@ def serve_pricing(emu: Emulator, writer: ChunkWriter, names: list[str], *, snaps
     last_tick: dict[str, int] = {}
     last_sent: dict[str, float] = {}
     tradeable: dict[str, bool] = {}
+    throttle_s = opts.stream_throttle_s / max(1.0, emu.clock.speed)  # in market time
     try:
         for name in names:
             quote = market.quote(name)
@@ -119,7 +120,7 @@ def serve_pricing(emu: Emulator, writer: ChunkWriter, names: list[str], *, snaps
                 now = time.monotonic()
                 changed = quote.tradeable != tradeable[name]
                 fresh = quote.tick_s != last_tick[name] and quote.tradeable
-                if changed or (fresh and now - last_sent[name] >= opts.stream_throttle_s):
+                if changed or (fresh and now - last_sent[name] >= throttle_s):
                     stream.send(price_json(emu.account, name))
                     last_tick[name], tradeable[name], last_sent[name] = quote.tick_s, quote.tradeable, now
             if stream.heartbeat_due():

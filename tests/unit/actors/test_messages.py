@@ -28,6 +28,7 @@ from actors.messages import (
     CheckResult,
     Envelope,
     ExecutionReport,
+    ExitsChecked,
     FlattenRequested,
     Heartbeat,
     InstrumentId,
@@ -144,6 +145,7 @@ SAMPLES: dict[str, Body] = {
         model_version="0123456789ab",
         features_hash="fedcba9876543210",
     ),
+    "ExitsChecked": ExitsChecked(bar_ts=1_700_000_100_000_000_000),
     "SignalSkipped": SignalSkipped(
         instrument=InstrumentId("EUR_USD"), bar_ts=1_700_000_100_000_000_000, reason="nan_features"
     ),

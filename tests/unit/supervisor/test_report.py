@@ -208,6 +208,29 @@ def test_memory_is_unknown_without_samples_judged_by_slope_with_them_and_failed_
     assert not check_memory(breach, LIMITS).passed
 
 
+def test_the_watchdogs_memory_rows_are_judged_by_private_memory(tmp_path: Path) -> None:
+    # RSS of a forked role moves with its siblings' pages; the USS is what it owns.
+    rows = [
+        (
+            "watchdog.memory",
+            {
+                "processes": [
+                    {"name": "risk", "pid": 7, "rss_mb": 100.0 + 3 * k, "uss_mb": 20.0},
+                    {"name": "root", "pid": 1, "rss_mb": 80.0, "uss_mb": 40.0 + k},
+                ]
+            },
+            None,
+            k * 60 * S,
+        )
+        for k in range(30)
+    ]
+
+    line = check_memory(_side(tmp_path, "mem", rows), LIMITS)
+
+    assert not line.passed and "+60.0 MB/h (root)" in line.figures
+    assert any(d.startswith("risk: +0.0 MB/h") for d in line.details)
+
+
 def test_the_match_rate_counts_entries_and_explains_a_difference_by_both_sides_rows(tmp_path: Path) -> None:
     # Arrange: three bars; the shadow still held EUR_USD at the third, the backtest entered again
     b0, b1, b2 = WED, WED + M15, WED + 2 * M15

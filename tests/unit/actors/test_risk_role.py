@@ -1,0 +1,117 @@
+"""The risk role's order of events: a close's signals wait for that close's exit check, so the
+trades closed by then count as they do in a backtest; unsure (no check in time) means no trade."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+import pykka
+import pytest
+
+from actors.base import HeartbeatDue, Inbound
+from actors.broker.fake import InMemoryBroker
+from actors.clock import ManualClock
+from actors.feed import FeedConfig
+from actors.messages import (
+    TOPIC_RISK_SKIP,
+    ExecutionReport,
+    ExitsChecked,
+    InstrumentId,
+    IntentSkipped,
+    SignalProduced,
+    make_envelope,
+)
+from actors.risk import RiskActor, RiskConfig
+from tests.fakes import RecordingRuntime
+from tests.helpers import poll_until
+
+pytestmark = [pytest.mark.unit, pytest.mark.timeout(20)]
+
+BAR = 1_709_733_600 * 10**9  # 2024-03-06 14:00 UTC
+M15 = 900 * 10**9
+
+
+def _signal(bar_ts: int) -> SignalProduced:
+    return SignalProduced(
+        instrument=InstrumentId("EUR_USD"),
+        bar_ts=bar_ts,
+        p_up=0.9,
+        direction="long",
+        model_version="v1",
+        features_hash="h",
+    )
+
+
+@pytest.fixture
+def role() -> Iterator[tuple[pykka.ActorRef[RiskActor], RecordingRuntime, ManualClock]]:
+    clock = ManualClock(wall_ns=BAR + M15, mono_s=100.0)
+    runtime = RecordingRuntime(
+        role="risk",
+        role_config=RiskConfig(exits_wait_s=5.0),
+        broker=InMemoryBroker(),
+        clock=clock,
+        shared={"feed": FeedConfig(instruments=("EUR_USD",))},
+    )
+    ref = RiskActor.start(runtime)
+    yield ref, runtime, clock
+    with contextlib.suppress(pykka.ActorDeadError):
+        ref.stop()
+
+
+def _tell(ref: pykka.ActorRef[RiskActor], body: object) -> None:
+    ref.tell(Inbound(make_envelope(body, src="test", corr="EUR_USD:M15:x")))  # type: ignore[arg-type]
+
+
+def _skips(runtime: RecordingRuntime) -> list[IntentSkipped]:
+    return [b for t, b, _ in list(runtime.published) if t == TOPIC_RISK_SKIP and isinstance(b, IntentSkipped)]
+
+
+def test_a_signal_is_decided_only_after_its_close_was_checked_for_exits(role) -> None:
+    ref, runtime, _ = role
+
+    _tell(ref, _signal(BAR))
+    ref.proxy().decisions.get(timeout=5)  # the actor has handled the signal
+    before = _skips(runtime)
+    _tell(ref, ExitsChecked(bar_ts=BAR))
+    after = poll_until(lambda: _skips(runtime), timeout_s=5, what="the decision")
+
+    assert before == []
+    assert [(s.bar_ts, s.reason) for s in after] == [(BAR, "no_permit")]  # decided (no TRADING permit here)
+
+
+def test_a_signal_of_a_close_already_checked_is_decided_at_once(role) -> None:
+    ref, runtime, _ = role
+
+    _tell(ref, ExitsChecked(bar_ts=BAR))
+    _tell(ref, _signal(BAR))
+
+    assert poll_until(lambda: _skips(runtime), timeout_s=5, what="the decision")[0].bar_ts == BAR
+
+
+def test_a_close_never_checked_in_time_is_skipped_as_unchecked(role) -> None:
+    ref, runtime, clock = role
+    _tell(ref, _signal(BAR + M15))
+    ref.proxy().decisions.get(timeout=5)
+
+    ref.tell(HeartbeatDue())
+    ref.proxy().decisions.get(timeout=5)
+    early = _skips(runtime)
+    clock.advance(5.5)
+    ref.tell(HeartbeatDue())
+    late = poll_until(lambda: _skips(runtime), timeout_s=5, what="the skip")
+
+    assert early == []
+    assert [(s.reason, s.bar_ts) for s in late] == [("exits_unchecked", BAR + M15)]
+
+
+def test_a_losing_close_starts_the_cool_down_at_the_close_it_was_reported_at(role) -> None:
+    ref, _, _ = role
+    ref.proxy().market.get(timeout=5).now_ns = BAR + M15 + 3 * 10**9  # the first price after the close
+    report = ExecutionReport(status="CLOSED", instrument=InstrumentId("EUR_USD"), trade_id="7", realized_pl="-5.0")
+
+    _tell(ref, report)
+
+    losses = poll_until(lambda: ref.proxy().last_loss_close_ns.get(timeout=5), timeout_s=5, what="the loss")
+    assert losses == {"EUR_USD": BAR + M15}
+    assert ref.proxy().closed_ids.get(timeout=5) == {"7"}
