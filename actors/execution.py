@@ -30,7 +30,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
+from actors.bars import bar_end
 from actors.base import RoleActor
+from actors.broker import Candle
 from actors.feed import FeedConfig
 from actors.marketview import MarketView, bar_candle
 from actors.messages import (
@@ -168,7 +170,15 @@ class ExecutionActor(RoleActor[ExecutionConfig]):
             if self.desk.broker is not None:
                 self.desk.broker.on_price(price)
         elif isinstance(body, Bar):
-            self.market.on_bar(body.instrument, bar_candle(body))
+            candle = bar_candle(body)
+            self.market.on_bar(body.instrument, candle)
+            if self.desk.broker is not None:  # the shadow book checks SL/TP against the bar's range
+                end_ns = bar_end(body.ts, body.granularity)
+                self.desk.broker.on_bar(
+                    body.instrument,
+                    Candle(ts=body.ts, volume=body.volume, complete=True, bid=candle.bid, ask=candle.ask),
+                    end_ns,
+                )
         elif isinstance(body, BarsClosed):
             self.jobs.put(Exits(body.ts))
         elif isinstance(body, RiskIntent):

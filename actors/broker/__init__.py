@@ -277,6 +277,11 @@ class Broker(Protocol):
         broker ignores it)."""
         ...
 
+    def on_bar(self, instrument: str, candle: Candle, end_ns: int) -> None:
+        """A closed bar the host validated, ending at ``end_ns`` (the shadow book checks SL/TP
+        against its range; a real broker ignores it)."""
+        ...
+
     def account_summary(self) -> AccountState:
         """Balance, NAV, margin and counts."""
         ...

@@ -152,6 +152,9 @@ class ShadowGuard:
         if self._reads is not None:
             self._reads.on_price(price)
 
+    def on_bar(self, instrument: str, candle: Candle, end_ns: int) -> None:
+        """A closed bar: nothing to do for a guard (only the book's writer triggers SL/TP)."""
+
     def account_summary(self) -> AccountState:
         """The account summary (read)."""
         return self.inner.account_summary()

@@ -89,6 +89,9 @@ class InMemoryBroker:
         """A stream price: the same as ``set_price``."""
         self.set_price(price.instrument, price.bid, price.ask, ts=price.ts, tradeable=price.tradeable)
 
+    def on_bar(self, instrument: str, candle: Candle, end_ns: int) -> None:
+        """A closed bar: this fake triggers on prices only."""
+
     def reject_next(self, reason: str) -> None:
         """Make the next order fail with ``BrokerRejectedError(reason)``."""
         self._reject_next = reason

@@ -332,6 +332,9 @@ class OandaBroker:
     def on_price(self, price: Price) -> None:
         """A real broker prices its own fills: nothing to do."""
 
+    def on_bar(self, instrument: str, candle: Candle, end_ns: int) -> None:
+        """A real broker triggers its own SL/TP: nothing to do."""
+
     def transaction_stream(self) -> Iterator[Transaction | TransactionHeartbeat]:
         """New transactions and heartbeats; breaks raise BrokerTemporaryError."""
         for obj in self._stream(lambda: transactions.TransactionsStream(self.account_id), "transaction stream"):

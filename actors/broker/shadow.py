@@ -70,7 +70,7 @@ from actors.broker.precision import build_market_order, build_trade_orders
 from actors.broker.timefmt import format_rfc3339, parse_time
 from actors.clock import SYSTEM_CLOCK, Clock
 from actors.errors import BrokerRejectedError, ConfigError, InvariantViolation
-from actors.fills import ExitReason, market_fill, slippage_price, tick_exit
+from actors.fills import ExitReason, bar_exit, market_fill, slippage_price, tick_exit
 from actors.sizing import quote_to_home
 
 __all__ = ["STATE_VERSION", "ShadowBook"]
@@ -347,29 +347,70 @@ class ShadowBook:
                 self._save()
                 self._changed.notify_all()
 
+    def on_bar(self, instrument: str, candle: Candle, end_ns: int) -> None:
+        """A closed bar: SL/TP its range reached that no streamed price did fire now.
+
+        The stream (OANDA's as much as the emulator's) is a thinned view of the prices a broker's
+        SL/TP see; the bar's bid/ask range is not. A trade open since the bar's first tenth is
+        checked with the backtest's bar rule (``fills.bar_exit``: a gap at the open fills there,
+        the stop first when both could have hit), so shadow fills and backtest fills agree.
+        """
+        if candle.bid is None or candle.ask is None:
+            return
+        with self._lock:
+            meta = self._meta.get(instrument)
+            if self.read_only or meta is None:
+                return
+            self._now_ns = max(self._now_ns, end_ns)
+            since_open_ns = candle.ts + (end_ns - candle.ts) // 10
+            slippage = slippage_price(self._slippage_pips, meta)
+            fired = False
+            for trade in sorted(self._open(instrument), key=lambda t: int(t.id)):
+                if trade.open_ts > since_open_ns:
+                    continue  # entered late in the bar: its range before the entry is not the trade's
+                sign = 1 if trade.current_units > 0 else -1
+                side = candle.bid if sign > 0 else candle.ask
+                sl, tp = self._levels(trade)
+                hit = bar_exit(
+                    sign, sl, tp, float(side.o), float(side.h), float(side.l),
+                    slippage=slippage, precision=meta.display_precision,
+                )  # fmt: skip
+                if hit is not None:
+                    self._fill_exit(trade, *hit, meta)
+                    fired = True
+            if fired:
+                self._save()
+                self._changed.notify_all()
+
     def _trigger(self, price: Price, meta: Instrument) -> bool:
         fired = False
         bid, ask = float(price.bid), float(price.ask)
         slippage = slippage_price(self._slippage_pips, meta)
         for trade in sorted(self._open(price.instrument), key=lambda t: int(t.id)):
-            sl = None if trade.stop_loss_price is None else float(trade.stop_loss_price)
-            tp = None if trade.take_profit_price is None else float(trade.take_profit_price)
+            sl, tp = self._levels(trade)
             sign = 1 if trade.current_units > 0 else -1
             hit = tick_exit(sign, sl, tp, bid, ask, slippage=slippage, precision=meta.display_precision)
-            if hit is None:
-                continue
-            reason, fill = hit
-            order_id = trade.stop_loss_order_id if reason is ExitReason.STOP_LOSS else trade.take_profit_order_id
-            order = self._book.orders[order_id or ""]
-            price_dec = self._price_decimal(fill, meta)
-            fill_tx = self._tx(
-                "ORDER_FILL", orderID=order.id, instrument=trade.instrument, units=format(-trade.current_units, "f"),
-                price=format(price_dec, "f"), reason=_OANDA_EXIT[reason],
-            )  # fmt: skip
-            order.state, order.filling_transaction_id = "FILLED", fill_tx["id"]
-            fill_tx["tradesClosed"] = [self._close_units(trade, abs(trade.current_units), price_dec, fill_tx)]
-            fired = True
+            if hit is not None:
+                self._fill_exit(trade, *hit, meta)
+                fired = True
         return fired
+
+    @staticmethod
+    def _levels(trade: _Trade) -> tuple[float | None, float | None]:
+        sl = None if trade.stop_loss_price is None else float(trade.stop_loss_price)
+        tp = None if trade.take_profit_price is None else float(trade.take_profit_price)
+        return sl, tp
+
+    def _fill_exit(self, trade: _Trade, reason: ExitReason, fill: float, meta: Instrument) -> None:
+        order_id = trade.stop_loss_order_id if reason is ExitReason.STOP_LOSS else trade.take_profit_order_id
+        order = self._book.orders[order_id or ""]
+        price_dec = self._price_decimal(fill, meta)
+        fill_tx = self._tx(
+            "ORDER_FILL", orderID=order.id, instrument=trade.instrument, units=format(-trade.current_units, "f"),
+            price=format(price_dec, "f"), reason=_OANDA_EXIT[reason],
+        )  # fmt: skip
+        order.state, order.filling_transaction_id = "FILLED", fill_tx["id"]
+        fill_tx["tradesClosed"] = [self._close_units(trade, abs(trade.current_units), price_dec, fill_tx)]
 
     def _open(self, instrument: str | None = None) -> list[_Trade]:
         return [

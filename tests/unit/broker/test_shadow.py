@@ -11,7 +11,16 @@ from typing import Any
 import orjson
 import pytest
 
-from actors.broker import Broker, Instrument, MarketOrderRequest, Price, Transaction, TransactionHeartbeat
+from actors.broker import (
+    OHLC,
+    Broker,
+    Candle,
+    Instrument,
+    MarketOrderRequest,
+    Price,
+    Transaction,
+    TransactionHeartbeat,
+)
 from actors.broker.fake import InMemoryBroker
 from actors.broker.shadow import ShadowBook
 from actors.clock import ManualClock
@@ -205,6 +214,44 @@ def test_a_stop_loss_fill_pays_the_slippage(inner: RecordingBroker, state_path: 
     book.submit_market_order(order(10_000))  # fills at 1.08512
     price(book, "1.08300", "1.08310", ts=T0 + 1)  # SL fills at 1.08298
     assert book.account_summary().balance == Decimal(50_000) + (Decimal("1.08298") - Decimal("1.08512")) * 10_000
+
+
+M15 = 900 * 10**9
+
+
+def _bar(ts: int, bid: tuple[str, str, str, str], spread: str = "0.00010") -> Candle:
+    o, h, lo, c = (Decimal(x) for x in bid)
+    d = Decimal(spread)
+    return Candle(
+        ts=ts, volume=10, complete=True,
+        bid=OHLC(o=o, h=h, l=lo, c=c), ask=OHLC(o=o + d, h=h + d, l=lo + d, c=c + d),
+    )  # fmt: skip
+
+
+def test_a_stop_the_bar_reached_between_streamed_prices_fills_by_the_backtests_bar_rule(book: ShadowBook):
+    # Arrange: a long entered at the bar's open; the stream's prices never went below 1.08400.
+    price(book, "1.08500", "1.08510", ts=T0)
+    trade_id = book.submit_market_order(order(10_000)).trade_id
+    price(book, "1.08400", "1.08410", ts=T0 + 60 * 10**9)
+
+    # Act: the closed bar's bid went down to the SL (and up to the TP: the stop first)
+    book.on_bar("EUR_USD", _bar(T0, ("1.08500", "1.08950", "1.08250", "1.08450")), T0 + M15)
+
+    # Assert
+    closed = book.trade(str(trade_id))
+    assert closed.state == "CLOSED" and closed.realized_pl == Decimal("-21.0000")  # (1.08300 - 1.08510) x 10 000
+    fill = [t for t in book.transactions_since("0").transactions if t.raw.get("reason") == "STOP_LOSS_ORDER"]
+    assert len(fill) == 1
+
+
+def test_a_bar_that_reached_neither_level_or_a_trade_entered_late_in_it_changes_nothing(book: ShadowBook):
+    price(book, "1.08500", "1.08510", ts=T0 + 300 * 10**9)  # entered a third into the bar
+    book.submit_market_order(order(10_000))
+
+    book.on_bar("EUR_USD", _bar(T0, ("1.08500", "1.08950", "1.08250", "1.08450")), T0 + M15)
+    book.on_bar("EUR_USD", _bar(T0 + M15, ("1.08450", "1.08600", "1.08350", "1.08500")), T0 + 2 * M15)
+
+    assert len(book.open_trades()) == 1
 
 
 def test_no_trigger_while_the_market_is_not_tradeable(book: ShadowBook):
