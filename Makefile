@@ -17,7 +17,7 @@ STRICT := actors/messages.py actors/transport.py actors/errors.py actors/broker 
 NO_HOOK_CHECK = $(PY) -c "import sys; sys.exit(any(m.startswith('__editable__') for m in sys.modules))" \
 	|| echo "warning: setuptools installed tradehost with an import hook; start-up is slower (see Makefile)"
 
-.PHONY: run demo model test test-unit install install-test format lint typecheck bench check clean
+.PHONY: run demo model test test-unit install install-test format lint typecheck bench bench-quick check clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -75,10 +75,23 @@ typecheck: $(TEST_STAMP)
 	$(VENV)/bin/mypy actors supervisor
 	$(VENV)/bin/mypy --strict --follow-imports=silent $(STRICT)
 
+# Each prints its figures (and a baseline measured in the same run where there is one); none asserts.
+# The watchdog's cost run alone takes 10 minutes: `make bench-quick` is a smoke run of all six.
 bench: $(TEST_STAMP)
 	$(PY) -m tests.bench.bench_tree
 	$(PY) -m tests.bench.bench_broker
+	$(PY) -m tests.bench.bench_market
+	$(PY) -m tests.bench.bench_orders
 	$(PY) -m tests.bench.bench_backtest
+	$(PY) -m tests.bench.bench_watchdog
+
+bench-quick: $(TEST_STAMP)
+	$(PY) -m tests.bench.bench_tree --quick
+	$(PY) -m tests.bench.bench_broker
+	$(PY) -m tests.bench.bench_market --quick
+	$(PY) -m tests.bench.bench_orders --quick
+	$(PY) -m tests.bench.bench_backtest --quick
+	$(PY) -m tests.bench.bench_watchdog --quick
 
 check: lint typecheck test
 

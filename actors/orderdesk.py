@@ -430,7 +430,7 @@ class OrderDesk:
         gone = {*self.memos, *self.known_open} - set(trades)
         for trade_id in sorted(gone):
             self._report_closed(broker, trade_id, reason="closed at the broker (SL/TP or outside the host)")
-        self.known_open = trades
+        self.known_open = dict(trades)  # a copy: closing a trade below forgets it there
         for trade in trades.values():
             quote = self.market.prices.get(trade.instrument)
             if quote is None or not quote.tradeable:

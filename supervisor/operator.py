@@ -30,7 +30,7 @@ class Operator:
 
     def status(self) -> dict[str, Any]:
         """The status document of ``ctl status``."""
-        s = self.sup
+        s, r = self.sup, self.sup.reports
         now = s.clock.monotonic()
         return {
             "state": s.sm.state.value,
@@ -44,13 +44,13 @@ class Operator:
             "uptime_s": round(now - s.started_at, 1),
             "actors": {role: child_status(child, now) for role, child in s.children.items()},
             "broker": s.health.broker_status(s.cfg.broker.kind, s.cfg.broker.api_url),
-            "account": to_jsonable(s.account) if s.account else None,
-            "model": to_jsonable(s.model) if s.model else None,
-            "market": to_jsonable(s.market) if s.market else None,
-            "watchdog": to_jsonable(s.watchdog) if s.watchdog else None,
-            "positions": positions(s.account) if s.account else None,
-            "daily_pnl": s.account.daily_pnl or None if s.account else None,
-            "dd_zone": s.account.zone if s.account else None,
+            "account": to_jsonable(r.account) if r.account else None,
+            "model": to_jsonable(r.model) if r.model else None,
+            "market": to_jsonable(r.market) if r.market else None,
+            "watchdog": to_jsonable(r.watchdog) if r.watchdog else None,
+            "positions": positions(r.account) if r.account else None,
+            "daily_pnl": r.account.daily_pnl or None if r.account else None,
+            "dd_zone": r.account.zone if r.account else None,
         }
 
     def _refuse_when_stopping(self, what: str) -> None:
@@ -137,7 +137,7 @@ class Operator:
         """Close every open trade, then stay paused; without ``confirmed`` only say what would close."""
         s = self.sup
         self._refuse_when_stopping("flatten")
-        trades = positions(s.account) if s.account else []
+        trades = positions(s.reports.account) if s.reports.account else []
         listing = "; ".join(f"{t['instrument']} {t['units']} @ {t['price']} (trade {t['trade_id']})" for t in trades)
         if not confirmed:
             what = f"would close {len(trades)} open trades: {listing}" if trades else "no open trades known"

@@ -25,28 +25,17 @@ import pykka
 from actors.clock import SYSTEM_CLOCK, Clock
 from actors.journal import Journal
 from actors.messages import (
-    AccountSnapshot,
     Body,
-    BrokerHealth,
-    CauseHealthy,
     Heartbeat,
-    MarketReport,
-    ModelReport,
-    NoTradeRequested,
-    ReconciliationCompleted,
-    RestartRequested,
     RoleStopping,
     StopRole,
     SystemState,
-    WatchdogReport,
     encode,
     make_envelope,
 )
-from actors.watchchecks import WATCHDOG_CODES
 from supervisor import statefile
 from supervisor.child import Child, ChildStatus, KillCause, Tock, describe_exit, make_children
 from supervisor.childspec import child_specs
-from supervisor.commands.errors import CommandError
 from supervisor.control import dispatch
 from supervisor.health import HealthPolicy
 from supervisor.inbox import (
@@ -64,6 +53,7 @@ from supervisor.inbox import (
 from supervisor.operator import Operator
 from supervisor.publish import SRC, StatePublisher
 from supervisor.records import Records
+from supervisor.reports import RoleReports
 from supervisor.shutdown import ShutdownSequence
 from supervisor.state import StateMachine
 
@@ -123,10 +113,7 @@ class Supervisor(pykka.ThreadingActor):
         self.started_at = clock.monotonic()
         self.publisher = StatePublisher(io, self.sup, cfg.host.mode, clock)
         self.shutdown_seq: ShutdownSequence | None = None
-        self.account: AccountSnapshot | None = None
-        self.model: ModelReport | None = None
-        self.watchdog: WatchdogReport | None = None
-        self.market: MarketReport | None = None
+        self.reports = RoleReports(self)
         self.operator = Operator(self)
         self.last_tick = clock.monotonic()
         self.run_dir_lost = ""
@@ -216,43 +203,10 @@ class Supervisor(pykka.ThreadingActor):
         if isinstance(body, Heartbeat):
             if child.heartbeat(body, self.clock.monotonic()):
                 self._on_role_up(child)
-        elif isinstance(body, ReconciliationCompleted):
-            self._on_reconciled(body)
         elif isinstance(body, RoleStopping):
             child.shutdown_outcome = "clean" if body.clean else f"hook failed: {body.detail}"
-        elif isinstance(body, BrokerHealth):
-            if self.health.broker_report(body):
-                self.require_reconciliation("broker REST API reachable again")
-            self.settle()
-        elif isinstance(body, AccountSnapshot):
-            self.account = body
-            self.health.account(body)
-            self.settle()
-        elif isinstance(body, ModelReport):
-            self.model = body
-            self.health.model_report(body)
-            self.settle()
-        elif isinstance(body, MarketReport):
-            self.market = body
-        elif child.role == "watchdog":
-            self._on_watchdog(body)
-
-    def _on_watchdog(self, body: Body) -> None:
-        # Only the watchdog's own process gets here (identity checked): its requests and report.
-        if isinstance(body, NoTradeRequested):
-            self.health.fault(body.code, body.detail)
-        elif isinstance(body, CauseHealthy):
-            # Only a cause the watchdog raises: it must never start the cool-down of the
-            # supervisor's own reasons (a role it still hears while the supervisor sees it down).
-            if body.code.partition(":")[0] in WATCHDOG_CODES:
-                self.health.healthy(body.code)
-        elif isinstance(body, RestartRequested):
-            self.journal_event("role.restart_requested", {"role": body.role, "reason": body.reason, "by": "watchdog"})
-            with contextlib.suppress(CommandError):
-                self.operator.restart_role(body.role)
-        elif isinstance(body, WatchdogReport):
-            self.watchdog = body
-        self.settle()
+        else:
+            self.reports.handle(child.role, body)
 
     def _on_role_up(self, child: Child) -> None:
         restarted = child.exited_at is not None
@@ -281,13 +235,6 @@ class Supervisor(pykka.ThreadingActor):
             self.journal_event("recon.required", {"why": why})
             return True
         return False
-
-    def _on_reconciled(self, body: ReconciliationCompleted) -> None:
-        if not body.ok:
-            self.health.fault("reconciliation_mismatch", body.detail)
-            self.save_state()
-        self.sm.reconciled()
-        self.settle()
 
     def _on_child_exited(self, message: ChildExited) -> None:
         child = self.children[message.role]

@@ -197,6 +197,9 @@ def test_paused_means_no_entries_while_exits_are_still_managed() -> None:
         later = [e["body"] for e in host.journal("risk.skip") if e["seq"] > paused_at]
         assert later and all(b["reason"] == "no_permit" for b in later)
         assert not [e for e in host.journal("exec.sending") if e["seq"] > paused_at]
+        # The exit pass that closed it went on to the other trades and did not fail the role.
+        assert host.journal("role.crashed") == []
+        assert host.status()["actors"]["execution"]["restarts"] == 0
 
 
 def test_the_daily_loss_limit_latches_no_trade_and_lifts_itself_at_the_next_trading_day() -> None:

@@ -1,0 +1,89 @@
+"""What the roles report to the supervisor, and what the supervisor does about each report.
+
+The ``Supervisor`` (``supervisor.tree``) keeps the life cycle of its children; every other message
+a role sends on the control channel lands here: broker health (a reason, and a reconciliation once
+the REST API is back), the account (``recon.state``: daily loss and drawdown reasons), the model's
+and the market's reports (``ctl status``), the reconciler's verdict, and the watchdog's requests
+(NO_TRADE with a reason code, a cause healthy again, a restart) and report. The last report of
+each kind is kept for ``ctl status``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import TYPE_CHECKING
+
+from actors.messages import (
+    AccountSnapshot,
+    Body,
+    BrokerHealth,
+    CauseHealthy,
+    MarketReport,
+    ModelReport,
+    NoTradeRequested,
+    ReconciliationCompleted,
+    RestartRequested,
+    WatchdogReport,
+)
+from actors.watchchecks import WATCHDOG_CODES
+from supervisor.commands.errors import CommandError
+
+if TYPE_CHECKING:
+    from supervisor.tree import Supervisor
+
+
+class RoleReports:
+    """The roles' reports (see the module docstring); ``handle`` is told each one.
+
+    Args:
+        sup: the supervisor whose health, state and operator the reports act on.
+    """
+
+    def __init__(self, sup: Supervisor) -> None:
+        self.sup = sup
+        self.account: AccountSnapshot | None = None
+        self.model: ModelReport | None = None
+        self.watchdog: WatchdogReport | None = None
+        self.market: MarketReport | None = None
+
+    def handle(self, role: str, body: Body) -> None:
+        """A report from ``role`` (its process identity already checked)."""
+        sup = self.sup
+        if isinstance(body, ReconciliationCompleted):
+            if not body.ok:
+                sup.health.fault("reconciliation_mismatch", body.detail)
+                sup.save_state()
+            sup.sm.reconciled()
+        elif isinstance(body, BrokerHealth):
+            if sup.health.broker_report(body):
+                sup.require_reconciliation("broker REST API reachable again")
+        elif isinstance(body, AccountSnapshot):
+            self.account = body
+            sup.health.account(body)
+        elif isinstance(body, ModelReport):
+            self.model = body
+            sup.health.model_report(body)
+        elif isinstance(body, MarketReport):
+            self.market = body
+            return
+        elif role == "watchdog":
+            self._from_watchdog(body)
+        else:
+            return
+        sup.settle()
+
+    def _from_watchdog(self, body: Body) -> None:
+        sup = self.sup
+        if isinstance(body, NoTradeRequested):
+            sup.health.fault(body.code, body.detail)
+        elif isinstance(body, CauseHealthy):
+            # Only a cause the watchdog raises: it must never start the cool-down of the
+            # supervisor's own reasons (a role it still hears while the supervisor sees it down).
+            if body.code.partition(":")[0] in WATCHDOG_CODES:
+                sup.health.healthy(body.code)
+        elif isinstance(body, RestartRequested):
+            sup.journal_event("role.restart_requested", {"role": body.role, "reason": body.reason, "by": "watchdog"})
+            with contextlib.suppress(CommandError):
+                sup.operator.restart_role(body.role)
+        elif isinstance(body, WatchdogReport):
+            self.watchdog = body
