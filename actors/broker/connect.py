@@ -156,7 +156,14 @@ class ShadowGuard:
         """A closed bar: nothing to do for a guard (only the book's writer triggers SL/TP)."""
 
     def account_summary(self) -> AccountState:
-        """The account summary (read)."""
+        """The account summary (read): the shadow book's, for a guard that reads the book.
+
+        That guard (the reconciler's) also reads the real account first, a REST round trip whose
+        failure raises as it would in live mode: the REST API's health (``broker_unreachable:rest``,
+        the watchdog's ``account_stale``) stays the broker's, not the book file's.
+        """
+        if self._open_reads is not None:
+            self.market.account_summary()
         return self.inner.account_summary()
 
     def open_trades(self) -> list[TradeState]:

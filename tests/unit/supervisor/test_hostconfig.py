@@ -10,7 +10,7 @@ import pytest
 from actors.broker import MarketOrderRequest
 from actors.broker.connect import ShadowGuard
 from actors.broker.fake import InMemoryBroker
-from actors.errors import ConfigError, InvariantViolation
+from actors.errors import BrokerTemporaryError, ConfigError, InvariantViolation
 from actors.feed import FeedConfig
 from actors.reconciler import ReconcilerConfig
 from supervisor.config import ROLE_SECTIONS, load_config
@@ -73,3 +73,17 @@ def test_the_shadow_guard_reads_through_and_refuses_every_order_path_call() -> N
     ):
         with pytest.raises(InvariantViolation, match="shadow mode"):
             call()
+
+
+def test_the_reconcilers_guard_reads_the_book_but_still_makes_a_rest_round_trip_to_the_real_account() -> None:
+    # The REST API's health in shadow mode must be the broker's, not the book file's.
+    real, book = InMemoryBroker(balance=Decimal(100_000)), InMemoryBroker(balance=Decimal(5_000))
+    guard = ShadowGuard(real, reads=lambda: book)
+
+    summary = guard.account_summary()
+
+    assert summary.balance == Decimal(5_000)  # the book's account
+    assert "account_summary" in real.calls  # and one real round trip
+    real.fail_next(BrokerTemporaryError("timed out"))
+    with pytest.raises(BrokerTemporaryError, match="timed out"):
+        guard.account_summary()
