@@ -50,7 +50,7 @@ from actors.messages import (
     ProtectionRequested,
     RiskIntent,
 )
-from actors.orderdesk import Exits, Flatten, OrderDesk, Protect, Protection, Publish, Submit, ToSupervisor
+from actors.orderdesk import BarRange, Exits, Flatten, OrderDesk, Protect, Protection, Publish, Submit, ToSupervisor
 from actors.risk import RiskConfig
 
 STATE_FILE = "execution-state.json"
@@ -172,13 +172,10 @@ class ExecutionActor(RoleActor[ExecutionConfig]):
         elif isinstance(body, Bar):
             candle = bar_candle(body)
             self.market.on_bar(body.instrument, candle)
-            if self.desk.broker is not None:  # the shadow book checks SL/TP against the bar's range
-                end_ns = bar_end(body.ts, body.granularity)
-                self.desk.broker.on_bar(
-                    body.instrument,
-                    Candle(ts=body.ts, volume=body.volume, complete=True, bid=candle.bid, ask=candle.ask),
-                    end_ns,
-                )
+            # The shadow book checks SL/TP against the bar's range, on the desk's queue: in turn with
+            # the exits of the closes around it.
+            whole = Candle(ts=body.ts, volume=body.volume, complete=True, bid=candle.bid, ask=candle.ask)
+            self.jobs.put(BarRange(body.instrument, whole, bar_end(body.ts, body.granularity)))
         elif isinstance(body, BarsClosed):
             self.jobs.put(Exits(body.ts))
         elif isinstance(body, RiskIntent):

@@ -19,7 +19,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from actors.broker import Broker, Instrument, TradeState
+from actors.broker import Broker, Candle, Instrument, TradeState
 from actors.clock import Clock
 from actors.errors import BrokerAmbiguousError, BrokerError, BrokerFatalError, BrokerRejectedError
 from actors.exits import CloseTrade, ManagedTrade, MoveStopLoss, manage_trade, protective_stops
@@ -43,6 +43,7 @@ if TYPE_CHECKING:
     from actors.risk import RiskConfig
 
 RESOLVE_POLL_S = 1.0
+CLOSE_REPORT_TRIES = 3  # closes in a row a gone trade's close may fail to be read before it is given up
 STOP_ORDER_TYPES = frozenset({"STOP_LOSS", "TAKE_PROFIT", "TRAILING_STOP_LOSS", "GUARANTEED_STOP_LOSS"})
 
 
@@ -59,6 +60,16 @@ class Exits:
     """A close: manage the exits of every open trade."""
 
     bar_ts: int
+
+
+@dataclass(frozen=True, slots=True)
+class BarRange:
+    """A validated bar: the broker (the shadow book) checks SL/TP against its range, in turn with
+    the exits of the closes around it."""
+
+    instrument: str
+    candle: Candle
+    end_ns: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,7 +95,7 @@ class Protection:
     summary: str = ""
 
 
-Job = Submit | Exits | Protect | Flatten | Protection
+Job = Submit | Exits | BarRange | Protect | Flatten | Protection
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,6 +165,7 @@ class OrderDesk:
         self.memos = load_memos(state_path)  # an unreadable file fails the role: a human looks
         self.meta: dict[str, Instrument] = {}
         self.known_open: dict[str, TradeState] = {}
+        self.report_failures: dict[str, int] = {}  # trade id -> failed look-ups of its close
         self.last_bar_ts = 0
 
     def run(self, stop: threading.Event) -> None:
@@ -176,9 +188,11 @@ class OrderDesk:
     def _do(self, broker: Broker, job: Job, stop: threading.Event) -> None:
         if isinstance(job, Submit):
             self._submit(broker, job.intent, job.corr, stop)
+        elif isinstance(job, BarRange):
+            broker.on_bar(job.instrument, job.candle, job.end_ns)
         elif isinstance(job, Exits):
-            self._exits(broker, job.bar_ts)
-            self.post(Publish(TOPIC_EXEC_REPORT, ExitsChecked(bar_ts=job.bar_ts), None))
+            if self._exits(broker, job.bar_ts):  # every close of this bar reported: the risk role may decide
+                self.post(Publish(TOPIC_EXEC_REPORT, ExitsChecked(bar_ts=job.bar_ts), None))
         elif isinstance(job, Protect):
             self._protect(broker, job.trade_id, job.action, why="reconciler")
         elif isinstance(job, Flatten):
@@ -423,55 +437,95 @@ class OrderDesk:
 
     # --- exits and protection ---
 
-    def _exits(self, broker: Broker, bar_ts: int) -> None:
+    def _exits(self, broker: Broker, bar_ts: int) -> bool:
+        """Report trades closed at the broker, then manage every open trade's exits.
+
+        Returns:
+            True when every close was reported (a failed look-up is tried again next close and
+            given up after ``CLOSE_REPORT_TRIES``, then reported without its P&L and alerted).
+        """
         self.last_bar_ts = max(self.last_bar_ts, bar_ts)
         trades = {t.id: t for t in broker.open_trades()}
         # Trades this desk opened (memos) or saw open: gone now means closed at the broker.
         gone = {*self.memos, *self.known_open} - set(trades)
+        unreported = {trade_id: self.known_open[trade_id] for trade_id in gone if trade_id in self.known_open}
         for trade_id in sorted(gone):
-            self._report_closed(broker, trade_id, reason="closed at the broker (SL/TP or outside the host)")
-        self.known_open = dict(trades)  # a copy: closing a trade below forgets it there
+            if self._report_gone(broker, trade_id):
+                unreported.pop(trade_id, None)
+        self.known_open = {**unreported, **trades}  # a copy: closing a trade below forgets it there
         for trade in trades.values():
-            quote = self.market.prices.get(trade.instrument)
-            if quote is None or not quote.tradeable:
-                continue
-            memo = self.memos.get(trade.id)
-            managed = ManagedTrade(
-                trade_id=trade.id,
-                instrument=trade.instrument,
-                direction=Direction.LONG if trade.current_units > 0 else Direction.SHORT,
-                units=float(abs(trade.current_units)),
-                entry_price=float(trade.price),
-                initial_stop_loss=float(memo.initial_stop_loss) if memo else None,
-                stop_loss=float(trade.stop_loss_price) if trade.stop_loss_price is not None else None,
-                take_profit=float(trade.take_profit_price) if trade.take_profit_price is not None else None,
-                bars_held=bars_held(memo.open_bar_ts, bar_ts, self.granularity) if memo else 0,
+            try:
+                self._manage(broker, trade, bar_ts)
+            except BrokerError as e:  # this trade's exits wait for the next close; the others go on
+                self.journal("exec.error", {"job": "Exits", "trade_id": trade.id, "error": f"{type(e).__name__}: {e}"})
+        return not any(trade_id in self.known_open or trade_id in self.memos for trade_id in gone)
+
+    def _report_gone(self, broker: Broker, trade_id: str) -> bool:
+        why = "closed at the broker (SL/TP or outside the host)"
+        try:
+            self._report_closed(broker, trade_id, reason=why)
+        except BrokerError as e:
+            tries = self.report_failures[trade_id] = self.report_failures.get(trade_id, 0) + 1
+            error = f"{type(e).__name__}: {e}"
+            self.journal("exec.error", {"job": "Exits", "trade_id": trade_id, "error": error, "tries": tries})
+            if tries < CLOSE_REPORT_TRIES:
+                return False
+            memo = self.memos.pop(trade_id, None)
+            save_memos(self.state_path, self.memos)
+            instrument = str(
+                getattr(self.known_open.get(trade_id), "instrument", "") or (memo.instrument if memo else "")
             )
-            actions = manage_trade(
-                managed,
-                bid=float(quote.bid),
-                ask=float(quote.ask),
-                atr=self.market.atr(trade.instrument, self.risk.atr_period),
-                instrument=self._instrument(broker, trade.instrument),
-                config=self.cfg,
-            )
-            for action in actions:
-                corr = memo.corr if memo else None
-                if isinstance(action, MoveStopLoss):
-                    broker.set_trade_orders(trade.id, stop_loss=action.price)
-                    self.journal(
-                        "exec.exit_changed",
-                        {
-                            "trade_id": trade.id,
-                            "instrument": trade.instrument,
-                            "reason": action.reason,
-                            "stop_loss": format(action.price, "f"),
-                            "was": str(trade.stop_loss_price),
-                        },
-                        corr=corr,
-                    )
-                elif isinstance(action, CloseTrade):
-                    self._close(broker, trade, reason=action.reason)
+            detail = f"trade {trade_id} ({instrument}) is gone but its close could not be read ({error}); P&L unknown"
+            self.journal("exec.closed", {"trade_id": trade_id, "instrument": instrument, "reason": why,
+                                         "realized_pl": "unknown"}, corr=memo.corr if memo else None)  # fmt: skip
+            self._report(ExecutionReport(status="CLOSED", instrument=InstrumentId(instrument), trade_id=trade_id,
+                                         intent_id=memo.intent_id if memo else "", reason=why), None)  # fmt: skip
+            self._alert("error", f"close_unread:{instrument}", detail)
+        self.report_failures.pop(trade_id, None)
+        return True
+
+    def _manage(self, broker: Broker, trade: TradeState, bar_ts: int) -> None:
+        """One open trade at a close: the exit rules (breakeven, trailing, time exit) at the broker."""
+        quote = self.market.prices.get(trade.instrument)
+        if quote is None or not quote.tradeable:
+            return
+        memo = self.memos.get(trade.id)
+        managed = ManagedTrade(
+            trade_id=trade.id,
+            instrument=trade.instrument,
+            direction=Direction.LONG if trade.current_units > 0 else Direction.SHORT,
+            units=float(abs(trade.current_units)),
+            entry_price=float(trade.price),
+            initial_stop_loss=float(memo.initial_stop_loss) if memo else None,
+            stop_loss=float(trade.stop_loss_price) if trade.stop_loss_price is not None else None,
+            take_profit=float(trade.take_profit_price) if trade.take_profit_price is not None else None,
+            bars_held=bars_held(memo.open_bar_ts, bar_ts, self.granularity) if memo else 0,
+        )
+        actions = manage_trade(
+            managed,
+            bid=float(quote.bid),
+            ask=float(quote.ask),
+            atr=self.market.atr(trade.instrument, self.risk.atr_period),
+            instrument=self._instrument(broker, trade.instrument),
+            config=self.cfg,
+        )
+        for action in actions:
+            corr = memo.corr if memo else None
+            if isinstance(action, MoveStopLoss):
+                broker.set_trade_orders(trade.id, stop_loss=action.price)
+                self.journal(
+                    "exec.exit_changed",
+                    {
+                        "trade_id": trade.id,
+                        "instrument": trade.instrument,
+                        "reason": action.reason,
+                        "stop_loss": format(action.price, "f"),
+                        "was": str(trade.stop_loss_price),
+                    },
+                    corr=corr,
+                )
+            elif isinstance(action, CloseTrade):
+                self._close(broker, trade, reason=action.reason)
 
     def _close(self, broker: Broker, trade: TradeState, *, reason: str) -> None:
         result = broker.close_trade(trade.id)

@@ -275,7 +275,8 @@ class RiskActor(RoleActor[RiskConfig]):
         self.market = MarketView(keep_bars=self.cfg.atr_period + 1)
         self.instruments: dict[str, Instrument] = {}
         self.account: AccountSnapshot | None = None
-        self.in_flight: dict[str, OpenPosition] = {}  # intents sent or filled, not yet in recon.state
+        # Intents sent or filled, not yet in recon.state: instrument -> (intent id, position).
+        self.in_flight: dict[str, tuple[str, OpenPosition]] = {}
         self.last_loss_close_ns: dict[str, int] = {}
         self.closed_ids: set[str] = set()  # reported CLOSED, maybe still in the last recon.state
         self.exits_checked_ts = 0  # the last close whose exits the execution role has checked
@@ -316,8 +317,11 @@ class RiskActor(RoleActor[RiskConfig]):
             self.market.on_bar(body.instrument, bar_candle(body))
         elif isinstance(body, AccountSnapshot):
             self.account = body
-            known = {t.instrument for t in body.trades}
-            self.in_flight = {k: v for k, v in self.in_flight.items() if k not in known}
+            # An intent leaves the in-flight list when its own trade (client id = intent id) shows
+            # up, never because another trade of the instrument does (an old snapshot may still
+            # list a trade that closed since).
+            seen = {t.client_id for t in body.trades if t.client_id}
+            self.in_flight = {k: v for k, v in self.in_flight.items() if v[0] not in seen}
             self.closed_ids &= {t.trade_id for t in body.trades}
         elif isinstance(body, ExecutionReport):
             self._on_report(body)
@@ -343,10 +347,11 @@ class RiskActor(RoleActor[RiskConfig]):
             self._skip(signal, corr, "exits_unchecked", detail)
 
     def _on_report(self, report: ExecutionReport) -> None:
-        if report.status in ("CANCELLED", "REJECTED"):
-            self.in_flight.pop(report.instrument, None)
-        elif report.status == "CLOSED":
-            self.in_flight.pop(report.instrument, None)  # filled and closed before the reconciler saw it
+        flying = self.in_flight.get(report.instrument)
+        ended = report.status in ("CANCELLED", "REJECTED", "CLOSED")  # CLOSED: maybe before the reconciler saw it
+        if ended and flying is not None and report.intent_id and report.intent_id == flying[0]:
+            del self.in_flight[report.instrument]
+        if report.status == "CLOSED":
             if report.trade_id:
                 self.closed_ids.add(report.trade_id)
             if report.realized_pl and Decimal(report.realized_pl) < 0:
@@ -360,6 +365,14 @@ class RiskActor(RoleActor[RiskConfig]):
             p_up=message.p_up,
             model_version=message.model_version,
         )
+        # Decided at the bar's close in market time, as a backtest decides; a signal whose bar
+        # ended more than a bar before the newest price is stale (a backlog, a catch-up after a
+        # gap): its calendar checks would run at a time long past.
+        decided_at = bar_end(message.bar_ts, self.feed.granularity)
+        late_ns = self.market.now_ns - decided_at
+        if self.market.now_ns and late_ns > decided_at - message.bar_ts:
+            self._skip(message, corr, "stale_signal", f"its bar ended {late_ns / 1e9:.0f} s of market time ago")
+            return
         meta = self.instruments.get(message.instrument)
         if not self.permit.allows_entry():
             self._skip(message, corr, "no_permit", f"system state {self.permit.state}")
@@ -367,7 +380,7 @@ class RiskActor(RoleActor[RiskConfig]):
         if self.account is None or meta is None:
             self._skip(message, corr, "not_ready", "no account or instrument metadata yet")
             return
-        book = {**book_of(self.account, self.closed_ids), **self.in_flight}
+        book = {**book_of(self.account, self.closed_ids), **{k: v[1] for k, v in self.in_flight.items()}}
         decision = decide_entry(
             signal,
             self.market.quote(message.instrument),
@@ -377,7 +390,7 @@ class RiskActor(RoleActor[RiskConfig]):
             mids=self.market.mids(),
             nav=float(self.account.nav),
             home_currency=self.account.currency,
-            now_ns=bar_end(message.bar_ts, self.feed.granularity),  # decided at the bar's close
+            now_ns=decided_at,
             last_loss_close_ns=self.last_loss_close_ns,
             zone=zone_of(self.account),
             config=self.cfg,
@@ -403,11 +416,14 @@ class RiskActor(RoleActor[RiskConfig]):
             model_version=message.model_version,
             multiplier=decision.multiplier,
         )
-        self.in_flight[message.instrument] = OpenPosition(
-            instrument=message.instrument,
-            direction=sized.direction,
-            units=float(sized.units),
-            entry_price=sized.entry_price,
+        self.in_flight[message.instrument] = (
+            intent.intent_id,
+            OpenPosition(
+                instrument=message.instrument,
+                direction=sized.direction,
+                units=float(sized.units),
+                entry_price=sized.entry_price,
+            ),
         )
         self.runtime.journal(
             "risk.intent",

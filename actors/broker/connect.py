@@ -162,9 +162,10 @@ class ShadowGuard:
         failure raises as it would in live mode: the REST API's health (``broker_unreachable:rest``,
         the watchdog's ``account_stale``) stays the broker's, not the book file's.
         """
+        book = self.inner  # first: no real round trips while the book is not there yet
         if self._open_reads is not None:
             self.market.account_summary()
-        return self.inner.account_summary()
+        return book.account_summary()
 
     def open_trades(self) -> list[TradeState]:
         """Open trades (read)."""

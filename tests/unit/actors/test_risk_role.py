@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from dataclasses import replace
 
 import pykka
 import pytest
@@ -13,13 +14,17 @@ from actors.base import HeartbeatDue, Inbound
 from actors.broker.fake import InMemoryBroker
 from actors.clock import ManualClock
 from actors.feed import FeedConfig
+from actors.gate import Direction, OpenPosition
 from actors.messages import (
     TOPIC_RISK_SKIP,
+    AccountSnapshot,
     ExecutionReport,
     ExitsChecked,
     InstrumentId,
     IntentSkipped,
     SignalProduced,
+    TradeId,
+    TradeView,
     make_envelope,
 )
 from actors.risk import RiskActor, RiskConfig
@@ -115,3 +120,38 @@ def test_a_losing_close_starts_the_cool_down_at_the_close_it_was_reported_at(rol
     losses = poll_until(lambda: ref.proxy().last_loss_close_ns.get(timeout=5), timeout_s=5, what="the loss")
     assert losses == {"EUR_USD": BAR + M15}
     assert ref.proxy().closed_ids.get(timeout=5) == {"7"}
+
+
+def test_a_signal_whose_bar_ended_more_than_a_bar_ago_is_skipped_as_stale(role) -> None:
+    ref, runtime, _ = role
+    ref.proxy().market.get(timeout=5).now_ns = BAR + 3 * M15  # prices two bars past the signal's close
+    _tell(ref, ExitsChecked(bar_ts=BAR))
+
+    _tell(ref, _signal(BAR))
+
+    [skip] = poll_until(lambda: _skips(runtime), timeout_s=5, what="the decision")
+    assert skip.reason == "stale_signal"
+
+
+def test_an_old_snapshot_listing_a_closed_trade_does_not_clear_a_new_intent_in_flight(role) -> None:
+    ref, _, _ = role
+    position = OpenPosition(instrument="EUR_USD", direction=Direction.SHORT, units=1000.0, entry_price=1.1)
+    ref.proxy().in_flight.get(timeout=5)["EUR_USD"] = ("main.EUR_USD.2.S", position)
+    old = AccountSnapshot(
+        currency="USD", balance="100000", nav="100000", unrealized_pl="0", margin_used="0", open_trades=1,
+        pending_orders=0, last_transaction_id="1", ts=1,
+        trades=(TradeView(trade_id=TradeId("7"), instrument=InstrumentId("EUR_USD"), units="-500", price="1.1",
+                          open_ts=1, unrealized_pl="0", client_id="main.EUR_USD.1.S"),),
+    )  # fmt: skip
+    other = ExecutionReport(
+        status="CLOSED", instrument=InstrumentId("EUR_USD"), trade_id="7", intent_id="main.EUR_USD.1.S"
+    )
+
+    _tell(ref, other)
+    _tell(ref, old)
+    kept = ref.proxy().in_flight.get(timeout=5)
+    _tell(ref, replace(old, trades=(replace(old.trades[0], trade_id=TradeId("9"), client_id="main.EUR_USD.2.S"),)))
+    seen = ref.proxy().in_flight.get(timeout=5)
+
+    assert kept == {"EUR_USD": ("main.EUR_USD.2.S", position)}
+    assert seen == {}

@@ -1,0 +1,72 @@
+"""The order desk's exit pass: a close it cannot read is tried again, then given up loudly, and the
+risk role hears that a close was checked only when every close of it was reported."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from actors.broker import TradeState
+from actors.broker.fake import InMemoryBroker
+from actors.clock import ManualClock
+from actors.execution import ExecutionConfig
+from actors.journal import Journal
+from actors.marketview import MarketView
+from actors.messages import AlertRaised, ExecutionReport, ExitsChecked
+from actors.orderdesk import CLOSE_REPORT_TRIES, Exits, OrderDesk, Publish
+from actors.risk import RiskConfig
+
+pytestmark = pytest.mark.unit
+
+BAR = 1_709_733_600 * 10**9
+
+
+def _desk(tmp_path: Path, posted: list[Any], journaled: list[tuple[str, dict[str, Any]]]) -> OrderDesk:
+    return OrderDesk(
+        cfg=ExecutionConfig(),
+        risk=RiskConfig(),
+        granularity="M15",
+        market=MarketView(keep_bars=15),
+        state_path=tmp_path / "memos.json",
+        journal=lambda kind, body, corr=None: journaled.append((kind, body)),
+        journal_db=Journal(tmp_path / "journal.sqlite", src="execution"),
+        post=posted.append,
+        allows_entry=lambda: False,
+        open_broker=lambda **_: InMemoryBroker(),
+        host_id="testhost",
+        clock=ManualClock(),
+    )
+
+
+def _gone_trade() -> TradeState:
+    zero = Decimal(0)
+    return TradeState(
+        id="99", instrument="EUR_USD", price=Decimal("1.1"), open_ts=1, state="OPEN",
+        initial_units=Decimal(1000), current_units=Decimal(1000), realized_pl=zero, unrealized_pl=zero,
+    )  # fmt: skip
+
+
+def test_a_close_that_cannot_be_read_holds_the_check_back_then_is_reported_without_its_pnl(tmp_path: Path) -> None:
+    # Arrange: the desk saw trade 99 open; the broker no longer knows it (trade("99") fails).
+    posted: list[Any] = []
+    journaled: list[tuple[str, dict[str, Any]]] = []
+    desk, broker = _desk(tmp_path, posted, journaled), InMemoryBroker()
+    desk.known_open = {"99": _gone_trade()}
+
+    # Act: one exit pass per close
+    for i in range(CLOSE_REPORT_TRIES):
+        desk._do(broker, Exits(BAR + i), stop=None)  # type: ignore[arg-type]
+
+    # Assert: no "exits checked" while the close was unread; then a CLOSED report, an alert, the check
+    bodies = [p.body for p in posted if isinstance(p, Publish)]
+    checked = [b.bar_ts for b in bodies if isinstance(b, ExitsChecked)]
+    closed = [b for b in bodies if isinstance(b, ExecutionReport) and b.status == "CLOSED"]
+    alerts = [b.code for b in bodies if isinstance(b, AlertRaised)]
+    assert checked == [BAR + CLOSE_REPORT_TRIES - 1]
+    assert [(c.trade_id, c.realized_pl) for c in closed] == [("99", "")]
+    assert alerts == ["close_unread:EUR_USD"]
+    assert [b["tries"] for k, b in journaled if k == "exec.error"] == list(range(1, CLOSE_REPORT_TRIES + 1))
+    assert desk.known_open == {}
