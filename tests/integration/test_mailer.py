@@ -435,8 +435,12 @@ def test_a_wrong_password_is_retried_and_never_shown(tmp_path: Path, mailers: li
         mailer = _start(mailers, config, tmp_path / "spool", outcomes, password=wrong)
         mailer.submit(_mail())
         poll_until(lambda: len(outcomes.of(FAILED)) >= 2, timeout_s=10, what="retried login failures")
+        # The first two attempts ended while the server was up; a third may race the server's stop
+        # (connection reset), which is a different and expected error.
+        while_up = outcomes.of(FAILED)[:2]
     assert inbox.received == []
-    assert all(not o.final and o.error.startswith("SMTPAuthenticationError: 535") for o in outcomes.of(FAILED))
+    assert len(while_up) == 2
+    assert all(not o.final and o.error.startswith("SMTPAuthenticationError: 535") for o in while_up)
     assert PASSWORD not in repr(outcomes.items)
 
 
