@@ -118,5 +118,32 @@ def check_host_config(cfg: HostConfig, environ: Mapping[str, str]) -> None:
     unknown = sorted(set(feed.instruments) - set(cfg.broker.emulator.instruments))
     if cfg.broker.kind == "emulator" and unknown:
         problems.append(f"feed.instruments: {unknown} are not offered by broker.emulator.instruments")
+    problems.extend(_deadline_problems(cfg))
     if problems:
         raise ConfigError(problems)
+
+
+def _deadline_problems(cfg: HostConfig) -> list[str]:
+    """The watchdog's deadlines against the waits they watch: a deadline shorter than the wait it
+    covers would raise its reason on a healthy host, for ever.
+    """
+    from actors.reconciler import ReconcilerConfig  # noqa: PLC0415 - role modules: loaded with the roles
+    from actors.risk import RiskConfig  # noqa: PLC0415
+    from actors.watchdog import WatchdogConfig  # noqa: PLC0415
+
+    watchdog = cfg.section("watchdog", WatchdogConfig)
+    risk = cfg.section("risk", RiskConfig)
+    reconciler = cfg.section("reconciler", ReconcilerConfig)
+    problems = []
+    if watchdog.decision_deadline_s <= risk.exits_wait_s:
+        problems.append(
+            f"watchdog.decision_deadline_s: must be longer than risk.exits_wait_s ({watchdog.decision_deadline_s:g} <= "
+            f"{risk.exits_wait_s:g}), else a bar waiting for its exit check is reported decision_overdue"
+        )
+    if watchdog.account_max_age_s <= reconciler.poll_interval_s:
+        problems.append(
+            "watchdog.account_max_age_s: must be longer than reconciler.poll_interval_s "
+            f"({watchdog.account_max_age_s:g} <= {reconciler.poll_interval_s:g}), "
+            "else every healthy account read is reported account_stale"
+        )
+    return problems

@@ -38,6 +38,25 @@ def test_a_role_section_is_validated_like_any_other_with_its_dotted_key() -> Non
     assert any(p.startswith("feed.colour: unknown key") for p in e.value.problems)
 
 
+@pytest.mark.parametrize(
+    ("overrides", "key"),
+    [
+        (["risk.exits_wait_s=30", "watchdog.decision_deadline_s=30"], "watchdog.decision_deadline_s"),
+        (["reconciler.poll_interval_s=90"], "watchdog.account_max_age_s"),
+    ],
+)
+def test_a_watchdog_deadline_shorter_than_the_wait_it_watches_is_refused(overrides: list[str], key: str) -> None:
+    with pytest.raises(ConfigError) as e:
+        load_config(None, overrides)
+
+    (problem,) = e.value.problems
+    assert problem.startswith(f"{key}: must be longer than")
+
+
+def test_deadlines_longer_than_their_waits_are_accepted() -> None:
+    load_config(None, ["risk.exits_wait_s=29", "reconciler.poll_interval_s=59"])
+
+
 def test_an_unknown_section_names_the_role_sections_among_the_known_ones() -> None:
     with pytest.raises(ConfigError) as e:
         load_config(None, ["feeed.stale_after_s=3"])
