@@ -32,6 +32,7 @@ import itertools
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import Protocol
 
 from actors import calendar
 from actors.broker import OHLC, Candle
@@ -45,6 +46,8 @@ __all__ = [
     "BarReason",
     "BarValidationConfig",
     "BarVerdict",
+    "HasMid",
+    "MidBar",
     "average_true_range",
     "bar_end",
     "bar_start",
@@ -365,7 +368,24 @@ def _inconsistency(name: str, ohlc: OHLC) -> str | None:
     return None
 
 
-def average_true_range(bars: Sequence[BarCandle], *, period: int) -> Decimal | None:
+class HasMid(Protocol):
+    """Anything with mid OHLC prices: a ``BarCandle``, or the backtest's ``MidBar``."""
+
+    @property
+    def mid(self) -> OHLC:
+        """Mid open, high, low, close."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class MidBar:
+    """A bar known only by its mid prices (the backtest's input to the ATR rule: it has no
+    separate bid and ask candles to average, so it skips building them)."""
+
+    mid: OHLC
+
+
+def average_true_range(bars: Sequence[HasMid], *, period: int) -> Decimal | None:
     """The mean true range of the mid prices of the last ``period`` bars.
 
     The true range of a bar is max(high - low, |high - previous close|, |low - previous close|);

@@ -19,7 +19,7 @@ needs them, each still the rule itself, with no input it reads left out:
   alone first (the same two checks), then ``decide_entry``.
 - ``decide_entry`` is called with no ATR first: only sizing reads the ATR, and sizing's first check
   is ``no_atr``; that reason means sizing was reached, and the call is repeated with the ATR
-  (Decimal arithmetic over ``BarCandle`` objects, the one costly input, built only then).
+  (Decimal arithmetic over ``MidBar`` objects, the one costly input, built only then).
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from actors.bars import BarCandle, average_true_range
+from actors.bars import MidBar, average_true_range
 from actors.broker import OHLC
 from actors.gate import OpenPosition, Quote, Signal, SkipReason, check_entry
 from actors.messages import bar_id
@@ -84,7 +84,7 @@ class Decisions:
     close_ask: list[list[float]]
     mids: dict[str, float]
     recent: list[deque[int]]
-    candles: list[dict[int, BarCandle]]
+    candles: list[dict[int, MidBar]]
     book: dict[str, OpenPosition]
     pending: dict[int, Pending]
     last_loss_close_ns: dict[str, int]
@@ -270,17 +270,17 @@ class Decisions:
         value = average_true_range(bars, period=self.risk.atr_period)
         return None if value is None else float(value)
 
-    def _candle(self, j: int, row: int) -> BarCandle:
-        # The ATR rule reads mid prices; the bar's mids (as the broker's (bid + ask) / 2) on both sides.
+    def _candle(self, j: int, row: int) -> MidBar:
+        # The ATR rule reads mid prices: the bar's mids (as the broker's (bid + ask) / 2).
         o, h, low, c = self.mid["open"], self.mid["high"], self.mid["low"], self.mid["close"]
-        mid = OHLC(
-            o=Decimal(repr(o.item(row, j))),
-            h=Decimal(repr(h.item(row, j))),
-            l=Decimal(repr(low.item(row, j))),
-            c=Decimal(repr(c.item(row, j))),
+        candle = MidBar(
+            OHLC(
+                o=Decimal(repr(o.item(row, j))),
+                h=Decimal(repr(h.item(row, j))),
+                l=Decimal(repr(low.item(row, j))),
+                c=Decimal(repr(c.item(row, j))),
+            )
         )
-        # The volume is not read by the ATR rule (validation's stale check compares it).
-        candle = BarCandle(ts=self.times[row], volume=0, complete=True, bid=mid, ask=mid)
         self.candles[j][row] = candle
         return candle
 
