@@ -18,10 +18,18 @@ checked every open trade at that close (``ExitsChecked``), so trades that ended 
 losses) count, as they do in ``tradehost backtest``; signals that wait longer than
 ``risk.exits_wait_s`` are skipped (``exits_unchecked``: unsure, so no trade). The market time of a
 decision is the end of its bar, never the arrival time of whichever price came next.
+
+An intent the execution role never reported on (it was down or restarting when the intent went
+out, so it never saw it) stops counting as a position after ``risk.intent_expiry_s``
+(``risk.intent_expired``). That is safe: the execution role refuses any intent older than
+``execution.max_intent_age_s`` when its turn comes (and reports it), an order it did send is
+reported or shows up in the account by its client id, and the start-up check keeps the expiry
+longer than all of those together.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -55,6 +63,8 @@ from actors.messages import (
 )
 from actors.sizing import STRATEGY_RE, EntryIntent, decide_entry  # the strategy name goes into every intent id
 from actors.zones import ZoneVerdict
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -159,6 +169,16 @@ class RiskConfig:
             "max": 3600.0,
         },
     )
+    intent_expiry_s: float = field(
+        default=120.0,
+        metadata={
+            "doc": "An intent the execution role never reported on (it was down when the intent went out) stops "
+            "counting as an open position after this long (risk.intent_expired); must be longer than "
+            "execution.max_intent_age_s + broker.timeout_s + reconciler.poll_interval_s (checked at start).",
+            "min": 1.0,
+            "max": 86400.0,
+        },
+    )
     drawdown_zones: tuple[tuple[float, float], ...] = field(
         default=((0.05, 1.0), (0.10, 0.5), (0.15, 0.25)),
         metadata={
@@ -227,6 +247,23 @@ class _Prepared:
     bars: dict[str, list[BarCandle]]
 
 
+@dataclass(slots=True)
+class InFlight:
+    """An intent sent or filled and not yet in ``recon.state``: it counts as a position.
+
+    Attributes:
+        intent_id: the intent's id (the order's client id).
+        position: the position it would open.
+        since: when it was decided (the role's monotonic clock).
+        reported: the execution role has reported on it (so it took it: never expired).
+    """
+
+    intent_id: str
+    position: OpenPosition
+    since: float
+    reported: bool = False
+
+
 def book_of(account: AccountSnapshot, closed: frozenset[str] | set[str] = frozenset()) -> dict[str, OpenPosition]:
     """The open positions by instrument, as the gate and sizing take them (net per instrument),
     without the trades in ``closed`` (reported closed since the snapshot was taken)."""
@@ -275,8 +312,8 @@ class RiskActor(RoleActor[RiskConfig]):
         self.market = MarketView(keep_bars=self.cfg.atr_period + 1)
         self.instruments: dict[str, Instrument] = {}
         self.account: AccountSnapshot | None = None
-        # Intents sent or filled, not yet in recon.state: instrument -> (intent id, position).
-        self.in_flight: dict[str, tuple[str, OpenPosition]] = {}
+        # Intents sent or filled, not yet in recon.state, by instrument.
+        self.in_flight: dict[str, InFlight] = {}
         self.last_loss_close_ns: dict[str, int] = {}
         self.closed_ids: set[str] = set()  # reported CLOSED, maybe still in the last recon.state
         self.exits_checked_ts = 0  # the last close whose exits the execution role has checked
@@ -321,7 +358,7 @@ class RiskActor(RoleActor[RiskConfig]):
             # up, never because another trade of the instrument does (an old snapshot may still
             # list a trade that closed since).
             seen = {t.client_id for t in body.trades if t.client_id}
-            self.in_flight = {k: v for k, v in self.in_flight.items() if v[0] not in seen}
+            self.in_flight = {k: v for k, v in self.in_flight.items() if v.intent_id not in seen}
             self.closed_ids &= {t.trade_id for t in body.trades}
         elif isinstance(body, ExecutionReport):
             self._on_report(body)
@@ -338,19 +375,45 @@ class RiskActor(RoleActor[RiskConfig]):
                 self.waiting.append((body, envelope.corr, self.clock.monotonic()))
 
     def on_heartbeat(self) -> None:
-        """Signals whose close was not checked for exits within ``exits_wait_s``: skipped."""
+        """Signals whose close was not checked for exits within ``exits_wait_s``: skipped; intents
+        nobody took within ``intent_expiry_s``: no longer positions."""
         now = self.clock.monotonic()
+        self._expire_intents(now)
         late = [w for w in self.waiting if now - w[2] > self.cfg.exits_wait_s]
         self.waiting = [w for w in self.waiting if now - w[2] <= self.cfg.exits_wait_s]
         for signal, corr, since in late:
             detail = f"the execution role did not check this close's exits within {now - since:.1f} s"
             self._skip(signal, corr, "exits_unchecked", detail)
 
+    def _expire_intents(self, now: float) -> None:
+        for name, flying in list(self.in_flight.items()):
+            age_s = now - flying.since
+            if flying.reported or age_s <= self.cfg.intent_expiry_s:
+                continue
+            del self.in_flight[name]
+            log.warning(
+                "intent %s for %s expired: the execution role never reported on it in %.0f s",
+                flying.intent_id,
+                name,
+                age_s,
+            )
+            self.runtime.journal(
+                "risk.intent_expired",
+                {
+                    "intent_id": flying.intent_id,
+                    "instrument": name,
+                    "age_s": round(age_s, 1),
+                    "detail": "the execution role never reported on it (it was down when the intent went out); "
+                    "no longer counted as a position",
+                },
+            )
+
     def _on_report(self, report: ExecutionReport) -> None:
         flying = self.in_flight.get(report.instrument)
-        ended = report.status in ("CANCELLED", "REJECTED", "CLOSED")  # CLOSED: maybe before the reconciler saw it
-        if ended and flying is not None and report.intent_id and report.intent_id == flying[0]:
-            del self.in_flight[report.instrument]
+        if flying is not None and report.intent_id and report.intent_id == flying.intent_id:
+            flying.reported = True
+            if report.status in ("CANCELLED", "REJECTED", "CLOSED"):  # CLOSED: maybe before the reconciler saw it
+                del self.in_flight[report.instrument]
         if report.status == "CLOSED":
             if report.trade_id:
                 self.closed_ids.add(report.trade_id)
@@ -380,7 +443,7 @@ class RiskActor(RoleActor[RiskConfig]):
         if self.account is None or meta is None:
             self._skip(message, corr, "not_ready", "no account or instrument metadata yet")
             return
-        book = {**book_of(self.account, self.closed_ids), **{k: v[1] for k, v in self.in_flight.items()}}
+        book = {**book_of(self.account, self.closed_ids), **{k: v.position for k, v in self.in_flight.items()}}
         decision = decide_entry(
             signal,
             self.market.quote(message.instrument),
@@ -416,14 +479,15 @@ class RiskActor(RoleActor[RiskConfig]):
             model_version=message.model_version,
             multiplier=decision.multiplier,
         )
-        self.in_flight[message.instrument] = (
-            intent.intent_id,
-            OpenPosition(
+        self.in_flight[message.instrument] = InFlight(
+            intent_id=intent.intent_id,
+            position=OpenPosition(
                 instrument=message.instrument,
                 direction=sized.direction,
                 units=float(sized.units),
                 entry_price=sized.entry_price,
             ),
+            since=self.clock.monotonic(),
         )
         self.runtime.journal(
             "risk.intent",

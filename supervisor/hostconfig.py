@@ -124,10 +124,12 @@ def check_host_config(cfg: HostConfig, environ: Mapping[str, str]) -> None:
 
 
 def _deadline_problems(cfg: HostConfig) -> list[str]:
-    """The watchdog's deadlines against the waits they watch: a deadline shorter than the wait it
-    covers would raise its reason on a healthy host, for ever.
+    """Deadlines against the waits they cover: the watchdog's (shorter, they would raise their
+    reason on a healthy host for ever) and the risk role's intent expiry (shorter, an intent still
+    being sent could stop counting as a position).
     """
-    from actors.reconciler import ReconcilerConfig  # noqa: PLC0415 - role modules: loaded with the roles
+    from actors.execution import ExecutionConfig  # noqa: PLC0415 - role modules: loaded with the roles
+    from actors.reconciler import ReconcilerConfig  # noqa: PLC0415
     from actors.risk import RiskConfig  # noqa: PLC0415
     from actors.watchdog import WatchdogConfig  # noqa: PLC0415
 
@@ -139,6 +141,14 @@ def _deadline_problems(cfg: HostConfig) -> list[str]:
         problems.append(
             f"watchdog.decision_deadline_s: must be longer than risk.exits_wait_s ({watchdog.decision_deadline_s:g} <= "
             f"{risk.exits_wait_s:g}), else a bar waiting for its exit check is reported decision_overdue"
+        )
+    execution = cfg.section("execution", ExecutionConfig)
+    unseen_s = execution.max_intent_age_s + cfg.broker.timeout_s + reconciler.poll_interval_s
+    if risk.intent_expiry_s <= unseen_s:
+        problems.append(
+            f"risk.intent_expiry_s: must be longer than execution.max_intent_age_s + broker.timeout_s + "
+            f"reconciler.poll_interval_s ({risk.intent_expiry_s:g} <= {unseen_s:g}), else an intent the execution "
+            "role is still sending could stop counting as a position"
         )
     if watchdog.account_max_age_s <= reconciler.poll_interval_s:
         problems.append(

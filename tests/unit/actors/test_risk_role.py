@@ -27,7 +27,7 @@ from actors.messages import (
     TradeView,
     make_envelope,
 )
-from actors.risk import RiskActor, RiskConfig
+from actors.risk import InFlight, RiskActor, RiskConfig
 from tests.fakes import RecordingRuntime
 from tests.helpers import poll_until
 
@@ -136,7 +136,7 @@ def test_a_signal_whose_bar_ended_more_than_a_bar_ago_is_skipped_as_stale(role) 
 def test_an_old_snapshot_listing_a_closed_trade_does_not_clear_a_new_intent_in_flight(role) -> None:
     ref, _, _ = role
     position = OpenPosition(instrument="EUR_USD", direction=Direction.SHORT, units=1000.0, entry_price=1.1)
-    ref.proxy().in_flight.get(timeout=5)["EUR_USD"] = ("main.EUR_USD.2.S", position)
+    ref.proxy().in_flight.get(timeout=5)["EUR_USD"] = InFlight("main.EUR_USD.2.S", position, since=100.0)
     old = AccountSnapshot(
         currency="USD", balance="100000", nav="100000", unrealized_pl="0", margin_used="0", open_trades=1,
         pending_orders=0, last_transaction_id="1", ts=1,
@@ -153,5 +153,42 @@ def test_an_old_snapshot_listing_a_closed_trade_does_not_clear_a_new_intent_in_f
     _tell(ref, replace(old, trades=(replace(old.trades[0], trade_id=TradeId("9"), client_id="main.EUR_USD.2.S"),)))
     seen = ref.proxy().in_flight.get(timeout=5)
 
-    assert kept == {"EUR_USD": ("main.EUR_USD.2.S", position)}
+    assert kept == {"EUR_USD": InFlight("main.EUR_USD.2.S", position, since=100.0)}
     assert seen == {}
+
+
+def _in_flight(ref: pykka.ActorRef[RiskActor], intent_id: str) -> None:
+    position = OpenPosition(instrument="EUR_USD", direction=Direction.LONG, units=1000.0, entry_price=1.1)
+    ref.proxy().in_flight.get(timeout=5)["EUR_USD"] = InFlight(intent_id, position, since=100.0)
+
+
+def test_an_intent_the_execution_role_never_reported_on_expires_and_is_journaled(role) -> None:
+    ref, runtime, clock = role
+    _in_flight(ref, "main.EUR_USD.3.L")
+
+    clock.advance(RiskConfig().intent_expiry_s - 1)
+    ref.tell(HeartbeatDue())
+    kept = set(ref.proxy().in_flight.get(timeout=5))
+    clock.advance(2)
+    ref.tell(HeartbeatDue())
+    left = ref.proxy().in_flight.get(timeout=5)
+
+    assert kept == {"EUR_USD"}
+    assert left == {}
+    [(_, row, _)] = [j for j in list(runtime.journaled) if j[0] == "risk.intent_expired"]
+    assert row["intent_id"] == "main.EUR_USD.3.L" and row["instrument"] == "EUR_USD"
+
+
+def test_an_intent_the_execution_role_reported_on_never_expires(role) -> None:
+    ref, runtime, clock = role
+    _in_flight(ref, "main.EUR_USD.3.L")
+    filled = ExecutionReport(
+        status="FILLED", instrument=InstrumentId("EUR_USD"), trade_id="11", intent_id="main.EUR_USD.3.L"
+    )
+
+    _tell(ref, filled)
+    clock.advance(10 * RiskConfig().intent_expiry_s)
+    ref.tell(HeartbeatDue())
+
+    assert set(ref.proxy().in_flight.get(timeout=5)) == {"EUR_USD"}
+    assert not [j for j in list(runtime.journaled) if j[0] == "risk.intent_expired"]

@@ -42,10 +42,12 @@ def test_a_role_section_is_validated_like_any_other_with_its_dotted_key() -> Non
     ("overrides", "key"),
     [
         (["risk.exits_wait_s=30", "watchdog.decision_deadline_s=30"], "watchdog.decision_deadline_s"),
-        (["reconciler.poll_interval_s=90"], "watchdog.account_max_age_s"),
+        (["reconciler.poll_interval_s=90", "watchdog.account_max_age_s=100"], "risk.intent_expiry_s"),
+        (["reconciler.poll_interval_s=61"], "watchdog.account_max_age_s"),
+        (["execution.max_intent_age_s=90", "broker.timeout_s=30"], "risk.intent_expiry_s"),
     ],
 )
-def test_a_watchdog_deadline_shorter_than_the_wait_it_watches_is_refused(overrides: list[str], key: str) -> None:
+def test_a_deadline_shorter_than_the_wait_it_covers_is_refused(overrides: list[str], key: str) -> None:
     with pytest.raises(ConfigError) as e:
         load_config(None, overrides)
 
