@@ -1,7 +1,7 @@
 """Watchdog role: watches the tree on its own, asks the supervisor for NO_TRADE, and sends every alert mail.
 
-On every heartbeat tick the watchdog reads its checks (``actors.watchchecks``): every role's
-heartbeats as heard on the bus, the supervisor's own ``sys.state``, memory per process (root,
+On every heartbeat tick the watchdog reads its checks (``actors.watchchecks``,
+``actors.watchmemory``, ``actors.watchprogress``): every role's heartbeats as heard on the bus, the supervisor's own ``sys.state``, memory per process (root,
 emulator, every role; psutil, RSS against a limit and USS growth), the broker connections as the
 feed and the reconciler report them, a bar per instrument while the market is open, free disk of
 the run directory and the clock against the broker's price times. A breach becomes a request to
@@ -67,16 +67,10 @@ from actors.messages import (
 from actors.roles import role_names
 from actors.watchchecks import (
     ROOT,
-    AccountCheck,
     Action,
-    BarCheck,
     ClearOwnAlert,
-    ClockSkewCheck,
-    ConnectionCheck,
-    DecisionCheck,
     HeartbeatCheck,
     Judge,
-    MemoryCheck,
     RaiseOwnAlert,
     Reading,
     ReportHealthy,
@@ -84,9 +78,10 @@ from actors.watchchecks import (
     RestartRole,
     SupervisorCheck,
     Verdict,
-    disk_reading,
     unjudged,
 )
+from actors.watchmemory import MemoryCheck
+from actors.watchprogress import AccountCheck, BarCheck, ClockSkewCheck, ConnectionCheck, DecisionCheck, disk_reading
 
 log = logging.getLogger(__name__)
 

@@ -13,15 +13,9 @@ from actors.errors import ConfigError
 from actors.watchchecks import (
     ROOT,
     SUPERVISOR_SILENT,
-    AccountCheck,
-    BarCheck,
     ClearOwnAlert,
-    ClockSkewCheck,
-    ConnectionCheck,
-    DecisionCheck,
     HeartbeatCheck,
     Judge,
-    MemoryCheck,
     RaiseOwnAlert,
     Reading,
     ReportHealthy,
@@ -29,11 +23,11 @@ from actors.watchchecks import (
     RestartRole,
     SupervisorCheck,
     Verdict,
-    disk_reading,
-    growth_mb_per_h,
     unjudged,
 )
 from actors.watchdog import WatchdogConfig
+from actors.watchmemory import MemoryCheck, growth_mb_per_h
+from actors.watchprogress import AccountCheck, BarCheck, ClockSkewCheck, ConnectionCheck, DecisionCheck, disk_reading
 from tests.markettime import NS, ny, utc
 
 pytestmark = [pytest.mark.unit, pytest.mark.timeout(10)]
