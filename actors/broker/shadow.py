@@ -26,7 +26,8 @@ same errors as the real broker, so no role has an ``if shadow`` branch.
   from its saved state); P&L is converted to the home currency with ``actors.sizing.quote_to_home``
   at the prices of the close (falling back to the rate at the open), rounded to 0.0001 like the
   emulator. NAV = balance + unrealized P&L at the current prices.
-- **Persistence.** Every change is written to ``state_path`` crash-safely (temporary file, fsync,
+- **Persistence.** The book's records and file format are ``actors.broker.shadowstate``. Every
+  change is written to ``state_path`` crash-safely (temporary file, fsync,
   rename, directory fsync: the pattern of ``supervisor/statefile.py``); a restart restores the
   book. A file that cannot be read raises ``ConfigError`` naming it (when unsure, do not trade).
   A book opened with ``read_only=True`` (a reader in another process, such as the reconciler)
@@ -40,12 +41,9 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any
-
-import orjson
 
 from actors.atomicfile import write_atomically
 from actors.broker import (
@@ -67,6 +65,7 @@ from actors.broker import (
     TransactionPage,
 )
 from actors.broker.precision import build_market_order, build_trade_orders
+from actors.broker.shadowstate import STATE_VERSION, Book, BookOrder, BookTrade, read_book
 from actors.broker.timefmt import format_rfc3339, parse_time
 from actors.clock import SYSTEM_CLOCK, Clock
 from actors.errors import BrokerRejectedError, ConfigError, InvariantViolation
@@ -75,171 +74,9 @@ from actors.sizing import quote_to_home
 
 __all__ = ["STATE_VERSION", "ShadowBook"]
 
-STATE_VERSION = 1
 _MONEY = Decimal("0.0001")
 _ZERO = Decimal(0)
 _OANDA_EXIT = {ExitReason.STOP_LOSS: "STOP_LOSS_ORDER", ExitReason.TAKE_PROFIT: "TAKE_PROFIT_ORDER"}
-
-
-@dataclass(slots=True, kw_only=True)
-class _Trade:
-    id: str
-    instrument: str
-    price: Decimal
-    open_ts: int
-    initial_units: Decimal
-    current_units: Decimal
-    realized_pl: Decimal
-    open_factor: Decimal  # quote->home at the open: the fallback when no rate is known at the close
-    state: str = "OPEN"
-    client_id: str | None = None
-    client_tag: str | None = None
-    stop_loss_order_id: str | None = None
-    stop_loss_price: Decimal | None = None
-    take_profit_order_id: str | None = None
-    take_profit_price: Decimal | None = None
-    close_ts: int | None = None
-
-
-@dataclass(slots=True, kw_only=True)
-class _Order:
-    id: str
-    type: str
-    state: str
-    instrument: str | None = None
-    units: Decimal | None = None
-    price: Decimal | None = None
-    client_id: str | None = None
-    trade_id: str | None = None
-    filling_transaction_id: str | None = None
-    trade_opened_id: str | None = None
-    cancelling_transaction_id: str | None = None
-
-
-_TRADE_DECIMALS = ("price", "initial_units", "current_units", "realized_pl", "open_factor")
-_TRADE_OPT_DECIMALS = ("stop_loss_price", "take_profit_price")
-_ORDER_OPT_DECIMALS = ("units", "price")
-
-
-def _encode_record(record: _Trade | _Order) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for name in record.__slots__:
-        value = getattr(record, name)
-        out[name] = format(value, "f") if isinstance(value, Decimal) else value
-    return out
-
-
-def _decimal(value: Any, what: str) -> Decimal:
-    if not isinstance(value, str):
-        raise TypeError(f"{what} is not a decimal string")
-    try:
-        result = Decimal(value)
-    except InvalidOperation as e:
-        raise TypeError(f"{what} is not a decimal string") from e
-    if not result.is_finite():
-        raise TypeError(f"{what} is not finite")
-    return result
-
-
-def _decode_trade(raw: Any) -> _Trade:
-    if not isinstance(raw, dict):
-        raise TypeError("a trade is not an object")
-    fields = dict(raw)
-    for name in _TRADE_DECIMALS:
-        fields[name] = _decimal(fields.get(name), f"trade.{name}")
-    for name in _TRADE_OPT_DECIMALS:
-        if fields.get(name) is not None:
-            fields[name] = _decimal(fields[name], f"trade.{name}")
-    trade = _Trade(**fields)
-    if not isinstance(trade.id, str) or not isinstance(trade.instrument, str) or not isinstance(trade.open_ts, int):
-        raise TypeError("a trade has a malformed id, instrument or open time")
-    return trade
-
-
-def _decode_order(raw: Any) -> _Order:
-    if not isinstance(raw, dict):
-        raise TypeError("an order is not an object")
-    fields = dict(raw)
-    for name in _ORDER_OPT_DECIMALS:
-        if fields.get(name) is not None:
-            fields[name] = _decimal(fields[name], f"order.{name}")
-    order = _Order(**fields)
-    if not all(isinstance(v, str) for v in (order.id, order.type, order.state)):
-        raise TypeError("an order has a malformed id, type or state")
-    return order
-
-
-@dataclass(slots=True, kw_only=True)
-class _Book:
-    account_id: str
-    currency: str
-    balance: Decimal
-    next_id: int
-    trades: dict[str, _Trade]
-    orders: dict[str, _Order]
-    transactions: list[dict[str, Any]]
-    # Client id -> order / trade id: derived from the records, never saved.
-    order_by_client: dict[str, str] = field(default_factory=dict)
-    trade_by_client: dict[str, str] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        self.order_by_client = {o.client_id: o.id for o in self.orders.values() if o.client_id}
-        self.trade_by_client = {t.client_id: t.id for t in self.trades.values() if t.client_id}
-
-    def encode(self) -> bytes:
-        return orjson.dumps(
-            {
-                "version": STATE_VERSION,
-                "account_id": self.account_id,
-                "currency": self.currency,
-                "balance": format(self.balance, "f"),
-                "next_id": self.next_id,
-                "trades": [_encode_record(t) for t in self.trades.values()],
-                "orders": [_encode_record(o) for o in self.orders.values()],
-                "transactions": self.transactions,
-            }
-        )
-
-    @classmethod
-    def decode(cls, data: bytes) -> _Book:
-        raw = orjson.loads(data)
-        if not isinstance(raw, dict) or raw.get("version") != STATE_VERSION:
-            raise TypeError(f"not a shadow book of version {STATE_VERSION}")
-        account_id, currency, next_id = raw.get("account_id"), raw.get("currency"), raw.get("next_id")
-        if not isinstance(account_id, str) or not isinstance(currency, str):
-            raise TypeError("account id or currency missing")
-        if isinstance(next_id, bool) or not isinstance(next_id, int) or next_id < 1:
-            raise TypeError("next_id is not a positive integer")
-        trades, orders, transactions = raw.get("trades"), raw.get("orders"), raw.get("transactions")
-        if not isinstance(trades, list) or not isinstance(orders, list) or not isinstance(transactions, list):
-            raise TypeError("trades, orders or transactions are not lists")
-        if not all(isinstance(t, dict) and isinstance(t.get("id"), str) for t in transactions):
-            raise TypeError("a transaction is malformed")
-        book = cls(
-            account_id=account_id,
-            currency=currency,
-            balance=_decimal(raw.get("balance"), "balance"),
-            next_id=next_id,
-            trades={t.id: t for t in map(_decode_trade, trades)},
-            orders={o.id: o for o in map(_decode_order, orders)},
-            transactions=transactions,
-        )
-        if any(int(t["id"]) >= next_id for t in transactions):
-            raise TypeError("a transaction id is not below next_id")
-        return book
-
-
-def _read_book(path: Path) -> _Book | None:
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        return None
-    except OSError as e:
-        raise ConfigError(f"{path}: shadow book is unreadable ({e}); inspect or remove it") from e
-    try:
-        return _Book.decode(data)
-    except (orjson.JSONDecodeError, TypeError, ValueError) as e:
-        raise ConfigError(f"{path}: shadow book is corrupt ({e}); inspect or remove it") from e
 
 
 def _rejected(message: str, reason: str, transaction: dict[str, Any] | None = None) -> BrokerRejectedError:
@@ -286,12 +123,12 @@ class ShadowBook:
         self._now_ns = 0
         self._closed = False
         self._stamp: tuple[int, int, int] | None = None
-        book = _read_book(self.path)
+        book = read_book(self.path)
         if book is None:
             if read_only:
                 raise ConfigError(f"{self.path}: no shadow book to read (the execution role creates it)")
             summary = inner.account_summary()  # a read: the starting NAV of the virtual account
-            book = _Book(
+            book = Book(
                 account_id=summary.id, currency=summary.currency, balance=summary.nav, next_id=1,
                 trades={}, orders={}, transactions=[],
             )  # fmt: skip
@@ -319,7 +156,7 @@ class ShadowBook:
             return
         stamp = self._file_stamp()
         if stamp is not None and stamp != self._stamp:
-            book = _read_book(self.path)
+            book = read_book(self.path)
             if book is not None:
                 self._book, self._stamp = book, stamp
 
@@ -396,12 +233,12 @@ class ShadowBook:
         return fired
 
     @staticmethod
-    def _levels(trade: _Trade) -> tuple[float | None, float | None]:
+    def _levels(trade: BookTrade) -> tuple[float | None, float | None]:
         sl = None if trade.stop_loss_price is None else float(trade.stop_loss_price)
         tp = None if trade.take_profit_price is None else float(trade.take_profit_price)
         return sl, tp
 
-    def _fill_exit(self, trade: _Trade, reason: ExitReason, fill: float, meta: Instrument) -> None:
+    def _fill_exit(self, trade: BookTrade, reason: ExitReason, fill: float, meta: Instrument) -> None:
         order_id = trade.stop_loss_order_id if reason is ExitReason.STOP_LOSS else trade.take_profit_order_id
         order = self._book.orders[order_id or ""]
         price_dec = self._price_decimal(fill, meta)
@@ -412,7 +249,7 @@ class ShadowBook:
         order.state, order.filling_transaction_id = "FILLED", fill_tx["id"]
         fill_tx["tradesClosed"] = [self._close_units(trade, abs(trade.current_units), price_dec, fill_tx)]
 
-    def _open(self, instrument: str | None = None) -> list[_Trade]:
+    def _open(self, instrument: str | None = None) -> list[BookTrade]:
         return [
             t
             for t in self._book.trades.values()
@@ -498,7 +335,7 @@ class ShadowBook:
         return meta
 
     # --- Virtual account reads -----------------------------------------------------------------
-    def _unrealized(self, trade: _Trade) -> Decimal:
+    def _unrealized(self, trade: BookTrade) -> Decimal:
         quote = self._quotes.get(trade.instrument)
         if quote is None:
             return _ZERO
@@ -513,7 +350,7 @@ class ShadowBook:
         factor = self._factor(instrument) or _ZERO
         return (abs(units) * (quote.bid + quote.ask) / 2 * factor * meta.margin_rate).quantize(_MONEY)
 
-    def _trade_state(self, trade: _Trade) -> TradeState:
+    def _trade_state(self, trade: BookTrade) -> TradeState:
         return TradeState(
             id=trade.id,
             instrument=trade.instrument,
@@ -533,7 +370,7 @@ class ShadowBook:
         )
 
     @staticmethod
-    def _order_state(order: _Order) -> OrderState:
+    def _order_state(order: BookOrder) -> OrderState:
         return OrderState(
             id=order.id,
             type=order.type,
@@ -607,14 +444,14 @@ class ShadowBook:
             self._refresh()
             return [self._order_state(o) for o in self._book.orders.values() if o.state == "PENDING"]
 
-    def _find_order(self, spec: str) -> _Order:
+    def _find_order(self, spec: str) -> BookOrder:
         order_id = self._book.order_by_client.get(spec[1:], "") if spec.startswith("@") else spec
         order = self._book.orders.get(order_id)
         if order is None:
             raise _rejected(f"no order {spec}", "NO_SUCH_ORDER")
         return order
 
-    def _find_trade(self, spec: str) -> _Trade:
+    def _find_trade(self, spec: str) -> BookTrade:
         trade_id = self._book.trade_by_client.get(spec[1:], "") if spec.startswith("@") else spec
         trade = self._book.trades.get(trade_id)
         if trade is None:
@@ -698,7 +535,7 @@ class ShadowBook:
             if request.trade_client_id and request.trade_client_id in self._book.trade_by_client:
                 raise _rejected(f"trade client id {request.trade_client_id} is taken", "CLIENT_TRADE_ID_ALREADY_EXISTS")
             create = self._tx("MARKET_ORDER", **{k: v for k, v in body.items() if k != "type"}, reason="CLIENT_ORDER")
-            order = _Order(
+            order = BookOrder(
                 id=create["id"], type="MARKET", state="PENDING", instrument=meta.name, units=units,
                 client_id=request.client_id,
             )  # fmt: skip
@@ -715,7 +552,7 @@ class ShadowBook:
             self._changed.notify_all()
             return result
 
-    def _earlier_outcome(self, order: _Order) -> OrderResult:
+    def _earlier_outcome(self, order: BookOrder) -> OrderResult:
         # As OandaBroker resolves a reused client id: the earlier fill, or the earlier cancel.
         if order.state == "FILLED" and order.filling_transaction_id is not None:
             fill = next(t for t in self._book.transactions if t["id"] == order.filling_transaction_id)
@@ -754,19 +591,19 @@ class ShadowBook:
             return "INSUFFICIENT_MARGIN"
         return None
 
-    def _opposite(self, instrument: str, units: Decimal) -> list[_Trade]:
+    def _opposite(self, instrument: str, units: Decimal) -> list[BookTrade]:
         return sorted(
             (t for t in self._open(instrument) if (t.current_units > 0) != (units > 0)), key=lambda t: int(t.id)
         )
 
-    def _cancel(self, order: _Order, reason: str, **extra: Any) -> dict[str, Any]:
+    def _cancel(self, order: BookOrder, reason: str, **extra: Any) -> dict[str, Any]:
         tx = self._tx("ORDER_CANCEL", orderID=order.id, clientOrderID=order.client_id, reason=reason, **extra)
         order.state, order.cancelling_transaction_id = "CANCELLED", tx["id"]
         return tx
 
     def _fill(
         self,
-        order: _Order,
+        order: BookOrder,
         meta: Instrument,
         *,
         units: Decimal,
@@ -823,8 +660,8 @@ class ShadowBook:
         sl: Decimal | None,
         tp: Decimal | None,
         request: MarketOrderRequest,
-    ) -> _Trade:
-        trade = _Trade(
+    ) -> BookTrade:
+        trade = BookTrade(
             id=fill["id"], instrument=meta.name, price=price, open_ts=self._ts(), initial_units=units,
             current_units=units, realized_pl=_ZERO, open_factor=self._factor(meta.name) or Decimal(1),
             client_id=request.trade_client_id, client_tag=request.tag,
@@ -843,10 +680,10 @@ class ShadowBook:
             self._add_dependent(trade, "STOP_LOSS", sl, reason="ON_FILL", fill_id=fill["id"])
         return trade
 
-    def _add_dependent(self, trade: _Trade, kind: str, price: Decimal, *, reason: str, **extra: Any) -> str:
+    def _add_dependent(self, trade: BookTrade, kind: str, price: Decimal, *, reason: str, **extra: Any) -> str:
         tx = self._tx(f"{kind}_ORDER", tradeID=trade.id, clientTradeID=trade.client_id, price=format(price, "f"),
                       timeInForce="GTC", reason=reason, **extra)  # fmt: skip
-        self._book.orders[tx["id"]] = _Order(
+        self._book.orders[tx["id"]] = BookOrder(
             id=tx["id"], type=kind, state="PENDING", instrument=trade.instrument, price=price, trade_id=trade.id
         )
         if kind == "STOP_LOSS":
@@ -855,7 +692,7 @@ class ShadowBook:
             trade.take_profit_order_id, trade.take_profit_price = tx["id"], price
         return str(tx["id"])
 
-    def _close_units(self, trade: _Trade, amount: Decimal, price: Decimal, fill: dict[str, Any]) -> dict[str, Any]:
+    def _close_units(self, trade: BookTrade, amount: Decimal, price: Decimal, fill: dict[str, Any]) -> dict[str, Any]:
         # Close ``amount`` (positive) of ``trade`` at ``price``; the trade's SL/TP go when it closes.
         sign = 1 if trade.current_units > 0 else -1
         factor = self._factor(trade.instrument) or trade.open_factor
@@ -904,7 +741,7 @@ class ShadowBook:
                 "MARKET_ORDER", instrument=trade.instrument, units=format(-sign * amount, "f"), timeInForce="FOK",
                 positionFill="REDUCE_ONLY", reason="TRADE_CLOSE", tradeClose={"tradeID": trade.id},
             )  # fmt: skip
-            order = _Order(id=create["id"], type="MARKET", state="PENDING", instrument=trade.instrument,
+            order = BookOrder(id=create["id"], type="MARKET", state="PENDING", instrument=trade.instrument,
                            units=-sign * amount)  # fmt: skip
             self._book.orders[order.id] = order
             quote = self._quote(trade.instrument)
