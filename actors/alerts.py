@@ -14,6 +14,7 @@ scrubs every secret it is given. Nothing here does I/O; ``actors.mailer`` sends.
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 from collections import OrderedDict, deque
 from collections.abc import Iterable, Mapping, Sequence
@@ -125,6 +126,8 @@ class AlertsConfig:
             problems.append(f"alerts.security: expected one of {SECURITIES}, got {self.security!r}")
         if self.retry_max_s < self.retry_initial_s:
             problems.append("alerts.retry_max_s: must not be below alerts.retry_initial_s")
+        if self.ca_file and not os.path.isfile(self.ca_file):  # noqa: PTH113 - no pathlib for one check
+            problems.append(f"alerts.ca_file: {self.ca_file!r} is not a file")
         if self.sender and not _ADDRESS.fullmatch(self.sender):
             problems.append(f"alerts.sender: {self.sender!r} does not look like an e-mail address")
         for i, address in enumerate(self.recipients):

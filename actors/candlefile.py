@@ -27,6 +27,7 @@ from typing import TextIO
 import numpy as np
 import pandas as pd
 
+from actors.bars import DAY_ALIGNED, bar_start, granularity_seconds
 from actors.broker import Candle
 from actors.broker.timefmt import NS, format_rfc3339, parse_time
 from actors.errors import TradehostError
@@ -36,6 +37,7 @@ __all__ = [
     "CandleFile",
     "CandleFileError",
     "frame_from_candles",
+    "grid_problem",
     "parse_spec",
     "read_candle_file",
     "read_candle_files",
@@ -276,3 +278,30 @@ def _number(text: str, name: str, where: str) -> float:
     if not math.isfinite(value):
         raise CandleFileError(f"{where}: {name} is {text.strip()}, not a finite number")
     return value
+
+
+def grid_problem(name: str, index_ns: np.ndarray, granularity: str) -> str | None:
+    """Whether a frame's bars are bars of ``granularity``: ``granularity`` apart (the median
+    spacing: weekends and gaps aside) and each on its grid (``actors.bars.bar_start``). A file of
+    other bars would be decided on as if it were of this granularity.
+
+    Args:
+        name: the instrument (for the message).
+        index_ns: the bars' times, UTC nanoseconds, ascending.
+        granularity: e.g. ``M15``.
+
+    Returns:
+        One line naming the instrument and the first problem, or None.
+    """
+    step_ns = granularity_seconds(granularity) * NS
+    if len(index_ns) >= 2:
+        spacing_s = int(np.median(np.diff(index_ns))) // NS
+        if spacing_s * NS != step_ns:
+            return f"{name}: bars are {spacing_s} s apart, not {granularity} ({step_ns // NS} s)"
+    if granularity in DAY_ALIGNED:
+        off = [int(t) for t in index_ns if bar_start(int(t), granularity) != int(t)]
+    else:
+        off = [int(t) for t in index_ns[np.asarray(index_ns) % step_ns != 0][:1]]
+    if off:
+        return f"{name}: the bar at {format_rfc3339(off[0])} is not on the {granularity} grid"
+    return None

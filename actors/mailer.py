@@ -261,7 +261,7 @@ def send_alert_now(
         refused = deliver(config, build_message(config, mail), password)
     except (MailRejectedError, MailTemporaryError) as e:
         return SendResult(ok=False, message=str(e))
-    except ValueError as e:
+    except (ValueError, OSError) as e:  # OSError: the CA file went away or is not PEM (ssl.SSLError)
         return SendResult(ok=False, message=_one_line(e, secrets))
     accepted = [r for r in config.recipients if r not in refused]
     note = f"; refused: {', '.join(refused)}" if refused else ""

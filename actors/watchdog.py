@@ -1,19 +1,20 @@
 """Watchdog role: watches the tree on its own, asks the supervisor for NO_TRADE, and sends every alert mail.
 
 On every heartbeat tick the watchdog reads its checks (``actors.watchchecks``,
-``actors.watchmemory``, ``actors.watchprogress``): every role's heartbeats as heard on the bus, the supervisor's own ``sys.state``, memory per process (root,
-emulator, every role; psutil, RSS against a limit and USS growth), the broker connections as the
-feed and the reconciler report them, a bar per instrument while the market is open, free disk of
-the run directory and the clock against the broker's price times. A breach becomes a request to
-the supervisor on the control channel (``NoTradeRequested`` with a reason code, ``RestartRequested``
-for a role over its memory limit), a recovery becomes ``CauseHealthy``; ``ctl status`` shows every
-check through the ``WatchdogReport`` sent with each heartbeat. The watchdog is also the one alert
-sender: every ``AlertRaised`` / ``AlertCleared`` on ``alert`` (and its own ``supervisor_silent``,
-which the supervisor cannot relay) goes through ``AlertPolicy`` (dedup, hourly budget, digest,
-recovery), ``compose_mail`` and a ``Mailer`` whose threads (and spool, ``<run_dir>/alert-spool``)
-this role owns; alerts published before it listened (the host's start, its own restart) are caught
-up from the journal. Without ``alerts.smtp_host`` alerts are only logged (and journaled by their
-sources). Secrets (the OANDA token, the SMTP password) are scrubbed from every mail and log line.
+``actors.watchmemory``, ``actors.watchprogress``): every role's heartbeats as heard on the bus, the
+supervisor's own ``sys.state``, memory per process (root, emulator, every role; psutil, RSS against
+a limit and USS growth), the broker connections as the feed and the reconciler report them, a bar
+per instrument while the market is open, free disk of the run directory and the clock against the
+broker's price times. A breach becomes a request to the supervisor on the control channel
+(``NoTradeRequested`` with a reason code, ``RestartRequested`` for a role over its memory limit), a
+recovery becomes ``CauseHealthy``; ``ctl status`` shows every check through the ``WatchdogReport``
+sent with each heartbeat. The watchdog is also the one alert sender: every ``AlertRaised`` /
+``AlertCleared`` on ``alert`` (and its own ``supervisor_silent``, which the supervisor cannot
+relay) goes through ``AlertPolicy`` (dedup, hourly budget, digest, recovery), ``compose_mail`` and
+a ``Mailer`` whose threads (and spool, ``<run_dir>/alert-spool``) this role owns; alerts published
+before it listened (the host's start, its own restart) are caught up from the journal. Without
+``alerts.smtp_host`` alerts are only logged (and journaled by their sources). Secrets (the OANDA
+token, the SMTP password) are scrubbed from every mail and log line.
 """
 
 from __future__ import annotations

@@ -43,7 +43,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from actors.bars import DAY_ALIGNED, BarCandle, bar_end, granularity_seconds
+from actors.bars import DAY_ALIGNED, MidBar, bar_end, granularity_seconds
 from actors.exits import CloseTrade, ExitAction, MoveStopLoss, exit_actions
 from actors.fills import bar_exit, market_fill, pnl_home, pnl_quote, slippage_price
 from actors.gate import OpenPosition, SkipReason
@@ -236,7 +236,7 @@ class Simulation(Decisions):
         self.mids: dict[str, float] = {}
         self.last_quote: list[tuple[float, float] | None] = [None] * len(self.names)
         self.recent: list[deque[int]] = [deque(maxlen=risk.atr_period + 1) for _ in self.names]
-        self.candles: list[dict[int, BarCandle]] = [{} for _ in self.names]
+        self.candles: list[dict[int, MidBar]] = [{} for _ in self.names]
         self.trades: dict[int, _Trade] = {}  # by column: one position per instrument (the gate's rule)
         self.pending: dict[int, Pending] = {}
         self.book: dict[str, OpenPosition] = {}

@@ -26,6 +26,7 @@ import pandas as pd
 
 from actors.bars import bar_end, granularity_seconds
 from actors.broker.timefmt import format_rfc3339
+from actors.candlefile import grid_problem
 from supervisor import history
 from supervisor.backtest import BacktestError, ordered_instruments
 
@@ -183,3 +184,16 @@ def history_until(config: BrokerConfig, to_ns: int) -> BrokerConfig:
     if start and start_ns(start) >= to_ns:
         return config
     return replace(config, emulator=replace(config.emulator, start=format_rfc3339(to_ns)))
+
+
+def check_bars(data: history.History, granularity: str) -> None:
+    """Refuse candles that are not bars of ``granularity`` (``actors.candlefile.grid_problem``, the
+    rule ``tradehost train`` applies).
+
+    Raises:
+        BacktestError: naming the instrument and the problem.
+    """
+    for name, frame in data.frames.items():
+        problem = grid_problem(name, frame.index.to_numpy(), granularity)
+        if problem:
+            raise BacktestError(problem)

@@ -36,6 +36,8 @@ if TYPE_CHECKING:
     import argparse
 
 DEFAULT_CONF = "conf/default.toml"
+BACKTEST_BARS = 2000  # tradehost backtest --bars default
+ALERT_BODY_MAX = 1_000_000  # tradehost alert --body-file: characters
 
 CTL_HELP = """\
 commands:
@@ -146,7 +148,10 @@ def build_parser() -> argparse.ArgumentParser:
     backtest.add_argument("--from", dest="from_", metavar="T", help="first bar to decide on (RFC3339 or epoch seconds)")
     backtest.add_argument("--to", metavar="T", help="decide on bars before this time (RFC3339 or epoch seconds)")
     backtest.add_argument(
-        "--bars", type=int, default=2000, help="without --data or --from: the last N bars per instrument (2000)"
+        "--bars",
+        type=int,
+        default=BACKTEST_BARS,
+        help=f"without --data or --from: the last N bars per instrument ({BACKTEST_BARS})",
     )
     backtest.add_argument(
         "--window-of",
@@ -243,12 +248,11 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_train(args: argparse.Namespace) -> int:
     """``tradehost train``."""
-    from pathlib import Path
 
-    from actors.broker.timefmt import parse_time
     from actors.errors import BrokerError, TradehostError
     from actors.feed import FeedConfig
     from supervisor import history
+    from supervisor.cliinput import InputError, check_out_dir, creating, parse_cli_time
     from supervisor.config import load_config
     from supervisor.train import TrainSpec, train
 
@@ -261,10 +265,15 @@ def cmd_train(args: argparse.Namespace) -> int:
         return _config_error(e)
     feed = cfg.section("feed", FeedConfig)
     try:
-        from_ns = parse_time(args.from_) if args.from_ else None
-        to_ns = parse_time(args.to) if args.to else None
-    except ValueError as e:
-        print(f"tradehost train: --from/--to: {e}", file=sys.stderr)
+        from_ns = parse_cli_time(args.from_, "--from") if args.from_ else None
+        to_ns = parse_cli_time(args.to, "--to") if args.to else None
+        if args.seed < 0:
+            raise InputError(f"--seed: {args.seed} must be 0 or more")
+        if args.bars < 1:
+            raise InputError(f"--bars: {args.bars} is not a number of bars (>= 1)")
+        out = check_out_dir(args.out)
+    except InputError as e:
+        print(f"tradehost train: error: {e}", file=sys.stderr)
         return EXIT_USAGE
     granularity = args.granularity or feed.granularity
     try:
@@ -278,20 +287,21 @@ def cmd_train(args: argparse.Namespace) -> int:
                 )
         spec = TrainSpec(
             granularity=granularity,
-            out_dir=Path(args.out),
+            out_dir=out,
             seed=args.seed,
             from_ns=from_ns,
             to_ns=to_ns,
             horizon_bars=args.horizon,
         )
-        result = train(
-            data.frames,
-            pip_sizes=data.pip_sizes,
-            spec=spec,
-            spread_fallback=data.spread_fallback,
-            progress=say,
-        )
-    except (TradehostError, ValueError) as e:
+        with creating(out):
+            result = train(
+                data.frames,
+                pip_sizes=data.pip_sizes,
+                spec=spec,
+                spread_fallback=data.spread_fallback,
+                progress=say,
+            )
+    except (TradehostError, ValueError, OSError) as e:
         kind = "broker" if isinstance(e, BrokerError) else "error"
         print(f"tradehost train: {kind}: {e}", file=sys.stderr)
         return EXIT_USAGE
@@ -305,7 +315,7 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from actors import modelstore
-    from actors.broker.timefmt import format_rfc3339, parse_time
+    from actors.broker.timefmt import format_rfc3339
     from actors.errors import BrokerError, TradehostError
     from actors.execution import ExecutionConfig
     from actors.features import FEATURE_NAMES, FEATURES_VERSION
@@ -313,6 +323,7 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     from actors.model import ModelConfig
     from actors.risk import RiskConfig
     from supervisor import backtest, backtest_inputs
+    from supervisor.cliinput import InputError, check_out_dir, creating, parse_cli_time
     from supervisor.config import load_config
 
     def say(line: str) -> None:
@@ -329,14 +340,15 @@ def cmd_backtest(args: argparse.Namespace) -> int:
         return _config_error(e)
     feed = cfg.section("feed", FeedConfig)
     try:
-        from_ns = parse_time(args.from_) if args.from_ else None
-        to_ns = parse_time(args.to) if args.to else None
-    except ValueError as e:
-        return fail("--from/--to", e)
+        from_ns = parse_cli_time(args.from_, "--from") if args.from_ else None
+        to_ns = parse_cli_time(args.to, "--to") if args.to else None
+        out = check_out_dir(args.out)
+    except InputError as e:
+        return fail("error", e)
     broker_cfg = cfg.broker
     if args.window_of:
-        if from_ns is not None or to_ns is not None or args.data:
-            return fail("--window-of", "give it alone: it sets the window (--from/--to) and reads the broker")
+        if from_ns is not None or to_ns is not None or args.data or args.bars != BACKTEST_BARS:
+            return fail("--window-of", "give it alone: it sets the window (--from/--to/--bars) and reads the broker")
         try:
             from_ns, to_ns = backtest_inputs.window_of(Path(args.window_of), feed.granularity)
         except TradehostError as e:
@@ -383,22 +395,23 @@ def cmd_backtest(args: argparse.Namespace) -> int:
             opening_nav=inputs.opening_nav,
             journal_level=args.journal_level,
         )
-        out = Path(args.out)
-        journal = backtest.fresh_journal(out)
-        try:
-            result = backtest.run_backtest(
-                inputs.history,
-                model=model,
-                meta=inputs.meta,
-                risk=cfg.section("risk", RiskConfig),
-                execution=cfg.section("execution", ExecutionConfig),
-                spec=spec,
-                journal=journal,
-                progress=None if args.quiet else backtest.Progress("bars"),
-            )
-        finally:
-            journal.close()
-        backtest.write_outputs(result, out)
+        backtest_inputs.check_bars(inputs.history, feed.granularity)
+        with creating(out):
+            journal = backtest.fresh_journal(out)
+            try:
+                result = backtest.run_backtest(
+                    inputs.history,
+                    model=model,
+                    meta=inputs.meta,
+                    risk=cfg.section("risk", RiskConfig),
+                    execution=cfg.section("execution", ExecutionConfig),
+                    spec=spec,
+                    journal=journal,
+                    progress=None if args.quiet else backtest.Progress("bars"),
+                )
+            finally:
+                journal.close()
+            backtest.write_outputs(result, out)
     except modelstore.ModelMissingError as e:
         return fail("model missing", e)
     except modelstore.ModelMismatchError as e:
@@ -422,18 +435,21 @@ def cmd_report(args: argparse.Namespace) -> int:
     """``tradehost report``."""
     from pathlib import Path
 
+    from supervisor.cliinput import InputError, check_out_dir, creating
     from supervisor.report import ReportError, ReportLimits, write_report
 
-    limits = ReportLimits(
-        min_match=args.min_match,
-        max_win_rate_gap=args.max_win_rate_gap,
-        max_slippage_pips=args.max_slippage_pips,
-        max_latency_ms=args.max_latency_ms,
-        max_growth_mb_per_h=args.max_growth_mb_per_h,
-    )
     try:
-        report = write_report(Path(args.journal), Path(args.backtest), Path(args.out), limits=limits)
-    except ReportError as e:
+        limits = ReportLimits(
+            min_match=args.min_match,
+            max_win_rate_gap=args.max_win_rate_gap,
+            max_slippage_pips=args.max_slippage_pips,
+            max_latency_ms=args.max_latency_ms,
+            max_growth_mb_per_h=args.max_growth_mb_per_h,
+        )
+        out = check_out_dir(args.out)
+        with creating(out):
+            report = write_report(Path(args.journal), Path(args.backtest), out, limits=limits)
+    except (ReportError, InputError, ValueError, OSError) as e:
         print(f"tradehost report: error: {e}", file=sys.stderr)
         return EXIT_USAGE
     print(report.summary())
@@ -442,24 +458,29 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def cmd_alert(args: argparse.Namespace) -> int:
     """``tradehost alert``."""
-    from actors.alerts import AlertsConfig
+    from actors.alerts import AlertsConfig, load_smtp_password
     from actors.mailer import send_alert_now
     from supervisor.config import load_section
 
     try:
         config = load_section(_conf_path(args), args.overrides, "alerts", AlertsConfig)
+        if config.enabled:
+            load_smtp_password(config, os.environ)  # a missing password is configuration: exit 2
     except ConfigError as e:
         return _config_error(e)
     body = ""
-    if args.body_file == "-":
-        body = sys.stdin.read()
-    elif args.body_file:
-        try:
+    try:
+        if args.body_file == "-":
+            body = sys.stdin.read(ALERT_BODY_MAX + 1)
+        elif args.body_file:
             with open(args.body_file, encoding="utf-8", errors="replace") as f:  # noqa: PTH123
-                body = f.read()
-        except OSError as e:
-            print(f"tradehost alert: --body-file: {e.strerror}: {args.body_file}", file=sys.stderr)
-            return EXIT_USAGE
+                body = f.read(ALERT_BODY_MAX + 1)
+    except OSError as e:
+        print(f"tradehost alert: --body-file: {e.strerror}: {args.body_file}", file=sys.stderr)
+        return EXIT_USAGE
+    if len(body) > ALERT_BODY_MAX:
+        print(f"tradehost alert: --body-file: longer than {ALERT_BODY_MAX} characters", file=sys.stderr)
+        return EXIT_USAGE
     result = send_alert_now(config, subject=args.subject, body=body, environ=os.environ)
     print(f"tradehost alert: {result.message}", file=sys.stderr if not result.ok else sys.stdout)
     return EXIT_OK if result.ok else EXIT_REFUSED

@@ -117,9 +117,14 @@ def write_report(journal: Path, backtest_dir: Path, out_dir: Path, *, limits: Re
     """Compare, check, write ``report.md`` and its plots (see the module docstring).
 
     Raises:
-        ReportError: an input is missing or unreadable.
+        ReportError: an input is missing or unreadable, or the journal is a backtest's or has no decision.
     """
-    shadow = Side("shadow", read_journal(journal))
+    shadow_entries = read_journal(journal)
+    if shadow_entries and all(e.src == "backtest" for e in shadow_entries):
+        raise ReportError(f"{journal}: a backtest's journal, not a shadow run's (give the run's journal.sqlite)")
+    if not any(e.kind in ("risk.intent", "risk.skip") for e in shadow_entries):
+        raise ReportError(f"{journal}: no decision in this journal (risk.intent / risk.skip): nothing to compare")
+    shadow = Side("shadow", shadow_entries)
     backtest_entries = read_journal(backtest_dir / "journal.sqlite")
     summary = _backtest_summary(backtest_dir, backtest_entries)
     backtest = Side("backtest", backtest_entries)

@@ -86,6 +86,23 @@ class ReportLimits:
     max_latency_ms: float = 1000.0
     max_growth_mb_per_h: float = 50.0
 
+    def __post_init__(self) -> None:
+        """Refuse thresholds that make a line pass or fail whatever the run did.
+
+        Raises:
+            ValueError: naming the flag.
+        """
+        if not 0.0 < self.min_match <= 1.0:
+            raise ValueError(f"--min-match: {self.min_match!r} must be above 0 and at most 1")
+        for flag, value in (
+            ("--max-win-rate-gap", self.max_win_rate_gap),
+            ("--max-slippage-pips", self.max_slippage_pips),
+            ("--max-latency-ms", self.max_latency_ms),
+            ("--max-growth-mb-per-h", self.max_growth_mb_per_h),
+        ):
+            if not (math.isfinite(value) and value >= 0.0):
+                raise ValueError(f"{flag}: {value!r} must be a finite number, 0 or more")
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CheckLine:

@@ -32,9 +32,9 @@ import numpy as np
 import pandas as pd
 from catboost import CatBoostClassifier, CatBoostError, Pool
 
-from actors.bars import GRANULARITIES, granularity_seconds
-from actors.broker.timefmt import NS, format_rfc3339
-from actors.candlefile import CANDLE_COLUMNS
+from actors.bars import GRANULARITIES
+from actors.broker.timefmt import format_rfc3339
+from actors.candlefile import CANDLE_COLUMNS, grid_problem
 from actors.errors import TradehostError
 from actors.features import (
     FEATURE_NAMES,
@@ -338,11 +338,9 @@ def _prepared(
     if bad.any():
         when = format_rfc3339(int(frame.index[bad.argmax()]))
         raise TrainError(f"{name}: bar at {when} has a missing or non-positive price")
-    step_s = int(np.median(np.diff(frame.index.to_numpy()))) // NS
-    if step_s != granularity_seconds(spec.granularity):
-        raise TrainError(
-            f"{name}: bars are {step_s} s apart, not {spec.granularity} ({granularity_seconds(spec.granularity)} s)"
-        )
+    problem = grid_problem(name, frame.index.to_numpy(), spec.granularity)
+    if problem:
+        raise TrainError(problem)
     if frame["volume"].isna().all():
         frame["volume"] = 0.0
         progress(f"{name}: no volume in the candles; volume_z_32 is 0 for it")

@@ -110,11 +110,39 @@ def test_bad_input_is_a_one_line_error_and_exit_2(files: tuple[list[str], Path])
             "2024-01-22T00:00:00Z",
         ],
     }
+    off_grid = work / "GBP_USD.csv"  # every bar 7 s after its M15 boundary
+    gbp = Path(items[1].split("=", 1)[1]).read_text().splitlines()
+    off_grid.write_text("\n".join([gbp[0], *(line.replace(":00Z,", ":07Z,", 1) for line in gbp[1:])]) + "\n")
+    cases |= {
+        "--from: '1e30' is out of range": ["--data", *items, "--model", str(model), "--from", "1e30"],
+        "GBP_USD: the bar at 2024-01-08T00:00:07": [
+            "--data", items[0], f"GBP_USD={off_grid}", items[2], "--model", str(model)
+        ],
+    }  # fmt: skip
     for expected, args in cases.items():
         res = run_cli("backtest", *args, "--out", str(work / "out"))
         assert res.returncode == 2, (expected, res.stderr)
         assert res.stderr.count("\n") == 1 and res.stderr.startswith("tradehost backtest: "), res.stderr
         assert expected in res.stderr
+        assert not (work / "out").exists(), expected  # a failed run leaves nothing behind
+
+
+@pytest.mark.timeout(120)
+def test_a_backtest_never_writes_over_an_earlier_run_or_a_shadow_journal(files: tuple[list[str], Path]) -> None:
+    # Arrange: a directory that holds a shadow run's journal
+    items, model = files
+    run = short_tmp_dir("thbt") / "shadow"
+    run.mkdir()
+    (run / "journal.sqlite").write_bytes(b"the shadow run's journal")
+
+    # Act
+    res = run_cli("backtest", "--data", *items, "--model", str(model), "--quiet", "--out", str(run))
+
+    # Assert
+    assert res.returncode == 2
+    assert "exists and is not empty; nothing was written" in res.stderr and res.stderr.count("\n") == 1
+    assert [p.name for p in run.iterdir()] == ["journal.sqlite"]
+    assert (run / "journal.sqlite").read_bytes() == b"the shadow run's journal"
 
 
 @pytest.mark.slow

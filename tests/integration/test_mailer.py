@@ -483,3 +483,29 @@ def test_send_alert_now_refuses_when_mail_is_off_or_the_password_is_missing() ->
 
     assert not off.ok and "alerts.smtp_host" in off.message
     assert not no_password.ok and ENV_SMTP_PASSWORD in no_password.message
+
+
+def test_the_alert_command_refuses_bad_configuration_and_input_with_exit_2(
+    tmp_path: Path, capsys: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from supervisor import cli
+
+    monkeypatch.delenv(ENV_SMTP_PASSWORD, raising=False)
+    port = free_port()
+    mail = ["--set", 'alerts.smtp_host="127.0.0.1"', "--set", f"alerts.smtp_port={port}"]
+    mail += ["--set", 'alerts.sender="th@example.com"', "--set", 'alerts.recipients=["ops@example.com"]']
+    big = tmp_path / "big.txt"
+    big.write_text("x" * (cli.ALERT_BODY_MAX + 1))
+    cases = {
+        "alerts.ca_file: 'nonexist.pem' is not a file": [
+            "--set", 'alerts.ca_file="nonexist.pem"', "--set", 'alerts.security="starttls"'
+        ],
+        ENV_SMTP_PASSWORD: ["--set", 'alerts.username="th"'],
+        f"--body-file: longer than {cli.ALERT_BODY_MAX} characters": ["--body-file", str(big)],
+    }  # fmt: skip
+
+    for words, flags in cases.items():
+        code = cli.main(["alert", *mail, *flags, "--subject", "x"])
+        err = capsys.readouterr().err
+        assert code == 2, (words, err)
+        assert err.count("\n") == 1 and words in err

@@ -33,9 +33,9 @@ LIMITS = ReportLimits()
 S = 10**9
 
 
-def _write(path: Path, rows: list[tuple[str, dict[str, Any], str | None, int]]) -> Path:
+def _write(path: Path, rows: list[tuple[str, dict[str, Any], str | None, int]], src: str = "test") -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    journal = Journal(path, src="test")
+    journal = Journal(path, src=src)
     journal.write_many(rows)
     journal.close()
     return path
@@ -351,3 +351,69 @@ def test_a_missing_journal_is_a_one_line_error_and_exit_2(tmp_path: Path, capsys
     err = capsys.readouterr().err.strip()
     assert code == 2
     assert err == f"tradehost report: error: {tmp_path / 'nope.sqlite'}: no such journal"
+
+
+def _backtest_dir(tmp_path: Path, rows: list[tuple[str, dict[str, Any], str | None, int]]) -> Path:
+    done = {"granularity": "M15", "model_version": "m", "instruments": ["EUR_USD"], "journal": "all"}
+    _write(tmp_path / "bt" / "journal.sqlite", [*rows, ("backtest.completed", done, None, 9)], src="backtest")
+    return tmp_path / "bt"
+
+
+@pytest.mark.parametrize(
+    ("flags", "words"),
+    [
+        (["--min-match", "2"], "--min-match: 2.0 must be above 0 and at most 1"),
+        (["--min-match", "nan"], "--min-match: nan must be above 0"),
+        (["--max-latency-ms", "-5"], "--max-latency-ms: -5.0 must be a finite number"),
+        (["--max-win-rate-gap", "inf"], "--max-win-rate-gap: inf must be a finite number"),
+    ],
+)
+def test_a_threshold_that_decides_every_run_alike_is_refused(
+    tmp_path: Path, capsys: Any, flags: list[str], words: str
+) -> None:
+    rows = _decision("EUR_USD", WED, p_up=0.9, entered="long", trade="1", pnl="5.0", t=1)
+    shadow = _write(tmp_path / "run" / "journal.sqlite", rows)
+    backtest = _backtest_dir(tmp_path, rows)
+
+    code = cli.main(
+        ["report", "--journal", str(shadow), "--backtest", str(backtest), "--out", str(tmp_path / "r"), *flags]
+    )
+
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.count("\n") == 1 and words in err
+    assert not (tmp_path / "r").exists()
+
+
+def test_a_journal_that_is_not_a_shadow_runs_is_refused(tmp_path: Path, capsys: Any) -> None:
+    rows = _decision("EUR_USD", WED, p_up=0.9, entered="long", trade="1", pnl="5.0", t=1)
+    backtest = _backtest_dir(tmp_path, rows)
+    empty = _write(tmp_path / "empty" / "journal.sqlite", [("role.started", {}, None, 0)])
+    cases = {
+        "a backtest's journal, not a shadow run's": backtest / "journal.sqlite",
+        "no decision in this journal": empty,
+    }
+
+    for words, journal in cases.items():
+        code = cli.main(
+            ["report", "--journal", str(journal), "--backtest", str(backtest), "--out", str(tmp_path / "r")]
+        )
+        err = capsys.readouterr().err
+        assert code == 2, words
+        assert err.count("\n") == 1 and words in err
+        assert not (tmp_path / "r").exists()
+
+
+def test_an_out_directory_with_an_earlier_report_is_refused_and_kept(tmp_path: Path, capsys: Any) -> None:
+    rows = _decision("EUR_USD", WED, p_up=0.9, entered="long", trade="1", pnl="5.0", t=1)
+    shadow = _write(tmp_path / "run" / "journal.sqlite", rows)
+    backtest = _backtest_dir(tmp_path, rows)
+    earlier = tmp_path / "r" / "report.md"
+    earlier.parent.mkdir()
+    earlier.write_text("the report of last week")
+
+    code = cli.main(["report", "--journal", str(shadow), "--backtest", str(backtest), "--out", str(tmp_path / "r")])
+
+    assert code == 2
+    assert "exists and is not empty" in capsys.readouterr().err
+    assert earlier.read_text() == "the report of last week"

@@ -218,3 +218,39 @@ def test_bad_input_is_a_one_line_error(tmp_path: Path, make: Any, kwargs: dict[s
     assert "\n" not in str(caught.value)
     assert isinstance(caught.value, TradehostError)
     assert not (tmp_path / "m").exists()
+
+
+@pytest.mark.parametrize(
+    ("flags", "words"),
+    [
+        (["--seed", "-1"], "--seed: -1 must be 0 or more"),
+        (["--bars", "0"], "--bars: 0 is not a number of bars"),
+        (["--from", "1e30"], "--from: '1e30' is out of range"),
+        (["--to", "2024-02-30"], "--to: '2024-02-30' is not a valid time"),
+    ],
+)
+def test_the_train_command_refuses_bad_flags_before_reading_anything(
+    tmp_path: Path, capsys: Any, flags: list[str], words: str
+) -> None:
+    from supervisor import cli
+
+    code = cli.main(["train", *flags, "--out", str(tmp_path / "m")])
+
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.count("\n") == 1 and words in err
+    assert not (tmp_path / "m").exists()
+
+
+def test_the_train_command_never_writes_over_an_existing_model(tmp_path: Path, capsys: Any) -> None:
+    from supervisor import cli
+
+    model = tmp_path / "models" / "default"
+    model.mkdir(parents=True)
+    (model / MODEL_FILE).write_bytes(b"the model the host trades with")
+
+    code = cli.main(["train", "--out", str(model)])
+
+    assert code == 2
+    assert "exists and is not empty; nothing was written" in capsys.readouterr().err
+    assert (model / MODEL_FILE).read_bytes() == b"the model the host trades with"

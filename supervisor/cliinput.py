@@ -1,0 +1,120 @@
+"""What the offline commands (``tradehost train``, ``backtest``, ``report``) take from their command
+line beyond argparse's types: times and the output directory.
+
+- **Times** (``--from``, ``--to``): RFC3339 (``2024-03-06T14:00:00Z``, any fraction, an offset), a
+  date (``2024-03-06``: midnight UTC) or epoch seconds, between 1970 and 2199; a wrong one is named
+  by its flag.
+- **The output directory** (``--out``) never holds anything of the operator's before the command
+  writes into it: it must be new or empty, and is checked before any work (a model's fit, a
+  backtest's candle reads). ``creating`` makes it only once the work is ready to write, and removes
+  what it made when the work fails after that, so a failed run leaves nothing behind and an earlier
+  run's output (or a shadow run's journal) is never replaced.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shutil
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+
+from actors.broker.timefmt import parse_time
+from actors.errors import TradehostError
+
+__all__ = ["InputError", "check_out_dir", "creating", "parse_cli_time"]
+
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+_FRACTION = re.compile(r"\.\d+")
+_LOW_NS = 0
+_HIGH_NS = 7_258_118_400 * 1_000_000_000  # 2200-01-01T00:00:00Z
+
+
+class InputError(TradehostError):
+    """A command-line input is wrong; the message names the flag."""
+
+
+def parse_cli_time(text: str, flag: str) -> int:
+    """``--from``/``--to`` in UTC nanoseconds.
+
+    Raises:
+        InputError: not a time of the forms above, an impossible date or offset, or out of range.
+    """
+    value = text.strip()
+    if _DATE.fullmatch(value):
+        value += "T00:00:00Z"
+    wrong = f"{flag}: not an RFC3339 time, a date (YYYY-MM-DD) or epoch seconds: {text!r}"
+    try:
+        ns = parse_time(value)
+    except ValueError as e:
+        raise InputError(wrong) from e
+    if "T" in value or "t" in value:
+        try:  # parse_time reads the fields; this refuses impossible ones (Feb 30, +99:00)
+            datetime.fromisoformat(_FRACTION.sub("", value).replace("Z", "+00:00").replace("z", "+00:00"))
+        except ValueError as e:
+            raise InputError(f"{flag}: {text!r} is not a valid time ({e})") from e
+    if not _LOW_NS <= ns < _HIGH_NS:
+        raise InputError(f"{flag}: {text!r} is out of range (1970 to 2199)")
+    return ns
+
+
+def check_out_dir(text: str) -> Path:
+    """The ``--out`` directory, refused unless it is new (its parent writable) or an empty directory.
+
+    Raises:
+        InputError: one line naming it and why; nothing has been written.
+    """
+    if not text.strip():
+        raise InputError("--out: must not be empty (it would write into the current directory)")
+    path = Path(text)
+    if path.is_symlink() or path.exists():
+        if not path.is_dir():
+            raise InputError(f"--out {text}: exists and is not a directory")
+        try:
+            used = any(path.iterdir())
+        except OSError as e:
+            raise InputError(f"--out {text}: cannot be read ({e.strerror})") from e
+        if used:
+            raise InputError(
+                f"--out {text}: exists and is not empty; nothing was written (give a new directory or remove this one)"
+            )
+        if not os.access(path, os.W_OK | os.X_OK):
+            raise InputError(f"--out {text}: is not writable")
+        return path
+    parent = path.absolute().parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise InputError(f"--out {text}: cannot be created ({parent} is not a directory)")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise InputError(f"--out {text}: cannot be created ({parent} is not writable)")
+    return path
+
+
+@contextlib.contextmanager
+def creating(path: Path) -> Iterator[Path]:
+    """Create ``path`` (checked by ``check_out_dir``) for the body to write into; if the body
+    raises, remove what this made (the directory, or what was written into an empty one).
+
+    Raises:
+        InputError: the directory cannot be created.
+    """
+    made = not path.exists()
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise InputError(f"--out {path}: cannot be created ({e.strerror})") from e
+    try:
+        yield path
+    except BaseException:
+        if made:
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            for child in path.iterdir():
+                if child.is_dir() and not child.is_symlink():
+                    shutil.rmtree(child, ignore_errors=True)
+                else:
+                    child.unlink(missing_ok=True)
+        raise

@@ -1,0 +1,102 @@
+"""The offline commands' inputs: times named by their flag, and an --out that never holds anything
+of the operator's and is left empty-handed when the work fails."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from supervisor.cliinput import InputError, check_out_dir, creating, parse_cli_time
+
+pytestmark = [pytest.mark.unit, pytest.mark.timeout(10)]
+
+NS = 1_000_000_000
+
+
+@pytest.mark.parametrize(
+    ("text", "expected_s"),
+    [
+        ("2024-01-01", 1_704_067_200),
+        ("2024-01-01T00:00:00Z", 1_704_067_200),
+        ("2024-01-01T02:00:00+02:00", 1_704_067_200),
+        ("2024-01-01T00:00:00.000000000Z", 1_704_067_200),
+        ("1704067200", 1_704_067_200),
+    ],
+)
+def test_a_time_is_rfc3339_a_date_or_epoch_seconds(text: str, expected_s: int) -> None:
+    assert parse_cli_time(text, "--from") == expected_s * NS
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        ("yesterday", "--to: not an RFC3339 time"),
+        ("2024-02-30", "--to: '2024-02-30' is not a valid time"),
+        ("2024-03-10T00:00:00+99:00", "is not a valid time"),
+        ("1e30", "--to: '1e30' is out of range"),
+        ("-5", "out of range"),
+        ("nan", "not an RFC3339 time"),
+    ],
+)
+def test_a_wrong_time_is_one_line_naming_its_flag(text: str, words: str) -> None:
+    with pytest.raises(InputError) as e:
+        parse_cli_time(text, "--to")
+
+    assert words in str(e.value) and "\n" not in str(e.value)
+
+
+def test_a_new_or_empty_out_directory_is_taken(tmp_path: Path) -> None:
+    (tmp_path / "empty").mkdir()
+
+    assert check_out_dir(str(tmp_path / "new" / "deeper")) == tmp_path / "new" / "deeper"
+    assert check_out_dir(str(tmp_path / "empty")) == tmp_path / "empty"
+
+
+def test_an_out_that_holds_anything_is_refused_and_left_as_it_was(tmp_path: Path) -> None:
+    used = tmp_path / "used"
+    used.mkdir()
+    (used / "journal.sqlite").write_bytes(b"a shadow run's journal")
+    a_file = tmp_path / "afile"
+    a_file.write_text("x")
+
+    problems = {}
+    for text in ("", "  ", str(used), str(a_file), str(a_file / "sub")):
+        with pytest.raises(InputError) as e:
+            check_out_dir(text)
+        problems[text] = str(e.value)
+
+    assert "must not be empty" in problems[""] and "must not be empty" in problems["  "]
+    assert "exists and is not empty; nothing was written" in problems[str(used)]
+    assert "exists and is not a directory" in problems[str(a_file)]
+    assert "is not a directory" in problems[str(a_file / "sub")]
+    assert (used / "journal.sqlite").read_bytes() == b"a shadow run's journal"
+
+
+def test_work_that_fails_leaves_no_out_directory_behind(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+
+    with pytest.raises(RuntimeError), creating(out):
+        (out / "journal.sqlite").write_text("half a run")
+        raise RuntimeError("the window is empty")
+
+    assert not out.exists()
+
+
+def test_work_that_fails_in_an_empty_directory_leaves_it_empty(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+
+    with pytest.raises(RuntimeError), creating(out):
+        (out / "trades.csv").write_text("half")
+        (out / "plots").mkdir()
+        raise RuntimeError("boom")
+
+    assert out.is_dir() and list(out.iterdir()) == []
+
+
+def test_work_that_succeeds_keeps_what_it_wrote(tmp_path: Path) -> None:
+    with creating(tmp_path / "out") as out:
+        (out / "report.md").write_text("ok")
+
+    assert (tmp_path / "out" / "report.md").read_text() == "ok"
