@@ -118,7 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_config_args(train)
     train.add_argument(
-        "--data", nargs="*", default=[], metavar="INSTR=CSV", help="candle CSV files (time,open,high,low,close[,...])"
+        "--data", nargs="+", metavar="INSTR=CSV", help="candle CSV files (time,open,high,low,close[,...])"
     )
     train.add_argument("--granularity", help="bar granularity (default: feed.granularity)")
     train.add_argument("--from", dest="from_", metavar="T", help="first bar (RFC3339 or epoch seconds)")
@@ -143,7 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_config_args(backtest)
     backtest.add_argument(
-        "--data", nargs="*", default=[], metavar="INSTR=CSV", help="candle CSV files (time,open,high,low,close[,...])"
+        "--data", nargs="+", metavar="INSTR=CSV", help="candle CSV files (time,open,high,low,close[,...])"
     )
     backtest.add_argument("--from", dest="from_", metavar="T", help="first bar to decide on (RFC3339 or epoch seconds)")
     backtest.add_argument("--to", metavar="T", help="decide on bars before this time (RFC3339 or epoch seconds)")
@@ -347,7 +347,7 @@ def cmd_backtest(args: argparse.Namespace) -> int:
         return fail("error", e)
     broker_cfg = cfg.broker
     if args.window_of:
-        if from_ns is not None or to_ns is not None or args.data or args.bars != BACKTEST_BARS:
+        if from_ns is not None or to_ns is not None or args.data is not None or args.bars != BACKTEST_BARS:
             return fail("--window-of", "give it alone: it sets the window (--from/--to/--bars) and reads the broker")
         try:
             from_ns, to_ns = backtest_inputs.window_of(Path(args.window_of), feed.granularity)

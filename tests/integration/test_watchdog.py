@@ -188,7 +188,7 @@ def test_bars_without_decisions_stop_trading_and_mail_until_decisions_come_again
     port, inbox = mail
     flag = tmp_path / "deaf"
     env = {"TRADEHOST_FAULT_INJECT": "deaf:risk", "TRADEHOST_FAULT_INJECT_WHILE": str(flag)}
-    overrides = _overrides(port, *MARKET, "watchdog.decision_deadline_s=4")
+    overrides = _overrides(port, *MARKET, "watchdog.decision_deadline_s=4", "risk.exits_wait_s=2")
     with running_host(overrides, env=env) as host:
         poll_until(lambda: host.journal("risk.skip") + host.journal("risk.intent"), timeout_s=60, what="a decision")
 
