@@ -622,7 +622,8 @@ class IntentSkipped(Body):
 class ExecutionReport(Body):
     """What became of an intent or a trade (``exec.report``; corr = the bar id when known).
 
-    ``status``: FILLED, CANCELLED, REJECTED, AMBIGUOUS, RESOLVED, UNRESOLVED, EXIT_CHANGED, CLOSED.
+    ``status``: SENDING (taken: the order is about to leave), FILLED, CANCELLED, REJECTED, AMBIGUOUS,
+    RESOLVED, UNRESOLVED, EXIT_CHANGED, CLOSED.
     """
 
     TYPE: ClassVar[str] = "ExecutionReport"

@@ -252,6 +252,16 @@ class OrderDesk:
             },
             corr=corr,
         )
+        # Taken: from here the risk role counts the intent until its outcome, however long that takes.
+        self._report(
+            ExecutionReport(
+                status="SENDING",
+                instrument=intent.instrument,
+                intent_id=intent.intent_id,
+                model_version=intent.model_version,
+            ),
+            corr,
+        )
         started = self.clock.monotonic()
         try:
             result = broker.submit_market_order(request)

@@ -21,10 +21,11 @@ decision is the end of its bar, never the arrival time of whichever price came n
 
 An intent the execution role never reported on (it was down or restarting when the intent went
 out, so it never saw it) stops counting as a position after ``risk.intent_expiry_s``
-(``risk.intent_expired``). That is safe: the execution role refuses any intent older than
-``execution.max_intent_age_s`` when its turn comes (and reports it), an order it did send is
-reported or shows up in the account by its client id, and the start-up check keeps the expiry
-longer than all of those together.
+(``risk.intent_expired``). That is safe: the execution role reports every intent it takes
+(``SENDING``, before the order leaves; such an intent never expires: it counts until its outcome,
+however long an ambiguous order takes to resolve), it refuses any intent older than
+``execution.max_intent_age_s`` when its turn comes (and reports that too), and the start-up check
+keeps the expiry longer than ``max_intent_age_s`` plus a request and a reconciler poll.
 """
 
 from __future__ import annotations

@@ -1,5 +1,6 @@
 """The order desk's exit pass: a close it cannot read is tried again, then given up loudly, and the
-risk role hears that a close was checked only when every close of it was reported."""
+risk role hears that a close was checked only when every close of it was reported. And the desk
+says it took an intent (SENDING) before the order leaves."""
 
 from __future__ import annotations
 
@@ -15,8 +16,8 @@ from actors.clock import ManualClock
 from actors.execution import ExecutionConfig
 from actors.journal import Journal
 from actors.marketview import MarketView
-from actors.messages import AlertRaised, ExecutionReport, ExitsChecked
-from actors.orderdesk import CLOSE_REPORT_TRIES, Exits, OrderDesk, Publish
+from actors.messages import AlertRaised, ExecutionReport, ExitsChecked, InstrumentId, IntentId, RiskIntent
+from actors.orderdesk import CLOSE_REPORT_TRIES, Exits, OrderDesk, Publish, Submit
 from actors.risk import RiskConfig
 
 pytestmark = pytest.mark.unit
@@ -24,7 +25,9 @@ pytestmark = pytest.mark.unit
 BAR = 1_709_733_600 * 10**9
 
 
-def _desk(tmp_path: Path, posted: list[Any], journaled: list[tuple[str, dict[str, Any]]]) -> OrderDesk:
+def _desk(
+    tmp_path: Path, posted: list[Any], journaled: list[tuple[str, dict[str, Any]]], *, permit: bool = False
+) -> OrderDesk:
     return OrderDesk(
         cfg=ExecutionConfig(),
         risk=RiskConfig(),
@@ -34,7 +37,7 @@ def _desk(tmp_path: Path, posted: list[Any], journaled: list[tuple[str, dict[str
         journal=lambda kind, body, corr=None: journaled.append((kind, body)),
         journal_db=Journal(tmp_path / "journal.sqlite", src="execution"),
         post=posted.append,
-        allows_entry=lambda: False,
+        allows_entry=lambda: permit,
         open_broker=lambda **_: InMemoryBroker(),
         host_id="testhost",
         clock=ManualClock(),
@@ -70,3 +73,34 @@ def test_a_close_that_cannot_be_read_holds_the_check_back_then_is_reported_witho
     assert alerts == ["close_unread:EUR_USD"]
     assert [b["tries"] for k, b in journaled if k == "exec.error"] == list(range(1, CLOSE_REPORT_TRIES + 1))
     assert desk.known_open == {}
+
+
+def test_the_desk_reports_an_intent_as_taken_before_its_order_leaves(tmp_path: Path) -> None:
+    # Arrange: a permit, a price, and a broker that notes how many reports were out when it was called
+    posted: list[Any] = []
+    desk, broker = _desk(tmp_path, posted, [], permit=True), InMemoryBroker()
+    broker.set_price("EUR_USD", Decimal("1.10000"), Decimal("1.10010"))
+    reports_at_send: list[int] = []
+    submit = broker.submit_market_order
+
+    def noting(request: Any) -> Any:
+        reports_at_send.append(len(posted))
+        return submit(request)
+
+    broker.submit_market_order = noting  # type: ignore[method-assign]
+    intent = RiskIntent(
+        intent_id=IntentId("main.EUR_USD.1.L"), instrument=InstrumentId("EUR_USD"), direction="long",
+        units="1000", stop_loss="1.09000", take_profit="1.12000", decision_price=1.1, sl_distance=0.01,
+        bar_ts=BAR, decided_ns=desk.clock.time_ns(), p_up=0.9, model_version="v1",
+    )  # fmt: skip
+
+    # Act
+    desk._do(broker, Submit(intent, "corr"), stop=None)  # type: ignore[arg-type]
+
+    # Assert
+    reports = [p.body for p in posted if isinstance(p, Publish) and isinstance(p.body, ExecutionReport)]
+    assert [(r.status, r.intent_id) for r in reports] == [
+        ("SENDING", "main.EUR_USD.1.L"),
+        ("FILLED", "main.EUR_USD.1.L"),
+    ]
+    assert reports_at_send == [1]

@@ -179,14 +179,13 @@ def test_an_intent_the_execution_role_never_reported_on_expires_and_is_journaled
     assert row["intent_id"] == "main.EUR_USD.3.L" and row["instrument"] == "EUR_USD"
 
 
-def test_an_intent_the_execution_role_reported_on_never_expires(role) -> None:
+@pytest.mark.parametrize("status", ["SENDING", "FILLED", "UNRESOLVED"])
+def test_an_intent_the_execution_role_reported_on_never_expires(role, status: str) -> None:
     ref, runtime, clock = role
     _in_flight(ref, "main.EUR_USD.3.L")
-    filled = ExecutionReport(
-        status="FILLED", instrument=InstrumentId("EUR_USD"), trade_id="11", intent_id="main.EUR_USD.3.L"
-    )
+    report = ExecutionReport(status=status, instrument=InstrumentId("EUR_USD"), intent_id="main.EUR_USD.3.L")
 
-    _tell(ref, filled)
+    _tell(ref, report)
     clock.advance(10 * RiskConfig().intent_expiry_s)
     ref.tell(HeartbeatDue())
 
