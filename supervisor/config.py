@@ -209,8 +209,9 @@ def build_section(
             kwargs[name] = _check_scalar(key, tp, data[name], f.metadata, problems)
     try:
         return cls(**kwargs)
-    except ConfigError as e:  # a section's own __post_init__ checks
-        problems.extend(e.problems)
+    except ConfigError as e:  # a section's own __post_init__ checks: one line a key
+        named = {p.split(":", 1)[0] for p in problems}
+        problems.extend(p for p in e.problems if p.split(":", 1)[0] not in named)
     except (TypeError, ValueError):
         if not problems:
             raise

@@ -108,3 +108,12 @@ def test_the_reconcilers_guard_reads_the_book_but_still_makes_a_rest_round_trip_
     real.fail_next(BrokerTemporaryError("timed out"))
     with pytest.raises(BrokerTemporaryError, match="timed out"):
         guard.account_summary()
+
+
+def test_one_wrong_value_is_one_line_even_when_a_sections_own_check_also_sees_it() -> None:
+    with pytest.raises(ConfigError) as e:
+        load_config(None, ["risk.min_probability=2", "risk.risk_per_trade=-1"])
+
+    keys = [p.split(":", 1)[0] for p in e.value.problems]
+    assert keys.count("risk.min_probability") == 1
+    assert keys.count("risk.risk_per_trade") == 1
