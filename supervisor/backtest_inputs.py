@@ -38,6 +38,7 @@ __all__ = ["Inputs", "from_broker", "from_files", "history_until", "window_of"]
 
 # Bars read before the window beyond the model's window (the ATR and a missing bar or two).
 EXTRA_HISTORY_BARS = 64
+_APART_NS = 3 * 86_400 * 10**9  # candles starting or ending further apart than this are worth a warning
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -188,7 +189,7 @@ def history_until(config: BrokerConfig, to_ns: int) -> BrokerConfig:
 
 def check_bars(data: history.History, granularity: str) -> None:
     """Refuse candles that are not bars of ``granularity`` (``actors.candlefile.grid_problem``, the
-    rule ``tradehost train`` applies).
+    rule ``tradehost train`` applies), and instruments whose candles share no time at all.
 
     Raises:
         BacktestError: naming the instrument and the problem.
@@ -197,3 +198,33 @@ def check_bars(data: history.History, granularity: str) -> None:
         problem = grid_problem(name, frame.index.to_numpy(), granularity)
         if problem:
             raise BacktestError(problem)
+    spans = {n: (int(f.index[0]), int(f.index[-1])) for n, f in data.frames.items() if len(f)}
+    if spans and max(lo for lo, _ in spans.values()) > min(hi for _, hi in spans.values()):
+        described = "; ".join(
+            f"{n} {format_rfc3339(lo)[:10]} to {format_rfc3339(hi)[:10]}" for n, (lo, hi) in spans.items()
+        )
+        raise BacktestError(f"the candles of the instruments do not overlap in time ({described})")
+
+
+def coverage_warnings(data: history.History, from_ns: int | None, window_bars: int) -> list[str]:
+    """What a careful operator should hear before a backtest that runs anyway: an instrument with
+    less history before ``--from`` than the model's window (its first decisions are the model's
+    skips, as they would be live), and instruments whose candles start or end far apart."""
+    warnings = []
+    if from_ns is not None:
+        for name, frame in data.frames.items():
+            before = int((frame.index < from_ns).sum())
+            if before < window_bars:
+                warnings.append(
+                    f"{name}: {before} bars before --from, the model needs {window_bars}: "
+                    "its first decisions are skipped (model.skipped), as they would be live"
+                )
+    spans = {n: (int(f.index[0]), int(f.index[-1])) for n, f in data.frames.items() if len(f)}
+    if len(spans) > 1:
+        starts, ends = [lo for lo, _ in spans.values()], [hi for _, hi in spans.values()]
+        if max(starts) - min(starts) > _APART_NS or max(ends) - min(ends) > _APART_NS:
+            described = ", ".join(
+                f"{n} {format_rfc3339(lo)[:10]}..{format_rfc3339(hi)[:10]}" for n, (lo, hi) in spans.items()
+            )
+            warnings.append(f"the instruments' candles cover different days ({described})")
+    return warnings

@@ -396,6 +396,8 @@ def cmd_backtest(args: argparse.Namespace) -> int:
             journal_level=args.journal_level,
         )
         backtest_inputs.check_bars(inputs.history, feed.granularity)
+        for warning in backtest_inputs.coverage_warnings(inputs.history, from_ns, model.meta.window_bars):
+            print(f"tradehost backtest: warning: {warning}", file=sys.stderr, flush=True)
         with creating(out):
             journal = backtest.fresh_journal(out)
             try:

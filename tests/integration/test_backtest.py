@@ -113,8 +113,11 @@ def test_bad_input_is_a_one_line_error_and_exit_2(files: tuple[list[str], Path])
     off_grid = work / "GBP_USD.csv"  # every bar 7 s after its M15 boundary
     gbp = Path(items[1].split("=", 1)[1]).read_text().splitlines()
     off_grid.write_text("\n".join([gbp[0], *(line.replace(":00Z,", ":07Z,", 1) for line in gbp[1:])]) + "\n")
+    last_year = work / "USD_JPY.csv"
+    last_year.write_text(Path(items[2].split("=", 1)[1]).read_text().replace("2024-01-", "2023-01-"))
     cases |= {
         "--from: '1e30' is out of range": ["--data", *items, "--model", str(model), "--from", "1e30"],
+        "do not overlap in time": ["--data", items[0], items[1], f"USD_JPY={last_year}", "--model", str(model)],
         "GBP_USD: the bar at 2024-01-08T00:00:07": [
             "--data", items[0], f"GBP_USD={off_grid}", items[2], "--model", str(model)
         ],
@@ -125,6 +128,22 @@ def test_bad_input_is_a_one_line_error_and_exit_2(files: tuple[list[str], Path])
         assert res.stderr.count("\n") == 1 and res.stderr.startswith("tradehost backtest: "), res.stderr
         assert expected in res.stderr
         assert not (work / "out").exists(), expected  # a failed run leaves nothing behind
+
+
+@pytest.mark.timeout(120)
+def test_a_window_without_the_models_history_before_it_runs_with_a_warning(files: tuple[list[str], Path]) -> None:
+    items, model = files
+    out = short_tmp_dir("thbt") / "out"
+
+    res = run_cli(
+        "backtest", "--data", *items, "--model", str(model), "--from", "2024-01-08T02:00:00Z", "--quiet",
+        "--out", str(out),
+    )  # fmt: skip
+
+    assert res.returncode == 0, res.stderr
+    warnings = [line for line in res.stderr.splitlines() if line.startswith("tradehost backtest: warning: ")]
+    assert len(warnings) == len(items) and all("bars before --from, the model needs" in w for w in warnings)
+    assert (out / "trades.csv").is_file()
 
 
 @pytest.mark.timeout(120)
