@@ -3,8 +3,9 @@
 One orders worker does every broker call, one at a time (so nothing races on the account):
 
 - **An intent** (``risk.intent``) is checked again at send time (an unexpired TRADING permit; not
-  stale; both SL and TP, else it is never sent), journaled as ``exec.sending`` *before* the
-  request, then sent once as a FOK MARKET order with ``stopLossOnFill``/``takeProfitOnFill`` and
+  stale; both SL and TP; no trade open on the instrument at the broker, read just before; else it
+  is never sent), journaled as ``exec.sending`` *before* the request and reported ``SENDING``,
+  then sent once as a FOK MARKET order with ``stopLossOnFill``/``takeProfitOnFill`` and
   the intent id as client id (``actors.orders.market_order``). A fill → ``exec.filled`` (trade
   id, fill price, slippage against the decision price, latency) and ``exec.report`` FILLED; a
   cancel or reject → ``exec.cancelled`` / ``exec.rejected``, an alert, never retried; an

@@ -227,6 +227,8 @@ class OrderDesk:
             request = market_order(intent, host_id=self.host_id)
         except MissingStops as e:
             refusal = refusal or str(e)
+        if not refusal:
+            refusal = self._position_held(broker, intent.instrument)
         if refusal:
             self.journal("exec.rejected", {**base, "reason": refusal, "sent": False}, corr=corr)
             self._report(
@@ -295,6 +297,20 @@ class OrderDesk:
             latency_ms=latency_ms,
             kind="exec.filled",
         )
+
+    @staticmethod
+    def _position_held(broker: Broker, instrument: str) -> str:
+        """The broker's word, read just before an entry leaves, that the instrument has no open
+        trade: the risk role's count of intents in flight is the rule, this is the net under it (a
+        restarted risk role, an expired intent whose late fill appeared since). Unreadable: refused.
+        """
+        try:
+            held = [t.id for t in broker.open_trades() if t.instrument == instrument]
+        except BrokerError as e:
+            return f"open trades unreadable at send time: {e}"
+        if held:
+            return f"position_open at send time: trade {held[0]} on {instrument} is open at the broker"
+        return ""
 
     def _refused(
         self, intent: RiskIntent, corr: str | None, base: dict[str, Any], reason: str, detail: str, *, cancelled: bool

@@ -25,7 +25,10 @@ out, so it never saw it) stops counting as a position after ``risk.intent_expiry
 (``SENDING``, before the order leaves; such an intent never expires: it counts until its outcome,
 however long an ambiguous order takes to resolve), it refuses any intent older than
 ``execution.max_intent_age_s`` when its turn comes (and reports that too), and the start-up check
-keeps the expiry longer than ``max_intent_age_s`` plus a request and a reconciler poll.
+keeps the expiry longer than ``max_intent_age_s`` plus a request and a reconciler poll. Under all
+of it (a report lost on the bus, a restart of this role, which forgets what was in flight) the
+execution role reads the broker's open trades just before every entry and never sends one for an
+instrument that has a trade open.
 """
 
 from __future__ import annotations

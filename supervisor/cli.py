@@ -285,15 +285,15 @@ def cmd_train(args: argparse.Namespace) -> int:
                 data = history.from_broker(
                     broker, feed.instruments, granularity, bars=args.bars, from_ns=from_ns, to_ns=to_ns, progress=say
                 )
-        spec = TrainSpec(
-            granularity=granularity,
-            out_dir=out,
-            seed=args.seed,
-            from_ns=from_ns,
-            to_ns=to_ns,
-            horizon_bars=args.horizon,
-        )
-        with creating(out):
+        with creating(out) as work:
+            spec = TrainSpec(
+                granularity=granularity,
+                out_dir=work,
+                seed=args.seed,
+                from_ns=from_ns,
+                to_ns=to_ns,
+                horizon_bars=args.horizon,
+            )
             result = train(
                 data.frames,
                 pip_sizes=data.pip_sizes,
@@ -305,7 +305,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         kind = "broker" if isinstance(e, BrokerError) else "error"
         print(f"tradehost train: {kind}: {e}", file=sys.stderr)
         return EXIT_USAGE
-    say(f"wrote {result.directory} (version {result.meta.short_version}) in {result.elapsed_s:.1f}s")
+    say(f"wrote {out} (version {result.meta.short_version}) in {result.elapsed_s:.1f}s")
     return EXIT_OK
 
 
@@ -398,8 +398,8 @@ def cmd_backtest(args: argparse.Namespace) -> int:
         backtest_inputs.check_bars(inputs.history, feed.granularity)
         for warning in backtest_inputs.coverage_warnings(inputs.history, from_ns, model.meta.window_bars):
             print(f"tradehost backtest: warning: {warning}", file=sys.stderr, flush=True)
-        with creating(out):
-            journal = backtest.fresh_journal(out)
+        with creating(out) as work:
+            journal = backtest.fresh_journal(work)
             try:
                 result = backtest.run_backtest(
                     inputs.history,
@@ -413,7 +413,7 @@ def cmd_backtest(args: argparse.Namespace) -> int:
                 )
             finally:
                 journal.close()
-            backtest.write_outputs(result, out)
+            backtest.write_outputs(result, work)
     except modelstore.ModelMissingError as e:
         return fail("model missing", e)
     except modelstore.ModelMismatchError as e:
@@ -435,6 +435,7 @@ def cmd_backtest(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     """``tradehost report``."""
+    import dataclasses
     from pathlib import Path
 
     from supervisor.cliinput import InputError, check_out_dir, creating
@@ -449,8 +450,9 @@ def cmd_report(args: argparse.Namespace) -> int:
             max_growth_mb_per_h=args.max_growth_mb_per_h,
         )
         out = check_out_dir(args.out)
-        with creating(out):
-            report = write_report(Path(args.journal), Path(args.backtest), out, limits=limits)
+        with creating(out) as work:
+            report = write_report(Path(args.journal), Path(args.backtest), work, limits=limits)
+        report = dataclasses.replace(report, path=out / report.path.name)
     except (ReportError, InputError, ValueError, OSError) as e:
         print(f"tradehost report: error: {e}", file=sys.stderr)
         return EXIT_USAGE

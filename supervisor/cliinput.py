@@ -5,10 +5,11 @@ line beyond argparse's types: times and the output directory.
   date (``2024-03-06``: midnight UTC) or epoch seconds, between 1970 and 2199; a wrong one is named
   by its flag.
 - **The output directory** (``--out``) never holds anything of the operator's before the command
-  writes into it: it must be new or empty, and is checked before any work (a model's fit, a
-  backtest's candle reads). ``creating`` makes it only once the work is ready to write, and removes
-  what it made when the work fails after that, so a failed run leaves nothing behind and an earlier
-  run's output (or a shadow run's journal) is never replaced.
+  writes into it: it must be new or empty, checked before any work (a model's fit, a backtest's
+  candle reads). The work writes into a private directory beside it (``creating``) that becomes
+  ``--out`` in one rename at the end, which the kernel refuses if ``--out`` was filled meanwhile;
+  a failed run removes only its private directory. So a failed run leaves nothing behind and an
+  earlier run's output (or a shadow run's journal) is never replaced.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import secrets
 import shutil
 from collections.abc import Iterator
 from datetime import datetime
@@ -27,6 +29,7 @@ from actors.errors import TradehostError
 __all__ = ["InputError", "check_out_dir", "creating", "parse_cli_time"]
 
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+_DATE_TIME = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]")
 _FRACTION = re.compile(r"\.\d+")
 _LOW_NS = 0
 _HIGH_NS = 7_258_118_400 * 1_000_000_000  # 2200-01-01T00:00:00Z
@@ -50,7 +53,7 @@ def parse_cli_time(text: str, flag: str) -> int:
         ns = parse_time(value)
     except ValueError as e:
         raise InputError(wrong) from e
-    if "T" in value or "t" in value:
+    if _DATE_TIME.match(value):
         try:  # parse_time reads the fields; this refuses impossible ones (Feb 30, +99:00)
             datetime.fromisoformat(_FRACTION.sub("", value).replace("Z", "+00:00").replace("z", "+00:00"))
         except ValueError as e:
@@ -69,19 +72,22 @@ def check_out_dir(text: str) -> Path:
     if not text.strip():
         raise InputError("--out: must not be empty (it would write into the current directory)")
     path = Path(text)
+    try:
+        return _checked(text, path)
+    except OSError as e:  # a name too long, a directory that cannot be searched ...
+        raise InputError(f"--out {text}: {e.strerror or e}") from e
+
+
+def _checked(text: str, path: Path) -> Path:
     if path.is_symlink() or path.exists():
         if not path.is_dir():
             raise InputError(f"--out {text}: exists and is not a directory")
-        try:
-            used = any(path.iterdir())
-        except OSError as e:
-            raise InputError(f"--out {text}: cannot be read ({e.strerror})") from e
-        if used:
+        if any(path.iterdir()):
             raise InputError(
                 f"--out {text}: exists and is not empty; nothing was written (give a new directory or remove this one)"
             )
-        if not os.access(path, os.W_OK | os.X_OK):
-            raise InputError(f"--out {text}: is not writable")
+        if not os.access(path.absolute().parent, os.W_OK | os.X_OK):
+            raise InputError(f"--out {text}: its parent is not writable")
         return path
     parent = path.absolute().parent
     while not parent.exists() and parent != parent.parent:
@@ -95,26 +101,42 @@ def check_out_dir(text: str) -> Path:
 
 @contextlib.contextmanager
 def creating(path: Path) -> Iterator[Path]:
-    """Create ``path`` (checked by ``check_out_dir``) for the body to write into; if the body
-    raises, remove what this made (the directory, or what was written into an empty one).
+    """A private directory beside ``path`` for the work to write into. When the work ends well it
+    becomes ``path`` in one rename, which succeeds only while ``path`` is absent or an empty
+    directory: whatever appeared there meanwhile (another run's output) is never written over.
+    When the work fails, the private directory goes, with the parent directories this made.
 
     Raises:
-        InputError: the directory cannot be created.
+        InputError: the directory cannot be made, or ``path`` was filled meanwhile.
     """
-    made = not path.exists()
+    parent = path.absolute().parent
+    made: list[Path] = []  # the missing ancestors, innermost first
+    ancestor = parent
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        made.append(ancestor)
+        ancestor = ancestor.parent
     try:
-        path.mkdir(parents=True, exist_ok=True)
+        parent.mkdir(parents=True, exist_ok=True)
+        work = parent / f".{path.name}.{secrets.token_hex(4)}.partial"
+        work.mkdir()  # the umask's mode, as the final directory should have
     except OSError as e:
-        raise InputError(f"--out {path}: cannot be created ({e.strerror})") from e
+        _remove_empty(made)
+        raise InputError(f"--out {path}: cannot be created ({e.strerror or e})") from e
     try:
-        yield path
+        yield work
+        try:
+            work.rename(path)
+        except OSError as e:
+            raise InputError(f"--out {path}: was filled meanwhile; nothing was written over it ({e.strerror})") from e
     except BaseException:
-        if made:
-            shutil.rmtree(path, ignore_errors=True)
-        else:
-            for child in path.iterdir():
-                if child.is_dir() and not child.is_symlink():
-                    shutil.rmtree(child, ignore_errors=True)
-                else:
-                    child.unlink(missing_ok=True)
+        shutil.rmtree(work, ignore_errors=True)
+        _remove_empty(made)
         raise
+
+
+def _remove_empty(directories: list[Path]) -> None:
+    for directory in directories:
+        try:
+            directory.rmdir()
+        except OSError:
+            return

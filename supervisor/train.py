@@ -262,7 +262,7 @@ def train(
             metrics={name: m.as_dict() for name, m in metrics.items()},
         ),
     )
-    progress(f"model: {spec.out_dir} version {meta.short_version}")
+    progress(f"model version {meta.short_version} written")
     return TrainResult(
         directory=spec.out_dir,
         meta=meta,

@@ -14,6 +14,7 @@ from actors.candlefile import (
     CANDLE_COLUMNS,
     CandleFileError,
     frame_from_candles,
+    grid_problem,
     parse_spec,
     read_candle_file,
     read_candle_files,
@@ -200,3 +201,38 @@ def test_broker_candles_become_the_same_frame_with_mid_prices_and_the_closing_sp
     assert len(frame_from_candles(candles, complete_only=False)) == 3
     with pytest.raises(ValueError, match="neither mid nor bid and ask"):
         frame_from_candles([Candle(ts=NS, volume=1, complete=True)])
+
+
+def _times(*texts: str) -> np.ndarray:
+    return np.array([parse_time(t) for t in texts], dtype=np.int64)
+
+
+@pytest.mark.parametrize(
+    ("granularity", "times"),
+    [
+        # Daily bars at 17:00 New York: Wed, Thu, then Sun (the weekend between): one bar apart at the closest
+        ("D", ("2024-03-06T22:00:00Z", "2024-03-07T22:00:00Z", "2024-03-10T21:00:00Z")),
+        # Across the March DST change the UTC grid moves by an hour
+        ("D", ("2024-03-07T22:00:00Z", "2024-03-08T22:00:00Z", "2024-03-10T21:00:00Z", "2024-03-11T21:00:00Z")),
+        ("H4", ("2024-03-08T18:00:00Z", "2024-03-08T22:00:00Z", "2024-03-10T21:00:00Z", "2024-03-11T01:00:00Z")),
+        ("M15", ("2024-03-06T14:00:00Z", "2024-03-06T14:15:00Z", "2024-03-06T15:00:00Z")),
+    ],
+)
+def test_bars_of_the_granularity_pass_the_grid_check_even_in_short_files(
+    granularity: str, times: tuple[str, ...]
+) -> None:
+    assert grid_problem("EUR_USD", _times(*times), granularity) is None
+
+
+@pytest.mark.parametrize(
+    ("granularity", "times", "words"),
+    [
+        ("M15", ("2024-03-06T14:00:00Z", "2024-03-06T14:30:00Z", "2024-03-06T15:00:00Z"), "bars are 1800 s apart"),
+        ("M15", ("2024-03-06T14:00:07Z", "2024-03-06T14:15:07Z", "2024-03-06T14:30:07Z"), "is not on the M15 grid"),
+        ("H4", ("2024-03-06T22:00:00Z", "2024-03-07T22:00:00Z", "2024-03-08T22:00:00Z"), "bars are 86400 s apart"),
+    ],
+)
+def test_bars_of_another_granularity_are_named(granularity: str, times: tuple[str, ...], words: str) -> None:
+    problem = grid_problem("EUR_USD", _times(*times), granularity)
+
+    assert problem is not None and problem.startswith("EUR_USD: ") and words in problem

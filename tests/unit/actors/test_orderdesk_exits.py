@@ -13,6 +13,7 @@ import pytest
 from actors.broker import TradeState
 from actors.broker.fake import InMemoryBroker
 from actors.clock import ManualClock
+from actors.errors import BrokerTemporaryError
 from actors.execution import ExecutionConfig
 from actors.journal import Journal
 from actors.marketview import MarketView
@@ -73,6 +74,50 @@ def test_a_close_that_cannot_be_read_holds_the_check_back_then_is_reported_witho
     assert alerts == ["close_unread:EUR_USD"]
     assert [b["tries"] for k, b in journaled if k == "exec.error"] == list(range(1, CLOSE_REPORT_TRIES + 1))
     assert desk.known_open == {}
+
+
+def _intent(desk: OrderDesk, intent_id: str = "main.EUR_USD.1.L") -> RiskIntent:
+    return RiskIntent(
+        intent_id=IntentId(intent_id), instrument=InstrumentId("EUR_USD"), direction="long",
+        units="1000", stop_loss="1.09000", take_profit="1.12000", decision_price=1.1, sl_distance=0.01,
+        bar_ts=BAR, decided_ns=desk.clock.time_ns(), p_up=0.9, model_version="v1",
+    )  # fmt: skip
+
+
+def _reports(posted: list[Any]) -> list[ExecutionReport]:
+    return [p.body for p in posted if isinstance(p, Publish) and isinstance(p.body, ExecutionReport)]
+
+
+def test_an_entry_on_an_instrument_with_a_trade_open_at_the_broker_is_never_sent(tmp_path: Path) -> None:
+    # Arrange: a trade of this instrument the risk role did not count (say, a late fill after a restart)
+    posted: list[Any] = []
+    desk, broker = _desk(tmp_path, posted, [], permit=True), InMemoryBroker()
+    broker.set_price("EUR_USD", Decimal("1.10000"), Decimal("1.10010"))
+    desk._do(broker, Submit(_intent(desk, "main.EUR_USD.0.L"), None), stop=None)  # type: ignore[arg-type]
+    assert [t.instrument for t in broker.open_trades()] == ["EUR_USD"]
+    posted.clear()
+
+    # Act
+    desk._do(broker, Submit(_intent(desk), "corr"), stop=None)  # type: ignore[arg-type]
+
+    # Assert
+    [report] = _reports(posted)
+    assert (report.status, report.intent_id) == ("REJECTED", "main.EUR_USD.1.L")
+    assert report.reason.startswith("position_open at send time")
+    assert len(broker.open_trades()) == 1
+
+
+def test_an_entry_is_not_sent_when_the_open_trades_cannot_be_read(tmp_path: Path) -> None:
+    posted: list[Any] = []
+    desk, broker = _desk(tmp_path, posted, [], permit=True), InMemoryBroker()
+    broker.set_price("EUR_USD", Decimal("1.10000"), Decimal("1.10010"))
+    broker.fail_next(BrokerTemporaryError("HTTP 503"))
+
+    desk._do(broker, Submit(_intent(desk), "corr"), stop=None)  # type: ignore[arg-type]
+
+    [report] = _reports(posted)
+    assert report.status == "REJECTED" and report.reason.startswith("open trades unreadable at send time")
+    assert broker.open_trades() == []
 
 
 def test_the_desk_reports_an_intent_as_taken_before_its_order_leaves(tmp_path: Path) -> None:

@@ -34,6 +34,8 @@ def test_a_time_is_rfc3339_a_date_or_epoch_seconds(text: str, expected_s: int) -
         ("yesterday", "--to: not an RFC3339 time"),
         ("2024-02-30", "--to: '2024-02-30' is not a valid time"),
         ("2024-03-10T00:00:00+99:00", "is not a valid time"),
+        ("2024-02-30 00:00:00Z", "is not a valid time"),
+        ("2024-03-06 99:99:99Z", "is not a valid time"),
         ("1e30", "--to: '1e30' is out of range"),
         ("-5", "out of range"),
         ("nan", "not an RFC3339 time"),
@@ -73,30 +75,58 @@ def test_an_out_that_holds_anything_is_refused_and_left_as_it_was(tmp_path: Path
     assert (used / "journal.sqlite").read_bytes() == b"a shadow run's journal"
 
 
-def test_work_that_fails_leaves_no_out_directory_behind(tmp_path: Path) -> None:
-    out = tmp_path / "out"
+def test_work_that_fails_leaves_no_out_directory_behind_nor_the_parents_it_made(tmp_path: Path) -> None:
+    out = tmp_path / "a" / "b" / "out"
 
-    with pytest.raises(RuntimeError), creating(out):
-        (out / "journal.sqlite").write_text("half a run")
+    with pytest.raises(RuntimeError), creating(out) as work:
+        (work / "journal.sqlite").write_text("half a run")
         raise RuntimeError("the window is empty")
 
-    assert not out.exists()
+    assert list(tmp_path.iterdir()) == []
 
 
-def test_work_that_fails_in_an_empty_directory_leaves_it_empty(tmp_path: Path) -> None:
+def test_work_that_fails_leaves_an_empty_directory_empty(tmp_path: Path) -> None:
     out = tmp_path / "out"
     out.mkdir()
 
-    with pytest.raises(RuntimeError), creating(out):
-        (out / "trades.csv").write_text("half")
-        (out / "plots").mkdir()
+    with pytest.raises(RuntimeError), creating(out) as work:
+        (work / "trades.csv").write_text("half")
+        (work / "plots").mkdir()
         raise RuntimeError("boom")
 
-    assert out.is_dir() and list(out.iterdir()) == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+    assert list(out.iterdir()) == []
 
 
-def test_work_that_succeeds_keeps_what_it_wrote(tmp_path: Path) -> None:
-    with creating(tmp_path / "out") as out:
-        (out / "report.md").write_text("ok")
+def test_work_that_succeeds_becomes_the_out_directory(tmp_path: Path) -> None:
+    for out in (tmp_path / "new", tmp_path / "empty"):
+        if out.name == "empty":
+            out.mkdir()
+        with creating(out) as work:
+            (work / "report.md").write_text("ok")
 
-    assert (tmp_path / "out" / "report.md").read_text() == "ok"
+        assert (out / "report.md").read_text() == "ok"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty", "new"]
+
+
+def test_an_out_directory_filled_while_the_work_ran_is_never_written_over(tmp_path: Path) -> None:
+    # Arrange: checked while absent; another run fills it before this one ends
+    out = check_out_dir(str(tmp_path / "out"))
+
+    # Act
+    with pytest.raises(InputError) as e, creating(out) as work:
+        (work / "trades.csv").write_text("this run")
+        out.mkdir()
+        (out / "trades.csv").write_text("the other run")
+
+    # Assert
+    assert "was filled meanwhile; nothing was written over it" in str(e.value)
+    assert (out / "trades.csv").read_text() == "the other run"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+def test_an_out_name_the_system_refuses_is_one_line(tmp_path: Path) -> None:
+    with pytest.raises(InputError) as e:
+        check_out_dir(str(tmp_path / ("a" * 300)))
+
+    assert "name too long" in str(e.value).lower()
