@@ -143,6 +143,7 @@ def reconcile_50(reps: int) -> None:
         f"broker.emulator.start={json.dumps(START)}",
         "reconciler.poll_interval_s=3600",
         "watchdog.account_max_age_s=7200",
+        "risk.intent_expiry_s=7200",
     ]
     host = Host(run_dir=run_dir, overrides=overrides).start()
     try:
