@@ -61,6 +61,9 @@ PRELOAD = ["actors.runtime", *(spec.module for spec in roles.ROLES), "pandas", "
 SHUTDOWN_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 RUN_DIR_CHECK_S = 0.2
 JOURNAL_NAME = "journal.sqlite"
+# A child exit 255 (multiprocessing: the forkserver holding its status died) waits this long for the
+# forkserver to look dead before the status is taken as real.
+FORKSERVER_DEATH_S = 1.0
 
 
 class StartupAborted(Exception):
@@ -161,6 +164,18 @@ def _alive(pid: int) -> bool:
     return bool(status != psutil.STATUS_ZOMBIE)
 
 
+def _gone(pid: int, *, within_s: float) -> bool:
+    """Whether ``pid`` is dead or becomes so within ``within_s``. A killed process closes its
+    pipes before the kernel shows it as a zombie: a child's status pipe can report the forkserver's
+    death a moment before the forkserver looks dead."""
+    deadline = time.monotonic() + within_s
+    while _alive(pid):
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
 class _Signals:
     """Shutdown signals: remembered during start-up, handed to the supervisor once it runs."""
 
@@ -253,7 +268,7 @@ def _run_tree(
 
     def on_exit(role: str, pid: int, code: int) -> None:
         exitcode: int | None = code
-        if code == 255 and forkserver_pid is not None and not _alive(forkserver_pid):
+        if code == 255 and forkserver_pid is not None and _gone(forkserver_pid, within_s=FORKSERVER_DEATH_S):
             exitcode = None  # the forkserver that reaped it is gone: its real status is unknown
         if supervisor_ref is not None:
             supervisor_ref.tell(ChildExited(role, pid, exitcode))
@@ -284,8 +299,9 @@ def _run_tree(
         # multiprocessing polls every child it knows on each start(), reading the sentinel pipe
         # that carries the exit status; the watcher thread must be the only reader.
         multiprocessing.process._children.discard(proc)  # type: ignore[attr-defined]
-        watcher.watch(role, proc)
-        return int(proc.pid)
+        # The watcher owns the process object from here (it closes a child that died at once:
+        # reading proc.pid after this failed the supervisor when a role crashed on start).
+        return watcher.watch(role, proc)
 
     supervisor_ref = Supervisor.start(
         cfg, journal=journal, io=root_io, spawner=spawn, done=outcome, state_path=run_dir / "state.json", saved=saved

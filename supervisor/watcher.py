@@ -36,11 +36,19 @@ class ChildWatcher:
         """Start the watching thread."""
         self._thread.start()
 
-    def watch(self, role: str, process: BaseProcess) -> None:
-        """Report ``process``'s exit from now on (call right after ``start()`` of the process)."""
+    def watch(self, role: str, process: BaseProcess) -> int:
+        """Report ``process``'s exit from now on (call right after ``start()`` of the process).
+
+        Returns:
+            Its pid. From here on the process object is the watcher's: it closes it once the
+            child exited, which may be at once (a child that crashes on start), so nothing else
+            reads it afterwards.
+        """
+        pid = int(process.pid or 0)
         self._new.put((role, process))
         with contextlib.suppress(OSError):
             os.write(self._wake_w, b"\0")
+        return pid
 
     def stop(self) -> None:
         """Stop watching (processes still running are not touched)."""
