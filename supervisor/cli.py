@@ -121,14 +121,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--data", nargs="+", metavar="INSTR=CSV", help="candle CSV files (time,open,high,low,close[,...])"
     )
     train.add_argument("--granularity", help="bar granularity (default: feed.granularity)")
-    train.add_argument("--from", dest="from_", metavar="T", help="first bar (RFC3339 or epoch seconds)")
-    train.add_argument("--to", metavar="T", help="bars before this time (RFC3339 or epoch seconds)")
+    train.add_argument("--from", dest="from_", metavar="T", help="first bar (RFC3339, YYYY-MM-DD or epoch seconds)")
+    train.add_argument("--to", metavar="T", help="bars before this time (RFC3339, YYYY-MM-DD or epoch seconds)")
     train.add_argument(
         "--bars", type=int, default=5000, help="without --data or --from: the last N bars per instrument (5000)"
     )
     train.add_argument("--horizon", type=int, default=4, help="label horizon in bars (default 4)")
     train.add_argument("--seed", type=int, default=0, help="CatBoost seed (default 0)")
-    train.add_argument("--out", required=True, metavar="DIR", help="the model directory to write")
+    train.add_argument(
+        "--out", required=True, metavar="DIR", help="the model directory to write: new or empty, never written over"
+    )
     backtest = sub.add_parser(
         "backtest",
         help="replay candles through the live decision rules (deterministic)",
@@ -145,8 +147,12 @@ def build_parser() -> argparse.ArgumentParser:
     backtest.add_argument(
         "--data", nargs="+", metavar="INSTR=CSV", help="candle CSV files (time,open,high,low,close[,...])"
     )
-    backtest.add_argument("--from", dest="from_", metavar="T", help="first bar to decide on (RFC3339 or epoch seconds)")
-    backtest.add_argument("--to", metavar="T", help="decide on bars before this time (RFC3339 or epoch seconds)")
+    backtest.add_argument(
+        "--from", dest="from_", metavar="T", help="first bar to decide on (RFC3339, YYYY-MM-DD or epoch seconds)"
+    )
+    backtest.add_argument(
+        "--to", metavar="T", help="decide on bars before this time (RFC3339, YYYY-MM-DD or epoch seconds)"
+    )
     backtest.add_argument(
         "--bars",
         type=int,
@@ -169,7 +175,9 @@ def build_parser() -> argparse.ArgumentParser:
         "below-threshold skips (decisions, the default); only each entry's story (trades)",
     )
     backtest.add_argument("--quiet", action="store_true", help="no progress bar")
-    backtest.add_argument("--out", required=True, metavar="DIR", help="the output directory")
+    backtest.add_argument(
+        "--out", required=True, metavar="DIR", help="the output directory: new or empty, never written over"
+    )
     report = sub.add_parser(
         "report",
         help="shadow run vs backtest: the go-live checklist",
@@ -180,7 +188,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     report.add_argument("--journal", required=True, metavar="PATH", help="the shadow run's journal.sqlite")
     report.add_argument("--backtest", required=True, metavar="DIR", help="the backtest's output directory")
-    report.add_argument("--out", required=True, metavar="DIR", help="where report.md and the plots go")
+    report.add_argument(
+        "--out", required=True, metavar="DIR", help="where report.md and the plots go: new or empty, never written over"
+    )
     report.add_argument("--min-match", type=float, default=0.95, help="least trade match rate that passes (0.95)")
     report.add_argument(
         "--max-win-rate-gap", type=float, default=5.0, help="largest win-rate gap that passes, in points (5)"
