@@ -198,12 +198,9 @@ def check_bars(data: history.History, granularity: str) -> None:
         problem = grid_problem(name, frame.index.to_numpy(), granularity)
         if problem:
             raise BacktestError(problem)
-    spans = {n: (int(f.index[0]), int(f.index[-1])) for n, f in data.frames.items() if len(f)}
+    spans = _spans(data)
     if spans and max(lo for lo, _ in spans.values()) > min(hi for _, hi in spans.values()):
-        described = "; ".join(
-            f"{n} {format_rfc3339(lo)[:10]} to {format_rfc3339(hi)[:10]}" for n, (lo, hi) in spans.items()
-        )
-        raise BacktestError(f"the candles of the instruments do not overlap in time ({described})")
+        raise BacktestError(f"the candles of the instruments do not overlap in time ({_described(spans)})")
 
 
 def coverage_warnings(data: history.History, from_ns: int | None, window_bars: int) -> list[str]:
@@ -219,12 +216,18 @@ def coverage_warnings(data: history.History, from_ns: int | None, window_bars: i
                     f"{name}: {before} bars before --from, the model needs {window_bars}: "
                     "its first decisions are skipped (model.skipped), as they would be live"
                 )
-    spans = {n: (int(f.index[0]), int(f.index[-1])) for n, f in data.frames.items() if len(f)}
+    spans = _spans(data)
     if len(spans) > 1:
         starts, ends = [lo for lo, _ in spans.values()], [hi for _, hi in spans.values()]
         if max(starts) - min(starts) > _APART_NS or max(ends) - min(ends) > _APART_NS:
-            described = ", ".join(
-                f"{n} {format_rfc3339(lo)[:10]}..{format_rfc3339(hi)[:10]}" for n, (lo, hi) in spans.items()
-            )
-            warnings.append(f"the instruments' candles cover different days ({described})")
+            warnings.append(f"the instruments' candles cover different days ({_described(spans)})")
     return warnings
+
+
+def _spans(data: history.History) -> dict[str, tuple[int, int]]:
+    # Each instrument's first and last bar (UTC ns); instruments without candles are left out.
+    return {n: (int(f.index[0]), int(f.index[-1])) for n, f in data.frames.items() if len(f)}
+
+
+def _described(spans: Mapping[str, tuple[int, int]]) -> str:
+    return ", ".join(f"{n} {format_rfc3339(lo)[:10]}..{format_rfc3339(hi)[:10]}" for n, (lo, hi) in spans.items())

@@ -89,9 +89,8 @@ def _checked(text: str, path: Path) -> Path:
         if not os.access(path.absolute().parent, os.W_OK | os.X_OK):
             raise InputError(f"--out {text}: its parent is not writable")
         return path
-    parent = path.absolute().parent
-    while not parent.exists() and parent != parent.parent:
-        parent = parent.parent
+    missing = _missing_ancestors(path)
+    parent = missing[-1].parent if missing else path.absolute().parent
     if not parent.is_dir():
         raise InputError(f"--out {text}: cannot be created ({parent} is not a directory)")
     if not os.access(parent, os.W_OK | os.X_OK):
@@ -110,11 +109,7 @@ def creating(path: Path) -> Iterator[Path]:
         InputError: the directory cannot be made, or ``path`` was filled meanwhile.
     """
     parent = path.absolute().parent
-    made: list[Path] = []  # the missing ancestors, innermost first
-    ancestor = parent
-    while not ancestor.exists() and ancestor != ancestor.parent:
-        made.append(ancestor)
-        ancestor = ancestor.parent
+    made = _missing_ancestors(path)
     try:
         parent.mkdir(parents=True, exist_ok=True)
         work = parent / f".{path.name}.{secrets.token_hex(4)}.partial"
@@ -132,6 +127,16 @@ def creating(path: Path) -> Iterator[Path]:
         shutil.rmtree(work, ignore_errors=True)
         _remove_empty(made)
         raise
+
+
+def _missing_ancestors(path: Path) -> list[Path]:
+    """The directories above ``path`` that do not exist yet, innermost first."""
+    missing: list[Path] = []
+    ancestor = path.absolute().parent
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        missing.append(ancestor)
+        ancestor = ancestor.parent
+    return missing
 
 
 def _remove_empty(directories: list[Path]) -> None:
