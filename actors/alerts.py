@@ -682,7 +682,14 @@ def compose_mail(
         lines.append(f"  This mail was held back by the hourly mail limit since {format_utc(notice.held_since_ns)}.")
     lines += ["", "What the host did"]
     recovered = notice.kind is NoticeKind.RECOVERY and context.state == "TRADING"
-    lines.append("  Trading again." if recovered else f"  {_HOST_DID.get(context.state, _UNKNOWN_STATE)}")
+    did = _HOST_DID.get(context.state, _UNKNOWN_STATE)
+    naked = _naked_positions(context)
+    if naked:  # never claim stops the last account read did not show
+        did = did.replace("open trades keep their broker-side SL/TP", "NOT EVERY OPEN TRADE HAS ITS SL/TP (see above)")
+    lines.append("  Trading again." if recovered else f"  {did}")
+    warning = _stop_warning(notice, naked)
+    if warning:  # the first line says which trades have no stop
+        lines = [warning, "", *lines]
     lines += ["", *_state_lines(context), "", *_position_lines(context), "", "What you can do"]
     lines += [f"  {cmd:<34} {why}" for cmd, why in _commands(notice, context)]
     causes = ", ".join(c.cause for c in notice.causes)
@@ -699,6 +706,29 @@ def compose_mail(
         cause=notice.cause,
         kind=str(notice.kind),
     )
+
+
+# Causes whose detail names trades without a stop: that detail is the mail's first line.
+_STOP_CAUSES = ("unprotected", "shutdown_unprotected")
+
+
+def _naked_positions(context: MailContext) -> list[str]:
+    out = []
+    for p in context.positions or ():
+        missing = [name for name, price in (("SL", p.stop_loss), ("TP", p.take_profit)) if price is None]
+        if missing:
+            side = "long" if p.units > 0 else "short"
+            out.append(f"{p.instrument} {side} {abs(p.units)} @ {p.entry_price} (no {' and no '.join(missing)})")
+    return out
+
+
+def _stop_warning(notice: Notice, naked: list[str]) -> str:
+    cause = notice.causes[0]
+    if notice.kind is not NoticeKind.RECOVERY and cause.cause.partition(":")[0] in _STOP_CAUSES and cause.detail:
+        return cause.detail
+    if naked:
+        return "NO STOP AT THE BROKER: " + "; ".join(naked)
+    return ""
 
 
 def _ago(ts_ns: int, now_ns: int) -> str:

@@ -156,6 +156,7 @@ class StopRequested:
 
     deadline_s: float
     reason: str
+    protection_s: float = 0.0
 
 
 def _dies_at_once(stop: threading.Event) -> None:
@@ -186,6 +187,7 @@ class RoleActor(pykka.ThreadingActor, Generic[ConfigT]):
         self.handled = 0
         self.last_handled: str | None = None
         self.stopping = False
+        self.protection_s = 0.0  # set from the stop request: how long the SL/TP check may retry
         self._workers: list[Worker] = []
         self._leak: list[bytes] | None = [] if runtime.injected("grow_memory") else None
 
@@ -312,6 +314,7 @@ class RoleActor(pykka.ThreadingActor, Generic[ConfigT]):
 
     def _run_shutdown_hook(self, message: StopRequested) -> None:
         self.stopping = True
+        self.protection_s = message.protection_s
         started = self.clock.monotonic()
         try:
             summary = self.on_shutdown(message.deadline_s)

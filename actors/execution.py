@@ -48,6 +48,7 @@ from actors.messages import (
     Envelope,
     FlattenRequested,
     PriceTick,
+    ProtectionReport,
     ProtectionRequested,
     RiskIntent,
 )
@@ -157,6 +158,7 @@ class ExecutionActor(RoleActor[ExecutionConfig]):
             open_broker=self.runtime.open_broker,
             host_id=self.runtime.host_id,
             clock=self.clock,
+            bar_checks=feed,
         )
         self.jobs = self.desk.jobs
         self.worker = self.start_worker("orders", self.desk.run)
@@ -182,19 +184,26 @@ class ExecutionActor(RoleActor[ExecutionConfig]):
         elif isinstance(body, RiskIntent):
             self.jobs.put(Submit(body, envelope.corr))
         elif isinstance(body, ProtectionRequested):
-            self.jobs.put(Protect(body.trade_id, body.action))
+            self.jobs.put(Protect(body.trade_id, body.action, body.instrument))
         elif isinstance(body, FlattenRequested):
             self.jobs.put(Flatten(body.why))
 
     def on_shutdown(self, deadline_s: float) -> str:
-        """Cancel pending entries, check SL/TP of every open trade at the broker, stop the worker."""
-        protection = Protection()
+        """Cancel pending entries and verify SL/TP of every open trade at the broker (retried for
+        the ``protection_s`` the supervisor gives), report the outcome, stop the worker."""
+        budget_s = self.protection_s or max(0.1, deadline_s * 0.7)
+        budget_s = min(budget_s, max(0.1, deadline_s - 1.0))  # the hook itself must end in time
+        protection = Protection(until=self.clock.monotonic() + budget_s)
         self.jobs.put(protection)
-        if not protection.done.wait(max(0.1, deadline_s * 0.7)):
-            protection.summary = "protection check did not finish before the shutdown deadline"
-            self.runtime.journal("shutdown.protection", {"complete": False, "summary": protection.summary})
+        if protection.done.wait(budget_s + 0.5) and protection.report is not None:
+            report = protection.report
+        else:
+            summary = "NOT VERIFIED: the protection check did not finish before the shutdown deadline"
+            report = ProtectionReport(complete=False, summary=summary)
+            self.runtime.journal("shutdown.protection", {"complete": False, "unverified": [], "summary": summary})
+        self.runtime.to_supervisor(report)
         self.worker.stop(0.1)
-        return protection.summary
+        return report.summary
 
     def on_other(self, message: Any) -> None:
         """What the desk hands back: publications and requests go out from the actor's thread."""

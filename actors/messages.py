@@ -288,6 +288,7 @@ class StopRole(Body):
     TYPE: ClassVar[str] = "StopRole"
     deadline_s: float
     reason: str = ""
+    protection_s: float = 0.0  # the execution role: how long it retries the SL/TP check of open trades
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -353,17 +354,20 @@ class AlertCleared(Body):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class NoTradeRequested(Body):
-    """The watchdog asks the supervisor to stop trading for ``code`` (a reason code of
-    ``supervisor.health.REASONS``: the table says whether it latches)."""
+    """A role asks the supervisor to stop trading for ``code`` (a reason code of
+    ``supervisor.health.REASONS``: the table says who may raise it and whether it latches);
+    ``latch`` latches a code that is otherwise transient (an unprotected trade that could not even
+    be closed)."""
 
     TYPE: ClassVar[str] = "NoTradeRequested"
     code: str
     detail: str
+    latch: bool = False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CauseHealthy(Body):
-    """The watchdog reports that the cause of a transient reason is healthy again."""
+    """A role reports that the cause of a transient reason it may raise is healthy again."""
 
     TYPE: ClassVar[str] = "CauseHealthy"
     code: str
@@ -675,6 +679,41 @@ class ProtectionRequested(Body):
     trade_id: TradeId
     instrument: InstrumentId
     action: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TradeProtection(Body):
+    """One open trade at the shutdown check: its SL/TP at the broker as last read, and what the
+    check did (``protected``, ``repaired``, ``closed``, or ``failed: <why>``); ``verified`` only
+    when the broker's own answer showed both SL and TP (or the trade closed)."""
+
+    TYPE: ClassVar[str] = "TradeProtection"
+    trade_id: TradeId
+    instrument: InstrumentId
+    units: str
+    stop_loss: str | None = None
+    take_profit: str | None = None
+    outcome: str
+    verified: bool
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ProtectionReport(Body):
+    """The execution role's shutdown check (to the supervisor, before ``RoleStopping``):
+    ``complete`` only when the open trades were read and every one was verified protected."""
+
+    TYPE: ClassVar[str] = "ProtectionReport"
+    complete: bool
+    trades: tuple[TradeProtection, ...] = ()
+    cancelled_orders: tuple[str, ...] = ()
+    pending_orders: int | None = None  # entry orders still pending after the check (None: unread)
+    attempts: int = 0
+    summary: str = ""
+
+    @property
+    def unverified(self) -> tuple[TradeProtection, ...]:
+        """The trades the check could not verify protected."""
+        return tuple(t for t in self.trades if not t.verified)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -19,6 +19,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from actors.backoff import Backoff
+from actors.bars import BarCandle, BarValidationConfig, validate_bar
 from actors.broker import Broker, Candle, Instrument, TradeState
 from actors.clock import Clock
 from actors.errors import BrokerAmbiguousError, BrokerError, BrokerFatalError, BrokerRejectedError
@@ -30,13 +32,26 @@ from actors.messages import (
     TOPIC_ALERT,
     TOPIC_EXEC_REPORT,
     AlertRaised,
+    CauseHealthy,
     ExecutionReport,
     ExitsChecked,
     InstrumentId,
     NoTradeRequested,
+    ProtectionReport,
     RiskIntent,
+    TradeId,
+    TradeProtection,
 )
-from actors.orders import MissingStops, TradeMemo, bars_held, load_memos, market_order, save_memos, slippage_pips
+from actors.orders import (
+    MissingStops,
+    TradeMemo,
+    bars_held,
+    intent_from_rows,
+    load_memos,
+    market_order,
+    save_memos,
+    slippage_pips,
+)
 
 if TYPE_CHECKING:
     from actors.execution import ExecutionConfig
@@ -78,6 +93,7 @@ class Protect:
 
     trade_id: str
     action: str
+    instrument: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,10 +105,12 @@ class Flatten:
 
 @dataclass
 class Protection:
-    """The shutdown check; ``done`` is set with the summary when it is through."""
+    """The shutdown check, retried until ``until`` (monotonic); ``done`` is set with the report
+    when it is through."""
 
+    until: float
     done: threading.Event = field(default_factory=threading.Event)
-    summary: str = ""
+    report: ProtectionReport | None = None
 
 
 Job = Submit | Exits | BarRange | Protect | Flatten | Protection
@@ -130,6 +148,7 @@ class OrderDesk:
         open_broker: the runtime's broker factory.
         host_id: this host's instance id (every order's tag).
         clock: the clock.
+        bar_checks: the feed's bar checks (``[feed]``), for history read from the broker.
     """
 
     def __init__(
@@ -147,6 +166,7 @@ class OrderDesk:
         open_broker: Callable[..., Broker],
         host_id: str,
         clock: Clock,
+        bar_checks: BarValidationConfig | None = None,
     ) -> None:
         self.cfg = cfg
         self.risk = risk
@@ -160,6 +180,7 @@ class OrderDesk:
         self.open_broker = open_broker
         self.host_id = host_id
         self.clock = clock
+        self.bar_checks = bar_checks or BarValidationConfig()
         self.jobs: queue.SimpleQueue[Job] = queue.SimpleQueue()
         self.broker: Broker | None = None
         self.memos = load_memos(state_path)  # an unreadable file fails the role: a human looks
@@ -194,12 +215,12 @@ class OrderDesk:
             if self._exits(broker, job.bar_ts):  # every close of this bar reported: the risk role may decide
                 self.post(Publish(TOPIC_EXEC_REPORT, ExitsChecked(bar_ts=job.bar_ts), None))
         elif isinstance(job, Protect):
-            self._protect(broker, job.trade_id, job.action, why="reconciler")
+            self._protect_requested(broker, job)
         elif isinstance(job, Flatten):
             for trade in broker.open_trades():
                 self._close(broker, trade, reason=f"flatten: {job.why}")
         elif isinstance(job, Protection):
-            job.summary = self._shutdown_protection(broker)
+            job.report = self._shutdown_protection(broker, job, stop)
 
     def _instrument(self, broker: Broker, name: str) -> Instrument:
         meta = self.meta.get(name)
@@ -342,7 +363,9 @@ class OrderDesk:
         kind: str,
     ) -> None:
         pip = 10.0 ** self._instrument(broker, intent.instrument).pip_location
-        slip = slippage_pips(intent.direction, intent.decision_price, float(price), pip)
+        slip = (
+            slippage_pips(intent.direction, intent.decision_price, float(price), pip) if intent.decision_price else None
+        )
         self.memos[trade_id] = TradeMemo(
             trade_id=trade_id,
             intent_id=intent.intent_id,
@@ -366,6 +389,7 @@ class OrderDesk:
                 "slippage_pips": slip,
                 "latency_ms": latency_ms,
                 "model_version": intent.model_version,
+                **({"outcome": "filled"} if kind == "exec.resolved" else {}),
             },
             corr=corr,
         )
@@ -417,8 +441,15 @@ class OrderDesk:
                         kind="exec.resolved",
                     )
                     return
-                if order.state == "FILLED":
-                    self.journal("exec.resolved", {"intent_id": client_id, "outcome": "filled"}, corr=corr)
+                if order.state == "FILLED":  # no trade id to read, or no intent to book it against
+                    body = {
+                        "intent_id": client_id,
+                        "instrument": instrument,
+                        "outcome": "filled",
+                        "trade_id": order.trade_opened_id or "",
+                        "detail": "filled; booked by the reconciler",
+                    }
+                    self.journal("exec.resolved", body, corr=corr)
                     return
                 if order.state == "CANCELLED":
                     self.journal("exec.resolved", {"intent_id": client_id, "outcome": "cancelled"}, corr=corr)
@@ -443,11 +474,14 @@ class OrderDesk:
 
     def _resolve_leftovers(self, broker: Broker, stop: threading.Event) -> None:
         # Intents journaled as sent whose outcome never made it to the journal (a kill -9 between
-        # the two): find out from the broker, by client id.
+        # the two): find out from the broker, by client id. The intent is rebuilt from its own
+        # journal rows, so a fill found now is journaled and remembered like any other (trade id,
+        # units, price, memo: its exits are managed and its close is booked).
         db = self.journal_db
         outcome_kinds = ("exec.filled", "exec.cancelled", "exec.rejected", "exec.resolved")
         done = {e.body.get("intent_id") for kind in outcome_kinds for e in db.entries(kind)}
         done |= {e.body.get("intent_id") for e in db.entries("exec.ambiguous") if e.body.get("final")}
+        intents = {e.body.get("intent_id"): e for e in db.entries("risk.intent")}
         for entry in db.entries("exec.sending"):
             intent_id = entry.body.get("intent_id")
             if isinstance(intent_id, str) and intent_id not in done:
@@ -455,11 +489,36 @@ class OrderDesk:
                     "exec.ambiguous", {"intent_id": intent_id, "detail": "outcome lost (restart)"}, corr=entry.corr
                 )
                 instrument = str(entry.body.get("instrument", ""))
-                self._resolve(broker, intent_id, instrument=instrument, intent=None, corr=entry.corr, stop=stop)
+                decided = intents.get(intent_id)
+                intent = intent_from_rows(entry.body, decided.body if decided else None, decided_ns=entry.ts_ns)
+                self._resolve(broker, intent_id, instrument=instrument, intent=intent, corr=entry.corr, stop=stop)
 
-    def _request_no_trade(self, code: str, detail: str) -> None:
-        self.post(ToSupervisor(NoTradeRequested(code=code, detail=detail)))
-        self._alert("critical", code, detail)
+    def _request_no_trade(self, code: str, detail: str, *, latch: bool = False) -> None:
+        # The supervisor raises the reason and alerts it (one path: never an alert alone, and the
+        # mail tells the state the reason led to).
+        self.post(ToSupervisor(NoTradeRequested(code=code, detail=detail, latch=latch)))
+
+    def _protect_requested(self, broker: Broker, job: Protect) -> None:
+        """The reconciler's request for an unprotected trade: repair or close; a close that fails
+        latches ``unprotected:<trade id>`` with what the operator must do."""
+        code = f"unprotected:{job.trade_id}"
+        try:
+            outcome = self._protect(broker, job.trade_id, job.action, why="reconciler")
+        except BrokerError as e:
+            error = f"{type(e).__name__}: {e}"
+            self.journal("exec.protect_failed", {"trade_id": job.trade_id, "instrument": job.instrument,
+                                                 "action": job.action, "error": error})  # fmt: skip
+            if job.action == "close":
+                detail = (
+                    f"trade {job.trade_id} {job.instrument} has no SL or TP at the broker and could not be closed "
+                    f"({error}): close it at the broker by hand (or `tradehost ctl flatten --yes`), then "
+                    "`tradehost ctl resume`"
+                )
+                self._request_no_trade(code, detail, latch=True)
+            return
+        self.journal("exec.protected", {"trade_id": job.trade_id, "instrument": job.instrument,
+                                        "action": job.action, "outcome": outcome})  # fmt: skip
+        self.post(ToSupervisor(CauseHealthy(code=code)))
 
     # --- exits and protection ---
 
@@ -480,11 +539,22 @@ class OrderDesk:
                 unreported.pop(trade_id, None)
         self.known_open = {**unreported, **trades}  # a copy: closing a trade below forgets it there
         for trade in trades.values():
+            if trade.stop_loss_price is None or trade.take_profit_price is None:
+                self._unprotected_seen(broker, trade)
             try:
                 self._manage(broker, trade, bar_ts)
             except BrokerError as e:  # this trade's exits wait for the next close; the others go on
                 self.journal("exec.error", {"job": "Exits", "trade_id": trade.id, "error": f"{type(e).__name__}: {e}"})
         return not any(trade_id in self.known_open or trade_id in self.memos for trade_id in gone)
+
+    def _unprotected_seen(self, broker: Broker, trade: TradeState) -> None:
+        # Seen here first maybe (before the reconciler's next poll): no trading from this moment,
+        # and one repair at once; the reconciler retries and escalates past its deadline.
+        sides = (("SL", trade.stop_loss_price), ("TP", trade.take_profit_price))
+        missing = " and ".join(name for name, price in sides if price is None)
+        detail = f"trade {trade.id} {trade.instrument} has no {missing} at the broker (seen by the exit check)"
+        self._request_no_trade(f"unprotected:{trade.id}", detail)
+        self._protect_requested(broker, Protect(trade.id, "repair", trade.instrument))
 
     def _report_gone(self, broker: Broker, trade_id: str) -> bool:
         why = "closed at the broker (SL/TP or outside the host)"
@@ -610,59 +680,195 @@ class OrderDesk:
         )
 
     def _protect(self, broker: Broker, trade_id: str, action: str, *, why: str) -> str:
+        """Give an open trade that lacks SL or TP the missing orders ("repair") or close it.
+
+        Returns ``protected`` (it had both), ``repaired`` (the broker's answer shows both now),
+        ``closed`` or ``gone`` (no longer open).
+
+        Raises:
+            BrokerError: a read, the repair or the close failed (the caller retries or escalates).
+        """
         trade = broker.trade(trade_id)
-        if trade.state != "OPEN" or (trade.stop_loss_price is not None and trade.take_profit_price is not None):
+        if trade.state != "OPEN":
+            return "gone"
+        if trade.stop_loss_price is not None and trade.take_profit_price is not None:
             return "protected"
         if action == "close":
             self._close(broker, trade, reason=f"unprotected ({why})")
             return "closed"
-        quote = self.market.prices.get(trade.instrument)
+        self._repair(broker, trade, why=why)
+        after = broker.trade(trade_id)  # the broker's word, not the request's
+        if after.state != "OPEN":
+            return "gone"
+        if after.stop_loss_price is None or after.take_profit_price is None:
+            raise BrokerRejectedError(f"trade {trade_id}: the repair was answered but the trade still lacks SL or TP")
+        return "repaired"
+
+    def _repair(self, broker: Broker, trade: TradeState, *, why: str) -> None:
+        # The stop of a repair is the entry rule's: sl_atr_mult ATRs of the instrument's validated
+        # bars (read from the broker when this process has none yet, after a restart), measured from
+        # the current price; 0.5 % of the price only when no ATR can be had at all.
         meta = self._instrument(broker, trade.instrument)
+        atr, bid, ask, basis = self._repair_inputs(broker, trade)
         direction = Direction.LONG if trade.current_units > 0 else Direction.SHORT
-        bid = float(quote.bid) if quote else float(trade.price)
-        ask = float(quote.ask) if quote else float(trade.price)
         sl, tp = protective_stops(
             direction,
             bid=bid,
             ask=ask,
-            atr=self.market.atr(trade.instrument, self.risk.atr_period),
+            atr=atr,
             instrument=meta,
             sl_atr_mult=self.risk.sl_atr_mult,
             reward_ratio=self.risk.reward_ratio,
         )
-        broker.set_trade_orders(
-            trade_id,
-            stop_loss=sl if trade.stop_loss_price is None else None,
-            take_profit=tp if trade.take_profit_price is None else None,
-        )
-        self.journal(
-            "exec.exit_changed",
-            {
-                "trade_id": trade_id,
-                "instrument": trade.instrument,
-                "reason": f"repaired ({why})",
-                "stop_loss": format(sl, "f"),
-                "take_profit": format(tp, "f"),
-            },
-        )
-        return "repaired"
+        sent_sl = sl if trade.stop_loss_price is None else None
+        sent_tp = tp if trade.take_profit_price is None else None
+        broker.set_trade_orders(trade.id, stop_loss=sent_sl, take_profit=sent_tp)
+        body: dict[str, Any] = {"trade_id": trade.id, "instrument": trade.instrument, "reason": f"repaired ({why})"}
+        # Only what was sent: a TP the trade already had is not journaled as set.
+        if sent_sl is not None:
+            body["stop_loss"] = format(sent_sl, "f")
+        if sent_tp is not None:
+            body["take_profit"] = format(sent_tp, "f")
+        body["atr"] = atr
+        body["price_basis"] = basis
+        memo = self.memos.get(trade.id)
+        self.journal("exec.exit_changed", body, corr=memo.corr if memo else None)
 
-    def _shutdown_protection(self, broker: Broker) -> str:
-        cancelled = [o.id for o in broker.pending_orders() if o.type not in STOP_ORDER_TYPES and not o.trade_id]
-        for order_id in cancelled:
-            broker.cancel_order(order_id)
-        outcomes: dict[str, str] = {}
-        for trade in broker.open_trades():
+    def _repair_inputs(self, broker: Broker, trade: TradeState) -> tuple[float | None, float, float, str]:
+        """The ATR and the bid/ask a repair measures from, and where the price came from."""
+        name = trade.instrument
+        atr = self.market.atr(name, self.risk.atr_period)
+        quote = self.market.prices.get(name)
+        latest: Candle | None = None
+        if atr is None or quote is None:
             try:
-                outcomes[trade.id] = self._protect(broker, trade.id, "repair", why="shutdown check")
+                candles = broker.candles(name, self.granularity, count=self.risk.atr_period + 2, price="BA")
             except BrokerError as e:
-                outcomes[trade.id] = f"failed: {e}"
-        summary = (
-            f"{len(outcomes)} open trades, {sum(v == 'protected' for v in outcomes.values())} already protected, "
-            f"{sum(v == 'repaired' for v in outcomes.values())} repaired, {len(cancelled)} pending entries cancelled"
+                self.journal("exec.error", {"job": "Repair", "trade_id": trade.id, "error": f"candles: {e}"})
+                candles = []
+            complete = [c for c in candles if c.complete and c.bid is not None and c.ask is not None]
+            for bar in self._validated(complete, pip_location=self._pip(broker, name)):
+                self.market.on_bar(name, bar)
+            atr = self.market.atr(name, self.risk.atr_period)
+            latest = candles[-1] if candles and candles[-1].bid is not None and candles[-1].ask is not None else None
+        if quote is not None:
+            return atr, float(quote.bid), float(quote.ask), "live quote"
+        if latest is not None and latest.bid is not None and latest.ask is not None:
+            return atr, float(latest.bid.c), float(latest.ask.c), "latest candle"
+        return atr, float(trade.price), float(trade.price), "entry price (no price known)"
+
+    def _validated(self, candles: list[Candle], *, pip_location: int) -> list[BarCandle]:
+        # The live feed's bar checks over history read from the broker: a bar the feed would
+        # reject never enters the ATR.
+        accepted: list[BarCandle] = []
+        for candle in candles:
+            bar = BarCandle.from_candle(candle)
+            verdict = validate_bar(
+                bar,
+                granularity=self.granularity,
+                pip_location=pip_location,
+                config=self.bar_checks,
+                history=tuple(accepted),
+            )
+            if verdict.ok:
+                accepted.append(bar)
+        return accepted
+
+    def _pip(self, broker: Broker, name: str) -> int:
+        return self._instrument(broker, name).pip_location
+
+    def _shutdown_protection(self, broker: Broker, job: Protection, stop: threading.Event) -> ProtectionReport:
+        """Cancel pending entries, then check every open trade's SL and TP at the broker, repairing
+        what lacks them, retrying with backoff until ``job.until`` (monotonic): complete only when
+        the open trades were read and every one is verified protected."""
+        backoff = Backoff(0.2, 2.0)
+        cancelled: list[str] = []
+        checked: dict[str, TradeProtection] = {}
+        pending: int | None = None
+        attempts = 0
+        error = "not checked"
+        read = False
+        while True:
+            attempts += 1
+            try:
+                pending = self._cancel_entries(broker, cancelled)
+                trades = broker.open_trades()
+                read, error = True, ""
+                checked = {t.id: checked[t.id] for t in trades if t.id in checked and checked[t.id].verified}
+                for trade in trades:
+                    if trade.id not in checked:
+                        checked[trade.id] = self._check_one(broker, trade)
+            except BrokerError as e:
+                error = f"{type(e).__name__}: {e}"
+            complete = read and not error and all(t.verified for t in checked.values())
+            left_s = job.until - self.clock.monotonic()
+            if complete or left_s <= 0 or stop.wait(min(backoff.next_delay(), left_s)):
+                break
+        summary = self._protection_summary(checked, cancelled, complete=complete, read=read, error=error)
+        report = ProtectionReport(
+            complete=complete,
+            trades=tuple(checked.values()),
+            cancelled_orders=tuple(cancelled),
+            pending_orders=pending,
+            attempts=attempts,
+            summary=summary,
         )
         self.journal(
             "shutdown.protection",
-            {"complete": True, "trades": outcomes, "cancelled_orders": cancelled, "summary": summary},
+            {
+                "complete": complete,
+                "trades": {t.trade_id: t.outcome for t in checked.values()},
+                "unverified": [t.trade_id for t in report.unverified],
+                "cancelled_orders": cancelled,
+                "pending_orders": pending,
+                "attempts": attempts,
+                "error": error,
+                "summary": summary,
+            },
         )
-        return summary
+        return report
+
+    def _cancel_entries(self, broker: Broker, cancelled: list[str]) -> int:
+        entries = [o for o in broker.pending_orders() if o.type not in STOP_ORDER_TYPES and not o.trade_id]
+        for order in entries:
+            if order.id not in cancelled:
+                broker.cancel_order(order.id)
+                cancelled.append(order.id)
+        return len([o for o in entries if o.id not in cancelled])
+
+    def _check_one(self, broker: Broker, trade: TradeState) -> TradeProtection:
+        try:
+            outcome = self._protect(broker, trade.id, "repair", why="shutdown check")
+            after = broker.trade(trade.id) if outcome == "repaired" else trade
+        except BrokerError as e:
+            outcome, after = f"failed: {type(e).__name__}: {e}", trade
+        verified = outcome in ("protected", "repaired", "closed", "gone")
+        return TradeProtection(
+            trade_id=TradeId(trade.id),
+            instrument=InstrumentId(trade.instrument),
+            units=format(after.current_units, "f"),
+            stop_loss=None if after.stop_loss_price is None else format(after.stop_loss_price, "f"),
+            take_profit=None if after.take_profit_price is None else format(after.take_profit_price, "f"),
+            outcome=outcome,
+            verified=verified,
+        )
+
+    @staticmethod
+    def _protection_summary(
+        checked: dict[str, TradeProtection], cancelled: list[str], *, complete: bool, read: bool, error: str
+    ) -> str:
+        outcomes = [t.outcome for t in checked.values()]
+        counts = (
+            f"{len(outcomes)} open trades, {outcomes.count('protected')} already protected, "
+            f"{outcomes.count('repaired')} repaired, {len(cancelled)} pending entries cancelled"
+        )
+        if complete:
+            return counts
+        if not read:
+            return f"NOT VERIFIED: the open trades could not be read ({error}); {counts}"
+        naked = ", ".join(
+            f"{t.trade_id} {t.instrument} (SL {t.stop_loss or 'NONE'}, TP {t.take_profit or 'NONE'}: {t.outcome})"
+            for t in checked.values()
+            if not t.verified
+        )
+        return f"NOT VERIFIED: {naked or error}; {counts}"

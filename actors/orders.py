@@ -25,8 +25,8 @@ from actors.broker import MarketOrderRequest
 from actors.errors import ConfigError
 from actors.messages import RiskIntent
 
-__all__ = ["HOST_TAG_PREFIX", "MissingStops", "TradeMemo", "bars_held", "host_tag", "load_memos", "market_order",
-           "save_memos", "slippage_pips"]  # fmt: skip
+__all__ = ["HOST_TAG_PREFIX", "MissingStops", "TradeMemo", "bars_held", "host_tag", "intent_from_rows", "load_memos",
+           "market_order", "save_memos", "slippage_pips"]  # fmt: skip
 
 HOST_TAG_PREFIX = "tradehost-"
 
@@ -66,6 +66,39 @@ def market_order(intent: RiskIntent, *, host_id: str) -> MarketOrderRequest:
         take_profit=tp,
         time_in_force="FOK",
     )
+
+
+def intent_from_rows(sending: dict[str, Any], decided: dict[str, Any] | None, *, decided_ns: int) -> RiskIntent | None:
+    """The intent of an ``exec.sending`` journal row, rebuilt with its ``risk.intent`` row, so an
+    outcome found after a restart is booked like any other (None when the rows do not hold it).
+
+    Args:
+        sending: the ``exec.sending`` row's body (units signed, the stops as sent).
+        decided: the ``risk.intent`` row's body of the same intent id, or None when it is missing.
+        decided_ns: when it was taken (the sending row's time).
+    """
+    try:
+        units = Decimal(str(sending["units"]))
+        direction = "long" if units > 0 else "short"
+        decision_price = float((decided or {}).get("decision_price") or 0.0)
+        stop_loss = str(sending["stop_loss"])
+        return RiskIntent(
+            intent_id=sending["intent_id"],
+            instrument=sending["instrument"],
+            direction=direction,
+            units=format(abs(units), "f"),
+            stop_loss=stop_loss,
+            take_profit=str(sending["take_profit"]),
+            decision_price=decision_price,
+            sl_distance=abs(decision_price - float(stop_loss)) if decision_price else 0.0,
+            bar_ts=int((decided or {}).get("bar_ts") or 0),
+            decided_ns=decided_ns,
+            p_up=float((decided or {}).get("p_up") or 0.5),
+            model_version=str(sending.get("model_version", "")),
+            multiplier=float((decided or {}).get("multiplier") or 1.0),
+        )
+    except (KeyError, TypeError, ValueError, InvalidOperation):
+        return None
 
 
 def slippage_pips(direction: str, decision_price: float, fill_price: float, pip: float) -> float:

@@ -30,7 +30,7 @@ from actors.backoff import Backoff
 from actors.bars import granularity_seconds
 from actors.base import RoleActor
 from actors.broker import AccountState, Broker, TradeState
-from actors.errors import BrokerError, BrokerNotReadyError
+from actors.errors import BrokerError, BrokerNotReadyError, BrokerRejectedError
 from actors.feed import FeedConfig
 from actors.messages import (
     TOPIC_EXEC_REPORT,
@@ -41,11 +41,13 @@ from actors.messages import (
     AccountSnapshot,
     BarsClosed,
     BrokerHealth,
+    CauseHealthy,
     Envelope,
     ExecutionReport,
     InstrumentId,
     NoTradeRequested,
     ProtectionRequested,
+    Reason,
     ReconcileNow,
     ReconciliationCompleted,
     SystemState,
@@ -81,6 +83,24 @@ class ReconcilerConfig:
         default="repair",
         metadata={"doc": 'An open trade without SL or TP: "repair" (set them) or "close" it.'},
     )
+    repair_deadline_s: float = field(
+        default=30.0,
+        metadata={
+            "doc": "An open trade still without SL or TP this long after it was first seen is closed, whatever "
+            "`unprotected` says (a close that fails latches NO_TRADE).",
+            "min": 1.0,
+            "max": 3600.0,
+        },
+    )
+    repair_retry_s: float = field(
+        default=2.0,
+        metadata={
+            "doc": "First delay between attempts to protect an unprotected trade (doubles, with jitter, up to a "
+            "quarter of repair_deadline_s); the account is read every second meanwhile.",
+            "min": 0.1,
+            "max": 600.0,
+        },
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +114,28 @@ class _Polled:
     day_start_nav: float
     peak_nav: float
     full: bool
+    transactions_unknown: str = ""  # the saved last transaction id the broker did not know (and why)
+
+
+@dataclass(slots=True)
+class _Unprotected:
+    """An open trade without SL or TP, and where its repair stands."""
+
+    trade_id: str
+    instrument: str
+    first_seen_ns: int  # wall clock: the reason's own since_ns when it was raised before
+    backoff: Backoff
+    next_try_s: float = 0.0  # monotonic
+    attempts: int = 0
+    close_requested_s: float | None = None
+    latched: bool = False
+
+
+def _unprotected(trade: TradeState) -> bool:
+    return trade.stop_loss_price is None or trade.take_profit_price is None
+
+
+UNPROTECTED_POLL_S = 1.0  # how often the account is read while a trade is unprotected
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,6 +176,8 @@ class ReconcilerActor(RoleActor[ReconcilerConfig]):
         self.close_reasons: dict[str, str] = {}  # trade id -> the closing fill's reason (worker writes)
         self.closed_by_host: set[str] = set()  # trades the execution role reported closing
         self.want_full = threading.Event()
+        self.unprotected: dict[str, _Unprotected] = {}  # trade id -> its repair (actor thread)
+        self.waiting_protection = False
         self.connected = False
         self.last_ok_ns: int | None = None
         self.detail = NOT_READ
@@ -174,8 +218,9 @@ class ReconcilerActor(RoleActor[ReconcilerConfig]):
 
         broker = self.runtime.open_broker(on_request_outcome=on_outcome)  # ConfigError: the role fails
         backoff = Backoff(self.cfg.retry_initial_s, self.cfg.retry_max_s)
+        carry_full = False
         while not stop.is_set():
-            full = self.want_full.is_set()
+            full = self.want_full.is_set() or carry_full
             try:
                 polled = self._reconcile(broker, full)
             except BrokerNotReadyError:  # the shadow book before its writer started: not an outage
@@ -188,9 +233,13 @@ class ReconcilerActor(RoleActor[ReconcilerConfig]):
             backoff.reset()
             if full:
                 self.want_full.clear()
+            naked = any(_unprotected(t) for t in polled.trades)
+            # A reconciliation completes only once every open trade is protected: read again soon.
+            carry_full = full and naked
             self.actor_ref.tell(polled)
             # Wake early when a reconciliation is asked for.
-            deadline = self.clock.monotonic() + self.cfg.poll_interval_s
+            interval = min(self.cfg.poll_interval_s, UNPROTECTED_POLL_S) if naked else self.cfg.poll_interval_s
+            deadline = self.clock.monotonic() + interval
             while not stop.is_set() and not self.want_full.is_set() and self.clock.monotonic() < deadline:
                 stop.wait(0.05)
 
@@ -199,8 +248,17 @@ class ReconcilerActor(RoleActor[ReconcilerConfig]):
         trades = broker.open_trades()
         pending = len(broker.pending_orders())
         closes: dict[str, tuple[str, str]] = {}  # trade id -> (realized P&L, why it closed)
+        unknown = ""
+        page = None
         if self.state.last_transaction_id:
-            page = broker.transactions_since(self.state.last_transaction_id)
+            try:
+                page = broker.transactions_since(self.state.last_transaction_id)
+            except BrokerRejectedError as e:
+                # An id the broker does not know (the account was reset, the run directory belongs
+                # to another account): the transactions cannot be replayed, so the broker's snapshot
+                # is the whole truth (known trades gone are looked up one by one).
+                unknown = f"{self.state.last_transaction_id}: {e}"
+        if page is not None:
             last_tx = page.last_transaction_id
             for tx in page.transactions:
                 closed_list = tx.raw.get("tradesClosed") if tx.type == "ORDER_FILL" else None
@@ -234,7 +292,7 @@ class ReconcilerActor(RoleActor[ReconcilerConfig]):
         self.state = ReconState(last_transaction_id=last_tx, zone=zone, known=known)
         self.state.save(self.path)
         day_start, peak = (zone.day_start_nav, zone.peak_nav) if zone else (nav, nav)
-        return _Polled(account, trades, pending, differences, closed_pl, verdict, day_start, peak, full)
+        return _Polled(account, trades, pending, differences, closed_pl, verdict, day_start, peak, full, unknown)
 
     # --- the actor: journal, publish, report ---
 
@@ -242,12 +300,21 @@ class ReconcilerActor(RoleActor[ReconcilerConfig]):
         """Results of the broker worker."""
         if isinstance(message, _Polled):
             self.connected, self.last_ok_ns, self.detail = True, self.clock.time_ns(), "ok"
+            if message.transactions_unknown:
+                self._transactions_unknown(message)
             for d in message.differences:
                 self._difference(d, message.closed_pl.get(d.trade_id))
+            naked = self._protection(message)
             snapshot = self._snapshot(message)
             self.runtime.publish(TOPIC_RECON_STATE, snapshot)
             self.runtime.to_supervisor(snapshot)
-            if message.full:
+            if message.full and naked:
+                # RECONCILING ends only when every open trade is protected (read again every second).
+                if not self.waiting_protection:
+                    self.waiting_protection = True
+                    self.runtime.journal("recon.waiting_protection", {"unprotected": sorted(naked)})
+            elif message.full:
+                self.waiting_protection = False
                 account = message.account
                 kinds = sorted({d.kind for d in message.differences})
                 detail = (
@@ -268,30 +335,119 @@ class ReconcilerActor(RoleActor[ReconcilerConfig]):
             self.runtime.journal("recon.broker_unreachable", {"reason": self.detail})
             self._report()
 
+    def _transactions_unknown(self, polled: _Polled) -> None:
+        detail = (
+            f"the broker does not know the saved last transaction id {polled.transactions_unknown}; reconciled "
+            f"from a full snapshot instead (now at transaction {polled.account.last_transaction_id}): was the "
+            "account reset, or is this run directory another account's?"
+        )
+        self.runtime.journal(
+            "recon.transactions_unknown",
+            {"saved": polled.transactions_unknown, "broker_last": polled.account.last_transaction_id},
+        )
+        self.raise_alert("warning", "recon_transactions_unknown", detail)
+
+    # --- unprotected trades: repair with backoff, close past the deadline, latch when that fails ---
+
+    def _protection(self, polled: _Polled) -> dict[str, TradeState]:
+        """Track every open trade without SL or TP (``unprotected:<trade id>`` holds NO_TRADE) and
+        drive its repair; returns the unprotected trades."""
+        now_s, now_ns = self.clock.monotonic(), self.clock.time_ns()
+        naked = {t.id: t for t in polled.trades if _unprotected(t)}
+        open_ids = {t.id for t in polled.trades}
+        for trade_id in [t for t in self.unprotected if t not in naked]:
+            gone = self.unprotected.pop(trade_id)
+            self.runtime.journal(
+                "recon.protected",
+                {
+                    "trade_id": trade_id,
+                    "instrument": gone.instrument,
+                    "outcome": "protected" if trade_id in open_ids else "closed",
+                    "after_s": round((now_ns - gone.first_seen_ns) / 1e9, 1),
+                    "attempts": gone.attempts,
+                },
+            )
+        raised = {r.code: r for r in self.permit.reasons}
+        for code, reason in raised.items():  # whoever raised it: the broker's word clears it
+            prefix, _, trade_id = code.partition(":")
+            if prefix == "unprotected" and trade_id not in naked and not reason.latched:
+                self.runtime.to_supervisor(CauseHealthy(code=code))
+        for trade_id, trade in naked.items():
+            self._drive_repair(trade, raised.get(f"unprotected:{trade_id}"), now_s, now_ns)
+        return naked
+
+    def _drive_repair(self, trade: TradeState, reason: Reason | None, now_s: float, now_ns: int) -> None:
+        cfg, code = self.cfg, f"unprotected:{trade.id}"
+        track = self.unprotected.get(trade.id)
+        missing = " and ".join(
+            n for n, v in (("SL", trade.stop_loss_price), ("TP", trade.take_profit_price)) if v is None
+        )
+        if track is None:
+            first_seen = reason.since_ns if reason is not None else now_ns  # the deadline survives a restart
+            track = _Unprotected(
+                trade.id, trade.instrument, first_seen, Backoff(cfg.repair_retry_s, cfg.repair_deadline_s / 4)
+            )
+            self.unprotected[trade.id] = track
+            self.runtime.journal(
+                "recon.unprotected",
+                {"trade_id": trade.id, "instrument": trade.instrument, "missing": missing, "action": cfg.unprotected,
+                 "first_seen_ns": first_seen, "deadline_s": cfg.repair_deadline_s},
+            )  # fmt: skip
+        age_s = (now_ns - track.first_seen_ns) / 1e9
+        detail = (
+            f"trade {trade.id} {trade.instrument} {trade.current_units} has no {missing} at the broker "
+            f"for {age_s:.0f}s: {cfg.unprotected}, closed if still unprotected after {cfg.repair_deadline_s:g}s"
+        )
+        if age_s >= cfg.repair_deadline_s and track.close_requested_s is not None and not track.latched:
+            # Closed past the deadline, and one poll later still open without its stops: a human.
+            track.latched = now_s - track.close_requested_s >= cfg.poll_interval_s
+        if track.latched:
+            detail = (
+                f"trade {trade.id} {trade.instrument} {trade.current_units} has had no {missing} at the broker "
+                f"for {age_s:.0f}s and could not be closed: close it at the broker by hand (or "
+                "`tradehost ctl flatten --yes`), then `tradehost ctl resume`"
+            )
+        # Every poll while it lasts (idempotent): a resume cannot clear it while the trade is naked.
+        self.runtime.to_supervisor(NoTradeRequested(code=code, detail=detail, latch=track.latched))
+        if age_s >= cfg.repair_deadline_s:
+            if track.close_requested_s is None or now_s >= track.next_try_s:
+                track.close_requested_s = track.close_requested_s or now_s
+                self._request_protection(trade, track, "close", now_s, why=f"still unprotected after {age_s:.0f}s")
+        elif now_s >= track.next_try_s:
+            self._request_protection(trade, track, cfg.unprotected, now_s, why=f"attempt {track.attempts + 1}")
+
+    def _request_protection(
+        self, trade: TradeState, track: _Unprotected, action: str, now_s: float, *, why: str
+    ) -> None:
+        track.attempts += 1
+        track.next_try_s = now_s + max(0.2, track.backoff.next_delay())
+        self.runtime.journal(
+            "recon.protection_requested",
+            {"trade_id": trade.id, "instrument": trade.instrument, "action": action, "why": why},
+        )
+        request = ProtectionRequested(
+            trade_id=TradeId(trade.id), instrument=InstrumentId(trade.instrument), action=action
+        )
+        self.runtime.publish(TOPIC_RECON_ACTION, request)
+
     def _difference(self, d: Difference, realized_pl: str | None) -> None:
         body = d.body()
         if realized_pl is not None:
             body["realized_pl"] = realized_pl
         self.runtime.journal("recon.difference", body)
-        if d.kind == "caught_up":
-            return
+        if d.kind in ("caught_up", "changed", "unprotected"):
+            return  # an unprotected trade becomes a reason and a repair (``_protection``)
         if d.kind == "closed":
             why = self.close_reasons.pop(d.trade_id, "")
             if why in OWN_CLOSES or d.trade_id in self.closed_by_host:
                 self.closed_by_host.discard(d.trade_id)
                 return  # its own SL/TP, or the host closed it: nothing behind anyone's back
-        code = f"recon_{d.kind}:{d.instrument}"
         detail = f"trade {d.trade_id} {d.instrument}: {d.detail}" + (f" (P&L {realized_pl})" if realized_pl else "")
         if d.kind == "another_host":
+            # A reason, alerted by the supervisor: one mail that tells the state it led to.
             self.runtime.to_supervisor(NoTradeRequested(code="another_host", detail=detail))
-        elif d.kind == "unprotected":
-            request = ProtectionRequested(
-                trade_id=TradeId(d.trade_id), instrument=InstrumentId(d.instrument), action=self.cfg.unprotected
-            )
-            self.runtime.publish(TOPIC_RECON_ACTION, request)
-        severity = "critical" if d.kind in ("another_host", "unprotected") else "warning"
-        if d.kind != "changed":
-            self.raise_alert(severity, code, detail)
+            return
+        self.raise_alert("warning", f"recon_{d.kind}:{d.instrument}", detail)
 
     def _snapshot(self, polled: _Polled) -> AccountSnapshot:
         account, verdict = polled.account, polled.verdict

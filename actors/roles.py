@@ -51,6 +51,9 @@ class RoleSpec:
         reads: other sections this role reads too: other roles' (the model reads ``feed``: the
             bars it gets are the feed's instruments and granularity) or shared ones (``broker``,
             ``alerts``); ``RoleActor.shared`` hands them out.
+        verifies_protection: at shutdown this role checks SL/TP of every open trade at the broker
+            (the execution role): its shutdown deadline grows by ``supervisor.shutdown_protection_s``
+            and its ``ProtectionReport`` decides the host's exit code.
     """
 
     name: str
@@ -60,6 +63,7 @@ class RoleSpec:
     others_wait: bool = False
     book: str = ""
     reads: tuple[str, ...] = ()
+    verifies_protection: bool = False
 
     @property
     def owns_section(self) -> bool:
@@ -79,7 +83,14 @@ ROLES: tuple[RoleSpec, ...] = (
     RoleSpec(name="feed", module="actors.feed", section="feed"),
     RoleSpec(name="model", module="actors.model", section="model", reads=("feed",)),
     RoleSpec(name="risk", module="actors.risk", section="risk", reads=("feed", "execution")),
-    RoleSpec(name="execution", module="actors.execution", section="execution", book="writer", reads=("feed", "risk")),
+    RoleSpec(
+        name="execution",
+        module="actors.execution",
+        section="execution",
+        book="writer",
+        reads=("feed", "risk"),
+        verifies_protection=True,
+    ),
 )
 
 # Sections several roles read (their classes are named in supervisor/hostconfig.py).

@@ -247,7 +247,8 @@ class ChildRuntime:
             self._bad(f"control: {e}")
             return
         if isinstance(env.body, StopRole):
-            self.tell(StopRequested(deadline_s=env.body.deadline_s, reason=env.body.reason))
+            body = env.body
+            self.tell(StopRequested(deadline_s=body.deadline_s, reason=body.reason, protection_s=body.protection_s))
             self.arm_deadline(env.body.deadline_s)
         elif env.src == "supervisor":  # commands for the role (ReconcileNow, FlattenRequested)
             self.tell(Inbound(env))

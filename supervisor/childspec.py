@@ -79,6 +79,15 @@ class SupervisorConfig:
         default=1.0,
         metadata={"doc": "How often sys.state is published even without a change.", "min": 0.05, "max": 10.0},
     )
+    shutdown_protection_s: float = field(
+        default=15.0,
+        metadata={
+            "doc": "At shutdown the execution role retries the SL/TP check of open trades this long "
+            "(its shutdown deadline is shutdown_timeout_s plus this); unverified trades: exit 4.",
+            "min": 0.5,
+            "max": 600.0,
+        },
+    )
     permit_ttl_s: float = field(
         default=3.0,
         metadata={"doc": "A TRADING permit expires this long after it was published.", "min": 0.1, "max": 30.0},
@@ -102,20 +111,32 @@ class ChildSpec:
         shutdown_timeout_s: the role's shutdown deadline.
         others_wait: the roles after this one start only once it has heartbeated (the emulator:
             its server listens by then).
+        protection_s: how long the role's shutdown hook retries the SL/TP check of open trades
+            (included in ``shutdown_timeout_s``; 0 for roles that do not check).
     """
 
     role: str
     restart: RestartPolicy = RestartPolicy.PERMANENT
     shutdown_timeout_s: float = 3.0
     others_wait: bool = False
+    protection_s: float = 0.0
 
 
 def child_specs(sup: SupervisorConfig, *, with_emulator: bool) -> tuple[ChildSpec, ...]:
     """The tree's children in start order, from the role registry."""
-    return tuple(
-        ChildSpec(role=name, shutdown_timeout_s=sup.shutdown_timeout_s, others_wait=roles.spec(name).others_wait)
-        for name in roles.role_names(with_emulator=with_emulator)
-    )
+    out = []
+    for name in roles.role_names(with_emulator=with_emulator):
+        role = roles.spec(name)
+        protection_s = sup.shutdown_protection_s if role.verifies_protection else 0.0
+        out.append(
+            ChildSpec(
+                role=name,
+                shutdown_timeout_s=sup.shutdown_timeout_s + protection_s,
+                others_wait=role.others_wait,
+                protection_s=protection_s,
+            )
+        )
+    return tuple(out)
 
 
 class Intensity:

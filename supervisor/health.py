@@ -20,7 +20,19 @@ from typing import Any
 from actors.messages import AccountSnapshot, BrokerHealth, ModelReport
 from supervisor.state import StateMachine
 
-__all__ = ["REASONS", "REPORTERS", "UNKNOWN_CODE", "HealthPolicy", "ReasonInfo"]
+__all__ = [
+    "REASONS",
+    "REPORTERS",
+    "SUPERVISOR",
+    "UNKNOWN_CODE",
+    "HealthPolicy",
+    "ReasonInfo",
+    "may_raise",
+    "reason_info",
+]
+
+SUPERVISOR = "supervisor"
+WATCHDOG = "watchdog"
 
 Journal = Callable[[str, dict[str, Any]], None]
 Alert = Callable[[str, str, str], None]  # severity, code, detail
@@ -29,13 +41,25 @@ Cleared = Callable[[str], None]  # code
 
 @dataclass(frozen=True, slots=True)
 class ReasonInfo:
-    """One reason code: latched or transient, and what it means."""
+    """One reason code: latched or transient, what it means, and who may raise (and clear) it.
+
+    ``raised_by`` names the roles whose ``NoTradeRequested`` / ``CauseHealthy`` carry the code on
+    the control channel (``supervisor`` when only the supervisor's own observations raise it:
+    heartbeats, exits, broker health, the account's zones). A role may clear only what it may
+    raise, and only a transient code; a raise from anyone else is still honoured (unsure: no
+    trading) but latched and journaled as unexpected.
+    """
 
     latched: bool
     meaning: str
+    raised_by: frozenset[str] = frozenset({SUPERVISOR})
 
 
-# The prefix before ':' names the code; the part after it names the role or source.
+def _by(*roles: str) -> frozenset[str]:
+    return frozenset(roles)
+
+
+# The prefix before ':' names the code; the part after it names the role, source or trade.
 REASONS: Mapping[str, ReasonInfo] = {
     "role_down": ReasonInfo(False, "a role is down, restarting, starting, or late with its heartbeats"),
     "restart_intensity": ReasonInfo(True, "a role crashed too often (or never came up) and stays down"),
@@ -46,23 +70,58 @@ REASONS: Mapping[str, ReasonInfo] = {
     "run_dir_lost": ReasonInfo(True, "the run directory, its lock, journal or a socket was removed or replaced"),
     "model_missing": ReasonInfo(True, "the model directory (model.dir) does not exist or lacks its files"),
     "model_mismatch": ReasonInfo(True, "the model does not fit the configuration (features, granularity, instruments)"),
-    "order_unresolved": ReasonInfo(True, "an order's outcome stayed unknown by its client id past resolve_timeout_s"),
-    "another_host": ReasonInfo(True, "a trade tagged by another tradehost instance: two hosts trade one account"),
-    "broker_fatal": ReasonInfo(True, "the broker refused the token or the account (401/403)"),
+    "order_unresolved": ReasonInfo(
+        True, "an order's outcome stayed unknown by its client id past resolve_timeout_s", _by("execution")
+    ),
+    "another_host": ReasonInfo(
+        True, "a trade tagged by another tradehost instance: two hosts trade one account", _by("reconciler")
+    ),
+    "broker_fatal": ReasonInfo(True, "the broker refused the token or the account (401/403)", _by("execution")),
+    "unprotected": ReasonInfo(
+        False,
+        "an open trade has no SL or TP at the broker: repaired with backoff, closed past "
+        "reconciler.repair_deadline_s; latched when even the close fails",
+        _by(SUPERVISOR, "reconciler", "execution"),
+    ),
     "daily_loss_limit": ReasonInfo(True, "today's loss reached risk.daily_loss_limit (clears at the next trading day)"),
     "drawdown_stop": ReasonInfo(True, "the drawdown from the peak NAV is beyond the last risk.drawdown_zones zone"),
     # Raised by the watchdog (NoTradeRequested); its table in README "The watchdog" says when.
-    "heartbeat_missing": ReasonInfo(False, "the watchdog hears no heartbeat of a role on the bus"),
-    "memory_limit": ReasonInfo(True, "a process is over watchdog.rss_limit_mb (the role is restarted)"),
-    "memory_growth": ReasonInfo(True, "a process's memory grows faster than watchdog.max_growth_mb_per_h"),
-    "disk_low": ReasonInfo(False, "the run directory's disk has less than watchdog.min_free_disk_mb free"),
-    "clock_skew": ReasonInfo(False, "the local clock differs from the broker's by more than watchdog.max_clock_skew_s"),
-    "bar_overdue": ReasonInfo(False, "no bar of an instrument within its granularity plus watchdog.bar_grace_s"),
-    "stream_silent": ReasonInfo(False, "the price stream was down longer than watchdog.stream_down_alert_s"),
-    "decision_overdue": ReasonInfo(False, "a published bar got no decision within watchdog.decision_deadline_s"),
-    "account_stale": ReasonInfo(False, "no account read from the broker within watchdog.account_max_age_s"),
+    "heartbeat_missing": ReasonInfo(False, "the watchdog hears no heartbeat of a role on the bus", _by(WATCHDOG)),
+    "memory_limit": ReasonInfo(True, "a process is over watchdog.rss_limit_mb (the role is restarted)", _by(WATCHDOG)),
+    "memory_growth": ReasonInfo(
+        True, "a process's memory grows faster than watchdog.max_growth_mb_per_h", _by(WATCHDOG)
+    ),
+    "disk_low": ReasonInfo(
+        False, "the run directory's disk has less than watchdog.min_free_disk_mb free", _by(WATCHDOG)
+    ),
+    "clock_skew": ReasonInfo(
+        False, "the local clock differs from the broker's by more than watchdog.max_clock_skew_s", _by(WATCHDOG)
+    ),
+    "bar_overdue": ReasonInfo(
+        False, "no bar of an instrument within its granularity plus watchdog.bar_grace_s", _by(WATCHDOG)
+    ),
+    "stream_silent": ReasonInfo(
+        False, "the price stream was down longer than watchdog.stream_down_alert_s", _by(WATCHDOG)
+    ),
+    "decision_overdue": ReasonInfo(
+        False, "a published bar got no decision within watchdog.decision_deadline_s", _by(WATCHDOG)
+    ),
+    "account_stale": ReasonInfo(
+        False, "no account read from the broker within watchdog.account_max_age_s", _by(WATCHDOG)
+    ),
 }
-UNKNOWN_CODE = ReasonInfo(True, "a reason this version does not know (latched to be safe)")
+UNKNOWN_CODE = ReasonInfo(True, "a reason this version does not know (latched to be safe)", frozenset())
+
+
+def reason_info(code: str) -> ReasonInfo:
+    """The table's entry for ``code`` (its prefix before ':'); unknown codes latch."""
+    return REASONS.get(code.partition(":")[0], UNKNOWN_CODE)
+
+
+def may_raise(role: str, code: str) -> bool:
+    """True when ``role`` is one of the raisers the table names for ``code``."""
+    return role in reason_info(code).raised_by
+
 
 # Which role reports which broker source.
 REPORTERS: Mapping[str, str] = {"stream": "feed", "rest": "reconciler"}
@@ -99,15 +158,40 @@ class HealthPolicy:
 
     # --- reasons ---
 
-    def fault(self, code: str, detail: str) -> bool:
-        """Raise ``code`` (latched or not as ``REASONS`` says; an unknown code latches); True when
-        it is new, and then it is journaled and alerted (critical when latched)."""
-        latched = REASONS.get(code.partition(":")[0], UNKNOWN_CODE).latched
+    def fault(self, code: str, detail: str, *, latch: bool = False, alert: bool = True) -> bool:
+        """Raise ``code`` (latched or not as ``REASONS`` says, or latched when ``latch``; an unknown
+        code latches); True when it is new, and then it is journaled and alerted (critical when
+        latched; ``alert`` False when the caller sends one alert for several reasons). A transient
+        reason raised again with ``latch`` becomes latched, and that is journaled and alerted too."""
+        latched = latch or reason_info(code).latched
+        was_latched = self.sm.is_latched(code)
         if self.sm.raise_reason(code, detail, latched=latched, now_s=self._mono(), now_ns=self._wall_ns()):
             self._journal("reason.raised", {"code": code, "detail": detail, "latched": latched})
-            self._alert("critical" if latched else "warning", code, detail)
+            if alert:
+                self._alert("critical" if latched else "warning", code, detail)
             return True
+        if latched and not was_latched:
+            self._journal("reason.raised", {"code": code, "detail": detail, "latched": True, "was": "transient"})
+            self._alert("critical", code, detail)
         return False
+
+    def requested(self, role: str, code: str, detail: str, *, latch: bool = False) -> bool:
+        """A role asks for NO_TRADE with ``code`` (``NoTradeRequested``): every role's request
+        becomes a reason the same way. One from a role the table does not name as a raiser is
+        honoured all the same (unsure: no trading), latched and journaled as unexpected."""
+        if not may_raise(role, code):
+            self._journal("reason.unexpected_raiser", {"code": code, "role": role, "detail": detail})
+            return self.fault(code, f"{detail} (raised by {role}, which this version does not expect)", latch=True)
+        return self.fault(code, detail, latch=latch)
+
+    def healthy_from(self, role: str, code: str) -> bool:
+        """A role reports the cause of ``code`` healthy (``CauseHealthy``): its cool-down starts,
+        but only for a transient code that role may raise; returns whether it was taken."""
+        info = reason_info(code)
+        if info.latched or role not in info.raised_by:
+            return False
+        self.healthy(code)
+        return True
 
     def cleared_by_operator(self, codes: Iterable[str]) -> None:
         """Latched reasons (and the pause) cleared by ``ctl resume``: their alerts are resolved."""

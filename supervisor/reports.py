@@ -4,8 +4,11 @@ The ``Supervisor`` (``supervisor.tree``) keeps the life cycle of its children; e
 a role sends on the control channel lands here: broker health (a reason, and a reconciliation once
 the REST API is back), the account (``recon.state``: daily loss and drawdown reasons), the model's
 and the market's reports (``ctl status``), the reconciler's verdict, and the watchdog's requests
-(NO_TRADE with a reason code, a cause healthy again, a restart) and report. The last report of
-each kind is kept for ``ctl status``.
+(NO_TRADE with a reason code, a cause healthy again, a restart) and report. A ``NoTradeRequested``
+from any role becomes a reason through ``HealthPolicy.requested`` (the table in
+``supervisor.health`` says who may raise each code and whether it latches); a ``CauseHealthy``
+starts the cool-down only of a transient code its sender may raise. The last report of each kind
+is kept for ``ctl status``.
 """
 
 from __future__ import annotations
@@ -21,11 +24,11 @@ from actors.messages import (
     MarketReport,
     ModelReport,
     NoTradeRequested,
+    ProtectionReport,
     ReconciliationCompleted,
     RestartRequested,
     WatchdogReport,
 )
-from actors.watchchecks import WATCHDOG_CODES
 from supervisor.commands.errors import CommandError
 
 if TYPE_CHECKING:
@@ -66,6 +69,16 @@ class RoleReports:
         elif isinstance(body, MarketReport):
             self.market = body
             return
+        elif isinstance(body, ProtectionReport):
+            sup.protection_reported(role, body)
+        elif isinstance(body, NoTradeRequested):
+            # One path for every role: the request becomes a reason (never only an alert).
+            if sup.health.requested(role, body.code, body.detail, latch=body.latch):
+                sup.save_state()
+        elif isinstance(body, CauseHealthy):
+            # Only a transient cause the role may raise itself: it must never start the cool-down
+            # of the supervisor's own reasons (a role it still hears while the supervisor sees it down).
+            sup.health.healthy_from(role, body.code)
         elif role == "watchdog":
             self._from_watchdog(body)
         else:
@@ -74,14 +87,7 @@ class RoleReports:
 
     def _from_watchdog(self, body: Body) -> None:
         sup = self.sup
-        if isinstance(body, NoTradeRequested):
-            sup.health.fault(body.code, body.detail)
-        elif isinstance(body, CauseHealthy):
-            # Only a cause the watchdog raises: it must never start the cool-down of the
-            # supervisor's own reasons (a role it still hears while the supervisor sees it down).
-            if body.code.partition(":")[0] in WATCHDOG_CODES:
-                sup.health.healthy(body.code)
-        elif isinstance(body, RestartRequested):
+        if isinstance(body, RestartRequested):
             sup.journal_event("role.restart_requested", {"role": body.role, "reason": body.reason, "by": "watchdog"})
             with contextlib.suppress(CommandError):
                 sup.operator.restart_role(body.role)

@@ -12,10 +12,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from actors.messages import SystemState
+from actors.messages import AccountSnapshot, ProtectionReport, SystemState
 from supervisor.child import Child, ChildStatus
 
-__all__ = ["ShutdownSequence"]
+__all__ = ["EXIT_UNPROTECTED", "ShutdownSequence", "state_summary", "unprotected_detail"]
+
+# `tradehost run` exits 4 when its shutdown could not verify every open trade's SL and TP at the
+# broker (the broker unreachable, a repair refused, the execution role down or too slow).
+EXIT_UNPROTECTED = 4
 
 
 @dataclass
@@ -67,3 +71,47 @@ class ShutdownSequence:
             "roles": {role: child.shutdown_outcome or "not running" for role, child in children.items()},
             "restarts": {role: child.restarts for role, child in children.items()},
         }
+
+
+def unprotected_detail(report: ProtectionReport) -> str:
+    """The shutdown alert's text; its first words say which trades have no stop verified."""
+    naked = [
+        f"trade {t.trade_id} {t.instrument} {t.units} "
+        f"(SL {t.stop_loss or 'NONE'}, TP {t.take_profit or 'NONE'}; {t.outcome})"
+        for t in report.unverified
+    ]
+    head = "NO STOP VERIFIED AT THE BROKER: " + ("; ".join(naked) if naked else "the open trades could not be checked")
+    return (
+        f"{head}. {report.summary}. Look at the account in the broker's platform now: set the missing "
+        "SL/TP or close the trades by hand (or start the host again: its reconciler repairs them)"
+    )
+
+
+def state_summary(account: AccountSnapshot | None, protection: ProtectionReport | None) -> dict[str, Any]:
+    """What ``shutdown.completed`` records of the account: positions with their SL/TP (the shutdown
+    check's own reading where it had one, else the last reconciliation's), NAV, today's P&L and
+    pending orders."""
+    if protection is not None and protection.trades:
+        positions = [
+            {"trade_id": t.trade_id, "instrument": t.instrument, "units": t.units, "stop_loss": t.stop_loss,
+             "take_profit": t.take_profit, "verified": t.verified}
+            for t in protection.trades
+        ]  # fmt: skip
+    elif account is not None:
+        positions = [
+            {"trade_id": t.trade_id, "instrument": t.instrument, "units": t.units, "stop_loss": t.stop_loss,
+             "take_profit": t.take_profit, "verified": False}
+            for t in account.trades
+        ]  # fmt: skip
+    else:
+        positions = []
+    pending = protection.pending_orders if protection is not None and protection.pending_orders is not None else None
+    if pending is None and account is not None:
+        pending = account.pending_orders
+    return {
+        "positions": positions,
+        "nav": account.nav if account is not None else None,
+        "currency": account.currency if account is not None else None,
+        "daily_pnl": account.daily_pnl or None if account is not None else None,
+        "pending_orders": pending,
+    }

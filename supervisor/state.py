@@ -103,6 +103,11 @@ class StateMachine:
         limit at the next trading day); returns True if it was there."""
         return self._reasons.pop(code, None) is not None
 
+    def is_latched(self, code: str) -> bool:
+        """True if ``code`` is present and latched."""
+        current = self._reasons.get(code)
+        return current is not None and current.latched
+
     def has_reason(self, code: str) -> bool:
         """True if ``code`` is among the current reasons."""
         return code in self._reasons

@@ -27,6 +27,7 @@ from actors.journal import Journal
 from actors.messages import (
     Body,
     Heartbeat,
+    ProtectionReport,
     RoleStopping,
     StopRole,
     SystemState,
@@ -54,7 +55,7 @@ from supervisor.operator import Operator
 from supervisor.publish import SRC, StatePublisher
 from supervisor.records import Records
 from supervisor.reports import RoleReports
-from supervisor.shutdown import ShutdownSequence
+from supervisor.shutdown import EXIT_UNPROTECTED, ShutdownSequence, state_summary, unprotected_detail
 from supervisor.state import StateMachine
 
 if TYPE_CHECKING:
@@ -117,6 +118,7 @@ class Supervisor(pykka.ThreadingActor):
         self.operator = Operator(self)
         self.last_tick = clock.monotonic()
         self.run_dir_lost = ""
+        self.protection: ProtectionReport | None = None  # the shutdown check's outcome
 
     # --- dispatch ---
 
@@ -381,7 +383,12 @@ class Supervisor(pykka.ThreadingActor):
             "state.changed", {"from": previous.value, "to": SystemState.SHUTTING_DOWN.value, "reasons": []}
         )
         self.publisher.state(self.sm)  # revokes the permit at once
-        self._alert("info", "host_shutdown", f"graceful shutdown ({trigger}); open trades keep their broker-side SL/TP")
+        self._alert(
+            "info",
+            "host_shutdown",
+            f"graceful shutdown ({trigger}): pending entries are cancelled and every open trade's SL/TP is "
+            "checked at the broker before the roles stop",
+        )
         self.pending_start.clear()
         self.shutdown_seq = ShutdownSequence.begin(trigger, self.clock.monotonic(), previous, self.children)
         self._shutdown_continue()
@@ -404,7 +411,8 @@ class Supervisor(pykka.ThreadingActor):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(child.pid, signal.SIGTERM)
             return
-        env = make_envelope(StopRole(deadline_s=child.spec.shutdown_timeout_s, reason=reason), src=SRC)
+        stop = StopRole(deadline_s=child.spec.shutdown_timeout_s, reason=reason, protection_s=child.spec.protection_s)
+        env = make_envelope(stop, src=SRC)
         self.io.send("control", [child.identity, encode(env)])
 
     def _shutdown_continue(self) -> None:
@@ -417,12 +425,43 @@ class Supervisor(pykka.ThreadingActor):
         elif child.status is not ChildStatus.STOPPING:
             self.send_stop(child, seq.trigger)
 
+    def protection_reported(self, role: str, report: ProtectionReport) -> None:
+        """The shutdown check of open trades (``ProtectionReport``): trades it could not verify
+        protected become ``unprotected:<trade id>`` reasons and one critical alert that names them."""
+        self.protection = report
+        if report.complete:
+            return
+        for trade in report.unverified:
+            detail = f"trade {trade.trade_id} {trade.instrument}: not verified protected at shutdown ({trade.outcome})"
+            self.health.fault(f"unprotected:{trade.trade_id}", detail, alert=False)
+        self._alert("critical", "shutdown_unprotected", unprotected_detail(report))
+
+    def _protection_summary(self, seq: ShutdownSequence) -> dict[str, Any]:
+        report = self.protection
+        if report is None:
+            checker = next((c for c in self.children.values() if c.spec.protection_s > 0), None)
+            outcome = checker.shutdown_outcome if checker is not None else "no role checks"
+            summary = f"NOT VERIFIED: the execution role sent no protection check ({outcome or 'not running'})"
+            self.journal_event(
+                "shutdown.protection", {"complete": False, "checked": False, "unverified": [], "summary": summary}
+            )
+            report = ProtectionReport(complete=False, summary=summary)
+            self.protection = report
+            self._alert("critical", "shutdown_unprotected", unprotected_detail(report))
+        return {
+            "complete": report.complete,
+            "summary": report.summary,
+            "unverified": [t.trade_id for t in report.unverified],
+        }
+
     def _finish_shutdown(self, seq: ShutdownSequence) -> None:
         if self.sm.state is SystemState.STOPPED:
             return
         self.save_state()
+        protection = self._protection_summary(seq)
         latched = [r.code for r in self.sm.reasons(self.clock.time_ns()) if r.latched]
         summary = seq.summary(self.children, latched, self.clock.monotonic())
+        summary.update(state_summary(self.reports.account, self.protection), protection=protection)
         self.journal_event("shutdown.completed", summary)
         self.sm.stopped()
         self.journal_event(
@@ -430,4 +469,7 @@ class Supervisor(pykka.ThreadingActor):
         )
         self.publisher.state(self.sm)
         log.info("shutdown complete in %.0f ms", summary["elapsed_ms"])
-        self.done.finish(1 if self.run_dir_lost else 0)
+        if not protection["complete"]:
+            log.critical("open trades not verified protected at the broker: %s", protection["summary"])
+        code = 1 if self.run_dir_lost else (0 if protection["complete"] else EXIT_UNPROTECTED)
+        self.done.finish(code)

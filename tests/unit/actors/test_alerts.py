@@ -533,7 +533,10 @@ def test_the_body_tells_an_operator_what_happened_what_the_host_did_and_what_to_
     # Assert
     assert "feed restarted 5 times in 60 s" in body
     assert "Since 2026-05-28 20:26:40 UTC, 4 min 10 s before this mail." in body
-    assert "No new trades; open trades keep their broker-side SL/TP" in body
+    # A trade without stops is the first thing said, and no line claims stops it does not have.
+    assert body.splitlines()[0] == "NO STOP AT THE BROKER: USD_JPY short 5000 @ 151.200 (no SL and no TP)"
+    assert "No new trades; NOT EVERY OPEN TRADE HAS ITS SL/TP (see above)" in body
+    assert "keep their broker-side SL/TP" not in body
     assert "Current state: NO_TRADE" in body
     assert "restart_intensity:feed (latched, needs `tradehost ctl resume`)" in body
     assert "EUR_USD long 10000 @ 1.08450, SL 1.08000, TP 1.09000, unrealized +12.30 USD" in body
@@ -543,6 +546,34 @@ def test_the_body_tells_an_operator_what_happened_what_the_host_did_and_what_to_
         assert command in body
     assert "tradehost ctl pause" not in body  # already not trading
     assert all(line in body for line in journal)
+
+
+def test_a_mail_whose_trades_all_have_their_stops_says_so_and_starts_with_the_cause() -> None:
+    context = _context(
+        positions=(
+            OpenPosition(
+                instrument="EUR_USD",
+                units=10000,
+                entry_price=Decimal("1.08450"),
+                stop_loss=Decimal("1.08000"),
+                take_profit=Decimal("1.09000"),
+            ),
+        )
+    )
+
+    body = compose_mail(_alert_notice(), context).body
+
+    assert body.splitlines()[0] == "restart_intensity:feed (critical)"
+    assert "No new trades; open trades keep their broker-side SL/TP" in body
+
+
+def test_the_shutdown_mail_names_the_trades_without_a_stop_in_its_first_line() -> None:
+    detail = "NO STOP VERIFIED AT THE BROKER: trade 7 EUR_USD 1000 (SL NONE, TP NONE; failed: HTTP 503)"
+    notice = _alert_notice(cause="shutdown_unprotected", detail=detail)
+
+    body = compose_mail(notice, _context(state="SHUTTING_DOWN")).body
+
+    assert body.splitlines()[0] == detail
 
 
 def test_unknown_positions_and_pnl_are_said_to_be_unknown() -> None:

@@ -40,6 +40,7 @@ from actors.messages import (
     NoTradeRequested,
     Prices,
     PriceTick,
+    ProtectionReport,
     ProtectionRequested,
     Reason,
     ReconcileNow,
@@ -54,6 +55,7 @@ from actors.messages import (
     SystemState,
     SystemStateChanged,
     TradeId,
+    TradeProtection,
     TradeView,
     WatchdogReport,
     decode,
@@ -80,6 +82,15 @@ _CHECK = CheckResult(name="rss:model", value="210.5 MB", limit="1024 MB", verdic
 _PRICES = Prices(o="1.10010", h="1.10060", l="1.09980", c="1.10040")
 _MARKET = InstrumentMarket(instrument=InstrumentId("USD_JPY"), open=False, since_ns=1, why="weekend", next_open_ns=2)
 
+_PROTECTED = TradeProtection(
+    trade_id=TradeId("42"),
+    instrument=InstrumentId("EUR_USD"),
+    units="1000",
+    stop_loss="1.0812",
+    take_profit="1.0900",
+    outcome="repaired",
+    verified=True,
+)
 SAMPLES: dict[str, Body] = {
     "Heartbeat": Heartbeat(
         role="feed", pid=123, rss_mb=45.5, queue_depth=2, handled=7, last_handled="Tick", decode_errors=1, gaps=3
@@ -188,6 +199,24 @@ SAMPLES: dict[str, Body] = {
     "FlattenRequested": FlattenRequested(why="ctl flatten"),
     "ProtectionRequested": ProtectionRequested(
         trade_id=TradeId("42"), instrument=InstrumentId("EUR_USD"), action="repair"
+    ),
+    "TradeProtection": _PROTECTED,
+    "ProtectionReport": ProtectionReport(
+        complete=False,
+        trades=(
+            _PROTECTED,
+            TradeProtection(
+                trade_id=TradeId("43"),
+                instrument=InstrumentId("USD_JPY"),
+                units="-500",
+                outcome="failed: HTTP 503",
+                verified=False,
+            ),
+        ),
+        cancelled_orders=("51",),
+        pending_orders=0,
+        attempts=4,
+        summary="NOT VERIFIED: 43 USD_JPY",
     ),
 }
 

@@ -95,7 +95,7 @@ def test_reset_forgets_past_restarts() -> None:
 
 def test_child_specs_default_to_permanent_and_come_from_the_registry_in_start_order() -> None:
     spec = ChildSpec(role="feed")
-    sup = SupervisorConfig(shutdown_timeout_s=7.0)
+    sup = SupervisorConfig(shutdown_timeout_s=7.0, shutdown_protection_s=15.0)
 
     with_emulator = child_specs(sup, with_emulator=True)
     without = child_specs(sup, with_emulator=False)
@@ -103,7 +103,11 @@ def test_child_specs_default_to_permanent_and_come_from_the_registry_in_start_or
     assert spec.restart is RestartPolicy.PERMANENT
     assert [s.role for s in without] == ["watchdog", "reconciler", "feed", "model", "risk", "execution"]
     assert [s.role for s in with_emulator] == ["emulator", *[s.role for s in without]]
-    assert all(s.shutdown_timeout_s == 7.0 for s in with_emulator)
+    # The execution role checks every open trade's SL/TP at shutdown: its deadline covers that too.
+    assert {s.role: (s.shutdown_timeout_s, s.protection_s) for s in with_emulator if s.protection_s} == {
+        "execution": (22.0, 15.0)
+    }
+    assert all(s.shutdown_timeout_s == 7.0 for s in with_emulator if s.role != "execution")
     assert [s.role for s in with_emulator if s.others_wait] == ["emulator"]
 
 
