@@ -195,7 +195,9 @@ class ExecutionActor(RoleActor[ExecutionConfig]):
         budget_s = min(budget_s, max(0.1, deadline_s - 1.0))  # the hook itself must end in time
         protection = Protection(until=self.clock.monotonic() + budget_s)
         self.jobs.put(protection)
-        if protection.done.wait(budget_s + 0.5) and protection.report is not None:
+        # New attempts start until ``until``; the last may still be in a broker read (with its own
+        # retries) then: wait for it as long as the deadline allows.
+        if protection.done.wait(max(budget_s + 0.5, deadline_s - 1.0)) and protection.report is not None:
             report = protection.report
         else:
             summary = "NOT VERIFIED: the protection check did not finish before the shutdown deadline"

@@ -462,6 +462,10 @@ class Supervisor(pykka.ThreadingActor):
         latched = [r.code for r in self.sm.reasons(self.clock.time_ns()) if r.latched]
         summary = seq.summary(self.children, latched, self.clock.monotonic())
         summary.update(state_summary(self.reports.account, self.protection), protection=protection)
+        if not protection["complete"]:  # the role that checks says so beside how it stopped
+            for role, child in self.children.items():
+                if child.spec.protection_s > 0:
+                    summary["roles"][role] = f"{summary['roles'][role]}; open trades NOT VERIFIED protected"
         self.journal_event("shutdown.completed", summary)
         self.sm.stopped()
         self.journal_event(

@@ -1,10 +1,15 @@
-"""A real SMTP server on loopback for the alert-mail tests (aiosmtpd), and a free port for it."""
+"""A real SMTP server on loopback for the alert-mail tests (aiosmtpd), its inbox, and a free port for it."""
 
 from __future__ import annotations
 
 import contextlib
+import email
+import email.policy
 import socket
+import threading
 from collections.abc import Iterator
+from dataclasses import dataclass, field
+from email.message import EmailMessage
 from typing import Any
 
 from aiosmtpd.controller import Controller
@@ -26,3 +31,30 @@ def smtp_server(port: int, handler: Any, **kwargs: Any) -> Iterator[Controller]:
         yield controller
     finally:
         controller.stop()
+
+
+@dataclass
+class Inbox:
+    """What the SMTP server accepted, in order."""
+
+    raw: list[bytes] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        with self.lock:
+            self.raw.append(bytes(envelope.original_content or envelope.content))
+        return "250 2.0.0 OK"
+
+    def mails(self) -> list[EmailMessage]:
+        with self.lock:
+            raw = list(self.raw)
+        out = []
+        for data in raw:
+            msg = email.message_from_bytes(data, policy=email.policy.default)
+            assert isinstance(msg, EmailMessage)
+            out.append(msg)
+        return out
+
+    def about(self, text: str) -> list[EmailMessage]:
+        """Mails whose subject contains ``text``."""
+        return [m for m in self.mails() if text in str(m["Subject"])]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import signal
@@ -241,7 +242,8 @@ def test_sigterm_at_any_moment_of_start_up_ends_cleanly_with_nothing_left_behind
         # nothing can have been created.
         assert not host.run_dir.exists(), host.log_text()[-3000:]
         return
-    assert code == 0, (code, host.log_text()[-3000:])
+    # 4: stopped before the execution role could check the open trades' SL/TP, and said so.
+    assert code in (0, 4), (code, host.log_text()[-3000:])
     leftovers = sorted(p.name for p in host.run_dir.glob("*")) if host.run_dir.exists() else []
     assert not [n for n in leftovers if n.endswith(".sock") or n == "tradehost.lock"], leftovers
     journal = host.run_dir / "journal.sqlite"
@@ -250,9 +252,16 @@ def test_sigterm_at_any_moment_of_start_up_ends_cleanly_with_nothing_left_behind
         try:
             assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
             kinds = [k for (k,) in db.execute("SELECT kind FROM journal")]
+            protection = [
+                json.loads(b)
+                for (b,) in db.execute("SELECT body FROM journal WHERE kind = ?", ("shutdown.protection",))
+            ]
         finally:
             db.close()
         assert "host.started" in kinds and "shutdown.completed" in kinds, kinds  # a whole run, not half
+        assert [p["complete"] for p in protection] == [code == 0], protection  # exit 4 exactly when unverified
+    else:
+        assert code == 0  # nothing was started at all
 
 
 # --- 10. small gaps ---------------------------------------------------------------------------
@@ -266,8 +275,12 @@ def test_a_frozen_root_leaves_a_trace_in_the_journal_and_kills_no_role() -> None
             time.sleep(3.0)  # the fault is a freeze of this length (longer than the 2 s heartbeat timeout)
         finally:
             os.kill(host.proc.pid, signal.SIGCONT)
-        stalled = poll_until(lambda: host.journal("host.stalled"), timeout_s=20)
-        assert stalled[0]["body"]["stalled_s"] >= 2.5
+        # A loaded machine may leave shorter stalls of its own (seen: 1.18 s at start-up): the
+        # freeze is the row of at least its length.
+        stalled = poll_until(
+            lambda: [e for e in host.journal("host.stalled") if e["body"]["stalled_s"] >= 2.5], timeout_s=20
+        )
+        assert stalled
         host.wait_state("TRADING", timeout_s=30)
         assert {r: a["pid"] for r, a in host.status()["actors"].items()} == pids
         assert host.journal("role.heartbeat_lost") == []

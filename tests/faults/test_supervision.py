@@ -181,16 +181,19 @@ def test_kill_9_of_the_root_leaves_no_child_behind() -> None:
 
 
 def test_a_role_that_misses_its_shutdown_deadline_is_killed_and_that_is_journaled() -> None:
-    with running_host([*FAST, "supervisor.shutdown_timeout_s=1.0"]) as host:
+    with running_host([*FAST, "supervisor.shutdown_timeout_s=1.0", "supervisor.shutdown_protection_s=1.0"]) as host:
         status = host.wait_all_running()
         # execution is stopped first; frozen, it cannot run its shutdown hook.
         pid = status["actors"]["execution"]["pid"]
         os.kill(pid, signal.SIGSTOP)
         os.kill(host.proc.pid, signal.SIGTERM)
-        assert host.wait_exit(timeout_s=30) == 0
+        # Frozen, it could not check the open trades' SL/TP either: the host says so with exit 4.
+        assert host.wait_exit(timeout_s=60) == 4
         killed = host.journal("role.killed")
         assert killed and killed[0]["body"]["role"] == "execution" and killed[0]["body"]["pid"] == pid
         assert "missed its shutdown deadline" in killed[0]["body"]["cause"]
-        roles = host.journal("shutdown.completed")[0]["body"]["roles"]
-        assert roles["execution"] == "killed after missing its shutdown deadline"
+        completed = host.journal("shutdown.completed")[0]["body"]
+        roles = completed["roles"]
+        assert roles["execution"] == "killed after missing its shutdown deadline; open trades NOT VERIFIED protected"
+        assert completed["protection"]["complete"] is False
         assert all(outcome == "clean" for role, outcome in roles.items() if role != "execution")

@@ -6,15 +6,12 @@ server, the journal and ``ctl status``."""
 from __future__ import annotations
 
 import base64
-import email
-import email.policy
 import os
 import re
 import signal
-import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
@@ -26,7 +23,7 @@ from aiosmtpd.smtp import AuthResult, LoginPassword
 from actors.broker.emulator import AdminClient
 from tests.conftest import FAST
 from tests.helpers import REPO, Host, poll_until, run_cli, running_host
-from tests.smtpserver import free_port, smtp_server
+from tests.smtpserver import Inbox, free_port, smtp_server
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults, pytest.mark.slow, pytest.mark.timeout(180)]
 
@@ -39,33 +36,6 @@ MARKET = ['broker.emulator.start="2024-03-06T14:00:00Z"', "broker.emulator.speed
 
 
 # --- A real SMTP server ------------------------------------------------------------------------
-
-
-@dataclass
-class Inbox:
-    """What the SMTP server accepted, in order."""
-
-    raw: list[bytes] = field(default_factory=list)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        with self.lock:
-            self.raw.append(bytes(envelope.original_content or envelope.content))
-        return "250 2.0.0 OK"
-
-    def mails(self) -> list[EmailMessage]:
-        with self.lock:
-            raw = list(self.raw)
-        out = []
-        for data in raw:
-            msg = email.message_from_bytes(data, policy=email.policy.default)
-            assert isinstance(msg, EmailMessage)
-            out.append(msg)
-        return out
-
-    def about(self, text: str) -> list[EmailMessage]:
-        """Mails whose subject contains ``text``."""
-        return [m for m in self.mails() if text in str(m["Subject"])]
 
 
 @dataclass

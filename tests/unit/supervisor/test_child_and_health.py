@@ -165,3 +165,79 @@ def test_the_runbook_tells_the_operator_what_to_do_about_every_reason_code(code:
     rows = [line for line in runbook.splitlines() if line.startswith("| `")]
 
     assert any(f"`{code}`" in row or f"`{code}:" in row for row in rows), f"no RUNBOOK row for {code}"
+
+
+# --- one no-trade path: every role's request is a reason -------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("role", "code", "latched"),
+    [
+        ("execution", "order_unresolved:EUR_USD", True),
+        ("execution", "broker_fatal", True),
+        ("reconciler", "another_host", True),
+        ("reconciler", "unprotected:7", False),
+        ("execution", "unprotected:7", False),
+        ("watchdog", "bar_overdue:EUR_USD", False),
+    ],
+)
+def test_a_no_trade_request_of_any_role_becomes_a_reason_as_the_table_says(role: str, code: str, latched: bool) -> None:
+    alerts: list[tuple[str, str]] = []
+    sm, journal = StateMachine(cooldown_s=10.0), _Journal()
+    policy = HealthPolicy(
+        sm, journal, monotonic=lambda: 0.0, wall_ns=lambda: 0, alert=lambda s, c, d: alerts.append((s, c))
+    )
+
+    assert policy.requested(role, code, "detail") is True
+
+    (reason,) = sm.reasons(0)
+    assert (reason.code, reason.latched) == (code, latched)
+    assert alerts == [("critical" if latched else "warning", code)]  # the reason is alerted, by the supervisor
+
+
+def test_a_request_from_a_role_the_table_does_not_name_is_honoured_latched_and_journaled() -> None:
+    policy, sm, journal = _policy()
+
+    policy.requested("feed", "another_host", "odd")
+
+    assert sm.is_latched("another_host")
+    assert "reason.unexpected_raiser" in journal.kinds()
+
+
+def test_a_role_clears_only_a_transient_cause_it_may_raise_itself() -> None:
+    policy, sm, _journal = _policy()
+    policy.fault("role_down:feed", "down")
+    policy.requested("reconciler", "unprotected:7", "naked")
+    policy.requested("execution", "order_unresolved:EUR_USD", "lost")
+
+    taken = [
+        policy.healthy_from("execution", "role_down:feed"),  # the supervisor's own reason
+        policy.healthy_from("watchdog", "unprotected:7"),  # not the watchdog's
+        policy.healthy_from("execution", "order_unresolved:EUR_USD"),  # latched: only ctl resume
+        policy.healthy_from("execution", "unprotected:7"),  # execution may raise it: taken
+    ]
+
+    assert taken == [False, False, False, True]
+    assert sm.expire(10.0) == ["unprotected:7"]
+
+
+def test_a_transient_reason_raised_again_with_latch_becomes_latched_and_is_alerted_critical() -> None:
+    alerts: list[tuple[str, str]] = []
+    sm, journal = StateMachine(cooldown_s=10.0), _Journal()
+    policy = HealthPolicy(
+        sm, journal, monotonic=lambda: 0.0, wall_ns=lambda: 0, alert=lambda s, c, d: alerts.append((s, c))
+    )
+    policy.requested("reconciler", "unprotected:7", "naked")
+
+    policy.requested("execution", "unprotected:7", "and the close failed", latch=True)
+
+    assert sm.is_latched("unprotected:7")
+    assert alerts == [("warning", "unprotected:7"), ("critical", "unprotected:7")]
+    assert sm.resume() == ["unprotected:7"]
+
+
+def test_the_watchdogs_codes_are_the_ones_the_table_names_it_for() -> None:
+    from actors.watchchecks import WATCHDOG_CODES
+    from supervisor.health import WATCHDOG
+
+    assert {code for code, info in REASONS.items() if WATCHDOG in info.raised_by} == WATCHDOG_CODES
