@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from actors.backoff import Backoff
-from actors.bars import BarCandle, BarValidationConfig, validate_bar
+from actors.bars import BarCandle, BarValidationConfig, average_true_range, validate_bar
 from actors.broker import Broker, Candle, Instrument, TradeState
 from actors.clock import Clock
 from actors.errors import BrokerAmbiguousError, BrokerError, BrokerFatalError, BrokerRejectedError
@@ -747,9 +747,10 @@ class OrderDesk:
                 self.journal("exec.error", {"job": "Repair", "trade_id": trade.id, "error": f"candles: {e}"})
                 candles = []
             complete = [c for c in candles if c.complete and c.bid is not None and c.ask is not None]
-            for bar in self._validated(complete, pip_location=self._pip(broker, name)):
-                self.market.on_bar(name, bar)
-            atr = self.market.atr(name, self.risk.atr_period)
+            if atr is None:  # computed here: the market view belongs to the actor's thread
+                bars = self._validated(complete, pip_location=self._pip(broker, name))
+                value = average_true_range(bars, period=self.risk.atr_period)
+                atr = None if value is None else float(value)
             latest = candles[-1] if candles and candles[-1].bid is not None and candles[-1].ask is not None else None
         if quote is not None:
             return atr, float(quote.bid), float(quote.ask), "live quote"

@@ -320,11 +320,11 @@ def test_a_repair_made_before_any_bar_arrived_uses_the_atr_stop_from_the_brokers
             candles = [c for c in broker.candles("EUR_USD", "M15", count=16, price="BA") if c.complete]
 
     atr = average_true_range([BarCandle.from_candle(c) for c in candles], period=14)
-    assert atr is not None and repaired["atr"] is not None
-    assert float(atr) == pytest.approx(repaired["atr"], rel=0.05)
+    assert atr is not None
     distance = abs(float(trade.price) - float(trade.stop_loss_price))
     assert distance < 0.005 * float(trade.price) * 0.6  # nowhere near the 0.5 %-of-price fallback
     assert distance == pytest.approx(1.5 * float(atr), rel=0.25)  # risk.sl_atr_mult ATRs (from the price then)
+    assert float(atr) == pytest.approx(repaired["atr"], rel=0.05)
     assert Decimal(repaired["stop_loss"]) == trade.stop_loss_price
     assert Decimal(repaired["take_profit"]) == trade.take_profit_price
 
