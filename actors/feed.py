@@ -31,10 +31,13 @@ from actors.bars import (
     GRANULARITIES,
     BarCandle,
     BarClock,
+    RejectedBar,
     average_true_range,
     bar_start,
+    history_report,
     missing_bar_is_gap,
     validate_bar,
+    validate_candles,
 )
 from actors.base import RoleActor
 from actors.broker import OHLC, Price, PriceHeartbeat
@@ -116,6 +119,7 @@ class _StreamDown:
 class _Prepared:
     pip_locations: dict[str, int]
     history: dict[str, list[BarCandle]]
+    rejected: dict[str, list[RejectedBar]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,11 +206,14 @@ class FeedActor(RoleActor[FeedConfig]):
         while not stop.is_set():  # instrument metadata and the recent bars the checks need
             try:
                 pips = {i.name: i.pip_location for i in broker.instruments(cfg.instruments)}
-                history = {}
-                for name in cfg.instruments:
-                    candles = broker.candles(name, cfg.granularity, count=cfg.atr_bars + 2, price="BA")
-                    history[name] = [BarCandle.from_candle(c) for c in candles if c.complete]
-                self.actor_ref.tell(_Prepared(pips, history))
+                history, rejected = {}, {}
+                for name in cfg.instruments:  # checked as every close is (atr_bars + 1 more: a full ATR)
+                    candles = broker.candles(name, cfg.granularity, count=2 * cfg.atr_bars + 3, price="BA")
+                    accepted, rejected[name] = validate_candles(
+                        candles, granularity=cfg.granularity, pip_location=pips.get(name, -4), config=cfg
+                    )
+                    history[name] = [BarCandle.from_candle(c) for c in accepted]
+                self.actor_ref.tell(_Prepared(pips, history, rejected))
                 break
             except BrokerError:
                 stop.wait(backoff.next_delay())
@@ -254,6 +261,8 @@ class FeedActor(RoleActor[FeedConfig]):
             self.pip_locations = message.pip_locations
             for name, candles in message.history.items():
                 self.history[name].extend(candles)
+            loaded = {name: (len(candles), message.rejected.get(name, [])) for name, candles in message.history.items()}
+            self.runtime.journal("history.loaded", {"purpose": "checks", **history_report(loaded)})
         elif isinstance(message, _Fetched):
             self._on_bars(message.start_ns, message.candles)
 
