@@ -508,7 +508,7 @@ def validate_bar(
             return BarVerdict(
                 ok=False,
                 reason=BarReason.SPIKE,
-                detail=f"range {mid.h - mid.l} is {ratio:.1f} x ATR {atr:.6g} > {config.max_range_atr}",
+                detail=f"range {mid.h - mid.l:.6g} is {ratio:.4g} x ATR {atr:.6g} > {config.max_range_atr}",
             )
     return _OK
 

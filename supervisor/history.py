@@ -57,9 +57,13 @@ class History:
     warnings: tuple[str, ...] = ()
 
 
+def _when(ts_ns: int) -> str:
+    return format_rfc3339(ts_ns).replace(".000000000Z", "Z")  # bar starts are whole seconds
+
+
 def rejection_warning(name: str, source: str, rejected: Sequence[RejectedBar]) -> str:
     """One line about the bars of ``name`` (read from ``source``) that failed the live checks."""
-    named = [f"{format_rfc3339(r.candle.ts)} {r.reason.value} ({r.detail})" for r in rejected[:_NAMED]]
+    named = [f"{_when(r.candle.ts)} {r.reason.value} ({r.detail})" for r in rejected[:_NAMED]]
     more = f" and {len(rejected) - _NAMED} more" if len(rejected) > _NAMED else ""
     bars = "bar fails" if len(rejected) == 1 else "bars fail"
     return (

@@ -144,9 +144,11 @@ def test_a_spiked_crossed_or_zero_price_is_never_published_but_journaled_and_cou
         published_bad = [b for n in INSTRUMENTS for b in _bad_ticks(tap.of(n))]
         assert published_bad == [], f"bad prices reached the bus: {published_bad}"
         rows = poll_until(
-            lambda: (r := _bodies(host, "feed.tick_rejected"))
-            and {(b["instrument"], b["reason"]) for b in r} >= {(n, r_) for n, (_, r_) in faults.items()}
-            and r,
+            lambda: (
+                (r := _bodies(host, "feed.tick_rejected"))
+                and {(b["instrument"], b["reason"]) for b in r} >= {(n, r_) for n, (_, r_) in faults.items()}
+                and r
+            ),
             timeout_s=30,
             what="a feed.tick_rejected row per bad tick",
         )
@@ -191,3 +193,85 @@ def test_in_live_mode_no_decision_or_order_is_taken_at_a_spiked_price() -> None:
                 assert abs(Decimal(order[key]) / close - 1) < Decimal("0.01"), (key, order, close)
         rejected = [b for b in _bodies(host, "feed.tick_rejected") if b["instrument"] == "EUR_USD"]
         assert rejected and sum(b["counts"].get("jump", 0) for b in rejected) >= 1
+
+
+def test_a_bar_the_feed_rejected_stays_out_of_the_model_window_and_the_risk_atr_after_kill_9() -> None:
+    with running_host(MARKET) as host:
+        poll_until(lambda: _closes(host), timeout_s=60, what="a first close")
+        _admin(host).fault("bad_candle", instrument="GBP_USD", kind="spike")
+        rejected = poll_until(lambda: host.journal("feed.bar_rejected"), timeout_s=60, what="the feed's rejection")
+        bad = rejected[0]["body"]
+        assert (bad["instrument"], bad["reason"]) == ("GBP_USD", "spike")
+        killed_at = rejected[-1]["seq"]
+        for role in ("model", "risk"):
+            os.kill(host.status()["actors"][role]["pid"], signal.SIGKILL)
+
+        def reloaded() -> dict[str, dict[str, Any]] | None:
+            rows = {e["src"]: e["body"] for e in host.journal("history.loaded") if e["seq"] > killed_at}
+            return rows if {"model", "risk"} <= set(rows) else None
+
+        loads = poll_until(reloaded, timeout_s=60, what="history.loaded of the restarted model and risk")
+        for role, purpose in (("model", "features"), ("risk", "atr")):
+            body = loads[role]
+            assert body["purpose"] == purpose
+            assert {(r["instrument"], r["bar_ts"], r["reason"]) for r in body["rejected"]} == {
+                ("GBP_USD", bad["bar_ts"], "spike")
+            }, role
+            assert body["bars"]["GBP_USD"] == body["bars"]["EUR_USD"] - 1  # the same read, one bar fewer
+        # The restarted model predicts GBP_USD's later closes from the window without that bar.
+        reloaded_at = max(e["seq"] for e in host.journal("history.loaded") if e["src"] == "model")
+        poll_until(
+            lambda: [
+                e
+                for e in host.journal("model.signal")
+                if e["seq"] > reloaded_at and e["body"]["instrument"] == "GBP_USD"
+            ],
+            timeout_s=60,
+            what="a GBP_USD signal of the restarted model",
+        )
+
+
+def _candle_file_with_a_broken_bar(directory: Any) -> tuple[list[str], int]:
+    """Three weeks of M15 candle files of the default instruments; EUR_USD's has a 1e300 high."""
+    from actors.broker.timefmt import parse_time
+    from tests.synthetic import synthetic_candles, write_candle_files
+
+    frames = synthetic_candles(INSTRUMENTS, "2024-01-08T00:00:00Z", "2024-01-27T00:00:00Z")
+    broken_ts = parse_time("2024-01-17T10:15:00Z")
+    frames["EUR_USD"].loc[broken_ts, "high"] = 1e300
+    items = write_candle_files(frames, directory)
+    return items, broken_ts
+
+
+@pytest.mark.timeout(180)
+def test_train_and_backtest_leave_out_a_1e300_bar_of_a_candle_file_with_a_warning() -> None:
+    import sqlite3
+
+    from tests.helpers import run_cli, short_tmp_dir
+
+    work = short_tmp_dir("thbad")
+    items, broken_ts = _candle_file_with_a_broken_bar(work / "data")
+    eur = next(i for i in items if i.startswith("EUR_USD="))
+
+    trained = run_cli("train", "--data", *items, "--to", "2024-01-22T00:00:00Z", "--out", str(work / "model"))
+    assert trained.returncode == 0, trained.stderr
+    warnings = [line for line in trained.stderr.splitlines() if line.startswith("tradehost train: warning: ")]
+    assert len(warnings) == 1, trained.stderr
+    assert eur.split("=", 1)[1] in warnings[0] and "2024-01-17T10:15:00Z spike" in warnings[0]
+
+    tested = run_cli(
+        "backtest", "--data", *items, "--model", str(work / "model"), "--from", "2024-01-15T00:00:00Z",
+        "--journal", "all", "--quiet", "--out", str(work / "backtest"),
+    )  # fmt: skip
+    assert tested.returncode == 0, tested.stderr
+    warnings = [line for line in tested.stderr.splitlines() if line.startswith("tradehost backtest: warning: ")]
+    assert [w for w in warnings if "1 bar fails the live feed's checks" in w] == warnings[:1], tested.stderr
+    assert "EUR_USD" in warnings[0] and "spike" in warnings[0]
+    db = sqlite3.connect(f"file:{work / 'backtest' / 'journal.sqlite'}?mode=ro", uri=True)
+    try:
+        bars = db.execute("SELECT corr FROM journal WHERE kind = 'md.bar'").fetchall()
+    finally:
+        db.close()
+    ids = {corr for (corr,) in bars}
+    assert f"bar-EUR_USD-M15-{broken_ts}" not in ids
+    assert f"bar-GBP_USD-M15-{broken_ts}" in ids  # the other instruments' bar of that time is there
