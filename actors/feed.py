@@ -2,9 +2,15 @@
 
 A stream worker holds the OANDA pricing stream through the broker factory (the real oandapyV20
 client, against the emulator by default) and reconnects with exponential backoff and jitter
-whenever the stream ends, resets or stalls. The actor publishes every price as
-``md.tick.<INSTR>`` and the stream's health (``md.health`` and to the supervisor). Bars follow
-the market's own clock: every price and heartbeat timestamp goes through a ``BarClock``
+whenever the stream ends, resets or stalls. The actor publishes every price that passes the tick
+checks (``actors.ticks``: finite, positive, not crossed, not stale or from the future, no jump
+beyond ``feed.max_tick_jump_atr`` x the validated bars' ATR) as ``md.tick.<INSTR>``; a refused
+price is never published (nor fed to the bar clock), is counted (``ticks_rejected`` in ``ctl
+status``) and journaled as ``feed.tick_rejected`` under a rate limit, and an instrument whose
+prices are all refused for ``feed.stale_after_s`` reports the stream unhealthy (frozen). The
+stream's health goes out as ``md.health`` and to the supervisor. The recent bars the checks need
+are loaded from the broker at start and pass the bar checks first (``history.loaded``). Bars follow
+the market's own clock: every accepted price and heartbeat timestamp goes through a ``BarClock``
 (``actors.bars``), never a wall-clock sleep, so the same code runs in real time against OANDA
 and faster against an accelerated emulator. At each close a bars worker fetches the closed
 candle of every instrument (bid and ask), waiting up to ``feed.bar_wait_s`` for one that is not
