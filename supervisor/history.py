@@ -11,7 +11,9 @@ Every bar then passes the live feed's checks (``actors.bars.validate_history``, 
 thresholds of the ``[feed]`` section): the broker's candles exactly as the feed checks them (bid
 and ask), a file's from its mid prices and spread (``actors.candlefile.validated_frame``). A
 rejected bar is left out, as the live feed leaves it out of every window, and each instrument with
-rejected bars gets one warning line in ``History.warnings`` for the command to print.
+rejected bars gets one warning line in ``History.warnings`` for the command to print. Bars off
+the granularity's grid are the exception: they stay for the commands' grid check, which refuses
+the whole input (a file of other bars is not a file with a few bad bars).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from dataclasses import dataclass, replace
 
 import pandas as pd
 
-from actors.bars import BarValidationConfig, RejectedBar, granularity_seconds, validate_candles
+from actors.bars import BarReason, BarValidationConfig, RejectedBar, granularity_seconds, validate_candles
 from actors.broker import Broker, Candle
 from actors.broker.config import BrokerConfig, load_credentials
 from actors.broker.timefmt import NS, format_rfc3339
@@ -55,6 +57,13 @@ class History:
     pip_sizes: dict[str, float]
     spread_fallback: dict[str, float]
     warnings: tuple[str, ...] = ()
+
+
+def _dropped(rejected: Sequence[RejectedBar]) -> list[RejectedBar]:
+    # Bars off the granularity's grid are not dropped one by one: they stay for the commands' grid
+    # check (actors.candlefile.grid_problem), which refuses the whole input with one clear line
+    # (a file of other bars is not a file with bad bars).
+    return [r for r in rejected if r.reason is not BarReason.MISALIGNED]
 
 
 def _when(ts_ns: int) -> str:
@@ -110,16 +119,17 @@ def from_files(
     frames: dict[str, pd.DataFrame] = {}
     warnings: list[str] = []
     for name, candle_file in files.items():
-        frame, rejected = validated_frame(
+        _, rejected = validated_frame(
             candle_file.frame,
             granularity=granularity,
             pip_location=locations.get(name, _DEFAULT_PIP_LOCATION),
             config=config,
             spread_fallback=spreads.get(name),
         )
-        frames[name] = frame
-        if rejected:
-            warnings.append(rejection_warning(name, str(candle_file.path), rejected))
+        dropped = _dropped(rejected)
+        frames[name] = candle_file.frame.drop(index=[r.candle.ts for r in dropped])
+        if dropped:
+            warnings.append(rejection_warning(name, str(candle_file.path), dropped))
     return History(frames, pips, spreads, tuple(warnings))
 
 
@@ -187,12 +197,14 @@ def from_candles(
     frames: dict[str, pd.DataFrame] = {}
     warnings: list[str] = []
     for name, series in candles.items():
-        accepted, rejected = validate_candles(
+        _, rejected = validate_candles(
             series, granularity=granularity, pip_location=metadata[name].pip_location, config=config
         )
-        frames[name] = frame_from_candles(accepted)
-        if rejected:
-            warnings.append(rejection_warning(name, "the broker's candles", rejected))
+        dropped = _dropped(rejected)
+        gone = {r.candle.ts for r in dropped}
+        frames[name] = frame_from_candles([c for c in series if c.ts not in gone])
+        if dropped:
+            warnings.append(rejection_warning(name, "the broker's candles", dropped))
     pips = {name: 10.0**i.pip_location for name, i in metadata.items()}
     _, spreads = _emulator_tables(list(candles))
     return History(frames, pips, spreads, tuple(warnings))
