@@ -217,7 +217,6 @@ def test_a_bar_the_feed_rejected_stays_out_of_the_model_window_and_the_risk_atr_
             assert {(r["instrument"], r["bar_ts"], r["reason"]) for r in body["rejected"]} == {
                 ("GBP_USD", bad["bar_ts"], "spike")
             }, role
-            assert body["bars"]["GBP_USD"] == body["bars"]["EUR_USD"] - 1  # the same read, one bar fewer
         # The restarted model predicts GBP_USD's later closes from the window without that bar.
         reloaded_at = max(e["seq"] for e in host.journal("history.loaded") if e["src"] == "model")
         poll_until(
