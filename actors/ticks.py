@@ -27,11 +27,14 @@ it is not known to be bad) until a run of prices confirms it (below).
 Level shifts. A real gap (the weekend open, a price stream that was down while the market moved)
 must not freeze an instrument's prices for ever. Prices that fail only ``stale``, ``jump`` or
 ``unconfirmed`` form a run; a run of ``feed.tick_reanchor_ticks`` prices in a row that agree with
-each other (each within the jump bound of the run's first mid, times not going back) replaces the
-anchor: the last price of the run is accepted and published (``TickVerdict.reanchored``; the feed
-journals ``feed.tick_reanchored``). An accepted price ends the run (the old level is alive: the
-outliers were spikes); a price that disagrees with the run starts a new run. A single spike, or a
-burst of spikes that disagree with each other, is therefore never published, and a frozen
+each other (each within the jump bound of the run's first mid, each at a later time than the one
+before: copies of one moment count once, a time going back starts a new run) replaces the
+anchor: the last price of the run is accepted and published (``TickVerdict.reanchored``; the
+feed journals ``feed.tick_reanchored``). An accepted price ends the run (the old level is alive:
+the outliers were spikes); a price that disagrees with the run starts a new run. A single spike, a
+burst of copies of one spike, or spikes that disagree with each other, is therefore never
+published. What these rules cannot tell from a level shift: a source that sends the same wrong
+level at ``tick_reanchor_ticks`` different times with no good price between them. A frozen
 instrument never looks healthy: ``TickGuard.rejecting_for`` tells the feed how long an instrument
 has had only refused prices while they keep coming, and the feed reports the stream unhealthy past
 ``feed.stale_after_s``.
@@ -290,7 +293,7 @@ class TickGuard:
                 run = None
         if run is None:
             run = self._run = _Run(first_mid=mid, last_ts=ts, count=1)
-        else:
+        elif ts > run.last_ts:  # a repeat of the same moment (a burst of copies) does not count
             run.count += 1
             run.last_ts = ts
         if run.count < self.config.tick_reanchor_ticks:

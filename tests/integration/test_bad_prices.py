@@ -193,6 +193,7 @@ def test_in_live_mode_no_decision_or_order_is_taken_at_a_spiked_price() -> None:
                 assert abs(Decimal(order[key]) / close - 1) < Decimal("0.01"), (key, order, close)
         rejected = [b for b in _bodies(host, "feed.tick_rejected") if b["instrument"] == "EUR_USD"]
         assert rejected and sum(b["counts"].get("jump", 0) for b in rejected) >= 1
+        poll_until(lambda: host.status()["market"]["ticks_rejected"] >= spiked - 1, timeout_s=10, what="the count")
 
 
 def test_a_bar_the_feed_rejected_stays_out_of_the_model_window_and_the_risk_atr_after_kill_9() -> None:

@@ -310,3 +310,10 @@ def test_the_counts_of_all_rows_add_up_to_every_rejection() -> None:
             summed[reason] = summed.get(reason, 0) + n
     assert summed == total
     assert len(rows) <= 6 * (4 + 1)  # per period: one row per reason and one summary
+
+
+def test_a_burst_of_copies_of_one_spike_counts_once_and_never_re_anchors() -> None:
+    feed = anchored_eur()
+    for _ in range(20):  # the same bad line repeated, all at one moment
+        assert not feed.tick("1.13920", "1.13932", T0 + NS).ok
+    assert feed.guard.anchor is not None and feed.guard.anchor.mid == d("1.08501")
