@@ -8,7 +8,7 @@ the next bar at once. The loaded bars pass the live feed's checks first (``valid
 the rule the feed applies to every close, with ``feed.atr_bars`` + 1 more bars read before the
 window so each bar is checked against a full ATR): a bar the feed rejected live never enters the
 window after a restart; the load is journaled as ``history.loaded`` with the bars rejected.
-Each ``md.bar.<INSTR>`` extends its instrument's window; each ``md.bars````
+Each ``md.bar.<INSTR>`` extends its instrument's window; each ``md.bars``
 (the feed is through one close) computes the features of every instrument over the windows
 (``actors.features``, the same function training and the backtest call), predicts them all in
 one call, publishes ``model.signal.<INSTR>`` with the bar's corr, and journals ``model.signal``
