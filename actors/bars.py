@@ -23,13 +23,20 @@ the bar that follows it (``validate_bar`` does not look at gaps).
 Validation (``validate_bar``) works on ``BarCandle``: bid and ask OHLC as ``Decimal`` (the broker
 layer's type; exact, so "an exact copy of the previous bar" and OHLC ordering are exact
 comparisons), mid derived as (bid + ask) / 2. Each failed check has a stable ``BarReason`` code.
+``validate_history`` is the one rule for every bar that enters features or an ATR, live or loaded:
+``validate_bar`` over a sequence, each bar against the bars accepted before it. The live feed
+checks each close that way; the model, risk and feed roles check the bars they load from the
+broker at every (re)start (``validate_candles``, journaled as ``history.loaded``), and ``tradehost
+train`` and ``backtest`` check the candles they read; so a bar rejected live never enters the
+features or an ATR after a restart, and a backtest drops the bars the live run dropped.
 """
 
 from __future__ import annotations
 
 import enum
 import itertools
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Protocol
@@ -48,14 +55,18 @@ __all__ = [
     "BarVerdict",
     "HasMid",
     "MidBar",
+    "RejectedBar",
     "average_true_range",
     "bar_end",
     "bar_start",
     "expected_bars",
     "find_gaps",
     "granularity_seconds",
+    "history_report",
     "missing_bar_is_gap",
     "validate_bar",
+    "validate_candles",
+    "validate_history",
 ]
 
 _NS = 1_000_000_000
@@ -334,13 +345,14 @@ class BarCandle:
     complete: bool
     bid: OHLC
     ask: OHLC
+    # Mid OHLC, each field (bid + ask) / 2 (so the mid high is the mean of the two highs); computed
+    # once here, as every ATR over recent bars reads it again for each bar.
+    mid: OHLC = field(init=False, repr=False, compare=False)
 
-    @property
-    def mid(self) -> OHLC:
-        """Mid OHLC, each field (bid + ask) / 2 (so the mid high is the mean of the two highs)."""
-        two = Decimal(2)
+    def __post_init__(self) -> None:
         b, a = self.bid, self.ask
-        return OHLC(o=(b.o + a.o) / two, h=(b.h + a.h) / two, l=(b.l + a.l) / two, c=(b.c + a.c) / two)
+        mid = OHLC(o=_mean(b.o, a.o), h=_mean(b.h, a.h), l=_mean(b.l, a.l), c=_mean(b.c, a.c))
+        object.__setattr__(self, "mid", mid)
 
     @classmethod
     def from_candle(cls, candle: Candle) -> BarCandle:
@@ -352,6 +364,15 @@ class BarCandle:
         if candle.bid is None or candle.ask is None:
             raise ValueError("a candle for validation needs bid and ask prices (request price='BA')")
         return cls(ts=candle.ts, volume=candle.volume, complete=candle.complete, bid=candle.bid, ask=candle.ask)
+
+
+_TWO = Decimal(2)
+_NAN = Decimal("NaN")
+
+
+def _mean(bid: Decimal, ask: Decimal) -> Decimal:
+    # NaN for a non-finite side (validate_bar refuses such a bar before it looks at the mid).
+    return (bid + ask) / _TWO if bid.is_finite() and ask.is_finite() else _NAN
 
 
 def _fields(ohlc: OHLC) -> tuple[Decimal, Decimal, Decimal, Decimal]:
@@ -487,6 +508,115 @@ def validate_bar(
             return BarVerdict(
                 ok=False,
                 reason=BarReason.SPIKE,
-                detail=f"range {mid.h - mid.l} is {ratio:.1f} x ATR {atr:.6g} > {config.max_range_atr}",
+                detail=f"range {mid.h - mid.l:.6g} is {ratio:.4g} x ATR {atr:.6g} > {config.max_range_atr}",
             )
     return _OK
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RejectedBar:
+    """A bar ``validate_history`` left out: the candle, the stable reason code and a readable detail."""
+
+    candle: BarCandle
+    reason: BarReason
+    detail: str
+
+
+def validate_history(
+    candles: Iterable[BarCandle],
+    *,
+    granularity: str,
+    pip_location: int,
+    config: BarValidationConfig,
+    history: Sequence[BarCandle] = (),
+) -> tuple[list[BarCandle], list[RejectedBar]]:
+    """The one rule for every bar that enters features or an ATR, live or loaded.
+
+    Runs ``validate_bar`` (the check the live feed runs on each close) over a sequence of bars,
+    oldest first, each against the bars accepted before it, exactly as the feed checks a close
+    against its accepted bars: a bar the feed rejected live is rejected again, for the same
+    reason, when a restarted role loads it from the broker's candles, and when ``tradehost
+    train`` or ``backtest`` read it. The spike check needs ``config.atr_bars`` accepted bars
+    before a bar, so a loader that keeps the last N bars should validate N + ``atr_bars`` + 1.
+
+    Candles that are not complete (the bar still forming at the end of a broker's answer) are not
+    history: they are left out, neither accepted nor rejected. A bar that does not come after the
+    last accepted one (a duplicate, or out of order) is rejected as ``misaligned``.
+
+    Args:
+        candles: the bars, oldest first.
+        granularity: their granularity.
+        pip_location: the instrument's ``pipLocation`` (for the spread check).
+        config: the thresholds (the ``[feed]`` section).
+        history: bars accepted before the first of ``candles``, oldest first (may be empty).
+
+    Returns:
+        The accepted bars (oldest first) and the rejected ones with their verdicts.
+    """
+    recent: deque[BarCandle] = deque(history, maxlen=config.atr_bars + 1)
+    accepted: list[BarCandle] = []
+    rejected: list[RejectedBar] = []
+    for candle in candles:
+        if not candle.complete:
+            continue
+        if recent and candle.ts <= recent[-1].ts:
+            detail = f"time {candle.ts} is not after the previous bar's {recent[-1].ts}"
+            rejected.append(RejectedBar(candle=candle, reason=BarReason.MISALIGNED, detail=detail))
+            continue
+        verdict = validate_bar(
+            candle, granularity=granularity, pip_location=pip_location, config=config, history=recent
+        )
+        if verdict.ok:
+            accepted.append(candle)
+            recent.append(candle)
+        else:
+            reason = verdict.reason if verdict.reason is not None else BarReason.MISALIGNED
+            rejected.append(RejectedBar(candle=candle, reason=reason, detail=verdict.detail))
+    return accepted, rejected
+
+
+def validate_candles(
+    candles: Sequence[Candle], *, granularity: str, pip_location: int, config: BarValidationConfig
+) -> tuple[list[Candle], list[RejectedBar]]:
+    """``validate_history`` over a broker's candles, as every role loads its bars at (re)start.
+
+    Args:
+        candles: oldest first, fetched with bid and ask (``price="BA"`` or ``"MBA"``).
+        granularity: their granularity.
+        pip_location: the instrument's ``pipLocation``.
+        config: the thresholds (the ``[feed]`` section).
+
+    Returns:
+        The accepted candles (complete, as given, oldest first) and the rejected bars.
+
+    Raises:
+        ValueError: a candle lacks its bid or ask.
+    """
+    by_ts = {c.ts: c for c in candles}
+    accepted, rejected = validate_history(
+        [BarCandle.from_candle(c) for c in candles],
+        granularity=granularity,
+        pip_location=pip_location,
+        config=config,
+    )
+    return [by_ts[bar.ts] for bar in accepted], rejected
+
+
+def history_report(loaded: Mapping[str, tuple[int, Sequence[RejectedBar]]]) -> dict[str, object]:
+    """The journal body of a role's history load (``history.loaded``).
+
+    Args:
+        loaded: instrument -> (bars accepted, bars rejected).
+
+    Returns:
+        ``{"bars": {instrument: accepted}, "rejected": [{"instrument", "bar_ts", "reason",
+        "detail"}, ...]}``.
+    """
+    return {
+        "bars": {name: n for name, (n, _) in loaded.items()},
+        "rejected": [
+            {"instrument": name, "bar_ts": r.candle.ts, "reason": r.reason.value, "detail": r.detail}
+            for name, (_, rejected) in loaded.items()
+            for r in rejected
+        ],
+    }

@@ -12,6 +12,13 @@ other columns are ignored, as the emulator always did. Blank lines are skipped.
 Every row is checked: parsable time and numbers, finite values, prices > 0, ``low <= open,
 close <= high``, ``bid <= ask``, times strictly increasing (no duplicates). The first problem
 raises ``CandleFileError`` with a one-line message ``PATH:LINE: what is wrong``.
+
+Those are checks of the format. Whether a well-formed candle is a bar the host would trade on
+(a spike far beyond the recent ATR, an exact copy of the previous bar, a spread beyond
+``feed.max_spread_pips``, ...) is the live feed's rule, ``actors.bars.validate_history``:
+``validated_frame`` runs it over a frame (``tradehost train`` and ``backtest`` drop the bars it
+rejects, with a warning), rebuilding each bar's bid and ask from its mid prices and closing
+spread, as the emulator serves a replayed file.
 """
 
 from __future__ import annotations
@@ -21,14 +28,23 @@ import math
 import re
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 from typing import TextIO
 
 import numpy as np
 import pandas as pd
 
-from actors.bars import DAY_ALIGNED, bar_start, granularity_seconds
-from actors.broker import Candle
+from actors.bars import (
+    DAY_ALIGNED,
+    BarCandle,
+    BarValidationConfig,
+    RejectedBar,
+    bar_start,
+    granularity_seconds,
+    validate_history,
+)
+from actors.broker import OHLC, Candle
 from actors.broker.timefmt import NS, format_rfc3339, parse_time
 from actors.errors import TradehostError
 
@@ -41,6 +57,7 @@ __all__ = [
     "parse_spec",
     "read_candle_file",
     "read_candle_files",
+    "validated_frame",
 ]
 
 # The columns of every candle frame this module returns (the same as ``actors.features.FIELDS``).
@@ -313,3 +330,53 @@ def grid_problem(name: str, index_ns: np.ndarray, granularity: str) -> str | Non
     if off:
         return f"{name}: the bar at {format_rfc3339(off[0])} is not on the {granularity} grid"
     return None
+
+
+def _decimal(value: float) -> Decimal:
+    return Decimal(repr(float(value)))
+
+
+def validated_frame(
+    frame: pd.DataFrame,
+    *,
+    granularity: str,
+    pip_location: int,
+    config: BarValidationConfig,
+    spread_fallback: float | None = None,
+) -> tuple[pd.DataFrame, list[RejectedBar]]:
+    """The bars of a candle frame that pass the live feed's checks (``validate_history``).
+
+    Each row becomes a ``BarCandle`` whose bid and ask OHLC are the mid prices -/+ half the
+    closing spread (``spread_fallback`` where the frame has none, else 0), with the row's volume
+    (1 where the frame has none: unknown is not zero).
+
+    Args:
+        frame: a candle frame (``CANDLE_COLUMNS``, indexed by bar start).
+        granularity: the bars' granularity.
+        pip_location: the instrument's ``pipLocation``.
+        config: the thresholds (the ``[feed]`` section).
+        spread_fallback: the spread (price units) of bars without one.
+
+    Returns:
+        The frame without the rejected rows, and the rejected bars with their reasons.
+    """
+    fallback = 0.0 if spread_fallback is None or not math.isfinite(spread_fallback) else spread_fallback
+    bars = []
+    columns = frame[list(CANDLE_COLUMNS)].to_numpy(dtype=np.float64)
+    for ts, (o, h, low, c, volume, spread) in zip(frame.index.to_numpy(dtype=np.int64), columns, strict=True):
+        half = _decimal(spread if math.isfinite(spread) else fallback) / 2
+        mid = (_decimal(o), _decimal(h), _decimal(low), _decimal(c))
+        bars.append(
+            BarCandle(
+                ts=int(ts),
+                volume=int(volume) if math.isfinite(volume) else 1,
+                complete=True,
+                bid=OHLC(o=mid[0] - half, h=mid[1] - half, l=mid[2] - half, c=mid[3] - half),
+                ask=OHLC(o=mid[0] + half, h=mid[1] + half, l=mid[2] + half, c=mid[3] + half),
+            )
+        )
+    _, rejected = validate_history(bars, granularity=granularity, pip_location=pip_location, config=config)
+    if not rejected:
+        return frame, rejected
+    dropped = {r.candle.ts for r in rejected}
+    return frame[~frame.index.isin(list(dropped))], rejected

@@ -2,9 +2,15 @@
 
 A stream worker holds the OANDA pricing stream through the broker factory (the real oandapyV20
 client, against the emulator by default) and reconnects with exponential backoff and jitter
-whenever the stream ends, resets or stalls. The actor publishes every price as
-``md.tick.<INSTR>`` and the stream's health (``md.health`` and to the supervisor). Bars follow
-the market's own clock: every price and heartbeat timestamp goes through a ``BarClock``
+whenever the stream ends, resets or stalls. The actor publishes every price that passes the tick
+checks (``actors.ticks``: finite, positive, not crossed, not stale or from the future, no jump
+beyond ``feed.max_tick_jump_atr`` x the validated bars' ATR) as ``md.tick.<INSTR>``; a refused
+price is never published (nor fed to the bar clock), is counted (``ticks_rejected`` in ``ctl
+status``) and journaled as ``feed.tick_rejected`` under a rate limit, and an instrument whose
+prices are all refused for ``feed.stale_after_s`` reports the stream unhealthy (frozen). The
+stream's health goes out as ``md.health`` and to the supervisor. The recent bars the checks need
+are loaded from the broker at start and pass the bar checks first (``history.loaded``). Bars follow
+the market's own clock: every accepted price and heartbeat timestamp goes through a ``BarClock``
 (``actors.bars``), never a wall-clock sleep, so the same code runs in real time against OANDA
 and faster against an accelerated emulator. At each close a bars worker fetches the closed
 candle of every instrument (bid and ask), waiting up to ``feed.bar_wait_s`` for one that is not
@@ -22,6 +28,7 @@ import queue
 import threading
 from collections import deque
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any, ClassVar
 
 from actors import calendar
@@ -30,10 +37,13 @@ from actors.bars import (
     GRANULARITIES,
     BarCandle,
     BarClock,
-    BarValidationConfig,
+    RejectedBar,
+    average_true_range,
     bar_start,
+    history_report,
     missing_bar_is_gap,
     validate_bar,
+    validate_candles,
 )
 from actors.base import RoleActor
 from actors.broker import OHLC, Price, PriceHeartbeat
@@ -52,14 +62,23 @@ from actors.messages import (
     PriceTick,
     bar_id,
 )
+from actors.ticks import (
+    REJECTION_LOG_PERIOD_S,
+    RejectionLog,
+    TickGuard,
+    TickReason,
+    TickValidationConfig,
+    TickVerdict,
+)
 
 BAR_POLL_S = 0.25
 RECENT_BAR_STARTS = 64
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class FeedConfig(BarValidationConfig):
-    """The ``[feed]`` section (the bar checks' thresholds come from ``BarValidationConfig``)."""
+class FeedConfig(TickValidationConfig):
+    """The ``[feed]`` section (the thresholds of the bar and tick checks come from
+    ``BarValidationConfig`` and ``TickValidationConfig``)."""
 
     instruments: tuple[str, ...] = field(
         default=("EUR_USD", "GBP_USD", "USD_JPY"), metadata={"doc": "Instruments to stream prices for."}
@@ -106,6 +125,7 @@ class _StreamDown:
 class _Prepared:
     pip_locations: dict[str, int]
     history: dict[str, list[BarCandle]]
+    rejected: dict[str, list[RejectedBar]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,6 +176,14 @@ class FeedActor(RoleActor[FeedConfig]):
         self.closes: queue.SimpleQueue[int] = queue.SimpleQueue()
         self.last_bar_ns: int | None = None
         self.published = self.rejected = 0
+        # Tick validation (actors.ticks): one guard per instrument, the journal's rate limit.
+        self.guards = {i: TickGuard(cfg) for i in cfg.instruments}
+        self.stream_ts: int | None = None  # the newest heartbeat or accepted price time
+        self.ticks_rejected = 0
+        self.tick_log = RejectionLog(REJECTION_LOG_PERIOD_S, self.clock.monotonic())
+        self.last_rejection: dict[str, dict[str, Any]] = {}
+        self._atr_cache: dict[str, tuple[int | None, Decimal | None]] = {}
+        self.frozen = ""  # why the prices of an instrument count as frozen ("" when none is)
         self.worker = self.start_worker("stream", self._stream_loop)
         self.start_worker("bars", self._bars_loop)
 
@@ -184,11 +212,14 @@ class FeedActor(RoleActor[FeedConfig]):
         while not stop.is_set():  # instrument metadata and the recent bars the checks need
             try:
                 pips = {i.name: i.pip_location for i in broker.instruments(cfg.instruments)}
-                history = {}
-                for name in cfg.instruments:
-                    candles = broker.candles(name, cfg.granularity, count=cfg.atr_bars + 2, price="BA")
-                    history[name] = [BarCandle.from_candle(c) for c in candles if c.complete]
-                self.actor_ref.tell(_Prepared(pips, history))
+                history, rejected = {}, {}
+                for name in cfg.instruments:  # checked as every close is (atr_bars + 1 more: a full ATR)
+                    candles = broker.candles(name, cfg.granularity, count=2 * cfg.atr_bars + 3, price="BA")
+                    accepted, rejected[name] = validate_candles(
+                        candles, granularity=cfg.granularity, pip_location=pips.get(name, -4), config=cfg
+                    )
+                    history[name] = [BarCandle.from_candle(c) for c in accepted]
+                self.actor_ref.tell(_Prepared(pips, history, rejected))
                 break
             except BrokerError:
                 stop.wait(backoff.next_delay())
@@ -236,6 +267,8 @@ class FeedActor(RoleActor[FeedConfig]):
             self.pip_locations = message.pip_locations
             for name, candles in message.history.items():
                 self.history[name].extend(candles)
+            loaded = {name: (len(candles), message.rejected.get(name, [])) for name, candles in message.history.items()}
+            self.runtime.journal("history.loaded", {"purpose": "checks", **history_report(loaded)})
         elif isinstance(message, _Fetched):
             self._on_bars(message.start_ns, message.candles)
 
@@ -245,6 +278,9 @@ class FeedActor(RoleActor[FeedConfig]):
             self.connected, self.detail = True, "streaming"
             self._report()
         if isinstance(item, Price):
+            verdict = self._check_tick(item)
+            if not verdict.ok:
+                return  # never published, never a bar's price, never the bar clock's time
             tick = PriceTick(
                 instrument=item.instrument, ts=item.ts, bid=str(item.bid), ask=str(item.ask), tradeable=item.tradeable
             )
@@ -258,8 +294,86 @@ class FeedActor(RoleActor[FeedConfig]):
         else:
             for name in self.cfg.instruments:
                 self._market(name, item.ts, None)
+        self.stream_ts = item.ts if self.stream_ts is None else max(self.stream_ts, item.ts)
         for start in self.bar_clock.observe(item.ts):
             self.closes.put(start)
+
+    def _check_tick(self, item: Price) -> TickVerdict:
+        # The tick rules (actors.ticks) against the instrument's anchor, the validated bars' ATR and
+        # the stream's newest time; a rejection is counted and journaled (rate-limited).
+        guard = self.guards.get(item.instrument)
+        if guard is None:
+            return TickVerdict(ok=True)  # not an instrument of this feed: nobody trades it
+        history = self.history[item.instrument]
+        now_s = self.clock.monotonic()
+        verdict = guard.check(
+            bid=item.bid,
+            ask=item.ask,
+            ts=item.ts,
+            atr=self._tick_atr(item.instrument),
+            stream_ts=self.stream_ts,
+            reference_mid=history[-1].mid.c if history else None,
+            now_s=now_s,
+        )
+        if verdict.reanchored:
+            self.runtime.journal(
+                "feed.tick_reanchored",
+                {
+                    "instrument": item.instrument,
+                    "from_mid": None if verdict.previous_mid is None else str(verdict.previous_mid),
+                    "to_mid": str((item.bid + item.ask) / 2),
+                    "ticks": verdict.run,
+                    "reason": verdict.reason.value if verdict.reason else None,
+                    "detail": verdict.detail,
+                },
+            )
+        elif not verdict.ok and verdict.reason is not TickReason.UNCONFIRMED:
+            self._tick_rejected(item, verdict, now_s)
+        return verdict
+
+    def _tick_rejected(self, item: Price, verdict: TickVerdict, now_s: float) -> None:
+        self.ticks_rejected += 1
+        reason = verdict.reason.value if verdict.reason else "invalid"
+        last = {
+            "instrument": item.instrument,
+            "reason": reason,
+            "detail": verdict.detail,
+            "tick_ts": item.ts,
+            "bid": str(item.bid),
+            "ask": str(item.ask),
+        }
+        self.last_rejection[item.instrument] = last
+        counts = self.tick_log.record(item.instrument, reason, now_s)
+        if counts is not None:
+            self.runtime.journal("feed.tick_rejected", {**last, "counts": counts, "summary": False})
+
+    def _tick_summaries(self) -> None:
+        # The rate limit's periodic rows: the rejections counted but not journaled one by one.
+        rows = self.tick_log.due(self.clock.monotonic())
+        for instrument, counts in rows:
+            last = self.last_rejection.get(instrument, {"instrument": instrument})
+            self.runtime.journal("feed.tick_rejected", {**last, "counts": counts, "summary": True})
+
+    def _tick_atr(self, instrument: str) -> Decimal | None:
+        # The ATR of the validated bars (the spike check's), recomputed only when a bar arrives.
+        history = self.history[instrument]
+        key = history[-1].ts if history else None
+        cached = self._atr_cache.get(instrument)
+        if cached is None or cached[0] != key:
+            cached = self._atr_cache[instrument] = (key, average_true_range(history, period=self.cfg.atr_bars))
+        return cached[1]
+
+    def _frozen_detail(self) -> str:
+        # An instrument whose prices have all been refused for feed.stale_after_s, while they keep
+        # coming, is frozen: the stream is then reported unhealthy (no trading on stale quotes).
+        now_s = self.clock.monotonic()
+        window_s = self.cfg.stale_after_s
+        for name, guard in self.guards.items():
+            refusing_s = guard.rejecting_for(now_s, recent_s=window_s)
+            if refusing_s is not None and refusing_s > window_s:
+                why = self.last_rejection.get(name, {}).get("reason", "unconfirmed")
+                return f"prices of {name} refused for {refusing_s:.0f}s ({why}): frozen"
+        return ""
 
     def _market(self, instrument: str, ts: int, tradeable: bool | None) -> None:
         if instrument not in self.history:
@@ -353,10 +467,17 @@ class FeedActor(RoleActor[FeedConfig]):
             last_bar_ns=self.last_bar_ns,
             bars_published=self.published,
             bars_rejected=self.rejected,
+            ticks_rejected=self.ticks_rejected,
         )
 
     def on_heartbeat(self) -> None:
         """Re-send the stream health and the market with every heartbeat."""
+        self._tick_summaries()
+        frozen = self._frozen_detail()
+        if frozen != self.frozen:
+            self.frozen = frozen
+            if self.connected:
+                self._report()
         silent_s = self.clock.monotonic() - self.last_ok_mono if self.last_ok_mono is not None else 0.0
         if self.connected and silent_s > self.cfg.stale_after_s:
             # The read timeout will end the stream later; until then prices are frozen: unsure.
@@ -372,9 +493,9 @@ class FeedActor(RoleActor[FeedConfig]):
     def _report(self, *, changed: bool = True) -> None:
         health = BrokerHealth(
             source="stream",
-            connected=self.connected,
+            connected=self.connected and not self.frozen,
             last_ok_ns=self.last_ok_ns,
-            detail=self.detail,
+            detail=self.frozen if self.connected and self.frozen else self.detail,
             reconnects=self.reconnects,
         )
         self.runtime.to_supervisor(health)

@@ -484,6 +484,7 @@ class MarketReport(Body):
     last_bar_ns: int | None = None
     bars_published: int = 0
     bars_rejected: int = 0
+    ticks_rejected: int = 0  # stream prices refused by the tick checks (actors.ticks), never published
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

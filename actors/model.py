@@ -4,7 +4,11 @@ At start a worker loads the model directory (``model.dir``; ``actors.modelstore`
 that does not fit the configured features, granularity or instruments: the supervisor then
 latches ``model_missing`` / ``model_mismatch`` and the host runs on without signals) and the
 model's window of bars per instrument from the broker's candles, so a restarted model predicts
-the next bar at once. Each ``md.bar.<INSTR>`` extends its instrument's window; each ``md.bars``
+the next bar at once. The loaded bars pass the live feed's checks first (``validate_candles``,
+the rule the feed applies to every close, with ``feed.atr_bars`` + 1 more bars read before the
+window so each bar is checked against a full ATR): a bar the feed rejected live never enters the
+window after a restart; the load is journaled as ``history.loaded`` with the bars rejected.
+Each ``md.bar.<INSTR>`` extends its instrument's window; each ``md.bars``
 (the feed is through one close) computes the features of every instrument over the windows
 (``actors.features``, the same function training and the backtest call), predicts them all in
 one call, publishes ``model.signal.<INSTR>`` with the bar's corr, and journals ``model.signal``
@@ -26,6 +30,7 @@ import pandas as pd
 
 from actors import modelstore
 from actors.backoff import Backoff
+from actors.bars import RejectedBar, history_report, validate_candles
 from actors.base import RoleActor
 from actors.broker import Candle
 from actors.candlefile import CANDLE_COLUMNS, frame_from_candles
@@ -143,6 +148,7 @@ def features_hash(row: np.ndarray) -> str:
 class _Loaded:
     model: modelstore.Model
     history: dict[str, pd.DataFrame]
+    rejected: dict[str, list[RejectedBar]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,24 +187,31 @@ class ModelActor(RoleActor[ModelConfig]):
         except modelstore.ModelMismatchError as e:
             self.actor_ref.tell(_LoadFailed("mismatch", str(e)))
         else:
-            history = self._history(model, stop)
-            if history is not None:
-                self.actor_ref.tell(_Loaded(model, history))
+            loaded = self._history(model, stop)
+            if loaded is not None:
+                self.actor_ref.tell(_Loaded(model, *loaded))
         stop.wait()  # the worker's job is done; it stays (a worker that ends fails the role)
 
-    def _history(self, model: modelstore.Model, stop: threading.Event) -> dict[str, pd.DataFrame] | None:
+    def _history(
+        self, model: modelstore.Model, stop: threading.Event
+    ) -> tuple[dict[str, pd.DataFrame], dict[str, list[RejectedBar]]] | None:
         # The window at once, so a (re)started model predicts the next bar; retried while the
-        # broker cannot be read (no signals meanwhile).
+        # broker cannot be read (no signals meanwhile). The bars before the window let the live
+        # checks see a full ATR before its first bar.
         broker = self.runtime.open_broker()
         backoff = Backoff(0.5, 15.0)
-        count = min(CANDLES_PER_REQUEST, model.meta.window_bars + 1)
+        count = min(CANDLES_PER_REQUEST, model.meta.window_bars + 1 + self.feed.atr_bars + 1)
         while not stop.is_set():
             try:
-                history = {}
+                pips = {i.name: i.pip_location for i in broker.instruments(list(self.feed.instruments))}
+                history, rejected = {}, {}
                 for name in self.feed.instruments:
                     candles: list[Candle] = broker.candles(name, self.feed.granularity, count=count, price="BA")
-                    history[name] = frame_from_candles(candles)
-                return history
+                    accepted, rejected[name] = validate_candles(
+                        candles, granularity=self.feed.granularity, pip_location=pips.get(name, -4), config=self.feed
+                    )
+                    history[name] = frame_from_candles(accepted)
+                return history, rejected
             except BrokerError as e:
                 self.actor_ref.tell(_LoadFailed("loading", f"history not read yet: {e}"))
                 stop.wait(backoff.next_delay())
@@ -216,6 +229,8 @@ class ModelActor(RoleActor[ModelConfig]):
                 state="loaded", version=meta.short_version, detail=str(self.cfg.dir), loaded_at_ns=self.clock.time_ns()
             )
             held = {name: self.windows.held(name) for name in self.feed.instruments}
+            loaded = {name: (len(frame), message.rejected.get(name, [])) for name, frame in message.history.items()}
+            self.runtime.journal("history.loaded", {"purpose": "features", **history_report(loaded)})
             self.runtime.journal(
                 "model.loaded",
                 {"dir": self.cfg.dir, "version": meta.version, "features": meta.features_version, "history": held},

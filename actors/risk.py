@@ -40,7 +40,7 @@ from decimal import Decimal
 from typing import Any, ClassVar
 
 from actors.backoff import Backoff
-from actors.bars import BarCandle, bar_end, bar_start
+from actors.bars import BarCandle, RejectedBar, bar_end, bar_start, history_report, validate_candles
 from actors.base import RoleActor
 from actors.broker import Instrument
 from actors.errors import BrokerError, ConfigError
@@ -249,6 +249,7 @@ def _zone_problems(zones: object) -> list[str]:
 class _Prepared:
     instruments: dict[str, Instrument]
     bars: dict[str, list[BarCandle]]
+    rejected: dict[str, list[RejectedBar]]
 
 
 @dataclass(slots=True)
@@ -326,16 +327,25 @@ class RiskActor(RoleActor[RiskConfig]):
         self.start_worker("prepare", self._prepare)
 
     def _prepare(self, stop: threading.Event) -> None:
+        # The ATR's bars pass the live feed's checks (the rule of every close, with feed.atr_bars
+        # + 1 bars before them for a full ATR), so a bar the feed rejected never sets a stop.
         broker = self.runtime.open_broker()
         backoff = Backoff(0.5, 15.0)
+        count = self.cfg.atr_period + 2 + self.feed.atr_bars + 1
         while not stop.is_set():
             try:
                 metadata = {i.name: i for i in broker.instruments()}
-                bars = {}
+                bars, rejected = {}, {}
                 for name in self.feed.instruments:
-                    candles = broker.candles(name, self.feed.granularity, count=self.cfg.atr_period + 2, price="BA")
-                    bars[name] = [BarCandle.from_candle(c) for c in candles if c.complete]
-                self.actor_ref.tell(_Prepared(metadata, bars))
+                    candles = broker.candles(name, self.feed.granularity, count=count, price="BA")
+                    accepted, rejected[name] = validate_candles(
+                        candles,
+                        granularity=self.feed.granularity,
+                        pip_location=metadata[name].pip_location if name in metadata else -4,  # as the feed
+                        config=self.feed,
+                    )
+                    bars[name] = [BarCandle.from_candle(c) for c in accepted]
+                self.actor_ref.tell(_Prepared(metadata, bars, rejected))
                 break
             except BrokerError:
                 stop.wait(backoff.next_delay())
@@ -348,6 +358,8 @@ class RiskActor(RoleActor[RiskConfig]):
             for name, candles in message.bars.items():
                 for candle in candles:
                     self.market.on_bar(name, candle)
+            loaded = {name: (len(candles), message.rejected.get(name, [])) for name, candles in message.bars.items()}
+            self.runtime.journal("history.loaded", {"purpose": "atr", **history_report(loaded)})
 
     def on_message(self, envelope: Envelope) -> None:
         """Signals are decided; everything else updates what the decision looks at."""

@@ -12,6 +12,12 @@ Two sources, as for ``tradehost train`` (``supervisor.history``):
   it, bid and ask, through the real client as the host reads them. For a comparison with a
   replayed shadow run, this is the source to use: the emulator serves the replayed files with its
   own spread and tick volume, exactly the candles the shadow run's feed fetched.
+
+Either way every bar passes the live feed's checks first (``supervisor.history``): the candles of
+the window and of the history before it are checked as one series, so the first bars of the
+window are checked against the bars before them as they were live, and the backtest leaves out
+the bars the live feed left out. Each instrument with rejected bars is one warning line
+(``coverage_warnings``).
 """
 
 from __future__ import annotations
@@ -22,16 +28,14 @@ from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import pandas as pd
-
-from actors.bars import bar_end, granularity_seconds
+from actors.bars import BarValidationConfig, bar_end, granularity_seconds
 from actors.broker.timefmt import format_rfc3339
 from actors.candlefile import grid_problem
 from supervisor import history
 from supervisor.backtest import BacktestError, ordered_instruments
 
 if TYPE_CHECKING:
-    from actors.broker import Instrument
+    from actors.broker import Candle, Instrument
     from actors.broker.config import BrokerConfig
 
 __all__ = ["Inputs", "from_broker", "from_files", "history_until", "window_of"]
@@ -70,9 +74,17 @@ def _emulator_metadata(names: Sequence[str]) -> dict[str, Instrument]:
     return {n: instrument(instrument_json(SPECS[n])) for n in names}
 
 
-def from_files(items: Sequence[str], *, configured: Sequence[str], balance: Decimal) -> Inputs:
-    """Candle files (``INSTR=PATH``); raises ``CandleFileError`` for a malformed file."""
-    data = history.from_files(items, known=configured)
+def from_files(
+    items: Sequence[str],
+    *,
+    configured: Sequence[str],
+    balance: Decimal,
+    granularity: str,
+    validation: BarValidationConfig | None = None,
+) -> Inputs:
+    """Candle files (``INSTR=PATH``); raises ``CandleFileError`` for a malformed file. Bars that
+    fail the live checks (``validation``: the ``[feed]`` section) are left out."""
+    data = history.from_files(items, known=configured, granularity=granularity, validation=validation)
     names = ordered_instruments(list(data.frames), configured)
     return Inputs(
         history=data,
@@ -93,6 +105,7 @@ def from_broker(
     bars: int,
     history_bars: int,
     progress: Callable[[str], None],
+    validation: BarValidationConfig | None = None,
 ) -> Inputs:
     """The configured broker's candles of the window and the history before it.
 
@@ -105,25 +118,25 @@ def from_broker(
         bars: without ``from_ns``, the window's length in bars.
         history_bars: bars of history the model needs before the window (its ``window_bars``).
         progress: one line per step.
+        validation: the bar checks' thresholds (the ``[feed]`` section; default: its defaults).
     """
     want = history_bars + EXTRA_HISTORY_BARS
     with history.open_history_broker(config) as broker:
         summary = broker.account_summary()
         meta = {i.name: i for i in broker.instruments(list(instruments))}
         if from_ns is None:  # the model's window of history, then the last ``bars`` bars
-            data = history.from_broker(
+            candles = history.broker_candles(
                 broker, instruments, granularity, bars=bars + history_bars, to_ns=to_ns, progress=progress
             )
         else:
-            window = history.from_broker(
+            window = history.broker_candles(
                 broker, instruments, granularity, bars=0, from_ns=from_ns, to_ns=to_ns, progress=progress
             )
-            before = history.from_broker(broker, instruments, granularity, bars=want, to_ns=from_ns, progress=progress)
-            data = history.History(
-                {n: _joined(before.frames[n], window.frames[n]) for n in instruments},
-                window.pip_sizes,
-                window.spread_fallback,
+            before = history.broker_candles(
+                broker, instruments, granularity, bars=want, to_ns=from_ns, progress=progress
             )
+            candles = {n: _joined(before[n], window[n]) for n in instruments}
+        data = history.from_candles(broker, candles, granularity, validation=validation)
     empty = [n for n in instruments if data.frames[n].empty]
     if empty:
         where = f"from {format_rfc3339(from_ns)}" if from_ns is not None else "in its history"
@@ -140,9 +153,10 @@ def from_broker(
     )
 
 
-def _joined(before: pd.DataFrame, window: pd.DataFrame) -> pd.DataFrame:
-    frame = pd.concat([before, window])
-    return frame[~frame.index.duplicated(keep="last")].sort_index()
+def _joined(before: Sequence[Candle], window: Sequence[Candle]) -> list[Candle]:
+    by_ts = {c.ts: c for c in before}
+    by_ts.update((c.ts, c) for c in window)
+    return [by_ts[ts] for ts in sorted(by_ts)]
 
 
 def summary_line(inputs: Inputs, extra: Mapping[str, int] | None = None) -> str:
@@ -204,10 +218,11 @@ def check_bars(data: history.History, granularity: str) -> None:
 
 
 def coverage_warnings(data: history.History, from_ns: int | None, window_bars: int) -> list[str]:
-    """What a careful operator should hear before a backtest that runs anyway: an instrument with
-    less history before ``--from`` than the model's window (its first decisions are the model's
-    skips, as they would be live), and instruments whose candles start or end far apart."""
-    warnings = []
+    """What a careful operator should hear before a backtest that runs anyway: bars left out because
+    they fail the live feed's checks (one line per instrument), an instrument with less history
+    before ``--from`` than the model's window (its first decisions are the model's skips, as they
+    would be live), and instruments whose candles start or end far apart."""
+    warnings = list(data.warnings)
     if from_ns is not None:
         for name, frame in data.frames.items():
             before = int((frame.index < from_ns).sum())

@@ -288,13 +288,22 @@ def cmd_train(args: argparse.Namespace) -> int:
     granularity = args.granularity or feed.granularity
     try:
         if args.data:
-            data = history.from_files(args.data, known=feed.instruments)
+            data = history.from_files(args.data, known=feed.instruments, granularity=granularity, validation=feed)
         else:
             say(f"reading {granularity} candles of {', '.join(feed.instruments)} from the {cfg.broker.kind} broker")
             with history.open_history_broker(cfg.broker) as broker:
                 data = history.from_broker(
-                    broker, feed.instruments, granularity, bars=args.bars, from_ns=from_ns, to_ns=to_ns, progress=say
+                    broker,
+                    feed.instruments,
+                    granularity,
+                    bars=args.bars,
+                    from_ns=from_ns,
+                    to_ns=to_ns,
+                    progress=say,
+                    validation=feed,
                 )
+        for warning in data.warnings:  # bars the live feed would reject: left out
+            print(f"tradehost train: warning: {warning}", file=sys.stderr, flush=True)
         with creating(out) as work:
             spec = TrainSpec(
                 granularity=granularity,
@@ -372,7 +381,11 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     try:
         if args.data:
             inputs = backtest_inputs.from_files(
-                args.data, configured=feed.instruments, balance=Decimal(cfg.broker.emulator.balance)
+                args.data,
+                configured=feed.instruments,
+                balance=Decimal(cfg.broker.emulator.balance),
+                granularity=feed.granularity,
+                validation=feed,
             )
         else:
             inputs = None
@@ -395,6 +408,7 @@ def cmd_backtest(args: argparse.Namespace) -> int:
                 bars=args.bars,
                 history_bars=model.meta.window_bars,
                 progress=say,
+                validation=feed,
             )
         spec = backtest.BacktestSpec(
             instruments=inputs.instruments,

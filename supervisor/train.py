@@ -2,7 +2,8 @@
 
 This module owns the label, the walk-forward split, the CatBoost fit and the held-out metrics.
 It takes candle frames per instrument (``actors.candlefile`` reads them from files, or
-``frame_from_candles`` from a broker), computes the features with ``actors.features`` (the same
+``frame_from_candles`` from a broker; ``tradehost train`` reads them through ``supervisor.history``,
+which leaves out every bar the live feed would reject), computes the features with ``actors.features`` (the same
 function the live role and backtests call) and writes the directory with ``actors.modelstore``.
 
 Label: 1 ("up") when the mid close ``N = horizon_bars`` rows later is strictly above this bar's

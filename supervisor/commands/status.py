@@ -13,7 +13,7 @@ Request ``{"command": "status", "args": {}}``. Reply (``--json`` prints it as on
      "model": {"state", "version", "detail", "loaded_at_ns", "last_prediction_ns", "predictions",
                "skipped"} | null,
      "market": {"instruments": [{"instrument", "open", "since_ns", "why", "next_open_ns"}],
-                "last_bar_ns", "bars_published", "bars_rejected"} | null,
+                "last_bar_ns", "bars_published", "bars_rejected", "ticks_rejected"} | null,
      "watchdog": {"checks": [{"name", "value", "limit", "verdict", "detail"}], "mail",
                   "mail_queued", "mail_sent", "mail_failed"} | null,
      "positions": [{"trade_id", "instrument", "units", "price", "stop_loss", "take_profit",
@@ -102,7 +102,7 @@ class Status(Command):
             ]
             lines.append(
                 f"market: {', '.join(shown) or '-'}  bars={market.get('bars_published')} "
-                f"rejected={market.get('bars_rejected')}"
+                f"rejected={market.get('bars_rejected')} ticks_rejected={market.get('ticks_rejected')}"
             )
         watchdog = result.get("watchdog")
         if isinstance(watchdog, dict):

@@ -149,3 +149,15 @@ def test_open_trades_and_the_watchdog_are_listed() -> None:
     assert "positions=1 daily_pnl=-12.5 dd_zone=1" in text
     assert "trade 7 EUR_USD -1000 @ 1.10000  SL=1.10500 TP=- P&L=-2.50" in text
     assert "watchdog: 1/2 checks ok: memory:risk breach  mail=on sent=3 queued=1 failed=0" in text
+
+
+def test_the_market_line_counts_rejected_bars_and_ticks() -> None:
+    market = {
+        "instruments": [{"instrument": "EUR_USD", "open": True, "since_ns": 1, "why": "", "next_open_ns": None}],
+        "last_bar_ns": 5,
+        "bars_published": 40,
+        "bars_rejected": 1,
+        "ticks_rejected": 7,
+    }
+    line = next(x for x in STATUS.render(_doc(market=market)).splitlines() if x.startswith("market:"))
+    assert line == "market: EUR_USD open  bars=40 rejected=1 ticks_rejected=7"
