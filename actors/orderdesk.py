@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from actors.backoff import Backoff
-from actors.bars import BarCandle, BarValidationConfig, average_true_range, validate_bar
+from actors.bars import BarCandle, BarValidationConfig, average_true_range, validate_history
 from actors.broker import Broker, Candle, Instrument, TradeState
 from actors.clock import Clock
 from actors.errors import BrokerAmbiguousError, BrokerError, BrokerFatalError, BrokerRejectedError
@@ -742,13 +742,20 @@ class OrderDesk:
         latest: Candle | None = None
         if atr is None or quote is None:
             try:
-                candles = broker.candles(name, self.granularity, count=self.risk.atr_period + 2, price="BA")
+                # Enough bars before the ATR's own for the spike check, as every loader reads them.
+                count = self.risk.atr_period + self.bar_checks.atr_bars + 2
+                candles = broker.candles(name, self.granularity, count=count, price="BA")
             except BrokerError as e:
                 self.journal("exec.error", {"job": "Repair", "trade_id": trade.id, "error": f"candles: {e}"})
                 candles = []
             complete = [c for c in candles if c.complete and c.bid is not None and c.ask is not None]
             if atr is None:  # computed here: the market view belongs to the actor's thread
-                bars = self._validated(complete, pip_location=self._pip(broker, name))
+                bars, _rejected = validate_history(
+                    [BarCandle.from_candle(c) for c in complete],
+                    granularity=self.granularity,
+                    pip_location=self._pip(broker, name),
+                    config=self.bar_checks,
+                )
                 value = average_true_range(bars, period=self.risk.atr_period)
                 atr = None if value is None else float(value)
             latest = candles[-1] if candles and candles[-1].bid is not None and candles[-1].ask is not None else None
@@ -757,23 +764,6 @@ class OrderDesk:
         if latest is not None and latest.bid is not None and latest.ask is not None:
             return atr, float(latest.bid.c), float(latest.ask.c), "latest candle"
         return atr, float(trade.price), float(trade.price), "entry price (no price known)"
-
-    def _validated(self, candles: list[Candle], *, pip_location: int) -> list[BarCandle]:
-        # The live feed's bar checks over history read from the broker: a bar the feed would
-        # reject never enters the ATR.
-        accepted: list[BarCandle] = []
-        for candle in candles:
-            bar = BarCandle.from_candle(candle)
-            verdict = validate_bar(
-                bar,
-                granularity=self.granularity,
-                pip_location=pip_location,
-                config=self.bar_checks,
-                history=tuple(accepted),
-            )
-            if verdict.ok:
-                accepted.append(bar)
-        return accepted
 
     def _pip(self, broker: Broker, name: str) -> int:
         return self._instrument(broker, name).pip_location

@@ -182,8 +182,15 @@ def test_the_shutdown_check_with_the_broker_unreachable_is_journaled_unverified(
 
 
 def test_an_order_sent_before_a_restart_gets_its_intent_back_from_the_journal_rows() -> None:
-    sending = {"intent_id": "main.EUR_USD.1.L", "instrument": "EUR_USD", "model_version": "m1",
-               "units": "-2500", "stop_loss": "1.08700", "take_profit": "1.08100", "client_id": "main.EUR_USD.1.L"}  # fmt: skip
+    sending = {
+        "intent_id": "main.EUR_USD.1.L",
+        "instrument": "EUR_USD",
+        "model_version": "m1",
+        "units": "-2500",
+        "stop_loss": "1.08700",
+        "take_profit": "1.08100",
+        "client_id": "main.EUR_USD.1.L",
+    }
     decided = {"decision_price": 1.0845, "bar_ts": BAR0, "p_up": 0.31, "multiplier": 0.5}
 
     intent = intent_from_rows(sending, decided, decided_ns=42)
