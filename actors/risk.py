@@ -34,6 +34,7 @@ instrument that has a trade open.
 from __future__ import annotations
 
 import logging
+import math
 import threading
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -65,7 +66,7 @@ from actors.messages import (
     RiskIntent,
     SignalProduced,
 )
-from actors.sizing import STRATEGY_RE, EntryIntent, decide_entry  # the strategy name goes into every intent id
+from actors.sizing import STRATEGY_RE, EntryIntent, decide_entry, position_margin
 from actors.zones import ZoneVerdict
 
 log = logging.getLogger(__name__)
@@ -130,6 +131,16 @@ class RiskConfig:
     )
     max_units: float = field(
         default=1_000_000.0, metadata={"doc": "Largest order; a larger size is cut to this.", "min": 1.0, "max": 1e9}
+    )
+    margin_buffer: float = field(
+        default=0.05,
+        metadata={
+            "doc": "Fraction of the account's margin available an entry leaves unused: the margin cut sizes to "
+            "marginAvailable * (1 - this), so the order still fits when prices and open trades moved between "
+            "the reconciler's read and the fill.",
+            "min": 0.0,
+            "max": 0.9,
+        },
     )
     no_entry_before_weekly_close_s: float = field(
         default=1800.0,
@@ -283,6 +294,15 @@ def book_of(account: AccountSnapshot, closed: frozenset[str] | set[str] = frozen
             entry_price=float(trade.price),
         )
     return book
+
+
+def margin_of(account: AccountSnapshot) -> float:
+    """The broker's ``marginAvailable`` in the snapshot, NaN when unknown (sizing then skips: ``margin``)."""
+    try:
+        value = float(account.margin_available)
+    except ValueError:
+        return math.nan
+    return value if math.isfinite(value) else math.nan
 
 
 def zone_of(account: AccountSnapshot) -> ZoneVerdict:
@@ -447,19 +467,23 @@ class RiskActor(RoleActor[RiskConfig]):
         if self.account is None or meta is None:
             self._skip(message, corr, "not_ready", "no account or instrument metadata yet")
             return
-        book = {**book_of(self.account, self.closed_ids), **{k: v.position for k, v in self.in_flight.items()}}
+        flying = {k: v.position for k, v in self.in_flight.items()}
+        book = {**book_of(self.account, self.closed_ids), **flying}
+        mids = self.market.mids()
         decision = decide_entry(
             signal,
             self.market.quote(message.instrument),
             self.market.atr(message.instrument, self.cfg.atr_period),
             instrument=meta,
             book=book,
-            mids=self.market.mids(),
+            mids=mids,
             nav=float(self.account.nav),
             home_currency=self.account.currency,
             now_ns=decided_at,
             last_loss_close_ns=self.last_loss_close_ns,
             zone=zone_of(self.account),
+            margin_available=margin_of(self.account)
+            - position_margin(flying, self.instruments, mids, self.account.currency),
             config=self.cfg,
         )
         self.decisions += 1
