@@ -132,12 +132,12 @@ class RiskConfig:
     max_units: float = field(
         default=1_000_000.0, metadata={"doc": "Largest order; a larger size is cut to this.", "min": 1.0, "max": 1e9}
     )
-    margin_buffer: float = field(
+    margin_reserve: float = field(
         default=0.05,
         metadata={
-            "doc": "Fraction of the account's margin available an entry leaves unused: the margin cut sizes to "
-            "marginAvailable * (1 - this), so the order still fits when prices and open trades moved between "
-            "the reconciler's read and the fill.",
+            "doc": "Part of the NAV a new entry leaves free of margin: the margin cut sizes to the margin "
+            "available less this * NAV, so an order still fits when open trades moved between the "
+            "reconciler's read and the fill (0.05: a 0.17 % move of open trades using all the margin at 30:1).",
             "min": 0.0,
             "max": 0.9,
         },
@@ -271,12 +271,15 @@ class InFlight:
         position: the position it would open.
         since: when it was decided (the role's monotonic clock).
         reported: the execution role has reported on it (so it took it: never expired).
+        margin_home: what it took from the margin available (``SizedEntry.margin_home``); None:
+            unknown, valued as ``actors.sizing.position_margin`` of its position.
     """
 
     intent_id: str
     position: OpenPosition
     since: float
     reported: bool = False
+    margin_home: float | None = None
 
 
 def book_of(account: AccountSnapshot, closed: frozenset[str] | set[str] = frozenset()) -> dict[str, OpenPosition]:
@@ -467,8 +470,7 @@ class RiskActor(RoleActor[RiskConfig]):
         if self.account is None or meta is None:
             self._skip(message, corr, "not_ready", "no account or instrument metadata yet")
             return
-        flying = {k: v.position for k, v in self.in_flight.items()}
-        book = {**book_of(self.account, self.closed_ids), **flying}
+        book = {**book_of(self.account, self.closed_ids), **{k: v.position for k, v in self.in_flight.items()}}
         mids = self.market.mids()
         decision = decide_entry(
             signal,
@@ -482,8 +484,7 @@ class RiskActor(RoleActor[RiskConfig]):
             now_ns=decided_at,
             last_loss_close_ns=self.last_loss_close_ns,
             zone=zone_of(self.account),
-            margin_available=margin_of(self.account)
-            - position_margin(flying, self.instruments, mids, self.account.currency),
+            margin_available=margin_of(self.account) - self._in_flight_margin(mids, self.account.currency),
             config=self.cfg,
         )
         self.decisions += 1
@@ -516,6 +517,7 @@ class RiskActor(RoleActor[RiskConfig]):
                 entry_price=sized.entry_price,
             ),
             since=self.clock.monotonic(),
+            margin_home=sized.margin_home,
         )
         self.runtime.journal(
             "risk.intent",
@@ -528,6 +530,7 @@ class RiskActor(RoleActor[RiskConfig]):
                 "take_profit": intent.take_profit,
                 "decision_price": intent.decision_price,
                 "risk_home": round(sized.risk_home, 4),
+                "margin_home": round(sized.margin_home, 4),
                 "multiplier": intent.multiplier,
                 "p_up": intent.p_up,
                 "bar_ts": intent.bar_ts,
@@ -536,6 +539,16 @@ class RiskActor(RoleActor[RiskConfig]):
             corr=corr,
         )
         self.runtime.publish(TOPIC_RISK_INTENT, intent, corr=corr)
+
+    def _in_flight_margin(self, mids: dict[str, float], home: str) -> float:
+        # What the intents in flight took from the margin available (the account does not show them).
+        total = 0.0
+        for name, flying in self.in_flight.items():
+            if flying.margin_home is not None:
+                total += flying.margin_home
+            else:
+                total += position_margin({name: flying.position}, self.instruments, mids, home)
+        return total
 
     def _skip(
         self, message: SignalProduced, corr: str | None, reason: str, detail: str, direction: str | None = None

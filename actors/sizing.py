@@ -24,13 +24,16 @@ Prices (decided here, documented once):
   ``risk.min_units`` or the instrument's ``minimumTradeSize`` is ``size_below_minimum`` (never
   rounded up: that would break the risk budget); when the exposure cut caused either, the reason
   is ``max_exposure``.
-- Units are cut last so that the entry's margin fits what the account has: margin = units * mid *
-  ``quote_to_home(QUOTE)`` * the instrument's ``marginRate`` (how OANDA, the emulator and the shadow
-  book value it), at most ``margin_available`` * (1 - ``risk.margin_buffer``). The caller's
-  ``margin_available`` is the account's ``marginAvailable`` less the margin of the positions it
-  counts that the account does not show yet (intents in flight; ``position_margin``). When the
-  margin cut leaves nothing that rounds to a size at least the minimum, the reason is ``margin``
-  (never rounded up: the broker would cancel the order with ``INSUFFICIENT_MARGIN``).
+- Units are cut last so that the entry fits the margin the account has. An entry takes from the
+  margin available its margin, units * mid * ``quote_to_home(QUOTE)`` * the instrument's
+  ``marginRate`` (how OANDA, the emulator and the shadow book value it), plus the spread it is
+  worth less the moment it fills (units * (ask - bid) * ``quote_to_home(QUOTE)``: the NAV drops by
+  that, and with it the margin available). Together at most ``margin_available`` -
+  ``risk.margin_reserve`` * NAV. The caller's ``margin_available`` is the account's
+  ``marginAvailable`` less what the entries it counts and the account does not show yet took
+  (intents in flight: their ``SizedEntry.margin_home``). When the margin cut leaves nothing that
+  rounds to a size at least the minimum, the reason is ``margin`` (never rounded up: the broker
+  would cancel the order with ``INSUFFICIENT_MARGIN``).
 
 Numbers: the rules compute in floats (fast, and nothing is lost: tick arithmetic is done in
 integers), and what is sent to the broker (units, SL and TP prices) is returned as ``Decimal``
@@ -179,7 +182,7 @@ def currency_exposure(book: Mapping[str, OpenPosition], mids: Mapping[str, float
 def position_margin(
     book: Mapping[str, OpenPosition], instruments: Mapping[str, Instrument], mids: Mapping[str, float], home: str
 ) -> float:
-    """The margin the broker holds for ``book``, in the home currency (the rule ``size_entry`` sizes by).
+    """The margin the broker holds for ``book``, in the home currency (the valuation ``size_entry`` uses).
 
     Each position: units * mid * ``quote_to_home(QUOTE)`` * its instrument's ``marginRate``; a
     position whose instrument has no mid is valued at its entry price. A position that cannot be
@@ -187,7 +190,7 @@ def position_margin(
     left: unsure, no new entry.
 
     Args:
-        book: positions by instrument (e.g. the intents in flight the account does not show yet).
+        book: open positions by instrument.
         instruments: instrument metadata by name (``marginRate``).
         mids: mid prices by instrument.
         home: the account's home currency.
@@ -238,7 +241,8 @@ class SizedEntry:
         risk_home: the planned loss at the stop, in the home currency.
         exposure_capped: the size was cut to respect ``risk.max_exposure_per_currency``.
         margin_capped: the size was cut to fit the margin available.
-        margin_home: the margin the entry needs at the decision's mid, in the home currency.
+        margin_home: what the entry takes from the margin available, in the home currency: its
+            margin at the decision's mid plus the spread it loses when it fills.
     """
 
     direction: Direction
@@ -285,7 +289,7 @@ def size_entry(
         home_currency: the account currency.
         exposure: signed net exposure per currency (``currency_exposure``).
         margin_available: the margin the account has for this entry, in the home currency: its
-            ``marginAvailable`` less the margin of positions it does not show yet (NaN: unknown).
+            ``marginAvailable`` less what entries it does not show yet took (NaN: unknown).
         config: the ``[risk]`` section.
 
     Returns:
@@ -323,10 +327,10 @@ def size_entry(
             return SkipReason.MAX_EXPOSURE, f"{currency} has no headroom"
         if units * unit_notional > headroom:
             units, capped = headroom / unit_notional, True
-    unit_margin = unit_notional * float(instrument.margin_rate)
-    budget = margin_available * (1.0 - config.margin_buffer)
+    unit_margin = unit_notional * float(instrument.margin_rate) + (quote.ask - quote.bid) * factor
+    budget = margin_available - config.margin_reserve * nav
     if not budget > 0:  # also NaN: the margin available is unknown
-        return SkipReason.MARGIN, f"margin_available={margin_available:.2f}"
+        return SkipReason.MARGIN, f"margin_available={margin_available:.2f}" + _reserve(config, nav)
     margin_capped = units * unit_margin > budget
     if margin_capped:
         units = budget / unit_margin
@@ -357,7 +361,11 @@ def size_entry(
 
 
 def _margin_detail(margin_capped: bool, budget: float) -> str:
-    return f" (margin for {budget:.2f} available after risk.margin_buffer)" if margin_capped else ""
+    return f" (margin {budget:.2f} left above the reserve)" if margin_capped else ""
+
+
+def _reserve(config: RiskConfig, nav: float) -> str:
+    return f", reserve={config.margin_reserve * nav:.2f}"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -432,9 +440,9 @@ def decide_entry(
         now_ns: the decision time (UTC ns).
         last_loss_close_ns: per instrument, when its last losing trade closed.
         zone: the latest verdict of ``actors.zones.update_zones``.
-        margin_available: the account's ``marginAvailable`` less the margin of the positions in
-            ``book`` it does not show yet (``position_margin`` of the intents in flight), in the
-            home currency; NaN when unknown (a ``margin`` skip).
+        margin_available: the account's ``marginAvailable`` less what the entries in ``book`` it
+            does not show yet took (the intents in flight: their ``SizedEntry.margin_home``), in
+            the home currency; NaN when unknown (a ``margin`` skip).
         config: the ``[risk]`` section.
     """
     exposure = currency_exposure(book, mids, home_currency) if book else {}

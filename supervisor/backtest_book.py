@@ -16,7 +16,7 @@ functions the roles call (never a copy of one):
   prediction goes through ``actors.sizing.decide_entry`` (gate, zones, sizing, intent id) with the
   bar's closing bid/ask as the quote, the ATR of ``actors.bars.average_true_range`` over the
   instrument's last ``risk.atr_period`` + 1 bars (what ``actors.marketview.MarketView`` keeps) and
-  the account's margin available: NAV less the margin of the book (``actors.sizing.position_margin``).
+  the account's margin available (NAV less the open trades' margin and what pending intents took).
 
 Bars carry mid OHLC and the closing spread (``actors.candlefile``'s columns); bid and ask are the
 mid minus and plus half the closing spread, on the instrument's tick. Journal rows are the live

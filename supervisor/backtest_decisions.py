@@ -19,8 +19,9 @@ needs them, each still the rule itself, with no input it reads left out:
   alone first (the same two checks), then ``decide_entry``.
 - The margin available is the backtest account's, valued the way the emulator and the shadow book
   value it (and OANDA: ``marginAvailable`` = NAV - margin used): the NAV (balance + open P&L) less
-  ``actors.sizing.position_margin`` of the book (open trades and intents not yet filled, at the
-  close's mids, each instrument's ``marginRate``, converted as sizing converts), so an entry the
+  ``actors.sizing.position_margin`` of the open trades (at the close's mids, each instrument's
+  ``marginRate``, converted as sizing converts) and less what the intents not filled yet took
+  (``SizedEntry.margin_home``, as the risk role counts its intents in flight), so an entry the
   broker would cancel ``INSUFFICIENT_MARGIN`` is cut or skipped (``margin``) here as live.
 - ``decide_entry`` is called with no ATR first: only sizing reads the ATR, and sizing's first check
   is ``no_atr``; that reason means sizing was reached, and the call is repeated with the ATR
@@ -243,7 +244,11 @@ class Decisions:
         if zone is None:  # step() folds the NAV into the zones before any decision
             raise RuntimeError("a decision before the first NAV observation")
 
-        margin_available = nav - position_margin(self.book, self.meta_by_name, self.mids, self.home)
+        # The account's margin available: the NAV less the open trades' margin, less what the
+        # intents not filled yet took (their spread is not in the NAV yet either).
+        pending = {p.intent.signal.instrument: p.intent.sized.margin_home for p in self.pending.values()}
+        held = {name: position for name, position in self.book.items() if name not in pending}
+        margin_available = nav - position_margin(held, self.meta_by_name, self.mids, self.home) - sum(pending.values())
 
         def decide(atr: float | None) -> EntryIntent | EntrySkip:
             return decide_entry(

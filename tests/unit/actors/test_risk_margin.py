@@ -1,8 +1,8 @@
 """The risk role sizes within the broker's margin available, less the margin of its intents in flight.
 
-A 100 000 USD account with 83 250 USD of margin in use (16 750 available, as the reconciler read
-it), a quiet market (0.8-pip ATR, a 1.2-pip stop) and the default ``[risk]`` section: the risk
-rule alone asks for millions of units, which the broker would cancel with ``INSUFFICIENT_MARGIN``.
+A 100 000 USD account with part of its margin in use (as the reconciler read it), a quiet market
+(0.8-pip ATR, a 1.2-pip stop) and the default ``[risk]`` section: the risk rule alone asks for
+millions of units, which the broker would cancel with ``INSUFFICIENT_MARGIN``.
 """
 
 from __future__ import annotations
@@ -66,7 +66,7 @@ def _bar(name: str, ts: int) -> Bar:
 
 def _snapshot(margin_available: str) -> AccountSnapshot:
     return AccountSnapshot(
-        currency="USD", balance="100000", nav="100000", unrealized_pl="0", margin_used="83250", open_trades=0,
+        currency="USD", balance="100000", nav="100000", unrealized_pl="0", margin_used="50000", open_trades=0,
         pending_orders=0, last_transaction_id="1", ts=BAR, margin_available=margin_available,
     )  # fmt: skip
 
@@ -110,24 +110,35 @@ def _decide_both(ref: pykka.ActorRef[RiskActor], runtime: RecordingRuntime) -> l
     )
 
 
-def _margin(intent: RiskIntent) -> float:
+def _taken(intent: RiskIntent) -> float:
+    # What the entry takes from the margin available: its margin at the mid plus its spread.
     rate = {"EUR_USD": 0.0333, "GBP_USD": 0.05}[intent.instrument]
-    bid, ask = QUOTES[intent.instrument]
-    return float(intent.units) * (float(bid) + float(ask)) / 2 * rate
+    bid, ask = (float(p) for p in QUOTES[intent.instrument])
+    return float(intent.units) * ((bid + ask) / 2 * rate + (ask - bid))
 
 
-def test_two_entries_of_one_close_together_fit_the_margin_the_account_has(role: Role) -> None:
+def test_the_second_entry_of_a_close_fits_what_the_first_left(role: Role) -> None:
     ref, runtime, _ = role
-    _tell(ref, _snapshot("16750"))
+    _tell(ref, _snapshot("50000"))
 
     first, second = _decide_both(ref, runtime)
 
-    # Both are entries; the second counts the first's margin (in flight: not in any snapshot yet).
+    # EUR_USD is cut by the exposure rule and fits; GBP_USD counts it (in flight: in no snapshot
+    # yet) and is cut to what is left above the reserve (5 % of the NAV).
     assert isinstance(first, RiskIntent) and isinstance(second, RiskIntent), (first, second)
-    assert first.instrument == "EUR_USD" and 400_000 < float(first.units) < 921_616  # cut by the margin
-    assert _margin(first) <= 16_750 * 0.95
-    assert _margin(second) <= (16_750 - _margin(first)) * 0.95  # 95 % of what the first left
-    assert 16_700 < _margin(first) + _margin(second) < 16_750  # what the broker checks: it fits
+    assert first.instrument == "EUR_USD" and first.units == "921616"
+    left = 50_000 - _taken(first) - 5_000
+    assert left - 0.07 < _taken(second) <= left  # within one GBP_USD unit of all that is left
+
+
+def test_an_entry_cut_to_the_margin_leaves_none_for_the_next_of_its_close(role: Role) -> None:
+    ref, runtime, _ = role
+    _tell(ref, _snapshot("16750"))  # 16 750 available: 11 750 above the reserve
+
+    first, second = _decide_both(ref, runtime)
+
+    assert isinstance(first, RiskIntent) and 11_749 < _taken(first) <= 11_750  # 324 297 units, not 921 616
+    assert isinstance(second, IntentSkipped) and second.reason == "margin"  # without counting the first: a cancel
 
 
 def test_no_margin_left_is_a_margin_skip_journaled_with_its_direction(role: Role) -> None:

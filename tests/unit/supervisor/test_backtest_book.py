@@ -89,15 +89,16 @@ def _entered_long(bars: list[tuple[float, float, float, float]], **kw: Any) -> _
 
 def test_the_backtest_cuts_an_entry_to_the_margin_its_account_has() -> None:
     # A 10 000 USD account risking 2 % on a 1.5-pip stop: 1.3 M units by risk, 276 000 by 30 NAVs of
-    # EUR exposure, whose 9 990 USD of margin is more than 95 % of the NAV: cut to the margin.
+    # EUR exposure, whose 9 990 USD of margin is more than the 9 500 above the reserve: cut to it.
     risk = replace(RISK, risk_per_trade=0.02, max_exposure_per_currency=30.0)
     run = _Run(_flat(WARM + 1, width=0.00005), risk=risk, nav=10_000.0)
     for row in range(WARM):
         run.sim.warm_up(row)
     run.step(WARM, 0.9)
     [(_, intent, _, _)] = run.kinds("risk.intent")
-    assert Decimal(intent["units"]) == Decimal(int(9_500 / (1.085 * 0.0333)))  # 262 935 units
-    assert float(intent["units"]) * 1.085 * 0.0333 <= 9_500.0
+    unit = 1.085 * 0.0333 + SPREAD  # margin and spread of one unit
+    assert Decimal(intent["units"]) == Decimal(int(9_500 / unit))  # 261 920 units
+    assert intent["margin_home"] == pytest.approx(float(intent["units"]) * unit, abs=1e-3)
 
 
 def test_no_margin_left_in_the_backtest_book_is_a_margin_skip() -> None:
