@@ -285,6 +285,9 @@ class InFlight:
         reported: the execution role has reported on it (so it took it: never expired).
         margin_home: what it took from the margin available (``SizedEntry.margin_home``); None:
             unknown, valued as ``actors.sizing.position_margin`` of its position.
+        filled_before_restart: the journal says it filled before this role started (``since``
+            is then the fill's time): it counts until the account shows its trade, or at most
+            ``risk.intent_expiry_s``, by when every account read shows a trade still open.
     """
 
     intent_id: str
@@ -292,6 +295,7 @@ class InFlight:
     since: float
     reported: bool = False
     margin_home: float | None = None
+    filled_before_restart: bool = False
 
 
 def book_of(account: AccountSnapshot, closed: frozenset[str] | set[str] = frozenset()) -> dict[str, OpenPosition]:
@@ -389,10 +393,12 @@ def recover(
     ``exec.cancelled``, ``exec.rejected``, ``exec.resolved`` cancelled or ``risk.intent_expired``
     row, an ``exec.closed`` of the trade it filled, or a final ``exec.ambiguous`` (unresolved)
     followed by a ``recon.completed`` (a full read of the broker's trades after the order's last
-    word: if it filled, the account shows it). It counts as reported (never expires) once
-    ``exec.sending`` or an outcome was journaled; otherwise its age is its row's age, so
-    ``risk.intent_expiry_s`` applies as before the restart. A filled one stays until the account
-    shows its trade, as live.
+    word: if it filled, the account shows it). Sent (``exec.sending``) or unresolved, it counts as
+    reported (never expires, as live); never taken, its age is its row's age, so
+    ``risk.intent_expiry_s`` applies as before the restart. Filled, it counts until the account
+    shows its trade (as live) or ``risk.intent_expiry_s`` after the fill: the start-up check keeps
+    that longer than an account read takes to show a fill, so a trade no read shows by then has
+    closed (a close whose row lacks the trade id cannot hold a slot for ever).
 
     Args:
         entries: the journal rows of ``RECOVERY_KINDS`` (any order).
@@ -403,7 +409,7 @@ def recover(
     newest: dict[str, JournalEntry] = {}
     ended: set[str] = set()
     sent: set[str] = set()
-    filled: dict[str, str] = {}  # intent id -> trade id ("" when the row did not say)
+    filled: dict[str, tuple[str, int]] = {}  # intent id -> (trade id or "", when the fill was journaled)
     unresolved: set[str] = set()
     closed: set[str] = set()
     heard: set[str] = set()
@@ -422,7 +428,7 @@ def recover(
         ):
             ended.add(intent_id)
         elif kind in ("exec.filled", "exec.resolved"):
-            filled[intent_id] = trade_id
+            filled[intent_id] = (trade_id, e.ts_ns)
         elif kind == "exec.ambiguous" and body.get("final"):
             unresolved.add(intent_id)
         elif kind == "recon.completed" and body.get("ok") is True:
@@ -439,7 +445,8 @@ def recover(
     for instrument, e in newest.items():
         body = e.body
         intent_id = str(body.get("intent_id") or "")
-        if intent_id in ended or (filled.get(intent_id) or "-") in closed:
+        fill = filled.get(intent_id)
+        if intent_id in ended or (fill is not None and fill[0] in closed):
             continue
         try:
             position = OpenPosition(
@@ -455,9 +462,10 @@ def recover(
         in_flight[instrument] = InFlight(
             intent_id=intent_id,
             position=position,
-            since=now_mono - (now_ns - e.ts_ns) / 1e9,
-            reported=intent_id in sent or intent_id in filled or intent_id in unresolved,
+            since=now_mono - (now_ns - (e.ts_ns if fill is None else fill[1])) / 1e9,
+            reported=fill is None and (intent_id in sent or intent_id in unresolved),
             margin_home=float(margin) if isinstance(margin, int | float) else None,
+            filled_before_restart=fill is not None,
         )
     unheard = {
         instrument: UnheardLoss(
@@ -602,20 +610,19 @@ class RiskActor(RoleActor[RiskConfig]):
             if flying.reported or age_s <= self.cfg.intent_expiry_s:
                 continue
             del self.in_flight[name]
-            log.warning(
-                "intent %s for %s expired: the execution role never reported on it in %.0f s",
-                flying.intent_id,
-                name,
-                age_s,
+            why = (
+                "it filled before this role restarted and no account read has shown its trade since: closed"
+                if flying.filled_before_restart
+                else "the execution role never reported on it (it was down when the intent went out)"
             )
+            log.warning("intent %s for %s expired after %.0f s: %s", flying.intent_id, name, age_s, why)
             self.runtime.journal(
                 "risk.intent_expired",
                 {
                     "intent_id": flying.intent_id,
                     "instrument": name,
                     "age_s": round(age_s, 1),
-                    "detail": "the execution role never reported on it (it was down when the intent went out); "
-                    "no longer counted as a position",
+                    "detail": f"{why}; no longer counted as a position",
                 },
             )
 

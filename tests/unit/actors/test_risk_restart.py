@@ -240,6 +240,28 @@ def test_a_filled_intent_counts_until_the_account_shows_its_trade(journal: Journ
     assert _reasons(decisions) == {"GBP_USD": "max_open_positions"}  # the account's trade now counts
 
 
+def test_a_fill_whose_trade_no_account_read_shows_frees_its_slot_after_the_intent_expiry(journal: Journal) -> None:
+    # Resolved as filled after a restart of the execution role, without its trade id (so its
+    # close cannot be matched): it counts, but not for ever once no account read shows it.
+    _write(
+        journal,
+        ("risk.intent", _intent(), 60),
+        ("exec.sending", {"intent_id": EUR, "instrument": "EUR_USD"}, 60),
+        ("exec.resolved", {"intent_id": EUR, "outcome": "filled"}, 30),
+    )
+    with running_role(ONE_SLOT, journal=journal) as (ref, runtime, clock):
+        tell(ref, snapshot())  # no trade: it closed already
+        kept = decide(ref, runtime, names=("GBP_USD",))
+        clock.advance(ONE_SLOT.intent_expiry_s - 30 + 1)  # intent_expiry_s after the fill
+        ref.tell(HeartbeatDue())
+        freed = decide(ref, runtime, names=("GBP_USD",))
+
+    assert _reasons(kept) == {"GBP_USD": "max_open_positions"}
+    assert _reasons(freed) == {"GBP_USD": "intent"}
+    [row] = [b for k, b, _ in list(runtime.journaled) if k == "risk.intent_expired"]
+    assert row["intent_id"] == EUR and "filled before this role restarted" in row["detail"]
+
+
 def test_only_the_newest_intent_of_an_instrument_is_rebuilt(journal: Journal) -> None:
     old = "main.EUR_USD.1709731800000000000.L"
     _write(
