@@ -542,28 +542,6 @@ class RiskActor(RoleActor[RiskConfig]):
                 for candle in candles:
                     self.market.on_bar(name, candle)
 
-    def _recover(self) -> None:
-        # What the process before this one counted, from the journal (see the module docstring).
-        db: Journal | None = self.runtime.journal_db
-        if db is None:  # a unit test without a journal
-            return
-        rows = [e for kind in RECOVERY_KINDS for e in db.entries(kind)]
-        got = recover(
-            rows,
-            now_ns=self.clock.time_ns(),
-            now_mono=self.clock.monotonic(),
-            cooldown_after_loss_s=self.cfg.cooldown_after_loss_s,
-        )
-        self.in_flight, self.last_loss_close_ns, self.unheard = got.in_flight, dict(got.losses), dict(got.unheard)
-        self.runtime.journal(
-            "risk.recovered",
-            {
-                "in_flight": {k: {"intent_id": v.intent_id, "reported": v.reported} for k, v in self.in_flight.items()},
-                "cooldown_since_ns": self.last_loss_close_ns,
-                "unheard_losses": {k: v.trade_id for k, v in self.unheard.items()},
-            },
-        )
-
     def on_message(self, envelope: Envelope) -> None:
         """Signals are decided; everything else updates what the decision looks at."""
         body = envelope.body
@@ -748,6 +726,28 @@ class RiskActor(RoleActor[RiskConfig]):
             corr=corr,
         )
         self.runtime.publish(TOPIC_RISK_INTENT, intent, corr=corr)
+
+    def _recover(self) -> None:
+        # What the process before this one counted, from the journal (see the module docstring).
+        db: Journal | None = self.runtime.journal_db
+        if db is None:  # a unit test without a journal
+            return
+        rows = [e for kind in RECOVERY_KINDS for e in db.entries(kind)]
+        got = recover(
+            rows,
+            now_ns=self.clock.time_ns(),
+            now_mono=self.clock.monotonic(),
+            cooldown_after_loss_s=self.cfg.cooldown_after_loss_s,
+        )
+        self.in_flight, self.last_loss_close_ns, self.unheard = got.in_flight, dict(got.losses), dict(got.unheard)
+        self.runtime.journal(
+            "risk.recovered",
+            {
+                "in_flight": {k: {"intent_id": v.intent_id, "reported": v.reported} for k, v in self.in_flight.items()},
+                "cooldown_since_ns": self.last_loss_close_ns,
+                "unheard_losses": {k: v.trade_id for k, v in self.unheard.items()},
+            },
+        )
 
     def _settle_unheard(self, market_ns: int) -> None:
         now_ns = self.clock.time_ns()
