@@ -85,6 +85,7 @@ class SkipReason(enum.StrEnum):
     STOP_INSIDE_SPREAD = "stop_inside_spread"
     SIZE_ZERO = "size_zero"
     SIZE_BELOW_MINIMUM = "size_below_minimum"
+    MARGIN = "margin"  # not even the minimum size fits the margin available
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

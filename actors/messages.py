@@ -563,8 +563,8 @@ class TradeView(Body):
 class AccountSnapshot(Body):
     """The broker's account as the reconciler last read it (``recon.state``; money as decimal
     strings): balance, NAV, the open trades, today's P&L against the day-start NAV, the peak NAV,
-    the drawdown and its zone (``actors.zones``), and whether the daily loss limit or the last
-    drawdown zone stops new entries."""
+    the drawdown and its zone (``actors.zones``), whether the daily loss limit or the last
+    drawdown zone stops new entries, and the margin available for new trades."""
 
     TYPE: ClassVar[str] = "AccountSnapshot"
     currency: str
@@ -585,6 +585,7 @@ class AccountSnapshot(Body):
     multiplier: float = 1.0
     daily_loss_hit: bool = False
     drawdown_stop: bool = False
+    margin_available: str = ""  # the broker's marginAvailable; empty: unknown (no new entry)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

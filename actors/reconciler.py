@@ -483,6 +483,7 @@ class ReconcilerActor(RoleActor[ReconcilerConfig]):
             multiplier=verdict.multiplier,
             daily_loss_hit=verdict.daily_loss_hit,
             drawdown_stop=verdict.drawdown_stop,
+            margin_available=str(account.margin_available),
         )
 
     def on_heartbeat(self) -> None:

@@ -26,17 +26,29 @@ out, so it never saw it) stops counting as a position after ``risk.intent_expiry
 however long an ambiguous order takes to resolve), it refuses any intent older than
 ``execution.max_intent_age_s`` when its turn comes (and reports that too), and the start-up check
 keeps the expiry longer than ``max_intent_age_s`` plus a request and a reconciler poll. Under all
-of it (a report lost on the bus, a restart of this role, which forgets what was in flight) the
-execution role reads the broker's open trades just before every entry and never sends one for an
-instrument that has a trade open.
+of it (a report lost on the bus) the execution role reads the broker's open trades just before
+every entry and never sends one for an instrument that has a trade open.
+
+A restart forgets nothing: the role rebuilds its intents in flight and its loss cool-downs from
+the journal at start (``recover``), the record every role already writes before it acts, rather
+than from a state file of its own: the journal also holds what happened while this role was down
+(an order cancelled, a trade closed at a loss, reported on the bus to nobody), which a file the
+dead process last wrote cannot know. An intent counts again until its journaled story ends
+(cancelled, refused, expired, filled and closed, or an unresolved order followed by a full
+reconciliation), exactly as it counted before; every losing close starts a cool-down journaled as
+``risk.cooldown`` with its market time, and a losing close the role never heard of (only the
+execution role's ``exec.closed`` row) gets one estimated conservatively from that row's age.
+What was rebuilt is journaled once as ``risk.recovered``.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import threading
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from typing import Any, ClassVar
 
 from actors.backoff import Backoff
@@ -46,6 +58,7 @@ from actors.broker import Instrument
 from actors.errors import BrokerError, ConfigError
 from actors.feed import FeedConfig
 from actors.gate import Direction, OpenPosition, Signal
+from actors.journal import Journal, JournalEntry
 from actors.marketview import MarketView, bar_candle
 from actors.messages import (
     TOPIC_EXEC_REPORT,
@@ -65,7 +78,7 @@ from actors.messages import (
     RiskIntent,
     SignalProduced,
 )
-from actors.sizing import STRATEGY_RE, EntryIntent, decide_entry  # the strategy name goes into every intent id
+from actors.sizing import STRATEGY_RE, EntryIntent, decide_entry, position_margin
 from actors.zones import ZoneVerdict
 
 log = logging.getLogger(__name__)
@@ -130,6 +143,16 @@ class RiskConfig:
     )
     max_units: float = field(
         default=1_000_000.0, metadata={"doc": "Largest order; a larger size is cut to this.", "min": 1.0, "max": 1e9}
+    )
+    margin_reserve: float = field(
+        default=0.05,
+        metadata={
+            "doc": "Part of the NAV a new entry leaves free of margin: the margin cut sizes to the margin "
+            "available less this * NAV, so an order still fits when open trades moved between the "
+            "reconciler's read and the fill (0.05: a 0.17 % move of open trades using all the margin at 30:1).",
+            "min": 0.0,
+            "max": 0.9,
+        },
     )
     no_entry_before_weekly_close_s: float = field(
         default=1800.0,
@@ -261,12 +284,19 @@ class InFlight:
         position: the position it would open.
         since: when it was decided (the role's monotonic clock).
         reported: the execution role has reported on it (so it took it: never expired).
+        margin_home: what it took from the margin available (``SizedEntry.margin_home``); None:
+            unknown, valued as ``actors.sizing.position_margin`` of its position.
+        filled_before_restart: the journal says it filled before this role started (``since``
+            is then the fill's time): it counts until the account shows its trade, or at most
+            ``risk.intent_expiry_s``, by when every account read shows a trade still open.
     """
 
     intent_id: str
     position: OpenPosition
     since: float
     reported: bool = False
+    margin_home: float | None = None
+    filled_before_restart: bool = False
 
 
 def book_of(account: AccountSnapshot, closed: frozenset[str] | set[str] = frozenset()) -> dict[str, OpenPosition]:
@@ -286,6 +316,15 @@ def book_of(account: AccountSnapshot, closed: frozenset[str] | set[str] = frozen
     return book
 
 
+def margin_of(account: AccountSnapshot) -> float:
+    """The broker's ``marginAvailable`` in the snapshot, NaN when unknown (sizing then skips: ``margin``)."""
+    try:
+        value = float(account.margin_available)
+    except ValueError:
+        return math.nan
+    return value if math.isfinite(value) else math.nan
+
+
 def zone_of(account: AccountSnapshot) -> ZoneVerdict:
     """The reconciler's zone verdict, as the decision takes it."""
     return ZoneVerdict(
@@ -296,6 +335,158 @@ def zone_of(account: AccountSnapshot) -> ZoneVerdict:
         daily_loss_hit=account.daily_loss_hit,
         drawdown_stop=account.drawdown_stop,
     )
+
+
+# The journal rows a restarted role reads back: its own, the execution role's (each intent's
+# outcome, each close) and the reconciler's full reconciliations.
+RECOVERY_KINDS = (
+    "risk.intent", "risk.intent_expired", "risk.cooldown", "exec.sending", "exec.filled", "exec.resolved",
+    "exec.cancelled", "exec.rejected", "exec.ambiguous", "exec.closed", "recon.completed",
+)  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UnheardLoss:
+    """A losing close the execution role journaled while the risk role was not there to hear it.
+
+    Attributes:
+        trade_id: the closed trade.
+        realized_pl: its P&L (home currency, decimal string).
+        journaled_ns: when its ``exec.closed`` row was written (wall clock).
+    """
+
+    trade_id: str
+    realized_pl: str
+    journaled_ns: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Recovered:
+    """What a restarted risk role takes over from the journal (``recover``).
+
+    Attributes:
+        in_flight: by instrument, the intent whose journaled story has not ended.
+        losses: by instrument, the market time of the last losing close a cool-down was started
+            for (``risk.cooldown`` rows).
+        unheard: by instrument, the newest losing close within ``risk.cooldown_after_loss_s`` that
+            no ``risk.cooldown`` row answers: its market time is estimated once the role knows
+            the market's time (``unheard_loss_ns``).
+    """
+
+    in_flight: dict[str, InFlight]
+    losses: dict[str, int]
+    unheard: dict[str, UnheardLoss]
+
+
+def _loss(realized_pl: object) -> bool:
+    try:
+        return Decimal(str(realized_pl)) < 0
+    except InvalidOperation:  # "unknown": the close could not be read
+        return False
+
+
+def recover(
+    entries: Iterable[JournalEntry], *, now_ns: int, now_mono: float, cooldown_after_loss_s: float
+) -> Recovered:
+    """Rebuild the intents in flight and the loss cool-downs from the journal's rows.
+
+    An instrument's newest ``risk.intent`` is in flight unless the journal ended its story: an
+    ``exec.cancelled``, ``exec.rejected``, ``exec.resolved`` cancelled or ``risk.intent_expired``
+    row, an ``exec.closed`` of the trade it filled, or a final ``exec.ambiguous`` (unresolved)
+    followed by a ``recon.completed`` (a full read of the broker's trades after the order's last
+    word: if it filled, the account shows it). Sent (``exec.sending``) or unresolved, it counts as
+    reported (never expires, as live); never taken, its age is its row's age, so
+    ``risk.intent_expiry_s`` applies as before the restart. Filled, it counts until the account
+    shows its trade (as live) or ``risk.intent_expiry_s`` after the fill: the start-up check keeps
+    that longer than an account read takes to show a fill, so a trade no read shows by then has
+    closed (a close whose row lacks the trade id cannot hold a slot for ever).
+
+    Args:
+        entries: the journal rows of ``RECOVERY_KINDS`` (any order).
+        now_ns: the wall clock now (the journal's ``ts_ns`` clock).
+        now_mono: the role's monotonic clock now (``InFlight.since``).
+        cooldown_after_loss_s: ``risk.cooldown_after_loss_s``.
+    """
+    newest: dict[str, JournalEntry] = {}
+    ended: set[str] = set()
+    sent: set[str] = set()
+    filled: dict[str, tuple[str, int]] = {}  # intent id -> (trade id or "", when the fill was journaled)
+    unresolved: set[str] = set()
+    closed: set[str] = set()
+    heard: set[str] = set()
+    losses: dict[str, int] = {}
+    last_loss: dict[str, JournalEntry] = {}
+    for e in sorted(entries, key=lambda e: e.seq):
+        body, kind = e.body, e.kind
+        intent_id, trade_id = str(body.get("intent_id") or ""), str(body.get("trade_id") or "")
+        instrument = str(body.get("instrument") or "")
+        if kind == "risk.intent":
+            newest[instrument] = e
+        elif kind == "exec.sending":
+            sent.add(intent_id)
+        elif kind in ("exec.cancelled", "exec.rejected", "risk.intent_expired") or (
+            kind == "exec.resolved" and body.get("outcome") == "cancelled"
+        ):
+            ended.add(intent_id)
+        elif kind in ("exec.filled", "exec.resolved"):
+            filled[intent_id] = (trade_id, e.ts_ns)
+        elif kind == "exec.ambiguous" and body.get("final"):
+            unresolved.add(intent_id)
+        elif kind == "recon.completed" and body.get("ok") is True:
+            ended |= unresolved
+            unresolved.clear()
+        elif kind == "exec.closed":
+            closed.add(trade_id)
+            if _loss(body.get("realized_pl")):
+                last_loss[instrument] = e
+        elif kind == "risk.cooldown" and isinstance(body.get("since_ns"), int):
+            heard.add(trade_id)
+            losses[instrument] = max(losses.get(instrument, body["since_ns"]), body["since_ns"])
+    in_flight: dict[str, InFlight] = {}
+    for instrument, e in newest.items():
+        body = e.body
+        intent_id = str(body.get("intent_id") or "")
+        fill = filled.get(intent_id)
+        if intent_id in ended or (fill is not None and fill[0] in closed):
+            continue
+        try:
+            position = OpenPosition(
+                instrument=instrument,
+                direction=Direction(body["direction"]),
+                units=float(body["units"]),
+                entry_price=float(body["decision_price"]),
+            )
+        except (KeyError, TypeError, ValueError) as err:
+            log.error("risk.intent row %d cannot be rebuilt (%s): %s", e.seq, err, body)
+            continue
+        margin = body.get("margin_home")
+        in_flight[instrument] = InFlight(
+            intent_id=intent_id,
+            position=position,
+            since=now_mono - (now_ns - (e.ts_ns if fill is None else fill[1])) / 1e9,
+            reported=fill is None and (intent_id in sent or intent_id in unresolved),
+            margin_home=float(margin) if isinstance(margin, int | float) else None,
+            filled_before_restart=fill is not None,
+        )
+    unheard = {
+        instrument: UnheardLoss(
+            trade_id=str(e.body.get("trade_id")), realized_pl=str(e.body.get("realized_pl")), journaled_ns=e.ts_ns
+        )
+        for instrument, e in last_loss.items()
+        if str(e.body.get("trade_id")) not in heard and (now_ns - e.ts_ns) / 1e9 < cooldown_after_loss_s
+    }
+    return Recovered(in_flight=in_flight, losses=losses, unheard=unheard)
+
+
+def unheard_loss_ns(loss: UnheardLoss, *, market_ns: int, now_ns: int) -> int:
+    """The market time a cool-down starts at for a loss the role never heard of.
+
+    Its ``exec.closed`` row was written ``now_ns - journaled_ns`` wall seconds ago; the market
+    moved at least as far in that time (a live market runs at the wall clock's pace, a replay or
+    an accelerated emulator faster), so the close happened no later than ``market_ns`` less that
+    age: the estimate never ends the cool-down before the real one would.
+    """
+    return market_ns - max(0, now_ns - loss.journaled_ns)
 
 
 class RiskActor(RoleActor[RiskConfig]):
@@ -324,6 +515,8 @@ class RiskActor(RoleActor[RiskConfig]):
         self.exits_checked_ts = 0  # the last close whose exits the execution role has checked
         self.waiting: list[tuple[SignalProduced, str | None, float]] = []  # signals of unchecked closes
         self.decisions = 0
+        self.unheard: dict[str, UnheardLoss] = {}  # losing closes to start a cool-down for (recover)
+        self._recover()
         self.start_worker("prepare", self._prepare)
 
     def _prepare(self, stop: threading.Event) -> None:
@@ -407,20 +600,19 @@ class RiskActor(RoleActor[RiskConfig]):
             if flying.reported or age_s <= self.cfg.intent_expiry_s:
                 continue
             del self.in_flight[name]
-            log.warning(
-                "intent %s for %s expired: the execution role never reported on it in %.0f s",
-                flying.intent_id,
-                name,
-                age_s,
+            why = (
+                "it filled before this role restarted and no account read has shown its trade since: closed"
+                if flying.filled_before_restart
+                else "the execution role never reported on it (it was down when the intent went out)"
             )
+            log.warning("intent %s for %s expired after %.0f s: %s", flying.intent_id, name, age_s, why)
             self.runtime.journal(
                 "risk.intent_expired",
                 {
                     "intent_id": flying.intent_id,
                     "instrument": name,
                     "age_s": round(age_s, 1),
-                    "detail": "the execution role never reported on it (it was down when the intent went out); "
-                    "no longer counted as a position",
+                    "detail": f"{why}; no longer counted as a position",
                 },
             )
 
@@ -433,9 +625,25 @@ class RiskActor(RoleActor[RiskConfig]):
         if report.status == "CLOSED":
             if report.trade_id:
                 self.closed_ids.add(report.trade_id)
-            if report.realized_pl and Decimal(report.realized_pl) < 0:
+            if report.realized_pl and _loss(report.realized_pl):
                 # At the close it was reported at, as a backtest counts it (not the next price's time).
-                self.last_loss_close_ns[report.instrument] = bar_start(self.market.now_ns, self.feed.granularity)
+                since = bar_start(self.market.now_ns, self.feed.granularity)
+                self.last_loss_close_ns[report.instrument] = since
+                self._cooldown(report.instrument, report.trade_id, report.realized_pl, since, estimated=False)
+
+    def _cooldown(self, instrument: str, trade_id: str, realized_pl: str, since_ns: int, *, estimated: bool) -> None:
+        # Journaled: a restarted role starts from these rows (``recover``).
+        self.runtime.journal(
+            "risk.cooldown",
+            {
+                "instrument": instrument,
+                "trade_id": trade_id,
+                "realized_pl": realized_pl,
+                "since_ns": since_ns,
+                "until_ns": since_ns + round(self.cfg.cooldown_after_loss_s * 1e9),
+                "estimated": estimated,
+            },
+        )
 
     def _decide(self, message: SignalProduced, corr: str | None) -> None:
         signal = Signal(
@@ -452,6 +660,8 @@ class RiskActor(RoleActor[RiskConfig]):
         if self.market.now_ns and late_ns > decided_at - message.bar_ts:
             self._skip(message, corr, "stale_signal", f"its bar ended {late_ns / 1e9:.0f} s of market time ago")
             return
+        if self.unheard:  # losses closed while this role was down: their cool-downs start now
+            self._settle_unheard(self.market.now_ns or decided_at)
         meta = self.instruments.get(message.instrument)
         if not self.permit.allows_entry():
             self._skip(message, corr, "no_permit", f"system state {self.permit.state}")
@@ -460,18 +670,20 @@ class RiskActor(RoleActor[RiskConfig]):
             self._skip(message, corr, "not_ready", "no account or instrument metadata yet")
             return
         book = {**book_of(self.account, self.closed_ids), **{k: v.position for k, v in self.in_flight.items()}}
+        mids = self.market.mids()
         decision = decide_entry(
             signal,
             self.market.quote(message.instrument),
             self.market.atr(message.instrument, self.cfg.atr_period),
             instrument=meta,
             book=book,
-            mids=self.market.mids(),
+            mids=mids,
             nav=float(self.account.nav),
             home_currency=self.account.currency,
             now_ns=decided_at,
             last_loss_close_ns=self.last_loss_close_ns,
             zone=zone_of(self.account),
+            margin_available=margin_of(self.account) - self._in_flight_margin(mids, self.account.currency),
             config=self.cfg,
         )
         self.decisions += 1
@@ -504,6 +716,7 @@ class RiskActor(RoleActor[RiskConfig]):
                 entry_price=sized.entry_price,
             ),
             since=self.clock.monotonic(),
+            margin_home=sized.margin_home,
         )
         self.runtime.journal(
             "risk.intent",
@@ -516,6 +729,7 @@ class RiskActor(RoleActor[RiskConfig]):
                 "take_profit": intent.take_profit,
                 "decision_price": intent.decision_price,
                 "risk_home": round(sized.risk_home, 4),
+                "margin_home": round(sized.margin_home, 4),
                 "multiplier": intent.multiplier,
                 "p_up": intent.p_up,
                 "bar_ts": intent.bar_ts,
@@ -524,6 +738,47 @@ class RiskActor(RoleActor[RiskConfig]):
             corr=corr,
         )
         self.runtime.publish(TOPIC_RISK_INTENT, intent, corr=corr)
+
+    def _recover(self) -> None:
+        # What the process before this one counted, from the journal (see the module docstring).
+        db: Journal | None = self.runtime.journal_db
+        if db is None:  # a unit test without a journal
+            return
+        rows = [e for kind in RECOVERY_KINDS for e in db.entries(kind)]
+        got = recover(
+            rows,
+            now_ns=self.clock.time_ns(),
+            now_mono=self.clock.monotonic(),
+            cooldown_after_loss_s=self.cfg.cooldown_after_loss_s,
+        )
+        self.in_flight, self.last_loss_close_ns, self.unheard = got.in_flight, dict(got.losses), dict(got.unheard)
+        self.runtime.journal(
+            "risk.recovered",
+            {
+                "in_flight": {k: {"intent_id": v.intent_id, "reported": v.reported} for k, v in self.in_flight.items()},
+                "cooldown_since_ns": self.last_loss_close_ns,
+                "unheard_losses": {k: v.trade_id for k, v in self.unheard.items()},
+            },
+        )
+
+    def _settle_unheard(self, market_ns: int) -> None:
+        now_ns = self.clock.time_ns()
+        for instrument, loss in self.unheard.items():
+            since = unheard_loss_ns(loss, market_ns=market_ns, now_ns=now_ns)
+            if since > self.last_loss_close_ns.get(instrument, since - 1):
+                self.last_loss_close_ns[instrument] = since
+                self._cooldown(instrument, loss.trade_id, loss.realized_pl, since, estimated=True)
+        self.unheard = {}
+
+    def _in_flight_margin(self, mids: dict[str, float], home: str) -> float:
+        # What the intents in flight took from the margin available (the account does not show them).
+        total = 0.0
+        for name, flying in self.in_flight.items():
+            if flying.margin_home is not None:
+                total += flying.margin_home
+            else:
+                total += position_margin({name: flying.position}, self.instruments, mids, home)
+        return total
 
     def _skip(
         self, message: SignalProduced, corr: str | None, reason: str, detail: str, direction: str | None = None

@@ -24,6 +24,16 @@ Prices (decided here, documented once):
   ``risk.min_units`` or the instrument's ``minimumTradeSize`` is ``size_below_minimum`` (never
   rounded up: that would break the risk budget); when the exposure cut caused either, the reason
   is ``max_exposure``.
+- Units are cut last so that the entry fits the margin the account has. An entry takes from the
+  margin available its margin, units * mid * ``quote_to_home(QUOTE)`` * the instrument's
+  ``marginRate`` (how OANDA, the emulator and the shadow book value it), plus the spread it is
+  worth less the moment it fills (units * (ask - bid) * ``quote_to_home(QUOTE)``: the NAV drops by
+  that, and with it the margin available). Together at most ``margin_available`` -
+  ``risk.margin_reserve`` * NAV. The caller's ``margin_available`` is the account's
+  ``marginAvailable`` less what the entries it counts and the account does not show yet took
+  (intents in flight: their ``SizedEntry.margin_home``). When the margin cut leaves nothing that
+  rounds to a size at least the minimum, the reason is ``margin`` (never rounded up: the broker
+  would cancel the order with ``INSUFFICIENT_MARGIN``).
 
 Numbers: the rules compute in floats (fast, and nothing is lost: tick arithmetic is done in
 integers), and what is sent to the broker (units, SL and TP prices) is returned as ``Decimal``
@@ -55,6 +65,7 @@ __all__ = [
     "currency_exposure",
     "decide_entry",
     "intent_id",
+    "position_margin",
     "quote_to_home",
     "size_entry",
 ]
@@ -168,6 +179,32 @@ def currency_exposure(book: Mapping[str, OpenPosition], mids: Mapping[str, float
     return out
 
 
+def position_margin(
+    book: Mapping[str, OpenPosition], instruments: Mapping[str, Instrument], mids: Mapping[str, float], home: str
+) -> float:
+    """The margin the broker holds for ``book``, in the home currency (the valuation ``size_entry`` uses).
+
+    Each position: units * mid * ``quote_to_home(QUOTE)`` * its instrument's ``marginRate``; a
+    position whose instrument has no mid is valued at its entry price. A position that cannot be
+    valued (no metadata, no conversion rate) makes the total NaN, which sizing treats as no margin
+    left: unsure, no new entry.
+
+    Args:
+        book: open positions by instrument.
+        instruments: instrument metadata by name (``marginRate``).
+        mids: mid prices by instrument.
+        home: the account's home currency.
+    """
+    total = 0.0
+    for name, position in book.items():
+        meta = instruments.get(name)
+        factor = quote_to_home(name.split("_", 1)[1], home, mids)
+        if meta is None or factor is None:
+            return math.nan
+        total += position.units * mids.get(name, position.entry_price) * factor * float(meta.margin_rate)
+    return total
+
+
 def intent_id(strategy: str, instrument: str, bar_ts_ns: int, direction: Direction) -> str:
     """The deterministic id of the intent to trade ``instrument`` at bar ``bar_ts_ns``.
 
@@ -203,6 +240,9 @@ class SizedEntry:
         sl_distance: |entry_price - stop_loss| in price units (the initial risk R per unit).
         risk_home: the planned loss at the stop, in the home currency.
         exposure_capped: the size was cut to respect ``risk.max_exposure_per_currency``.
+        margin_capped: the size was cut to fit the margin available.
+        margin_home: what the entry takes from the margin available, in the home currency: its
+            margin at the decision's mid plus the spread it loses when it fills.
     """
 
     direction: Direction
@@ -213,6 +253,8 @@ class SizedEntry:
     sl_distance: float
     risk_home: float
     exposure_capped: bool = False
+    margin_capped: bool = False
+    margin_home: float = 0.0
 
     @property
     def signed_units(self) -> Decimal:
@@ -231,6 +273,7 @@ def size_entry(
     mids: Mapping[str, float],
     home_currency: str,
     exposure: Mapping[str, float],
+    margin_available: float,
     config: RiskConfig,
 ) -> SizedEntry | tuple[SkipReason, str]:
     """Size an entry and place its SL/TP (the rules in the module docstring).
@@ -245,6 +288,8 @@ def size_entry(
         mids: mid prices by instrument, for the quote→home conversion.
         home_currency: the account currency.
         exposure: signed net exposure per currency (``currency_exposure``).
+        margin_available: the margin the account has for this entry, in the home currency: its
+            ``marginAvailable`` less what entries it does not show yet took (NaN: unknown).
         config: the ``[risk]`` section.
 
     Returns:
@@ -282,14 +327,24 @@ def size_entry(
             return SkipReason.MAX_EXPOSURE, f"{currency} has no headroom"
         if units * unit_notional > headroom:
             units, capped = headroom / unit_notional, True
+    unit_margin = unit_notional * float(instrument.margin_rate) + (quote.ask - quote.bid) * factor
+    budget = margin_available - config.margin_reserve * nav
+    if not budget > 0:  # also NaN: the margin available is unknown
+        return SkipReason.MARGIN, f"margin_available={margin_available:.2f}" + _reserve(config, nav)
+    margin_capped = units * unit_margin > budget
+    if margin_capped:
+        units = budget / unit_margin
+    # The reason for a size the cuts left too small: the last cut that bit.
+    cut = SkipReason.MARGIN if margin_capped else SkipReason.MAX_EXPOSURE if capped else None
     precision = instrument.trade_units_precision
     steps = math.floor(units * 10.0**precision + _EPS) if units > 0 else 0
     if steps <= 0:
-        return (SkipReason.MAX_EXPOSURE if capped else SkipReason.SIZE_ZERO), f"units={units:.6g}"
+        return cut or SkipReason.SIZE_ZERO, f"units={units:.6g}" + _margin_detail(margin_capped, budget)
     sized = Decimal(steps).scaleb(-precision)
     minimum = max(config.min_units, float(instrument.minimum_trade_size))
     if float(sized) < minimum:
-        return (SkipReason.MAX_EXPOSURE if capped else SkipReason.SIZE_BELOW_MINIMUM), f"units={sized} < {minimum:g}"
+        detail = f"units={sized} < {minimum:g}" + _margin_detail(margin_capped, budget)
+        return cut or SkipReason.SIZE_BELOW_MINIMUM, detail
     dp = instrument.display_precision
     return SizedEntry(
         direction=direction,
@@ -300,7 +355,17 @@ def size_entry(
         sl_distance=sl_distance,
         risk_home=float(sized) * sl_distance * factor,
         exposure_capped=capped,
+        margin_capped=margin_capped,
+        margin_home=float(sized) * unit_margin,
     )
+
+
+def _margin_detail(margin_capped: bool, budget: float) -> str:
+    return f" (margin {budget:.2f} left above the reserve)" if margin_capped else ""
+
+
+def _reserve(config: RiskConfig, nav: float) -> str:
+    return f", reserve={config.margin_reserve * nav:.2f}"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -350,13 +415,14 @@ def decide_entry(
     now_ns: int,
     last_loss_close_ns: Mapping[str, int],
     zone: ZoneVerdict,
+    margin_available: float,
     config: RiskConfig,
 ) -> EntryIntent | EntrySkip:
     """The whole entry decision for one signal, in the one order both the role and the backtest use.
 
     1. The gate (``actors.gate.check_entry``): probability, market hours, book, spread, exposure.
     2. The zones (``actors.zones``): ``drawdown_stop``, then ``daily_loss_limit``.
-    3. Sizing (``size_entry``) with the zone's multiplier.
+    3. Sizing (``size_entry``) with the zone's multiplier, cut to the margin available.
     4. The intent id from (``risk.strategy``, instrument, bar time, direction).
 
     The permit is not checked here: the role checks it before and the execution role again at
@@ -374,6 +440,9 @@ def decide_entry(
         now_ns: the decision time (UTC ns).
         last_loss_close_ns: per instrument, when its last losing trade closed.
         zone: the latest verdict of ``actors.zones.update_zones``.
+        margin_available: the account's ``marginAvailable`` less what the entries in ``book`` it
+            does not show yet took (the intents in flight: their ``SizedEntry.margin_home``), in
+            the home currency; NaN when unknown (a ``margin`` skip).
         config: the ``[risk]`` section.
     """
     exposure = currency_exposure(book, mids, home_currency) if book else {}
@@ -408,6 +477,7 @@ def decide_entry(
         mids=mids,
         home_currency=home_currency,
         exposure=exposure,
+        margin_available=margin_available,
         config=config,
     )
     if isinstance(sized, tuple):

@@ -14,8 +14,9 @@ functions the roles call (never a copy of one):
   into ``actors.zones.update_zones``; every open trade goes through ``actors.exits.exit_actions``
   (a stop moved now protects from the next bar on; a time exit fills at the next open); every
   prediction goes through ``actors.sizing.decide_entry`` (gate, zones, sizing, intent id) with the
-  bar's closing bid/ask as the quote and the ATR of ``actors.bars.average_true_range`` over the
-  instrument's last ``risk.atr_period`` + 1 bars (what ``actors.marketview.MarketView`` keeps).
+  bar's closing bid/ask as the quote, the ATR of ``actors.bars.average_true_range`` over the
+  instrument's last ``risk.atr_period`` + 1 bars (what ``actors.marketview.MarketView`` keeps) and
+  the account's margin available (NAV less the open trades' margin and what pending intents took).
 
 Bars carry mid OHLC and the closing spread (``actors.candlefile``'s columns); bid and ask are the
 mid minus and plus half the closing spread, on the instrument's tick. Journal rows are the live
@@ -208,6 +209,7 @@ class Simulation(Decisions):
         self.grid = grid
         self.names = grid.instruments
         self.meta = [meta[name] for name in self.names]
+        self.meta_by_name = dict(meta)
         self.risk = risk
         self.execution = execution
         self.granularity = granularity

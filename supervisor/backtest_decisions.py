@@ -17,6 +17,12 @@ needs them, each still the rule itself, with no input it reads left out:
   are found once by bisecting ``actors.gate.check_entry`` itself over the float64 values, and a
   signal strictly inside the band is that skip. Every other signal goes through ``check_entry``
   alone first (the same two checks), then ``decide_entry``.
+- The margin available is the backtest account's, valued the way the emulator and the shadow book
+  value it (and OANDA: ``marginAvailable`` = NAV - margin used): the NAV (balance + open P&L) less
+  ``actors.sizing.position_margin`` of the open trades (at the close's mids, each instrument's
+  ``marginRate``, converted as sizing converts) and less what the intents not filled yet took
+  (``SizedEntry.margin_home``, as the risk role counts its intents in flight), so an entry the
+  broker would cancel ``INSUFFICIENT_MARGIN`` is cut or skipped (``margin``) here as live.
 - ``decide_entry`` is called with no ATR first: only sizing reads the ATR, and sizing's first check
   is ``no_atr``; that reason means sizing was reached, and the call is repeated with the ATR
   (Decimal arithmetic over ``MidBar`` objects, the one costly input, built only then).
@@ -38,7 +44,7 @@ from actors.bars import MidBar, average_true_range
 from actors.broker import OHLC
 from actors.gate import OpenPosition, Quote, Signal, SkipReason, check_entry
 from actors.messages import bar_id
-from actors.sizing import EntryIntent, EntrySkip, decide_entry
+from actors.sizing import EntryIntent, EntrySkip, decide_entry, position_margin
 from supervisor import backtest_rows as rows_
 from supervisor.backtest_rows import JournalRow
 
@@ -73,6 +79,7 @@ class Decisions:
 
     names: tuple[str, ...]
     meta: list[Instrument]
+    meta_by_name: dict[str, Instrument]
     risk: RiskConfig
     granularity: str
     home: str
@@ -237,6 +244,12 @@ class Decisions:
         if zone is None:  # step() folds the NAV into the zones before any decision
             raise RuntimeError("a decision before the first NAV observation")
 
+        # The account's margin available: the NAV less the open trades' margin, less what the
+        # intents not filled yet took (their spread is not in the NAV yet either).
+        pending = {p.intent.signal.instrument: p.intent.sized.margin_home for p in self.pending.values()}
+        held = {name: position for name, position in self.book.items() if name not in pending}
+        margin_available = nav - position_margin(held, self.meta_by_name, self.mids, self.home) - sum(pending.values())
+
         def decide(atr: float | None) -> EntryIntent | EntrySkip:
             return decide_entry(
                 signal,
@@ -250,6 +263,7 @@ class Decisions:
                 now_ns=now_ns,
                 last_loss_close_ns=self.last_loss_close_ns,
                 zone=zone,
+                margin_available=margin_available,
                 config=risk,
             )
 

@@ -79,6 +79,7 @@ def risk_intent(decision: EntryIntent, *, version: str, corr: str, ts_ns: int) -
         "take_profit": format(sized.take_profit, "f"),
         "decision_price": sized.entry_price,
         "risk_home": round(sized.risk_home, 4),
+        "margin_home": round(sized.margin_home, 4),
         "multiplier": decision.multiplier,
         "p_up": signal.p_up,
         "bar_ts": signal.bar_ts_ns,

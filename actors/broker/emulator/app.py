@@ -231,7 +231,12 @@ class Emulator:
             )  # fmt: skip
         elif kind == "latency":
             count = spec.get("count")
-            self.faults.set_latency(float(spec.get("seconds", 0.5)), None if count is None else int(count))
+            self.faults.set_latency(
+                float(spec.get("seconds", 0.5)),
+                None if count is None else int(count),
+                str(spec.get("path", "")),
+                str(spec.get("method", "")).upper(),
+            )
         elif kind in ("order_cancel", "order_reject"):
             self.faults.set_order_fault(kind, str(spec.get("reason", "INSUFFICIENT_LIQUIDITY")))
         elif kind == "order_no_answer":

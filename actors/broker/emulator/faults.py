@@ -59,6 +59,8 @@ class Faults:
             self.http: list[HttpFault] = []
             self.latency_s = 0.0
             self.latency_remaining: int | None = None
+            self.latency_path = ""
+            self.latency_method = ""
             self.order_cancel: str | None = None
             self.order_reject: str | None = None
             self.order_no_answer: tuple[str, float] | None = None
@@ -81,15 +83,19 @@ class Faults:
             self.http = [f for f in self.http if f.remaining > 0]
             return None
 
-    def set_latency(self, seconds: float, count: int | None) -> None:
-        """Delay answers by ``seconds`` (the next ``count`` requests, or all when None)."""
+    def set_latency(self, seconds: float, count: int | None, path: str = "", method: str = "") -> None:
+        """Delay answers by ``seconds`` (the next ``count`` requests, or all when None; only those
+        whose path contains ``path`` and whose method is ``method``, when given)."""
         with self._lock:
             self.latency_s, self.latency_remaining = seconds, count
+            self.latency_path, self.latency_method = path, method
 
-    def take_latency(self) -> float:
+    def take_latency(self, method: str = "", path: str = "") -> float:
         """Seconds to delay the current request."""
         with self._lock:
             if self.latency_s <= 0:
+                return 0.0
+            if self.latency_path not in path or self.latency_method not in ("", method):
                 return 0.0
             if self.latency_remaining is not None:
                 if self.latency_remaining <= 0:

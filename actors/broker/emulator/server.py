@@ -171,7 +171,7 @@ class _Handler(BaseHTTPRequestHandler):
         self, emu: Emulator, method: str, path: str, query: dict[str, list[str]], raw: bytes, unix: bool
     ) -> None:
         emu.log_request(method, path)
-        delay = emu.faults.take_latency()
+        delay = emu.faults.take_latency(method, path)
         if delay > 0:
             emu.stop_event.wait(delay)
         fault = emu.faults.take_http(method, path)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -24,6 +25,7 @@ from actors.sizing import (
     currency_exposure,
     decide_entry,
     intent_id,
+    position_margin,
     quote_to_home,
     size_entry,
 )
@@ -58,6 +60,7 @@ def size(
         "mids": MIDS,
         "home_currency": "USD",
         "exposure": {},
+        "margin_available": 100_000.0,  # an account without open trades: its NAV
         "config": CONFIG,
     }
     args.update(overrides)
@@ -293,6 +296,7 @@ def decide(p_up: float = 0.7, zone: ZoneVerdict = GREEN, **overrides: Any) -> En
         "now_ns": NOW,
         "last_loss_close_ns": {},
         "zone": zone,
+        "margin_available": 100_000.0,
         "config": CONFIG,
     }
     args.update(overrides)
@@ -330,3 +334,116 @@ def test_open_positions_feed_the_exposure_check():
     book = {"EUR_GBP": OpenPosition(instrument="EUR_GBP", direction=Direction.LONG, units=1e9, entry_price=0.85)}
     skip = decide(book=book)
     assert isinstance(skip, EntrySkip) and skip.reason is SkipReason.MAX_EXPOSURE
+
+
+# --- Margin ---------------------------------------------------------------------------------------
+# A 100 000 USD account with the default [risk] section (0.5 % of NAV at the stop, SL = 1.5 ATR,
+# at most 1 000 000 units, 10 NAVs of exposure per currency, 5 % of the NAV kept free of margin).
+# A quiet market's ATR of 0.8 pips puts the stop 1.2 pips away: the risk rule alone asks for 4.2
+# million units; the margin rule decides what the account can hold. An entry takes its margin
+# (units x mid x quote->home x marginRate) plus the spread it loses when it fills.
+
+DEFAULTS = RiskConfig()
+TIGHT_ATR = 0.00008
+EUR_USD_30 = EUR_USD  # marginRate 0.0333: 30:1
+EUR_USD_50 = dataclasses.replace(EUR_USD, margin_rate=Decimal("0.02"))  # 50:1 (US accounts, majors)
+GBP_USD_20 = dataclasses.replace(GBP_USD, margin_rate=Decimal("0.05"))
+USD_JPY_25 = dataclasses.replace(USD_JPY, margin_rate=Decimal("0.04"))
+EUR_USD_UNIT = 1.08505 * 0.0333 + 0.0001  # margin and spread of one EUR_USD unit, USD
+RESERVE = 5_000.0  # 5 % of the NAV
+
+
+def test_without_open_trades_a_tight_stop_is_cut_by_the_exposure_rule_and_fits_the_margin():
+    # Risk asks 500 / 0.00012 = 4.2 M units; 10 NAVs of EUR exposure allow 921 616; they fit.
+    entry = sized(atr=TIGHT_ATR, config=DEFAULTS)
+    assert entry.units == Decimal(921_616) and entry.exposure_capped
+    assert entry.margin_home == pytest.approx(921_616 * EUR_USD_UNIT)  # 33 392 USD
+    assert not entry.margin_capped
+
+
+def test_a_tight_stop_next_to_open_trades_is_cut_to_the_margin_available():
+    # GBP_USD 1 000 000 and USD_JPY 500 000 are open: 83 250 USD of margin used, 16 750 available.
+    available = 100_000.0 - 1_000_000 * 1.265 * 0.05 - 500_000 * 0.04
+    entry = sized(atr=TIGHT_ATR, config=DEFAULTS, margin_available=available)
+    budget = available - RESERVE
+    assert entry.margin_capped
+    assert entry.units == Decimal(int(budget / EUR_USD_UNIT))  # 324 297: rounded down
+    assert entry.margin_home <= budget < (float(entry.units) + 1) * EUR_USD_UNIT  # the most that fits
+    assert entry.risk_home < 500.0  # smaller than the risk budget: never larger
+
+
+def test_a_50_to_1_margin_rate_holds_more_units_for_the_same_margin():
+    # Most of the margin is in use: 15 000 USD left, 10 000 of it above the reserve.
+    at_30 = sized(atr=TIGHT_ATR, config=DEFAULTS, margin_available=15_000.0)
+    at_50 = sized(atr=TIGHT_ATR, config=DEFAULTS, margin_available=15_000.0, instrument=EUR_USD_50)
+    assert at_30.units == Decimal(int(10_000 / EUR_USD_UNIT))  # 275 997
+    assert at_50.units == Decimal(int(10_000 / (1.08505 * 0.02 + 0.0001)))  # 458 694
+    assert at_30.margin_home == pytest.approx(10_000, abs=0.04) and at_50.margin_home == pytest.approx(10_000, abs=0.03)
+
+
+def test_usd_jpy_margin_is_its_usd_units_times_the_rate():
+    # A USD_JPY unit is worth one USD, whatever the price: margin 0.04 USD, spread 0.01 JPY.
+    quote = Quote(bid=150.000, ask=150.010, tradeable=True)
+    entry = sized(quote=quote, atr=0.012, instrument=USD_JPY_25, config=DEFAULTS, margin_available=20_000.0)
+    assert entry.margin_capped
+    assert entry.units == Decimal(int(15_000 / (0.04 + 0.010 / 150.005)))  # 374 376
+    assert entry.margin_home <= 15_000.0
+
+
+def test_a_usual_stop_is_not_touched_by_the_margin_rule():
+    # The default ATR rule on an M15 ATR of 6 pips: 555 555 units, 20 129 USD of margin and spread.
+    entry = sized(atr=0.0006, config=DEFAULTS, margin_available=50_000.0)
+    assert entry.units == Decimal(int(500 / 0.0009)) and not entry.margin_capped
+
+
+@pytest.mark.parametrize("available", [5_030.0, 5_000.0, 0.0, -250.0, float("nan")])
+def test_when_not_even_the_minimum_fits_the_margin_the_skip_is_margin(available: float):
+    # 30 USD above the reserve fits 827 units of EUR_USD, below a 1 000-unit minimum; none, or
+    # unknown: nothing fits.
+    config = dataclasses.replace(DEFAULTS, min_units=1000.0)
+    result = size(atr=TIGHT_ATR, config=config, margin_available=available)
+    assert isinstance(result, tuple) and result[0] is SkipReason.MARGIN
+
+
+def test_the_instruments_minimum_trade_size_counts_too():
+    result = size(atr=TIGHT_ATR, config=DEFAULTS, margin_available=5_030.0,
+                  instrument=dataclasses.replace(EUR_USD, minimum_trade_size=Decimal(1000)))  # fmt: skip
+    assert isinstance(result, tuple) and result[0] is SkipReason.MARGIN
+
+
+def test_margin_is_the_reason_when_it_cut_after_the_exposure_rule():
+    config = dataclasses.replace(DEFAULTS, max_exposure_per_currency=5.0, min_units=1000.0)
+    # EUR exposure leaves 100 000 USD of headroom (cut to ~92 160 units), then the margin 30 USD.
+    result = size(atr=TIGHT_ATR, config=config, exposure={"EUR": 400_000.0}, margin_available=5_030.0)
+    assert isinstance(result, tuple) and result[0] is SkipReason.MARGIN
+
+
+def test_a_zero_reserve_uses_all_the_margin_available():
+    entry = sized(atr=TIGHT_ATR, config=dataclasses.replace(DEFAULTS, margin_reserve=0.0), margin_available=10_000.0)
+    assert entry.units == Decimal(int(10_000 / EUR_USD_UNIT))
+
+
+def test_position_margin_values_every_position_in_the_home_currency():
+    book = {
+        "EUR_USD": OpenPosition(instrument="EUR_USD", direction=Direction.LONG, units=100_000.0, entry_price=1.08),
+        "USD_JPY": OpenPosition(instrument="USD_JPY", direction=Direction.SHORT, units=50_000.0, entry_price=149.0),
+        "EUR_GBP": OpenPosition(instrument="EUR_GBP", direction=Direction.LONG, units=10_000.0, entry_price=0.85),
+    }
+    instruments = {"EUR_USD": EUR_USD_30, "USD_JPY": USD_JPY_25, "EUR_GBP": EUR_GBP}
+    expected = 100_000 * 1.08505 * 0.0333 + 50_000 * 0.04 + 10_000 * 0.85775 * 1.265 * 0.0333
+    assert position_margin(book, instruments, MIDS, "USD") == pytest.approx(expected)
+    assert position_margin({}, instruments, MIDS, "USD") == 0.0
+
+
+def test_a_position_margin_that_cannot_be_valued_is_unknown():
+    book = {"USD_CHF": OpenPosition(instrument="USD_CHF", direction=Direction.LONG, units=1.0, entry_price=0.88)}
+    assert math.isnan(position_margin(book, {"EUR_USD": EUR_USD}, MIDS, "USD"))  # no metadata
+    chf = dataclasses.replace(EUR_USD, name="USD_CHF")
+    assert math.isnan(position_margin(book, {"USD_CHF": chf}, {}, "USD"))  # no CHF->USD rate
+
+
+def test_the_composed_decision_skips_as_margin_with_the_direction():
+    skip = decide(atr=TIGHT_ATR, config=dataclasses.replace(DEFAULTS, min_units=1000.0), margin_available=5_030.0)
+    assert isinstance(skip, EntrySkip) and skip.reason is SkipReason.MARGIN and skip.direction is Direction.LONG
+    intent = decide(atr=TIGHT_ATR, config=DEFAULTS, margin_available=15_000.0)
+    assert isinstance(intent, EntryIntent) and intent.sized.margin_capped

@@ -63,7 +63,7 @@ class _Run:
             execution=kw.get("execution", EXECUTION),
             granularity="M15",
             home_currency="USD",
-            nav=100_000.0,
+            nav=kw.get("nav", 100_000.0),
             model_version="abc",
             journal_level=kw.get("level", "all"),
             emit=self.rows.extend,
@@ -85,6 +85,37 @@ def _entered_long(bars: list[tuple[float, float, float, float]], **kw: Any) -> _
         run.sim.warm_up(row)
     run.step(WARM, 0.9)  # long at this close
     return run
+
+
+def test_the_backtest_cuts_an_entry_to_the_margin_its_account_has() -> None:
+    # A 10 000 USD account risking 2 % on a 1.5-pip stop: 1.3 M units by risk, 276 000 by 30 NAVs of
+    # EUR exposure, whose 9 990 USD of margin is more than the 9 500 above the reserve: cut to it.
+    risk = replace(RISK, risk_per_trade=0.02, max_exposure_per_currency=30.0)
+    run = _Run(_flat(WARM + 1, width=0.00005), risk=risk, nav=10_000.0)
+    for row in range(WARM):
+        run.sim.warm_up(row)
+    run.step(WARM, 0.9)
+    [(_, intent, _, _)] = run.kinds("risk.intent")
+    unit = 1.085 * 0.0333 + SPREAD  # margin and spread of one unit
+    assert Decimal(intent["units"]) == Decimal(int(9_500 / unit))  # 261 920 units
+    assert intent["margin_home"] == pytest.approx(float(intent["units"]) * unit, abs=1e-3)
+
+
+def test_no_margin_left_in_the_backtest_book_is_a_margin_skip() -> None:
+    # The same account, its margin taken by an open trade on another instrument (as the risk role
+    # sees the broker's account), so not even one unit fits.
+    risk = replace(RISK, risk_per_trade=0.02, max_exposure_per_currency=30.0)
+    run = _Run(_flat(WARM + 1, width=0.00005), risk=risk, nav=10_000.0)
+    for row in range(WARM):
+        run.sim.warm_up(row)
+    from actors.gate import Direction, OpenPosition
+
+    run.sim.book["USD_JPY"] = OpenPosition(instrument="USD_JPY", direction=Direction.LONG, units=250_000.0,
+                                           entry_price=150.0)  # fmt: skip
+    run.sim.mids["USD_JPY"] = 150.0  # 250 000 USD at 0.04: all 10 000 USD of margin used
+    run.step(WARM, 0.9)
+    [(_, skip, _, _)] = [r for r in run.kinds("risk.skip") if r[1]["reason"] != "below_threshold"]
+    assert skip["reason"] == "margin" and skip["direction"] == "long"
 
 
 def test_an_entry_decided_at_a_close_fills_at_the_next_open_on_the_ask_worse_by_the_slippage() -> None:
@@ -223,19 +254,23 @@ def test_the_backtest_decision_is_decide_entry_with_the_risk_roles_atr(
     # Act
     ours = run.sim._decision(WARM, 0, signal, START + (WARM + 1) * M15, nav)
 
-    # Assert: the rule called directly with everything, the ATR as the risk role computes it
+    # Assert: the rule called directly with everything, the ATR as the risk role computes it, the
+    # margin available as the emulator's account has it (NAV less the margin of the open book)
+    mids = {"EUR_USD": close, **({"USD_JPY": 150.0} if held else {})}
+    used = 50_000.0 * 0.04 if held else 0.0  # USD_JPY: the USD units times its marginRate
     theirs = decide_entry(
         signal,
         Quote(bid=round(close - SPREAD / 2, 5), ask=round(close + SPREAD / 2, 5), tradeable=True),
         _live_atr(bars, WARM),
         instrument=META["EUR_USD"],
         book=book,
-        mids={"EUR_USD": close, **({"USD_JPY": 150.0} if held else {})},
+        mids=mids,
         nav=nav,
         home_currency="USD",
         now_ns=START + (WARM + 1) * M15,
         last_loss_close_ns={},
         zone=zone,
+        margin_available=nav - used,
         config=RISK,
     )
     assert ours == theirs
