@@ -264,7 +264,7 @@ class Emulator:
             result["closed"] = self._close_behind(spec.get("trade"))
         elif kind == "bad_tick":
             self.faults.set_bad_tick(str(spec.get("instrument", self.options.instruments[0])),
-                                     str(spec.get("kind", "spike")))  # fmt: skip
+                                     str(spec.get("kind", "spike")), float(spec.get("seconds", 0.0)))  # fmt: skip
         elif kind == "bad_candle":
             bad = str(spec.get("kind", "spike"))
             if bad not in BAD_CANDLE_KINDS:
@@ -293,15 +293,29 @@ class Emulator:
             raise ApiError(400, {"errorMessage": "open_trade: id, tag and comment are strings of 1-128 characters"})
         if ext:
             request["tradeClientExtensions"] = ext
+        distances = {key: parse_decimal(spec.get(key)) for key in ("stop_loss_distance", "take_profit_distance")}
+        if any(d is not None and d <= 0 for d in distances.values()) or any(
+            spec.get(key) is not None and d is None for key, d in distances.items()
+        ):
+            raise ApiError(400, {"errorMessage": "open_trade: stop_loss_distance and take_profit_distance are > 0"})
         account.catch_up()
         with account.lock:
             if "id" in ext and ext["id"] in account.trade_by_client:
                 raise ApiError(400, {"errorMessage": f"open_trade: a trade with client id {ext['id']!r} exists"})
+            quote = account.quote(name)
+            entry = account.dec(quote.ask if units > 0 else quote.bid, name)
+            if distances["stop_loss_distance"] is not None:
+                request["stopLossOnFill"] = {"distance": str(distances["stop_loss_distance"])}
+            if distances["take_profit_distance"] is not None:
+                sign = 1 if units > 0 else -1
+                target = float(entry + sign * distances["take_profit_distance"])
+                request["takeProfitOnFill"] = {"price": str(account.dec(target, name))}
             out = account._execute(request, units, None, reason="CLIENT_ORDER")
         fill = out.get("orderFillTransaction") or {}
         opened = fill.get("tradeOpened") or (fill.get("tradeReduced") or {})
         if not fill:
-            raise ApiError(409, {"errorMessage": "the market is closed; no trade opened"})
+            reason = (out.get("orderCancelTransaction") or {}).get("reason", "")
+            raise ApiError(409, {"errorMessage": f"no trade opened: {reason or 'the market is closed'}"})
         return str(opened.get("tradeID", ""))
 
     def _close_behind(self, trade_spec: Any) -> list[str]:

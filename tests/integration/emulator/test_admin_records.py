@@ -15,6 +15,7 @@ import pytest
 from oandapyV20.endpoints import accounts, orders, pricing, trades
 from oandapyV20.exceptions import V20Error
 
+from actors.broker import Price
 from actors.broker.config import DEV_ACCOUNT_ID, DEV_TOKEN
 from actors.broker.emulator.routes import order_log_fields
 from actors.broker.oanda import OandaBroker
@@ -201,3 +202,53 @@ def test_open_trade_without_extensions_is_unchanged_and_bad_extensions_are_refus
         with pytest.raises(RuntimeError, match="HTTP 400"):
             emu.admin.fault("open_trade", instrument="USD_JPY", units=1000, **bad)
     assert len(broker.open_trades()) == 2  # nothing opened by the refused ones
+
+
+def test_open_trade_can_carry_a_stop_loss_and_a_take_profit_at_given_distances(emu: Emu, broker: OandaBroker) -> None:
+    short = emu.admin.fault(
+        "open_trade", instrument="EUR_USD", units=-1000, stop_loss_distance="0.0050", take_profit_distance="0.0030"
+    )["trade_id"]
+
+    trade = broker.trade(short)
+
+    assert trade.stop_loss_price == trade.price + Decimal("0.0050")
+    assert trade.take_profit_price == trade.price - Decimal("0.0030")
+    for bad in ({"stop_loss_distance": "0"}, {"take_profit_distance": "x"}, {"stop_loss_distance": "-1"}):
+        with pytest.raises(RuntimeError, match="HTTP 400"):
+            emu.admin.fault("open_trade", instrument="GBP_USD", units=1000, **bad)
+    emu.admin.fault("halt")
+    with pytest.raises(RuntimeError, match=r"HTTP 409.*MARKET_HALTED"):
+        emu.admin.fault("open_trade", instrument="GBP_USD", units=1000)
+
+
+# --- held bad ticks ---------------------------------------------------------------------------
+
+
+def test_a_held_bad_tick_sends_only_bad_prices_for_its_seconds_then_good_ones_again(
+    emu: Emu, broker: OandaBroker
+) -> None:
+    good = broker.candles("EUR_USD", "S5", count=1, price="BA")[-1]
+    assert good.bid is not None
+    level = good.bid.c * Decimal("1.03")  # a 5 % spike is far above it, a normal price far below
+    seen: list[tuple[float, bool]] = []
+    stream = broker.pricing_stream(["EUR_USD"])
+    try:
+        for event in stream:
+            if not isinstance(event, Price):
+                continue
+            if not seen:
+                emu.admin.fault("bad_tick", instrument="EUR_USD", kind="spike", seconds=1.0)
+            seen.append((time.monotonic(), event.bid > level))
+            if any(bad for _t, bad in seen) and not seen[-1][1]:  # a good price after the spiked ones
+                break
+            assert len(seen) < 500, "the hold never ended"
+    finally:
+        stream.close()
+
+    flags = [bad for _t, bad in seen[1:]]
+    first, last = flags.index(True), len(flags) - 1 - flags[::-1].index(True)
+    # One unbroken run of spiked prices lasting about the hold, several lines long, then good ones.
+    assert all(flags[first : last + 1]) and last - first >= 5
+    assert 0.7 <= seen[1 + last][0] - seen[1 + first][0] <= 1.5
+    assert flags[last + 1 :] == [False]
+    assert emu.admin.state()["faults"]["bad_ticks_held"] == {}
