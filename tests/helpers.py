@@ -173,11 +173,12 @@ class Host:
 
     def config(self) -> Any:
         """The host's configuration as ``tradehost run`` reads it (``supervisor.config.load_config``
-        with this host's ``--set`` overrides), for tests that judge the host by its own settings."""
+        with this host's ``--set`` overrides and environment), for tests that judge the host by its
+        own settings."""
         from supervisor.config import load_config
 
         overrides = [arg for arg in self.set_args if arg != "--set"]
-        return load_config(REPO / "conf/default.toml", overrides, cwd=REPO)
+        return load_config(REPO / "conf/default.toml", overrides, cwd=REPO, environ={**os.environ, **self.env})
 
     def children(self) -> list[psutil.Process]:
         """Every live descendant of the root process."""

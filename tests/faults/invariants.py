@@ -71,6 +71,8 @@ __all__ = [
     "sendings_without_outcome",
     "settle",
     "state_events",
+    "wait_no_trade",
+    "wait_trading",
 ]
 
 NS = 1_000_000_000
@@ -400,18 +402,32 @@ def _reason_codes(status: dict[str, Any]) -> list[str]:
 def wait_no_trade(host: Host, code_prefix: str, timeout_s: float) -> dict[str, Any]:
     """Wait for NO_TRADE with a reason whose code starts with ``code_prefix``; returns the status."""
 
-    def check() -> dict[str, Any] | bool:
+    def check() -> dict[str, Any]:
         status = host.status()
-        hit = status["state"] == "NO_TRADE" and any(c.startswith(code_prefix) for c in _reason_codes(status))
-        return status if hit else False
+        if status["state"] == "NO_TRADE" and any(c.startswith(code_prefix) for c in _reason_codes(status)):
+            return status
+        raise AssertionError(f"state {status['state']}, reasons {_reason_codes(status)}")  # the last value seen
 
     result: dict[str, Any] = poll_until(check, timeout_s=timeout_s, what=f"NO_TRADE with a {code_prefix} reason")
     return result
 
 
+def wait_trading(host: Host, timeout_s: float) -> dict[str, Any]:
+    """Wait for TRADING; a timeout names the state and reasons last seen."""
+
+    def check() -> dict[str, Any]:
+        status = host.status()
+        if status["state"] == TRADING:
+            return status
+        raise AssertionError(f"state {status['state']}, reasons {_reason_codes(status)}")  # the last value seen
+
+    result: dict[str, Any] = poll_until(check, timeout_s=timeout_s, what="TRADING")
+    return result
+
+
 def back_by_itself(host: Host, fault_ns: int, timeout_s: float) -> None:
     """(e) for a transient fault: TRADING again without any operator action."""
-    host.wait_state(TRADING, timeout_s=timeout_s)
+    wait_trading(host, timeout_s)
     resumed = [r for r in host.journal_rows("operator.resume") if r.ts_ns >= fault_ns]
     assert not resumed, "back to TRADING was expected without ctl resume"
 
@@ -427,4 +443,4 @@ def back_only_after_resume(host: Host, code_prefix: str, *, hold_s: float, timeo
         time.sleep(0.2)
     res = host.ctl("resume")
     assert res.returncode == 0, res.stderr
-    host.wait_state(TRADING, timeout_s=timeout_s)
+    wait_trading(host, timeout_s)
