@@ -79,8 +79,8 @@ if "repair_deadline_s" in {f.name for f in dataclasses.fields(ReconcilerConfig)}
 IN_THE_AIR_S = 6.0
 SECOND_HOST_TAG = "tradehost-0123456789ab"
 CENTS = Decimal("0.02")  # 2 % of the price: far beyond any stop the gate sets, far below a 5 % spike
-SETTLE_S = 90.0
-NS = 1_000_000_000  # every order's outcome in, after the pause (resolve_timeout_s plus lots of load)
+SETTLE_S = 90.0  # every order's outcome in, after the pause (resolve_timeout_s plus lots of load)
+NS = 1_000_000_000
 
 
 # --- the table ----------------------------------------------------------------------------------
@@ -101,8 +101,6 @@ class Row:
 
 
 TABLE: list[Row] = []
-
-
 TABLE_FILE = REPO / ".cache" / "fault-matrix.md"  # the last run's table, for the README
 
 
@@ -196,8 +194,14 @@ def _one_trade_for(admin: AdminClient, client_id: str) -> None:
     assert len(trades) == 1, trades
 
 
-def _finish(host: Host, admin: AdminClient, limits: Limits, *, earlier: tuple[BrokerRecord, ...] = (),
-            outages: tuple[int, ...] = ()) -> list[JournalRow]:  # fmt: skip
+def _finish(
+    host: Host,
+    admin: AdminClient,
+    limits: Limits,
+    *,
+    earlier: tuple[BrokerRecord, ...] = (),
+    outages: tuple[int, ...] = (),
+) -> list[JournalRow]:
     """End the run's trading and assert the invariants over all of it; returns the journal."""
     rows = settle(host, SETTLE_S)
     check_run(rows, [*earlier, record_broker(admin)], limits, outages=outages)
