@@ -167,6 +167,19 @@ class Host:
             db.close()
         return [{"seq": r[0], "src": r[1], "kind": r[2], "body": json.loads(r[3])} for r in rows]
 
+    def journal_rows(self, kind: str | None = None) -> list[JournalRow]:
+        """Journal entries with their time (``ts_ns``) and ``corr`` (read-only connection)."""
+        return read_journal(self.run_dir, kind)
+
+    def config(self) -> Any:
+        """The host's configuration as ``tradehost run`` reads it (``supervisor.config.load_config``
+        with this host's ``--set`` overrides and environment), for tests that judge the host by its
+        own settings."""
+        from supervisor.config import load_config
+
+        overrides = [arg for arg in self.set_args if arg != "--set"]
+        return load_config(REPO / "conf/default.toml", overrides, cwd=REPO, environ={**os.environ, **self.env})
+
     def children(self) -> list[psutil.Process]:
         """Every live descendant of the root process."""
         assert self.proc is not None
@@ -196,6 +209,33 @@ class Host:
                 p.kill()
         with contextlib.suppress(subprocess.TimeoutExpired):
             self.proc.wait(timeout=10)
+
+
+@dataclass(frozen=True)
+class JournalRow:
+    """One journal entry with its time (UTC ns, ``time.time_ns()`` of the writer) and ``corr``."""
+
+    seq: int
+    ts_ns: int
+    src: str
+    kind: str
+    corr: str | None
+    body: dict[str, Any]
+
+
+def read_journal(run_dir: Path, kind: str | None = None) -> list[JournalRow]:
+    """The journal of ``run_dir`` (every run that used it), oldest first; read-only."""
+    import sqlite3
+
+    db = sqlite3.connect(f"file:{run_dir / 'journal.sqlite'}?mode=ro", uri=True, timeout=10)
+    try:
+        query = "SELECT seq, ts_ns, src, kind, corr, body FROM journal"
+        rows = db.execute(
+            query + (" WHERE kind = ?" if kind else "") + " ORDER BY seq", (kind,) if kind else ()
+        ).fetchall()
+    finally:
+        db.close()
+    return [JournalRow(r[0], r[1], r[2], r[3], r[4], json.loads(r[5])) for r in rows]
 
 
 @contextlib.contextmanager

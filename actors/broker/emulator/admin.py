@@ -3,7 +3,10 @@
 Routes (no authentication; the emulator binds to loopback):
 
 - ``GET /admin/state``: market time, account, trades, orders, pending faults, request count.
-- ``GET /admin/requests``: the API request log (monotonic wall seconds, method, path).
+- ``GET /admin/requests``: the API request log (monotonic and wall-clock time, method, path; an
+  order POST's client id, order type and instrument).
+- ``GET /admin/transactions``: every transaction of the account with the wall-clock time it was
+  recorded at (``wall_ns``).
 - ``POST /admin/faults``: arm or perform one fault (JSON ``{"type": ..., ...}``, see
   ``docs/emulator.md``); ``DELETE /admin/faults`` forgets pending ones.
 - ``POST /admin/advance``: ``{"seconds": N}`` jumps market time forward.
@@ -38,6 +41,8 @@ def handle_admin(emu: Emulator, method: str, path: str, raw: bytes) -> tuple[int
         return 200, emu.state()
     if route == ("GET", "/admin/requests"):
         return 200, {"requests": emu.recent_requests()}
+    if route == ("GET", "/admin/transactions"):
+        return 200, {"transactions": emu.transaction_history()}
     if route == ("POST", "/admin/faults"):
         return 200, emu.apply_fault(body)
     if route == ("DELETE", "/admin/faults"):
@@ -83,6 +88,11 @@ class AdminClient:
     def requests(self) -> list[dict[str, Any]]:
         """``GET /admin/requests``: the API request log."""
         result: list[dict[str, Any]] = self._call("GET", "/admin/requests")["requests"]
+        return result
+
+    def transactions(self) -> list[dict[str, Any]]:
+        """``GET /admin/transactions``: every transaction with its wall-clock ``wall_ns``."""
+        result: list[dict[str, Any]] = self._call("GET", "/admin/transactions")["transactions"]
         return result
 
     def fault(self, fault_type: str, **params: Any) -> dict[str, Any]:

@@ -127,7 +127,7 @@ class Emulator:
         self.market = Market(source, self.clock, history_start_s=history_start)
         self.candles = CandleService(self.market)
         self.account = self._new_account()
-        self.requests: deque[tuple[float, str, str]] = deque(maxlen=10000)
+        self.requests: deque[dict[str, Any]] = deque(maxlen=10000)
         self.request_count = 0
         self._log_lock = threading.Lock()
         self._engine = threading.Thread(target=self._run_engine, name="emulator-engine", daemon=True)
@@ -147,11 +147,15 @@ class Emulator:
         while not self.stop_event.wait(self.options.engine_period_s):
             self.account.catch_up()
 
-    def log_request(self, method: str, path: str) -> None:
-        """Record an API request (for pacing checks through ``/admin/requests``)."""
+    def log_request(self, method: str, path: str, **order: str | None) -> None:
+        """Record an API request for ``/admin/requests`` (pacing checks, and the order log fault
+        tests judge the host by): monotonic and wall-clock time, method, path and, for an order
+        POST, what the body said (``client_id``, ``order_type``, ``instrument``)."""
+        entry: dict[str, Any] = {"t": time.monotonic(), "ts_ns": time.time_ns(), "method": method, "path": path}
+        entry.update(order)
         with self._log_lock:
             self.request_count += 1
-            self.requests.append((time.monotonic(), method, path))
+            self.requests.append(entry)
 
     def stop(self) -> None:
         """Stop the engine and ask every stream to end."""
@@ -206,9 +210,19 @@ class Emulator:
         }
 
     def recent_requests(self) -> list[dict[str, Any]]:
-        """The request log (monotonic wall seconds, method, path)."""
+        """The request log, oldest first: ``t`` (monotonic seconds), ``ts_ns`` (wall clock, UTC ns,
+        the journal's clock), ``method``, ``path``; order POSTs add ``client_id``, ``order_type``
+        and ``instrument`` from the body (None when the body does not say)."""
         with self._log_lock:
-            return [{"t": t, "method": m, "path": p} for t, m, p in self.requests]
+            return [dict(entry) for entry in self.requests]
+
+    def transaction_history(self) -> list[dict[str, Any]]:
+        """Every transaction of the account, oldest first, each with ``wall_ns``: the wall-clock
+        time (UTC ns) the emulator recorded it at (its v20 ``time`` is market time)."""
+        account = self.account
+        account.catch_up()
+        with account.lock:
+            return [{"wall_ns": wall, **tx} for wall, tx in zip(account.wall_ns, account.transactions, strict=True)]
 
     def advance(self, seconds: float) -> dict[str, Any]:
         """Jump market time forward; SL/TP in between trigger."""
@@ -255,7 +269,7 @@ class Emulator:
             result["closed"] = self._close_behind(spec.get("trade"))
         elif kind == "bad_tick":
             self.faults.set_bad_tick(str(spec.get("instrument", self.options.instruments[0])),
-                                     str(spec.get("kind", "spike")))  # fmt: skip
+                                     str(spec.get("kind", "spike")), float(spec.get("seconds", 0.0)))  # fmt: skip
         elif kind == "bad_candle":
             bad = str(spec.get("kind", "spike"))
             if bad not in BAD_CANDLE_KINDS:
@@ -278,13 +292,35 @@ class Emulator:
         name = str(spec.get("instrument", self.options.instruments[0]))
         if units is None or units == 0 or name not in account.instruments:
             raise ApiError(400, {"errorMessage": "open_trade needs a known instrument and non-zero units"})
+        request: dict[str, Any] = {"instrument": name, "units": str(units)}
+        ext = {key: spec[key] for key in ("id", "tag", "comment") if spec.get(key) is not None}
+        if any(not isinstance(v, str) or not v or len(v) > 128 for v in ext.values()):
+            raise ApiError(400, {"errorMessage": "open_trade: id, tag and comment are strings of 1-128 characters"})
+        if ext:
+            request["tradeClientExtensions"] = ext
+        distances = {key: parse_decimal(spec.get(key)) for key in ("stop_loss_distance", "take_profit_distance")}
+        if any(d is not None and d <= 0 for d in distances.values()) or any(
+            spec.get(key) is not None and d is None for key, d in distances.items()
+        ):
+            raise ApiError(400, {"errorMessage": "open_trade: stop_loss_distance and take_profit_distance are > 0"})
         account.catch_up()
         with account.lock:
-            out = account._execute({"instrument": name, "units": str(units)}, units, None, reason="CLIENT_ORDER")
+            if "id" in ext and ext["id"] in account.trade_by_client:
+                raise ApiError(400, {"errorMessage": f"open_trade: a trade with client id {ext['id']!r} exists"})
+            quote = account.quote(name)
+            entry = account.dec(quote.ask if units > 0 else quote.bid, name)
+            if distances["stop_loss_distance"] is not None:
+                request["stopLossOnFill"] = {"distance": str(distances["stop_loss_distance"])}
+            if distances["take_profit_distance"] is not None:
+                sign = 1 if units > 0 else -1
+                target = float(entry + sign * distances["take_profit_distance"])
+                request["takeProfitOnFill"] = {"price": str(account.dec(target, name))}
+            out = account._execute(request, units, None, reason="CLIENT_ORDER")
         fill = out.get("orderFillTransaction") or {}
         opened = fill.get("tradeOpened") or (fill.get("tradeReduced") or {})
         if not fill:
-            raise ApiError(409, {"errorMessage": "the market is closed; no trade opened"})
+            reason = (out.get("orderCancelTransaction") or {}).get("reason", "")
+            raise ApiError(409, {"errorMessage": f"no trade opened: {reason or 'the market is closed'}"})
         return str(opened.get("tradeID", ""))
 
     def _close_behind(self, trade_spec: Any) -> list[str]:

@@ -9,6 +9,7 @@ they match.
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -65,6 +66,7 @@ class Faults:
             self.order_reject: str | None = None
             self.order_no_answer: tuple[str, float] | None = None
             self.bad_ticks: dict[str, str] = {}
+            self.bad_ticks_held: dict[str, tuple[str, float]] = {}  # instrument -> (kind, monotonic end)
             self.stream_faults: list[StreamFault] = []
             self._seq = getattr(self, "_seq", 0)
 
@@ -137,15 +139,26 @@ class Faults:
                     return fault
             return None
 
-    def set_bad_tick(self, instrument: str, kind: str) -> None:
-        """Send one bad price (``spike``, ``crossed`` or ``zero``) for ``instrument``."""
+    def set_bad_tick(self, instrument: str, kind: str, seconds: float = 0.0) -> None:
+        """Send one bad price (``spike``, ``crossed`` or ``zero``) for ``instrument``, or, with
+        ``seconds`` > 0, only bad prices for it during that many wall seconds."""
         with self._lock:
-            self.bad_ticks[instrument] = kind
+            if seconds > 0:
+                self.bad_ticks_held[instrument] = (kind, time.monotonic() + seconds)
+            else:
+                self.bad_ticks[instrument] = kind
 
-    def take_bad_tick(self, instrument: str) -> str | None:
-        """Consume the bad tick armed for ``instrument``."""
+    def take_bad_tick(self, instrument: str) -> tuple[str, bool] | None:
+        """The bad tick to send for ``instrument`` now, if any: its kind, and True while a held
+        one lasts (then no good price goes out for it); a one-shot one is consumed."""
         with self._lock:
-            return self.bad_ticks.pop(instrument, None)
+            held = self.bad_ticks_held.get(instrument)
+            if held is not None:
+                if time.monotonic() < held[1]:
+                    return held[0], True
+                del self.bad_ticks_held[instrument]
+            kind = self.bad_ticks.pop(instrument, None)
+            return None if kind is None else (kind, False)
 
     def describe(self) -> dict[str, Any]:
         """The pending faults as JSON for ``GET /admin/state``."""
@@ -162,5 +175,6 @@ class Faults:
                 "order_reject": self.order_reject,
                 "order_no_answer": None if self.order_no_answer is None else self.order_no_answer[0],
                 "bad_ticks": dict(self.bad_ticks),
+                "bad_ticks_held": {name: kind for name, (kind, _end) in self.bad_ticks_held.items()},
                 "stream_faults": len(self.stream_faults),
             }

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import queue
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -114,6 +115,7 @@ class Ledger:
         self.lock = threading.RLock()
         self.next_id = 1
         self.transactions: list[Json] = []
+        self.wall_ns: list[int] = []  # when each transaction was recorded (wall clock), beside it
         self.orders: dict[str, Json] = {}
         self.order_by_client: dict[str, str] = {}
         self.trades: dict[str, TradeRecord] = {}
@@ -147,6 +149,7 @@ class Ledger:
             yield b
         finally:
             self.transactions.extend(b.items)
+            self.wall_ns.extend([time.time_ns()] * len(b.items))
             for q in list(self.listeners):
                 for tx in b.items:
                     q.put(tx)

@@ -13,6 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
 from actors.broker.emulator.app import Emulator
 from actors.broker.emulator.candles import CandleQuery, CandleQueryError
 from actors.broker.emulator.dependents import set_trade_orders
@@ -28,7 +30,7 @@ from actors.broker.emulator.views import (
 from actors.broker.emulator.wire import ApiError, Ts
 from actors.broker.timefmt import parse_time
 
-__all__ = ["ROUTES", "STREAM_PATHS", "Call", "bool_param", "csv_param", "match_route"]
+__all__ = ["ROUTES", "STREAM_PATHS", "Call", "bool_param", "csv_param", "match_route", "order_log_fields"]
 
 Json = dict[str, Any]
 
@@ -271,6 +273,30 @@ ROUTES: list[tuple[re.Pattern[str], dict[str, Handler]]] = [
     (re.compile(f"^{_A}/transactions/sinceid$"), {"GET": transactions_since}),
     (re.compile(f"^{_A}/transactions/(\\d+)$"), {"GET": transaction_details}),
 ]
+
+
+_ORDER_POST = re.compile(f"^{_A}/orders$")
+
+
+def order_log_fields(method: str, path: str, raw: bytes) -> dict[str, str | None]:
+    """For ``POST /v3/accounts/{id}/orders``: the order's ``client_id`` (``clientExtensions.id``),
+    ``order_type`` and ``instrument`` as the body says them (None where it does not), for the
+    request log; ``{}`` for any other request. Never raises: a malformed body is logged as such."""
+    if method != "POST" or not _ORDER_POST.match(path):
+        return {}
+    try:
+        body = orjson.loads(raw) if raw else None
+    except orjson.JSONDecodeError:
+        body = None
+    order = body.get("order") if isinstance(body, dict) else None
+    order = order if isinstance(order, dict) else {}
+    ext = order.get("clientExtensions")
+    client_id = ext.get("id") if isinstance(ext, dict) else None
+    return {
+        "client_id": client_id if isinstance(client_id, str) else None,
+        "order_type": order["type"] if isinstance(order.get("type"), str) else None,
+        "instrument": order["instrument"] if isinstance(order.get("instrument"), str) else None,
+    }
 
 
 def match_route(method: str, path: str) -> tuple[Handler, tuple[str, ...]]:

@@ -26,7 +26,15 @@ import orjson
 from actors.broker.emulator.admin import AdminClient, handle_admin
 from actors.broker.emulator.app import Emulator, EmulatorOptions
 from actors.broker.emulator.faults import HttpFault
-from actors.broker.emulator.routes import STREAM_PATHS, Call, bool_param, csv_param, match_route, order_create
+from actors.broker.emulator.routes import (
+    STREAM_PATHS,
+    Call,
+    bool_param,
+    csv_param,
+    match_route,
+    order_create,
+    order_log_fields,
+)
 from actors.broker.emulator.streams import reset_socket, serve_pricing, serve_transactions
 from actors.broker.emulator.wire import ApiError, dumps
 
@@ -170,7 +178,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _api(  # noqa: PLR0917 - private step of _dispatch
         self, emu: Emulator, method: str, path: str, query: dict[str, list[str]], raw: bytes, unix: bool
     ) -> None:
-        emu.log_request(method, path)
+        emu.log_request(method, path, **order_log_fields(method, path, raw))
         delay = emu.faults.take_latency(method, path)
         if delay > 0:
             emu.stop_event.wait(delay)

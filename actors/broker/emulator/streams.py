@@ -115,7 +115,9 @@ def serve_pricing(emu: Emulator, writer: ChunkWriter, names: list[str], *, snaps
             for name in names:
                 bad = emu.faults.take_bad_tick(name)
                 if bad is not None:
-                    stream.send(price_json(emu.account, name, bad=bad))
+                    stream.send(price_json(emu.account, name, bad=bad[0]))
+                    if bad[1]:  # held: only bad prices for it until the hold ends
+                        continue
                 quote = market.quote(name)
                 now = time.monotonic()
                 changed = quote.tradeable != tradeable[name]
