@@ -250,6 +250,8 @@ class OrderDesk:
             refusal = refusal or str(e)
         if not refusal:
             refusal = self._position_held(broker, intent.instrument)
+        if not refusal and not self.allows_entry():  # the read above may have taken a while (retries)
+            refusal = "no trading permit at send time (lost during the open-trades read)"
         if refusal:
             self.journal("exec.rejected", {**base, "reason": refusal, "sent": False}, corr=corr)
             self._report(

@@ -83,6 +83,14 @@ class ChildArgs:
     host_id: str = ""
 
 
+def _alive(pid: int) -> bool:
+    # A killed root that nobody has reaped yet is a zombie: it exists, but it is dead.
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
 def _set_parent_death_signal(sig: int) -> None:
     try:
         libc = ctypes.CDLL(None, use_errno=True)
@@ -276,7 +284,7 @@ class ChildRuntime:
         timer.start()
 
     def _check_parent(self) -> None:
-        if os.getppid() != self._parent_pid or not psutil.pid_exists(self.args.root_pid):
+        if os.getppid() != self._parent_pid or not _alive(self.args.root_pid):
             log.error("%s lost its parent; exiting", self.role)
             self.request_exit(1)
 

@@ -9,9 +9,6 @@ broker's own records: no order POST while not TRADING, no client id POSTed twice
 without SL and TP past ``reconciler.repair_deadline_s`` + one poll, an outcome row for every
 ``exec.sending``. Each test prints its row of the README's table (fault, outcome, time to
 NO_TRADE, time back to TRADING), and the module prints the whole table at its end.
-
-Faults whose fix is built in parallel branches are marked xfail with their defect number; the
-marks go as the fixes land.
 """
 
 from __future__ import annotations
@@ -36,7 +33,6 @@ from actors.broker.config import DEV_ACCOUNT_ID, DEV_TOKEN, BrokerConfig, Creden
 from actors.broker.emulator import AdminClient, EmulatorOptions, running_emulator
 from actors.broker.oanda import OandaBroker
 from actors.broker.timefmt import format_rfc3339, parse_time
-from actors.reconciler import ReconcilerConfig
 from tests.conftest import FAST
 from tests.faults.invariants import (
     BrokerRecord,
@@ -69,11 +65,8 @@ MATRIX = [
     "execution.time_exit_bars=0",
     "execution.resolve_timeout_s=5",
     "reconciler.poll_interval_s=1",
+    "reconciler.repair_deadline_s=5",  # a short deadline keeps the refused-repair test quick
 ]
-# The repair deadline is being added in a parallel branch (issue 14, defect 2); where it exists,
-# a short one keeps the refused-repair test quick. The integrator can make this unconditional.
-if "repair_deadline_s" in {f.name for f in dataclasses.fields(ReconcilerConfig)}:
-    MATRIX.append("reconciler.repair_deadline_s=5")
 # A stalled order answer lasts this long: the order is in the air while a process is killed, and
 # the client's 10 s timeout (broker.timeout_s) is not reached first.
 IN_THE_AIR_S = 6.0
@@ -309,7 +302,6 @@ def test_a_5xx_burst_stops_trading_and_trading_comes_back_by_itself() -> None:
     _table_row("5xx burst (30 reads answered 503)", "NO_TRADE broker_unreachable:rest", rows, fault_ns)
 
 
-@pytest.mark.xfail(reason="issue 14 defect 1: fixed in a parallel branch", strict=False)
 def test_an_order_whose_answer_and_look_ups_fail_latches_no_trade_until_resume() -> None:
     with running_host(MATRIX) as host:
         admin, limits = _admin(host), limits_of(host)
@@ -334,7 +326,6 @@ def test_an_order_whose_answer_and_look_ups_fail_latches_no_trade_until_resume()
     _table_row("5xx on an order and its look-ups", "NO_TRADE order_unresolved:<I> (latched)", rows, fault_ns)
 
 
-@pytest.mark.xfail(reason="issue 14 defect 2: fixed in a parallel branch", strict=False)
 def test_a_trade_whose_repair_is_refused_stops_trading_and_is_closed_by_the_deadline() -> None:
     with running_host(MATRIX) as host:
         admin, limits = _admin(host), limits_of(host)
@@ -373,7 +364,6 @@ def test_a_stalled_price_stream_stops_trading_and_trading_comes_back_by_itself()
     _table_row("price stream stall (10 s)", "NO_TRADE broker_unreachable:stream", rows, fault_ns)
 
 
-@pytest.mark.xfail(reason="issue 14 defect 4: fixed in a parallel branch", strict=False)
 def test_spiked_prices_are_rejected_and_never_reach_an_order() -> None:
     with running_host(MATRIX) as host:
         admin, limits = _admin(host), limits_of(host)
@@ -399,7 +389,6 @@ def test_spiked_prices_are_rejected_and_never_reach_an_order() -> None:
     _table_row("spiked prices (5 % for 15 s)", "ticks rejected, no order on them", rows, fault_ns)
 
 
-@pytest.mark.xfail(reason="issue 14 defect 1: fixed in a parallel branch", strict=False)
 def test_a_second_hosts_trade_latches_no_trade_until_resume() -> None:
     # AUD_USD: an instrument this host does not trade, so the foreign trade nets against nothing.
     instruments = 'broker.emulator.instruments=["EUR_USD", "GBP_USD", "USD_JPY", "AUD_USD"]'
@@ -427,7 +416,6 @@ def _saved_id(host: Host) -> str:
     return saved
 
 
-@pytest.mark.xfail(reason="issue 14 defect 8: fixed in a parallel branch", strict=False)
 def test_an_unknown_last_transaction_id_falls_back_to_a_full_reconciliation_and_trades() -> None:
     with _external_emulator() as (_url, admin, overrides, env):
         with running_host(overrides, env=env) as first:
