@@ -1,0 +1,106 @@
+"""Market closures in the real tree on replayed real data: Christmas and New Year 2017/18.
+
+The embedded emulator replays the recorded EURUSD hours (``tests.realdata``) at 14400x (an H1 bar
+every 0.25 s, a week in 42 s) through the whole tree in shadow mode, with a model trained on the
+same file before the window. Christmas 2017 and New Year 2018 fell on a Monday: the market closed
+on Friday 17:00 New York and reopened on Monday 17:00 (22:00 UTC), a day later than after a normal
+weekend; the file has no candle in between.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import FAST
+from tests.helpers import Host, poll_until, run_cli, running_host, short_tmp_dir
+from tests.markettime import utc
+from tests.realdata import eurusd_h1_file
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(300)]
+
+HOUR_NS = 3600 * 10**9
+
+
+@pytest.fixture(scope="module")
+def eurusd() -> tuple[Path, Path]:
+    """The recorded EURUSD hours as a candle file, and an H1 EUR_USD model trained before 2017-12-20."""
+    work = short_tmp_dir("thhol")
+    data = eurusd_h1_file(work / "data")
+    res = run_cli(
+        "train", "--data", f"EUR_USD={data}", "--granularity", "H1", "--to", "2017-12-20",
+        "--out", str(work / "model"), "--seed", "1",
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    return data, work / "model"
+
+
+def _replay(data: Path, model: Path, start: str, *extra: str) -> list[str]:
+    return [
+        *FAST,
+        f"broker.emulator.data=[{json.dumps(f'EUR_USD={data}')}]",
+        f"broker.emulator.start={json.dumps(start)}",
+        "broker.emulator.speed=14400",
+        "broker.emulator.heartbeat_s=1",
+        'feed.granularity="H1"',
+        'feed.instruments=["EUR_USD"]',
+        f"model.dir={json.dumps(str(model))}",
+        *extra,
+    ]
+
+
+def _data_hours(data: Path, first: int, last: int) -> list[int]:
+    """The candle starts of the file in [first, last]."""
+    from actors.broker.timefmt import parse_time
+
+    lines = data.read_text(encoding="utf-8").splitlines()[1:]
+    starts = (parse_time(line.split(",", 1)[0]) for line in lines)
+    return [ts for ts in starts if first <= ts <= last]
+
+
+def _bar_times(host: Host) -> list[int]:
+    return sorted({e["body"]["bar_ts"] for e in host.journal("md.bar")})
+
+
+def _markets(host: Host) -> list[dict[str, Any]]:
+    return [e["body"] for e in host.journal("feed.market")]
+
+
+def test_bars_resume_after_christmas_and_new_year_at_the_reopening_and_none_is_missed(
+    eurusd: tuple[Path, Path],
+) -> None:
+    data, model = eurusd
+    with running_host(_replay(data, model, "2017-12-21T00:00:00Z")) as host:
+        # Act: run until the replay is past New Year (Wednesday 2018-01-03 00:00 UTC).
+        poll_until(
+            lambda: (b := _bar_times(host)) and b[-1] >= utc("2018-01-03T00:00"),
+            timeout_s=200,
+            what="bars past 2018-01-03",
+        )
+        bars = _bar_times(host)
+        markets = _markets(host)
+        rejected = host.journal("feed.bar_rejected")
+        states = [e["body"]["to"] for e in host.journal("state.changed")]
+
+    # Assert: every hour the file has from the first bar on is published, none besides.
+    assert bars == _data_hours(data, bars[0], bars[-1])
+    after_christmas = min(ts for ts in bars if ts > utc("2017-12-22T21:00"))
+    after_new_year = min(ts for ts in bars if ts > utc("2017-12-29T21:00"))
+    assert (after_christmas, after_new_year) == (utc("2017-12-25T22:00"), utc("2018-01-01T22:00"))
+    assert rejected == []
+    # The feed says the truth about each closure: closed from Friday 17:00 New York, and it
+    # reopens on Monday 17:00 New York, never a day early.
+    for close, reopen in (
+        (utc("2017-12-22T22:00"), utc("2017-12-25T22:00")),
+        (utc("2017-12-29T22:00"), utc("2018-01-01T22:00")),
+    ):
+        during = [m for m in markets if close <= m["since_ns"] <= reopen]
+        assert during, markets
+        assert [m["open"] for m in during] == [False] * (len(during) - 1) + [True], during
+        assert all(m["next_open_ns"] == reopen for m in during[:-1]), during
+        assert during[-1]["since_ns"] == reopen
+        assert during[0]["since_ns"] == close and during[0]["why"] == "weekend"
+    assert "NO_TRADE" not in states  # a holiday is expected silence, not an alarm
