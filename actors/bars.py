@@ -46,11 +46,13 @@ __all__ = [
     "BarReason",
     "BarValidationConfig",
     "BarVerdict",
+    "CandleLookup",
     "HasMid",
     "MidBar",
     "average_true_range",
     "bar_end",
     "bar_start",
+    "closed_bar_lookup",
     "expected_bars",
     "find_gaps",
     "granularity_seconds",
@@ -167,6 +169,45 @@ def missing_bar_is_gap(bar_start_ns: int, *, had_prices: bool) -> bool:
         ticks (after the rollover, a halt, a holiday the broker keeps closed) is not a gap.
     """
     return had_prices and calendar.is_open(bar_start_ns)
+
+
+class CandleLookup(enum.StrEnum):
+    """What one answer of the broker says about the candle of a closed bar (``closed_bar_lookup``)."""
+
+    FOUND = "found"
+    WAIT = "wait"
+    ABSENT = "absent"
+
+
+def closed_bar_lookup(bar_start_ns: int, first: Candle | None, *, had_prices: bool) -> CandleLookup:
+    """Whether to take, wait for, or give up on the candle of the closed bar at ``bar_start_ns``.
+
+    ``first`` is the first candle the broker returns from ``bar_start_ns`` on (``from`` =
+    ``bar_start_ns``, ``count`` = 1). The wait (``feed.bar_wait_s``) is for a candle the broker is
+    still closing; a bar the broker will never have a candle for is given up at once, so a closure
+    of many bars (a holiday the clock does not skip, a replay against an accelerated emulator)
+    costs one request per bar, not one wait:
+
+    - the bar's candle, complete: ``FOUND``; not complete yet: ``WAIT``;
+    - a later candle: ``ABSENT`` (candles come in time order: the bar had no ticks and never will);
+    - no candle: ``WAIT`` when the broker streamed tradeable prices during the bar (its candle is
+      late), else ``ABSENT`` (no ticks: a holiday, a halt, the minutes after the rollover).
+
+    Args:
+        bar_start_ns: the start of the closed bar.
+        first: the broker's first candle at or after ``bar_start_ns``; ``None`` when it has none.
+        had_prices: whether the stream brought a tradeable price of the instrument during the bar.
+
+    Returns:
+        The verdict of this answer.
+    """
+    if first is None:
+        return CandleLookup.WAIT if had_prices else CandleLookup.ABSENT
+    if first.ts > bar_start_ns:
+        return CandleLookup.ABSENT
+    if first.ts == bar_start_ns and first.complete:
+        return CandleLookup.FOUND
+    return CandleLookup.WAIT
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -91,16 +91,18 @@ def test_bars_resume_after_christmas_and_new_year_at_the_reopening_and_none_is_m
     after_new_year = min(ts for ts in bars if ts > utc("2017-12-29T21:00"))
     assert (after_christmas, after_new_year) == (utc("2017-12-25T22:00"), utc("2018-01-01T22:00"))
     assert rejected == []
-    # The feed says the truth about each closure: closed from Friday 17:00 New York, and it
-    # reopens on Monday 17:00 New York, never a day early.
-    for close, reopen in (
-        (utc("2017-12-22T22:00"), utc("2017-12-25T22:00")),
-        (utc("2017-12-29T22:00"), utc("2018-01-01T22:00")),
+    # The feed says the truth about each closure: the weekend from Friday 17:00 New York, the
+    # holiday from Sunday 17:00, open again on Monday 17:00 New York (22:00 UTC), never a day early.
+    for friday, sunday, monday in (
+        (utc("2017-12-22T22:00"), utc("2017-12-24T22:00"), utc("2017-12-25T22:00")),
+        (utc("2017-12-29T22:00"), utc("2017-12-31T22:00"), utc("2018-01-01T22:00")),
     ):
-        during = [m for m in markets if close <= m["since_ns"] <= reopen]
-        assert during, markets
-        assert [m["open"] for m in during] == [False] * (len(during) - 1) + [True], during
-        assert all(m["next_open_ns"] == reopen for m in during[:-1]), during
-        assert during[-1]["since_ns"] == reopen
-        assert during[0]["since_ns"] == close and during[0]["why"] == "weekend"
+        seen = [m for m in markets if friday <= m["since_ns"] < monday + HOUR_NS]
+        assert [(m["open"], m["why"], m["next_open_ns"]) for m in seen] == [
+            (False, "weekend", monday),
+            (False, "holiday", monday),
+            (True, None, None),
+        ], seen
+        assert [m["since_ns"] for m in seen[:2]] == [friday, sunday]
+        assert monday <= seen[2]["since_ns"] < monday + HOUR_NS  # the first price, or the heartbeat after 22:00
     assert "NO_TRADE" not in states  # a holiday is expected silence, not an alarm

@@ -117,10 +117,22 @@ def test_the_weekly_session_is_the_textbook_rule_in_new_york_wall_time(ts: int) 
 
 
 @given(ANY_TS)
-def test_the_weekly_session_agrees_with_the_emulator_market_hours(ts: int) -> None:
+def test_the_emulator_keeps_the_calendars_hours_weekends_and_holidays(ts: int) -> None:
     from actors.broker.emulator.path import hour_info
 
-    assert calendar.in_weekly_session(ts) == hour_info(ts // HOUR_NS).open
+    assert calendar.is_open(ts) == hour_info(ts // HOUR_NS).open
+
+
+def test_the_emulator_is_closed_on_christmas_2017_until_monday_1700_new_york_as_the_recorded_hours_are() -> None:
+    from actors.broker.emulator.path import hour_info
+
+    # Sunday 24 December 2017 17:00 New York (22:00 UTC) would end a normal weekend.
+    assert not hour_info(utc("2017-12-24T22:00") // HOUR_NS).open
+    assert not hour_info(utc("2017-12-25T21:00") // HOUR_NS).open
+    reopening = hour_info(utc("2017-12-25T22:00") // HOUR_NS)
+    assert reopening.open and reopening.after_open
+    assert hour_info(utc("2018-01-28T22:00") // HOUR_NS).after_open  # a normal Sunday opening
+    assert not hour_info(utc("2018-01-29T22:00") // HOUR_NS).after_open
 
 
 @given(ANY_TS)
