@@ -165,6 +165,6 @@ def test_a_holiday_longer_than_the_bar_deadline_raises_no_bar_overdue(eurusd: tu
         states = [e["body"]["to"] for e in host.journal("state.changed")]
         holiday = [m for m in _markets(host) if m["why"] == "holiday"]
 
-    assert [m["since_ns"] for m in holiday] == [utc("2017-12-24T22:00")]
     assert checks == []
     assert "NO_TRADE" not in states
+    assert [m["since_ns"] for m in holiday] == [utc("2017-12-24T22:00")]

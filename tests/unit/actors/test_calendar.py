@@ -182,6 +182,26 @@ def test_a_holiday_on_a_weekend_is_just_the_weekend() -> None:
     assert calendar.is_open(ny("2021-12-26T17:00"))
 
 
+@pytest.mark.parametrize(
+    ("ts", "start"),
+    [
+        ("2018-01-10T15:00", "2018-01-07T22:00"),  # a Wednesday: the week opened Sunday 17:00 New York
+        ("2017-07-05T12:00", "2017-07-02T21:00"),  # the same in summer (EDT)
+        ("2018-01-29T10:00", "2018-01-28T22:00"),  # the Monday after a normal weekend
+        ("2017-12-23T10:00", "2017-12-22T22:00"),  # the weekend before Christmas began Friday 17:00
+        ("2017-12-25T10:00", "2017-12-24T22:00"),  # Christmas (a Monday) began Sunday 17:00
+        ("2017-12-25T22:00", "2017-12-25T22:00"),  # ... and ended Monday 17:00 New York
+        ("2017-12-26T03:00", "2017-12-25T22:00"),
+        ("2018-01-02T01:00", "2018-01-01T22:00"),  # after New Year (a Monday)
+        ("2018-12-31T23:00", "2018-12-31T22:00"),  # New Year 2019 (a Tuesday) began Monday 17:00 New York
+    ],
+)
+def test_period_start_is_the_latest_opening_while_open_and_the_start_of_the_closure_while_closed(
+    ts: str, start: str
+) -> None:
+    assert calendar.period_start(utc(ts)) == utc(start)
+
+
 # --- Market status -------------------------------------------------------------------------------------
 
 
