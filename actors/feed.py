@@ -337,7 +337,8 @@ class FeedActor(RoleActor[FeedConfig]):
             published.append(name)
         self.published += len(published)
         self.rejected += len(rejected) + len(missing)
-        self.last_bar_ns = start
+        if published:  # a close without a bar (a holiday hour, every candle rejected) is no bar
+            self.last_bar_ns = start
         closed = BarsClosed(
             granularity=cfg.granularity,
             ts=start,
