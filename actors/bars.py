@@ -259,9 +259,9 @@ class BarClock:
         last_ts_ns: market time already seen (e.g. the last one before a restart); ``None`` to
             start at the first observation.
         include_holidays: report closes of bars on the calendar's expected holidays too (the
-            broker's ``tradeable`` flag decides whether such a bar can exist; the feed then finds
-            no candle and ``missing_bar_is_gap`` says it is not a gap). False skips those days
-            like the weekend.
+            broker's ``tradeable`` flag decides whether such a bar can exist; when it does not, the
+            feed gives the candle up at once, ``closed_bar_lookup``, and ``missing_bar_is_gap``
+            says it is not a gap). False skips those days like the weekend.
 
     Raises:
         ValueError: unknown granularity.
