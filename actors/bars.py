@@ -53,12 +53,14 @@ __all__ = [
     "BarReason",
     "BarValidationConfig",
     "BarVerdict",
+    "CandleLookup",
     "HasMid",
     "MidBar",
     "RejectedBar",
     "average_true_range",
     "bar_end",
     "bar_start",
+    "closed_bar_lookup",
     "expected_bars",
     "find_gaps",
     "granularity_seconds",
@@ -180,6 +182,45 @@ def missing_bar_is_gap(bar_start_ns: int, *, had_prices: bool) -> bool:
     return had_prices and calendar.is_open(bar_start_ns)
 
 
+class CandleLookup(enum.StrEnum):
+    """What one answer of the broker says about the candle of a closed bar (``closed_bar_lookup``)."""
+
+    FOUND = "found"
+    WAIT = "wait"
+    ABSENT = "absent"
+
+
+def closed_bar_lookup(bar_start_ns: int, first: Candle | None, *, had_prices: bool) -> CandleLookup:
+    """Whether to take, wait for, or give up on the candle of the closed bar at ``bar_start_ns``.
+
+    ``first`` is the first candle the broker returns from ``bar_start_ns`` on (``from`` =
+    ``bar_start_ns``, ``count`` = 1). The wait (``feed.bar_wait_s``) is for a candle the broker is
+    still closing; a bar the broker will never have a candle for is given up at once, so a closure
+    of many bars (a holiday the clock does not skip, a replay against an accelerated emulator)
+    costs one request per bar, not one wait:
+
+    - the bar's candle, complete: ``FOUND``; not complete yet: ``WAIT``;
+    - a later candle: ``ABSENT`` (candles come in time order: the bar had no ticks and never will);
+    - no candle: ``WAIT`` when the broker streamed tradeable prices during the bar (its candle is
+      late), else ``ABSENT`` (no ticks: a holiday, a halt, the minutes after the rollover).
+
+    Args:
+        bar_start_ns: the start of the closed bar.
+        first: the broker's first candle at or after ``bar_start_ns``; ``None`` when it has none.
+        had_prices: whether the stream brought a tradeable price of the instrument during the bar.
+
+    Returns:
+        The verdict of this answer.
+    """
+    if first is None:
+        return CandleLookup.WAIT if had_prices else CandleLookup.ABSENT
+    if first.ts > bar_start_ns:
+        return CandleLookup.ABSENT
+    if first.ts == bar_start_ns and first.complete:
+        return CandleLookup.FOUND
+    return CandleLookup.WAIT
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class BarGap:
     """Bars the calendar expects between two consecutive bars of a series but that are absent.
@@ -229,9 +270,9 @@ class BarClock:
         last_ts_ns: market time already seen (e.g. the last one before a restart); ``None`` to
             start at the first observation.
         include_holidays: report closes of bars on the calendar's expected holidays too (the
-            broker's ``tradeable`` flag decides whether such a bar can exist; the feed then finds
-            no candle and ``missing_bar_is_gap`` says it is not a gap). False skips those days
-            like the weekend.
+            broker's ``tradeable`` flag decides whether such a bar can exist; when it does not, the
+            feed gives the candle up at once, ``closed_bar_lookup``, and ``missing_bar_is_gap``
+            says it is not a gap). False skips those days like the weekend.
 
     Raises:
         ValueError: unknown granularity.

@@ -35,6 +35,7 @@ __all__ = [
     "next_close",
     "next_open",
     "next_rollover",
+    "period_start",
     "seconds_from_rollover",
     "seconds_to_weekly_close",
     "trading_date",
@@ -175,8 +176,20 @@ def next_close(ts_ns: int) -> int:
     return _next_transition(ts_ns, opening=False)
 
 
-def _period_start(ts_ns: int) -> int:
-    # The start of the run of trading days that share the closure reason of ``ts_ns``.
+def period_start(ts_ns: int) -> int:
+    """When the calendar's present state began: the start of the run of trading days around
+    ``ts_ns`` that share its closure reason.
+
+    While open, the latest opening at or before ``ts_ns`` (Sunday 17:00 New York, or 17:00 on the
+    day a holiday ended); while closed, the start of that closure (a weekend and a holiday next to
+    it are two closures: on a Monday holiday, Sunday 17:00 New York).
+
+    Args:
+        ts_ns: a UTC time in nanoseconds.
+
+    Returns:
+        A 17:00 New York rollover at or before ``ts_ns``, in UTC nanoseconds.
+    """
     label = trading_date(ts_ns)
     reason = _label_closure(label)
     for _ in range(_SEARCH_DAYS):
@@ -277,7 +290,7 @@ def update_market_status(
     flag, flag_ns = (None, None) if prev is None else (prev.tradeable, prev.tradeable_ns)
     if tradeable is not None and (flag_ns is None or ts_ns >= flag_ns):
         flag, flag_ns = tradeable, ts_ns
-    period_ns = _period_start(ts_ns)
+    period_ns = period_start(ts_ns)
     current = flag if flag_ns is not None and flag_ns >= period_ns else None
     calendar_why = closure_reason(ts_ns)
     now_open: bool

@@ -13,8 +13,9 @@ are loaded from the broker at start and pass the bar checks first (``history.loa
 the market's own clock: every accepted price and heartbeat timestamp goes through a ``BarClock``
 (``actors.bars``), never a wall-clock sleep, so the same code runs in real time against OANDA
 and faster against an accelerated emulator. At each close a bars worker fetches the closed
-candle of every instrument (bid and ask), waiting up to ``feed.bar_wait_s`` for one that is not
-complete yet; the actor validates each (``validate_bar``) and publishes ``md.bar.<INSTR>`` (a
+candle of every instrument (bid and ask), waiting up to ``feed.bar_wait_s`` for one the broker is
+still closing and none for one it will never have (no ticks in the bar: a holiday, a halt,
+``closed_bar_lookup``); the actor validates each (``validate_bar``) and publishes ``md.bar.<INSTR>`` (a
 ``Bar`` whose corr is its bar id) or journals ``feed.bar_rejected`` with the reason and the
 candle, then ``md.bars`` for the close. A bar with no candle is a gap only if the broker had
 prices during it. Market status per instrument (calendar + the broker's ``tradeable`` flags,
@@ -37,9 +38,11 @@ from actors.bars import (
     GRANULARITIES,
     BarCandle,
     BarClock,
+    CandleLookup,
     RejectedBar,
     average_true_range,
     bar_start,
+    closed_bar_lookup,
     history_report,
     missing_bar_is_gap,
     validate_bar,
@@ -173,7 +176,8 @@ class FeedActor(RoleActor[FeedConfig]):
         self.pip_locations: dict[str, int] = {}
         self.markets: dict[str, calendar.MarketStatus] = {}
         self.priced_bars: dict[str, deque[int]] = {i: deque(maxlen=RECENT_BAR_STARTS) for i in cfg.instruments}
-        self.closes: queue.SimpleQueue[int] = queue.SimpleQueue()
+        # Each close: the bar's start and the instruments with tradeable prices during it.
+        self.closes: queue.SimpleQueue[tuple[int, frozenset[str]]] = queue.SimpleQueue()
         self.last_bar_ns: int | None = None
         self.published = self.rejected = 0
         # Tick validation (actors.ticks): one guard per instrument, the journal's rate limit.
@@ -225,27 +229,30 @@ class FeedActor(RoleActor[FeedConfig]):
                 stop.wait(backoff.next_delay())
         while not stop.is_set():
             try:
-                start = self.closes.get(timeout=0.2)
+                start, priced = self.closes.get(timeout=0.2)
             except queue.Empty:
                 continue
-            self.actor_ref.tell(_Fetched(start, self._fetch(broker, start, stop)))
+            self.actor_ref.tell(_Fetched(start, self._fetch(broker, start, priced, stop)))
 
-    def _fetch(self, broker: Any, start: int, stop: threading.Event) -> dict[str, BarCandle]:
-        # The just-closed candle of every instrument; one that is not complete yet is asked for
-        # again until feed.bar_wait_s has passed (a frozen candle is then a missing bar).
+    def _fetch(self, broker: Any, start: int, priced: frozenset[str], stop: threading.Event) -> dict[str, BarCandle]:
+        # The just-closed candle of every instrument. One the broker is still closing is asked for
+        # again until feed.bar_wait_s has passed (a frozen candle is then a missing bar); one the
+        # broker will never have (no ticks in the bar: closed_bar_lookup) is given up at once.
         found: dict[str, BarCandle] = {}
+        waiting = list(self.cfg.instruments)
         deadline = self.clock.monotonic() + self.cfg.bar_wait_s
         while not stop.is_set():
-            for name in self.cfg.instruments:
-                if name in found:
-                    continue
+            for name in tuple(waiting):
                 try:
                     candles = broker.candles(name, self.cfg.granularity, from_ts=start, count=1, price="BA")
                 except BrokerError:
                     continue
-                if candles and candles[0].ts == start and candles[0].complete:
+                lookup = closed_bar_lookup(start, candles[0] if candles else None, had_prices=name in priced)
+                if lookup is CandleLookup.FOUND:
                     found[name] = BarCandle.from_candle(candles[0])
-            if len(found) == len(self.cfg.instruments) or self.clock.monotonic() >= deadline:
+                if lookup is not CandleLookup.WAIT:
+                    waiting.remove(name)
+            if not waiting or self.clock.monotonic() >= deadline:
                 break
             stop.wait(BAR_POLL_S)
         return found
@@ -296,7 +303,7 @@ class FeedActor(RoleActor[FeedConfig]):
                 self._market(name, item.ts, None)
         self.stream_ts = item.ts if self.stream_ts is None else max(self.stream_ts, item.ts)
         for start in self.bar_clock.observe(item.ts):
-            self.closes.put(start)
+            self.closes.put((start, self._priced(start)))
 
     def _check_tick(self, item: Price) -> TickVerdict:
         # The tick rules (actors.ticks) against the instrument's anchor, the validated bars' ATR and
@@ -395,6 +402,10 @@ class FeedActor(RoleActor[FeedConfig]):
             )
             self.runtime.to_supervisor(self._market_report())
 
+    def _priced(self, start: int) -> frozenset[str]:
+        # The instruments the broker streamed tradeable prices for during the bar at ``start``.
+        return frozenset(name for name, starts in self.priced_bars.items() if start in starts)
+
     def _on_bars(self, start: int, candles: dict[str, BarCandle]) -> None:
         cfg = self.cfg
         published, rejected, missing = [], [], []
@@ -440,7 +451,8 @@ class FeedActor(RoleActor[FeedConfig]):
             published.append(name)
         self.published += len(published)
         self.rejected += len(rejected) + len(missing)
-        self.last_bar_ns = start
+        if published:  # a close without a bar (a holiday hour, every candle rejected) is no bar
+            self.last_bar_ns = start
         closed = BarsClosed(
             granularity=cfg.granularity,
             ts=start,

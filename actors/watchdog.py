@@ -29,7 +29,6 @@ import psutil
 
 from actors.alertdesk import AlertDesk, positions_of
 from actors.alerts import AlertsConfig, MailContext
-from actors.bars import granularity_seconds
 from actors.base import RoleActor
 from actors.broker.config import BrokerConfig, load_credentials
 from actors.errors import ConfigError
@@ -88,6 +87,10 @@ log = logging.getLogger(__name__)
 
 MB = 1_048_576
 STALL_S = 2.5  # a tick this late means the watchdog itself did not run: silences meanwhile say nothing
+# Wall seconds the host may take to publish a closed bar on top of feed.bar_wait_s (requests, the
+# bus, a loaded machine): against an accelerated emulator the bar_overdue grace is at least
+# speed x (feed.bar_wait_s + this) market seconds.
+BAR_SLACK_S = 10.0
 DECIDERS = ("model", "risk")  # a restart of either loses the bars it was given
 FLUSH_WAIT_S = 0.5  # a mail waits this long at most for the sys.state that follows its alert
 NOT_JUDGED = "not judged: the bus is silent (no fresh sys.state), so this silence says nothing about the roles"
@@ -148,7 +151,10 @@ class WatchdogConfig:
     bar_grace_s: float = field(
         default=60.0,
         metadata={
-            "doc": "While a market is open, a bar is due every granularity plus this: bar_overdue:<instrument>.",
+            "doc": (
+                "While a market is open, a bar is due every granularity plus this, in market seconds (at least "
+                "speed x (feed.bar_wait_s + 10) against an accelerated emulator): bar_overdue:<instrument>."
+            ),
             "min": 0.0,
             "max": 86400.0,
         },
@@ -249,9 +255,9 @@ class WatchdogActor(RoleActor[WatchdogConfig]):
         self.bars = BarCheck(
             feed.instruments,
             granularity=feed.granularity,
-            granularity_s=granularity_seconds(feed.granularity),
             speed=market_speed(self.broker_cfg),
             grace_s=cfg.bar_grace_s,
+            wall_floor_s=feed.bar_wait_s + BAR_SLACK_S,
         )
         self.skew = ClockSkewCheck(max_skew_s=cfg.max_clock_skew_s, off=skew_off(cfg, self.broker_cfg))
         self.decisions = DecisionCheck(feed.instruments, deadline_s=cfg.decision_deadline_s)
@@ -294,7 +300,7 @@ class WatchdogActor(RoleActor[WatchdogConfig]):
             self.bars.price(body.instrument, body.ts, body.tradeable, now)
             self.skew.price(body.instrument, body.ts, self.clock.time_ns(), tradeable=body.tradeable, now_s=now)
         elif isinstance(body, Bar):
-            self.bars.bar(body.instrument, now)
+            self.bars.bar(body.instrument, body.ts, now)
         elif isinstance(body, BarsClosed):
             self.decisions.closed(body.ts, body.published, now)
         elif isinstance(body, RiskIntent | IntentSkipped | SignalSkipped):

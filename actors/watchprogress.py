@@ -13,7 +13,7 @@ from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from actors import calendar
+from actors import bars, calendar
 from actors.watchchecks import Reading, Verdict
 
 __all__ = [
@@ -107,57 +107,69 @@ class ConnectionCheck:
 class _Instrument:
     status: calendar.MarketStatus | None = None
     price: tuple[int, bool] | None = None  # the newest price not folded into the status yet
-    last_bar_s: float | None = None
-    open_since_s: float | None = None
+    bar_end_ns: int | None = None  # market time: the end of the newest published bar
+    first_open_ns: int | None = None  # market time: when the check first saw the market open
 
 
 class BarCheck:
-    """Progress while the market is open: a bar of every instrument within its granularity plus a grace.
+    """Progress while the market is open: a bar of every instrument within its granularity plus a
+    grace, on the market's clock.
 
-    Market time comes from the broker's prices (an accelerated emulator runs ``speed`` market
-    seconds per wall second); between prices it runs on from the newest one. Whether an
-    instrument's market is open is decided as the feed decides it (``calendar.update_market_status``:
-    the calendar, and the broker's ``tradeable`` flag for halts), so a weekend, a holiday or a halt
-    is expected silence, never a breach. While open, the time since the instrument's last bar (or
-    since its market opened, or since the last ``grace``) longer than the granularity (in wall
-    seconds) plus ``grace_s`` is a breach of ``bar_overdue:<instrument>``.
+    Every time here is market time, the clock the feed's ``BarClock`` closes bars on: the broker's
+    price times, run on from the newest price at ``speed`` market seconds per wall second (1 for a
+    real broker, the emulator's ``speed`` otherwise). Whether an instrument's market is open is
+    decided as the feed decides it (``calendar.update_market_status``: the calendar, and the broker's
+    ``tradeable`` flag for halts), so a weekend, a holiday or a halt is expected silence, never a
+    breach. While open, the market time since the instrument's last bar ended (or since its market
+    opened, since the check first saw it open, or since the last ``grace``) longer than the
+    granularity plus the grace is a breach of ``bar_overdue:<instrument>``. Closures in between do
+    not count: the wait starts again at the latest opening (``calendar.period_start``), also when
+    market time jumped over a closure between two readings.
+
+    The grace is ``grace_s`` market seconds, but at least ``speed`` x ``wall_floor_s``: the host's
+    own work (the candle request, waiting up to ``feed.bar_wait_s`` for a candle the broker is still
+    closing, the bus) takes wall time, which an accelerated emulator turns into many market seconds.
+    Against a real broker (speed 1) the floor is below the grace and changes nothing.
 
     Args:
         instruments: the feed's instruments.
-        granularity: the feed's granularity (for the detail).
-        granularity_s: its length in market seconds.
+        granularity: the feed's granularity.
         speed: market seconds per wall second (1 for a real broker).
-        grace_s: wall seconds allowed on top of one bar.
+        grace_s: market seconds allowed on top of one bar.
+        wall_floor_s: wall seconds the host may take to publish a closed bar.
     """
 
     def __init__(
-        self, instruments: Sequence[str], *, granularity: str, granularity_s: float, speed: float, grace_s: float
+        self, instruments: Sequence[str], *, granularity: str, speed: float, grace_s: float, wall_floor_s: float = 0.0
     ) -> None:
         self.granularity = granularity
-        self.bar_wall_s = granularity_s / speed
+        self.granularity_s = float(bars.granularity_seconds(granularity))
         self.speed = speed
         self.grace_s = grace_s
+        self.market_grace_s = max(grace_s, speed * wall_floor_s)
+        self.limit_s = self.granularity_s + self.market_grace_s
         self._instruments = {name: _Instrument() for name in instruments}
         self._anchor: tuple[int, float] | None = None  # (market ns of the newest price, when it came)
-        self._grace_s: float | None = None
-        self._last_market_ns: int | None = None
+        self._grace_wall_s: float | None = None
 
     def price(self, instrument: str, ts_ns: int, tradeable: bool, now_s: float) -> None:
         """A price of ``instrument`` at market time ``ts_ns``, received at ``now_s``."""
-        self._anchor = (ts_ns, now_s)
+        if self._anchor is None or ts_ns >= self._anchor[0]:
+            self._anchor = (ts_ns, now_s)
         inst = self._instruments.get(instrument)
         if inst is not None and (inst.price is None or ts_ns >= inst.price[0]):
             inst.price = (ts_ns, tradeable)
 
-    def bar(self, instrument: str, now_s: float) -> None:
-        """A validated bar of ``instrument`` was published."""
+    def bar(self, instrument: str, ts_ns: int, now_s: float) -> None:
+        """A validated bar of ``instrument`` starting at market time ``ts_ns`` was published at ``now_s``."""
         inst = self._instruments.get(instrument)
         if inst is not None:
-            inst.last_bar_s = now_s
+            end_ns = bars.bar_end(ts_ns, self.granularity)
+            inst.bar_end_ns = end_ns if inst.bar_end_ns is None else max(inst.bar_end_ns, end_ns)
 
     def grace(self, now_s: float) -> None:
         """Start every instrument's wait over at ``now_s`` (the bus or the watchdog did not run)."""
-        self._grace_s = now_s
+        self._grace_wall_s = now_s
 
     def market_now_ns(self, now_s: float) -> int | None:
         """Market time now, run on from the newest price; None before the first price."""
@@ -166,18 +178,18 @@ class BarCheck:
         ts_ns, at_s = self._anchor
         return ts_ns + round(max(0.0, now_s - at_s) * self.speed * _NS)
 
+    def _market_at(self, wall_s: float) -> int | None:
+        # The market time at an earlier (or later) wall time, on the newest price's clock.
+        if self._anchor is None:
+            return None
+        ts_ns, at_s = self._anchor
+        return ts_ns + round((wall_s - at_s) * self.speed * _NS)
+
     def readings(self, now_s: float) -> list[Reading]:
         """One reading per instrument."""
         market_ns = self.market_now_ns(now_s)
-        # A closure that began and ended between two readings (market time jumped over a
-        # weekend) opens a new session all the same.
-        reopened = False
-        if market_ns is not None and self._last_market_ns is not None and market_ns > self._last_market_ns:
-            reopened = calendar.next_close(self._last_market_ns) <= market_ns
-        if market_ns is not None:
-            self._last_market_ns = market_ns
-        limit_s = self.bar_wall_s + self.grace_s
-        limit = f"{limit_s:g} s"
+        grace_ns = None if self._grace_wall_s is None else self._market_at(self._grace_wall_s)
+        limit = f"{self.limit_s:g} s"
         out = []
         for name, inst in self._instruments.items():
             code = f"bar_overdue:{name}"
@@ -189,7 +201,6 @@ class BarCheck:
                     )
                 )
                 continue
-            was_open = inst.status is not None and inst.status.is_open
             if inst.price is not None:
                 ts_ns, tradeable = inst.price
                 inst.status, _ = calendar.update_market_status(
@@ -211,19 +222,24 @@ class BarCheck:
                     )
                 )
                 continue
-            if not was_open or reopened or inst.open_since_s is None:
-                inst.open_since_s = now_s
-            base = max(s for s in (inst.last_bar_s, inst.open_since_s, self._grace_s) if s is not None)
-            waited_s = max(0.0, now_s - base)
-            breach = waited_s > limit_s
-            since = "its last bar" if inst.last_bar_s is not None and inst.last_bar_s >= base else "its market opened"
+            if inst.first_open_ns is None:
+                inst.first_open_ns = market_ns
+            # The latest of: the last bar's end, the market's opening (the broker's flag, or the
+            # calendar's present period: a closure passed between two readings counts too), the
+            # first reading that saw it open, the last grace.
+            starts = (inst.bar_end_ns, inst.status.since_ns, calendar.period_start(market_ns), inst.first_open_ns)
+            base_ns = max(s for s in (*starts, grace_ns) if s is not None)
+            waited_s = max(0, market_ns - base_ns) / _NS
+            breach = waited_s > self.limit_s
+            by_bar = inst.bar_end_ns is not None and inst.bar_end_ns >= base_ns
+            since = "its last bar" if by_bar else "its market opened"
             if breach:
                 detail = (
-                    f"no {self.granularity} bar of {name} for {waited_s:.0f} s while its market is open "
-                    f"(one is due every {self.bar_wall_s:g} s, plus watchdog.bar_grace_s = {self.grace_s:g} s)"
+                    f"no {self.granularity} bar of {name} for {_duration(waited_s)} of market time while its market is "
+                    f"open (one is due every {self.granularity_s:g} s plus {self._grace_words()})"
                 )
             else:
-                detail = f"{name}: {waited_s:.0f} s since {since}"
+                detail = f"{name}: {_duration(waited_s)} of market time since {since}"
             out.append(
                 Reading(
                     name=f"bar:{name}",
@@ -235,6 +251,20 @@ class BarCheck:
                 )
             )
         return out
+
+    def _grace_words(self) -> str:
+        if self.market_grace_s == self.grace_s:
+            return f"watchdog.bar_grace_s = {self.grace_s:g} s"
+        wall_s = self.market_grace_s / self.speed
+        return f"{self.market_grace_s:g} s, the host's {wall_s:g} s of wall time at {self.speed:g}x"
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
 
 
 class DecisionCheck:

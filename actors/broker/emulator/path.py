@@ -7,8 +7,10 @@ cheap hash draws and no history has to be stored. Inside an hour, one tick may o
 (probability following intraday seasonality and a volatility regime); the ticks form a Brownian
 bridge that ends exactly on the next anchor, seeded by (seed, instrument, hour). Volatility
 clusters through a smooth multi-scale regime factor; the spread widens around the 17:00 New York
-rollover and after the weekend open; the market is closed from Friday 17:00 to Sunday 17:00
-New York time, and the hidden path keeps moving, so prices gap at the open.
+rollover and after each opening; the market keeps the host's calendar (``actors.calendar``), as
+OANDA does: closed from Friday 17:00 to Sunday 17:00 New York time and on the expected holidays
+(the trading days of 25 December and 1 January, as the recorded EURUSD hours of 2017/18 show),
+and the hidden path keeps moving, so prices gap at the open.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import numpy.typing as npt
 
+from actors import calendar
 from actors.broker.emulator.instruments import InstrumentSpec
 
 __all__ = ["HOUR_S", "HourPath", "SyntheticSource", "hour_info"]
@@ -35,6 +38,7 @@ _EPOCH_H = 262_968  # hours from 1970-01-01 to 2000-01-01
 _LEVELS = 19
 _TOP = 1 << _LEVELS
 _WEEK_H = 168
+_NS = 1_000_000_000
 _NEW_YORK = ZoneInfo("America/New_York")
 # Relative activity by UTC hour of day: quiet late Asia, busy London/New York overlap.
 _SEASON = (
@@ -58,15 +62,18 @@ class HourInfo:
 
 @functools.lru_cache(maxsize=16384)
 def hour_info(hour: int) -> HourInfo:
-    """Whether the FX market is open during UTC hour number ``hour`` (hours since the epoch)."""
+    """Whether the FX market is open during UTC hour number ``hour`` (hours since the epoch).
+
+    Open and closed as the calendar says (``calendar.is_open``: the weekly session less the
+    expected holidays); closures are whole trading days from 17:00 New York, always on a UTC hour.
+    """
     utc = datetime.fromtimestamp(hour * HOUR_S, tz=UTC)
-    ny = utc.astimezone(_NEW_YORK)
-    weekday, ny_hour = ny.weekday(), ny.hour
-    closed = (weekday == 4 and ny_hour >= 17) or weekday == 5 or (weekday == 6 and ny_hour < 17)
+    ny_hour = utc.astimezone(_NEW_YORK).hour
+    is_open = calendar.is_open(hour * HOUR_S * _NS)
     return HourInfo(
-        open=not closed,
+        open=is_open,
         ny_hour=ny_hour,
-        after_open=weekday == 6 and ny_hour == 17,
+        after_open=is_open and not calendar.is_open((hour - 1) * HOUR_S * _NS),
         season=_SEASON[utc.hour],
     )
 

@@ -23,9 +23,11 @@ from actors.bars import (
     BarClock,
     BarReason,
     BarValidationConfig,
+    CandleLookup,
     average_true_range,
     bar_end,
     bar_start,
+    closed_bar_lookup,
     expected_bars,
     find_gaps,
     granularity_seconds,
@@ -300,6 +302,29 @@ def test_a_missing_bar_is_a_gap_only_when_the_market_was_open_and_the_broker_had
     assert not missing_bar_is_gap(wednesday, had_prices=False)  # no ticks: expected silence
     assert not missing_bar_is_gap(saturday, had_prices=True)
     assert not missing_bar_is_gap(christmas, had_prices=True)
+
+
+def _candle(ts: int, *, complete: bool = True) -> Candle:
+    price = OHLC(o=Decimal("1.18"), h=Decimal("1.19"), l=Decimal("1.17"), c=Decimal("1.18"))
+    return Candle(ts=ts, volume=10, complete=complete, bid=price, ask=price)
+
+
+def test_a_closed_bars_candle_is_taken_when_complete_and_waited_for_while_the_broker_closes_it() -> None:
+    wednesday = utc("2018-01-10T14:00")
+    assert closed_bar_lookup(wednesday, _candle(wednesday), had_prices=True) is CandleLookup.FOUND
+    assert closed_bar_lookup(wednesday, _candle(wednesday), had_prices=False) is CandleLookup.FOUND  # prices missed
+    assert closed_bar_lookup(wednesday, _candle(wednesday, complete=False), had_prices=True) is CandleLookup.WAIT
+    assert closed_bar_lookup(wednesday, None, had_prices=True) is CandleLookup.WAIT  # late at the broker
+
+
+def test_a_holiday_bar_without_prices_or_with_a_later_candle_is_given_up_at_once() -> None:
+    # Christmas 2017: the clock closes the holiday's hours from Sunday 22:00 UTC (the broker may
+    # trade them); the recorded market had no tick until Monday 22:00 UTC.
+    sunday_evening, reopening = utc("2017-12-24T22:00"), utc("2017-12-25T22:00")
+    assert closed_bar_lookup(sunday_evening, None, had_prices=False) is CandleLookup.ABSENT
+    # Once the market has reopened, the first candle from the holiday's hour on is Monday 22:00's.
+    assert closed_bar_lookup(sunday_evening, _candle(reopening, complete=False), had_prices=True) is CandleLookup.ABSENT
+    assert closed_bar_lookup(sunday_evening, _candle(reopening), had_prices=False) is CandleLookup.ABSENT
 
 
 # --- Validation --------------------------------------------------------------------------------------

@@ -117,10 +117,22 @@ def test_the_weekly_session_is_the_textbook_rule_in_new_york_wall_time(ts: int) 
 
 
 @given(ANY_TS)
-def test_the_weekly_session_agrees_with_the_emulator_market_hours(ts: int) -> None:
+def test_the_emulator_keeps_the_calendars_hours_weekends_and_holidays(ts: int) -> None:
     from actors.broker.emulator.path import hour_info
 
-    assert calendar.in_weekly_session(ts) == hour_info(ts // HOUR_NS).open
+    assert calendar.is_open(ts) == hour_info(ts // HOUR_NS).open
+
+
+def test_the_emulator_is_closed_on_christmas_2017_until_monday_1700_new_york_as_the_recorded_hours_are() -> None:
+    from actors.broker.emulator.path import hour_info
+
+    # Sunday 24 December 2017 17:00 New York (22:00 UTC) would end a normal weekend.
+    assert not hour_info(utc("2017-12-24T22:00") // HOUR_NS).open
+    assert not hour_info(utc("2017-12-25T21:00") // HOUR_NS).open
+    reopening = hour_info(utc("2017-12-25T22:00") // HOUR_NS)
+    assert reopening.open and reopening.after_open
+    assert hour_info(utc("2018-01-28T22:00") // HOUR_NS).after_open  # a normal Sunday opening
+    assert not hour_info(utc("2018-01-29T22:00") // HOUR_NS).after_open
 
 
 @given(ANY_TS)
@@ -168,6 +180,26 @@ def test_a_holiday_on_a_weekend_is_just_the_weekend() -> None:
     # 25 December 2021 was a Saturday.
     assert calendar.closure_reason(ny("2021-12-25T09:00")) is ClosedReason.WEEKEND
     assert calendar.is_open(ny("2021-12-26T17:00"))
+
+
+@pytest.mark.parametrize(
+    ("ts", "start"),
+    [
+        ("2018-01-10T15:00", "2018-01-07T22:00"),  # a Wednesday: the week opened Sunday 17:00 New York
+        ("2017-07-05T12:00", "2017-07-02T21:00"),  # the same in summer (EDT)
+        ("2018-01-29T10:00", "2018-01-28T22:00"),  # the Monday after a normal weekend
+        ("2017-12-23T10:00", "2017-12-22T22:00"),  # the weekend before Christmas began Friday 17:00
+        ("2017-12-25T10:00", "2017-12-24T22:00"),  # Christmas (a Monday) began Sunday 17:00
+        ("2017-12-25T22:00", "2017-12-25T22:00"),  # ... and ended Monday 17:00 New York
+        ("2017-12-26T03:00", "2017-12-25T22:00"),
+        ("2018-01-02T01:00", "2018-01-01T22:00"),  # after New Year (a Monday)
+        ("2018-12-31T23:00", "2018-12-31T22:00"),  # New Year 2019 (a Tuesday) began Monday 17:00 New York
+    ],
+)
+def test_period_start_is_the_latest_opening_while_open_and_the_start_of_the_closure_while_closed(
+    ts: str, start: str
+) -> None:
+    assert calendar.period_start(utc(ts)) == utc(start)
 
 
 # --- Market status -------------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from actors import calendar
 from actors.errors import ConfigError
 from actors.watchchecks import (
     ROOT,
@@ -27,7 +28,14 @@ from actors.watchchecks import (
 )
 from actors.watchdog import WatchdogConfig
 from actors.watchmemory import MemoryCheck, growth_mb_per_h
-from actors.watchprogress import AccountCheck, BarCheck, ClockSkewCheck, ConnectionCheck, DecisionCheck, disk_reading
+from actors.watchprogress import (
+    AccountCheck,
+    BarCheck,
+    ClockSkewCheck,
+    ConnectionCheck,
+    DecisionCheck,
+    disk_reading,
+)
 from tests.markettime import NS, ny, utc
 
 pytestmark = [pytest.mark.unit, pytest.mark.timeout(10)]
@@ -35,6 +43,7 @@ pytestmark = [pytest.mark.unit, pytest.mark.timeout(10)]
 WEDNESDAY = utc("2024-03-06T14:00")  # New York morning: every market open
 SATURDAY = utc("2024-03-09T12:00")
 M15 = 900.0
+HOUR_NS = 3600 * NS
 
 
 def _reading(verdict: Verdict, code: str | None = "disk_low") -> Reading:
@@ -327,8 +336,8 @@ def test_the_rest_api_is_shown_but_asks_for_no_reason_of_its_own() -> None:
 # --- Bars and market hours -----------------------------------------------------------------------
 
 
-def _bars(speed: float = 1.0, grace_s: float = 60.0) -> BarCheck:
-    return BarCheck(["EUR_USD", "GBP_USD"], granularity="M15", granularity_s=M15, speed=speed, grace_s=grace_s)
+def _bars(speed: float = 1.0, grace_s: float = 60.0, wall_floor_s: float = 0.0) -> BarCheck:
+    return BarCheck(["EUR_USD", "GBP_USD"], granularity="M15", speed=speed, grace_s=grace_s, wall_floor_s=wall_floor_s)
 
 
 def test_no_bar_is_expected_before_market_time_is_known() -> None:
@@ -342,24 +351,52 @@ def test_an_open_market_without_a_bar_within_granularity_plus_grace_breaches_bar
     check.price("EUR_USD", WEDNESDAY, True, 0.0)
     check.price("GBP_USD", WEDNESDAY, True, 0.0)
     check.readings(0.0)  # the market is seen open at 0
-    check.bar("GBP_USD", 900.0)
+    check.bar("GBP_USD", WEDNESDAY, 900.0)  # the 14:00 bar, closed at 14:15
 
     readings = _by_name(check.readings(961.0))
 
     eur, gbp = readings["bar:EUR_USD"], readings["bar:GBP_USD"]
-    assert (eur.verdict, eur.code, eur.limit) == (Verdict.BREACH, "bar_overdue:EUR_USD", "960 s")
-    assert "no M15 bar of EUR_USD for 961 s while its market is open" in eur.detail
-    assert gbp.verdict is Verdict.OK
+    assert (eur.verdict, eur.code, eur.limit, eur.value) == (Verdict.BREACH, "bar_overdue:EUR_USD", "960 s", "961 s")
+    assert "no M15 bar of EUR_USD for 16 min of market time while its market is open" in eur.detail
+    assert "watchdog.bar_grace_s = 60 s" in eur.detail
+    assert (gbp.verdict, gbp.value) == (Verdict.OK, "61 s")  # counted from the end of its last bar
 
 
-def test_an_accelerated_emulator_shortens_the_wait_in_wall_seconds() -> None:
-    check = _bars(speed=300.0, grace_s=10.0)  # an M15 bar every 3 s
+def test_an_accelerated_emulator_counts_market_time_with_a_floor_for_the_hosts_wall_time() -> None:
+    # 300x, M15: a bar every 3 wall seconds; the grace is 300 x 12 s = 3600 market seconds, not 60.
+    check = _bars(speed=300.0, grace_s=60.0, wall_floor_s=12.0)
     check.price("EUR_USD", WEDNESDAY, True, 0.0)
     check.readings(0.0)
 
-    assert _by_name(check.readings(12.9))["bar:EUR_USD"].verdict is Verdict.OK
-    assert _by_name(check.readings(13.1))["bar:EUR_USD"].verdict is Verdict.BREACH
+    assert _by_name(check.readings(14.9))["bar:EUR_USD"].verdict is Verdict.OK
+    late = _by_name(check.readings(15.1))["bar:EUR_USD"]
+    assert (late.verdict, late.limit) == (Verdict.BREACH, "4500 s")
+    assert "3600 s, the host's 12 s of wall time at 300x" in late.detail
     assert check.market_now_ns(13.0) == WEDNESDAY + 13 * 300 * NS
+
+
+def test_a_real_broker_keeps_the_grace_when_the_floor_is_shorter() -> None:
+    check = _bars(speed=1.0, grace_s=60.0, wall_floor_s=20.0)
+    assert check.limit_s == 960.0
+
+
+def test_at_14400x_a_feed_without_bars_breaches_within_the_market_week_and_is_not_reset_by_weekends() -> None:
+    # Prices every wall second (4 market hours); bars until Monday 2018-01-08 01:00 UTC, then none.
+    # A wait in wall seconds started over at every reopening (a week is 42 s) and never fired.
+    check = BarCheck(["EUR_USD"], granularity="H1", speed=14400.0, grace_s=60.0, wall_floor_s=11.0)
+    monday = utc("2018-01-08T00:00")
+    check.bar("EUR_USD", monday, 0.0)
+    first_breach = None
+    for wall_s in range(120):
+        market_ns = monday + wall_s * 14400 * NS
+        check.price("EUR_USD", market_ns, calendar.is_open(market_ns), float(wall_s))
+        if _by_name(check.readings(float(wall_s)))["bar:EUR_USD"].verdict is Verdict.BREACH:
+            first_breach = market_ns
+            break
+
+    # Due 1 h + 14400 x 11 s = 45 h after the last bar's end (Monday 01:00): Tuesday 22:00.
+    assert first_breach is not None
+    assert utc("2018-01-09T22:00") < first_breach <= utc("2018-01-09T22:00") + 4 * HOUR_NS
 
 
 def test_no_bar_is_overdue_over_a_weekend_however_long_it_is_silent() -> None:
@@ -377,7 +414,7 @@ def test_the_market_closing_on_friday_evening_stops_the_wait_while_prices_are_si
     check = _bars()
     check.price("EUR_USD", ny("2024-03-08T16:59"), True, 0.0)
     check.readings(0.0)
-    check.bar("EUR_USD", 0.0)
+    check.bar("EUR_USD", ny("2024-03-08T16:45"), 0.0)
 
     after_close = _by_name(check.readings(3600.0))["bar:EUR_USD"]
 
@@ -401,16 +438,55 @@ def test_a_halt_is_closed_and_the_wait_starts_over_when_trading_resumes() -> Non
 
 
 def test_sunday_evening_opening_starts_the_wait_at_the_open_not_at_the_last_bar_of_friday() -> None:
+    # No reading during the weekend: market time jumps from Friday's last price to Sunday evening.
     check = _bars()
     check.price("EUR_USD", ny("2024-03-08T16:50"), True, 0.0)
     check.readings(0.0)
-    check.bar("EUR_USD", 0.0)
+    check.bar("EUR_USD", ny("2024-03-08T16:45"), 0.0)
     opening_s = (ny("2024-03-10T17:00") - ny("2024-03-08T16:50")) / NS
 
     just_open = _by_name(check.readings(opening_s + 500.0))["bar:EUR_USD"]
     overdue = _by_name(check.readings(opening_s + 1500.0))["bar:EUR_USD"]
 
-    assert (just_open.verdict, just_open.value) == (Verdict.OK, "0 s")  # first seen open now
+    assert (just_open.verdict, just_open.value) == (Verdict.OK, "500 s")  # since the open at 17:00
+    assert overdue.verdict is Verdict.BREACH
+
+
+def test_christmas_2017_is_silence_and_the_wait_starts_at_monday_1700_new_york() -> None:
+    # The last bar of Friday 22 December (16:45 New York); no price until Monday 17:00.
+    check = _bars()
+    friday = ny("2017-12-22T16:59")
+    check.price("EUR_USD", friday, True, 0.0)
+    check.readings(0.0)
+    check.bar("EUR_USD", ny("2017-12-22T16:45"), 0.0)
+
+    def at(when: int) -> Reading:
+        return _by_name(check.readings((when - friday) / NS))["bar:EUR_USD"]
+
+    sunday_evening = at(ny("2017-12-24T18:00"))  # a normal Sunday would be open
+    monday_noon = at(ny("2017-12-25T12:00"))
+    reopened = at(ny("2017-12-25T17:10"))
+    overdue = at(ny("2017-12-25T17:16:01"))
+
+    assert (sunday_evening.verdict, sunday_evening.value) == (Verdict.OK, "closed (holiday)")
+    assert (monday_noon.verdict, monday_noon.value) == (Verdict.OK, "closed (holiday)")
+    assert (reopened.verdict, reopened.value) == (Verdict.OK, "600 s")
+    assert (overdue.verdict, overdue.value) == (Verdict.BREACH, "961 s")
+
+
+def test_a_broker_that_trades_on_a_listed_holiday_is_waited_for_from_its_first_tradeable_price() -> None:
+    check = _bars()
+    check.price("EUR_USD", ny("2017-12-22T16:59"), True, 0.0)
+    check.readings(0.0)
+    check.readings(86400.0)  # Saturday: closed
+    first = ny("2017-12-24T17:05")
+    wall_s = (first - ny("2017-12-22T16:59")) / NS
+    check.price("EUR_USD", first, True, wall_s)
+
+    waiting = _by_name(check.readings(wall_s + 900.0))["bar:EUR_USD"]
+    overdue = _by_name(check.readings(wall_s + 961.0))["bar:EUR_USD"]
+
+    assert (waiting.verdict, waiting.value) == (Verdict.OK, "900 s")
     assert overdue.verdict is Verdict.BREACH
 
 
