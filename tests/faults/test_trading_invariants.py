@@ -477,7 +477,6 @@ def _eurusd_h1_model(csv_path: Path) -> Path:
     return H1_MODEL_DIR
 
 
-@pytest.mark.xfail(reason="issue 14 defect 6: fixed in a parallel branch", strict=False)
 def test_bars_resume_after_the_christmas_and_new_year_closures_of_replayed_eurusd() -> None:
     csv_path = _eurusd_h1_csv(short_tmp_dir("h1"))
     model = _eurusd_h1_model(csv_path)

@@ -130,13 +130,16 @@ def test_a_foreign_trade_is_adopted_repaired_and_its_close_behind_the_back_is_bo
         admin = _admin(host)
         trade_id = admin.fault("open_trade", instrument="EUR_USD", units=1000)["trade_id"]
         diffs = poll_until(
-            lambda: (
-                {d["kind"] for d in _bodies(host, "recon.difference") if d["trade_id"] == trade_id}
-                >= {"adopted", "unprotected"}
-            ),
+            lambda: "adopted" in {d["kind"] for d in _bodies(host, "recon.difference") if d["trade_id"] == trade_id},
             timeout_s=60,
         )
         assert diffs
+        # Naked at the broker: a no-trade reason from the first sight (the reconciler's poll or the
+        # execution role's exit check, whichever came first), until it is repaired.
+        poll_until(
+            lambda: [r for r in _bodies(host, "reason.raised") if r["code"] == f"unprotected:{trade_id}"],
+            timeout_s=30,
+        )
 
         def protected() -> bool:
             with _broker(host) as broker:
