@@ -41,6 +41,7 @@ from actors.bars import (
     CandleLookup,
     RejectedBar,
     average_true_range,
+    bar_end,
     bar_start,
     closed_bar_lookup,
     history_report,
@@ -67,6 +68,7 @@ from actors.messages import (
 )
 from actors.ticks import (
     REJECTION_LOG_PERIOD_S,
+    BarSpan,
     RejectionLog,
     TickGuard,
     TickReason,
@@ -187,6 +189,7 @@ class FeedActor(RoleActor[FeedConfig]):
         self.tick_log = RejectionLog(REJECTION_LOG_PERIOD_S, self.clock.monotonic())
         self.last_rejection: dict[str, dict[str, Any]] = {}
         self._atr_cache: dict[str, tuple[int | None, Decimal | None]] = {}
+        self._session: tuple[int, int] = (-1, 0)  # (hour, the session's start) of the last price checked
         self.frozen = ""  # why the prices of an instrument count as frozen ("" when none is)
         self.worker = self.start_worker("stream", self._stream_loop)
         self.start_worker("bars", self._bars_loop)
@@ -321,6 +324,10 @@ class FeedActor(RoleActor[FeedConfig]):
             stream_ts=self.stream_ts,
             reference_mid=history[-1].mid.c if history else None,
             now_s=now_s,
+            bar=BarSpan(bar_end(history[-1].ts, self.cfg.granularity), history[-1].mid.l, history[-1].mid.h)
+            if history
+            else None,
+            session_start_ns=self._session_start(item.ts),
         )
         if verdict.reanchored:
             self.runtime.journal(
@@ -337,6 +344,14 @@ class FeedActor(RoleActor[FeedConfig]):
         elif not verdict.ok and verdict.reason is not TickReason.UNCONFIRMED:
             self._tick_rejected(item, verdict, now_s)
         return verdict
+
+    def _session_start(self, ts: int) -> int:
+        # The market's current session began at its last opening; sessions turn on whole hours
+        # (17:00 New York), so one calendar look-up per hour of prices.
+        hour = ts - ts % (3600 * 10**9)
+        if self._session[0] != hour:
+            self._session = (hour, calendar.period_start(ts))
+        return self._session[1]
 
     def _tick_rejected(self, item: Price, verdict: TickVerdict, now_s: float) -> None:
         self.ticks_rejected += 1

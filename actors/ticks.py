@@ -26,15 +26,25 @@ it is not known to be bad) until a run of prices confirms it (below).
 
 Level shifts. A real gap (the weekend open, a price stream that was down while the market moved)
 must not freeze an instrument's prices for ever. Prices that fail only ``stale``, ``jump`` or
-``unconfirmed`` form a run; a run of ``feed.tick_reanchor_ticks`` prices in a row that agree with
-each other (each within the jump bound of the run's first mid, each at a later time than the one
-before: copies of one moment count once, a time going back starts a new run) replaces the
-anchor: the last price of the run is accepted and published (``TickVerdict.reanchored``; the
-feed journals ``feed.tick_reanchored``). An accepted price ends the run (the old level is alive:
-the outliers were spikes); a price that disagrees with the run starts a new run. A single spike, a
-burst of copies of one spike, or spikes that disagree with each other, is therefore never
-published. What these rules cannot tell from a level shift: a source that sends the same wrong
-level at ``tick_reanchor_ticks`` different times with no good price between them. A frozen
+``unconfirmed`` form a run of prices that agree with each other (each within the jump bound of the
+run's first mid, each at a later time than the one before: copies of one moment count once, a
+time going back starts a new run). A run of ``feed.tick_reanchor_ticks`` prices replaces the
+anchor (the last price of the run is accepted and published, ``TickVerdict.reanchored``; the feed
+journals ``feed.tick_reanchored``) only when a second source agrees that the market is there:
+
+- a validated bar (the broker's candles, not the stream) that ended after the run began and whose
+  mid range, widened by the jump bound, holds the run's mid (``BarSpan``): a real move within a
+  session shows in the next closed bar; a stream that repeats a wrong level does not, however
+  often it repeats it (seen: an emulator that sent only 5 %-spiked prices for 15 s re-anchored on
+  five of them and the next decision was sized around the spike);
+- or the anchor is older than the market's current session (``session_start_ns``: the weekend
+  or a holiday lies between them), where a new level is expected and no bar of the session exists
+  yet; the same before there is any anchor.
+
+An accepted price ends the run (the old level is alive: the outliers were spikes); a price that
+disagrees with the run starts a new run. Until a run is confirmed its prices stay refused, so an
+instrument whose stream insists on a level the candles contradict freezes (below) and trading
+stops: unsure, no trade. A frozen
 instrument never looks healthy: ``TickGuard.rejecting_for`` tells the feed how long an instrument
 has had only refused prices while they keep coming, and the feed reports the stream unhealthy past
 ``feed.stale_after_s``.
@@ -58,6 +68,7 @@ from actors.bars import BarValidationConfig
 __all__ = [
     "REJECTION_LOG_PERIOD_S",
     "Anchor",
+    "BarSpan",
     "RejectionLog",
     "TickGuard",
     "TickReason",
@@ -118,8 +129,8 @@ class TickValidationConfig(BarValidationConfig):
     tick_reanchor_ticks: int = field(
         default=5,
         metadata={
-            "doc": "This many refused prices in a row that agree with each other (a real level shift, e.g. "
-            "the weekend open) become the new reference; the last of them is published.",
+            "doc": "This many refused prices in a row that agree with each other become the new reference "
+            "(the last of them is published) once a closed bar shows the new level or a new session began.",
             "min": 2,
             "max": 1000,
         },
@@ -140,6 +151,16 @@ class Anchor:
 
     ts: int
     mid: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class BarSpan:
+    """The newest validated bar of an instrument, as a second source for a level shift: when it
+    ended and its mid low and high."""
+
+    end_ns: int
+    low: Decimal
+    high: Decimal
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -198,6 +219,7 @@ def jump_bound(reference_mid: Decimal, atr: Decimal | None, config: TickValidati
 @dataclass(slots=True)
 class _Run:
     first_mid: Decimal
+    first_ts: int
     last_ts: int
     count: int
 
@@ -226,6 +248,8 @@ class TickGuard:
         stream_ts: int | None,
         reference_mid: Decimal | None,
         now_s: float,
+        bar: BarSpan | None = None,
+        session_start_ns: int | None = None,
     ) -> TickVerdict:
         """Check one price; an accepted price becomes the anchor.
 
@@ -237,6 +261,8 @@ class TickGuard:
             stream_ts: the newest time the stream has shown (heartbeats, accepted prices), or None.
             reference_mid: the close (mid) of the last validated bar, used while there is no anchor.
             now_s: the caller's monotonic clock (for ``rejecting_for``).
+            bar: the newest validated bar, the second source a level shift needs (or None).
+            session_start_ns: when the market's current session began (its last opening), or None.
 
         Returns:
             The verdict (see the module docstring).
@@ -270,7 +296,7 @@ class TickGuard:
         if reason is None:
             self._accept(ts, mid)
             return _OK
-        return self._in_run(reason, detail, ts=ts, mid=mid, atr=atr, now_s=now_s)
+        return self._in_run(reason, detail, ts=ts, mid=mid, atr=atr, now_s=now_s, bar=bar, session=session_start_ns)
 
     def _accept(self, ts: int, mid: Decimal) -> None:
         self.anchor = Anchor(ts, mid)
@@ -284,23 +310,42 @@ class TickGuard:
         return TickVerdict(ok=False, reason=reason, detail=detail)
 
     def _in_run(
-        self, reason: TickReason, detail: str, *, ts: int, mid: Decimal, atr: Decimal | None, now_s: float
+        self,
+        reason: TickReason,
+        detail: str,
+        *,
+        ts: int,
+        mid: Decimal,
+        atr: Decimal | None,
+        now_s: float,
+        bar: BarSpan | None,
+        session: int | None,
     ) -> TickVerdict:
         run = self._run
-        if run is not None:
-            bound, _ = jump_bound(run.first_mid, atr, self.config)
-            if ts < run.last_ts or abs(mid - run.first_mid) > bound:
-                run = None
+        bound, _ = jump_bound(run.first_mid if run is not None else mid, atr, self.config)
+        if run is not None and (ts < run.last_ts or abs(mid - run.first_mid) > bound):
+            run = None
         if run is None:
-            run = self._run = _Run(first_mid=mid, last_ts=ts, count=1)
+            run = self._run = _Run(first_mid=mid, first_ts=ts, last_ts=ts, count=1)
         elif ts > run.last_ts:  # a repeat of the same moment (a burst of copies) does not count
             run.count += 1
             run.last_ts = ts
         if run.count < self.config.tick_reanchor_ticks:
             return self._refused(reason, detail, now_s)
+        if not self._confirmed(run, bar, bound, session):
+            return self._refused(reason, f"{detail}; a new level the broker's bars do not show yet", now_s)
         previous = self.anchor.mid if self.anchor is not None else None
         self._accept(ts, mid)
         return TickVerdict(ok=True, reason=reason, detail=detail, reanchored=True, previous_mid=previous, run=run.count)
+
+    def _confirmed(self, run: _Run, bar: BarSpan | None, bound: Decimal, session: int | None) -> bool:
+        # A second source for the run's level: the anchor is from an earlier session (a gap over a
+        # closure is expected), or a validated bar that ended after the run began holds the level.
+        if self.anchor is None or (session is not None and self.anchor.ts < session):
+            return True
+        if bar is None or bar.end_ns <= run.first_ts:
+            return False
+        return bar.low - bound <= run.first_mid <= bar.high + bound
 
     def rejecting_for(self, now_s: float, *, recent_s: float) -> float | None:
         """How long this instrument has had only refused prices, while they keep coming.

@@ -163,12 +163,25 @@ def test_prices_refused_for_longer_than_stale_after_s_report_the_stream_unhealth
     assert _last(runtime, BrokerHealth).connected
 
 
-def test_a_level_shift_is_accepted_after_five_agreeing_prices_and_journaled(feed) -> None:
+def test_a_level_shift_within_a_session_waits_for_a_bar_that_shows_it(feed) -> None:
     ref, runtime, _clock = feed
     _feed(ref, PriceHeartbeat(ts=NOW), _price("1.08400", "1.08412", NOW + NS))
-    shifted = [_price("1.09600", "1.09612", NOW + (2 + i) * NS) for i in range(5)]  # 120 pips away
+    shifted = [_price("1.09600", "1.09612", NOW + (2 + i) * NS) for i in range(8)]  # 120 pips away
     _feed(ref, *shifted)
-    assert [t.ts for t in _ticks(runtime)] == [NOW + NS, NOW + 6 * NS]
+    # The stream alone cannot move the level: the broker's candles (the feed's bars) must show it.
+    assert [t.ts for t in _ticks(runtime)] == [NOW + NS]
+    assert _journal(runtime, "feed.tick_reanchored") == []
+    assert _last(runtime, MarketReport).ticks_rejected == 8
+
+
+def test_a_gap_over_the_weekend_is_accepted_after_five_agreeing_prices_and_journaled(feed) -> None:
+    ref, runtime, _clock = feed
+    _feed(ref, PriceHeartbeat(ts=NOW), _price("1.08400", "1.08412", NOW + NS))  # Wednesday
+    sunday = 1_710_108_000 * NS  # 2024-03-10T22:00:00Z, an hour after the week's opening
+    _feed(ref, PriceHeartbeat(ts=sunday))  # heartbeats went on over the weekend
+    shifted = [_price("1.09600", "1.09612", sunday + (1 + i) * NS) for i in range(5)]  # 120 pips away
+    _feed(ref, *shifted)
+    assert [t.ts for t in _ticks(runtime)] == [NOW + NS, sunday + 5 * NS]
     (row,) = _journal(runtime, "feed.tick_reanchored")
     assert (row["from_mid"], row["to_mid"], row["ticks"], row["reason"]) == ("1.08406", "1.09606", 5, "jump")
     assert _last(runtime, MarketReport).ticks_rejected == 4

@@ -14,6 +14,7 @@ import pytest
 from actors.feed import FeedConfig
 from actors.ticks import (
     REJECTION_LOG_PERIOD_S,
+    BarSpan,
     RejectionLog,
     TickGuard,
     TickReason,
@@ -50,6 +51,8 @@ class Feed:
         self.reference = reference
         self.stream_ts: int | None = None
         self.now_s = 100.0
+        self.bar: BarSpan | None = None  # the newest validated bar (the second source of a level shift)
+        self.session: int | None = None  # when the market's current session began
 
     def tick(self, bid: str, ask: str, ts: int) -> TickVerdict:
         verdict = self.guard.check(
@@ -60,6 +63,8 @@ class Feed:
             stream_ts=self.stream_ts,
             reference_mid=self.reference,
             now_s=self.now_s,
+            bar=self.bar,
+            session_start_ns=self.session,
         )
         if verdict.ok:
             self.stream_ts = ts if self.stream_ts is None else max(self.stream_ts, ts)
@@ -204,11 +209,34 @@ def test_a_weekend_gap_of_100_pips_is_accepted_after_five_agreeing_ticks() -> No
     feed = anchored_eur()  # Friday's last price
     sunday = T0 + 2 * 86400 * NS
     feed.stream_ts = sunday  # heartbeats went on through the weekend
+    feed.session = sunday - NS  # the market opened again: a gap over the closure is expected
     refused = [feed.tick("1.09495", "1.09515", sunday + i * NS) for i in range(4)]
     assert [v.reason for v in refused] == [TickReason.JUMP] * 4
     fifth = feed.tick("1.09490", "1.09510", sunday + 4 * NS)
     assert fifth.ok and fifth.reanchored and fifth.previous_mid == d("1.08501") and fifth.reason is TickReason.JUMP
     assert feed.tick("1.09488", "1.09508", sunday + 5 * NS) == TickVerdict(ok=True)
+
+
+def test_a_held_spike_within_a_session_never_re_anchors_while_the_bars_do_not_show_it() -> None:
+    # The stream sends only a 5 % spike of EUR_USD, at a new time each, for minutes; the broker's
+    # candles (validated bars) stay at the real level.
+    feed = anchored_eur()
+    feed.session = T0 - 3600 * NS
+    feed.bar = BarSpan(T0 + 900 * NS, d("1.08440"), d("1.08560"))
+    verdicts = [feed.tick("1.13920", "1.13932", T0 + i * NS) for i in range(1, 600)]
+    assert not any(v.ok for v in verdicts)
+    assert feed.guard.anchor is not None and feed.guard.anchor.mid == d("1.08501")
+
+
+def test_a_real_move_within_a_session_re_anchors_once_a_bar_shows_it() -> None:
+    feed = anchored_eur()
+    feed.session = T0 - 3600 * NS
+    feed.bar = BarSpan(T0, d("1.08440"), d("1.08560"))  # the bar before the move
+    level = ("1.09495", "1.09515")  # 100 pips up, 12 ATRs
+    assert not any(feed.tick(*level, T0 + i * NS).ok for i in range(1, 10))
+    _confirmed_by_a_bar(feed, "1.09505", T0 + 900 * NS)  # the bar that closed after the move shows it
+    moved = feed.tick(*level, T0 + 901 * NS)
+    assert moved.ok and moved.reanchored
 
 
 def test_repeated_single_spikes_between_good_ticks_are_never_published() -> None:
@@ -228,8 +256,14 @@ def test_spikes_that_disagree_with_each_other_never_re_anchor() -> None:
     assert feed.guard.anchor is not None and feed.guard.anchor.mid == d("1.08501")
 
 
+def _confirmed_by_a_bar(feed: Feed, level_mid: str, end_ns: int) -> None:
+    # A validated bar that closed after the run began and shows the new level.
+    feed.bar = BarSpan(end_ns, d(level_mid) - d("0.0004"), d(level_mid) + d("0.0002"))
+
+
 def test_a_run_that_goes_back_in_time_starts_again() -> None:
     feed = anchored_eur()
+    _confirmed_by_a_bar(feed, "1.09505", T0 + 20 * NS)
     level = ("1.09495", "1.09515")
     times = [10, 11, 12, 5, 6, 7, 8, 9]  # the 4th goes back: it starts a new run, which ends at 9
     verdicts = [feed.tick(*level, T0 + t * NS) for t in times]
@@ -239,6 +273,7 @@ def test_a_run_that_goes_back_in_time_starts_again() -> None:
 
 def test_broken_quotes_inside_a_run_neither_count_nor_break_it() -> None:
     feed = anchored_eur()
+    _confirmed_by_a_bar(feed, "1.09505", T0 + 20 * NS)
     level = ("1.09495", "1.09515")
     for i in range(3):
         assert not feed.tick(*level, T0 + (10 + i) * NS).ok
@@ -249,6 +284,7 @@ def test_broken_quotes_inside_a_run_neither_count_nor_break_it() -> None:
 
 def test_a_reference_dated_too_late_is_replaced_by_a_run_of_current_ticks() -> None:
     feed = anchored_eur()
+    _confirmed_by_a_bar(feed, "1.08506", T0 + 3700 * NS)
     feed.stream_ts = T0 + 3600 * NS
     assert feed.tick("1.08498", "1.08510", T0 + 7200 * NS).ok  # an hour ahead: within the bound
     refused = [feed.tick("1.08500", "1.08512", T0 + (3601 + i) * NS) for i in range(4)]
