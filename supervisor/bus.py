@@ -12,11 +12,11 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from actors import transport
-from actors.errors import MessageDecodeError
-from actors.messages import decode
-from supervisor.config import CoreConfig
-from supervisor.control import parse_request
+from actors.core.errors import MessageDecodeError
+from actors.runtime import transport
+from actors.runtime.messages import decode
+from supervisor.coreconfig import CoreConfig
+from supervisor.ctl.server import parse_request
 from supervisor.inbox import CtlCall, FromChild, Tick
 
 log = logging.getLogger(__name__)

@@ -14,8 +14,8 @@ import enum
 import signal
 from dataclasses import dataclass
 
-from actors.exitcodes import MEANINGS
-from actors.messages import Heartbeat
+from actors.runtime.exitcodes import MEANINGS
+from actors.runtime.messages import Heartbeat
 from supervisor.childspec import ChildSpec, Intensity, SupervisorConfig
 
 __all__ = ["Child", "ChildStatus", "KillCause", "Tock", "child_status", "describe_exit", "make_children"]

@@ -14,7 +14,7 @@ import enum
 from collections import deque
 from dataclasses import dataclass, field
 
-from actors import roles
+from actors.runtime import registry
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -125,8 +125,8 @@ class ChildSpec:
 def child_specs(sup: SupervisorConfig, *, with_emulator: bool) -> tuple[ChildSpec, ...]:
     """The tree's children in start order, from the role registry."""
     out = []
-    for name in roles.role_names(with_emulator=with_emulator):
-        role = roles.spec(name)
+    for name in registry.role_names(with_emulator=with_emulator):
+        role = registry.spec(name)
         protection_s = sup.shutdown_protection_s if role.verifies_protection else 0.0
         out.append(
             ChildSpec(

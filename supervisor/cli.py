@@ -28,9 +28,9 @@ import os  # noqa: E402
 import types  # noqa: E402
 from typing import TYPE_CHECKING, Any  # noqa: E402
 
-from actors.errors import ConfigError  # noqa: E402
-from supervisor.client import EXIT_OK, EXIT_REFUSED, EXIT_USAGE, CtlClient  # noqa: E402
+from actors.core.errors import ConfigError  # noqa: E402
 from supervisor.config import load_core_config  # noqa: E402
+from supervisor.ctl.client import EXIT_OK, EXIT_REFUSED, EXIT_USAGE, CtlClient  # noqa: E402
 
 if TYPE_CHECKING:
     import argparse
@@ -259,12 +259,12 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_train(args: argparse.Namespace) -> int:
     """``tradehost train``."""
 
-    from actors.errors import BrokerError, TradehostError
-    from actors.feed import FeedConfig
-    from supervisor import history
-    from supervisor.cliinput import InputError, check_out_dir, creating, parse_cli_time
+    from actors.core.config import FeedConfig
+    from actors.core.errors import BrokerError, TradehostError
     from supervisor.config import load_config
-    from supervisor.train import TrainSpec, train
+    from supervisor.offline import history
+    from supervisor.offline.inputs import InputError, check_out_dir, creating, parse_cli_time
+    from supervisor.offline.train import TrainSpec, train
 
     def say(line: str) -> None:
         print(f"tradehost train: {line}", file=sys.stderr, flush=True)
@@ -333,17 +333,15 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     from decimal import Decimal
     from pathlib import Path
 
-    from actors import modelstore
-    from actors.broker.timefmt import format_rfc3339
-    from actors.errors import BrokerError, TradehostError
-    from actors.execution import ExecutionConfig
-    from actors.features import FEATURE_NAMES, FEATURES_VERSION
-    from actors.feed import FeedConfig
-    from actors.model import ModelConfig
-    from actors.risk import RiskConfig
-    from supervisor import backtest, backtest_inputs
-    from supervisor.cliinput import InputError, check_out_dir, creating, parse_cli_time
+    from actors.core.config import ExecutionConfig, FeedConfig, ModelConfig, RiskConfig
+    from actors.core.errors import BrokerError, TradehostError
+    from actors.core.timefmt import format_rfc3339
+    from actors.ml import modelstore
+    from actors.ml.features import FEATURE_NAMES, FEATURES_VERSION
     from supervisor.config import load_config
+    from supervisor.offline.backtest import inputs as backtest_inputs
+    from supervisor.offline.backtest import run as backtest
+    from supervisor.offline.inputs import InputError, check_out_dir, creating, parse_cli_time
 
     def say(line: str) -> None:
         if not args.quiet:
@@ -462,8 +460,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     import dataclasses
     from pathlib import Path
 
-    from supervisor.cliinput import InputError, check_out_dir, creating
-    from supervisor.report import ReportError, ReportLimits, write_report
+    from supervisor.offline.inputs import InputError, check_out_dir, creating
+    from supervisor.offline.report.run import ReportError, ReportLimits, write_report
 
     try:
         limits = ReportLimits(
@@ -486,8 +484,8 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def cmd_alert(args: argparse.Namespace) -> int:
     """``tradehost alert``."""
-    from actors.alerts import AlertsConfig, load_smtp_password
-    from actors.mailer import send_alert_now
+    from actors.alerting.config import AlertsConfig, load_smtp_password
+    from actors.alerting.mailer import send_alert_now
     from supervisor.config import load_section
 
     try:
@@ -516,7 +514,7 @@ def cmd_alert(args: argparse.Namespace) -> int:
 
 def cmd_ctl(args: argparse.Namespace) -> int:
     """``tradehost ctl``."""
-    from supervisor.commands import COMMANDS
+    from supervisor.ctl.commands import COMMANDS
 
     command = COMMANDS.get(args.ctl_command)
     if command is None:

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from actors.messages import AccountSnapshot, BrokerHealth, ModelReport
+from actors.runtime.messages import AccountSnapshot, BrokerHealth, ModelReport
 from supervisor.state import StateMachine
 
 __all__ = [

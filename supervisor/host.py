@@ -36,13 +36,13 @@ from typing import Any
 import psutil
 import pykka
 
-from actors import roles, transport
-from actors.atomicfile import write_atomically
 from actors.broker.config import emulator_base_url
-from actors.errors import ConfigError
-from actors.journal import Journal
-from actors.logs import setup_logging
-from actors.runtime import ChildArgs, child_main
+from actors.core.errors import ConfigError
+from actors.runtime import registry, transport
+from actors.runtime.atomicfile import write_atomically
+from actors.runtime.journal import Journal
+from actors.runtime.logs import setup_logging
+from actors.runtime.process import ChildArgs, child_main
 from supervisor import statefile
 from supervisor.bus import RootIO
 from supervisor.hostconfig import HostConfig
@@ -57,7 +57,7 @@ log = logging.getLogger(__name__)
 
 EXIT_OK = 0
 EXIT_FAILED = 1
-PRELOAD = ["actors.runtime", *(spec.module for spec in roles.ROLES), "pandas", "catboost"]
+PRELOAD = ["actors.runtime.process", *(spec.module for spec in registry.ROLES), "pandas", "catboost"]
 SHUTDOWN_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 RUN_DIR_CHECK_S = 0.2
 JOURNAL_NAME = "journal.sqlite"

@@ -1,11 +1,12 @@
 """``HostConfig``: the core sections, the shared ``[broker]`` section, the roles' own sections,
 and the rules that span them.
 
-The roles' config classes live beside their roles: each role's actor names its ``CONFIG``
-class, and the role registry (``actors.roles``) says which TOML section it reads. This module
-derives the role sections from the registry, so adding a role's config is one class and one
-registry line. It imports the roles, so ``tradehost ctl``, which only needs the core sections,
-never imports it (``supervisor.config.load_core_config``).
+The roles' config classes live in ``actors.core.config``, and the role registry
+(``actors.runtime.registry``) says which TOML section each role reads and which class it is. This
+module derives the role sections from the registry, so adding a role's config is one class and
+one registry line; it never imports a role's module (so ``tradehost run`` does not import pandas
+or CatBoost in the root). ``tradehost ctl`` only needs the core sections and never imports this
+module (``supervisor.config.load_core_config``).
 """
 
 from __future__ import annotations
@@ -15,11 +16,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from actors import roles
-from actors.alerts import AlertsConfig, load_smtp_password
+from actors.alerting.config import AlertsConfig, load_smtp_password
 from actors.broker.config import BrokerConfig, check_live_guard, load_credentials
-from actors.errors import ConfigError
-from supervisor.config import CoreConfig
+from actors.core.config import ExecutionConfig, FeedConfig, ReconcilerConfig, RiskConfig, WatchdogConfig
+from actors.core.errors import ConfigError
+from actors.runtime import registry
+from supervisor.coreconfig import CoreConfig
 
 __all__ = ["HostConfig", "check_host_config", "role_config_classes"]
 
@@ -29,11 +31,11 @@ _T = TypeVar("_T")
 def role_config_classes() -> dict[str, type[Any]]:
     """Top-level section name -> config class, for every role that owns a section."""
     out: dict[str, type[Any]] = {}
-    for spec in roles.ROLES:
+    for spec in registry.ROLES:
         if spec.owns_section and spec.section is not None:
-            cls = roles.actor_class(spec.name).CONFIG
+            cls = registry.config_class(spec.name)
             if cls is None:
-                raise TypeError(f"role {spec.name} names section [{spec.section}] but its actor has no CONFIG")
+                raise TypeError(f"role {spec.name} names section [{spec.section}] but no config class")
             out[spec.section] = cls
     return out
 
@@ -60,7 +62,7 @@ class HostConfig(CoreConfig):
         Raises:
             ConfigError: the role's section is missing (never a silent default).
         """
-        section = roles.spec(role).section
+        section = registry.spec(role).section
         if section is None:
             return None
         if "." not in section:
@@ -77,7 +79,7 @@ class HostConfig(CoreConfig):
         """The other sections ``role`` reads (its registry entry's ``reads``): other roles' or
         shared ones."""
         return {
-            name: self.roles[name] if name in self.roles else getattr(self, name) for name in roles.spec(role).reads
+            name: self.roles[name] if name in self.roles else getattr(self, name) for name in registry.spec(role).reads
         }
 
     def section(self, name: str, cls: type[_T]) -> _T:
@@ -102,7 +104,6 @@ def check_host_config(cfg: HostConfig, environ: Mapping[str, str]) -> None:
     Raises:
         ConfigError: one line per problem.
     """
-    from actors.feed import FeedConfig  # noqa: PLC0415 - a role module: loaded with the roles
 
     problems: list[str] = []
     for check in (
@@ -128,11 +129,6 @@ def _deadline_problems(cfg: HostConfig) -> list[str]:
     reason on a healthy host for ever) and the risk role's intent expiry (shorter, an intent still
     being sent could stop counting as a position).
     """
-    from actors.execution import ExecutionConfig  # noqa: PLC0415 - role modules: loaded with the roles
-    from actors.reconciler import ReconcilerConfig  # noqa: PLC0415
-    from actors.risk import RiskConfig  # noqa: PLC0415
-    from actors.watchdog import WatchdogConfig  # noqa: PLC0415
-
     watchdog = cfg.section("watchdog", WatchdogConfig)
     risk = cfg.section("risk", RiskConfig)
     reconciler = cfg.section("reconciler", ReconcilerConfig)

@@ -14,8 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from actors.messages import Envelope
-from supervisor.control import CtlRequest
+from actors.runtime.messages import Envelope
+from supervisor.ctl.server import CtlRequest
 
 
 class Sender(Protocol):

@@ -8,8 +8,8 @@ topic so subscribers can see gaps.
 
 from __future__ import annotations
 
-from actors.clock import Clock
-from actors.messages import (
+from actors.core.clock import Clock
+from actors.runtime.messages import (
     TOPIC_ALERT,
     TOPIC_SYS_STATE,
     AlertCleared,

@@ -16,8 +16,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from actors.clock import Clock
-from actors.journal import Journal
+from actors.core.clock import Clock
+from actors.runtime.journal import Journal
 from supervisor import statefile
 from supervisor.state import PAUSE_CODE, StateMachine
 

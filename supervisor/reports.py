@@ -16,7 +16,7 @@ from __future__ import annotations
 import contextlib
 from typing import TYPE_CHECKING
 
-from actors.messages import (
+from actors.runtime.messages import (
     AccountSnapshot,
     Body,
     BrokerHealth,
@@ -29,7 +29,7 @@ from actors.messages import (
     RestartRequested,
     WatchdogReport,
 )
-from supervisor.commands.errors import CommandError
+from supervisor.ctl.commands.errors import CommandError
 
 if TYPE_CHECKING:
     from supervisor.tree import Supervisor

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
-from actors.errors import ConfigError
+from actors.core.errors import ConfigError
 
 __all__ = ["HostLock", "HostLockedError", "Loss", "RunDirWatch"]
 

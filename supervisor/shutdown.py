@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from actors.messages import AccountSnapshot, ProtectionReport, SystemState
+from actors.runtime.messages import AccountSnapshot, ProtectionReport, SystemState
 from supervisor.child import Child, ChildStatus
 
 __all__ = ["EXIT_UNPROTECTED", "ShutdownSequence", "state_summary", "unprotected_detail"]

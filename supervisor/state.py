@@ -18,8 +18,8 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-from actors.errors import InvariantViolation
-from actors.messages import Reason, SystemState
+from actors.core.errors import InvariantViolation
+from actors.runtime.messages import Reason, SystemState
 
 S = SystemState
 

@@ -22,9 +22,9 @@ from typing import TYPE_CHECKING, Any
 
 import pykka
 
-from actors.clock import SYSTEM_CLOCK, Clock
-from actors.journal import Journal
-from actors.messages import (
+from actors.core.clock import SYSTEM_CLOCK, Clock
+from actors.runtime.journal import Journal
+from actors.runtime.messages import (
     Body,
     Heartbeat,
     ProtectionReport,
@@ -37,7 +37,8 @@ from actors.messages import (
 from supervisor import statefile
 from supervisor.child import Child, ChildStatus, KillCause, Tock, describe_exit, make_children
 from supervisor.childspec import child_specs
-from supervisor.control import dispatch
+from supervisor.ctl.operations import Operator
+from supervisor.ctl.server import dispatch
 from supervisor.health import HealthPolicy
 from supervisor.inbox import (
     ChildExited,
@@ -51,7 +52,6 @@ from supervisor.inbox import (
     Start,
     Tick,
 )
-from supervisor.operator import Operator
 from supervisor.publish import SRC, StatePublisher
 from supervisor.records import Records
 from supervisor.reports import RoleReports

@@ -1,8 +1,8 @@
 """Fakes that record what they receive, for unit tests (STYLE "Tests": unit tests use fakes).
 
-- ``FakeSupervisor`` implements ``supervisor.commands.base.Controllable``: the ctl commands and
-  ``supervisor.control.dispatch`` run against it without a process tree.
-- ``RecordingRuntime`` implements ``actors.base.RoleRuntime``: a ``RoleActor`` started with it
+- ``FakeSupervisor`` implements ``supervisor.ctl.commands.base.Controllable``: the ctl commands and
+  ``supervisor.ctl.server.dispatch`` run against it without a process tree.
+- ``RecordingRuntime`` implements ``actors.runtime.actor.RoleRuntime``: a ``RoleActor`` started with it
   publishes, reports, journals and asks to exit into plain lists.
 """
 
@@ -13,9 +13,9 @@ from collections.abc import Callable
 from typing import Any
 
 from actors.broker import Broker
-from actors.clock import ManualClock
-from actors.messages import Body
-from supervisor.commands.errors import REFUSED, CommandError
+from actors.core.clock import ManualClock
+from actors.runtime.messages import Body
+from supervisor.ctl.commands.errors import REFUSED, CommandError
 
 
 class FakeSupervisor:
@@ -139,7 +139,7 @@ class RecordingRuntime:
         self.shared_config = shared or {}
         self.root_pid = 1
         self.host_id = "testhost"
-        self.journal_db: Any = None  # give a real actors.journal.Journal where a test reads it
+        self.journal_db: Any = None  # give a real actors.runtime.journal.Journal where a test reads it
         self.pid = pid
         self.mode = mode
         self.role_config = role_config

@@ -27,9 +27,9 @@ TEST_MODEL_DIR = REPO / ".cache" / "test-model"
 
 def ensure_test_model() -> Path:
     """Build ``TEST_MODEL_DIR`` with `tradehost train` unless a fitting one is there already."""
-    from actors import modelstore
-    from actors.features import FEATURE_NAMES, FEATURES_VERSION
-    from actors.feed import FeedConfig
+    from actors.core.config import FeedConfig
+    from actors.ml import modelstore
+    from actors.ml.features import FEATURE_NAMES, FEATURES_VERSION
 
     feed = FeedConfig()
     try:

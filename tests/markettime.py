@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from actors import calendar
+from actors.core import markethours
 
 NS = 1_000_000_000
 
@@ -16,11 +16,11 @@ def utc(text: str) -> int:
 
 def ny(text: str) -> int:
     """``YYYY-MM-DDTHH:MM[:SS]`` New York wall time -> ns."""
-    return int(datetime.fromisoformat(text).replace(tzinfo=calendar.NEW_YORK).timestamp()) * NS
+    return int(datetime.fromisoformat(text).replace(tzinfo=markethours.NEW_YORK).timestamp()) * NS
 
 
 def weekly_closed_oracle(ts_ns: int) -> bool:
     """The textbook rule, from New York wall time: closed Friday 17:00 to Sunday 17:00."""
-    local = datetime.fromtimestamp(ts_ns // NS, tz=calendar.NEW_YORK)
+    local = datetime.fromtimestamp(ts_ns // NS, tz=markethours.NEW_YORK)
     weekday, hour = local.weekday(), local.hour
     return (weekday == 4 and hour >= 17) or weekday == 5 or (weekday == 6 and hour < 17)

@@ -3,7 +3,7 @@
 backtesting.py (the test extra) ships ``backtesting/test/EURUSD.csv``: 5000 recorded hourly mid
 candles (open, high, low, close, volume) with every weekend and both holiday closures of the
 2017/18 turn of the year (Christmas and New Year, each a Monday). ``eurusd_h1_file`` writes them
-as a candle CSV (``actors.candlefile``) for ``--data`` and ``broker.emulator.data``.
+as a candle CSV (``actors.ml.candlefile``) for ``--data`` and ``broker.emulator.data``.
 """
 
 from __future__ import annotations

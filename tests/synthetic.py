@@ -4,7 +4,7 @@
 on the FX calendar's open bars; ``emulator_candles`` reads the embedded emulator's own synthetic
 market through the real client and makes the bars continuous (each opens at the previous close,
 as the emulator's four-tick replay of a file is); ``write_candle_files`` writes either as candle
-CSVs (``actors.candlefile``) for ``--data`` and ``broker.emulator.data``.
+CSVs (``actors.ml.candlefile``) for ``--data`` and ``broker.emulator.data``.
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from actors.bars import expected_bars
 from actors.broker.emulator.instruments import SPECS
-from actors.broker.timefmt import format_rfc3339, parse_time
+from actors.core.bars import expected_bars
+from actors.core.timefmt import format_rfc3339, parse_time
 
 GRANULARITY = "M15"
 
@@ -30,7 +30,7 @@ def open_bar_starts(first: str, last: str, granularity: str = GRANULARITY) -> np
 def synthetic_candles(
     instruments: tuple[str, ...], first: str, last: str, *, seed: int = 11, momentum: float = 0.2
 ) -> dict[str, pd.DataFrame]:
-    """Candle frames (``actors.candlefile`` columns) of a random walk per instrument at its emulator
+    """Candle frames (``actors.ml.candlefile`` columns) of a random walk per instrument at its emulator
     volatility and spread, four steps per bar, each bar drifting by ``momentum`` times the last move."""
     times = open_bar_starts(first, last)
     rng = np.random.default_rng(seed)
@@ -66,7 +66,7 @@ def emulator_candles(instruments: tuple[str, ...], first: str, last: str, *, see
     from dataclasses import replace
 
     from actors.broker.config import BrokerConfig, EmulatorConfig
-    from supervisor import history
+    from supervisor.offline import history
 
     config = BrokerConfig(emulator=replace(EmulatorConfig(), seed=seed, start=last, instruments=instruments))
     with history.open_history_broker(config) as broker:

@@ -2,10 +2,10 @@
 
 Feed, Execution and Reconciler talk to OANDA only through ``Broker``. ``OandaBroker``
 (``actors.broker.oanda``) implements it over oandapyV20 against OANDA or the emulator;
-``InMemoryBroker`` (``actors.broker.fake``) implements it for unit tests. Prices, units and money
+``InMemoryBroker`` (``tests.fakebroker``) implements it for unit tests. Prices, units and money
 are ``decimal.Decimal`` (OANDA's decimal strings converted at the edge, never binary floats);
 times are integer UTC nanoseconds; ids are OANDA's digit strings. Every method raises only the
-``BrokerError`` subclasses of ``actors.errors``.
+``BrokerError`` subclasses of ``actors.core.errors``.
 """
 
 from __future__ import annotations
@@ -15,148 +15,27 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Protocol, runtime_checkable
 
+from actors.core.types import (
+    AccountState,
+    Candle,
+    Instrument,
+    OrderState,
+    PositionState,
+    Price,
+    PriceHeartbeat,
+    TradeState,
+)
+
 __all__ = [
-    "OHLC",
-    "AccountState",
     "Broker",
-    "Candle",
     "CloseResult",
-    "Instrument",
     "MarketOrderRequest",
     "OrderResult",
-    "OrderState",
-    "PositionState",
-    "Price",
-    "PriceHeartbeat",
     "TradeOrdersResult",
-    "TradeState",
     "Transaction",
     "TransactionHeartbeat",
     "TransactionPage",
 ]
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Instrument:
-    """Instrument metadata from ``GET /v3/accounts/{id}/instruments``."""
-
-    name: str
-    type: str
-    display_precision: int
-    pip_location: int
-    trade_units_precision: int
-    minimum_trade_size: Decimal
-    maximum_order_units: Decimal
-    margin_rate: Decimal
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Price:
-    """One PRICE line of the pricing stream (best bid/ask)."""
-
-    instrument: str
-    ts: int
-    bid: Decimal
-    ask: Decimal
-    closeout_bid: Decimal
-    closeout_ask: Decimal
-    tradeable: bool
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class PriceHeartbeat:
-    """A pricing-stream HEARTBEAT (sent every 5 s)."""
-
-    ts: int
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class OHLC:
-    """Open, high, low, close of one candle component."""
-
-    o: Decimal
-    h: Decimal
-    l: Decimal  # noqa: E741 - OANDA's field name
-    c: Decimal
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Candle:
-    """One candlestick; ``mid``/``bid``/``ask`` are present when requested."""
-
-    ts: int
-    volume: int
-    complete: bool
-    mid: OHLC | None = None
-    bid: OHLC | None = None
-    ask: OHLC | None = None
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class AccountState:
-    """The account summary the reconciler and risk gate need."""
-
-    id: str
-    currency: str
-    balance: Decimal
-    nav: Decimal
-    unrealized_pl: Decimal
-    margin_used: Decimal
-    margin_available: Decimal
-    open_trade_count: int
-    open_position_count: int
-    pending_order_count: int
-    last_transaction_id: str
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class TradeState:
-    """An open (or closed) trade with its broker-side stop loss / take profit."""
-
-    id: str
-    instrument: str
-    price: Decimal
-    open_ts: int
-    state: str
-    initial_units: Decimal
-    current_units: Decimal
-    realized_pl: Decimal
-    unrealized_pl: Decimal
-    client_id: str | None = None
-    client_tag: str | None = None
-    stop_loss_order_id: str | None = None
-    stop_loss_price: Decimal | None = None
-    take_profit_order_id: str | None = None
-    take_profit_price: Decimal | None = None
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class PositionState:
-    """Net position of one instrument (non-hedging account: one side is zero)."""
-
-    instrument: str
-    long_units: Decimal
-    short_units: Decimal
-    unrealized_pl: Decimal
-    margin_used: Decimal
-    trade_ids: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class OrderState:
-    """An order as ``GET .../orders/{spec}`` or ``pendingOrders`` reports it."""
-
-    id: str
-    type: str
-    state: str
-    instrument: str | None = None
-    units: Decimal | None = None
-    price: Decimal | None = None
-    client_id: str | None = None
-    trade_id: str | None = None
-    filling_transaction_id: str | None = None
-    trade_opened_id: str | None = None
-    cancelling_transaction_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -27,8 +27,8 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any, ClassVar
 
-from actors.broker.timefmt import parse_time
-from actors.errors import ConfigError
+from actors.core.errors import ConfigError
+from actors.core.timefmt import parse_time
 
 __all__ = [
     "DEV_ACCOUNT_ID",
@@ -224,13 +224,13 @@ def _check_balance(value: Any, config: Any) -> str | None:
 
 def data_item(item: str) -> tuple[str, Path]:
     """The instrument and path of one replay item: ``INSTRUMENT=PATH``, or a path whose file name
-    starts with a known instrument (``EUR_USD_M1.csv``); ``actors.candlefile.parse_spec`` is the
+    starts with a known instrument (``EUR_USD_M1.csv``); ``actors.ml.candlefile.parse_spec`` is the
     one parser, this adds that the emulator must know the instrument.
 
     Raises:
         ValueError: neither form, or an unknown instrument.
     """
-    from actors.candlefile import CandleFileError, parse_spec  # noqa: PLC0415 - pandas, only when used
+    from actors.ml.candlefile import CandleFileError, parse_spec  # noqa: PLC0415 - pandas, only when used
 
     known = _known_instruments()
     try:

@@ -22,28 +22,30 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from actors.broker import (
-    AccountState,
     Broker,
-    Candle,
     CloseResult,
-    Instrument,
     MarketOrderRequest,
     OrderResult,
-    OrderState,
-    PositionState,
-    Price,
-    PriceHeartbeat,
     TradeOrdersResult,
-    TradeState,
     Transaction,
     TransactionHeartbeat,
     TransactionPage,
 )
 from actors.broker.config import BrokerConfig, load_credentials
-from actors.broker.oanda import OandaBroker
-from actors.broker.shadow import ShadowBook
-from actors.clock import SYSTEM_CLOCK, Clock
-from actors.errors import BrokerNotReadyError, ConfigError, InvariantViolation
+from actors.broker.oanda.client import OandaBroker
+from actors.broker.shadow.book import ShadowBook
+from actors.core.clock import SYSTEM_CLOCK, Clock
+from actors.core.errors import BrokerNotReadyError, ConfigError, InvariantViolation
+from actors.core.types import (
+    AccountState,
+    Candle,
+    Instrument,
+    OrderState,
+    PositionState,
+    Price,
+    PriceHeartbeat,
+    TradeState,
+)
 
 __all__ = ["BrokerFactory", "ShadowGuard", "broker_factory", "open_broker"]
 

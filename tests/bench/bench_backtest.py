@@ -34,8 +34,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from actors.bars import granularity_seconds
 from actors.broker.emulator.instruments import SPECS
+from actors.core.bars import granularity_seconds
 from tests.synthetic import synthetic_candles
 from tests.synthetic import write_candle_files as write_csvs
 
@@ -56,7 +56,7 @@ GRANULARITY = "M15"
 
 
 def _train(frames: dict[str, pd.DataFrame], out: Path) -> Any:
-    from supervisor.train import TrainSpec, train
+    from supervisor.offline.train import TrainSpec, train
 
     pips = {n: SPECS[n].pip for n in frames}
     spec = TrainSpec(granularity=GRANULARITY, out_dir=out, seed=1, iterations=60, depth=4)
@@ -70,13 +70,12 @@ def bench_tradehost(
     frames: dict[str, pd.DataFrame], model_dir: Path, level: str, out: Path, min_probability: float
 ) -> dict[str, float]:
     """One in-process backtest: candles in memory -> every output file written; seconds by phase."""
-    from actors import modelstore
-    from actors.execution import ExecutionConfig
-    from actors.features import FEATURE_NAMES, FEATURES_VERSION
-    from actors.risk import RiskConfig
-    from supervisor import backtest
-    from supervisor.backtest_inputs import _emulator_metadata
-    from supervisor.history import History
+    from actors.core.config import ExecutionConfig, RiskConfig
+    from actors.ml import modelstore
+    from actors.ml.features import FEATURE_NAMES, FEATURES_VERSION
+    from supervisor.offline.backtest import run as backtest
+    from supervisor.offline.backtest.inputs import _emulator_metadata
+    from supervisor.offline.history import History
 
     t0 = time.perf_counter()
     model = modelstore.load(
@@ -138,7 +137,7 @@ def bench_peer(
     """backtesting.py over the same bars and probabilities: seconds, trades."""
     from backtesting import Backtest, Strategy  # type: ignore[import-untyped]
 
-    from actors.risk import RiskConfig
+    from actors.core.config import RiskConfig
 
     risk = RiskConfig(min_probability=min_probability)
 
@@ -185,8 +184,8 @@ def bench_peer(
 
 
 def _probabilities(frames: dict[str, pd.DataFrame], model_dir: Path) -> dict[str, np.ndarray]:
-    from actors import modelstore
-    from actors.features import FEATURE_NAMES, FEATURES_VERSION, compute_features, wide_bars
+    from actors.ml import modelstore
+    from actors.ml.features import FEATURE_NAMES, FEATURES_VERSION, compute_features, wide_bars
 
     model = modelstore.load(
         model_dir,

@@ -257,7 +257,7 @@ def bench_tree(instruments: Sequence[str], model_dir: Path, n_closes: int, warmu
 @contextlib.contextmanager
 def _history_broker(instruments: Sequence[str], start: str) -> Iterator[Any]:
     from actors.broker.config import BrokerConfig, EmulatorConfig
-    from supervisor.history import open_history_broker
+    from supervisor.offline.history import open_history_broker
 
     config = BrokerConfig(emulator=EmulatorConfig(start=start, instruments=tuple(instruments)))
     with open_history_broker(config) as broker:
@@ -279,13 +279,14 @@ def bench_floor(instruments: Sequence[str], model_dir: Path, bar_ts: int, reps: 
     import numpy as np
     import pandas as pd
 
-    from actors import modelstore
-    from actors.bars import BarCandle, validate_bar
-    from actors.candlefile import frame_from_candles
-    from actors.features import FEATURE_NAMES, FEATURES_VERSION, FIELDS, WideBars, compute_features
-    from actors.feed import FeedConfig
-    from actors.journal import Journal
-    from actors.messages import (
+    from actors.core.bars import BarCandle, validate_bar
+    from actors.core.config import FeedConfig
+    from actors.ml import modelstore
+    from actors.ml.candlefile import frame_from_candles
+    from actors.ml.features import FEATURE_NAMES, FEATURES_VERSION, FIELDS, WideBars, compute_features
+    from actors.roles.model import BarWindows, bar_values, features_hash
+    from actors.runtime.journal import Journal
+    from actors.runtime.messages import (
         Bar,
         BarsClosed,
         InstrumentId,
@@ -296,7 +297,6 @@ def bench_floor(instruments: Sequence[str], model_dir: Path, bar_ts: int, reps: 
         encode,
         make_envelope,
     )
-    from actors.model import BarWindows, bar_values, features_hash
 
     model = modelstore.load(
         model_dir,
@@ -459,8 +459,8 @@ def bench_fetch(instruments: Sequence[str], bar_ts: int, rounds: int) -> list[fl
 def bench_train_core(runs: int) -> tuple[list[float], str]:
     """The training core (features, fit, metrics, save) on candles read once from the emulator."""
     from actors.broker.config import BrokerConfig, EmulatorConfig
-    from supervisor.history import from_broker, open_history_broker
-    from supervisor.train import TrainSpec, train
+    from supervisor.offline.history import from_broker, open_history_broker
+    from supervisor.offline.train import TrainSpec, train
 
     config = BrokerConfig(emulator=EmulatorConfig(start=START, instruments=TRAIN_INSTRUMENTS))
     with open_history_broker(config) as broker:

@@ -32,11 +32,12 @@ from collections.abc import Sequence
 from decimal import Decimal
 from pathlib import Path
 
-from actors.broker import Instrument, MarketOrderRequest, Price
+from actors.broker import MarketOrderRequest
 from actors.broker.emulator import AdminClient
-from actors.broker.fake import InMemoryBroker
-from actors.broker.shadow import ShadowBook
+from actors.broker.shadow.book import ShadowBook
+from actors.core.types import Instrument, Price
 from tests.conftest import FAST
+from tests.fakebroker import InMemoryBroker
 from tests.helpers import Host, ensure_test_model, poll_until, short_tmp_dir
 
 START = "2024-03-06T14:00:00Z"  # a Wednesday afternoon on the emulator's clock

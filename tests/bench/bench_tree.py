@@ -96,7 +96,7 @@ def bench_shutdown(n: int) -> list[float]:
 
 def bench_ctl(n: int) -> tuple[list[float], list[float]]:
     """The whole `tradehost ctl status` command, and the in-process request/reply round trip."""
-    from supervisor.client import CtlClient
+    from supervisor.ctl.client import CtlClient
 
     run_dir = short_tmp_dir("thb") / "run"
     host = Host(run_dir=run_dir).start()
@@ -133,7 +133,7 @@ TICK = {"type": "tick", "instrument": "EUR_USD", "bid": "1.08512", "ask": "1.085
 
 
 def _proxy_proc(frontend: str, backend: str, ready: Any, stop: Any) -> None:
-    from actors import transport
+    from actors.runtime import transport
 
     ctx = transport.new_context()
     proxy = transport.BusProxy(ctx, frontend, backend)
@@ -145,7 +145,7 @@ def _proxy_proc(frontend: str, backend: str, ready: Any, stop: Any) -> None:
 
 
 def _echo_proc(sub_ep: str, pub_ep: str, pub_bind: bool, ready: Any, envelope: bool) -> None:
-    from actors.messages import decode, encode
+    from actors.runtime.messages import decode, encode
 
     ctx = zmq.Context()
     sub = ctx.socket(zmq.SUB)
@@ -181,7 +181,7 @@ def _echo_proc(sub_ep: str, pub_ep: str, pub_bind: bool, ready: Any, envelope: b
 
 def _bus_run(kind: str, n_lat: int, n_thr: int, envelope: bool = False) -> tuple[list[float], float]:
     """Latency (round trip / 2, µs) and throughput (msg/s) for one bus kind: raw or proxy."""
-    from actors.messages import RoleEvent, decode, encode, make_envelope
+    from actors.runtime.messages import RoleEvent, decode, encode, make_envelope
 
     tmp = short_tmp_dir("thbus")
     ctx = mp.get_context("spawn")

@@ -10,7 +10,7 @@ time it was recorded at). The host's journal gives only the system state history
 The invariants (``check_run`` asserts all of them at once, each violation named):
 
 (a) **No order POST while the system was not TRADING**, beyond the permit's propagation. A role
-    opens a trade only while it holds an unexpired TRADING permit (``actors.base.Permit``):
+    opens a trade only while it holds an unexpired TRADING permit (``actors.runtime.actor.Permit``):
     - A recorded change (a ``state.changed`` row leaving TRADING) reaches the order desk after the
       supervisor has journaled it and published ``sys.state`` (``supervisor.tree.settle``: the
       row, whose time is taken before the SQLite insert, then ``StatePublisher.state`` at once),
@@ -34,7 +34,7 @@ The invariants (``check_run`` asserts all of them at once, each violation named)
     batch share a time, so the SL/TP created on fill leave no naked span.
 (d) **Every** ``exec.sending`` **has an outcome row** by the end: ``exec.filled``,
     ``exec.cancelled``, ``exec.rejected``, ``exec.resolved`` or a final ``exec.ambiguous`` (the
-    same set ``actors.orderdesk`` reads back after a restart).
+    same set ``actors.roles.execution.desk`` reads back after a restart).
 (e) **The state returns to TRADING by itself after a transient fault, and only after**
     ``ctl resume`` **after a latched one**: ``back_by_itself`` and ``back_only_after_resume``
     wait for it and assert it, and ``fault_timing`` measures the time to NO_TRADE and back for

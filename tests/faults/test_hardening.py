@@ -86,7 +86,7 @@ def test_a_deleted_ctl_socket_stops_the_host_with_the_reason_journaled_and_state
 
 
 def test_a_role_that_cannot_reach_the_bus_fails_fast_instead_of_hanging() -> None:
-    from actors.runtime import unreachable
+    from actors.runtime.process import unreachable
 
     missing = short_tmp_dir() / "gone.sock"
     assert unreachable(f"ipc://{missing}") == f"ipc://{missing}: No such file or directory"

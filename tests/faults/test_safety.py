@@ -18,11 +18,11 @@ from typing import Any
 
 import pytest
 
-from actors.bars import BarCandle, average_true_range
 from actors.broker import MarketOrderRequest
 from actors.broker.config import DEV_ACCOUNT_ID, DEV_TOKEN, BrokerConfig, Credentials
 from actors.broker.emulator import AdminClient, EmulatorOptions, running_emulator
-from actors.broker.oanda import OandaBroker
+from actors.broker.oanda.client import OandaBroker
+from actors.core.bars import BarCandle, average_true_range
 from tests.conftest import FAST
 from tests.helpers import Host, poll_until, running_host, short_tmp_dir
 from tests.smtpserver import Inbox, free_port, smtp_server

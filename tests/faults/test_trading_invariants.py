@@ -31,8 +31,8 @@ import pytest
 
 from actors.broker.config import DEV_ACCOUNT_ID, DEV_TOKEN, BrokerConfig, Credentials
 from actors.broker.emulator import AdminClient, EmulatorOptions, running_emulator
-from actors.broker.oanda import OandaBroker
-from actors.broker.timefmt import format_rfc3339, parse_time
+from actors.broker.oanda.client import OandaBroker
+from actors.core.timefmt import format_rfc3339, parse_time
 from tests.conftest import FAST
 from tests.faults.invariants import (
     BrokerRecord,
@@ -458,8 +458,8 @@ def _eurusd_h1_csv(work: Path) -> Path:
 def _eurusd_h1_model(csv_path: Path) -> Path:
     """A model for EUR_USD H1 trained on the file's hours before the replay (built once, rebuilt
     when the features changed, like tests.helpers.ensure_test_model)."""
-    from actors import modelstore
-    from actors.features import FEATURE_NAMES, FEATURES_VERSION
+    from actors.ml import modelstore
+    from actors.ml.features import FEATURE_NAMES, FEATURES_VERSION
 
     try:
         modelstore.load(

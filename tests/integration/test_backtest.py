@@ -30,7 +30,7 @@ from typing import Any
 
 import pytest
 
-from actors.broker.timefmt import format_rfc3339, parse_time
+from actors.core.timefmt import format_rfc3339, parse_time
 from tests.conftest import FAST
 from tests.helpers import poll_until, run_cli, running_host, short_tmp_dir
 from tests.synthetic import emulator_candles, synthetic_candles, write_candle_files

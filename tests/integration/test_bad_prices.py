@@ -25,7 +25,7 @@ import pytest
 import zmq
 
 from actors.broker.emulator import AdminClient
-from actors.messages import TOPIC_MD_TICK, PriceTick, decode
+from actors.runtime.messages import TOPIC_MD_TICK, PriceTick, decode
 from tests.conftest import FAST
 from tests.helpers import Host, poll_until, running_host
 
@@ -233,7 +233,7 @@ def test_a_bar_the_feed_rejected_stays_out_of_the_model_window_and_the_risk_atr_
 
 def _candle_file_with_a_broken_bar(directory: Any) -> tuple[list[str], int]:
     """Three weeks of M15 candle files of the default instruments; EUR_USD's has a 1e300 high."""
-    from actors.broker.timefmt import parse_time
+    from actors.core.timefmt import parse_time
     from tests.synthetic import synthetic_candles, write_candle_files
 
     frames = synthetic_candles(INSTRUMENTS, "2024-01-08T00:00:00Z", "2024-01-27T00:00:00Z")

@@ -24,8 +24,9 @@ from typing import Any
 import pytest
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
-from actors.alerts import ENV_SMTP_PASSWORD, AlertsConfig, Mail, load_smtp_password, make_mail
-from actors.mailer import FAILED, SENT, Mailer, MailOutcome, send_alert_now
+from actors.alerting.composition import Mail, make_mail
+from actors.alerting.config import ENV_SMTP_PASSWORD, AlertsConfig, load_smtp_password
+from actors.alerting.mailer import FAILED, SENT, Mailer, MailOutcome, send_alert_now
 from tests.helpers import poll_until
 from tests.smtpserver import free_port, smtp_server
 

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from actors.broker.config import DEV_ACCOUNT_ID, DEV_TOKEN, BrokerConfig, Credentials
-from actors.broker.oanda import OandaBroker
+from actors.broker.oanda.client import OandaBroker
 from tests.helpers import Host, poll_until, running_host
 from tests.integration.test_orders import LIVE
 

@@ -57,7 +57,7 @@ def _replay(data: Path, model: Path, start: str, *extra: str) -> list[str]:
 
 def _data_hours(data: Path, first: int, last: int) -> list[int]:
     """The candle starts of the file in [first, last]."""
-    from actors.broker.timefmt import parse_time
+    from actors.core.timefmt import parse_time
 
     lines = data.read_text(encoding="utf-8").splitlines()[1:]
     starts = (parse_time(line.split(",", 1)[0]) for line in lines)

@@ -12,7 +12,7 @@ import pytest
 
 from actors.broker.config import DEV_ACCOUNT_ID, DEV_TOKEN, BrokerConfig, Credentials
 from actors.broker.emulator import AdminClient
-from actors.broker.oanda import OandaBroker
+from actors.broker.oanda.client import OandaBroker
 from tests.conftest import FAST
 from tests.helpers import Host, poll_until, running_host
 

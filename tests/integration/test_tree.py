@@ -10,7 +10,7 @@ import stat
 import psutil
 import pytest
 
-from actors.roles import role_names
+from actors.runtime.registry import role_names
 from tests.conftest import FAST
 from tests.helpers import Host, poll_until, running_host, short_tmp_dir
 

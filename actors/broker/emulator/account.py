@@ -17,16 +17,8 @@ import numpy as np
 from actors.broker.emulator.instruments import SPECS
 from actors.broker.emulator.ledger import ZERO, Batch, Json, Ledger, TradeRecord
 from actors.broker.emulator.views import find_open_trade, find_order
-from actors.broker.emulator.wire import (
-    ApiError,
-    Ts,
-    decimal_places,
-    fmt_decimal,
-    fmt_money,
-    fmt_price,
-    parse_decimal,
-)
-from actors.broker.timefmt import NS
+from actors.broker.emulator.wire import ApiError, Ts, decimal_places, fmt_decimal, fmt_money, fmt_price, parse_decimal
+from actors.core.timefmt import NS
 
 __all__ = ["Account"]
 

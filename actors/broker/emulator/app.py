@@ -34,7 +34,7 @@ from actors.broker.emulator.path import HOUR_S, SyntheticSource
 from actors.broker.emulator.replay import ReplaySource
 from actors.broker.emulator.views import find_trade
 from actors.broker.emulator.wire import ApiError, parse_decimal
-from actors.broker.timefmt import NS, format_rfc3339
+from actors.core.timefmt import NS, format_rfc3339
 
 __all__ = ["CLI_OPTIONS", "Emulator", "EmulatorOptions", "options_from_config"]
 

@@ -25,7 +25,7 @@ from typing import Any
 from actors.broker.config import EmulatorOptionsError
 from actors.broker.emulator.app import CLI_OPTIONS, EmulatorOptions
 from actors.broker.emulator.server import serve
-from actors.errors import ConfigError
+from actors.core.errors import ConfigError
 
 __all__ = ["build_parser", "flag_of", "main", "options_from_args"]
 

@@ -20,7 +20,7 @@ from typing import Any
 from actors.broker.emulator.instruments import SPECS, InstrumentSpec
 from actors.broker.emulator.market import Market, Quote
 from actors.broker.emulator.wire import Ts, fmt_decimal, fmt_money, fmt_price
-from actors.broker.timefmt import NS
+from actors.core.timefmt import NS
 
 __all__ = ["Batch", "Ledger", "TradeRecord"]
 

@@ -17,14 +17,14 @@ from typing import Protocol
 
 import numpy as np
 
-from actors import bars
 from actors.broker.emulator.instruments import InstrumentSpec
 from actors.broker.emulator.path import HOUR_S, HourPath, hour_info
-from actors.broker.timefmt import NS
+from actors.core import bars
+from actors.core.timefmt import NS
 
 __all__ = ["GRANULARITY_S", "Market", "MarketClock", "PathSource", "Quote", "TickRange"]
 
-# The host's granularity table (``actors.bars``) plus the weekly candle the emulator also serves.
+# The host's granularity table (``actors.core.bars``) plus the weekly candle the emulator also serves.
 GRANULARITY_S = {**{g: bars.granularity_seconds(g) for g in bars.GRANULARITIES}, "W": 604800}
 
 

@@ -7,7 +7,7 @@ cheap hash draws and no history has to be stored. Inside an hour, one tick may o
 (probability following intraday seasonality and a volatility regime); the ticks form a Brownian
 bridge that ends exactly on the next anchor, seeded by (seed, instrument, hour). Volatility
 clusters through a smooth multi-scale regime factor; the spread widens around the 17:00 New York
-rollover and after each opening; the market keeps the host's calendar (``actors.calendar``), as
+rollover and after each opening; the market keeps the host's calendar (``actors.core.markethours``), as
 OANDA does: closed from Friday 17:00 to Sunday 17:00 New York time and on the expected holidays
 (the trading days of 25 December and 1 January, as the recorded EURUSD hours of 2017/18 show),
 and the hidden path keeps moving, so prices gap at the open.
@@ -28,8 +28,8 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import numpy.typing as npt
 
-from actors import calendar
 from actors.broker.emulator.instruments import InstrumentSpec
+from actors.core import markethours
 
 __all__ = ["HOUR_S", "HourPath", "SyntheticSource", "hour_info"]
 
@@ -64,16 +64,16 @@ class HourInfo:
 def hour_info(hour: int) -> HourInfo:
     """Whether the FX market is open during UTC hour number ``hour`` (hours since the epoch).
 
-    Open and closed as the calendar says (``calendar.is_open``: the weekly session less the
+    Open and closed as the calendar says (``markethours.is_open``: the weekly session less the
     expected holidays); closures are whole trading days from 17:00 New York, always on a UTC hour.
     """
     utc = datetime.fromtimestamp(hour * HOUR_S, tz=UTC)
     ny_hour = utc.astimezone(_NEW_YORK).hour
-    is_open = calendar.is_open(hour * HOUR_S * _NS)
+    is_open = markethours.is_open(hour * HOUR_S * _NS)
     return HourInfo(
         open=is_open,
         ny_hour=ny_hour,
-        after_open=is_open and not calendar.is_open((hour - 1) * HOUR_S * _NS),
+        after_open=is_open and not markethours.is_open((hour - 1) * HOUR_S * _NS),
         season=_SEASON[utc.hour],
     )
 

@@ -16,8 +16,8 @@ import numpy as np
 from actors.broker.config import data_item
 from actors.broker.emulator.instruments import InstrumentSpec
 from actors.broker.emulator.path import HOUR_S, HourPath, SyntheticSource
-from actors.broker.timefmt import NS
-from actors.candlefile import CandleFileError, read_candle_file
+from actors.core.timefmt import NS
+from actors.ml.candlefile import CandleFileError, read_candle_file
 
 __all__ = ["ReplaySource", "load_candle_file"]
 
@@ -25,7 +25,7 @@ Candles = tuple[list[int], list[tuple[float, float, float, float]], int]
 
 
 def load_candle_file(path: Path, instrument: str) -> Candles:
-    """Read a candle CSV with the host's one reader (``actors.candlefile``: the same checks as
+    """Read a candle CSV with the host's one reader (``actors.ml.candlefile``: the same checks as
     ``tradehost train``); returns start seconds, (o, h, l, c) rows and the granularity in s.
 
     Raises:

@@ -19,16 +19,9 @@ from actors.broker.emulator.app import Emulator
 from actors.broker.emulator.candles import CandleQuery, CandleQueryError
 from actors.broker.emulator.dependents import set_trade_orders
 from actors.broker.emulator.instruments import instrument_json
-from actors.broker.emulator.views import (
-    find_order,
-    find_trade,
-    positions_json,
-    price_json,
-    summary_json,
-    trade_json,
-)
+from actors.broker.emulator.views import find_order, find_trade, positions_json, price_json, summary_json, trade_json
 from actors.broker.emulator.wire import ApiError, Ts
-from actors.broker.timefmt import parse_time
+from actors.core.timefmt import parse_time
 
 __all__ = ["ROUTES", "STREAM_PATHS", "Call", "bool_param", "csv_param", "match_route", "order_log_fields"]
 

@@ -12,7 +12,7 @@ from typing import Any
 from actors.broker.emulator.instruments import SPECS
 from actors.broker.emulator.ledger import ZERO, Ledger, TradeRecord
 from actors.broker.emulator.wire import ApiError, Ts, fmt_decimal, fmt_money, fmt_price
-from actors.broker.timefmt import NS
+from actors.core.timefmt import NS
 
 __all__ = [
     "check_open",

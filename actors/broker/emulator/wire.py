@@ -11,7 +11,7 @@ from typing import Any
 
 import orjson
 
-from actors.broker.timefmt import format_time
+from actors.core.timefmt import format_time
 
 __all__ = [
     "ApiError",

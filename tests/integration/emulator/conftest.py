@@ -14,7 +14,7 @@ import pytest
 
 from actors.broker.config import DEV_ACCOUNT_ID, DEV_TOKEN, BrokerConfig, Credentials
 from actors.broker.emulator import AdminClient, EmulatorOptions, running_emulator
-from actors.broker.oanda import OandaBroker, register_environment
+from actors.broker.oanda.client import OandaBroker, register_environment
 
 # A Wednesday afternoon: the market is open whatever day the tests run.
 START = "2024-03-06T14:00:00Z"

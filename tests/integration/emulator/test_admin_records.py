@@ -15,10 +15,10 @@ import pytest
 from oandapyV20.endpoints import accounts, orders, pricing, trades
 from oandapyV20.exceptions import V20Error
 
-from actors.broker import Price
 from actors.broker.config import DEV_ACCOUNT_ID, DEV_TOKEN
 from actors.broker.emulator.routes import order_log_fields
-from actors.broker.oanda import OandaBroker
+from actors.broker.oanda.client import OandaBroker
+from actors.core.types import Price
 from tests.integration.emulator.conftest import Emu
 
 pytestmark = pytest.mark.integration

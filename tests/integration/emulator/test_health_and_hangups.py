@@ -17,8 +17,8 @@ import pytest
 from actors.broker.config import DEV_ACCOUNT_ID, DEV_TOKEN, BrokerConfig, Credentials
 from actors.broker.emulator import EmulatorOptions, EmulatorServer, running_emulator
 from actors.broker.emulator.streams import reset_socket
-from actors.broker.oanda import OandaBroker
-from actors.errors import BrokerTemporaryError
+from actors.broker.oanda.client import OandaBroker
+from actors.core.errors import BrokerTemporaryError
 from tests.integration.emulator.conftest import START, Emu, poll_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults]

@@ -10,7 +10,7 @@ from actors.broker import MarketOrderRequest
 from actors.broker.emulator.app import Emulator, EmulatorOptions
 from actors.broker.emulator.candles import CandleQuery
 from actors.broker.emulator.path import HOUR_S
-from actors.broker.timefmt import NS, parse_time
+from actors.core.timefmt import NS, parse_time
 from tests.integration.emulator.conftest import START, make_broker
 
 pytestmark = pytest.mark.integration

@@ -9,7 +9,7 @@ from decimal import Decimal
 import pytest
 
 from actors.broker import MarketOrderRequest, OrderResult
-from actors.broker.oanda import OandaBroker
+from actors.broker.oanda.client import OandaBroker
 from tests.helpers import poll_until
 from tests.integration.emulator.conftest import Emu, make_broker
 

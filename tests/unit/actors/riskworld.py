@@ -12,13 +12,12 @@ from typing import Any
 
 import pykka
 
-from actors.base import Inbound
-from actors.broker.fake import _DEFAULT as EUR_USD
-from actors.broker.fake import InMemoryBroker
-from actors.clock import ManualClock
-from actors.feed import FeedConfig
-from actors.journal import Journal
-from actors.messages import (
+from actors.core.clock import ManualClock
+from actors.core.config import FeedConfig, RiskConfig
+from actors.roles.risk.actor import RiskActor
+from actors.runtime.actor import Inbound
+from actors.runtime.journal import Journal
+from actors.runtime.messages import (
     TOPIC_RISK_INTENT,
     TOPIC_RISK_SKIP,
     AccountSnapshot,
@@ -33,7 +32,8 @@ from actors.messages import (
     SystemStateChanged,
     make_envelope,
 )
-from actors.risk import RiskActor, RiskConfig
+from tests.fakebroker import _DEFAULT as EUR_USD
+from tests.fakebroker import InMemoryBroker
 from tests.fakes import RecordingRuntime
 from tests.helpers import poll_until
 

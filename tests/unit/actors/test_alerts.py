@@ -11,27 +11,27 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from actors.alerts import (
-    ENV_SMTP_PASSWORD,
+from actors.alerting.composition import (
     WITHHELD,
-    AlertDecision,
-    AlertEvent,
-    AlertPolicy,
-    AlertsConfig,
-    CauseCleared,
-    DecisionReason,
     MailContext,
-    Notice,
-    NoticeKind,
     OpenPosition,
     compose_mail,
     format_duration,
-    load_smtp_password,
     make_mail,
     scrub,
 )
-from actors.errors import ConfigError
-from actors.messages import Reason
+from actors.alerting.config import ENV_SMTP_PASSWORD, AlertsConfig, load_smtp_password
+from actors.alerting.policy import (
+    AlertDecision,
+    AlertEvent,
+    AlertPolicy,
+    CauseCleared,
+    DecisionReason,
+    Notice,
+    NoticeKind,
+)
+from actors.core.errors import ConfigError
+from actors.runtime.messages import Reason
 from supervisor.config import build_section, documented_keys
 
 pytestmark = [pytest.mark.unit, pytest.mark.timeout(60)]

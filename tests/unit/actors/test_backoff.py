@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from actors.backoff import Backoff, backoff_delay_s
+from actors.core.backoff import Backoff, backoff_delay_s
 
 pytestmark = pytest.mark.unit
 

@@ -15,14 +15,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from actors import calendar
-from actors.bars import (
+from actors.core import markethours
+from actors.core.bars import (
     DAY_ALIGNED,
     GRANULARITIES,
     BarCandle,
     BarClock,
     BarReason,
-    BarValidationConfig,
     CandleLookup,
     average_true_range,
     bar_end,
@@ -34,7 +33,8 @@ from actors.bars import (
     missing_bar_is_gap,
     validate_bar,
 )
-from actors.broker import OHLC, Candle
+from actors.core.config import BarValidationConfig
+from actors.core.types import OHLC, Candle
 from tests.markettime import NS, ny, utc, weekly_closed_oracle
 
 pytestmark = pytest.mark.unit
@@ -101,7 +101,7 @@ def test_day_aligned_granularities_follow_1700_new_york_in_summer(granularity: s
 
 
 def test_h4_bars_start_at_the_rollover_and_every_four_hours_after_it() -> None:
-    day = calendar.trading_day_start(utc("2017-07-05T12:00"))
+    day = markethours.trading_day_start(utc("2017-07-05T12:00"))
     starts = [bar_start(day + h * HOUR_NS, "H4") for h in range(0, 24, 4)]
     assert [datetime.fromtimestamp(s // NS, tz=UTC).hour for s in starts] == [21, 1, 5, 9, 13, 17]
 
@@ -124,7 +124,7 @@ def test_bar_start_is_idempotent_aligned_and_bars_tile_time(ts: int, granularity
     assert bar_start(start, granularity) == start
     assert bar_end(start, granularity) == end
     assert bar_start(end, granularity) == end  # the next bar begins where this one ends
-    anchor = calendar.trading_day_start(start) if granularity in DAY_ALIGNED else 0
+    anchor = markethours.trading_day_start(start) if granularity in DAY_ALIGNED else 0
     assert (start - anchor) % step == 0
 
 
@@ -132,7 +132,7 @@ def test_bar_start_is_idempotent_aligned_and_bars_tile_time(ts: int, granularity
 @given(ANY_TS, st.sampled_from(GRANULARITIES))
 def test_no_bar_straddles_the_weekly_open_or_close(ts: int, granularity: str) -> None:
     start, end = bar_start(ts, granularity), bar_end(ts, granularity)
-    assert calendar.in_weekly_session(start) == calendar.in_weekly_session(end - 1)
+    assert markethours.in_weekly_session(start) == markethours.in_weekly_session(end - 1)
 
 
 # --- BarClock ----------------------------------------------------------------------------------------
@@ -253,7 +253,7 @@ def test_observe_reports_each_open_bar_exactly_once_and_never_one_in_closed_hour
         ts += bars * step + int(fraction * step)
         closed.extend(clock.observe(ts))
     assert closed == brute_force_closes(first, ts, granularity)
-    assert all(calendar.in_weekly_session(bar) for bar in closed)
+    assert all(markethours.in_weekly_session(bar) for bar in closed)
 
 
 # --- Expected bars and gaps -------------------------------------------------------------------------
@@ -581,7 +581,7 @@ def test_real_hourly_eurusd_with_its_weekends_and_holidays_passes_with_no_reject
     # says the market opens: the source agrees with 17:00 New York across both DST switches.
     silences = [(a, b) for a, b in itertools.pairwise(starts) if b - a > HOUR_NS]
     assert len(silences) == 42
-    assert all(b == calendar.next_open(a + HOUR_NS) for a, b in silences)
+    assert all(b == markethours.next_open(a + HOUR_NS) for a, b in silences)
     assert {(a, b) for a, b in silences if b - a >= 50 * HOUR_NS} == {
         (utc("2017-11-03T20:00"), utc("2017-11-05T22:00")),  # EDT close, EST open
         (utc("2017-12-22T21:00"), utc("2017-12-25T22:00")),  # Christmas (a Monday)
@@ -589,7 +589,7 @@ def test_real_hourly_eurusd_with_its_weekends_and_holidays_passes_with_no_reject
     }
     # Two one-tick bars sit just after a Friday close (17:00 New York); they pass validation, and
     # a live clock would never ask for them.
-    outside = [candle for candle in candles if not calendar.in_weekly_session(candle.ts)]
+    outside = [candle for candle in candles if not markethours.in_weekly_session(candle.ts)]
     assert [(c.ts, c.volume) for c in outside] == [(utc("2017-10-06T21:00"), 1), (utc("2017-10-20T21:00"), 1)]
 
     # A heartbeat-driven clock across the whole period asks for every bar the data has inside the

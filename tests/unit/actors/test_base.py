@@ -12,8 +12,8 @@ from typing import Any, ClassVar
 import pykka
 import pytest
 
-from actors.base import HeartbeatDue, Inbound, Permit, RoleActor, StopRequested
-from actors.messages import (
+from actors.runtime.actor import HeartbeatDue, Inbound, Permit, RoleActor, StopRequested
+from actors.runtime.messages import (
     TOPIC_HEARTBEAT,
     AlertRaised,
     Envelope,

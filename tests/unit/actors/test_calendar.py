@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from actors import calendar
-from actors.calendar import ClosedReason, MarketStatus, update_market_status
+from actors.core import markethours
+from actors.core.markethours import ClosedReason, MarketStatus, update_market_status
 from tests.markettime import NS, ny, utc, weekly_closed_oracle
 
 pytestmark = pytest.mark.unit
@@ -23,52 +23,52 @@ ANY_TS = st.integers(946_684_800 * NS, 2_208_988_800 * NS)
 
 
 def test_the_rollover_is_2200_utc_in_winter_and_2100_utc_in_summer() -> None:
-    assert calendar.trading_day_start(utc("2018-01-10T12:00")) == utc("2018-01-09T22:00")
-    assert calendar.trading_day_start(utc("2017-07-05T12:00")) == utc("2017-07-04T21:00")
+    assert markethours.trading_day_start(utc("2018-01-10T12:00")) == utc("2018-01-09T22:00")
+    assert markethours.trading_day_start(utc("2017-07-05T12:00")) == utc("2017-07-04T21:00")
 
 
 def test_a_trading_day_starts_exactly_at_the_rollover_and_is_labelled_with_the_day_it_ends() -> None:
     rollover = ny("2018-01-10T17:00")
-    assert calendar.trading_day_start(rollover) == rollover
-    assert calendar.trading_day_start(rollover - 1) == ny("2018-01-09T17:00")
-    assert calendar.trading_date(rollover) == date(2018, 1, 11)
-    assert calendar.trading_date(rollover - 1) == date(2018, 1, 10)
-    assert calendar.next_rollover(rollover) == ny("2018-01-11T17:00")
+    assert markethours.trading_day_start(rollover) == rollover
+    assert markethours.trading_day_start(rollover - 1) == ny("2018-01-09T17:00")
+    assert markethours.trading_date(rollover) == date(2018, 1, 11)
+    assert markethours.trading_date(rollover - 1) == date(2018, 1, 10)
+    assert markethours.next_rollover(rollover) == ny("2018-01-11T17:00")
 
 
 def test_the_trading_days_around_the_ny_dst_switches_last_23_and_25_hours() -> None:
     spring = utc("2018-03-11T12:00")  # clocks went forward at 02:00 New York that morning
     fall = utc("2017-11-05T12:00")  # clocks went back at 02:00 New York that morning
-    assert calendar.trading_day_start(spring) == utc("2018-03-10T22:00")
-    assert calendar.next_rollover(spring) == utc("2018-03-11T21:00")
-    assert calendar.trading_day_start(fall) == utc("2017-11-04T21:00")
-    assert calendar.next_rollover(fall) == utc("2017-11-05T22:00")
+    assert markethours.trading_day_start(spring) == utc("2018-03-10T22:00")
+    assert markethours.next_rollover(spring) == utc("2018-03-11T21:00")
+    assert markethours.trading_day_start(fall) == utc("2017-11-04T21:00")
+    assert markethours.next_rollover(fall) == utc("2017-11-05T22:00")
 
 
 @given(ANY_TS)
 def test_every_time_lies_in_one_trading_day_that_starts_and_ends_at_1700_new_york(ts: int) -> None:
-    start, end = calendar.trading_day_start(ts), calendar.next_rollover(ts)
+    start, end = markethours.trading_day_start(ts), markethours.next_rollover(ts)
     assert start <= ts < end
     assert end - start in (23 * HOUR_NS, 24 * HOUR_NS, 25 * HOUR_NS)
     for edge in (start, end):
-        local = datetime.fromtimestamp(edge // NS, tz=calendar.NEW_YORK)
+        local = datetime.fromtimestamp(edge // NS, tz=markethours.NEW_YORK)
         assert (local.hour, local.minute, local.second, edge % NS) == (17, 0, 0, 0)
 
 
 def test_seconds_from_rollover_is_negative_before_and_positive_after() -> None:
-    assert calendar.seconds_from_rollover(ny("2018-01-10T16:55")) == -300.0
-    assert calendar.seconds_from_rollover(ny("2018-01-10T17:02")) == 120.0
-    assert calendar.seconds_from_rollover(ny("2018-01-10T17:00")) == 0.0
+    assert markethours.seconds_from_rollover(ny("2018-01-10T16:55")) == -300.0
+    assert markethours.seconds_from_rollover(ny("2018-01-10T17:02")) == 120.0
+    assert markethours.seconds_from_rollover(ny("2018-01-10T17:00")) == 0.0
 
 
 def test_near_rollover_is_true_within_the_window_either_side_and_false_outside() -> None:
-    assert calendar.is_near_rollover(ny("2018-01-10T16:51"), window_s=600)
-    assert calendar.is_near_rollover(ny("2018-01-10T17:10"), window_s=600)
-    assert not calendar.is_near_rollover(ny("2018-01-10T16:49"), window_s=600)
-    assert not calendar.is_near_rollover(ny("2018-01-10T17:10:01"), window_s=600)
+    assert markethours.is_near_rollover(ny("2018-01-10T16:51"), window_s=600)
+    assert markethours.is_near_rollover(ny("2018-01-10T17:10"), window_s=600)
+    assert not markethours.is_near_rollover(ny("2018-01-10T16:49"), window_s=600)
+    assert not markethours.is_near_rollover(ny("2018-01-10T17:10:01"), window_s=600)
     # Summer: the same New York times are an hour earlier in UTC.
-    assert calendar.is_near_rollover(utc("2017-07-05T20:55"), window_s=600)
-    assert not calendar.is_near_rollover(utc("2017-07-05T21:55"), window_s=600)
+    assert markethours.is_near_rollover(utc("2017-07-05T20:55"), window_s=600)
+    assert not markethours.is_near_rollover(utc("2017-07-05T21:55"), window_s=600)
 
 
 # --- The weekly session ------------------------------------------------------------------------------
@@ -85,42 +85,42 @@ def test_near_rollover_is_true_within_the_window_either_side_and_false_outside()
 )
 def test_the_market_closes_friday_and_opens_sunday_at_1700_new_york(friday_close: str, sunday_open: str) -> None:
     close, reopen = utc(friday_close), utc(sunday_open)
-    assert calendar.is_open(close - 1)
-    assert not calendar.is_open(close)
-    assert calendar.closure_reason(close) is ClosedReason.WEEKEND
-    assert not calendar.is_open(reopen - 1)
-    assert calendar.is_open(reopen)
-    assert calendar.next_close(close - 1) == close
-    assert calendar.next_open(close) == reopen
-    assert calendar.next_open(reopen - 1) == reopen
+    assert markethours.is_open(close - 1)
+    assert not markethours.is_open(close)
+    assert markethours.closure_reason(close) is ClosedReason.WEEKEND
+    assert not markethours.is_open(reopen - 1)
+    assert markethours.is_open(reopen)
+    assert markethours.next_close(close - 1) == close
+    assert markethours.next_open(close) == reopen
+    assert markethours.next_open(reopen - 1) == reopen
 
 
 def test_while_open_next_open_is_the_opening_after_the_next_close() -> None:
     wednesday = utc("2018-01-10T12:00")
-    assert calendar.next_close(wednesday) == utc("2018-01-12T22:00")
-    assert calendar.next_open(wednesday) == utc("2018-01-14T22:00")
+    assert markethours.next_close(wednesday) == utc("2018-01-12T22:00")
+    assert markethours.next_open(wednesday) == utc("2018-01-14T22:00")
 
 
 def test_while_closed_next_close_is_the_end_of_the_coming_session() -> None:
-    assert calendar.next_close(utc("2018-01-13T12:00")) == utc("2018-01-19T22:00")
+    assert markethours.next_close(utc("2018-01-13T12:00")) == utc("2018-01-19T22:00")
 
 
 def test_seconds_to_weekly_close_counts_to_friday_1700_and_during_the_weekend_to_the_next_one() -> None:
-    assert calendar.seconds_to_weekly_close(ny("2018-01-12T16:00")) == 3600.0
-    assert calendar.seconds_to_weekly_close(ny("2018-01-12T17:00")) == 7 * 86400.0
-    assert calendar.seconds_to_weekly_close(ny("2018-01-14T17:00")) == 5 * 86400.0
+    assert markethours.seconds_to_weekly_close(ny("2018-01-12T16:00")) == 3600.0
+    assert markethours.seconds_to_weekly_close(ny("2018-01-12T17:00")) == 7 * 86400.0
+    assert markethours.seconds_to_weekly_close(ny("2018-01-14T17:00")) == 5 * 86400.0
 
 
 @given(ANY_TS)
 def test_the_weekly_session_is_the_textbook_rule_in_new_york_wall_time(ts: int) -> None:
-    assert calendar.in_weekly_session(ts) == (not weekly_closed_oracle(ts))
+    assert markethours.in_weekly_session(ts) == (not weekly_closed_oracle(ts))
 
 
 @given(ANY_TS)
 def test_the_emulator_keeps_the_calendars_hours_weekends_and_holidays(ts: int) -> None:
     from actors.broker.emulator.path import hour_info
 
-    assert calendar.is_open(ts) == hour_info(ts // HOUR_NS).open
+    assert markethours.is_open(ts) == hour_info(ts // HOUR_NS).open
 
 
 def test_the_emulator_is_closed_on_christmas_2017_until_monday_1700_new_york_as_the_recorded_hours_are() -> None:
@@ -137,16 +137,16 @@ def test_the_emulator_is_closed_on_christmas_2017_until_monday_1700_new_york_as_
 
 @given(ANY_TS)
 def test_next_open_and_next_close_are_the_next_transitions_after_the_time(ts: int) -> None:
-    opening, closing = calendar.next_open(ts), calendar.next_close(ts)
+    opening, closing = markethours.next_open(ts), markethours.next_close(ts)
     assert opening > ts
     assert closing > ts
-    assert calendar.is_open(opening)
-    assert not calendar.is_open(opening - 1)
-    assert not calendar.is_open(closing)
-    assert calendar.is_open(closing - 1)
+    assert markethours.is_open(opening)
+    assert not markethours.is_open(opening - 1)
+    assert not markethours.is_open(closing)
+    assert markethours.is_open(closing - 1)
     # Nothing changes between now and the first of the two.
     first = min(opening, closing)
-    assert calendar.is_open(first - 1) == calendar.is_open(ts)
+    assert markethours.is_open(first - 1) == markethours.is_open(ts)
 
 
 # --- Holidays --------------------------------------------------------------------------------------
@@ -155,31 +155,31 @@ def test_next_open_and_next_close_are_the_next_transitions_after_the_time(ts: in
 def test_christmas_day_is_an_expected_holiday_closure_that_ends_at_1700_new_york() -> None:
     # 25 December 2017 was a Monday: closed from the Friday close until Monday 17:00 New York.
     sunday_evening = ny("2017-12-24T18:00")
-    assert calendar.in_weekly_session(sunday_evening)
-    assert not calendar.is_open(sunday_evening)
-    assert calendar.closure_reason(sunday_evening) is ClosedReason.HOLIDAY
-    assert calendar.closure_reason(ny("2017-12-24T16:59")) is ClosedReason.WEEKEND
-    assert calendar.next_open(ny("2017-12-22T17:00")) == ny("2017-12-25T17:00")
-    assert calendar.is_open(ny("2017-12-25T17:00"))
+    assert markethours.in_weekly_session(sunday_evening)
+    assert not markethours.is_open(sunday_evening)
+    assert markethours.closure_reason(sunday_evening) is ClosedReason.HOLIDAY
+    assert markethours.closure_reason(ny("2017-12-24T16:59")) is ClosedReason.WEEKEND
+    assert markethours.next_open(ny("2017-12-22T17:00")) == ny("2017-12-25T17:00")
+    assert markethours.is_open(ny("2017-12-25T17:00"))
 
 
 def test_new_years_day_is_an_expected_holiday_closure() -> None:
-    assert calendar.closure_reason(ny("2018-01-01T09:00")) is ClosedReason.HOLIDAY
-    assert calendar.is_open(ny("2018-01-01T17:00"))
-    assert calendar.next_close(ny("2017-12-27T12:00")) == ny("2017-12-29T17:00")
+    assert markethours.closure_reason(ny("2018-01-01T09:00")) is ClosedReason.HOLIDAY
+    assert markethours.is_open(ny("2018-01-01T17:00"))
+    assert markethours.next_close(ny("2017-12-27T12:00")) == ny("2017-12-29T17:00")
 
 
 def test_a_holiday_on_a_weekday_closes_the_session_early() -> None:
     # 1 January 2019 was a Tuesday: the market closes at 17:00 on Monday 31 December.
-    assert calendar.next_close(ny("2018-12-31T09:00")) == ny("2018-12-31T17:00")
-    assert calendar.closure_reason(ny("2018-12-31T17:00")) is ClosedReason.HOLIDAY
-    assert calendar.next_open(ny("2018-12-31T17:00")) == ny("2019-01-01T17:00")
+    assert markethours.next_close(ny("2018-12-31T09:00")) == ny("2018-12-31T17:00")
+    assert markethours.closure_reason(ny("2018-12-31T17:00")) is ClosedReason.HOLIDAY
+    assert markethours.next_open(ny("2018-12-31T17:00")) == ny("2019-01-01T17:00")
 
 
 def test_a_holiday_on_a_weekend_is_just_the_weekend() -> None:
     # 25 December 2021 was a Saturday.
-    assert calendar.closure_reason(ny("2021-12-25T09:00")) is ClosedReason.WEEKEND
-    assert calendar.is_open(ny("2021-12-26T17:00"))
+    assert markethours.closure_reason(ny("2021-12-25T09:00")) is ClosedReason.WEEKEND
+    assert markethours.is_open(ny("2021-12-26T17:00"))
 
 
 @pytest.mark.parametrize(
@@ -199,7 +199,7 @@ def test_a_holiday_on_a_weekend_is_just_the_weekend() -> None:
 def test_period_start_is_the_latest_opening_while_open_and_the_start_of_the_closure_while_closed(
     ts: str, start: str
 ) -> None:
-    assert calendar.period_start(utc(ts)) == utc(start)
+    assert markethours.period_start(utc(ts)) == utc(start)
 
 
 # --- Market status -------------------------------------------------------------------------------------
@@ -301,7 +301,7 @@ def test_a_status_cannot_be_updated_with_another_instruments_observation() -> No
 @given(ANY_TS, st.sampled_from([None, True, False]))
 def test_a_weekend_is_always_closed_and_closed_markets_say_why(ts: int, tradeable: bool | None) -> None:
     s, _ = status(None, ts, tradeable=tradeable)
-    if not calendar.in_weekly_session(ts):
+    if not markethours.in_weekly_session(ts):
         assert (s.is_open, s.why) == (False, ClosedReason.WEEKEND)
     assert (s.why is None) == s.is_open
     assert s.since_ns <= ts
@@ -311,5 +311,5 @@ def test_a_weekend_is_always_closed_and_closed_markets_say_why(ts: int, tradeabl
 def test_trading_date_handles_times_long_before_and_after_dst_changes() -> None:
     # A week of hours straddling the spring-forward weekend: every hour maps to its own trading day.
     start = utc("2018-03-08T00:00")
-    labels = {calendar.trading_date(start + h * HOUR_NS) for h in range(24 * 7)}
+    labels = {markethours.trading_date(start + h * HOUR_NS) for h in range(24 * 7)}
     assert labels == {date(2018, 3, 8) + timedelta(days=d) for d in range(8)}

@@ -8,9 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from actors.broker import OHLC, Candle
-from actors.broker.timefmt import NS, parse_time
-from actors.candlefile import (
+from actors.core.errors import TradehostError
+from actors.core.timefmt import NS, parse_time
+from actors.core.types import OHLC, Candle
+from actors.ml.candlefile import (
     CANDLE_COLUMNS,
     CandleFileError,
     frame_from_candles,
@@ -19,7 +20,6 @@ from actors.candlefile import (
     read_candle_file,
     read_candle_files,
 )
-from actors.errors import TradehostError
 
 pytestmark = [pytest.mark.unit, pytest.mark.timeout(30)]
 

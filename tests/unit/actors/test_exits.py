@@ -10,9 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from actors.broker import Instrument
-from actors.execution import ExecutionConfig
-from actors.exits import (
+from actors.core.config import ExecutionConfig
+from actors.core.exits import (
     BREAKEVEN,
     TIME_EXIT,
     TRAILING,
@@ -23,7 +22,7 @@ from actors.exits import (
     exit_actions,
     manage_trade,
 )
-from actors.gate import Direction
+from actors.core.types import Direction, Instrument
 from supervisor.config import build_section
 
 pytestmark = pytest.mark.unit

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from actors.features import (
+from actors.ml.features import (
     FEATURE_DOCS,
     FEATURE_NAMES,
     FEATURES_VERSION,
@@ -281,7 +281,7 @@ def test_time_cycles_follow_the_utc_bar_start() -> None:
 
 
 def test_feature_values_are_pinned_to_the_features_version() -> None:
-    # If this fails, a definition changed: bump FEATURES_REVISION in actors/features.py (models
+    # If this fails, a definition changed: bump FEATURES_REVISION in actors/ml/features.py (models
     # trained on the old definitions are then refused) and update both pins here.
     values = compute_features(synthetic(LOOKBACK + 40, seed=11), PIPS).dropna().to_numpy()
     digest = hashlib.sha256(np.round(values, 8).tobytes()).hexdigest()[:16]

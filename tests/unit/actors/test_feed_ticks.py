@@ -18,12 +18,13 @@ import numpy as np
 import pykka
 import pytest
 
-from actors.base import HeartbeatDue
-from actors.broker import OHLC, Candle, Price, PriceHeartbeat
-from actors.broker.fake import InMemoryBroker
-from actors.clock import ManualClock
-from actors.feed import FeedActor, FeedConfig, _StreamItem
-from actors.messages import TOPIC_MD_TICK, BrokerHealth, MarketReport, PriceTick
+from actors.core.clock import ManualClock
+from actors.core.config import FeedConfig
+from actors.core.types import OHLC, Candle, Price, PriceHeartbeat
+from actors.roles.feed import FeedActor, _StreamItem
+from actors.runtime.actor import HeartbeatDue
+from actors.runtime.messages import TOPIC_MD_TICK, BrokerHealth, MarketReport, PriceTick
+from tests.fakebroker import InMemoryBroker
 from tests.fakes import RecordingRuntime
 from tests.helpers import poll_until
 

@@ -11,11 +11,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from actors import calendar
-from actors.broker import Instrument
-from actors.errors import ConfigError
-from actors.gate import Direction, OpenPosition, Quote, Signal, SkipReason, check_entry, currencies
-from actors.risk import RiskConfig
+from actors.core import markethours
+from actors.core.config import RiskConfig
+from actors.core.errors import ConfigError
+from actors.core.gate import check_entry, currencies
+from actors.core.types import Direction, Instrument, OpenPosition, Quote, Signal, SkipReason
 from supervisor.config import build_section
 
 pytestmark = pytest.mark.unit
@@ -225,9 +225,9 @@ ANY_TS = st.integers(utc("2016-01-01T00:00"), utc("2030-01-01T00:00"))
 def test_market_hours_and_the_rollover_window_agree_with_the_calendar(ts, window_s):
     config = dataclasses.replace(CONFIG, rollover_window_s=window_s, no_entry_before_weekly_close_s=0.0)
     result = decide(now_ns=ts, config=config)
-    if not calendar.is_open(ts):
+    if not markethours.is_open(ts):
         assert result is SkipReason.MARKET_CLOSED
-    elif calendar.is_near_rollover(ts, window_s=window_s):
+    elif markethours.is_near_rollover(ts, window_s=window_s):
         assert result is SkipReason.ROLLOVER
     else:
         assert result is Direction.LONG
@@ -238,11 +238,11 @@ def test_market_hours_and_the_rollover_window_agree_with_the_calendar(ts, window
 def test_the_weekly_close_window_agrees_with_the_calendar(ts, window_s):
     config = dataclasses.replace(CONFIG, rollover_window_s=0.0, no_entry_before_weekly_close_s=window_s)
     result = decide(now_ns=ts, config=config)
-    if not calendar.is_open(ts):
+    if not markethours.is_open(ts):
         assert result is SkipReason.MARKET_CLOSED
-    elif (calendar.next_close(ts) - ts) / NS <= window_s:
+    elif (markethours.next_close(ts) - ts) / NS <= window_s:
         assert result is SkipReason.WEEKLY_CLOSE
-    elif calendar.is_near_rollover(ts, window_s=0.0):
+    elif markethours.is_near_rollover(ts, window_s=0.0):
         assert result is SkipReason.ROLLOVER
     else:
         assert result is Direction.LONG

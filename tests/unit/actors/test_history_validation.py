@@ -20,22 +20,14 @@ import pandas as pd
 import pykka
 import pytest
 
-from actors.bars import (
-    BarCandle,
-    BarReason,
-    BarValidationConfig,
-    average_true_range,
-    validate_bar,
-    validate_candles,
-    validate_history,
-)
-from actors.broker import OHLC, Candle, Instrument
-from actors.broker.fake import InMemoryBroker
-from actors.candlefile import frame_from_candles, validated_frame
-from actors.clock import ManualClock
-from actors.feed import FeedConfig
-from actors.model import ModelActor, ModelConfig
-from actors.risk import RiskActor, RiskConfig
+from actors.core.bars import BarCandle, BarReason, average_true_range, validate_bar, validate_candles, validate_history
+from actors.core.clock import ManualClock
+from actors.core.config import BarValidationConfig, FeedConfig, ModelConfig, RiskConfig
+from actors.core.types import OHLC, Candle, Instrument
+from actors.ml.candlefile import frame_from_candles, validated_frame
+from actors.roles.model import ModelActor
+from actors.roles.risk.actor import RiskActor
+from tests.fakebroker import InMemoryBroker
 from tests.fakes import RecordingRuntime
 from tests.helpers import TEST_MODEL_DIR, poll_until
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from actors.journal import Journal, JournalEntry
+from actors.runtime.journal import Journal, JournalEntry
 
 pytestmark = [pytest.mark.unit, pytest.mark.timeout(30)]
 

@@ -12,8 +12,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from actors.errors import MessageDecodeError
-from actors.messages import (
+from actors.core.errors import MessageDecodeError
+from actors.runtime.messages import (
     _REGISTRY,
     MAX_MESSAGE_BYTES,
     SCHEMA_VERSION,

@@ -8,12 +8,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from actors.bars import BarCandle
-from actors.broker import OHLC, Candle
-from actors.candlefile import CANDLE_COLUMNS, frame_from_candles
-from actors.features import FEATURE_NAMES, LOOKBACK, WINDOW_BARS, compute_features, wide_bars
-from actors.messages import Bar, Prices
-from actors.model import BarWindows, bar_values
+from actors.core.bars import BarCandle
+from actors.core.types import OHLC, Candle
+from actors.ml.candlefile import CANDLE_COLUMNS, frame_from_candles
+from actors.ml.features import FEATURE_NAMES, LOOKBACK, WINDOW_BARS, compute_features, wide_bars
+from actors.roles.model import BarWindows, bar_values
+from actors.runtime.messages import Bar, Prices
 
 pytestmark = pytest.mark.unit
 

@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 from catboost import CatBoostClassifier, Pool
 
-from actors import modelstore
-from actors.errors import TradehostError
-from actors.features import FEATURE_NAMES, FEATURES_VERSION, LOOKBACK, WINDOW_BARS
-from actors.modelstore import META_FILE, MODEL_FILE, ModelMeta, ModelMismatchError, ModelMissingError, load, save
+from actors.core.errors import TradehostError
+from actors.ml import modelstore
+from actors.ml.features import FEATURE_NAMES, FEATURES_VERSION, LOOKBACK, WINDOW_BARS
+from actors.ml.modelstore import META_FILE, MODEL_FILE, ModelMeta, ModelMismatchError, ModelMissingError, load, save
 
 pytestmark = [pytest.mark.unit, pytest.mark.timeout(60)]
 

@@ -10,16 +10,15 @@ from typing import Any
 
 import pytest
 
-from actors.broker import TradeState
-from actors.broker.fake import InMemoryBroker
-from actors.clock import ManualClock
-from actors.errors import BrokerTemporaryError
-from actors.execution import ExecutionConfig
-from actors.journal import Journal
-from actors.marketview import MarketView
-from actors.messages import AlertRaised, ExecutionReport, ExitsChecked, InstrumentId, IntentId, RiskIntent
-from actors.orderdesk import CLOSE_REPORT_TRIES, Exits, OrderDesk, Publish, Submit
-from actors.risk import RiskConfig
+from actors.core.clock import ManualClock
+from actors.core.config import ExecutionConfig, RiskConfig
+from actors.core.errors import BrokerTemporaryError
+from actors.core.types import TradeState
+from actors.roles.execution.desk import CLOSE_REPORT_TRIES, Exits, OrderDesk, Publish, Submit
+from actors.runtime.journal import Journal
+from actors.runtime.marketview import MarketView
+from actors.runtime.messages import AlertRaised, ExecutionReport, ExitsChecked, InstrumentId, IntentId, RiskIntent
+from tests.fakebroker import InMemoryBroker
 
 pytestmark = pytest.mark.unit
 

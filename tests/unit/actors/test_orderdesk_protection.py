@@ -12,17 +12,16 @@ from typing import Any
 
 import pytest
 
-from actors.broker import OHLC, Candle, TradeState
-from actors.broker.fake import InMemoryBroker
-from actors.clock import SYSTEM_CLOCK
-from actors.errors import BrokerError, BrokerTemporaryError
-from actors.execution import ExecutionConfig
-from actors.journal import Journal
-from actors.marketview import MarketView
-from actors.messages import CauseHealthy, NoTradeRequested
-from actors.orderdesk import OrderDesk, Protect, Protection, ToSupervisor
-from actors.orders import intent_from_rows
-from actors.risk import RiskConfig
+from actors.core.clock import SYSTEM_CLOCK
+from actors.core.config import ExecutionConfig, RiskConfig
+from actors.core.errors import BrokerError, BrokerTemporaryError
+from actors.core.types import OHLC, Candle, TradeState
+from actors.roles.execution.desk import OrderDesk, Protect, Protection, ToSupervisor
+from actors.roles.execution.orders import intent_from_rows
+from actors.runtime.journal import Journal
+from actors.runtime.marketview import MarketView
+from actors.runtime.messages import CauseHealthy, NoTradeRequested
+from tests.fakebroker import InMemoryBroker
 
 pytestmark = pytest.mark.unit
 

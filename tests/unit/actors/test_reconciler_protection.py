@@ -11,10 +11,12 @@ from typing import Any
 
 import pytest
 
-from actors.backoff import Backoff
-from actors.broker import AccountState, TradeState
-from actors.clock import ManualClock
-from actors.messages import (
+from actors.core.backoff import Backoff
+from actors.core.clock import ManualClock
+from actors.core.config import ReconcilerConfig
+from actors.core.types import AccountState, TradeState
+from actors.roles.reconciler.actor import NO_VERDICT, ReconcilerActor, _Polled
+from actors.runtime.messages import (
     CauseHealthy,
     NoTradeRequested,
     ProtectionRequested,
@@ -23,7 +25,6 @@ from actors.messages import (
     SystemState,
     SystemStateChanged,
 )
-from actors.reconciler import NO_VERDICT, ReconcilerActor, ReconcilerConfig, _Polled
 from tests.fakes import RecordingRuntime
 
 pytestmark = pytest.mark.unit

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from actors.messages import IntentSkipped, RiskIntent
+from actors.runtime.messages import IntentSkipped, RiskIntent
 from tests.unit.actors.riskworld import QUOTES, decide, running_role, snapshot, tell
 
 pytestmark = [pytest.mark.unit, pytest.mark.timeout(20)]

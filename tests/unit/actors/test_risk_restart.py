@@ -12,17 +12,10 @@ from typing import Any
 
 import pytest
 
-from actors.base import HeartbeatDue
-from actors.journal import Journal
-from actors.messages import (
-    TOPIC_RISK_SKIP,
-    ExecutionReport,
-    InstrumentId,
-    IntentSkipped,
-    TradeId,
-    TradeView,
-)
-from actors.risk import RiskConfig
+from actors.core.config import RiskConfig
+from actors.runtime.actor import HeartbeatDue
+from actors.runtime.journal import Journal
+from actors.runtime.messages import TOPIC_RISK_SKIP, ExecutionReport, InstrumentId, IntentSkipped, TradeId, TradeView
 from tests.helpers import poll_until
 from tests.unit.actors.riskworld import BAR, M15, NS, WALL, decide, running_role, snapshot, tell
 

@@ -10,12 +10,13 @@ from dataclasses import replace
 import pykka
 import pytest
 
-from actors.base import HeartbeatDue, Inbound
-from actors.broker.fake import InMemoryBroker
-from actors.clock import ManualClock
-from actors.feed import FeedConfig
-from actors.gate import Direction, OpenPosition
-from actors.messages import (
+from actors.core.clock import ManualClock
+from actors.core.config import FeedConfig, RiskConfig
+from actors.core.types import Direction, OpenPosition
+from actors.roles.risk.actor import RiskActor
+from actors.roles.risk.recovery import InFlight
+from actors.runtime.actor import HeartbeatDue, Inbound
+from actors.runtime.messages import (
     TOPIC_RISK_SKIP,
     AccountSnapshot,
     ExecutionReport,
@@ -27,7 +28,7 @@ from actors.messages import (
     TradeView,
     make_envelope,
 )
-from actors.risk import InFlight, RiskActor, RiskConfig
+from tests.fakebroker import InMemoryBroker
 from tests.fakes import RecordingRuntime
 from tests.helpers import poll_until
 

@@ -10,13 +10,14 @@ from typing import ClassVar
 import pykka
 import pytest
 
-from actors import roles
-from actors.base import HeartbeatDue, Inbound, Permit, RoleActor
-from actors.clock import ManualClock
-from actors.errors import ConfigError
-from actors.exitcodes import EXIT_ACTOR_FAILED
-from actors.feed import FeedActor, FeedConfig
-from actors.messages import Heartbeat, SystemState, SystemStateChanged, make_envelope
+from actors.core.clock import ManualClock
+from actors.core.config import FeedConfig
+from actors.core.errors import ConfigError
+from actors.roles.feed import FeedActor
+from actors.runtime import registry
+from actors.runtime.actor import HeartbeatDue, Inbound, Permit, RoleActor
+from actors.runtime.exitcodes import EXIT_ACTOR_FAILED
+from actors.runtime.messages import Heartbeat, SystemState, SystemStateChanged, make_envelope
 from tests.fakes import RecordingRuntime
 from tests.helpers import poll_until
 
@@ -176,7 +177,7 @@ def test_a_wall_clock_step_back_does_not_extend_a_permit() -> None:
 
 
 def test_the_registry_lists_every_child_in_start_order_with_its_section() -> None:
-    assert roles.role_names(with_emulator=True) == (
+    assert registry.role_names(with_emulator=True) == (
         "emulator",
         "watchdog",
         "reconciler",
@@ -185,9 +186,9 @@ def test_the_registry_lists_every_child_in_start_order_with_its_section() -> Non
         "risk",
         "execution",
     )
-    assert roles.role_names(with_emulator=False)[0] == "watchdog"
-    assert roles.role_sections() == ("watchdog", "reconciler", "feed", "model", "risk", "execution")
-    for spec in roles.ROLES:
-        cls = roles.actor_class(spec.name)
+    assert registry.role_names(with_emulator=False)[0] == "watchdog"
+    assert registry.role_sections() == ("watchdog", "reconciler", "feed", "model", "risk", "execution")
+    for spec in registry.ROLES:
+        cls = registry.actor_class(spec.name)
         assert spec.name == cls.ROLE
         assert (cls.CONFIG is None) == (spec.section is None), spec.name

@@ -13,23 +13,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from actors.broker import Instrument
-from actors.broker.precision import CLIENT_ID_RE
-from actors.gate import Direction, OpenPosition, Quote, Signal, SkipReason
-from actors.risk import RiskConfig
-from actors.sizing import (
-    EntryIntent,
-    EntrySkip,
-    SizedEntry,
-    conversion_instruments,
-    currency_exposure,
-    decide_entry,
-    intent_id,
-    position_margin,
-    quote_to_home,
-    size_entry,
-)
-from actors.zones import ZoneVerdict
+from actors.broker.oanda.precision import CLIENT_ID_RE
+from actors.core.config import RiskConfig
+from actors.core.entry import EntryIntent, EntrySkip, decide_entry, intent_id
+from actors.core.money import conversion_instruments, currency_exposure, position_margin, quote_to_home
+from actors.core.sizing import SizedEntry, size_entry
+from actors.core.types import Direction, Instrument, OpenPosition, Quote, Signal, SkipReason
+from actors.core.zones import ZoneVerdict
 
 pytestmark = pytest.mark.unit
 

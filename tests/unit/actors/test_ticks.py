@@ -1,4 +1,4 @@
-"""Tick validation (``actors.ticks``): every rule at prices and ATRs an operator sees.
+"""Tick validation (``actors.core.ticks``): every rule at prices and ATRs an operator sees.
 
 EUR_USD around 1.0850 with an M15 ATR of 0.0009 (9 pips: the jump bound is 45 pips), USD_JPY
 around 149.50 with an M15 ATR of 0.10 (the bound is 0.50 yen). The emulator's ``bad_tick``
@@ -11,14 +11,13 @@ from decimal import Decimal
 
 import pytest
 
-from actors.feed import FeedConfig
-from actors.ticks import (
+from actors.core.config import FeedConfig, TickValidationConfig
+from actors.core.ticks import (
     REJECTION_LOG_PERIOD_S,
     BarSpan,
     RejectionLog,
     TickGuard,
     TickReason,
-    TickValidationConfig,
     TickVerdict,
     jump_bound,
     quote_problem,

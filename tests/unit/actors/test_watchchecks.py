@@ -9,9 +9,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from actors import calendar
-from actors.errors import ConfigError
-from actors.watchchecks import (
+from actors.core import markethours
+from actors.core.config import WatchdogConfig
+from actors.core.errors import ConfigError
+from actors.roles.watchdog.checks import (
     ROOT,
     SUPERVISOR_SILENT,
     ClearOwnAlert,
@@ -26,9 +27,8 @@ from actors.watchchecks import (
     Verdict,
     unjudged,
 )
-from actors.watchdog import WatchdogConfig
-from actors.watchmemory import MemoryCheck, growth_mb_per_h
-from actors.watchprogress import (
+from actors.roles.watchdog.memory import MemoryCheck, growth_mb_per_h
+from actors.roles.watchdog.progress import (
     AccountCheck,
     BarCheck,
     ClockSkewCheck,
@@ -389,7 +389,7 @@ def test_at_14400x_a_feed_without_bars_breaches_within_the_market_week_and_is_no
     first_breach = None
     for wall_s in range(120):
         market_ns = monday + wall_s * 14400 * NS
-        check.price("EUR_USD", market_ns, calendar.is_open(market_ns), float(wall_s))
+        check.price("EUR_USD", market_ns, markethours.is_open(market_ns), float(wall_s))
         if _by_name(check.readings(float(wall_s)))["bar:EUR_USD"].verdict is Verdict.BREACH:
             first_breach = market_ns
             break

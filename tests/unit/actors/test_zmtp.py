@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 import zmq
 
-from actors import zmtp
+from actors.runtime import zmtp
 from tests.helpers import short_tmp_dir
 
 pytestmark = [pytest.mark.unit, pytest.mark.timeout(30)]

@@ -10,10 +10,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from actors import calendar
-from actors.errors import ConfigError
-from actors.risk import RiskConfig
-from actors.zones import ZoneState, ZoneVerdict, resume_after_drawdown_stop, update_zones, zone_of
+from actors.core import markethours
+from actors.core.config import RiskConfig
+from actors.core.errors import ConfigError
+from actors.core.zones import ZoneState, ZoneVerdict, resume_after_drawdown_stop, update_zones, zone_of
 from supervisor.config import build_section
 
 pytestmark = pytest.mark.unit
@@ -130,7 +130,7 @@ def test_the_daily_loss_latch_holds_for_the_rest_of_the_day_even_if_the_nav_reco
     ],
 )
 def test_the_daily_latch_clears_at_the_next_1700_new_york_across_dst(before, rollover):
-    assert calendar.trading_day_start(rollover) == rollover
+    assert markethours.trading_day_start(rollover) == rollover
     state, verdict = run([(before - 2 * HOUR, 100_000.0), (before - HOUR, 90_000.0)])
     assert verdict.daily_loss_hit
     state, verdict = run([(before, 90_500.0)], state)
@@ -138,7 +138,7 @@ def test_the_daily_latch_clears_at_the_next_1700_new_york_across_dst(before, rol
     state, verdict = run([(rollover, 90_500.0)], state)
     assert not verdict.daily_loss_hit and verdict.new_day
     assert state.day_start_ns == rollover and state.day_start_nav == 90_500.0
-    assert state.day_end_ns == calendar.next_rollover(rollover)
+    assert state.day_end_ns == markethours.next_rollover(rollover)
 
 
 def test_an_observation_from_before_the_trading_day_never_starts_a_new_one():

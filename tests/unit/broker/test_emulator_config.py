@@ -24,7 +24,7 @@ from actors.broker.config import (
 )
 from actors.broker.emulator.app import CLI_OPTIONS, EmulatorOptions, options_from_config
 from actors.broker.emulator.cli import build_parser, flag_of, main, options_from_args
-from actors.errors import ConfigError
+from actors.core.errors import ConfigError
 from supervisor.config import load_config
 
 pytestmark = pytest.mark.unit

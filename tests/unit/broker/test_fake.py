@@ -7,8 +7,8 @@ from decimal import Decimal
 import pytest
 
 from actors.broker import Broker, MarketOrderRequest
-from actors.broker.fake import InMemoryBroker
-from actors.errors import BrokerRejectedError, BrokerTemporaryError
+from actors.core.errors import BrokerRejectedError, BrokerTemporaryError
+from tests.fakebroker import InMemoryBroker
 
 pytestmark = pytest.mark.unit
 

@@ -20,9 +20,9 @@ import requests_mock
 
 from actors.broker import MarketOrderRequest
 from actors.broker.config import BrokerConfig, Credentials
-from actors.broker.oanda import OandaBroker
-from actors.broker.pacing import Retrier, RetryPolicy
-from actors.errors import BrokerAmbiguousError, BrokerRejectedError, BrokerTemporaryError
+from actors.broker.oanda.client import OandaBroker
+from actors.broker.oanda.pacing import Retrier, RetryPolicy
+from actors.core.errors import BrokerAmbiguousError, BrokerRejectedError, BrokerTemporaryError
 
 pytestmark = pytest.mark.unit
 

@@ -21,10 +21,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from actors.broker import Price
-from actors.broker import parse as p
-from actors.broker.precision import MAX_PRECISION, build_trade_orders, format_price, format_units
-from actors.errors import BrokerError, BrokerRejectedError, BrokerTemporaryError
+from actors.broker.oanda import parse as p
+from actors.broker.oanda.precision import MAX_PRECISION, build_trade_orders, format_price, format_units
+from actors.core.errors import BrokerError, BrokerRejectedError, BrokerTemporaryError
+from actors.core.types import Price
 
 pytestmark = pytest.mark.unit
 

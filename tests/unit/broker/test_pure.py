@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import pytest
 
-from actors.broker import Instrument, MarketOrderRequest
+from actors.broker import MarketOrderRequest
 from actors.broker.config import (
     DEV_ACCOUNT_ID,
     DEV_TOKEN,
@@ -16,10 +16,11 @@ from actors.broker.config import (
     check_live_guard,
     load_credentials,
 )
-from actors.broker.pacing import RateLimiter, Retrier, RetryPolicy
-from actors.broker.precision import build_market_order, build_trade_orders, format_price, format_units
-from actors.broker.timefmt import format_rfc3339, format_unix, parse_time
-from actors.errors import BrokerRejectedError, BrokerTemporaryError, ConfigError
+from actors.broker.oanda.pacing import RateLimiter, Retrier, RetryPolicy
+from actors.broker.oanda.precision import build_market_order, build_trade_orders, format_price, format_units
+from actors.core.errors import BrokerRejectedError, BrokerTemporaryError, ConfigError
+from actors.core.timefmt import format_rfc3339, format_unix, parse_time
+from actors.core.types import Instrument
 
 pytestmark = pytest.mark.unit
 

@@ -11,20 +11,12 @@ from typing import Any
 import orjson
 import pytest
 
-from actors.broker import (
-    OHLC,
-    Broker,
-    Candle,
-    Instrument,
-    MarketOrderRequest,
-    Price,
-    Transaction,
-    TransactionHeartbeat,
-)
-from actors.broker.fake import InMemoryBroker
-from actors.broker.shadow import ShadowBook
-from actors.clock import ManualClock
-from actors.errors import BrokerRejectedError, ConfigError, InvariantViolation
+from actors.broker import Broker, MarketOrderRequest, Transaction, TransactionHeartbeat
+from actors.broker.shadow.book import ShadowBook
+from actors.core.clock import ManualClock
+from actors.core.errors import BrokerRejectedError, ConfigError, InvariantViolation
+from actors.core.types import OHLC, Candle, Instrument, Price
+from tests.fakebroker import InMemoryBroker
 
 pytestmark = pytest.mark.unit
 

@@ -13,10 +13,10 @@ import requests_mock
 
 from actors.broker import MarketOrderRequest
 from actors.broker.config import BrokerConfig, Credentials
-from actors.broker.oanda import OandaBroker
-from actors.broker.pacing import Retrier, RetryPolicy
-from actors.broker.translate import error_from_fill_response, error_from_status
-from actors.errors import BrokerAmbiguousError, BrokerFatalError, BrokerRejectedError, BrokerTemporaryError
+from actors.broker.oanda.client import OandaBroker
+from actors.broker.oanda.pacing import Retrier, RetryPolicy
+from actors.broker.oanda.translate import error_from_fill_response, error_from_status
+from actors.core.errors import BrokerAmbiguousError, BrokerFatalError, BrokerRejectedError, BrokerTemporaryError
 
 pytestmark = pytest.mark.unit
 

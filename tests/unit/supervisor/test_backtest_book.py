@@ -12,21 +12,19 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from actors.bars import BarCandle
-from actors.broker import OHLC
 from actors.broker.emulator.instruments import SPECS, instrument_json
-from actors.broker.parse import instrument
-from actors.execution import ExecutionConfig
-from actors.exits import exit_actions
-from actors.fills import bar_exit, market_fill
-from actors.gate import Quote, Signal, SkipReason, check_entry
-from actors.marketview import MarketView
-from actors.messages import bar_id
-from actors.orders import bars_held
-from actors.risk import RiskConfig
-from actors.sizing import decide_entry
-from actors.zones import update_zones
-from supervisor.backtest_book import BarGrid, JournalRow, Simulation, _Trade
+from actors.broker.oanda.parse import instrument
+from actors.core.bars import BarCandle
+from actors.core.config import ExecutionConfig, RiskConfig
+from actors.core.entry import decide_entry
+from actors.core.exits import bars_held, exit_actions
+from actors.core.fills import bar_exit, market_fill
+from actors.core.gate import check_entry
+from actors.core.types import OHLC, Quote, Signal, SkipReason
+from actors.core.zones import update_zones
+from actors.runtime.marketview import MarketView
+from actors.runtime.messages import bar_id
+from supervisor.offline.backtest.book import BarGrid, JournalRow, Simulation, _Trade
 
 pytestmark = [pytest.mark.unit, pytest.mark.timeout(60)]
 
@@ -108,7 +106,7 @@ def test_no_margin_left_in_the_backtest_book_is_a_margin_skip() -> None:
     run = _Run(_flat(WARM + 1, width=0.00005), risk=risk, nav=10_000.0)
     for row in range(WARM):
         run.sim.warm_up(row)
-    from actors.gate import Direction, OpenPosition
+    from actors.core.types import Direction, OpenPosition
 
     run.sim.book["USD_JPY"] = OpenPosition(instrument="USD_JPY", direction=Direction.LONG, units=250_000.0,
                                            entry_price=150.0)  # fmt: skip
@@ -237,7 +235,7 @@ def test_the_backtest_decision_is_decide_entry_with_the_risk_roles_atr(
         run.sim.warm_up(row)
     book = {}
     if held:
-        from actors.gate import Direction, OpenPosition
+        from actors.core.types import Direction, OpenPosition
 
         book["USD_JPY"] = OpenPosition(
             instrument="USD_JPY", direction=Direction(held), units=50_000.0, entry_price=150.0

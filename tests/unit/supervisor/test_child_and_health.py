@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from actors.messages import BrokerHealth, Heartbeat
+from actors.runtime.messages import BrokerHealth, Heartbeat
 from supervisor.child import Child, ChildStatus, Tock
 from supervisor.childspec import ChildSpec, Intensity
 from supervisor.health import REASONS, HealthPolicy
@@ -237,7 +237,7 @@ def test_a_transient_reason_raised_again_with_latch_becomes_latched_and_is_alert
 
 
 def test_the_watchdogs_codes_are_the_ones_the_table_names_it_for() -> None:
-    from actors.watchchecks import WATCHDOG_CODES
+    from actors.roles.watchdog.checks import WATCHDOG_CODES
     from supervisor.health import WATCHDOG
 
     assert {code for code, info in REASONS.items() if WATCHDOG in info.raised_by} == WATCHDOG_CODES

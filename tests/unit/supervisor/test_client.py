@@ -13,8 +13,8 @@ from typing import Any
 import orjson
 import pytest
 
-from actors import transport
-from supervisor.client import EXIT_NOT_RUNNING, EXIT_OK, EXIT_REFUSED, EXIT_USAGE, CtlClient
+from actors.runtime import transport
+from supervisor.ctl.client import EXIT_NOT_RUNNING, EXIT_OK, EXIT_REFUSED, EXIT_USAGE, CtlClient
 
 pytestmark = [pytest.mark.unit, pytest.mark.timeout(20)]
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from supervisor.cliinput import InputError, check_out_dir, creating, parse_cli_time
+from supervisor.offline.inputs import InputError, check_out_dir, creating, parse_cli_time
 
 pytestmark = [pytest.mark.unit, pytest.mark.timeout(10)]
 

@@ -8,8 +8,10 @@ from typing import Any
 
 import pytest
 
-from actors.errors import ConfigError
-from supervisor.config import MAX_IPC_PATH, HostConfig, documented_keys, load_config, parse_override
+from actors.core.errors import ConfigError
+from supervisor.config import documented_keys, load_config, parse_override
+from supervisor.coreconfig import MAX_IPC_PATH
+from supervisor.hostconfig import HostConfig
 
 SECRETS = {"OANDA_TOKEN": "unit-test-token", "OANDA_ACCOUNT_ID": "101-004-1234567-001"}
 pytestmark = [pytest.mark.unit, pytest.mark.timeout(10)]

@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from supervisor.commands import COMMANDS
-from supervisor.commands.errors import BAD_ARGUMENTS, BAD_REQUEST, INTERNAL, REFUSED, UNKNOWN_COMMAND, CommandError
-from supervisor.control import MAX_ID_CHARS, CtlRequest, dispatch, error_reply, ok_reply, parse_request
+from supervisor.ctl.commands import COMMANDS
+from supervisor.ctl.commands.errors import BAD_ARGUMENTS, BAD_REQUEST, INTERNAL, REFUSED, UNKNOWN_COMMAND, CommandError
+from supervisor.ctl.server import MAX_ID_CHARS, CtlRequest, dispatch, error_reply, ok_reply, parse_request
 from tests.fakes import FakeSupervisor
 
 pytestmark = [pytest.mark.unit, pytest.mark.timeout(60)]

@@ -9,12 +9,11 @@ import pytest
 
 from actors.broker import MarketOrderRequest
 from actors.broker.connect import ShadowGuard
-from actors.broker.fake import InMemoryBroker
-from actors.errors import BrokerTemporaryError, ConfigError, InvariantViolation
-from actors.feed import FeedConfig
-from actors.reconciler import ReconcilerConfig
+from actors.core.config import FeedConfig, ReconcilerConfig
+from actors.core.errors import BrokerTemporaryError, ConfigError, InvariantViolation
 from supervisor.config import ROLE_SECTIONS, load_config
 from supervisor.hostconfig import HostConfig
+from tests.fakebroker import InMemoryBroker
 
 pytestmark = pytest.mark.unit
 

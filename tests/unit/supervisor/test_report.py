@@ -7,11 +7,10 @@ from typing import Any
 
 import pytest
 
-from actors.journal import Journal
-from actors.messages import bar_id
+from actors.runtime.journal import Journal
+from actors.runtime.messages import bar_id
 from supervisor import cli
-from supervisor.report import read_journal, write_report
-from supervisor.report_checks import (
+from supervisor.offline.report.checks import (
     ReportLimits,
     Side,
     check_crashes,
@@ -23,6 +22,7 @@ from supervisor.report_checks import (
     compared_window,
     percentiles,
 )
+from supervisor.offline.report.run import read_journal, write_report
 
 pytestmark = [pytest.mark.unit, pytest.mark.timeout(60)]
 

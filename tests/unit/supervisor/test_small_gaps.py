@@ -7,10 +7,10 @@ import threading
 
 import pytest
 
-from actors.errors import ConfigError
+from actors.core.errors import ConfigError
 from supervisor.child import describe_exit
-from supervisor.client import EXIT_NOT_RUNNING, CtlClient
 from supervisor.config import load_core_config
+from supervisor.ctl.client import EXIT_NOT_RUNNING, CtlClient
 
 pytestmark = [pytest.mark.unit, pytest.mark.timeout(30)]
 

@@ -7,8 +7,8 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
-from actors.errors import InvariantViolation
-from actors.messages import SystemState
+from actors.core.errors import InvariantViolation
+from actors.runtime.messages import SystemState
 from supervisor.state import PAUSE_CODE, TRANSITIONS, StateMachine
 
 pytestmark = [pytest.mark.unit, pytest.mark.timeout(60)]

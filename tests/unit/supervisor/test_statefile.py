@@ -8,7 +8,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from actors.errors import ConfigError
+from actors.core.errors import ConfigError
 from supervisor.statefile import VERSION, LatchedReason, SavedState, load, save
 
 pytestmark = [pytest.mark.unit, pytest.mark.timeout(10)]

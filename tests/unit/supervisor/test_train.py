@@ -11,10 +11,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from actors.errors import TradehostError
-from actors.features import FEATURE_NAMES, FEATURES_VERSION, LOOKBACK, compute_features, wide_bars
-from actors.modelstore import META_FILE, MODEL_FILE, load
-from supervisor.train import MIN_HOLDOUT_ROWS, TrainError, TrainSpec, train
+from actors.core.errors import TradehostError
+from actors.ml.features import FEATURE_NAMES, FEATURES_VERSION, LOOKBACK, compute_features, wide_bars
+from actors.ml.modelstore import META_FILE, MODEL_FILE, load
+from supervisor.offline.train import MIN_HOLDOUT_ROWS, TrainError, TrainSpec, train
 
 pytestmark = [pytest.mark.unit, pytest.mark.timeout(60)]
 

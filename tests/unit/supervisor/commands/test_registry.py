@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from supervisor.commands import COMMANDS, Command
-from supervisor.commands.errors import BAD_ARGUMENTS, CommandError
+from supervisor.ctl.commands import COMMANDS, Command
+from supervisor.ctl.commands.errors import BAD_ARGUMENTS, CommandError
 from tests.fakes import FakeSupervisor
 
 pytestmark = [pytest.mark.unit, pytest.mark.timeout(10)]

@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 
-from actors.roles import role_names
-from supervisor.commands import COMMANDS
-from supervisor.commands.errors import BAD_ARGUMENTS, REFUSED, CommandError
+from actors.runtime.registry import role_names
+from supervisor.ctl.commands import COMMANDS
+from supervisor.ctl.commands.errors import BAD_ARGUMENTS, REFUSED, CommandError
 from tests.fakes import FakeSupervisor
 
 ROLES = role_names(with_emulator=False)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from supervisor.commands import COMMANDS
-from supervisor.commands.errors import REFUSED, CommandError
+from supervisor.ctl.commands import COMMANDS
+from supervisor.ctl.commands.errors import REFUSED, CommandError
 from tests.fakes import FakeSupervisor
 
 pytestmark = [pytest.mark.unit, pytest.mark.timeout(10)]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from supervisor.commands import COMMANDS
+from supervisor.ctl.commands import COMMANDS
 from tests.fakes import FakeSupervisor
 
 pytestmark = [pytest.mark.unit, pytest.mark.timeout(10)]

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from supervisor.commands import COMMANDS
+from supervisor.ctl.commands import COMMANDS
 from tests.fakes import FakeSupervisor
 
 pytestmark = [pytest.mark.unit, pytest.mark.timeout(10)]

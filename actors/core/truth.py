@@ -1,0 +1,148 @@
+"""The broker is the truth: what the reconciler compares, remembers and reports (pure).
+
+``compare`` sets the host's known trades against the broker's open trades and names every
+difference (``Difference.kind``, the journal's ``recon.difference`` rows):
+
+- ``adopted``: a broker trade the host does not know (opened by hand, or by another system):
+  taken into the book (exit management takes it over) and alerted;
+- ``caught_up``: a trade of this host (its tag) the reconciler had not seen yet: taken in quietly;
+- ``another_host``: a trade tagged by another tradehost instance: a second host trades this
+  account (latched ``another_host``);
+- ``closed``: a known trade the broker no longer has open (SL/TP, or closed behind the host's
+  back): dropped, with its real P&L from the broker;
+- ``changed``: units, SL or TP differ: the broker wins;
+- ``unprotected``: an open trade without SL or TP: the execution role repairs or closes it.
+
+``ReconState`` is what survives a restart (the last transaction id, the zone state with peak and
+day-start NAV, the known trades), written crash-safely.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from actors.core.entry import HOST_TAG_PREFIX
+from actors.core.types import TradeState
+
+__all__ = ["Difference", "KnownTrade", "compare", "known_from"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class KnownTrade:
+    """A trade as the host last knew it (prices as decimal strings)."""
+
+    trade_id: str
+    instrument: str
+    units: str
+    stop_loss: str | None
+    take_profit: str | None
+    client_id: str | None = None
+
+
+def known_from(trade: TradeState) -> KnownTrade:
+    """The broker's trade as the host now knows it."""
+    return KnownTrade(
+        trade_id=trade.id,
+        instrument=trade.instrument,
+        units=format(trade.current_units, "f"),
+        stop_loss=None if trade.stop_loss_price is None else format(trade.stop_loss_price, "f"),
+        take_profit=None if trade.take_profit_price is None else format(trade.take_profit_price, "f"),
+        client_id=trade.client_id,
+    )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Difference:
+    """One difference between the host and the broker (a ``recon.difference`` row)."""
+
+    kind: str
+    trade_id: str
+    instrument: str
+    local: dict[str, Any] | None
+    broker: dict[str, Any] | None
+    detail: str = ""
+
+    def body(self) -> dict[str, Any]:
+        """The journal row's body: both sides."""
+        return {
+            "kind": self.kind,
+            "trade_id": self.trade_id,
+            "instrument": self.instrument,
+            "local": self.local,
+            "broker": self.broker,
+            "detail": self.detail,
+        }
+
+
+def compare(
+    known: Mapping[str, KnownTrade], broker_trades: Sequence[TradeState], *, own_tag: str
+) -> tuple[list[Difference], dict[str, KnownTrade]]:
+    """The differences, and the known trades afterwards (the broker's view, always).
+
+    Args:
+        known: the trades the host knew, by id.
+        broker_trades: the broker's open trades.
+        own_tag: this host's order tag (``actors.roles.execution.orders.host_tag``).
+    """
+    out: list[Difference] = []
+    now: dict[str, KnownTrade] = {}
+    for trade in broker_trades:
+        seen = known_from(trade)
+        now[trade.id] = seen
+        was = known.get(trade.id)
+        if was is None:
+            tag = trade.client_tag or ""
+            if tag == own_tag:
+                kind, detail = "caught_up", "a trade of this host, seen for the first time"
+            elif tag.startswith(HOST_TAG_PREFIX):
+                kind, detail = "another_host", f"tagged {tag!r}: another tradehost trades this account"
+            else:
+                kind, detail = "adopted", "a trade the host did not open: adopted, its exits are managed from now on"
+            out.append(
+                Difference(
+                    kind=kind,
+                    trade_id=trade.id,
+                    instrument=trade.instrument,
+                    local=None,
+                    broker=asdict(seen),
+                    detail=detail,
+                )
+            )
+        elif (was.units, was.stop_loss, was.take_profit) != (seen.units, seen.stop_loss, seen.take_profit):
+            out.append(
+                Difference(
+                    kind="changed",
+                    trade_id=trade.id,
+                    instrument=trade.instrument,
+                    local=asdict(was),
+                    broker=asdict(seen),
+                    detail="the broker wins",
+                )
+            )
+        if seen.stop_loss is None or seen.take_profit is None:
+            missing = " and ".join(n for n, v in (("SL", seen.stop_loss), ("TP", seen.take_profit)) if v is None)
+            out.append(
+                Difference(
+                    kind="unprotected",
+                    trade_id=trade.id,
+                    instrument=trade.instrument,
+                    local=None,
+                    broker=asdict(seen),
+                    detail=f"no {missing} at the broker",
+                )
+            )
+    for trade_id, was in known.items():
+        if trade_id not in now:
+            out.append(
+                Difference(
+                    kind="closed",
+                    trade_id=trade_id,
+                    instrument=was.instrument,
+                    local=asdict(was),
+                    broker=None,
+                    detail="no longer open at the broker",
+                )
+            )
+    return out, now

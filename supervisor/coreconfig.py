@@ -1,0 +1,73 @@
+"""The sections the root process and ``tradehost ctl`` need (``CoreConfig``: ``[host]``,
+``[supervisor]``, ``[ctl]``, ``[bus]``); ``supervisor.hostconfig.HostConfig`` adds the roles' and
+the shared sections, and ``supervisor.config`` loads and checks both. Nothing here imports a role
+or the broker: ``tradehost ctl`` reads these sections alone, and starts fast.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+from supervisor.childspec import SupervisorConfig
+from supervisor.ctl.client import CtlConfig
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+__all__ = ["LOOPBACK", "MAX_IPC_PATH", "BusConfig", "CoreConfig", "HostSection", "LogLevel", "Mode"]
+
+Mode = Literal["shadow", "live"]
+LogLevel = Literal["debug", "info", "warning", "error"]
+
+LOOPBACK = ("127.0.0.1", "localhost", "[::1]")
+
+# sockaddr_un.sun_path is 108 bytes including the terminating NUL.
+MAX_IPC_PATH = 107
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HostSection:
+    """The ``[host]`` section."""
+
+    run_dir: str = field(
+        default="var", metadata={"doc": "Directory for sockets, journal, state and lock (created 0700)."}
+    )
+    mode: Mode = field(default="shadow", metadata={"doc": "shadow: simulated fills, nothing sent; live: real orders."})
+    log_level: LogLevel = field(default="info", metadata={"doc": "Threshold of the JSON-lines log on stderr."})
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BusConfig:
+    """The ``[bus]`` section: where the event proxy and the control channel listen."""
+
+    events_in: str = field(default="", metadata={"doc": "Publishers connect here (XSUB); empty: ipc in run_dir."})
+    events_out: str = field(default="", metadata={"doc": "Subscribers connect here (XPUB); empty: ipc in run_dir."})
+    control: str = field(
+        default="", metadata={"doc": "Supervisor<->role control channel (ROUTER); empty: ipc in run_dir."}
+    )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CoreConfig:
+    """The sections the root and ``tradehost ctl`` need; ``HostConfig`` adds the roles' sections."""
+
+    host: HostSection = field(default_factory=HostSection)
+    supervisor: SupervisorConfig = field(default_factory=SupervisorConfig)
+    ctl: CtlConfig = field(default_factory=CtlConfig)
+    bus: BusConfig = field(default_factory=BusConfig)
+    source: str = field(default="", metadata={"internal": True})
+
+    @property
+    def run_dir(self) -> Path:
+        """The run directory as an absolute path."""
+        from pathlib import Path  # noqa: PLC0415 - not at the top: `tradehost ctl` never needs pathlib
+
+        return Path(self.host.run_dir)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict of every section (nothing secret lives in the configuration)."""
+        out = dataclasses.asdict(self)
+        out.pop("source", None)
+        return out
