@@ -37,9 +37,9 @@ import psutil
 import pykka
 
 from actors.broker.config import emulator_base_url
+from actors.core.atomicfile import write_atomically
 from actors.core.errors import ConfigError
 from actors.runtime import registry, transport
-from actors.runtime.atomicfile import write_atomically
 from actors.runtime.journal import Journal
 from actors.runtime.logs import setup_logging
 from actors.runtime.process import ChildArgs, child_main

@@ -32,7 +32,7 @@ from actors.runtime.messages import (
 from supervisor.ctl.commands.errors import CommandError
 
 if TYPE_CHECKING:
-    from supervisor.tree import Supervisor
+    from supervisor.supervising import Supervising
 
 
 class RoleReports:
@@ -42,7 +42,7 @@ class RoleReports:
         sup: the supervisor whose health, state and operator the reports act on.
     """
 
-    def __init__(self, sup: Supervisor) -> None:
+    def __init__(self, sup: Supervising) -> None:
         self.sup = sup
         self.account: AccountSnapshot | None = None
         self.model: ModelReport | None = None

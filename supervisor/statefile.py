@@ -14,8 +14,8 @@ from pathlib import Path
 
 import orjson
 
+from actors.core.atomicfile import write_atomically
 from actors.core.errors import ConfigError
-from actors.runtime.atomicfile import write_atomically
 
 VERSION = 1
 

@@ -230,7 +230,7 @@ def data_item(item: str) -> tuple[str, Path]:
     Raises:
         ValueError: neither form, or an unknown instrument.
     """
-    from actors.ml.candlefile import CandleFileError, parse_spec  # noqa: PLC0415 - pandas, only when used
+    from actors.core.candlespec import CandleFileError, parse_spec  # noqa: PLC0415 - pandas, only when used
 
     known = _known_instruments()
     try:

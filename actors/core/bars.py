@@ -35,6 +35,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from actors.core.types import DAY_ALIGNED, granularity_seconds
+
 if TYPE_CHECKING:
     from actors.core.config import BarValidationConfig
 
@@ -50,8 +52,6 @@ from actors.core import markethours
 from actors.core.types import OHLC, Candle
 
 __all__ = [
-    "DAY_ALIGNED",
-    "GRANULARITIES",
     "BarCandle",
     "BarClock",
     "BarGap",
@@ -67,7 +67,6 @@ __all__ = [
     "closed_bar_lookup",
     "expected_bars",
     "find_gaps",
-    "granularity_seconds",
     "history_report",
     "missing_bar_is_gap",
     "validate_bar",
@@ -76,27 +75,6 @@ __all__ = [
 ]
 
 _NS = 1_000_000_000
-_SECONDS = {
-    "S5": 5, "S10": 10, "S15": 15, "S30": 30, "M1": 60, "M2": 120, "M4": 240, "M5": 300,
-    "M10": 600, "M15": 900, "M30": 1800, "H1": 3600, "H2": 7200, "H3": 10800, "H4": 14400,
-    "H6": 21600, "H8": 28800, "H12": 43200, "D": 86400,
-}  # fmt: skip
-# The granularities the feed supports, as OANDA names them (W and M are not bar granularities here).
-GRANULARITIES: tuple[str, ...] = tuple(_SECONDS)
-# Aligned to the 17:00 New York rollover (OANDA's "day alignment"); the rest align in UTC.
-DAY_ALIGNED: frozenset[str] = frozenset({"H2", "H3", "H4", "H6", "H8", "H12", "D"})
-
-
-def granularity_seconds(granularity: str) -> int:
-    """The nominal length of a bar of ``granularity`` in seconds (``D`` is 86400).
-
-    Raises:
-        ValueError: ``granularity`` is not one of ``GRANULARITIES``.
-    """
-    try:
-        return _SECONDS[granularity]
-    except KeyError:
-        raise ValueError(f"unknown granularity {granularity!r}; expected one of {', '.join(GRANULARITIES)}") from None
 
 
 def bar_start(ts_ns: int, granularity: str) -> int:

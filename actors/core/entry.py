@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from actors.core.gate import check_entry
 from actors.core.money import currency_exposure
 from actors.core.sizing import SizedEntry, size_entry
-from actors.core.types import Direction, OpenPosition, Quote, Signal, SkipReason
+from actors.core.types import STRATEGY_RE, Direction, OpenPosition, Quote, Signal, SkipReason
 
 if TYPE_CHECKING:
     from actors.core.config import RiskConfig
@@ -25,10 +25,6 @@ if TYPE_CHECKING:
 
 
 _INSTRUMENT_RE = re.compile(r"[A-Za-z0-9]{1,16}_[A-Za-z0-9]{1,16}")
-
-
-# ``risk.strategy`` is checked against this at load time (``actors.roles.risk.actor.RiskConfig``).
-STRATEGY_RE = re.compile(r"[A-Za-z0-9_-]{1,40}")
 
 
 def intent_id(strategy: str, instrument: str, bar_ts_ns: int, direction: Direction) -> str:

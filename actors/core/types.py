@@ -7,14 +7,10 @@ times, OANDA's digit-string ids), and the decision's vocabulary (``Direction``, 
 from __future__ import annotations
 
 import enum
+import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    pass
-
-
 from decimal import Decimal
+from typing import NewType
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -219,3 +215,58 @@ class OpenPosition:
     direction: Direction
     units: float
     entry_price: float
+
+
+_SECONDS = {
+    "S5": 5, "S10": 10, "S15": 15, "S30": 30, "M1": 60, "M2": 120, "M4": 240, "M5": 300,
+    "M10": 600, "M15": 900, "M30": 1800, "H1": 3600, "H2": 7200, "H3": 10800, "H4": 14400,
+    "H6": 21600, "H8": 28800, "H12": 43200, "D": 86400,
+}  # fmt: skip
+
+
+# The granularities the feed supports, as OANDA names them (W and M are not bar granularities here).
+GRANULARITIES: tuple[str, ...] = tuple(_SECONDS)
+
+
+# Aligned to the 17:00 New York rollover (OANDA's "day alignment"); the rest align in UTC.
+DAY_ALIGNED: frozenset[str] = frozenset({"H2", "H3", "H4", "H6", "H8", "H12", "D"})
+
+
+def granularity_seconds(granularity: str) -> int:
+    """The nominal length of a bar of ``granularity`` in seconds (``D`` is 86400).
+
+    Raises:
+        ValueError: ``granularity`` is not one of ``GRANULARITIES``.
+    """
+    try:
+        return _SECONDS[granularity]
+    except KeyError:
+        raise ValueError(f"unknown granularity {granularity!r}; expected one of {', '.join(GRANULARITIES)}") from None
+
+
+# ``risk.strategy`` is checked against this at load time (``actors.roles.risk.actor.RiskConfig``).
+STRATEGY_RE = re.compile(r"[A-Za-z0-9_-]{1,40}")
+
+
+Role = NewType("Role", str)
+
+
+# Identifiers, typed so they are not mixed up with other strings (Nautilus identifiers in spirit).
+InstrumentId = NewType("InstrumentId", str)  # OANDA's instrument name, e.g. "EUR_USD"
+
+
+BarId = NewType("BarId", str)  # the corr of every message about one bar: "bar-EUR_USD-M15-<start ns>"
+
+
+IntentId = NewType("IntentId", str)  # deterministic per (strategy, instrument, bar, direction); URL-safe
+
+
+ClientOrderId = NewType("ClientOrderId", str)  # the order's clientExtensions.id (= the intent id)
+
+
+TradeId = NewType("TradeId", str)  # OANDA's trade id (digits)
+
+
+def bar_id(instrument: str, granularity: str, start_ns: int) -> BarId:
+    """The id of one bar: deterministic, so a restarted feed gives the same bar the same id."""
+    return BarId(f"bar-{instrument}-{granularity}-{start_ns}")

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import csv
 import math
-import re
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -35,33 +34,23 @@ from typing import TextIO
 import numpy as np
 import pandas as pd
 
-from actors.core.bars import DAY_ALIGNED, BarCandle, RejectedBar, bar_start, granularity_seconds, validate_history
+from actors.core.bars import BarCandle, RejectedBar, bar_start, validate_history
+from actors.core.candlespec import CANDLE_COLUMNS, CandleFileError, parse_spec
 from actors.core.config import BarValidationConfig
-from actors.core.errors import TradehostError
 from actors.core.timefmt import NS, format_rfc3339, parse_time
-from actors.core.types import OHLC, Candle
+from actors.core.types import DAY_ALIGNED, OHLC, Candle, granularity_seconds
 
 __all__ = [
-    "CANDLE_COLUMNS",
     "CandleFile",
-    "CandleFileError",
     "frame_from_candles",
     "grid_problem",
-    "parse_spec",
     "read_candle_file",
     "read_candle_files",
     "validated_frame",
 ]
 
-# The columns of every candle frame this module returns (the same as ``actors.ml.features.FIELDS``).
-CANDLE_COLUMNS: tuple[str, ...] = ("open", "high", "low", "close", "volume", "spread")
 
 _PRICES = ("open", "high", "low", "close")
-_INSTRUMENT = re.compile(r"^[A-Z0-9]+_[A-Z0-9]+$")
-
-
-class CandleFileError(TradehostError):
-    """A candle file or ``INSTRUMENT=PATH`` spec is unusable; the message names file and line."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -84,36 +73,6 @@ class CandleFile:
     step_s: int
     has_volume: bool
     has_spread: bool
-
-
-def parse_spec(item: str, *, known: Collection[str]) -> tuple[str, Path]:
-    """Split ``INSTRUMENT=PATH``, or name a bare path by the instrument its file name starts with.
-
-    Args:
-        item: ``EUR_USD=data/eurusd.csv`` or ``data/EUR_USD_H1.csv``.
-        known: instruments a bare path may name (the longest match wins).
-
-    Returns:
-        The instrument and the path.
-
-    Raises:
-        CandleFileError: the instrument is not ``BASE_QUOTE``-shaped, or a bare path names none
-            of ``known``.
-    """
-    if "=" in item:
-        name, raw = item.split("=", 1)
-        name = name.strip()
-        if not _INSTRUMENT.match(name):
-            raise CandleFileError(f"{item}: {name!r} is not an instrument name like EUR_USD")
-        if not raw:
-            raise CandleFileError(f"{item}: no path after '='")
-        return name, Path(raw)
-    path = Path(item)
-    upper = path.name.upper()
-    for name in sorted(known, key=len, reverse=True):
-        if upper.startswith(name.upper()):
-            return name, path
-    raise CandleFileError(f"{item}: name the instrument as INSTRUMENT=PATH or start the file name with it")
 
 
 def read_candle_files(items: Sequence[str], *, known: Collection[str]) -> dict[str, CandleFile]:

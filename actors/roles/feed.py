@@ -51,7 +51,7 @@ from actors.core.bars import (
 from actors.core.config import FeedConfig
 from actors.core.errors import BrokerError
 from actors.core.ticks import REJECTION_LOG_PERIOD_S, BarSpan, RejectionLog, TickGuard, TickReason, TickVerdict
-from actors.core.types import OHLC, Price, PriceHeartbeat
+from actors.core.types import OHLC, Price, PriceHeartbeat, bar_id
 from actors.runtime.actor import RoleActor
 from actors.runtime.messages import (
     TOPIC_MD_BAR,
@@ -65,7 +65,6 @@ from actors.runtime.messages import (
     MarketReport,
     Prices,
     PriceTick,
-    bar_id,
 )
 
 BAR_POLL_S = 0.25

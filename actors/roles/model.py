@@ -30,11 +30,12 @@ import pandas as pd
 
 from actors.core.backoff import Backoff
 from actors.core.bars import RejectedBar, history_report, validate_candles
+from actors.core.candlespec import CANDLE_COLUMNS
 from actors.core.config import FeedConfig, ModelConfig
 from actors.core.errors import BrokerError
-from actors.core.types import Candle
+from actors.core.types import Candle, InstrumentId, bar_id
 from actors.ml import modelstore
-from actors.ml.candlefile import CANDLE_COLUMNS, frame_from_candles
+from actors.ml.candlefile import frame_from_candles
 from actors.ml.features import FEATURE_NAMES, FEATURES_VERSION, WideBars, compute_features, wide_bars
 from actors.runtime.actor import RoleActor
 from actors.runtime.messages import (
@@ -45,11 +46,9 @@ from actors.runtime.messages import (
     Bar,
     BarsClosed,
     Envelope,
-    InstrumentId,
     ModelReport,
     SignalProduced,
     SignalSkipped,
-    bar_id,
 )
 
 CANDLES_PER_REQUEST = 5000

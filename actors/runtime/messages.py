@@ -23,19 +23,12 @@ import types
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, NewType, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import orjson
 
 from actors.core.errors import MessageDecodeError
-
-Role = NewType("Role", str)
-# Identifiers, typed so they are not mixed up with other strings (Nautilus identifiers in spirit).
-InstrumentId = NewType("InstrumentId", str)  # OANDA's instrument name, e.g. "EUR_USD"
-BarId = NewType("BarId", str)  # the corr of every message about one bar: "bar-EUR_USD-M15-<start ns>"
-IntentId = NewType("IntentId", str)  # deterministic per (strategy, instrument, bar, direction); URL-safe
-ClientOrderId = NewType("ClientOrderId", str)  # the order's clientExtensions.id (= the intent id)
-TradeId = NewType("TradeId", str)  # OANDA's trade id (digits)
+from actors.core.types import InstrumentId, IntentId, TradeId
 
 SCHEMA_VERSION = 1
 MAX_MESSAGE_BYTES = 1 << 20
@@ -417,11 +410,6 @@ class PriceTick(Body):
     bid: str
     ask: str
     tradeable: bool
-
-
-def bar_id(instrument: str, granularity: str, start_ns: int) -> BarId:
-    """The id of one bar: deterministic, so a restarted feed gives the same bar the same id."""
-    return BarId(f"bar-{instrument}-{granularity}-{start_ns}")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -17,7 +17,7 @@ from supervisor.child import ChildStatus, child_status
 from supervisor.ctl.commands.errors import REFUSED, CommandError
 
 if TYPE_CHECKING:
-    from supervisor.tree import Supervisor
+    from supervisor.supervising import Supervising
 
 __all__ = ["Operator"]
 
@@ -25,7 +25,7 @@ __all__ = ["Operator"]
 class Operator:
     """The ctl command bodies over one supervisor (see the module docstring)."""
 
-    def __init__(self, supervisor: Supervisor) -> None:
+    def __init__(self, supervisor: Supervising) -> None:
         self.sup = supervisor
 
     def status(self) -> dict[str, Any]:

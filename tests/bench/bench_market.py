@@ -281,22 +281,13 @@ def bench_floor(instruments: Sequence[str], model_dir: Path, bar_ts: int, reps: 
 
     from actors.core.bars import BarCandle, validate_bar
     from actors.core.config import FeedConfig
+    from actors.core.types import InstrumentId, bar_id
     from actors.ml import modelstore
     from actors.ml.candlefile import frame_from_candles
     from actors.ml.features import FEATURE_NAMES, FEATURES_VERSION, FIELDS, WideBars, compute_features
     from actors.roles.model import BarWindows, bar_values, features_hash
     from actors.runtime.journal import Journal
-    from actors.runtime.messages import (
-        Bar,
-        BarsClosed,
-        InstrumentId,
-        Prices,
-        SignalProduced,
-        bar_id,
-        decode,
-        encode,
-        make_envelope,
-    )
+    from actors.runtime.messages import Bar, BarsClosed, Prices, SignalProduced, decode, encode, make_envelope
 
     model = modelstore.load(
         model_dir,

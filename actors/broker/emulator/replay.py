@@ -16,8 +16,9 @@ import numpy as np
 from actors.broker.config import data_item
 from actors.broker.emulator.instruments import InstrumentSpec
 from actors.broker.emulator.path import HOUR_S, HourPath, SyntheticSource
+from actors.core.candlespec import CandleFileError
 from actors.core.timefmt import NS
-from actors.ml.candlefile import CandleFileError, read_candle_file
+from actors.ml.candlefile import read_candle_file
 
 __all__ = ["ReplaySource", "load_candle_file"]
 

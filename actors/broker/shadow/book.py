@@ -57,6 +57,7 @@ from actors.broker import (
 )
 from actors.broker.oanda.precision import build_market_order, build_trade_orders
 from actors.broker.shadow.state import STATE_VERSION, Book, BookOrder, BookTrade, read_book
+from actors.core.atomicfile import write_atomically
 from actors.core.clock import SYSTEM_CLOCK, Clock
 from actors.core.errors import BrokerRejectedError, ConfigError, InvariantViolation
 from actors.core.fills import ExitReason, bar_exit, market_fill, slippage_price, tick_exit
@@ -72,7 +73,6 @@ from actors.core.types import (
     PriceHeartbeat,
     TradeState,
 )
-from actors.runtime.atomicfile import write_atomically
 
 __all__ = ["STATE_VERSION", "ShadowBook"]
 

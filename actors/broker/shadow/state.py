@@ -2,7 +2,7 @@
 every transaction, encoded as one JSON document and validated when read back.
 
 ``actors.broker.shadow.book.ShadowBook`` keeps a ``Book`` in memory and writes it with
-``actors.runtime.atomicfile.write_atomically`` after every change; ``read_book`` restores it (a file that
+``actors.core.atomicfile.write_atomically`` after every change; ``read_book`` restores it (a file that
 cannot be read or decoded is a ``ConfigError`` naming it: when unsure, do not trade).
 """
 

@@ -27,7 +27,7 @@ from actors.core.config import BarValidationConfig
 from actors.core.errors import BrokerAmbiguousError, BrokerError, BrokerFatalError, BrokerRejectedError
 from actors.core.exits import CloseTrade, ManagedTrade, MoveStopLoss, bars_held, manage_trade, protective_stops
 from actors.core.fills import slippage_pips
-from actors.core.types import Candle, Direction, Instrument, TradeState
+from actors.core.types import Candle, Direction, Instrument, InstrumentId, TradeId, TradeState
 from actors.roles.execution.memos import TradeMemo, load_memos, save_memos
 from actors.roles.execution.orders import MissingStops, intent_from_rows, market_order
 from actors.runtime.journal import Journal
@@ -39,11 +39,9 @@ from actors.runtime.messages import (
     CauseHealthy,
     ExecutionReport,
     ExitsChecked,
-    InstrumentId,
     NoTradeRequested,
     ProtectionReport,
     RiskIntent,
-    TradeId,
     TradeProtection,
 )
 

@@ -11,8 +11,8 @@ from typing import Any
 
 import orjson
 
+from actors.core.atomicfile import write_atomically
 from actors.core.errors import ConfigError
-from actors.runtime.atomicfile import write_atomically
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import orjson
 
+from actors.core.atomicfile import write_atomically
 from actors.core.errors import ConfigError
 from actors.core.truth import KnownTrade
 from actors.core.zones import ZoneState
-from actors.runtime.atomicfile import write_atomically
 
 
 @dataclass(slots=True, kw_only=True)

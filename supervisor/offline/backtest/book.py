@@ -44,11 +44,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from actors.core.bars import DAY_ALIGNED, MidBar, bar_end, granularity_seconds
+from actors.core.bars import MidBar, bar_end
 from actors.core.exits import CloseTrade, ExitAction, MoveStopLoss, bars_held, exit_actions
 from actors.core.fills import bar_exit, market_fill, pnl_home, pnl_quote, slippage_pips, slippage_price
 from actors.core.money import quote_to_home
-from actors.core.types import OpenPosition, SkipReason
+from actors.core.types import DAY_ALIGNED, OpenPosition, SkipReason, granularity_seconds
 from actors.core.zones import ZoneState, ZoneVerdict, update_zones
 from supervisor.offline.backtest import rows as rows_
 from supervisor.offline.backtest.decisions import Decisions, Pending

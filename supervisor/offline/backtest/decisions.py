@@ -44,8 +44,7 @@ from actors.core.bars import MidBar, average_true_range
 from actors.core.entry import EntryIntent, EntrySkip, decide_entry
 from actors.core.gate import check_entry
 from actors.core.money import position_margin
-from actors.core.types import OHLC, OpenPosition, Quote, Signal, SkipReason
-from actors.runtime.messages import bar_id
+from actors.core.types import OHLC, OpenPosition, Quote, Signal, SkipReason, bar_id
 from supervisor.offline.backtest import rows as rows_
 from supervisor.offline.backtest.rows import JournalRow
 

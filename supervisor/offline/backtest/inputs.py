@@ -28,9 +28,10 @@ from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from actors.core.bars import bar_end, granularity_seconds
+from actors.core.bars import bar_end
 from actors.core.config import BarValidationConfig
 from actors.core.timefmt import format_rfc3339
+from actors.core.types import granularity_seconds
 from actors.ml.candlefile import grid_problem
 from supervisor.offline import history
 from supervisor.offline.backtest.run import BacktestError, ordered_instruments

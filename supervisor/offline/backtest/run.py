@@ -29,9 +29,9 @@ from typing import TYPE_CHECKING, Any, TextIO
 import numpy as np
 import pandas as pd
 
+from actors.core.candlespec import CANDLE_COLUMNS
 from actors.core.errors import TradehostError
 from actors.core.timefmt import format_rfc3339
-from actors.ml.candlefile import CANDLE_COLUMNS
 from actors.ml.features import compute_features, wide_bars
 from actors.runtime.journal import Journal
 from supervisor.offline.backtest.book import JOURNAL_LEVELS, BarGrid, ClosedTrade, JournalRow, Simulation

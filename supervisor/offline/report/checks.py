@@ -44,8 +44,8 @@ from typing import Any
 from actors.core import markethours
 from actors.core.bars import bar_end
 from actors.core.timefmt import format_rfc3339
+from actors.core.types import bar_id
 from actors.runtime.journal import JournalEntry
-from actors.runtime.messages import bar_id
 
 __all__ = [
     "MIN_MEMORY_SPAN_S",

@@ -14,6 +14,7 @@ import pykka
 
 from actors.core.clock import ManualClock
 from actors.core.config import FeedConfig, RiskConfig
+from actors.core.types import InstrumentId
 from actors.roles.risk.actor import RiskActor
 from actors.runtime.actor import Inbound
 from actors.runtime.journal import Journal
@@ -24,7 +25,6 @@ from actors.runtime.messages import (
     Bar,
     Body,
     ExitsChecked,
-    InstrumentId,
     Prices,
     PriceTick,
     SignalProduced,

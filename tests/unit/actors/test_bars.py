@@ -17,8 +17,6 @@ from hypothesis import strategies as st
 
 from actors.core import markethours
 from actors.core.bars import (
-    DAY_ALIGNED,
-    GRANULARITIES,
     BarCandle,
     BarClock,
     BarReason,
@@ -29,12 +27,11 @@ from actors.core.bars import (
     closed_bar_lookup,
     expected_bars,
     find_gaps,
-    granularity_seconds,
     missing_bar_is_gap,
     validate_bar,
 )
 from actors.core.config import BarValidationConfig
-from actors.core.types import OHLC, Candle
+from actors.core.types import DAY_ALIGNED, GRANULARITIES, OHLC, Candle, granularity_seconds
 from tests.markettime import NS, ny, utc, weekly_closed_oracle
 
 pytestmark = pytest.mark.unit

@@ -13,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from actors.core.errors import MessageDecodeError
+from actors.core.types import InstrumentId, IntentId, TradeId
 from actors.runtime.messages import (
     _REGISTRY,
     MAX_MESSAGE_BYTES,
@@ -31,9 +32,7 @@ from actors.runtime.messages import (
     ExitsChecked,
     FlattenRequested,
     Heartbeat,
-    InstrumentId,
     InstrumentMarket,
-    IntentId,
     IntentSkipped,
     MarketReport,
     ModelReport,
@@ -54,7 +53,6 @@ from actors.runtime.messages import (
     StopRole,
     SystemState,
     SystemStateChanged,
-    TradeId,
     TradeProtection,
     TradeView,
     WatchdogReport,

@@ -9,8 +9,9 @@ import pandas as pd
 import pytest
 
 from actors.core.bars import BarCandle
+from actors.core.candlespec import CANDLE_COLUMNS
 from actors.core.types import OHLC, Candle
-from actors.ml.candlefile import CANDLE_COLUMNS, frame_from_candles
+from actors.ml.candlefile import frame_from_candles
 from actors.ml.features import FEATURE_NAMES, LOOKBACK, WINDOW_BARS, compute_features, wide_bars
 from actors.roles.model import BarWindows, bar_values
 from actors.runtime.messages import Bar, Prices

@@ -13,11 +13,11 @@ import pytest
 from actors.core.clock import ManualClock
 from actors.core.config import ExecutionConfig, RiskConfig
 from actors.core.errors import BrokerTemporaryError
-from actors.core.types import TradeState
+from actors.core.types import InstrumentId, IntentId, TradeState
 from actors.roles.execution.desk import CLOSE_REPORT_TRIES, Exits, OrderDesk, Publish, Submit
 from actors.runtime.journal import Journal
 from actors.runtime.marketview import MarketView
-from actors.runtime.messages import AlertRaised, ExecutionReport, ExitsChecked, InstrumentId, IntentId, RiskIntent
+from actors.runtime.messages import AlertRaised, ExecutionReport, ExitsChecked, RiskIntent
 from tests.fakebroker import InMemoryBroker
 
 pytestmark = pytest.mark.unit

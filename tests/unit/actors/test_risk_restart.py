@@ -13,9 +13,10 @@ from typing import Any
 import pytest
 
 from actors.core.config import RiskConfig
+from actors.core.types import InstrumentId, TradeId
 from actors.runtime.actor import HeartbeatDue
 from actors.runtime.journal import Journal
-from actors.runtime.messages import TOPIC_RISK_SKIP, ExecutionReport, InstrumentId, IntentSkipped, TradeId, TradeView
+from actors.runtime.messages import TOPIC_RISK_SKIP, ExecutionReport, IntentSkipped, TradeView
 from tests.helpers import poll_until
 from tests.unit.actors.riskworld import BAR, M15, NS, WALL, decide, running_role, snapshot, tell
 

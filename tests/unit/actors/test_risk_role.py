@@ -12,7 +12,7 @@ import pytest
 
 from actors.core.clock import ManualClock
 from actors.core.config import FeedConfig, RiskConfig
-from actors.core.types import Direction, OpenPosition
+from actors.core.types import Direction, InstrumentId, OpenPosition, TradeId
 from actors.roles.risk.actor import RiskActor
 from actors.roles.risk.recovery import InFlight
 from actors.runtime.actor import HeartbeatDue, Inbound
@@ -21,10 +21,8 @@ from actors.runtime.messages import (
     AccountSnapshot,
     ExecutionReport,
     ExitsChecked,
-    InstrumentId,
     IntentSkipped,
     SignalProduced,
-    TradeId,
     TradeView,
     make_envelope,
 )

@@ -20,10 +20,9 @@ from actors.core.entry import decide_entry
 from actors.core.exits import bars_held, exit_actions
 from actors.core.fills import bar_exit, market_fill
 from actors.core.gate import check_entry
-from actors.core.types import OHLC, Quote, Signal, SkipReason
+from actors.core.types import OHLC, Quote, Signal, SkipReason, bar_id
 from actors.core.zones import update_zones
 from actors.runtime.marketview import MarketView
-from actors.runtime.messages import bar_id
 from supervisor.offline.backtest.book import BarGrid, JournalRow, Simulation, _Trade
 
 pytestmark = [pytest.mark.unit, pytest.mark.timeout(60)]

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
+from actors.core.types import bar_id
 from actors.runtime.journal import Journal
-from actors.runtime.messages import bar_id
 from supervisor import cli
 from supervisor.offline.report.checks import (
     ReportLimits,
