@@ -1,1 +1,3 @@
-"""supervisor.ctl."""
+"""``tradehost ctl``: the server in the root (request dispatch), the client, the command bodies
+(``operations``) and one module per command.
+"""

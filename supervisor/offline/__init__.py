@@ -1,1 +1,3 @@
-"""supervisor.offline."""
+"""The offline commands: ``tradehost train``, ``backtest`` and ``report``, with their inputs and
+the broker's history. Only ``supervisor.cli`` imports them.
+"""

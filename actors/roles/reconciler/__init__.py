@@ -1,1 +1,2 @@
-"""actors.roles.reconciler."""
+"""The reconciler role: its actor, and the state it keeps across restarts.
+"""

@@ -1,1 +1,2 @@
-"""actors.roles.risk."""
+"""The risk role: its actor, and what it rebuilds from the journal after a restart.
+"""

@@ -1,1 +1,3 @@
-"""actors.roles.watchdog."""
+"""The watchdog role: its actor and its checks (heartbeats, memory, progress of bars,
+decisions and account reads, disk, clock).
+"""

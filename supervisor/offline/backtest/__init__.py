@@ -1,1 +1,3 @@
-"""supervisor.offline.backtest."""
+"""``tradehost backtest``: the live rules replayed over history in one process (run, inputs,
+decisions, the book, journal rows, metrics).
+"""

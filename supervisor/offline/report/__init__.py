@@ -1,1 +1,2 @@
-"""supervisor.offline.report."""
+"""``tradehost report``: the go-live checklist of a shadow run against its backtest.
+"""
