@@ -22,8 +22,7 @@ from actors.broker import (
     TransactionPage,
 )
 from actors.broker.oanda.precision import format_price, format_units
-from actors.core.errors import BrokerError, BrokerRejectedError
-from actors.core.types import (
+from actors.core.domain import (
     AccountState,
     Candle,
     Instrument,
@@ -33,6 +32,7 @@ from actors.core.types import (
     PriceHeartbeat,
     TradeState,
 )
+from actors.core.errors import BrokerError, BrokerRejectedError
 
 __all__ = ["InMemoryBroker"]
 

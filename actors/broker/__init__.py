@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Protocol, runtime_checkable
 
-from actors.core.types import (
+from actors.core.domain import (
     AccountState,
     Candle,
     Instrument,

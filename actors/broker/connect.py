@@ -35,8 +35,7 @@ from actors.broker.config import BrokerConfig, load_credentials
 from actors.broker.oanda.client import OandaBroker
 from actors.broker.shadow.book import ShadowBook
 from actors.core.clock import SYSTEM_CLOCK, Clock
-from actors.core.errors import BrokerNotReadyError, ConfigError, InvariantViolation
-from actors.core.types import (
+from actors.core.domain import (
     AccountState,
     Candle,
     Instrument,
@@ -46,6 +45,7 @@ from actors.core.types import (
     PriceHeartbeat,
     TradeState,
 )
+from actors.core.errors import BrokerNotReadyError, ConfigError, InvariantViolation
 
 __all__ = ["BrokerFactory", "ShadowGuard", "broker_factory", "open_broker"]
 

@@ -35,7 +35,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from actors.core.types import DAY_ALIGNED, granularity_seconds
+from actors.core.domain import DAY_ALIGNED, granularity_seconds
 
 if TYPE_CHECKING:
     from actors.core.config import BarValidationConfig
@@ -49,7 +49,7 @@ from decimal import Decimal
 from typing import Protocol
 
 from actors.core import markethours
-from actors.core.types import OHLC, Candle
+from actors.core.domain import OHLC, Candle
 
 __all__ = [
     "BarCandle",

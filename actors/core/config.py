@@ -13,8 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from actors.core.domain import GRANULARITIES, STRATEGY_RE
 from actors.core.errors import ConfigError
-from actors.core.types import GRANULARITIES, STRATEGY_RE
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

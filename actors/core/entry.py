@@ -13,14 +13,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from actors.core.domain import STRATEGY_RE, Direction, OpenPosition, Quote, Signal, SkipReason
 from actors.core.gate import check_entry
 from actors.core.money import currency_exposure
 from actors.core.sizing import SizedEntry, size_entry
-from actors.core.types import STRATEGY_RE, Direction, OpenPosition, Quote, Signal, SkipReason
 
 if TYPE_CHECKING:
     from actors.core.config import RiskConfig
-    from actors.core.types import Instrument
+    from actors.core.domain import Instrument
     from actors.core.zones import ZoneVerdict
 
 

@@ -37,11 +37,11 @@ from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from actors.core.bars import bar_start, expected_bars
-from actors.core.types import Direction
+from actors.core.domain import Direction
 
 if TYPE_CHECKING:
     from actors.core.config import ExecutionConfig
-    from actors.core.types import Instrument
+    from actors.core.domain import Instrument
 
 __all__ = [
     "BREAKEVEN",

@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING
 from actors.core.money import quote_to_home
 
 if TYPE_CHECKING:
-    from actors.core.types import Instrument
+    from actors.core.domain import Instrument
 
 __all__ = [
     "ExitReason",

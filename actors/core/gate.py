@@ -29,11 +29,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from actors.core import markethours
-from actors.core.types import Direction, OpenPosition, Quote, Signal, SkipReason
+from actors.core.domain import Direction, OpenPosition, Quote, Signal, SkipReason
 
 if TYPE_CHECKING:
     from actors.core.config import RiskConfig
-    from actors.core.types import Instrument
+    from actors.core.domain import Instrument
 
 __all__ = [
     "GateDecision",

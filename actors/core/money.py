@@ -10,10 +10,10 @@ import math
 from collections.abc import Collection, Container, Mapping
 from typing import TYPE_CHECKING
 
-from actors.core.types import Direction, OpenPosition
+from actors.core.domain import Direction, OpenPosition
 
 if TYPE_CHECKING:
-    from actors.core.types import Instrument
+    from actors.core.domain import Instrument
 
 
 _HUBS = ("USD", "EUR", "GBP", "JPY")

@@ -48,12 +48,12 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
+from actors.core.domain import Direction, Quote, SkipReason
 from actors.core.money import quote_to_home
-from actors.core.types import Direction, Quote, SkipReason
 
 if TYPE_CHECKING:
     from actors.core.config import RiskConfig
-    from actors.core.types import Instrument
+    from actors.core.domain import Instrument
 
 __all__ = [
     "SizedEntry",

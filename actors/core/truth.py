@@ -23,8 +23,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from actors.core.domain import TradeState
 from actors.core.entry import HOST_TAG_PREFIX
-from actors.core.types import TradeState
 
 __all__ = ["Difference", "KnownTrade", "compare", "known_from"]
 

@@ -37,8 +37,8 @@ import pandas as pd
 from actors.core.bars import BarCandle, RejectedBar, bar_start, validate_history
 from actors.core.candlespec import CANDLE_COLUMNS, CandleFileError, parse_spec
 from actors.core.config import BarValidationConfig
+from actors.core.domain import DAY_ALIGNED, OHLC, Candle, granularity_seconds
 from actors.core.timefmt import NS, format_rfc3339, parse_time
-from actors.core.types import DAY_ALIGNED, OHLC, Candle, granularity_seconds
 
 __all__ = [
     "CandleFile",

@@ -49,9 +49,9 @@ from actors.core.bars import (
     validate_candles,
 )
 from actors.core.config import FeedConfig
+from actors.core.domain import OHLC, Price, PriceHeartbeat, bar_id
 from actors.core.errors import BrokerError
 from actors.core.ticks import REJECTION_LOG_PERIOD_S, BarSpan, RejectionLog, TickGuard, TickReason, TickVerdict
-from actors.core.types import OHLC, Price, PriceHeartbeat, bar_id
 from actors.runtime.actor import RoleActor
 from actors.runtime.messages import (
     TOPIC_MD_BAR,

@@ -32,8 +32,8 @@ from actors.core.backoff import Backoff
 from actors.core.bars import RejectedBar, history_report, validate_candles
 from actors.core.candlespec import CANDLE_COLUMNS
 from actors.core.config import FeedConfig, ModelConfig
+from actors.core.domain import Candle, InstrumentId, bar_id
 from actors.core.errors import BrokerError
-from actors.core.types import Candle, InstrumentId, bar_id
 from actors.ml import modelstore
 from actors.ml.candlefile import frame_from_candles
 from actors.ml.features import FEATURE_NAMES, FEATURES_VERSION, WideBars, compute_features, wide_bars

@@ -14,7 +14,7 @@ from collections import deque
 from decimal import Decimal
 
 from actors.core.bars import BarCandle, average_true_range
-from actors.core.types import OHLC, Price, Quote
+from actors.core.domain import OHLC, Price, Quote
 from actors.runtime.messages import Bar, Prices, PriceTick
 
 __all__ = ["MarketView", "bar_candle", "price_of"]

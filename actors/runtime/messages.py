@@ -27,8 +27,8 @@ from typing import Any, ClassVar, TypeVar
 
 import orjson
 
+from actors.core.domain import InstrumentId, IntentId, TradeId
 from actors.core.errors import MessageDecodeError
-from actors.core.types import InstrumentId, IntentId, TradeId
 
 SCHEMA_VERSION = 1
 MAX_MESSAGE_BYTES = 1 << 20

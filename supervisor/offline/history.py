@@ -29,8 +29,8 @@ from actors.broker import Broker
 from actors.broker.config import BrokerConfig, load_credentials
 from actors.core.bars import BarReason, RejectedBar, validate_candles
 from actors.core.config import BarValidationConfig
+from actors.core.domain import Candle, granularity_seconds
 from actors.core.timefmt import NS, format_rfc3339
-from actors.core.types import Candle, granularity_seconds
 from actors.ml.candlefile import frame_from_candles, read_candle_files, validated_frame
 
 __all__ = [

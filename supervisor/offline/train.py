@@ -34,9 +34,9 @@ import pandas as pd
 from catboost import CatBoostClassifier, CatBoostError, Pool
 
 from actors.core.candlespec import CANDLE_COLUMNS
+from actors.core.domain import GRANULARITIES
 from actors.core.errors import TradehostError
 from actors.core.timefmt import format_rfc3339
-from actors.core.types import GRANULARITIES
 from actors.ml.candlefile import grid_problem
 from actors.ml.features import FEATURE_NAMES, FEATURES_VERSION, LOOKBACK, WINDOW_BARS, compute_features, wide_bars
 from actors.ml.modelstore import ModelMeta, save

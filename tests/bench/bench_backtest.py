@@ -35,7 +35,7 @@ import numpy as np
 import pandas as pd
 
 from actors.broker.emulator.instruments import SPECS
-from actors.core.types import granularity_seconds
+from actors.core.domain import granularity_seconds
 from tests.synthetic import synthetic_candles
 from tests.synthetic import write_candle_files as write_csvs
 

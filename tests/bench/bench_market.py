@@ -281,7 +281,7 @@ def bench_floor(instruments: Sequence[str], model_dir: Path, bar_ts: int, reps: 
 
     from actors.core.bars import BarCandle, validate_bar
     from actors.core.config import FeedConfig
-    from actors.core.types import InstrumentId, bar_id
+    from actors.core.domain import InstrumentId, bar_id
     from actors.ml import modelstore
     from actors.ml.candlefile import frame_from_candles
     from actors.ml.features import FEATURE_NAMES, FEATURES_VERSION, FIELDS, WideBars, compute_features

@@ -35,7 +35,7 @@ from pathlib import Path
 from actors.broker import MarketOrderRequest
 from actors.broker.emulator import AdminClient
 from actors.broker.shadow.book import ShadowBook
-from actors.core.types import Instrument, Price
+from actors.core.domain import Instrument, Price
 from tests.conftest import FAST
 from tests.fakebroker import InMemoryBroker
 from tests.helpers import Host, ensure_test_model, poll_until, short_tmp_dir

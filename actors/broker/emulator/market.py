@@ -19,13 +19,13 @@ import numpy as np
 
 from actors.broker.emulator.instruments import InstrumentSpec
 from actors.broker.emulator.path import HOUR_S, HourPath, hour_info
-from actors.core import types
+from actors.core import domain
 from actors.core.timefmt import NS
 
 __all__ = ["GRANULARITY_S", "Market", "MarketClock", "PathSource", "Quote", "TickRange"]
 
 # The host's granularity table (``actors.core.bars``) plus the weekly candle the emulator also serves.
-GRANULARITY_S = {**{g: types.granularity_seconds(g) for g in types.GRANULARITIES}, "W": 604800}
+GRANULARITY_S = {**{g: domain.granularity_seconds(g) for g in domain.GRANULARITIES}, "W": 604800}
 
 
 class PathSource(Protocol):

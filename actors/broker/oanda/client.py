@@ -43,9 +43,7 @@ from actors.broker.oanda import parse as p
 from actors.broker.oanda.pacing import RateLimiter, Retrier
 from actors.broker.oanda.precision import build_market_order, build_trade_orders, format_units
 from actors.broker.oanda.translate import error_from_fill_response, error_from_status
-from actors.core.errors import BrokerAmbiguousError, BrokerError, BrokerRejectedError, BrokerTemporaryError, ConfigError
-from actors.core.timefmt import format_rfc3339
-from actors.core.types import (
+from actors.core.domain import (
     AccountState,
     Candle,
     Instrument,
@@ -55,6 +53,8 @@ from actors.core.types import (
     PriceHeartbeat,
     TradeState,
 )
+from actors.core.errors import BrokerAmbiguousError, BrokerError, BrokerRejectedError, BrokerTemporaryError, ConfigError
+from actors.core.timefmt import format_rfc3339
 
 __all__ = ["OandaBroker", "register_environment"]
 

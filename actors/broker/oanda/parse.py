@@ -17,9 +17,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any, NoReturn
 
 from actors.broker import CloseResult, OrderResult, Transaction, TransactionHeartbeat
-from actors.core.errors import BrokerTemporaryError
-from actors.core.timefmt import parse_time
-from actors.core.types import (
+from actors.core.domain import (
     OHLC,
     AccountState,
     Candle,
@@ -30,6 +28,8 @@ from actors.core.types import (
     PriceHeartbeat,
     TradeState,
 )
+from actors.core.errors import BrokerTemporaryError
+from actors.core.timefmt import parse_time
 
 __all__ = [
     "MAX_DIGITS",

@@ -16,8 +16,8 @@ from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
 from actors.broker import MarketOrderRequest
+from actors.core.domain import Instrument
 from actors.core.errors import BrokerRejectedError, BrokerTemporaryError
-from actors.core.types import Instrument
 
 __all__ = ["MAX_PRECISION", "build_market_order", "build_trade_orders", "format_price", "format_units"]
 

@@ -59,11 +59,7 @@ from actors.broker.oanda.precision import build_market_order, build_trade_orders
 from actors.broker.shadow.state import STATE_VERSION, Book, BookOrder, BookTrade, read_book
 from actors.core.atomicfile import write_atomically
 from actors.core.clock import SYSTEM_CLOCK, Clock
-from actors.core.errors import BrokerRejectedError, ConfigError, InvariantViolation
-from actors.core.fills import ExitReason, bar_exit, market_fill, slippage_price, tick_exit
-from actors.core.money import quote_to_home
-from actors.core.timefmt import format_rfc3339, parse_time
-from actors.core.types import (
+from actors.core.domain import (
     AccountState,
     Candle,
     Instrument,
@@ -73,6 +69,10 @@ from actors.core.types import (
     PriceHeartbeat,
     TradeState,
 )
+from actors.core.errors import BrokerRejectedError, ConfigError, InvariantViolation
+from actors.core.fills import ExitReason, bar_exit, market_fill, slippage_price, tick_exit
+from actors.core.money import quote_to_home
+from actors.core.timefmt import format_rfc3339, parse_time
 
 __all__ = ["STATE_VERSION", "ShadowBook"]
 

@@ -32,7 +32,7 @@ from typing import Any, ClassVar
 
 from actors.core.bars import bar_end
 from actors.core.config import ExecutionConfig, FeedConfig, RiskConfig
-from actors.core.types import Candle
+from actors.core.domain import Candle
 from actors.roles.execution.desk import (
     BarRange,
     Exits,

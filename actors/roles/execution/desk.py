@@ -24,10 +24,10 @@ from actors.core.backoff import Backoff
 from actors.core.bars import BarCandle, average_true_range, validate_history
 from actors.core.clock import Clock
 from actors.core.config import BarValidationConfig
+from actors.core.domain import Candle, Direction, Instrument, InstrumentId, TradeId, TradeState
 from actors.core.errors import BrokerAmbiguousError, BrokerError, BrokerFatalError, BrokerRejectedError
 from actors.core.exits import CloseTrade, ManagedTrade, MoveStopLoss, bars_held, manage_trade, protective_stops
 from actors.core.fills import slippage_pips
-from actors.core.types import Candle, Direction, Instrument, InstrumentId, TradeId, TradeState
 from actors.roles.execution.memos import TradeMemo, load_memos, save_memos
 from actors.roles.execution.orders import MissingStops, intent_from_rows, market_order
 from actors.runtime.journal import Journal

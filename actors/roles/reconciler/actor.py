@@ -29,10 +29,10 @@ from typing import Any, ClassVar
 from actors.broker import Broker
 from actors.core.backoff import Backoff
 from actors.core.config import FeedConfig, ReconcilerConfig, RiskConfig
+from actors.core.domain import AccountState, InstrumentId, TradeId, TradeState, granularity_seconds
 from actors.core.entry import host_tag
 from actors.core.errors import BrokerError, BrokerNotReadyError, BrokerRejectedError
 from actors.core.truth import Difference, compare
-from actors.core.types import AccountState, InstrumentId, TradeId, TradeState, granularity_seconds
 from actors.core.zones import ZoneState, ZoneVerdict, resume_after_drawdown_stop, update_zones
 from actors.roles.reconciler.state import ReconState
 from actors.runtime.actor import RoleActor

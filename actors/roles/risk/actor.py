@@ -52,10 +52,10 @@ from typing import Any, ClassVar
 from actors.core.backoff import Backoff
 from actors.core.bars import BarCandle, RejectedBar, bar_end, bar_start, history_report, validate_candles
 from actors.core.config import FeedConfig, RiskConfig
+from actors.core.domain import Direction, Instrument, OpenPosition, Signal
 from actors.core.entry import EntryIntent, decide_entry
 from actors.core.errors import BrokerError
 from actors.core.money import position_margin
-from actors.core.types import Direction, Instrument, OpenPosition, Signal
 from actors.core.zones import ZoneVerdict
 from actors.roles.risk.recovery import RECOVERY_KINDS, InFlight, UnheardLoss, _loss, recover, unheard_loss_ns
 from actors.runtime.actor import RoleActor

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
-from actors.core.types import Direction, OpenPosition
+from actors.core.domain import Direction, OpenPosition
 from actors.runtime.journal import JournalEntry
 
 log = logging.getLogger(__name__)

@@ -13,7 +13,7 @@ from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from actors.core import bars, markethours, types
+from actors.core import bars, domain, markethours
 from actors.roles.watchdog.checks import Reading, Verdict
 
 __all__ = [
@@ -143,7 +143,7 @@ class BarCheck:
         self, instruments: Sequence[str], *, granularity: str, speed: float, grace_s: float, wall_floor_s: float = 0.0
     ) -> None:
         self.granularity = granularity
-        self.granularity_s = float(types.granularity_seconds(granularity))
+        self.granularity_s = float(domain.granularity_seconds(granularity))
         self.speed = speed
         self.grace_s = grace_s
         self.market_grace_s = max(grace_s, speed * wall_floor_s)

@@ -45,10 +45,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from actors.core.bars import MidBar, bar_end
+from actors.core.domain import DAY_ALIGNED, OpenPosition, SkipReason, granularity_seconds
 from actors.core.exits import CloseTrade, ExitAction, MoveStopLoss, bars_held, exit_actions
 from actors.core.fills import bar_exit, market_fill, pnl_home, pnl_quote, slippage_pips, slippage_price
 from actors.core.money import quote_to_home
-from actors.core.types import DAY_ALIGNED, OpenPosition, SkipReason, granularity_seconds
 from actors.core.zones import ZoneState, ZoneVerdict, update_zones
 from supervisor.offline.backtest import rows as rows_
 from supervisor.offline.backtest.decisions import Decisions, Pending
@@ -56,7 +56,7 @@ from supervisor.offline.backtest.rows import JournalRow
 
 if TYPE_CHECKING:
     from actors.core.config import ExecutionConfig, RiskConfig
-    from actors.core.types import Instrument
+    from actors.core.domain import Instrument
 
 __all__ = ["JOURNAL_LEVELS", "BarGrid", "ClosedTrade", "JournalRow", "Simulation"]
 

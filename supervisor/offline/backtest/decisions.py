@@ -41,16 +41,16 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from actors.core.bars import MidBar, average_true_range
+from actors.core.domain import OHLC, OpenPosition, Quote, Signal, SkipReason, bar_id
 from actors.core.entry import EntryIntent, EntrySkip, decide_entry
 from actors.core.gate import check_entry
 from actors.core.money import position_margin
-from actors.core.types import OHLC, OpenPosition, Quote, Signal, SkipReason, bar_id
 from supervisor.offline.backtest import rows as rows_
 from supervisor.offline.backtest.rows import JournalRow
 
 if TYPE_CHECKING:
     from actors.core.config import RiskConfig
-    from actors.core.types import Instrument
+    from actors.core.domain import Instrument
     from actors.core.zones import ZoneVerdict
 
 __all__ = ["Decisions", "Pending"]

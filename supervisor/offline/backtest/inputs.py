@@ -30,15 +30,15 @@ from typing import TYPE_CHECKING
 
 from actors.core.bars import bar_end
 from actors.core.config import BarValidationConfig
+from actors.core.domain import granularity_seconds
 from actors.core.timefmt import format_rfc3339
-from actors.core.types import granularity_seconds
 from actors.ml.candlefile import grid_problem
 from supervisor.offline import history
 from supervisor.offline.backtest.run import BacktestError, ordered_instruments
 
 if TYPE_CHECKING:
     from actors.broker.config import BrokerConfig
-    from actors.core.types import Candle, Instrument
+    from actors.core.domain import Candle, Instrument
 
 __all__ = ["Inputs", "from_broker", "from_files", "history_until", "window_of"]
 

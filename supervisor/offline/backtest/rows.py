@@ -14,8 +14,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from actors.core.domain import SkipReason
     from actors.core.entry import EntryIntent
-    from actors.core.types import SkipReason
 
 __all__ = [
     "JournalRow",

@@ -39,7 +39,7 @@ from supervisor.offline.backtest.metrics import compute_metrics, plot_equity, tr
 
 if TYPE_CHECKING:
     from actors.core.config import ExecutionConfig, RiskConfig
-    from actors.core.types import Instrument
+    from actors.core.domain import Instrument
     from actors.ml.modelstore import Model
     from supervisor.offline.history import History
 

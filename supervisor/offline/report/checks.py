@@ -43,8 +43,8 @@ from typing import Any
 
 from actors.core import markethours
 from actors.core.bars import bar_end
+from actors.core.domain import bar_id
 from actors.core.timefmt import format_rfc3339
-from actors.core.types import bar_id
 from actors.runtime.journal import JournalEntry
 
 __all__ = [

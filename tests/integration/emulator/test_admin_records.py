@@ -18,7 +18,7 @@ from oandapyV20.exceptions import V20Error
 from actors.broker.config import DEV_ACCOUNT_ID, DEV_TOKEN
 from actors.broker.emulator.routes import order_log_fields
 from actors.broker.oanda.client import OandaBroker
-from actors.core.types import Price
+from actors.core.domain import Price
 from tests.integration.emulator.conftest import Emu
 
 pytestmark = pytest.mark.integration

@@ -11,8 +11,8 @@ from actors.broker import MarketOrderRequest
 from actors.broker.config import DEV_ACCOUNT_ID, BrokerConfig, Credentials
 from actors.broker.oanda.client import OandaBroker
 from actors.broker.oanda.pacing import Retrier, RetryPolicy
+from actors.core.domain import Price, PriceHeartbeat
 from actors.core.errors import BrokerAmbiguousError, BrokerFatalError, BrokerRejectedError, BrokerTemporaryError
-from actors.core.types import Price, PriceHeartbeat
 from tests.integration.emulator.conftest import Emu, make_broker, poll_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults]

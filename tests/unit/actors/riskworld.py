@@ -14,7 +14,7 @@ import pykka
 
 from actors.core.clock import ManualClock
 from actors.core.config import FeedConfig, RiskConfig
-from actors.core.types import InstrumentId
+from actors.core.domain import InstrumentId
 from actors.roles.risk.actor import RiskActor
 from actors.runtime.actor import Inbound
 from actors.runtime.journal import Journal

@@ -31,7 +31,7 @@ from actors.core.bars import (
     validate_bar,
 )
 from actors.core.config import BarValidationConfig
-from actors.core.types import DAY_ALIGNED, GRANULARITIES, OHLC, Candle, granularity_seconds
+from actors.core.domain import DAY_ALIGNED, GRANULARITIES, OHLC, Candle, granularity_seconds
 from tests.markettime import NS, ny, utc, weekly_closed_oracle
 
 pytestmark = pytest.mark.unit

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from actors.core.candlespec import CANDLE_COLUMNS, CandleFileError, parse_spec
+from actors.core.domain import OHLC, Candle
 from actors.core.errors import TradehostError
 from actors.core.timefmt import NS, parse_time
-from actors.core.types import OHLC, Candle
 from actors.ml.candlefile import frame_from_candles, grid_problem, read_candle_file, read_candle_files
 
 pytestmark = [pytest.mark.unit, pytest.mark.timeout(30)]

@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from actors.core.config import ExecutionConfig
+from actors.core.domain import Direction, Instrument
 from actors.core.exits import (
     BREAKEVEN,
     TIME_EXIT,
@@ -22,7 +23,6 @@ from actors.core.exits import (
     exit_actions,
     manage_trade,
 )
-from actors.core.types import Direction, Instrument
 from supervisor.config import build_section
 
 pytestmark = pytest.mark.unit

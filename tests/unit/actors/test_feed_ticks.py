@@ -20,7 +20,7 @@ import pytest
 
 from actors.core.clock import ManualClock
 from actors.core.config import FeedConfig
-from actors.core.types import OHLC, Candle, Price, PriceHeartbeat
+from actors.core.domain import OHLC, Candle, Price, PriceHeartbeat
 from actors.roles.feed import FeedActor, _StreamItem
 from actors.runtime.actor import HeartbeatDue
 from actors.runtime.messages import TOPIC_MD_TICK, BrokerHealth, MarketReport, PriceTick

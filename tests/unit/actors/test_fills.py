@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from actors.core.domain import Instrument
 from actors.core.fills import ExitReason, bar_exit, market_fill, pnl_home, pnl_quote, slippage_price, tick_exit
-from actors.core.types import Instrument
 
 pytestmark = pytest.mark.unit
 

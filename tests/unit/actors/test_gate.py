@@ -13,9 +13,9 @@ from hypothesis import strategies as st
 
 from actors.core import markethours
 from actors.core.config import RiskConfig
+from actors.core.domain import Direction, Instrument, OpenPosition, Quote, Signal, SkipReason
 from actors.core.errors import ConfigError
 from actors.core.gate import check_entry, currencies
-from actors.core.types import Direction, Instrument, OpenPosition, Quote, Signal, SkipReason
 from supervisor.config import build_section
 
 pytestmark = pytest.mark.unit

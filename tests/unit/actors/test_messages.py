@@ -12,8 +12,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from actors.core.domain import InstrumentId, IntentId, TradeId
 from actors.core.errors import MessageDecodeError
-from actors.core.types import InstrumentId, IntentId, TradeId
 from actors.runtime.messages import (
     _REGISTRY,
     MAX_MESSAGE_BYTES,

@@ -10,7 +10,7 @@ import pytest
 
 from actors.core.bars import BarCandle
 from actors.core.candlespec import CANDLE_COLUMNS
-from actors.core.types import OHLC, Candle
+from actors.core.domain import OHLC, Candle
 from actors.ml.candlefile import frame_from_candles
 from actors.ml.features import FEATURE_NAMES, LOOKBACK, WINDOW_BARS, compute_features, wide_bars
 from actors.roles.model import BarWindows, bar_values

@@ -12,8 +12,8 @@ import pytest
 
 from actors.core.clock import ManualClock
 from actors.core.config import ExecutionConfig, RiskConfig
+from actors.core.domain import InstrumentId, IntentId, TradeState
 from actors.core.errors import BrokerTemporaryError
-from actors.core.types import InstrumentId, IntentId, TradeState
 from actors.roles.execution.desk import CLOSE_REPORT_TRIES, Exits, OrderDesk, Publish, Submit
 from actors.runtime.journal import Journal
 from actors.runtime.marketview import MarketView

@@ -14,7 +14,7 @@ import pytest
 from actors.core.backoff import Backoff
 from actors.core.clock import ManualClock
 from actors.core.config import ReconcilerConfig
-from actors.core.types import AccountState, TradeState
+from actors.core.domain import AccountState, TradeState
 from actors.roles.reconciler.actor import NO_VERDICT, ReconcilerActor, _Polled
 from actors.runtime.messages import (
     CauseHealthy,

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from actors.core.config import RiskConfig
-from actors.core.types import InstrumentId, TradeId
+from actors.core.domain import InstrumentId, TradeId
 from actors.runtime.actor import HeartbeatDue
 from actors.runtime.journal import Journal
 from actors.runtime.messages import TOPIC_RISK_SKIP, ExecutionReport, IntentSkipped, TradeView

@@ -12,7 +12,7 @@ import pytest
 
 from actors.core.clock import ManualClock
 from actors.core.config import FeedConfig, RiskConfig
-from actors.core.types import Direction, InstrumentId, OpenPosition, TradeId
+from actors.core.domain import Direction, InstrumentId, OpenPosition, TradeId
 from actors.roles.risk.actor import RiskActor
 from actors.roles.risk.recovery import InFlight
 from actors.runtime.actor import HeartbeatDue, Inbound

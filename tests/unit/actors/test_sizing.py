@@ -15,10 +15,10 @@ from hypothesis import strategies as st
 
 from actors.broker.oanda.precision import CLIENT_ID_RE
 from actors.core.config import RiskConfig
+from actors.core.domain import Direction, Instrument, OpenPosition, Quote, Signal, SkipReason
 from actors.core.entry import EntryIntent, EntrySkip, decide_entry, intent_id
 from actors.core.money import conversion_instruments, currency_exposure, position_margin, quote_to_home
 from actors.core.sizing import SizedEntry, size_entry
-from actors.core.types import Direction, Instrument, OpenPosition, Quote, Signal, SkipReason
 from actors.core.zones import ZoneVerdict
 
 pytestmark = pytest.mark.unit

@@ -23,8 +23,8 @@ from hypothesis import strategies as st
 
 from actors.broker.oanda import parse as p
 from actors.broker.oanda.precision import MAX_PRECISION, build_trade_orders, format_price, format_units
+from actors.core.domain import Price
 from actors.core.errors import BrokerError, BrokerRejectedError, BrokerTemporaryError
-from actors.core.types import Price
 
 pytestmark = pytest.mark.unit
 

@@ -18,9 +18,9 @@ from actors.broker.config import (
 )
 from actors.broker.oanda.pacing import RateLimiter, Retrier, RetryPolicy
 from actors.broker.oanda.precision import build_market_order, build_trade_orders, format_price, format_units
+from actors.core.domain import Instrument
 from actors.core.errors import BrokerRejectedError, BrokerTemporaryError, ConfigError
 from actors.core.timefmt import format_rfc3339, format_unix, parse_time
-from actors.core.types import Instrument
 
 pytestmark = pytest.mark.unit
 

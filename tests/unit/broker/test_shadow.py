@@ -14,8 +14,8 @@ import pytest
 from actors.broker import Broker, MarketOrderRequest, Transaction, TransactionHeartbeat
 from actors.broker.shadow.book import ShadowBook
 from actors.core.clock import ManualClock
+from actors.core.domain import OHLC, Candle, Instrument, Price
 from actors.core.errors import BrokerRejectedError, ConfigError, InvariantViolation
-from actors.core.types import OHLC, Candle, Instrument, Price
 from tests.fakebroker import InMemoryBroker
 
 pytestmark = pytest.mark.unit

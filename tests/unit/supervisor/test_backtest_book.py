@@ -16,11 +16,11 @@ from actors.broker.emulator.instruments import SPECS, instrument_json
 from actors.broker.oanda.parse import instrument
 from actors.core.bars import BarCandle
 from actors.core.config import ExecutionConfig, RiskConfig
+from actors.core.domain import OHLC, Quote, Signal, SkipReason, bar_id
 from actors.core.entry import decide_entry
 from actors.core.exits import bars_held, exit_actions
 from actors.core.fills import bar_exit, market_fill
 from actors.core.gate import check_entry
-from actors.core.types import OHLC, Quote, Signal, SkipReason, bar_id
 from actors.core.zones import update_zones
 from actors.runtime.marketview import MarketView
 from supervisor.offline.backtest.book import BarGrid, JournalRow, Simulation, _Trade
@@ -105,7 +105,7 @@ def test_no_margin_left_in_the_backtest_book_is_a_margin_skip() -> None:
     run = _Run(_flat(WARM + 1, width=0.00005), risk=risk, nav=10_000.0)
     for row in range(WARM):
         run.sim.warm_up(row)
-    from actors.core.types import Direction, OpenPosition
+    from actors.core.domain import Direction, OpenPosition
 
     run.sim.book["USD_JPY"] = OpenPosition(instrument="USD_JPY", direction=Direction.LONG, units=250_000.0,
                                            entry_price=150.0)  # fmt: skip
@@ -234,7 +234,7 @@ def test_the_backtest_decision_is_decide_entry_with_the_risk_roles_atr(
         run.sim.warm_up(row)
     book = {}
     if held:
-        from actors.core.types import Direction, OpenPosition
+        from actors.core.domain import Direction, OpenPosition
 
         book["USD_JPY"] = OpenPosition(
             instrument="USD_JPY", direction=Direction(held), units=50_000.0, entry_price=150.0

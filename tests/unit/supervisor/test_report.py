@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from actors.core.types import bar_id
+from actors.core.domain import bar_id
 from actors.runtime.journal import Journal
 from supervisor import cli
 from supervisor.offline.report.checks import (
