@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 RUN_STAMP := $(VENV)/.installed-run
 TEST_STAMP := $(VENV)/.installed-test
 CONF ?= conf/default.toml
-STRICT := actors/runtime/messages.py actors/runtime/transport.py actors/core/errors.py actors/broker supervisor
+STRICT := actors/runtime/messages actors/runtime/transport.py actors/core/errors.py actors/broker supervisor
 
 # Editable install (setuptools' default mode): source edits and new modules are live without a
 # reinstall. setup.cfg's `package_dir = =.` makes setuptools put the repository root on sys.path

@@ -15,7 +15,6 @@ from hypothesis import strategies as st
 from actors.core.domain import InstrumentId, IntentId, TradeId
 from actors.core.errors import MessageDecodeError
 from actors.runtime.messages import (
-    _REGISTRY,
     MAX_MESSAGE_BYTES,
     SCHEMA_VERSION,
     AccountSnapshot,
@@ -62,6 +61,7 @@ from actors.runtime.messages import (
     new_id,
     to_jsonable,
 )
+from actors.runtime.messages.body import _REGISTRY
 
 pytestmark = [pytest.mark.unit, pytest.mark.timeout(30)]
 
