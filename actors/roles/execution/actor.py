@@ -33,17 +33,8 @@ from typing import Any, ClassVar
 from actors.core.bars import bar_end
 from actors.core.config import ExecutionConfig, FeedConfig, RiskConfig
 from actors.core.domain import Candle
-from actors.roles.execution.desk import (
-    BarRange,
-    Exits,
-    Flatten,
-    OrderDesk,
-    Protect,
-    Protection,
-    Publish,
-    Submit,
-    ToSupervisor,
-)
+from actors.roles.execution.desk import OrderDesk
+from actors.roles.execution.jobs import BarRange, Exits, Flatten, Protect, Protection, Publish, Submit, ToSupervisor
 from actors.runtime.actor import RoleActor
 from actors.runtime.marketview import MarketView, bar_candle
 from actors.runtime.messages import (

@@ -14,7 +14,9 @@ from actors.core.clock import ManualClock
 from actors.core.config import ExecutionConfig, RiskConfig
 from actors.core.domain import InstrumentId, IntentId, TradeState
 from actors.core.errors import BrokerTemporaryError
-from actors.roles.execution.desk import CLOSE_REPORT_TRIES, Exits, OrderDesk, Publish, Submit
+from actors.roles.execution.desk import OrderDesk
+from actors.roles.execution.exits import CLOSE_REPORT_TRIES
+from actors.roles.execution.jobs import Exits, Publish, Submit
 from actors.runtime.journal import Journal
 from actors.runtime.marketview import MarketView
 from actors.runtime.messages import AlertRaised, ExecutionReport, ExitsChecked, RiskIntent

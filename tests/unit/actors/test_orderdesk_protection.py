@@ -16,7 +16,8 @@ from actors.core.clock import SYSTEM_CLOCK
 from actors.core.config import ExecutionConfig, RiskConfig
 from actors.core.domain import OHLC, Candle, TradeState
 from actors.core.errors import BrokerError, BrokerTemporaryError
-from actors.roles.execution.desk import OrderDesk, Protect, Protection, ToSupervisor
+from actors.roles.execution.desk import OrderDesk
+from actors.roles.execution.jobs import Protect, Protection, ToSupervisor
 from actors.roles.execution.orders import intent_from_rows
 from actors.runtime.journal import Journal
 from actors.runtime.marketview import MarketView

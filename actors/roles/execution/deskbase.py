@@ -1,0 +1,126 @@
+"""The order desk's state and the primitives every part of it shares.
+
+What the desk was given (configuration, market view, journal, broker factory, clock ...), what it
+keeps (the trade memos, instrument metadata, the trades it saw open), and the few steps the
+entries, the exits and the protection all take: an instrument's metadata, a report or an alert
+handed to the actor, a no-trade request to the supervisor, and a trade closed at the broker,
+journaled and reported. ``actors.roles.execution.desk.OrderDesk`` puts the parts together.
+"""
+
+from __future__ import annotations
+
+import queue
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from actors.broker import Broker
+from actors.core.clock import Clock
+from actors.core.config import BarValidationConfig
+from actors.core.domain import Instrument, InstrumentId, TradeState
+from actors.roles.execution.jobs import Job, Publish, ToSupervisor
+from actors.roles.execution.memos import load_memos, save_memos
+from actors.runtime.journal import Journal
+from actors.runtime.marketview import MarketView
+from actors.runtime.messages import (
+    TOPIC_ALERT,
+    TOPIC_EXEC_REPORT,
+    AlertRaised,
+    ExecutionReport,
+    NoTradeRequested,
+)
+
+if TYPE_CHECKING:
+    from actors.core.config import ExecutionConfig, RiskConfig
+
+
+class DeskBase:
+    """The order desk's state and shared steps (constructed as ``OrderDesk``, which documents the
+    arguments)."""
+
+    def __init__(
+        self,
+        *,
+        cfg: ExecutionConfig,
+        risk: RiskConfig,
+        granularity: str,
+        market: MarketView,
+        state_path: Path,
+        journal: Callable[..., None],
+        journal_db: Journal,
+        post: Callable[[Any], None],
+        allows_entry: Callable[[], bool],
+        open_broker: Callable[..., Broker],
+        host_id: str,
+        clock: Clock,
+        bar_checks: BarValidationConfig | None = None,
+    ) -> None:
+        self.cfg = cfg
+        self.risk = risk
+        self.granularity = granularity
+        self.market = market
+        self.state_path = state_path
+        self.journal = journal
+        self.journal_db = journal_db
+        self.post = post
+        self.allows_entry = allows_entry
+        self.open_broker = open_broker
+        self.host_id = host_id
+        self.clock = clock
+        self.bar_checks = bar_checks or BarValidationConfig()
+        self.jobs: queue.SimpleQueue[Job] = queue.SimpleQueue()
+        self.broker: Broker | None = None
+        self.memos = load_memos(state_path)  # an unreadable file fails the role: a human looks
+        self.meta: dict[str, Instrument] = {}
+        self.known_open: dict[str, TradeState] = {}
+        self.report_failures: dict[str, int] = {}  # trade id -> failed look-ups of its close
+        self.last_bar_ts = 0
+
+    def _instrument(self, broker: Broker, name: str) -> Instrument:
+        meta = self.meta.get(name)
+        if meta is None:
+            meta = self.meta[name] = broker.instruments([name])[0]
+        return meta
+
+    def _report(self, report: ExecutionReport, corr: str | None) -> None:
+        self.post(Publish(TOPIC_EXEC_REPORT, report, corr))
+
+    def _alert(self, severity: str, code: str, detail: str) -> None:
+        self.post(Publish(TOPIC_ALERT, AlertRaised(severity=severity, code=code, detail=detail), None))
+
+    def _request_no_trade(self, code: str, detail: str, *, latch: bool = False) -> None:
+        # The supervisor raises the reason and alerts it (one path: never an alert alone, and the
+        # mail tells the state the reason led to).
+        self.post(ToSupervisor(NoTradeRequested(code=code, detail=detail, latch=latch)))
+
+    def _pip(self, broker: Broker, name: str) -> int:
+        return self._instrument(broker, name).pip_location
+
+    def _close(self, broker: Broker, trade: TradeState, *, reason: str) -> None:
+        result = broker.close_trade(trade.id)
+        self.known_open.pop(trade.id, None)
+        memo = self.memos.pop(trade.id, None)
+        save_memos(self.state_path, self.memos)
+        self.journal(
+            "exec.closed",
+            {
+                "trade_id": trade.id,
+                "instrument": trade.instrument,
+                "reason": reason,
+                "price": format(result.price, "f"),
+                "realized_pl": format(result.realized_pl, "f"),
+                "model_version": memo.model_version if memo else "",
+            },
+            corr=memo.corr if memo else None,
+        )
+        self._report(
+            ExecutionReport(
+                status="CLOSED",
+                instrument=InstrumentId(trade.instrument),
+                trade_id=trade.id,
+                intent_id=memo.intent_id if memo else "",
+                reason=reason,
+                realized_pl=format(result.realized_pl, "f"),
+            ),
+            memo.corr if memo else None,
+        )

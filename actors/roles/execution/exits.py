@@ -1,0 +1,156 @@
+"""The order desk's exit pass at each close: closes reported, then every open trade's exits managed.
+
+Trades the desk opened or saw open and the broker no longer shows were closed there (SL/TP, or
+outside the host): each is reported CLOSED with its real P&L (a close that cannot be read is
+tried again at the next closes, then reported without its P&L and alerted). Every open trade then
+goes through the exit rules (``actors.core.exits.manage_trade``: breakeven, trailing, time exit),
+whose actions become broker-side stop changes or closes; one found without SL or TP stops trading
+at once and is repaired (``actors.roles.execution.protection``).
+"""
+
+from __future__ import annotations
+
+from actors.broker import Broker
+from actors.core.domain import Direction, InstrumentId, TradeState
+from actors.core.errors import BrokerError
+from actors.core.exits import CloseTrade, ManagedTrade, MoveStopLoss, bars_held, manage_trade
+from actors.roles.execution.jobs import Protect
+from actors.roles.execution.memos import save_memos
+from actors.roles.execution.protection import ProtectionDesk
+from actors.runtime.messages import ExecutionReport
+
+CLOSE_REPORT_TRIES = 3  # closes in a row a gone trade's close may fail to be read before it is given up
+
+
+class ExitDesk(ProtectionDesk):
+    """The order desk's exit pass (see the module docstring)."""
+
+    # --- exits and protection ---
+
+    def _exits(self, broker: Broker, bar_ts: int) -> bool:
+        """Report trades closed at the broker, then manage every open trade's exits.
+
+        Returns:
+            True when every close was reported (a failed look-up is tried again next close and
+            given up after ``CLOSE_REPORT_TRIES``, then reported without its P&L and alerted).
+        """
+        self.last_bar_ts = max(self.last_bar_ts, bar_ts)
+        trades = {t.id: t for t in broker.open_trades()}
+        # Trades this desk opened (memos) or saw open: gone now means closed at the broker.
+        gone = {*self.memos, *self.known_open} - set(trades)
+        unreported = {trade_id: self.known_open[trade_id] for trade_id in gone if trade_id in self.known_open}
+        for trade_id in sorted(gone):
+            if self._report_gone(broker, trade_id):
+                unreported.pop(trade_id, None)
+        self.known_open = {**unreported, **trades}  # a copy: closing a trade below forgets it there
+        for trade in trades.values():
+            if trade.stop_loss_price is None or trade.take_profit_price is None:
+                self._unprotected_seen(broker, trade)
+            try:
+                self._manage(broker, trade, bar_ts)
+            except BrokerError as e:  # this trade's exits wait for the next close; the others go on
+                self.journal("exec.error", {"job": "Exits", "trade_id": trade.id, "error": f"{type(e).__name__}: {e}"})
+        return not any(trade_id in self.known_open or trade_id in self.memos for trade_id in gone)
+
+    def _unprotected_seen(self, broker: Broker, trade: TradeState) -> None:
+        # Seen here first maybe (before the reconciler's next poll): no trading from this moment,
+        # and one repair at once; the reconciler retries and escalates past its deadline.
+        sides = (("SL", trade.stop_loss_price), ("TP", trade.take_profit_price))
+        missing = " and ".join(name for name, price in sides if price is None)
+        detail = f"trade {trade.id} {trade.instrument} has no {missing} at the broker (seen by the exit check)"
+        self._request_no_trade(f"unprotected:{trade.id}", detail)
+        self._protect_requested(broker, Protect(trade.id, "repair", trade.instrument))
+
+    def _report_gone(self, broker: Broker, trade_id: str) -> bool:
+        why = "closed at the broker (SL/TP or outside the host)"
+        try:
+            self._report_closed(broker, trade_id, reason=why)
+        except BrokerError as e:
+            tries = self.report_failures[trade_id] = self.report_failures.get(trade_id, 0) + 1
+            error = f"{type(e).__name__}: {e}"
+            self.journal("exec.error", {"job": "Exits", "trade_id": trade_id, "error": error, "tries": tries})
+            if tries < CLOSE_REPORT_TRIES:
+                return False
+            memo = self.memos.pop(trade_id, None)
+            save_memos(self.state_path, self.memos)
+            instrument = str(
+                getattr(self.known_open.get(trade_id), "instrument", "") or (memo.instrument if memo else "")
+            )
+            detail = f"trade {trade_id} ({instrument}) is gone but its close could not be read ({error}); P&L unknown"
+            self.journal("exec.closed", {"trade_id": trade_id, "instrument": instrument, "reason": why,
+                                         "realized_pl": "unknown"}, corr=memo.corr if memo else None)  # fmt: skip
+            self._report(ExecutionReport(status="CLOSED", instrument=InstrumentId(instrument), trade_id=trade_id,
+                                         intent_id=memo.intent_id if memo else "", reason=why), None)  # fmt: skip
+            self._alert("error", f"close_unread:{instrument}", detail)
+        self.report_failures.pop(trade_id, None)
+        return True
+
+    def _manage(self, broker: Broker, trade: TradeState, bar_ts: int) -> None:
+        """One open trade at a close: the exit rules (breakeven, trailing, time exit) at the broker."""
+        quote = self.market.prices.get(trade.instrument)
+        if quote is None or not quote.tradeable:
+            return
+        memo = self.memos.get(trade.id)
+        managed = ManagedTrade(
+            trade_id=trade.id,
+            instrument=trade.instrument,
+            direction=Direction.LONG if trade.current_units > 0 else Direction.SHORT,
+            units=float(abs(trade.current_units)),
+            entry_price=float(trade.price),
+            initial_stop_loss=float(memo.initial_stop_loss) if memo else None,
+            stop_loss=float(trade.stop_loss_price) if trade.stop_loss_price is not None else None,
+            take_profit=float(trade.take_profit_price) if trade.take_profit_price is not None else None,
+            bars_held=bars_held(memo.open_bar_ts, bar_ts, self.granularity) if memo else 0,
+        )
+        actions = manage_trade(
+            managed,
+            bid=float(quote.bid),
+            ask=float(quote.ask),
+            atr=self.market.atr(trade.instrument, self.risk.atr_period),
+            instrument=self._instrument(broker, trade.instrument),
+            config=self.cfg,
+        )
+        for action in actions:
+            corr = memo.corr if memo else None
+            if isinstance(action, MoveStopLoss):
+                broker.set_trade_orders(trade.id, stop_loss=action.price)
+                self.journal(
+                    "exec.exit_changed",
+                    {
+                        "trade_id": trade.id,
+                        "instrument": trade.instrument,
+                        "reason": action.reason,
+                        "stop_loss": format(action.price, "f"),
+                        "was": str(trade.stop_loss_price),
+                    },
+                    corr=corr,
+                )
+            elif isinstance(action, CloseTrade):
+                self._close(broker, trade, reason=action.reason)
+
+    def _report_closed(self, broker: Broker, trade_id: str, *, reason: str) -> None:
+        was = closed = broker.trade(trade_id)
+        memo = self.memos.pop(trade_id, None)
+        save_memos(self.state_path, self.memos)
+        self.journal(
+            "exec.closed",
+            {
+                "trade_id": was.id,
+                "instrument": was.instrument,
+                "reason": reason,
+                "realized_pl": format(closed.realized_pl, "f"),
+                "model_version": memo.model_version if memo else "",
+            },
+            corr=memo.corr if memo else None,
+        )
+        self._report(
+            ExecutionReport(
+                status="CLOSED",
+                instrument=InstrumentId(was.instrument),
+                trade_id=was.id,
+                intent_id=memo.intent_id if memo else "",
+                reason=reason,
+                realized_pl=format(closed.realized_pl, "f"),
+            ),
+            memo.corr if memo else None,
+        )
