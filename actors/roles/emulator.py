@@ -17,12 +17,12 @@ from typing import ClassVar
 
 from actors.broker.config import EmulatorConfig, load_credentials
 from actors.broker.emulator import options_from_config, serve
-from actors.runtime.actor import RoleActor
+from actors.runtime.actor import NoResults, RoleActor
 
 READY_TIMEOUT_S = 30.0
 
 
-class EmulatorActor(RoleActor[EmulatorConfig]):
+class EmulatorActor(RoleActor[EmulatorConfig, NoResults]):
     """Hosts the emulator server."""
 
     ROLE: ClassVar[str] = "emulator"

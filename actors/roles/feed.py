@@ -94,6 +94,9 @@ class _Fetched:
     candles: dict[str, BarCandle]
 
 
+_WorkerResult = _StreamItem | _StreamDown | _Prepared | _Fetched  # what the stream and bars workers hand back
+
+
 def _prices(ohlc: OHLC) -> Prices:
     return Prices(o=str(ohlc.o), h=str(ohlc.h), l=str(ohlc.l), c=str(ohlc.c))
 
@@ -113,7 +116,7 @@ def _candle_body(candle: BarCandle) -> dict[str, Any]:
     }
 
 
-class FeedActor(RoleActor[FeedConfig]):
+class FeedActor(RoleActor[FeedConfig, _WorkerResult]):
     """The feed's actor."""
 
     ROLE: ClassVar[str] = "feed"
@@ -158,13 +161,13 @@ class FeedActor(RoleActor[FeedConfig]):
             try:
                 for item in broker.pricing_stream(self.cfg.instruments):
                     backoff.reset()
-                    self.actor_ref.tell(_StreamItem(item))
+                    self.hand_back(_StreamItem(item))
                     if stop.is_set():
                         return
                 reason = "stream ended"
             except BrokerError as e:
                 reason = f"{type(e).__name__}: {e}"
-            self.actor_ref.tell(_StreamDown(reason))
+            self.hand_back(_StreamDown(reason))
             stop.wait(backoff.next_delay())
 
     def _bars_loop(self, stop: threading.Event) -> None:
@@ -181,7 +184,7 @@ class FeedActor(RoleActor[FeedConfig]):
                         candles, granularity=cfg.granularity, pip_location=pips.get(name, -4), config=cfg
                     )
                     history[name] = [BarCandle.from_candle(c) for c in accepted]
-                self.actor_ref.tell(_Prepared(pips, history, rejected))
+                self.hand_back(_Prepared(pips, history, rejected))
                 break
             except BrokerError:
                 stop.wait(backoff.next_delay())
@@ -190,7 +193,7 @@ class FeedActor(RoleActor[FeedConfig]):
                 start, priced = self.closes.get(timeout=0.2)
             except queue.Empty:
                 continue
-            self.actor_ref.tell(_Fetched(start, self._fetch(broker, start, priced, stop)))
+            self.hand_back(_Fetched(start, self._fetch(broker, start, priced, stop)))
 
     def _fetch(self, broker: Any, start: int, priced: frozenset[str], stop: threading.Event) -> dict[str, BarCandle]:
         # The just-closed candle of every instrument. One the broker is still closing is asked for
@@ -217,7 +220,7 @@ class FeedActor(RoleActor[FeedConfig]):
 
     # --- the actor ---
 
-    def on_other(self, message: Any) -> None:
+    def on_other(self, message: _WorkerResult) -> None:
         """Prices, heartbeats and failures from the stream; candles from the bars worker."""
         if isinstance(message, _StreamItem):
             self._on_stream_item(message.item)

@@ -146,7 +146,10 @@ class _LoadFailed:
     detail: str
 
 
-class ModelActor(RoleActor[ModelConfig]):
+_LoadResult = _Loaded | _LoadFailed  # what the loader worker hands back
+
+
+class ModelActor(RoleActor[ModelConfig, _LoadResult]):
     """The model's actor."""
 
     ROLE: ClassVar[str] = "model"
@@ -172,13 +175,13 @@ class ModelActor(RoleActor[ModelConfig]):
                 instruments=self.feed.instruments,
             )
         except modelstore.ModelMissingError as e:
-            self.actor_ref.tell(_LoadFailed("missing", str(e)))
+            self.hand_back(_LoadFailed("missing", str(e)))
         except modelstore.ModelMismatchError as e:
-            self.actor_ref.tell(_LoadFailed("mismatch", str(e)))
+            self.hand_back(_LoadFailed("mismatch", str(e)))
         else:
             loaded = self._history(model, stop)
             if loaded is not None:
-                self.actor_ref.tell(_Loaded(model, *loaded))
+                self.hand_back(_Loaded(model, *loaded))
         stop.wait()  # the worker's job is done; it stays (a worker that ends fails the role)
 
     def _history(
@@ -202,11 +205,11 @@ class ModelActor(RoleActor[ModelConfig]):
                     history[name] = frame_from_candles(accepted)
                 return history, rejected
             except BrokerError as e:
-                self.actor_ref.tell(_LoadFailed("loading", f"history not read yet: {e}"))
+                self.hand_back(_LoadFailed("loading", f"history not read yet: {e}"))
                 stop.wait(backoff.next_delay())
         return None
 
-    def on_other(self, message: Any) -> None:
+    def on_other(self, message: _LoadResult) -> None:
         """The loader's outcome."""
         if isinstance(message, _Loaded):
             self.model = message.model

@@ -19,7 +19,7 @@ import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, TypeVar, cast
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Never, Protocol, TypeVar, cast
 
 import pykka
 
@@ -43,11 +43,14 @@ from actors.runtime.worker import Worker
 if TYPE_CHECKING:
     from actors.broker import Broker
     from actors.runtime.journal import Journal
+    from actors.runtime.journalrows import JournalRecord
 
 log = logging.getLogger(__name__)
 
 
 ConfigT = TypeVar("ConfigT")
+ResultT = TypeVar("ResultT")
+NoResults = Never  # the ``ResultT`` of a role whose worker threads hand nothing back to its actor
 _S = TypeVar("_S")
 RequestOutcome = Callable[[bool, str], None]
 
@@ -163,12 +166,14 @@ def _dies_at_once(stop: threading.Event) -> None:
     raise RuntimeError("injected fault: worker_dies")
 
 
-class RoleActor(pykka.ThreadingActor, Generic[ConfigT]):
-    """Base of every role's actor.
+class RoleActor(pykka.ThreadingActor, Generic[ConfigT, ResultT]):
+    """Base of every role's actor, typed by its config class and by what its workers hand back.
 
     Subclasses set ``ROLE``, ``TOPICS`` and (when the role has a config section) ``CONFIG``, and
     override ``on_message`` (and ``on_start`` / ``on_state_changed`` / ``on_shutdown`` where
-    they need to). ``self.cfg`` is the role's validated config.
+    they need to). ``self.cfg`` is the role's validated config. A role's worker threads hand their
+    results (``ResultT``, a union of the role's result types; ``NoResults`` when there are none)
+    to the actor with ``hand_back``, and ``on_other`` receives them on the actor's thread.
 
     Raises:
         ConfigError: at construction, when the runtime's config is not an instance of ``CONFIG``.
@@ -220,6 +225,14 @@ class RoleActor(pykka.ThreadingActor, Generic[ConfigT]):
         self.runtime.journal("alert", {"severity": severity, "code": code, "detail": detail}, corr=corr)
         self.runtime.publish(TOPIC_ALERT, AlertRaised(severity=severity, code=code, detail=detail), corr=corr)
 
+    def record(self, row: JournalRecord, *, corr: str | None = None) -> None:
+        """Journal a typed row (``actors.runtime.journalrows``); safe from the role's worker threads."""
+        self.runtime.journal(row.KIND, row.body(), corr=corr)
+
+    def hand_back(self, result: ResultT) -> None:
+        """From a worker thread: give ``result`` to the actor (``on_other`` gets it on its thread)."""
+        self.actor_ref.tell(result)
+
     def start_worker(self, name: str, body: Callable[[threading.Event], None]) -> Worker:
         """Start a worker thread that this role owns; each heartbeat checks it is still alive."""
         if not self._workers and self.runtime.injected("worker_dies"):
@@ -248,8 +261,8 @@ class RoleActor(pykka.ThreadingActor, Generic[ConfigT]):
     def on_heartbeat(self) -> None:
         """Called before each heartbeat (after the worker check); raise to report the role broken."""
 
-    def on_other(self, message: Any) -> None:
-        """Messages of the role's own worker threads (default: ignored)."""
+    def on_other(self, message: ResultT) -> None:
+        """What the role's own worker threads handed back (``hand_back``; default: ignored)."""
 
     # --- plumbing ---
 
@@ -283,8 +296,8 @@ class RoleActor(pykka.ThreadingActor, Generic[ConfigT]):
                 "bus.gap",
                 {"src": message.src, "topic": message.topic, "expected": message.expected, "got": message.got},
             )
-        else:
-            self.on_other(message)
+        else:  # nothing else is told to the actor but what its workers hand back
+            self.on_other(cast("ResultT", message))
         return None
 
     def _check_workers(self) -> None:

@@ -163,7 +163,7 @@ class ChildRuntime:
         self.journal_db = Journal(args.journal_path, src=args.role)
         self.ctx = transport.new_context()
         self.io = transport.SocketThread(self.ctx, f"{args.role}-io")
-        self.actor_ref: pykka.ActorRef[RoleActor[object]] | None = None
+        self.actor_ref: pykka.ActorRef[RoleActor[object, Any]] | None = None
         self._parent_pid = os.getppid()
 
     # --- RoleRuntime ---

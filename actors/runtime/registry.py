@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from actors.runtime.actor import RoleActor
@@ -153,8 +153,8 @@ def config_class(name: str) -> type[object] | None:
     return cls
 
 
-def actor_class(name: str) -> type[RoleActor[object]]:
+def actor_class(name: str) -> type[RoleActor[object, Any]]:
     """The actor class of role ``name`` (imports its module; preloaded in the forkserver)."""
     module = importlib.import_module(spec(name).module)
-    cls: type[RoleActor[object]] = module.ACTOR
+    cls: type[RoleActor[object, Any]] = module.ACTOR
     return cls

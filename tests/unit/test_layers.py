@@ -107,6 +107,7 @@ ROOT_MAY_MODULES = ("actors.broker.config", "actors.alerting.config")
 OFFLINE_MAY = {"core", "ml", "broker", "offline"}
 OFFLINE_MAY_MODULES = (
     "actors.runtime.journal",
+    "actors.runtime.journalrows",
     "actors.core.atomicfile",
     "actors.alerting.config",
     "actors.alerting.mailer",

@@ -28,14 +28,25 @@ fed with every price this role hears.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from actors.core.bars import bar_end
 from actors.core.config import ExecutionConfig, FeedConfig, RiskConfig
 from actors.core.domain import Candle
 from actors.roles.execution.desk import OrderDesk
-from actors.roles.execution.jobs import BarRange, Exits, Flatten, Protect, Protection, Publish, Submit, ToSupervisor
+from actors.roles.execution.jobs import (
+    BarRange,
+    Exits,
+    Flatten,
+    Handback,
+    Protect,
+    Protection,
+    Publish,
+    Submit,
+    ToSupervisor,
+)
 from actors.runtime.actor import RoleActor
+from actors.runtime.journalrows import ShutdownUncheckedRow
 from actors.runtime.marketview import MarketView, bar_candle
 from actors.runtime.messages import (
     TOPIC_MD_BAR,
@@ -57,7 +68,7 @@ from actors.runtime.messages import (
 STATE_FILE = "execution-state.json"
 
 
-class ExecutionActor(RoleActor[ExecutionConfig]):
+class ExecutionActor(RoleActor[ExecutionConfig, Handback]):
     """The execution's actor (see the module docstring)."""
 
     ROLE: ClassVar[str] = "execution"
@@ -81,9 +92,9 @@ class ExecutionActor(RoleActor[ExecutionConfig]):
             granularity=feed.granularity,
             market=self.market,
             state_path=Path(self.runtime.journal_db.path).parent / STATE_FILE,
-            journal=self.runtime.journal,
+            journal=self.record,
             journal_db=self.runtime.journal_db,
-            post=self.actor_ref.tell,
+            post=self.hand_back,
             allows_entry=self.permit.allows_entry,
             open_broker=self.runtime.open_broker,
             host_id=self.runtime.host_id,
@@ -132,12 +143,12 @@ class ExecutionActor(RoleActor[ExecutionConfig]):
         else:
             summary = "NOT VERIFIED: the protection check did not finish before the shutdown deadline"
             report = ProtectionReport(complete=False, summary=summary)
-            self.runtime.journal("shutdown.protection", {"complete": False, "unverified": [], "summary": summary})
+            self.record(ShutdownUncheckedRow(complete=False, unverified=[], summary=summary))
         self.runtime.to_supervisor(report)
         self.worker.stop(0.1)
         return report.summary
 
-    def on_other(self, message: Any) -> None:
+    def on_other(self, message: Handback) -> None:
         """What the desk hands back: publications and requests go out from the actor's thread."""
         if isinstance(message, Publish) and isinstance(message.body, AlertRaised):
             body = message.body

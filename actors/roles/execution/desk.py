@@ -22,6 +22,7 @@ from actors.core.errors import BrokerError
 from actors.roles.execution.entries import EntryDesk
 from actors.roles.execution.exits import ExitDesk
 from actors.roles.execution.jobs import BarRange, Exits, Flatten, Job, Protect, Protection, Publish, Submit
+from actors.runtime.journalrows import ExecErrorRow
 from actors.runtime.messages import TOPIC_EXEC_REPORT, ExitsChecked
 
 
@@ -34,11 +35,11 @@ class OrderDesk(EntryDesk, ExitDesk):
         granularity: the bars' granularity (bars held).
         market: the role's market view (quotes, ATR), read here, written by the actor.
         state_path: where the trade memos are kept.
-        journal: append a journal row (kind, body, corr=...).
+        journal: append a typed journal row (``RoleActor.record``: ``exec.*``, ``shutdown.protection``).
         journal_db: the journal, read at start for intents whose outcome was lost.
-        post: hand a ``Publish`` / ``ToSupervisor`` to the actor.
+        post: hand a ``Publish`` / ``ToSupervisor`` to the actor (``RoleActor.hand_back``).
         allows_entry: the role's trading permit, checked again at send time.
-        open_broker: the runtime's broker factory.
+        open_broker: the runtime's broker factory (``RoleRuntime.open_broker``).
         host_id: this host's instance id (every order's tag).
         clock: the clock.
         bar_checks: the feed's bar checks (``[feed]``), for history read from the broker.
@@ -57,7 +58,7 @@ class OrderDesk(EntryDesk, ExitDesk):
             try:
                 self._do(broker, job, stop)
             except BrokerError as e:  # one failed job must not end the worker (reads are retried next time)
-                self.journal("exec.error", {"job": type(job).__name__, "error": f"{type(e).__name__}: {e}"})
+                self.journal(ExecErrorRow(job=type(job).__name__, error=f"{type(e).__name__}: {e}"))
             if isinstance(job, Protection):
                 job.done.set()
 

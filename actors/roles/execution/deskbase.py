@@ -12,15 +12,17 @@ from __future__ import annotations
 import queue
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from actors.broker import Broker
+from actors.broker.connect import BrokerFactory
 from actors.core.clock import Clock
 from actors.core.config import BarValidationConfig
 from actors.core.domain import Instrument, InstrumentId, TradeState
-from actors.roles.execution.jobs import Job, Publish, ToSupervisor
+from actors.roles.execution.jobs import Handback, Job, Publish, ToSupervisor
 from actors.roles.execution.memos import load_memos, save_memos
 from actors.runtime.journal import Journal
+from actors.runtime.journalrows import ExecClosedRow, WriteRecord
 from actors.runtime.marketview import MarketView
 from actors.runtime.messages import (
     TOPIC_ALERT,
@@ -46,11 +48,11 @@ class DeskBase:
         granularity: str,
         market: MarketView,
         state_path: Path,
-        journal: Callable[..., None],
+        journal: WriteRecord,
         journal_db: Journal,
-        post: Callable[[Any], None],
+        post: Callable[[Handback], None],
         allows_entry: Callable[[], bool],
-        open_broker: Callable[..., Broker],
+        open_broker: BrokerFactory,
         host_id: str,
         clock: Clock,
         bar_checks: BarValidationConfig | None = None,
@@ -102,15 +104,14 @@ class DeskBase:
         memo = self.memos.pop(trade.id, None)
         save_memos(self.state_path, self.memos)
         self.journal(
-            "exec.closed",
-            {
-                "trade_id": trade.id,
-                "instrument": trade.instrument,
-                "reason": reason,
-                "price": format(result.price, "f"),
-                "realized_pl": format(result.realized_pl, "f"),
-                "model_version": memo.model_version if memo else "",
-            },
+            ExecClosedRow(
+                trade_id=trade.id,
+                instrument=trade.instrument,
+                reason=reason,
+                price=format(result.price, "f"),
+                realized_pl=format(result.realized_pl, "f"),
+                model_version=memo.model_version if memo else "",
+            ),
             corr=memo.corr if memo else None,
         )
         self._report(

@@ -11,15 +11,23 @@ from __future__ import annotations
 
 import threading
 from decimal import Decimal
-from typing import Any
 
-from actors.broker import Broker
+from actors.broker import Broker, MarketOrderRequest
 from actors.core.domain import InstrumentId
 from actors.core.errors import BrokerAmbiguousError, BrokerError, BrokerFatalError, BrokerRejectedError
 from actors.core.fills import slippage_pips
 from actors.roles.execution.deskbase import DeskBase
 from actors.roles.execution.memos import TradeMemo, save_memos
 from actors.roles.execution.orders import MissingStops, intent_from_rows, market_order
+from actors.runtime.journalrows import (
+    ExecAmbiguousRow,
+    ExecCancelledRow,
+    ExecFilledRow,
+    ExecRejectedRow,
+    ExecResolvedFillRow,
+    ExecResolvedRow,
+    ExecSendingRow,
+)
 from actors.runtime.messages import ExecutionReport, RiskIntent
 
 RESOLVE_POLL_S = 1.0
@@ -29,23 +37,18 @@ class EntryDesk(DeskBase):
     """The order desk's entries (see the module docstring)."""
 
     def _submit(self, broker: Broker, intent: RiskIntent, corr: str | None, stop: threading.Event) -> None:
-        base = {"intent_id": intent.intent_id, "instrument": intent.instrument, "model_version": intent.model_version}
-        age_s = (self.clock.time_ns() - intent.decided_ns) / 1e9
-        refusal = ""
-        if not self.allows_entry():
-            refusal = "no trading permit at send time"
-        elif age_s > self.cfg.max_intent_age_s:
-            refusal = f"stale intent: decided {age_s:.1f}s ago"
-        try:
-            request = market_order(intent, host_id=self.host_id)
-        except MissingStops as e:
-            refusal = refusal or str(e)
-        if not refusal:
-            refusal = self._position_held(broker, intent.instrument)
-        if not refusal and not self.allows_entry():  # the read above may have taken a while (retries)
-            refusal = "no trading permit at send time (lost during the open-trades read)"
-        if refusal:
-            self.journal("exec.rejected", {**base, "reason": refusal, "sent": False}, corr=corr)
+        request, refusal = self._checked_at_send_time(broker, intent)
+        if request is None or refusal:
+            self.journal(
+                ExecRejectedRow(
+                    intent_id=intent.intent_id,
+                    instrument=intent.instrument,
+                    model_version=intent.model_version,
+                    reason=refusal,
+                    sent=False,
+                ),
+                corr=corr,
+            )
             self._report(
                 ExecutionReport(
                     status="REJECTED",
@@ -58,15 +61,16 @@ class EntryDesk(DeskBase):
             )
             return
         self.journal(
-            "exec.sending",
-            {
-                **base,
-                "units": format(request.units, "f"),
-                "stop_loss": intent.stop_loss,
-                "take_profit": intent.take_profit,
-                "client_id": request.client_id,
-                "tag": request.tag,
-            },
+            ExecSendingRow(
+                intent_id=intent.intent_id,
+                instrument=intent.instrument,
+                model_version=intent.model_version,
+                units=format(request.units, "f"),
+                stop_loss=intent.stop_loss,
+                take_profit=intent.take_profit,
+                client_id=request.client_id,
+                tag=request.tag,
+            ),
             corr=corr,
         )
         # Taken: from here the risk role counts the intent until its outcome, however long that takes.
@@ -79,28 +83,69 @@ class EntryDesk(DeskBase):
             ),
             corr,
         )
+        self._send(broker, intent, request, corr, stop)
+
+    def _checked_at_send_time(self, broker: Broker, intent: RiskIntent) -> tuple[MarketOrderRequest | None, str]:
+        """The order for ``intent``, or why it must not leave: no trading permit, stale, without
+        valid stops, or a trade already open on the instrument at the broker."""
+        age_s = (self.clock.time_ns() - intent.decided_ns) / 1e9
+        refusal = ""
+        request = None
+        if not self.allows_entry():
+            refusal = "no trading permit at send time"
+        elif age_s > self.cfg.max_intent_age_s:
+            refusal = f"stale intent: decided {age_s:.1f}s ago"
+        try:
+            request = market_order(intent, host_id=self.host_id)
+        except MissingStops as e:
+            refusal = refusal or str(e)
+        if not refusal:
+            refusal = self._position_held(broker, intent.instrument)
+        if not refusal and not self.allows_entry():  # the read above may have taken a while (retries)
+            refusal = "no trading permit at send time (lost during the open-trades read)"
+        return request, refusal
+
+    def _send(
+        self, broker: Broker, intent: RiskIntent, request: MarketOrderRequest, corr: str | None, stop: threading.Event
+    ) -> None:
+        """Send the order once, and journal and report what became of it."""
         started = self.clock.monotonic()
         try:
             result = broker.submit_market_order(request)
         except BrokerAmbiguousError as e:
-            self.journal("exec.ambiguous", {**base, "detail": str(e)}, corr=corr)
+            self.journal(
+                ExecAmbiguousRow(
+                    intent_id=intent.intent_id,
+                    instrument=intent.instrument,
+                    model_version=intent.model_version,
+                    detail=str(e),
+                ),
+                corr=corr,
+            )
             self._resolve(broker, intent.intent_id, instrument=intent.instrument, intent=intent, corr=corr, stop=stop)
             return
         except BrokerRejectedError as e:
             cancelled = e.transaction.get("type") == "ORDER_CANCEL"  # created, then cancelled (FOK, margin...)
-            self._refused(intent, corr, base, e.reason or "REJECTED", str(e), cancelled=cancelled)
+            self._refused(intent, corr, e.reason or "REJECTED", str(e), cancelled=cancelled)
             return
         except BrokerFatalError as e:
-            self._refused(intent, corr, base, "BROKER_FATAL", str(e), cancelled=False)
+            self._refused(intent, corr, "BROKER_FATAL", str(e), cancelled=False)
             self._request_no_trade("broker_fatal", str(e))
             return
         except BrokerError as e:  # certainly not placed (429, refused connection): never retried
-            self._refused(intent, corr, base, "NOT_SENT", str(e), cancelled=False)
+            self._refused(intent, corr, "NOT_SENT", str(e), cancelled=False)
             return
         latency_ms = round((self.clock.monotonic() - started) * 1000, 1)
         if result.resolved_by_lookup:  # the answer was lost; the broker layer found the fill by client id
             self.journal(
-                "exec.ambiguous", {**base, "detail": "answer lost; found by client id", "resolved": True}, corr=corr
+                ExecAmbiguousRow(
+                    intent_id=intent.intent_id,
+                    instrument=intent.instrument,
+                    model_version=intent.model_version,
+                    detail="answer lost; found by client id",
+                    resolved=True,
+                ),
+                corr=corr,
             )
         self._filled(
             broker,
@@ -127,11 +172,19 @@ class EntryDesk(DeskBase):
             return f"position_open at send time: trade {held[0]} on {instrument} is open at the broker"
         return ""
 
-    def _refused(
-        self, intent: RiskIntent, corr: str | None, base: dict[str, Any], reason: str, detail: str, *, cancelled: bool
-    ) -> None:
-        kind, status = ("exec.cancelled", "CANCELLED") if cancelled else ("exec.rejected", "REJECTED")
-        self.journal(kind, {**base, "reason": reason, "detail": detail, "sent": True}, corr=corr)
+    def _refused(self, intent: RiskIntent, corr: str | None, reason: str, detail: str, *, cancelled: bool) -> None:
+        row, status = (ExecCancelledRow, "CANCELLED") if cancelled else (ExecRejectedRow, "REJECTED")
+        self.journal(
+            row(
+                intent_id=intent.intent_id,
+                instrument=intent.instrument,
+                model_version=intent.model_version,
+                reason=reason,
+                detail=detail,
+                sent=True,
+            ),
+            corr=corr,
+        )
         self._report(
             ExecutionReport(
                 status=status,
@@ -172,19 +225,18 @@ class EntryDesk(DeskBase):
             open_bar_ts=intent.bar_ts,
         )
         save_memos(self.state_path, self.memos)
+        row = ExecFilledRow if kind == "exec.filled" else ExecResolvedFillRow
         self.journal(
-            kind,
-            {
-                "intent_id": intent.intent_id,
-                "instrument": intent.instrument,
-                "trade_id": trade_id,
-                "units": format(units, "f"),
-                "fill_price": format(price, "f"),
-                "slippage_pips": slip,
-                "latency_ms": latency_ms,
-                "model_version": intent.model_version,
-                **({"outcome": "filled"} if kind == "exec.resolved" else {}),
-            },
+            row(
+                intent_id=intent.intent_id,
+                instrument=intent.instrument,
+                trade_id=trade_id,
+                units=format(units, "f"),
+                fill_price=format(price, "f"),
+                slippage_pips=slip,
+                latency_ms=latency_ms,
+                model_version=intent.model_version,
+            ),
             corr=corr,
         )
         self._report(
@@ -236,17 +288,17 @@ class EntryDesk(DeskBase):
                     )
                     return
                 if order.state == "FILLED":  # no trade id to read, or no intent to book it against
-                    body = {
-                        "intent_id": client_id,
-                        "instrument": instrument,
-                        "outcome": "filled",
-                        "trade_id": order.trade_opened_id or "",
-                        "detail": "filled; booked by the reconciler",
-                    }
-                    self.journal("exec.resolved", body, corr=corr)
+                    row = ExecResolvedRow(
+                        intent_id=client_id,
+                        instrument=instrument,
+                        outcome="filled",
+                        trade_id=order.trade_opened_id or "",
+                        detail="filled; booked by the reconciler",
+                    )
+                    self.journal(row, corr=corr)
                     return
                 if order.state == "CANCELLED":
-                    self.journal("exec.resolved", {"intent_id": client_id, "outcome": "cancelled"}, corr=corr)
+                    self.journal(ExecResolvedRow(intent_id=client_id, outcome="cancelled"), corr=corr)
                     report = ExecutionReport(
                         status="CANCELLED",
                         instrument=InstrumentId(instrument),
@@ -259,7 +311,7 @@ class EntryDesk(DeskBase):
                 break
             stop.wait(RESOLVE_POLL_S)
         why = f"order @{client_id} still unresolved after {self.cfg.resolve_timeout_s:g}s ({detail})"
-        self.journal("exec.ambiguous", {"intent_id": client_id, "final": True, "detail": why}, corr=corr)
+        self.journal(ExecAmbiguousRow(intent_id=client_id, final=True, detail=why), corr=corr)
         report = ExecutionReport(
             status="UNRESOLVED", instrument=InstrumentId(instrument), intent_id=client_id, reason=why
         )
@@ -279,9 +331,7 @@ class EntryDesk(DeskBase):
         for entry in db.entries("exec.sending"):
             intent_id = entry.body.get("intent_id")
             if isinstance(intent_id, str) and intent_id not in done:
-                self.journal(
-                    "exec.ambiguous", {"intent_id": intent_id, "detail": "outcome lost (restart)"}, corr=entry.corr
-                )
+                self.journal(ExecAmbiguousRow(intent_id=intent_id, detail="outcome lost (restart)"), corr=entry.corr)
                 instrument = str(entry.body.get("instrument", ""))
                 decided = intents.get(intent_id)
                 intent = intent_from_rows(entry.body, decided.body if decided else None, decided_ns=entry.ts_ns)

@@ -17,6 +17,7 @@ from actors.core.exits import CloseTrade, ManagedTrade, MoveStopLoss, bars_held,
 from actors.roles.execution.jobs import Protect
 from actors.roles.execution.memos import save_memos
 from actors.roles.execution.protection import ProtectionDesk
+from actors.runtime.journalrows import ExecClosedRow, ExecErrorRow, ExecStopMovedRow
 from actors.runtime.messages import ExecutionReport
 
 CLOSE_REPORT_TRIES = 3  # closes in a row a gone trade's close may fail to be read before it is given up
@@ -49,7 +50,7 @@ class ExitDesk(ProtectionDesk):
             try:
                 self._manage(broker, trade, bar_ts)
             except BrokerError as e:  # this trade's exits wait for the next close; the others go on
-                self.journal("exec.error", {"job": "Exits", "trade_id": trade.id, "error": f"{type(e).__name__}: {e}"})
+                self.journal(ExecErrorRow(job="Exits", trade_id=trade.id, error=f"{type(e).__name__}: {e}"))
         return not any(trade_id in self.known_open or trade_id in self.memos for trade_id in gone)
 
     def _unprotected_seen(self, broker: Broker, trade: TradeState) -> None:
@@ -68,7 +69,7 @@ class ExitDesk(ProtectionDesk):
         except BrokerError as e:
             tries = self.report_failures[trade_id] = self.report_failures.get(trade_id, 0) + 1
             error = f"{type(e).__name__}: {e}"
-            self.journal("exec.error", {"job": "Exits", "trade_id": trade_id, "error": error, "tries": tries})
+            self.journal(ExecErrorRow(job="Exits", trade_id=trade_id, error=error, tries=tries))
             if tries < CLOSE_REPORT_TRIES:
                 return False
             memo = self.memos.pop(trade_id, None)
@@ -77,8 +78,10 @@ class ExitDesk(ProtectionDesk):
                 getattr(self.known_open.get(trade_id), "instrument", "") or (memo.instrument if memo else "")
             )
             detail = f"trade {trade_id} ({instrument}) is gone but its close could not be read ({error}); P&L unknown"
-            self.journal("exec.closed", {"trade_id": trade_id, "instrument": instrument, "reason": why,
-                                         "realized_pl": "unknown"}, corr=memo.corr if memo else None)  # fmt: skip
+            self.journal(
+                ExecClosedRow(trade_id=trade_id, instrument=instrument, reason=why, realized_pl="unknown"),
+                corr=memo.corr if memo else None,
+            )
             self._report(ExecutionReport(status="CLOSED", instrument=InstrumentId(instrument), trade_id=trade_id,
                                          intent_id=memo.intent_id if memo else "", reason=why), None)  # fmt: skip
             self._alert("error", f"close_unread:{instrument}", detail)
@@ -115,14 +118,13 @@ class ExitDesk(ProtectionDesk):
             if isinstance(action, MoveStopLoss):
                 broker.set_trade_orders(trade.id, stop_loss=action.price)
                 self.journal(
-                    "exec.exit_changed",
-                    {
-                        "trade_id": trade.id,
-                        "instrument": trade.instrument,
-                        "reason": action.reason,
-                        "stop_loss": format(action.price, "f"),
-                        "was": str(trade.stop_loss_price),
-                    },
+                    ExecStopMovedRow(
+                        trade_id=trade.id,
+                        instrument=trade.instrument,
+                        reason=action.reason,
+                        stop_loss=format(action.price, "f"),
+                        was=str(trade.stop_loss_price),
+                    ),
                     corr=corr,
                 )
             elif isinstance(action, CloseTrade):
@@ -133,14 +135,13 @@ class ExitDesk(ProtectionDesk):
         memo = self.memos.pop(trade_id, None)
         save_memos(self.state_path, self.memos)
         self.journal(
-            "exec.closed",
-            {
-                "trade_id": was.id,
-                "instrument": was.instrument,
-                "reason": reason,
-                "realized_pl": format(closed.realized_pl, "f"),
-                "model_version": memo.model_version if memo else "",
-            },
+            ExecClosedRow(
+                trade_id=was.id,
+                instrument=was.instrument,
+                reason=reason,
+                realized_pl=format(closed.realized_pl, "f"),
+                model_version=memo.model_version if memo else "",
+            ),
             corr=memo.corr if memo else None,
         )
         self._report(

@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
-from typing import Any
 
 from actors.core.domain import Candle
-from actors.runtime.messages import ProtectionReport, RiskIntent
+from actors.runtime.messages import Body, ProtectionReport, RiskIntent
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,7 +74,7 @@ class Publish:
     """For the actor: publish ``body`` on ``topic`` (only the actor's thread touches the runtime)."""
 
     topic: str
-    body: Any
+    body: Body
     corr: str | None
 
 
@@ -83,4 +82,7 @@ class Publish:
 class ToSupervisor:
     """For the actor: send ``body`` to the supervisor."""
 
-    body: Any
+    body: Body
+
+
+Handback = Publish | ToSupervisor  # what the desk hands its actor (``RoleActor.hand_back``)

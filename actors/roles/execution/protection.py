@@ -10,7 +10,6 @@ own answer, retried until the supervisor's deadline (``shutdown.protection``).
 from __future__ import annotations
 
 import threading
-from typing import Any
 
 from actors.broker import Broker
 from actors.core.backoff import Backoff
@@ -20,6 +19,13 @@ from actors.core.errors import BrokerError, BrokerRejectedError
 from actors.core.exits import protective_stops
 from actors.roles.execution.deskbase import DeskBase
 from actors.roles.execution.jobs import Protect, Protection, ToSupervisor
+from actors.runtime.journalrows import (
+    ExecErrorRow,
+    ExecProtectedRow,
+    ExecProtectFailedRow,
+    ExecRepairedRow,
+    ShutdownProtectionRow,
+)
 from actors.runtime.messages import CauseHealthy, ProtectionReport, TradeProtection
 
 STOP_ORDER_TYPES = frozenset({"STOP_LOSS", "TAKE_PROFIT", "TRAILING_STOP_LOSS", "GUARANTEED_STOP_LOSS"})
@@ -36,8 +42,9 @@ class ProtectionDesk(DeskBase):
             outcome = self._protect(broker, job.trade_id, job.action, why="reconciler")
         except BrokerError as e:
             error = f"{type(e).__name__}: {e}"
-            self.journal("exec.protect_failed", {"trade_id": job.trade_id, "instrument": job.instrument,
-                                                 "action": job.action, "error": error})  # fmt: skip
+            self.journal(
+                ExecProtectFailedRow(trade_id=job.trade_id, instrument=job.instrument, action=job.action, error=error)
+            )
             if job.action == "close":
                 detail = (
                     f"trade {job.trade_id} {job.instrument} has no SL or TP at the broker and could not be closed "
@@ -46,8 +53,9 @@ class ProtectionDesk(DeskBase):
                 )
                 self._request_no_trade(code, detail, latch=True)
             return
-        self.journal("exec.protected", {"trade_id": job.trade_id, "instrument": job.instrument,
-                                        "action": job.action, "outcome": outcome})  # fmt: skip
+        self.journal(
+            ExecProtectedRow(trade_id=job.trade_id, instrument=job.instrument, action=job.action, outcome=outcome)
+        )
         self.post(ToSupervisor(CauseHealthy(code=code)))
 
     def _protect(self, broker: Broker, trade_id: str, action: str, *, why: str) -> str:
@@ -94,16 +102,18 @@ class ProtectionDesk(DeskBase):
         sent_sl = sl if trade.stop_loss_price is None else None
         sent_tp = tp if trade.take_profit_price is None else None
         broker.set_trade_orders(trade.id, stop_loss=sent_sl, take_profit=sent_tp)
-        body: dict[str, Any] = {"trade_id": trade.id, "instrument": trade.instrument, "reason": f"repaired ({why})"}
-        # Only what was sent: a TP the trade already had is not journaled as set.
-        if sent_sl is not None:
-            body["stop_loss"] = format(sent_sl, "f")
-        if sent_tp is not None:
-            body["take_profit"] = format(sent_tp, "f")
-        body["atr"] = atr
-        body["price_basis"] = basis
+        row = ExecRepairedRow(
+            trade_id=trade.id,
+            instrument=trade.instrument,
+            reason=f"repaired ({why})",
+            # Only what was sent: a TP the trade already had is not journaled as set.
+            stop_loss=None if sent_sl is None else format(sent_sl, "f"),
+            take_profit=None if sent_tp is None else format(sent_tp, "f"),
+            atr=atr,
+            price_basis=basis,
+        )
         memo = self.memos.get(trade.id)
-        self.journal("exec.exit_changed", body, corr=memo.corr if memo else None)
+        self.journal(row, corr=memo.corr if memo else None)
 
     def _repair_inputs(self, broker: Broker, trade: TradeState) -> tuple[float | None, float, float, str]:
         """The ATR and the bid/ask a repair measures from, and where the price came from."""
@@ -117,7 +127,7 @@ class ProtectionDesk(DeskBase):
                 count = self.risk.atr_period + self.bar_checks.atr_bars + 2
                 candles = broker.candles(name, self.granularity, count=count, price="BA")
             except BrokerError as e:
-                self.journal("exec.error", {"job": "Repair", "trade_id": trade.id, "error": f"candles: {e}"})
+                self.journal(ExecErrorRow(job="Repair", trade_id=trade.id, error=f"candles: {e}"))
                 candles = []
             complete = [c for c in candles if c.complete and c.bid is not None and c.ask is not None]
             if atr is None:  # computed here: the market view belongs to the actor's thread
@@ -173,17 +183,16 @@ class ProtectionDesk(DeskBase):
             summary=summary,
         )
         self.journal(
-            "shutdown.protection",
-            {
-                "complete": complete,
-                "trades": {t.trade_id: t.outcome for t in checked.values()},
-                "unverified": [t.trade_id for t in report.unverified],
-                "cancelled_orders": cancelled,
-                "pending_orders": pending,
-                "attempts": attempts,
-                "error": error,
-                "summary": summary,
-            },
+            ShutdownProtectionRow(
+                complete=complete,
+                trades={t.trade_id: t.outcome for t in checked.values()},
+                unverified=[t.trade_id for t in report.unverified],
+                cancelled_orders=cancelled,
+                pending_orders=pending,
+                attempts=attempts,
+                error=error,
+                summary=summary,
+            )
         )
         return report
 

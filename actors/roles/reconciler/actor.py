@@ -24,7 +24,7 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from actors.broker import Broker
 from actors.core.backoff import Backoff
@@ -110,6 +110,9 @@ class _RequestOutcome:
     detail: str
 
 
+_WorkerResult = _Polled | _PollFailed | _RequestOutcome  # what the broker worker hands back
+
+
 NO_VERDICT = ZoneVerdict(zone=0, multiplier=1.0, drawdown=0.0, daily_pnl=0.0, daily_loss_hit=False, drawdown_stop=False)
 
 
@@ -119,7 +122,7 @@ def _verdict_of(zone: ZoneState, nav: float, risk: RiskConfig) -> ZoneVerdict:
     return verdict
 
 
-class ReconcilerActor(RoleActor[ReconcilerConfig]):
+class ReconcilerActor(RoleActor[ReconcilerConfig, _WorkerResult]):
     """The reconciler's actor."""
 
     ROLE: ClassVar[str] = "reconciler"
@@ -175,7 +178,7 @@ class ReconcilerActor(RoleActor[ReconcilerConfig]):
             # Every REST attempt, retries included: tell the actor only about changes.
             if ok != last_ok[0]:
                 last_ok[0] = ok
-                self.actor_ref.tell(_RequestOutcome(ok, detail))
+                self.hand_back(_RequestOutcome(ok, detail))
 
         broker = self.runtime.open_broker(on_request_outcome=on_outcome)  # ConfigError: the role fails
         backoff = Backoff(self.cfg.retry_initial_s, self.cfg.retry_max_s)
@@ -188,7 +191,7 @@ class ReconcilerActor(RoleActor[ReconcilerConfig]):
                 stop.wait(0.1)
                 continue
             except BrokerError as e:
-                self.actor_ref.tell(_PollFailed(f"{type(e).__name__}: {e}"))
+                self.hand_back(_PollFailed(f"{type(e).__name__}: {e}"))
                 stop.wait(backoff.next_delay())
                 continue
             backoff.reset()
@@ -197,7 +200,7 @@ class ReconcilerActor(RoleActor[ReconcilerConfig]):
             naked = any(_unprotected(t) for t in polled.trades)
             # A reconciliation completes only once every open trade is protected: read again soon.
             carry_full = full and naked
-            self.actor_ref.tell(polled)
+            self.hand_back(polled)
             # Wake early when a reconciliation is asked for.
             interval = min(self.cfg.poll_interval_s, UNPROTECTED_POLL_S) if naked else self.cfg.poll_interval_s
             deadline = self.clock.monotonic() + interval
@@ -257,7 +260,7 @@ class ReconcilerActor(RoleActor[ReconcilerConfig]):
 
     # --- the actor: journal, publish, report ---
 
-    def on_other(self, message: Any) -> None:
+    def on_other(self, message: _WorkerResult) -> None:
         """Results of the broker worker."""
         if isinstance(message, _Polled):
             self.connected, self.last_ok_ns, self.detail = True, self.clock.time_ns(), "ok"

@@ -47,7 +47,7 @@ import logging
 import math
 import threading
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from actors.core.backoff import Backoff
 from actors.core.bars import BarCandle, RejectedBar, bar_end, bar_start, history_report, validate_candles
@@ -60,6 +60,7 @@ from actors.core.zones import ZoneVerdict
 from actors.roles.risk.recovery import RECOVERY_KINDS, InFlight, UnheardLoss, _loss, recover, unheard_loss_ns
 from actors.runtime.actor import RoleActor
 from actors.runtime.journal import Journal
+from actors.runtime.journalrows import RiskIntentRow, RiskSkipRow
 from actors.runtime.marketview import MarketView, bar_candle
 from actors.runtime.messages import (
     TOPIC_EXEC_REPORT,
@@ -128,7 +129,7 @@ def zone_of(account: AccountSnapshot) -> ZoneVerdict:
     )
 
 
-class RiskActor(RoleActor[RiskConfig]):
+class RiskActor(RoleActor[RiskConfig, _Prepared]):
     """The risk gate's actor."""
 
     ROLE: ClassVar[str] = "risk"
@@ -177,13 +178,13 @@ class RiskActor(RoleActor[RiskConfig]):
                         config=self.feed,
                     )
                     bars[name] = [BarCandle.from_candle(c) for c in accepted]
-                self.actor_ref.tell(_Prepared(metadata, bars, rejected))
+                self.hand_back(_Prepared(metadata, bars, rejected))
                 break
             except BrokerError:
                 stop.wait(backoff.next_delay())
         stop.wait()  # done; a worker that ends on its own fails the role
 
-    def on_other(self, message: Any) -> None:
+    def on_other(self, message: _Prepared) -> None:
         """Instrument metadata and history from the worker."""
         if isinstance(message, _Prepared):
             self.instruments = message.instruments
@@ -357,23 +358,22 @@ class RiskActor(RoleActor[RiskConfig]):
             since=self.clock.monotonic(),
             margin_home=sized.margin_home,
         )
-        self.runtime.journal(
-            "risk.intent",
-            {
-                "intent_id": intent.intent_id,
-                "instrument": intent.instrument,
-                "direction": intent.direction,
-                "units": intent.units,
-                "stop_loss": intent.stop_loss,
-                "take_profit": intent.take_profit,
-                "decision_price": intent.decision_price,
-                "risk_home": round(sized.risk_home, 4),
-                "margin_home": round(sized.margin_home, 4),
-                "multiplier": intent.multiplier,
-                "p_up": intent.p_up,
-                "bar_ts": intent.bar_ts,
-                "model_version": intent.model_version,
-            },
+        self.record(
+            RiskIntentRow(
+                intent_id=intent.intent_id,
+                instrument=intent.instrument,
+                direction=intent.direction,
+                units=intent.units,
+                stop_loss=intent.stop_loss,
+                take_profit=intent.take_profit,
+                decision_price=intent.decision_price,
+                risk_home=round(sized.risk_home, 4),
+                margin_home=round(sized.margin_home, 4),
+                multiplier=intent.multiplier,
+                p_up=intent.p_up,
+                bar_ts=intent.bar_ts,
+                model_version=intent.model_version,
+            ),
             corr=corr,
         )
         self.runtime.publish(TOPIC_RISK_INTENT, intent, corr=corr)
@@ -431,17 +431,16 @@ class RiskActor(RoleActor[RiskConfig]):
             p_up=message.p_up,
             model_version=message.model_version,
         )
-        self.runtime.journal(
-            "risk.skip",
-            {
-                "instrument": skip.instrument,
-                "bar_ts": skip.bar_ts,
-                "reason": reason,
-                "detail": detail,
-                "direction": direction,
-                "p_up": message.p_up,
-                "model_version": message.model_version,
-            },
+        self.record(
+            RiskSkipRow(
+                instrument=skip.instrument,
+                bar_ts=skip.bar_ts,
+                reason=reason,
+                detail=detail,
+                direction=direction,
+                p_up=message.p_up,
+                model_version=message.model_version,
+            ),
             corr=corr,
         )
         self.runtime.publish(TOPIC_RISK_SKIP, skip, corr=corr)

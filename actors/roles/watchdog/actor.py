@@ -55,7 +55,7 @@ from actors.roles.watchdog.progress import (
     DecisionCheck,
     disk_reading,
 )
-from actors.runtime.actor import RoleActor
+from actors.runtime.actor import NoResults, RoleActor
 from actors.runtime.messages import (
     TOPIC_ALERT,
     TOPIC_HEARTBEAT,
@@ -120,7 +120,7 @@ def skew_off(cfg: WatchdogConfig, broker: BrokerConfig) -> str:
     return ""
 
 
-class WatchdogActor(RoleActor[WatchdogConfig]):
+class WatchdogActor(RoleActor[WatchdogConfig, NoResults]):
     """The watchdog's actor (see the module docstring)."""
 
     ROLE: ClassVar[str] = "watchdog"

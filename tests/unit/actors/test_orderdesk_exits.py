@@ -36,7 +36,7 @@ def _desk(
         granularity="M15",
         market=MarketView(keep_bars=15),
         state_path=tmp_path / "memos.json",
-        journal=lambda kind, body, corr=None: journaled.append((kind, body)),
+        journal=lambda row, corr=None: journaled.append((row.KIND, row.body())),
         journal_db=Journal(tmp_path / "journal.sqlite", src="execution"),
         post=posted.append,
         allows_entry=lambda: permit,

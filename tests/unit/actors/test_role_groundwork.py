@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import threading
 from collections.abc import Iterator
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import pykka
 import pytest
@@ -26,7 +26,7 @@ pytestmark = [pytest.mark.unit, pytest.mark.timeout(30)]
 ASK_TIMEOUT_S = 5.0
 
 
-class WorkerRole(RoleActor[None]):
+class WorkerRole(RoleActor[None, Any]):
     """A role with one worker whose body the test chooses."""
 
     ROLE: ClassVar[str] = "risk"
