@@ -490,19 +490,20 @@ def test_the_alert_command_refuses_bad_configuration_and_input_with_exit_2(
     tmp_path: Path, capsys: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from supervisor import cli
+    from supervisor.cli import live
 
     monkeypatch.delenv(ENV_SMTP_PASSWORD, raising=False)
     port = free_port()
     mail = ["--set", 'alerts.smtp_host="127.0.0.1"', "--set", f"alerts.smtp_port={port}"]
     mail += ["--set", 'alerts.sender="th@example.com"', "--set", 'alerts.recipients=["ops@example.com"]']
     big = tmp_path / "big.txt"
-    big.write_text("x" * (cli.ALERT_BODY_MAX + 1))
+    big.write_text("x" * (live.ALERT_BODY_MAX + 1))
     cases = {
         "alerts.ca_file: 'nonexist.pem' is not a file": [
             "--set", 'alerts.ca_file="nonexist.pem"', "--set", 'alerts.security="starttls"'
         ],
         ENV_SMTP_PASSWORD: ["--set", 'alerts.username="th"'],
-        f"--body-file: longer than {cli.ALERT_BODY_MAX} characters": ["--body-file", str(big)],
+        f"--body-file: longer than {live.ALERT_BODY_MAX} characters": ["--body-file", str(big)],
     }  # fmt: skip
 
     for words, flags in cases.items():

@@ -1,0 +1,326 @@
+"""The offline commands: ``train`` (a model from candles), ``backtest`` (candles through the live
+decision rules) and ``report`` (a shadow run against a backtest of its window).
+
+Each reads its flags and the configuration, hands the work to ``supervisor.offline`` and prints
+one line of what it wrote; a bad input is one line on stderr and exit 2. The heavy imports
+(pandas, CatBoost) happen inside each command, when it is chosen.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import TYPE_CHECKING
+
+from actors.core.errors import ConfigError
+from supervisor.cli.options import BACKTEST_BARS, conf_path, config_error
+from supervisor.ctl.client import EXIT_OK, EXIT_REFUSED, EXIT_USAGE
+
+if TYPE_CHECKING:
+    import argparse
+    from collections.abc import Callable
+    from pathlib import Path
+
+    from actors.broker.config import BrokerConfig
+    from actors.core.config import FeedConfig
+    from supervisor.hostconfig import HostConfig
+    from supervisor.offline.backtest.inputs import Inputs
+    from supervisor.offline.backtest.run import BacktestResult
+    from supervisor.offline.history import History
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    """``tradehost train``."""
+    from actors.core.config import FeedConfig
+    from actors.core.errors import BrokerError, TradehostError
+    from supervisor.config import load_config
+    from supervisor.offline.inputs import InputError, check_out_dir, creating, parse_cli_time
+    from supervisor.offline.train import TrainSpec, train
+
+    def say(line: str) -> None:
+        print(f"tradehost train: {line}", file=sys.stderr, flush=True)
+
+    try:
+        cfg = load_config(conf_path(args), args.overrides)
+    except ConfigError as e:
+        return config_error(e)
+    feed = cfg.section("feed", FeedConfig)
+    try:
+        from_ns = parse_cli_time(args.from_, "--from") if args.from_ else None
+        to_ns = parse_cli_time(args.to, "--to") if args.to else None
+        if args.seed < 0:
+            raise InputError(f"--seed: {args.seed} must be 0 or more")
+        if args.bars < 1:
+            raise InputError(f"--bars: {args.bars} is not a number of bars (>= 1)")
+        out = check_out_dir(args.out)
+    except InputError as e:
+        print(f"tradehost train: error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    granularity = args.granularity or feed.granularity
+    try:
+        data = _train_history(args, cfg, feed=feed, granularity=granularity, from_ns=from_ns, to_ns=to_ns, say=say)
+        for warning in data.warnings:  # bars the live feed would reject: left out
+            print(f"tradehost train: warning: {warning}", file=sys.stderr, flush=True)
+        with creating(out) as work:
+            spec = TrainSpec(
+                granularity=granularity,
+                out_dir=work,
+                seed=args.seed,
+                from_ns=from_ns,
+                to_ns=to_ns,
+                horizon_bars=args.horizon,
+            )
+            result = train(
+                data.frames,
+                pip_sizes=data.pip_sizes,
+                spec=spec,
+                spread_fallback=data.spread_fallback,
+                progress=say,
+            )
+    except (TradehostError, ValueError, OSError) as e:
+        kind = "broker" if isinstance(e, BrokerError) else "error"
+        print(f"tradehost train: {kind}: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    say(f"wrote {out} (version {result.meta.short_version}) in {result.elapsed_s:.1f}s")
+    return EXIT_OK
+
+
+def _train_history(
+    args: argparse.Namespace,
+    cfg: HostConfig,
+    *,
+    feed: FeedConfig,
+    granularity: str,
+    from_ns: int | None,
+    to_ns: int | None,
+    say: Callable[[str], None],
+) -> History:
+    """The candles to train on: from the ``--data`` files, else from the configured broker."""
+    from supervisor.offline import history
+
+    if args.data:
+        return history.from_files(args.data, known=feed.instruments, granularity=granularity, validation=feed)
+    say(f"reading {granularity} candles of {', '.join(feed.instruments)} from the {cfg.broker.kind} broker")
+    with history.open_history_broker(cfg.broker) as broker:
+        return history.from_broker(
+            broker,
+            feed.instruments,
+            granularity,
+            bars=args.bars,
+            from_ns=from_ns,
+            to_ns=to_ns,
+            progress=say,
+            validation=feed,
+        )
+
+
+class _BadInput(Exception):
+    """A ``backtest`` input that cannot be used: ``tradehost backtest: <kind>: <detail>``, exit 2."""
+
+    def __init__(self, kind: str, detail: object) -> None:
+        super().__init__(f"{kind}: {detail}")
+        self.kind = kind
+        self.detail = detail
+
+
+def cmd_backtest(args: argparse.Namespace) -> int:
+    """``tradehost backtest``."""
+    from actors.core.config import FeedConfig
+    from actors.core.errors import BrokerError, TradehostError
+    from actors.ml import modelstore
+    from supervisor.config import load_config
+
+    def say(line: str) -> None:
+        if not args.quiet:
+            print(f"tradehost backtest: {line}", file=sys.stderr, flush=True)
+
+    def fail(kind: str, detail: object) -> int:
+        print(f"tradehost backtest: {kind}: {detail}", file=sys.stderr)
+        return EXIT_USAGE
+
+    try:
+        cfg = load_config(conf_path(args), args.overrides)
+    except ConfigError as e:
+        return config_error(e)
+    feed = cfg.section("feed", FeedConfig)
+    try:
+        out, from_ns, to_ns, broker_cfg = _backtest_window(args, cfg, feed)
+    except _BadInput as e:
+        return fail(e.kind, e.detail)
+    try:
+        inputs, result = _backtest(
+            args, cfg, feed=feed, out=out, from_ns=from_ns, to_ns=to_ns, broker_cfg=broker_cfg, say=say
+        )
+    except modelstore.ModelMissingError as e:
+        return fail("model missing", e)
+    except modelstore.ModelMismatchError as e:
+        return fail("model mismatch", e)
+    except BrokerError as e:
+        return fail("broker", e)
+    except (TradehostError, ValueError, OSError) as e:
+        return fail("error", e)
+    _backtest_summary(inputs, result, out, say)
+    return EXIT_OK
+
+
+def _backtest_window(
+    args: argparse.Namespace, cfg: HostConfig, feed: FeedConfig
+) -> tuple[Path, int | None, int | None, BrokerConfig]:
+    """The output directory, the window to decide on and the broker to read it from.
+
+    Raises:
+        _BadInput: a flag that cannot be used, alone or with the others.
+    """
+    from pathlib import Path
+
+    from actors.core.errors import TradehostError
+    from supervisor.offline.backtest import inputs as backtest_inputs
+    from supervisor.offline.inputs import InputError, check_out_dir, parse_cli_time
+
+    try:
+        from_ns = parse_cli_time(args.from_, "--from") if args.from_ else None
+        to_ns = parse_cli_time(args.to, "--to") if args.to else None
+        out = check_out_dir(args.out)
+    except InputError as e:
+        raise _BadInput("error", e) from e
+    broker_cfg = cfg.broker
+    if args.window_of:
+        if from_ns is not None or to_ns is not None or args.data is not None or args.bars != BACKTEST_BARS:
+            raise _BadInput(
+                "--window-of", "give it alone: it sets the window (--from/--to/--bars) and reads the broker"
+            )
+        try:
+            from_ns, to_ns = backtest_inputs.window_of(Path(args.window_of), feed.granularity)
+        except TradehostError as e:
+            raise _BadInput("--window-of", e) from e
+        broker_cfg = backtest_inputs.history_until(broker_cfg, to_ns)
+    if from_ns is not None and to_ns is not None and from_ns >= to_ns:
+        raise _BadInput("error", f"empty window: --from {args.from_} is not before --to {args.to}")
+    if args.bars < 1:
+        raise _BadInput("--bars", f"{args.bars} is not a number of bars (>= 1)")
+    return out, from_ns, to_ns, broker_cfg
+
+
+def _backtest(
+    args: argparse.Namespace,
+    cfg: HostConfig,
+    *,
+    feed: FeedConfig,
+    out: Path,
+    from_ns: int | None,
+    to_ns: int | None,
+    broker_cfg: BrokerConfig,
+    say: Callable[[str], None],
+) -> tuple[Inputs, BacktestResult]:
+    """Read the candles and the model, replay the window, write the outputs into ``out``."""
+    from decimal import Decimal
+    from pathlib import Path
+
+    from actors.core.config import ExecutionConfig, ModelConfig, RiskConfig
+    from actors.ml import modelstore
+    from actors.ml.features import FEATURE_NAMES, FEATURES_VERSION
+    from supervisor.offline.backtest import inputs as backtest_inputs
+    from supervisor.offline.backtest import run as backtest
+    from supervisor.offline.inputs import creating
+
+    model_dir = Path(args.model or cfg.section("model", ModelConfig).dir)
+    if args.data:
+        inputs = backtest_inputs.from_files(
+            args.data,
+            configured=feed.instruments,
+            balance=Decimal(cfg.broker.emulator.balance),
+            granularity=feed.granularity,
+            validation=feed,
+        )
+    else:
+        inputs = None
+    instruments = inputs.instruments if inputs is not None else feed.instruments
+    model = modelstore.load(
+        model_dir,
+        features_version=FEATURES_VERSION,
+        feature_names=FEATURE_NAMES,
+        granularity=feed.granularity,
+        instruments=instruments,
+    )
+    if inputs is None:
+        say(f"reading {feed.granularity} candles of {', '.join(instruments)} from the {cfg.broker.kind} broker")
+        inputs = backtest_inputs.from_broker(
+            broker_cfg,
+            instruments,
+            feed.granularity,
+            from_ns=from_ns,
+            to_ns=to_ns,
+            bars=args.bars,
+            history_bars=model.meta.window_bars,
+            progress=say,
+            validation=feed,
+        )
+    spec = backtest.BacktestSpec(
+        instruments=inputs.instruments,
+        granularity=feed.granularity,
+        from_ns=from_ns,
+        to_ns=to_ns,
+        home_currency=inputs.home_currency,
+        opening_nav=inputs.opening_nav,
+        journal_level=args.journal_level,
+    )
+    backtest_inputs.check_bars(inputs.history, feed.granularity)
+    for warning in backtest_inputs.coverage_warnings(inputs.history, from_ns, model.meta.window_bars):
+        print(f"tradehost backtest: warning: {warning}", file=sys.stderr, flush=True)
+    with creating(out) as work:
+        journal = backtest.fresh_journal(work)
+        try:
+            result = backtest.run_backtest(
+                inputs.history,
+                model=model,
+                meta=inputs.meta,
+                risk=cfg.section("risk", RiskConfig),
+                execution=cfg.section("execution", ExecutionConfig),
+                spec=spec,
+                journal=journal,
+                progress=None if args.quiet else backtest.Progress("bars"),
+            )
+        finally:
+            journal.close()
+        backtest.write_outputs(result, work)
+    return inputs, result
+
+
+def _backtest_summary(inputs: Inputs, result: BacktestResult, out: Path, say: Callable[[str], None]) -> None:
+    from actors.core.timefmt import format_rfc3339
+    from supervisor.offline.backtest import inputs as backtest_inputs
+
+    m = result.metrics
+    win = "n/a" if m["win_rate"] is None else f"{m['win_rate']:.1%}"
+    say(backtest_inputs.summary_line(inputs))
+    say(
+        f"{m['bars']} bars decided from {format_rfc3339(result.first_ns)} to {format_rfc3339(result.last_ns)}: "
+        f"{m['trades']} trades, win rate {win}, net {m['net_pnl']:+.2f} {inputs.home_currency}, max drawdown "
+        f"{m['max_drawdown']:.2%}; wrote {out}/ (trades.csv, journal.sqlite, metrics.json, equity.png)"
+    )
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    """``tradehost report``."""
+    import dataclasses
+    from pathlib import Path
+
+    from supervisor.offline.inputs import InputError, check_out_dir, creating
+    from supervisor.offline.report.run import ReportError, ReportLimits, write_report
+
+    try:
+        limits = ReportLimits(
+            min_match=args.min_match,
+            max_win_rate_gap=args.max_win_rate_gap,
+            max_slippage_pips=args.max_slippage_pips,
+            max_latency_ms=args.max_latency_ms,
+            max_growth_mb_per_h=args.max_growth_mb_per_h,
+        )
+        out = check_out_dir(args.out)
+        with creating(out) as work:
+            report = write_report(Path(args.journal), Path(args.backtest), work, limits=limits)
+        report = dataclasses.replace(report, path=out / report.path.name)
+    except (ReportError, InputError, ValueError, OSError) as e:
+        print(f"tradehost report: error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    print(report.summary())
+    return EXIT_OK if report.passed else EXIT_REFUSED

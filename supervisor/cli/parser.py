@@ -1,0 +1,188 @@
+"""The argument parser of ``tradehost``: one function per command's options.
+
+Built only when a command line is not the plain ``ctl`` form ``main`` parses itself (building the
+tree costs a tenth of a ``tradehost ctl``); each ``_add_<command>`` adds one subcommand with its
+help text and options, in the order ``tradehost --help`` lists them.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import TYPE_CHECKING
+
+from supervisor.cli.options import BACKTEST_BARS, CTL_HELP, add_config_args
+
+if TYPE_CHECKING:
+    Commands = argparse._SubParsersAction[argparse.ArgumentParser]  # what add_subparsers returns
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``tradehost``."""
+    parser = argparse.ArgumentParser(
+        prog="tradehost",
+        description="A supervised process tree that trades an OANDA v20 account from CatBoost models, safe first.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for add in (_add_run, _add_ctl, _add_emulator, _add_train, _add_backtest, _add_report, _add_alert):
+        add(sub)
+    return parser
+
+
+def _add_run(sub: Commands) -> None:
+    """``tradehost run``."""
+    run = sub.add_parser(
+        "run",
+        help="start the tree in the foreground",
+        description="Start the supervisor, the bus, the ctl endpoint and the roles (with the embedded broker "
+        "emulator first, by default) in the foreground. "
+        "SIGTERM, SIGINT or `tradehost ctl shutdown` stop it gracefully (exit 0).",
+    )
+    add_config_args(run)
+
+
+def _add_ctl(sub: Commands) -> None:
+    """``tradehost ctl COMMAND [ARGS]``."""
+    ctl = sub.add_parser(
+        "ctl",
+        help="talk to a running host",
+        description="Send one command to a running host.",
+        epilog=CTL_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_config_args(ctl)
+    ctl.add_argument(
+        "ctl_command",
+        metavar="COMMAND",
+        help="status | pause | resume | shutdown | restart ROLE | reconcile | flatten [--yes]",
+    )
+    ctl.add_argument("ctl_args", metavar="ARGS", nargs=argparse.REMAINDER, help="arguments of the command")
+
+
+def _add_emulator(sub: Commands) -> None:
+    """``tradehost emulator`` (its own parser: ``actors.broker.emulator.cli``)."""
+    sub.add_parser(
+        "emulator", help="run the OANDA v20 emulator on its own (see `tradehost emulator --help`)", add_help=False
+    )
+
+
+def _add_train(sub: Commands) -> None:
+    """``tradehost train``."""
+    train = sub.add_parser(
+        "train",
+        help="build a model directory from candles",
+        description="Build a model directory (model.cbm + model.json) from candle files or, without --data, "
+        "from the configured broker's candles (by default the embedded emulator's history, started in this "
+        "process). Label: 1 if the mid close --horizon bars ahead is above this bar's close. Walk-forward split "
+        "by time; held-out metrics are printed next to naive baselines and stored in model.json. The same "
+        "inputs and --seed give a byte-identical model.cbm. Exit 0 ok, 2 bad input.",
+    )
+    add_config_args(train)
+    train.add_argument(
+        "--data", nargs="+", metavar="INSTR=CSV", help="candle CSV files (time,open,high,low,close[,...])"
+    )
+    train.add_argument("--granularity", help="bar granularity (default: feed.granularity)")
+    train.add_argument("--from", dest="from_", metavar="T", help="first bar (RFC3339, YYYY-MM-DD or epoch seconds)")
+    train.add_argument("--to", metavar="T", help="bars before this time (RFC3339, YYYY-MM-DD or epoch seconds)")
+    train.add_argument(
+        "--bars", type=int, default=5000, help="without --data or --from: the last N bars per instrument (5000)"
+    )
+    train.add_argument("--horizon", type=int, default=4, help="label horizon in bars (default 4)")
+    train.add_argument("--seed", type=int, default=0, help="CatBoost seed (default 0)")
+    train.add_argument(
+        "--out", required=True, metavar="DIR", help="the model directory to write: new or empty, never written over"
+    )
+
+
+def _add_backtest(sub: Commands) -> None:
+    """``tradehost backtest``."""
+    backtest = sub.add_parser(
+        "backtest",
+        help="replay candles through the live decision rules (deterministic)",
+        description="Replay a window of candles through the decision functions the live roles call (features, "
+        "the model, the gate, sizing, drawdown zones, exits, the fill model) in one process: entries fill at the "
+        "next bar's open on the right side of the spread, SL/TP are checked inside each bar (the stop first when "
+        "both could have hit), decisions are taken at each bar's close in market time. Candles from --data files "
+        "or, without it, from the configured broker (by default the embedded emulator's history, started in this "
+        "process; --window-of backtests the window of a shadow run's journal). Writes "
+        "trades.csv, journal.sqlite (the live journal kinds, corr = bar id), metrics.json and equity.png into "
+        "--out. The same inputs give a byte-identical trades.csv. Exit 0 ok, 2 bad input.",
+    )
+    add_config_args(backtest)
+    backtest.add_argument(
+        "--data", nargs="+", metavar="INSTR=CSV", help="candle CSV files (time,open,high,low,close[,...])"
+    )
+    backtest.add_argument(
+        "--from", dest="from_", metavar="T", help="first bar to decide on (RFC3339, YYYY-MM-DD or epoch seconds)"
+    )
+    backtest.add_argument(
+        "--to", metavar="T", help="decide on bars before this time (RFC3339, YYYY-MM-DD or epoch seconds)"
+    )
+    backtest.add_argument(
+        "--bars",
+        type=int,
+        default=BACKTEST_BARS,
+        help=f"without --data or --from: the last N bars per instrument ({BACKTEST_BARS})",
+    )
+    backtest.add_argument(
+        "--window-of",
+        metavar="JOURNAL",
+        help="decide on the bars a shadow run decided on (its journal.sqlite): from its first bar decided with a "
+        "trading permit to its last; with the embedded emulator, its history is read up to that window's end",
+    )
+    backtest.add_argument("--model", metavar="DIR", help="model directory (default: model.dir)")
+    backtest.add_argument(
+        "--journal",
+        dest="journal_level",
+        choices=("all", "decisions", "trades"),
+        default="decisions",
+        help="what journal.sqlite holds: every row a live run would write (all); all but md.bar and "
+        "below-threshold skips (decisions, the default); only each entry's story (trades)",
+    )
+    backtest.add_argument("--quiet", action="store_true", help="no progress bar")
+    backtest.add_argument(
+        "--out", required=True, metavar="DIR", help="the output directory: new or empty, never written over"
+    )
+
+
+def _add_report(sub: Commands) -> None:
+    """``tradehost report``."""
+    report = sub.add_parser(
+        "report",
+        help="shadow run vs backtest: the go-live checklist",
+        description="Compare a (replayed) shadow run's journal with a backtest of the same window: win rate, "
+        "crashes, weekends, reconnections, memory, trade-by-trade match with the first differences explained, "
+        "slippage and bar-to-order latency. Writes report.md and PNG plots into --out; prints the checklist. "
+        "Exit 0 when every line passes, 1 when one fails, 2 bad input.",
+    )
+    report.add_argument("--journal", required=True, metavar="PATH", help="the shadow run's journal.sqlite")
+    report.add_argument("--backtest", required=True, metavar="DIR", help="the backtest's output directory")
+    report.add_argument(
+        "--out", required=True, metavar="DIR", help="where report.md and the plots go: new or empty, never written over"
+    )
+    report.add_argument("--min-match", type=float, default=0.95, help="least trade match rate that passes (0.95)")
+    report.add_argument(
+        "--max-win-rate-gap", type=float, default=5.0, help="largest win-rate gap that passes, in points (5)"
+    )
+    report.add_argument(
+        "--max-slippage-pips", type=float, default=2.0, help="largest p99 slippage that passes, in pips (2)"
+    )
+    report.add_argument(
+        "--max-latency-ms", type=float, default=1000.0, help="largest p99 bar-to-order latency that passes (1000 ms)"
+    )
+    report.add_argument(
+        "--max-growth-mb-per-h", type=float, default=50.0, help="largest RSS growth that passes (50 MB/h)"
+    )
+
+
+def _add_alert(sub: Commands) -> None:
+    """``tradehost alert``."""
+    alert = sub.add_parser(
+        "alert",
+        help="send one alert mail now (when the host itself is dead)",
+        description="Send one mail with the [alerts] settings of the configuration (the SMTP password from "
+        "TRADEHOST_SMTP_PASSWORD), without a running host: the systemd unit calls it through OnFailure=. Reads "
+        "only the [alerts] section. Exit 0 sent, 1 not sent (the reason on stderr), 2 usage or configuration.",
+    )
+    add_config_args(alert)
+    alert.add_argument("--subject", required=True, help="the subject line")
+    alert.add_argument("--body-file", metavar="F", help="the body, from this file ('-' for stdin; default empty)")
