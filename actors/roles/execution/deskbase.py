@@ -24,13 +24,7 @@ from actors.roles.execution.memos import load_memos, save_memos
 from actors.runtime.journal import Journal
 from actors.runtime.journalrows import ExecClosedRow, WriteRecord
 from actors.runtime.marketview import MarketView
-from actors.runtime.messages import (
-    TOPIC_ALERT,
-    TOPIC_EXEC_REPORT,
-    AlertRaised,
-    ExecutionReport,
-    NoTradeRequested,
-)
+from actors.runtime.messages import TOPIC_ALERT, TOPIC_EXEC_REPORT, AlertRaised, ExecutionReport, NoTradeRequested
 
 if TYPE_CHECKING:
     from actors.core.config import ExecutionConfig, RiskConfig
