@@ -23,8 +23,9 @@ import orjson
 
 from actors.alerting.composition import MailContext, OpenPosition, compose_mail, format_utc, scrub
 from actors.alerting.config import AlertsConfig, load_smtp_password
-from actors.alerting.mailer import Mailer, MailOutcome, secret_forms
+from actors.alerting.mailer import Mailer, MailOutcome
 from actors.alerting.policy import AlertDecision, AlertEvent, AlertPolicy, CauseCleared
+from actors.alerting.smtp import secret_forms
 from actors.runtime.journal import JournalEntry
 from actors.runtime.messages import AccountSnapshot
 

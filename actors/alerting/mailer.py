@@ -1,4 +1,4 @@
-"""The one alert path, I/O half: the SMTP worker, its crash-safe spool, and the one-shot sender.
+"""The one alert path, I/O half: the SMTP worker and its crash-safe spool.
 
 ``Mailer`` delivers ``Mail`` records (``actors.alerting.policy``) with ``smtplib`` and ``email`` from the
 standard library, on its own threads, so a slow or dead mail server never blocks the caller:
@@ -10,72 +10,42 @@ send thread delivers oldest first; a failure is retried with exponential backoff
 jitter, a mail the server refuses for good (5xx) is dropped. Every outcome goes to a callback
 (``alert.sent`` / ``alert.failed`` for the journal). ``stop()`` returns within its deadline even
 when the server hangs: socket operations time out and the stop shuts the connection down.
-``send_alert_now`` is ``tradehost alert``: one synchronous mail for when the host itself is dead.
+One delivery (the message, the SMTP session, what a failure means) is ``actors.alerting.smtp``.
 """
 
 from __future__ import annotations
 
-import base64
 import bisect
 import contextlib
 import dataclasses
-import email.policy
 import json
 import logging
 import os
 import random
 import smtplib
 import socket
-import ssl
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from email.message import EmailMessage
-from email.utils import format_datetime
 from pathlib import Path
 
-from actors.alerting.composition import Mail, make_mail, scrub
-from actors.alerting.config import AlertsConfig, SmtpPassword, load_smtp_password
+from actors.alerting.composition import Mail, scrub
+from actors.alerting.config import AlertsConfig, SmtpPassword
 from actors.alerting.policy import severity_rank
-from actors.broker.config import ENV_TOKEN
+from actors.alerting.smtp import MailRejectedError, MailTemporaryError, build_message, deliver, error_line, secret_forms
 from actors.core.backoff import Backoff
 from actors.core.clock import SYSTEM_CLOCK, Clock
-from actors.core.errors import ConfigError, TradehostError
+from actors.core.errors import ConfigError
 
-__all__ = [
-    "FAILED",
-    "MAIL_POLICY",
-    "SENT",
-    "MailOutcome",
-    "MailRejectedError",
-    "MailTemporaryError",
-    "Mailer",
-    "SendResult",
-    "build_message",
-    "deliver",
-    "secret_forms",
-    "send_alert_now",
-]
+__all__ = ["FAILED", "SENT", "MailOutcome", "Mailer"]
 
 log = logging.getLogger(__name__)
 
 SENT = "alert.sent"
 FAILED = "alert.failed"
 SPOOL_VERSION = 1
-MAX_ERROR_CHARS = 300
-# CRLF and no folding below RFC 5322's hard limit: a subject stays one line, exactly as written.
-MAIL_POLICY = email.policy.SMTP.clone(max_line_length=998)
-
-
-class MailTemporaryError(TradehostError):
-    """Connection refused or lost, timeout, TLS failure, 4xx, login refused: retry with backoff."""
-
-
-class MailRejectedError(TradehostError):
-    """The server refused this mail for good (5xx on sender, recipients or data): never retry."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -104,173 +74,6 @@ class MailOutcome:
         if self.refused:
             body["refused"] = list(self.refused)
         return body
-
-
-@dataclass(frozen=True, slots=True)
-class SendResult:
-    """The answer of ``send_alert_now``: success, or a one-line error."""
-
-    ok: bool
-    message: str
-
-
-# --- One delivery ------------------------------------------------------------------------------
-
-
-def build_message(config: AlertsConfig, mail: Mail) -> EmailMessage:
-    """The RFC 5322 message for ``mail`` (From, To, Subject, Date, a stable Message-ID).
-
-    Raises:
-        ValueError: a header the ``email`` package refuses.
-    """
-    domain = config.sender.rpartition("@")[2] or "localhost"
-    msg = EmailMessage(policy=MAIL_POLICY)
-    msg["Subject"] = " ".join(mail.subject.split())  # never a line break: no header injection
-    msg["From"] = config.sender
-    msg["To"] = ", ".join(config.recipients)
-    msg["Date"] = format_datetime(datetime.fromtimestamp(mail.created_ns / 1e9, tz=UTC))
-    msg["Message-ID"] = f"<{mail.mail_id}@{domain}>"  # the same on every retry
-    msg["Auto-Submitted"] = "auto-generated"  # RFC 3834: no auto-replies
-    msg["X-Tradehost-Severity"] = mail.severity
-    if mail.cause:
-        msg["X-Tradehost-Cause"] = " ".join(mail.cause.split())
-    msg.set_content(mail.body)
-    return msg
-
-
-def _one_line(e: BaseException, secrets: Iterable[str]) -> str:
-    if isinstance(e, smtplib.SMTPResponseException):
-        text = e.smtp_error.decode(errors="replace") if isinstance(e.smtp_error, bytes) else str(e.smtp_error)
-        detail = f"{e.smtp_code} {text}"
-    elif isinstance(e, smtplib.SMTPRecipientsRefused):
-        detail = "; ".join(f"{rcpt}: {code}" for rcpt, (code, _msg) in e.recipients.items())
-    else:
-        detail = str(e) or "(no detail)"
-    return scrub(" ".join(f"{type(e).__name__}: {detail}".split()), secrets)[:MAX_ERROR_CHARS]
-
-
-def secret_forms(username: str, password: SmtpPassword | None) -> tuple[str, ...]:
-    """The password and the base64 forms AUTH PLAIN/LOGIN put on the wire (all to be scrubbed)."""
-    if password is None or not password.value:
-        return ()
-    raw = password.value
-    plain = base64.b64encode(f"\0{username}\0{raw}".encode()).decode()
-    return (raw, base64.b64encode(raw.encode()).decode(), plain)
-
-
-class _Smtp(smtplib.SMTP):
-    # smtplib takes the TLS server name (SNI and the certificate check) from the constructor's
-    # host only; connecting in a separate step lets Mailer.stop reach the socket while the
-    # greeting is awaited.
-    def __init__(self, server_name: str, *, local_hostname: str, timeout: float) -> None:
-        super().__init__(local_hostname=local_hostname, timeout=timeout)
-        self._host = server_name
-
-
-class _SmtpSsl(smtplib.SMTP_SSL):
-    def __init__(
-        self, server_name: str, *, local_hostname: str, timeout: float, context: ssl.SSLContext | None
-    ) -> None:
-        super().__init__(local_hostname=local_hostname, timeout=timeout, context=context)
-        self._host = server_name
-
-
-def deliver(
-    config: AlertsConfig,
-    message: EmailMessage,
-    password: SmtpPassword | None,
-    *,
-    on_session: Callable[[smtplib.SMTP], None] | None = None,
-) -> tuple[str, ...]:
-    """Send one message now (blocking; every socket operation bounded by ``timeout_s``).
-
-    Args:
-        config: server, security, login, sender and recipients.
-        message: from ``build_message``.
-        password: the login password (None: no login).
-        on_session: called with the ``smtplib`` object before it connects (lets ``Mailer.stop``
-            shut a hanging connection down).
-
-    Returns:
-        The recipients the server refused while accepting the others (usually empty).
-
-    Raises:
-        MailRejectedError: refused for good; do not retry.
-        MailTemporaryError: anything else; retry later.
-    """
-    secrets = secret_forms(config.username, password)
-    context = ssl.create_default_context(cafile=config.ca_file or None) if config.security != "none" else None
-    # The local name for EHLO: never socket.getfqdn(), whose DNS lookup can hang.
-    local = socket.gethostname() or "localhost"
-    smtp: smtplib.SMTP
-    if config.security == "ssl":
-        smtp = _SmtpSsl(config.smtp_host, local_hostname=local, timeout=config.timeout_s, context=context)
-    else:
-        smtp = _Smtp(config.smtp_host, local_hostname=local, timeout=config.timeout_s)
-    try:
-        if on_session is not None:
-            on_session(smtp)
-        smtp.connect(config.smtp_host, config.smtp_port)
-        smtp.ehlo()
-        if config.security == "starttls":
-            smtp.starttls(context=context)  # not offered: SMTPNotSupportedError, never a fall-back to clear
-            smtp.ehlo()
-        if config.username:
-            smtp.login(config.username, password.value if password else "")
-        refused = smtp.send_message(message, from_addr=config.sender, to_addrs=list(config.recipients))
-        with contextlib.suppress(smtplib.SMTPException, OSError):
-            smtp.quit()
-        return tuple(sorted(refused))
-    except smtplib.SMTPRecipientsRefused as e:
-        permanent = all(500 <= code < 600 for code, _msg in e.recipients.values())
-        raise (MailRejectedError if permanent else MailTemporaryError)(_one_line(e, secrets)) from None
-    except (smtplib.SMTPSenderRefused, smtplib.SMTPDataError) as e:
-        raise (MailRejectedError if e.smtp_code >= 500 else MailTemporaryError)(_one_line(e, secrets)) from None
-    except (smtplib.SMTPException, OSError) as e:
-        # Includes login refused (a fixed password needs a restart; the spool keeps the mail),
-        # STARTTLS not offered, certificate errors, timeouts and refused connections.
-        raise MailTemporaryError(_one_line(e, secrets)) from None
-    finally:
-        smtp.close()
-
-
-def send_alert_now(
-    config: AlertsConfig,
-    *,
-    subject: str,
-    body: str,
-    environ: Mapping[str, str],
-    now_ns: int | None = None,
-) -> SendResult:
-    """``tradehost alert --subject S [--body-file F]``: one mail, now, with the configured settings.
-
-    Used when the host itself is dead (systemd ``OnFailure=``), so nothing here needs the host.
-    The SMTP password and the OANDA token from ``environ`` are scrubbed from subject and body.
-
-    Returns:
-        ``SendResult(True, "sent to ...")`` or ``SendResult(False, "<one-line error>")``.
-    """
-    if not config.enabled:
-        return SendResult(ok=False, message="alerts.smtp_host is not set: alert mail is off")
-    try:
-        password = load_smtp_password(config, environ)
-    except ConfigError as e:
-        return SendResult(ok=False, message=str(e))
-    secrets = (*secret_forms(config.username, password), environ.get(ENV_TOKEN, ""))
-    created_ns = time.time_ns() if now_ns is None else now_ns
-    mail = make_mail(subject=subject, body=body, created_ns=created_ns, secrets=secrets, cause="manual", kind="manual")
-    try:
-        refused = deliver(config, build_message(config, mail), password)
-    except (MailRejectedError, MailTemporaryError) as e:
-        return SendResult(ok=False, message=str(e))
-    except (ValueError, OSError) as e:  # OSError: the CA file went away or is not PEM (ssl.SSLError)
-        return SendResult(ok=False, message=_one_line(e, secrets))
-    accepted = [r for r in config.recipients if r not in refused]
-    note = f"; refused: {', '.join(refused)}" if refused else ""
-    return SendResult(ok=True, message=f"sent to {', '.join(accepted)}{note}")
-
-
-# --- The worker --------------------------------------------------------------------------------
 
 
 class _Secrets:
@@ -494,7 +297,7 @@ class Mailer:
         except MailRejectedError as e:
             return _outcome(FAILED, entry, error=str(e)), True
         except ValueError as e:  # a header the email package refuses: no retry can fix it
-            return _outcome(FAILED, entry, error=_one_line(e, self._secrets.values)), True
+            return _outcome(FAILED, entry, error=error_line(e, self._secrets.values)), True
         self._backoff.reset()
         return _outcome(SENT, entry, refused=refused), True
 

@@ -86,7 +86,7 @@ def cmd_ctl(args: argparse.Namespace) -> int:
 def cmd_alert(args: argparse.Namespace) -> int:
     """``tradehost alert``."""
     from actors.alerting.config import AlertsConfig, load_smtp_password
-    from actors.alerting.mailer import send_alert_now
+    from actors.alerting.smtp import send_alert_now
     from supervisor.config import load_section
 
     try:

@@ -26,7 +26,8 @@ from aiosmtpd.smtp import AuthResult, LoginPassword
 
 from actors.alerting.composition import Mail, make_mail
 from actors.alerting.config import ENV_SMTP_PASSWORD, AlertsConfig, load_smtp_password
-from actors.alerting.mailer import FAILED, SENT, Mailer, MailOutcome, send_alert_now
+from actors.alerting.mailer import FAILED, SENT, Mailer, MailOutcome
+from actors.alerting.smtp import send_alert_now
 from tests.helpers import poll_until
 from tests.smtpserver import free_port, smtp_server
 
