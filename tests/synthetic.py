@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from actors.broker.emulator.instruments import SPECS
-from actors.core.bars import expected_bars
+from actors.core.bartime import expected_bars
 from actors.core.timefmt import format_rfc3339, parse_time
 
 GRANULARITY = "M15"

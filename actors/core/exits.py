@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
-from actors.core.bars import bar_start, expected_bars
+from actors.core.bartime import bar_start, expected_bars
 from actors.core.domain import Direction
 
 if TYPE_CHECKING:

@@ -34,7 +34,8 @@ from typing import TextIO
 import numpy as np
 import pandas as pd
 
-from actors.core.bars import BarCandle, RejectedBar, bar_start, validate_history
+from actors.core.bars import BarCandle, RejectedBar, validate_history
+from actors.core.bartime import bar_start
 from actors.core.candlespec import CANDLE_COLUMNS, CandleFileError, parse_spec
 from actors.core.config import BarValidationConfig
 from actors.core.domain import DAY_ALIGNED, OHLC, Candle, granularity_seconds
@@ -252,7 +253,7 @@ def _number(text: str, name: str, where: str) -> float:
 def grid_problem(name: str, index_ns: np.ndarray, granularity: str) -> str | None:
     """Whether a frame's bars are bars of ``granularity``: ``granularity`` apart (the closest two,
     and over 20 bars or more the median: closures only lengthen gaps) and each on its grid
-    (``actors.core.bars.bar_start``). A file of other bars would be decided on as if it were of this
+    (``actors.core.bartime.bar_start``). A file of other bars would be decided on as if it were of this
     granularity.
 
     Args:

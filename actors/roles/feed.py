@@ -11,7 +11,7 @@ prices are all refused for ``feed.stale_after_s`` reports the stream unhealthy (
 stream's health goes out as ``md.health`` and to the supervisor. The recent bars the checks need
 are loaded from the broker at start and pass the bar checks first (``history.loaded``). Bars follow
 the market's own clock: every accepted price and heartbeat timestamp goes through a ``BarClock``
-(``actors.core.bars``), never a wall-clock sleep, so the same code runs in real time against OANDA
+(``actors.core.bartime``), never a wall-clock sleep, so the same code runs in real time against OANDA
 and faster against an accelerated emulator. At each close a bars worker fetches the closed
 candle of every instrument (bid and ask), waiting up to ``feed.bar_wait_s`` for one the broker is
 still closing and none for one it will never have (no ticks in the bar: a holiday, a halt,
@@ -34,20 +34,8 @@ from typing import Any, ClassVar
 
 from actors.core import markethours
 from actors.core.backoff import Backoff
-from actors.core.bars import (
-    BarCandle,
-    BarClock,
-    CandleLookup,
-    RejectedBar,
-    average_true_range,
-    bar_end,
-    bar_start,
-    closed_bar_lookup,
-    history_report,
-    missing_bar_is_gap,
-    validate_bar,
-    validate_candles,
-)
+from actors.core.bars import BarCandle, RejectedBar, average_true_range, history_report, validate_bar, validate_candles
+from actors.core.bartime import BarClock, CandleLookup, bar_end, bar_start, closed_bar_lookup, missing_bar_is_gap
 from actors.core.config import FeedConfig
 from actors.core.domain import OHLC, Price, PriceHeartbeat, bar_id
 from actors.core.errors import BrokerError

@@ -2,7 +2,7 @@
 
 Candles up to H1 come straight from the one-second path of each hour; longer ones aggregate
 hourly summaries (cached once an hour is complete). S5 to D align exactly as OANDA aligns them
-and as the host's bar clock expects (``actors.core.bars``: up to H1 on UTC, H2 to D on 17:00 New
+and as the host's bar clock expects (``actors.core.bartime``: up to H1 on UTC, H2 to D on 17:00 New
 York); W and M align to 17:00 New York too (weeks end Friday 17:00). Periods without ticks
 produce no candle.
 """
@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 from actors.broker.emulator.market import GRANULARITY_S, Market
 from actors.broker.emulator.path import HOUR_S, hour_info
 from actors.broker.emulator.wire import Ts, fmt_price
-from actors.core import bars
+from actors.core import bartime
 from actors.core.timefmt import NS
 
 __all__ = ["CandleQuery", "CandleQueryError", "CandleService"]
@@ -66,11 +66,11 @@ def _calendar_bounds(granularity: str, second: int) -> tuple[int, int]:
 
 def bounds(granularity: str, second: int) -> tuple[int, int]:
     """Start and end second of the candle of ``granularity`` that contains ``second`` (S5 to D
-    exactly as the host's bar clock aligns them: ``actors.core.bars``, one rule for both)."""
+    exactly as the host's bar clock aligns them: ``actors.core.bartime``, one rule for both)."""
     if granularity in ("W", "M"):
         return _calendar_bounds(granularity, second)
     ts_ns = second * NS
-    return bars.bar_start(ts_ns, granularity) // NS, bars.bar_end(ts_ns, granularity) // NS
+    return bartime.bar_start(ts_ns, granularity) // NS, bartime.bar_end(ts_ns, granularity) // NS
 
 
 BAD_CANDLE_KINDS = ("spike", "crossed", "zero_volume")

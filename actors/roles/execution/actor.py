@@ -30,7 +30,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import ClassVar
 
-from actors.core.bars import bar_end
+from actors.core.bartime import bar_end
 from actors.core.config import ExecutionConfig, FeedConfig, RiskConfig
 from actors.core.domain import Candle
 from actors.roles.execution.desk import OrderDesk

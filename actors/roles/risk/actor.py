@@ -50,7 +50,8 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from actors.core.backoff import Backoff
-from actors.core.bars import BarCandle, RejectedBar, bar_end, bar_start, history_report, validate_candles
+from actors.core.bars import BarCandle, RejectedBar, history_report, validate_candles
+from actors.core.bartime import bar_end, bar_start
 from actors.core.config import FeedConfig, RiskConfig
 from actors.core.domain import Direction, Instrument, OpenPosition, Signal
 from actors.core.entry import EntryIntent, decide_entry

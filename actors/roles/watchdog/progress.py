@@ -13,7 +13,7 @@ from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from actors.core import bars, domain, markethours
+from actors.core import bartime, domain, markethours
 from actors.roles.watchdog.checks import Reading, Verdict
 
 __all__ = [
@@ -164,7 +164,7 @@ class BarCheck:
         """A validated bar of ``instrument`` starting at market time ``ts_ns`` was published at ``now_s``."""
         inst = self._instruments.get(instrument)
         if inst is not None:
-            end_ns = bars.bar_end(ts_ns, self.granularity)
+            end_ns = bartime.bar_end(ts_ns, self.granularity)
             inst.bar_end_ns = end_ns if inst.bar_end_ns is None else max(inst.bar_end_ns, end_ns)
 
     def grace(self, now_s: float) -> None:

@@ -44,7 +44,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from actors.core.bars import MidBar, bar_end
+from actors.core.bars import MidBar
+from actors.core.bartime import bar_end
 from actors.core.domain import DAY_ALIGNED, OpenPosition, SkipReason, granularity_seconds
 from actors.core.exits import CloseTrade, ExitAction, MoveStopLoss, bars_held, exit_actions
 from actors.core.fills import bar_exit, market_fill, pnl_home, pnl_quote, slippage_pips, slippage_price

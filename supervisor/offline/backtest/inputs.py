@@ -28,7 +28,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from actors.core.bars import bar_end
+from actors.core.bartime import bar_end
 from actors.core.config import BarValidationConfig
 from actors.core.domain import granularity_seconds
 from actors.core.timefmt import format_rfc3339

@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from actors.core import markethours
-from actors.core.bars import bar_end
+from actors.core.bartime import bar_end
 from actors.core.domain import bar_id
 from actors.core.timefmt import format_rfc3339
 from actors.runtime.journal import JournalEntry

@@ -16,19 +16,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from actors.core import markethours
-from actors.core.bars import (
-    BarCandle,
+from actors.core.bars import BarCandle, BarReason, average_true_range, validate_bar
+from actors.core.bartime import (
     BarClock,
-    BarReason,
     CandleLookup,
-    average_true_range,
     bar_end,
     bar_start,
     closed_bar_lookup,
     expected_bars,
     find_gaps,
     missing_bar_is_gap,
-    validate_bar,
 )
 from actors.core.config import BarValidationConfig
 from actors.core.domain import DAY_ALIGNED, GRANULARITIES, OHLC, Candle, granularity_seconds
