@@ -178,8 +178,8 @@ def window_of(journal: Path, granularity: str) -> tuple[int, int]:
     Raises:
         BacktestError: the journal is unreadable or holds no decision.
     """
-    from supervisor.offline.report.checks import Side  # noqa: PLC0415
     from supervisor.offline.report.run import ReportError, read_journal  # noqa: PLC0415 - only this option reads a journal
+    from supervisor.offline.report.sides import Side  # noqa: PLC0415
 
     try:
         bars = Side("shadow", read_journal(journal)).decided_bars()

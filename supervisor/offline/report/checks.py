@@ -32,46 +32,38 @@ holds the thresholds):
 - **Bar -> order latency**: from the ``md.bar`` row of a bar to the ``exec.sending`` row of its
   order (same corr; journal times, wall clock). PASS when there are orders and the p99 is at most
   ``max_latency_ms``.
+
+The journals are read through ``sides`` (a ``Side`` per journal, the compared ``Window``); the trade
+match and the story of its differences is ``match``.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from actors.core import markethours
 from actors.core.bartime import bar_end
-from actors.core.domain import bar_id
 from actors.core.timefmt import format_rfc3339
 from actors.runtime.journal import JournalEntry
+from supervisor.offline.report.sides import END_OF_DATA, Side, Window, latencies_ms, percentiles, slippages
 
 __all__ = [
     "MIN_MEMORY_SPAN_S",
     "CheckLine",
-    "Difference",
     "ReportLimits",
-    "Side",
-    "Window",
     "check_crashes",
     "check_disconnections",
     "check_latency",
-    "check_match",
     "check_memory",
     "check_slippage",
     "check_weekends",
     "check_win_rate",
-    "compared_window",
-    "cumulative_pnl",
-    "latencies_ms",
-    "model_versions",
-    "percentiles",
-    "slippages",
 ]
 
-NOT_TRADING = frozenset({"no_permit", "not_ready"})
-END_OF_DATA = "end_of_data"
+
 MIN_MEMORY_SPAN_S = 600.0
 _NS = 1_000_000_000
 
@@ -124,117 +116,6 @@ class CheckLine:
     def verdict(self) -> str:
         """``PASS`` or ``FAIL``."""
         return "PASS" if self.passed else "FAIL"
-
-
-@dataclass(frozen=True, slots=True)
-class Window:
-    """The compared bars: starts from ``first_ns`` to ``last_ns``, both included."""
-
-    first_ns: int
-    last_ns: int
-
-    def __contains__(self, bar_ts: object) -> bool:
-        """Whether a bar start lies in the window."""
-        return isinstance(bar_ts, int) and self.first_ns <= bar_ts <= self.last_ns
-
-    def describe(self) -> str:
-        """The window in words."""
-        return f"{format_rfc3339(self.first_ns)[:16]}Z .. {format_rfc3339(self.last_ns)[:16]}Z (bar starts)"
-
-
-@dataclass(slots=True)
-class Side:
-    """One journal, indexed for the checks.
-
-    Args:
-        name: ``shadow`` or ``backtest``.
-        entries: the journal's rows, in sequence order.
-    """
-
-    name: str
-    entries: list[JournalEntry]
-    by_kind: dict[str, list[JournalEntry]] = field(init=False)
-    by_corr: dict[str, list[JournalEntry]] = field(init=False)
-
-    def __post_init__(self) -> None:
-        """Index the rows by kind and by corr."""
-        self.by_kind = {}
-        self.by_corr = {}
-        for e in self.entries:
-            self.by_kind.setdefault(e.kind, []).append(e)
-            if e.corr:
-                self.by_corr.setdefault(e.corr, []).append(e)
-
-    def rows(self, kind: str) -> list[JournalEntry]:
-        """The rows of ``kind``."""
-        return self.by_kind.get(kind, [])
-
-    def decided_bars(self) -> tuple[int, int] | None:
-        """The first bar decided with a trading permit and the last bar decided at all (None: none).
-
-        A backtest decides every bar it predicts (its below-threshold skips may be left out of
-        its journal, so its signals count too).
-        """
-        intents = [e.body.get("bar_ts") for e in self.rows("risk.intent")]
-        skips = self.rows("risk.skip")
-        permitted = [*intents, *(e.body.get("bar_ts") for e in skips if e.body.get("reason") not in NOT_TRADING)]
-        every = [*intents, *(e.body.get("bar_ts") for e in skips)]
-        if self.name == "backtest":
-            signals = [e.body.get("bar_ts") for e in self.rows("model.signal")]
-            permitted, every = permitted + signals, every + signals
-        first = [b for b in permitted if isinstance(b, int)]
-        last = [b for b in every if isinstance(b, int)]
-        return (min(first), max(last)) if first and last else None
-
-    def entries_in(self, window: Window) -> dict[tuple[str, int, str], JournalEntry]:
-        """The entry decisions in the window by (instrument, bar, direction)."""
-        out: dict[tuple[str, int, str], JournalEntry] = {}
-        for e in self.rows("risk.intent"):
-            bar = e.body.get("bar_ts")
-            if isinstance(bar, int) and bar in window:
-                out[(str(e.body.get("instrument")), bar, str(e.body.get("direction")))] = e
-        return out
-
-    def closed_trades(self, window: Window) -> list[tuple[str, float, str]]:
-        """(intent id, realized P&L, close reason) of the trades entered in the window and closed."""
-        fills = {str(e.body.get("trade_id")): e for e in self.rows("exec.filled") + self.rows("exec.resolved")}
-        bars = {e.body.get("intent_id"): e.body.get("bar_ts") for e in self.rows("risk.intent")}
-        out = []
-        for close in self.rows("exec.closed"):
-            fill = fills.get(str(close.body.get("trade_id")))
-            if fill is None:
-                continue
-            intent = fill.body.get("intent_id")
-            if bars.get(intent) not in window:
-                continue
-            try:
-                pnl = float(close.body.get("realized_pl", "nan"))
-            except (TypeError, ValueError):
-                continue
-            if math.isfinite(pnl):
-                out.append((str(intent), pnl, str(close.body.get("reason", ""))))
-        return out
-
-
-def percentiles(values: Sequence[float]) -> dict[str, float]:
-    """p50, p90, p99 and the mean (nearest rank); empty when there are no values."""
-    if not values:
-        return {}
-    ordered = sorted(values)
-
-    def at(q: float) -> float:
-        return ordered[min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))]
-
-    return {"p50": at(0.5), "p90": at(0.9), "p99": at(0.99), "mean": sum(ordered) / len(ordered)}
-
-
-def compared_window(shadow: Side, backtest: Side) -> Window | None:
-    """The bars both sides decided on (see the module docstring); None when they do not overlap."""
-    a, b = shadow.decided_bars(), backtest.decided_bars()
-    if a is None or b is None:
-        return None
-    first, last = max(a[0], b[0]), min(a[1], b[1])
-    return Window(first, last) if first <= last else None
 
 
 def _win_rate(trades: list[tuple[str, float, str]]) -> float | None:
@@ -393,159 +274,6 @@ def check_memory(shadow: Side, limits: ReportLimits) -> CheckLine:
     return CheckLine(name=name, passed=slopes[worst] <= limits.max_growth_mb_per_h, figures=figures, details=details)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Difference:
-    """An entry one side took and the other did not (or took the other way)."""
-
-    instrument: str
-    bar_ts: int
-    shadow: str
-    backtest: str
-    why: str
-
-
-def _fmt_p(entry: JournalEntry | None) -> str:
-    if entry is None:
-        return ""
-    p = entry.body.get("p_up")
-    return f" (p_up {p:.4f})" if isinstance(p, float) else ""
-
-
-def _what(side: Side, instrument: str, bar_ts: int, granularity: str) -> tuple[str, JournalEntry | None, str]:
-    # What a side journaled about one bar of one instrument: a short text, its signal, a reason code.
-    rows = side.by_corr.get(bar_id(instrument, granularity, bar_ts), [])
-    signal = next((e for e in rows if e.kind == "model.signal"), None)
-    for e in rows:
-        if e.kind == "risk.intent":
-            return f"entered {e.body.get('direction')}{_fmt_p(e)}", signal, "intent"
-    for e in rows:
-        if e.kind == "risk.skip":
-            detail = f": {e.body['detail']}" if e.body.get("detail") else ""
-            return f"skipped: {e.body.get('reason')}{detail}{_fmt_p(e)}", signal, str(e.body.get("reason"))
-    for e in rows:
-        if e.kind in ("feed.bar_rejected", "model.skipped"):
-            return f"{e.kind}: {e.body.get('reason')}", signal, e.kind
-    if signal is not None:
-        return f"no decision journaled: below the threshold{_fmt_p(signal)}", signal, "below_threshold"
-    return "no bar or signal journaled", None, "no_bar"
-
-
-def _position_story(side: Side, instrument: str, bar_ts: int, granularity: str) -> str:
-    # The side's latest entry on the instrument before the bar, and whether it had closed by the
-    # time this bar was decided (journal order: each side writes in the order things happened).
-    earlier = [e for e in side.rows("risk.intent") if e.body.get("instrument") == instrument]
-    earlier = [e for e in earlier if isinstance(e.body.get("bar_ts"), int) and e.body["bar_ts"] < bar_ts]
-    if not earlier:
-        return f"{side.name} had no earlier {instrument} entry"
-    last = max(earlier, key=lambda e: e.body["bar_ts"])
-    opened = format_rfc3339(last.body["bar_ts"])[11:16]
-    fill = next((f for f in side.rows("exec.filled") if f.body.get("intent_id") == last.body.get("intent_id")), None)
-    if fill is None:
-        return f"{side.name}'s {instrument} entry of the {opened} bar was not filled"
-    close = next((c for c in side.rows("exec.closed") if c.body.get("trade_id") == fill.body.get("trade_id")), None)
-    decision = next(
-        (e for e in side.by_corr.get(bar_id(instrument, granularity, bar_ts), []) if e.kind.startswith("risk.")), None
-    )
-    if close is None:
-        return f"{side.name}'s {instrument} entry of the {opened} bar was still open"
-    when = "before" if decision is None or close.seq < decision.seq else "after"
-    return (
-        f"{side.name}'s {instrument} entry of the {opened} bar closed {when} this decision ({close.body.get('reason')})"
-    )
-
-
-def _no_trade_story(side: Side, instrument: str, bar_ts: int) -> str:
-    # The state and reasons in force when the side skipped for want of a permit.
-    skip = next(
-        (
-            e
-            for e in side.rows("risk.skip")
-            if e.body.get("instrument") == instrument and e.body.get("bar_ts") == bar_ts
-        ),
-        None,
-    )
-    if skip is None:
-        return ""
-    changes = [e for e in side.rows("state.changed") if e.seq < skip.seq]
-    if not changes:
-        return ""
-    last = changes[-1].body
-    reasons = ", ".join(str(r) for r in last.get("reasons", ())) or "none"
-    realized = sum(_pl(e) for e in side.rows("exec.closed") if e.seq < skip.seq)
-    return f": state {last.get('to')}, reasons {reasons}; realized P&L {realized:+.2f} by then"
-
-
-def _pl(entry: JournalEntry) -> float:
-    try:
-        value = float(entry.body.get("realized_pl", 0.0))
-    except (TypeError, ValueError):
-        return 0.0
-    return value if math.isfinite(value) else 0.0
-
-
-def _explain(shadow: Side, backtest: Side, instrument: str, bar_ts: int, granularity: str) -> Difference:
-    s_text, s_signal, s_code = _what(shadow, instrument, bar_ts, granularity)
-    b_text, b_signal, b_code = _what(backtest, instrument, bar_ts, granularity)
-    why = []
-    ps, pb = (s_signal.body.get("p_up") if s_signal else None), (b_signal.body.get("p_up") if b_signal else None)
-    if isinstance(ps, float) and isinstance(pb, float) and abs(ps - pb) > 1e-9:
-        why.append(f"the model's inputs differed (p_up {ps:.6f} vs {pb:.6f})")
-    for code, side in ((s_code, shadow), (b_code, backtest)):
-        if code in ("position_open", "max_open_positions"):
-            why.append(
-                f"the books differed: {_position_story(shadow, instrument, bar_ts, granularity)}; "
-                f"{_position_story(backtest, instrument, bar_ts, granularity)}"
-            )
-        elif code in NOT_TRADING:
-            why.append(f"the {side.name} host was not trading ({code}{_no_trade_story(side, instrument, bar_ts)})")
-        elif code in ("feed.bar_rejected", "no_bar", "model.skipped"):
-            why.append(f"the {side.name} side had no usable bar")
-        elif code in ("cooldown", "rollover", "weekly_close", "daily_loss_limit", "drawdown_stop"):
-            why.append(f"{side.name}: {code} (a time or account boundary: decision time or NAV differ)")
-    return Difference(
-        instrument=instrument,
-        bar_ts=bar_ts,
-        shadow=s_text,
-        backtest=b_text,
-        why="; ".join(dict.fromkeys(why)) or "see both sides' rows",
-    )
-
-
-def check_match(
-    shadow: Side, backtest: Side, window: Window, limits: ReportLimits, granularity: str, *, show: int = 10
-) -> tuple[CheckLine, list[Difference]]:
-    """Trade-by-trade match over the window; the first ``show`` differences explained."""
-    s, b = shadow.entries_in(window), backtest.entries_in(window)
-    both = set(s) & set(b)
-    union = set(s) | set(b)
-    name = f"trade-by-trade match at least {limits.min_match:.0%} (instrument, bar, direction)"
-    if not union:
-        return CheckLine(name=name, passed=False, figures="unknown: no entries on either side in the window"), []
-    rate = len(both) / len(union)
-    keys = sorted({(k[0], k[1]) for k in union - both}, key=lambda k: (k[1], k[0]))
-    differences = [_explain(shadow, backtest, inst, bar, granularity) for inst, bar in keys]
-    figures = (
-        f"{rate:.1%}: {len(both)} matched, {len(set(s) - both)} shadow only, {len(set(b) - both)} backtest only "
-        f"({len(s)} shadow entries, {len(b)} backtest entries)"
-    )
-    details = tuple(
-        f"{d.instrument} {format_rfc3339(d.bar_ts)[:16]}Z: shadow {d.shadow}; backtest {d.backtest} -- {d.why}"
-        for d in differences[:show]
-    )
-    return CheckLine(name=name, passed=rate >= limits.min_match, figures=figures, details=details), differences
-
-
-def slippages(side: Side, window: Window | None) -> list[float]:
-    """The ``slippage_pips`` of a side's fills whose signal bar lies in ``window`` (all when None)."""
-    bars = {e.body.get("intent_id"): e.body.get("bar_ts") for e in side.rows("risk.intent")}
-    out = []
-    for e in side.rows("exec.filled"):
-        slip = e.body.get("slippage_pips")
-        if isinstance(slip, int | float) and (window is None or bars.get(e.body.get("intent_id")) in window):
-            out.append(float(slip))
-    return out
-
-
 def check_slippage(shadow: Side, backtest: Side, window: Window | None, limits: ReportLimits) -> CheckLine:
     """Slippage of the shadow fills against the decision price (pips), the backtest's beside it."""
     s, b = slippages(shadow, window), slippages(backtest, window)
@@ -559,16 +287,6 @@ def check_slippage(shadow: Side, backtest: Side, window: Window | None, limits: 
     return CheckLine(name=name, passed=ps["p99"] <= limits.max_slippage_pips, figures=figures)
 
 
-def latencies_ms(shadow: Side) -> list[float]:
-    """Bar -> order latencies: ``exec.sending`` time minus its bar's ``md.bar`` time (ms)."""
-    out = []
-    for e in shadow.rows("exec.sending"):
-        bar = next((r for r in shadow.by_corr.get(e.corr or "", []) if r.kind == "md.bar"), None)
-        if bar is not None:
-            out.append((e.ts_ns - bar.ts_ns) / 1e6)
-    return out
-
-
 def check_latency(shadow: Side, limits: ReportLimits) -> CheckLine:
     """Bar -> order latency distribution of the shadow run."""
     values = latencies_ms(shadow)
@@ -578,28 +296,3 @@ def check_latency(shadow: Side, limits: ReportLimits) -> CheckLine:
     p = percentiles(values)
     figures = f"p50 {p['p50']:.1f} / p90 {p['p90']:.1f} / p99 {p['p99']:.1f} ms ({len(values)} orders)"
     return CheckLine(name=name, passed=p["p99"] <= limits.max_latency_ms, figures=figures)
-
-
-def model_versions(side: Side) -> list[str]:
-    """The model versions of a side's signals, most used first."""
-    counts: dict[str, int] = {}
-    for e in side.rows("model.signal"):
-        version = str(e.body.get("model_version", ""))
-        counts[version] = counts.get(version, 0) + 1
-    return sorted(counts, key=lambda v: -counts[v])
-
-
-def cumulative_pnl(side: Side, window: Window, *, skip: Iterable[str] = ()) -> list[tuple[int, float]]:
-    """(signal bar, cumulative realized P&L) of the closed trades in the window, in bar order."""
-    bars = {e.body.get("intent_id"): e.body.get("bar_ts") for e in side.rows("risk.intent")}
-    left_out = set(skip)
-    trades = sorted(
-        (bar, pnl)
-        for i, pnl, reason in side.closed_trades(window)
-        if reason not in left_out and isinstance(bar := bars.get(i), int)
-    )
-    total, out = 0.0, []
-    for bar, pnl in trades:
-        total += pnl
-        out.append((bar, total))
-    return out

@@ -25,18 +25,19 @@ from actors.core.timefmt import format_rfc3339
 from actors.runtime.journal import JournalEntry
 from supervisor.offline.report.checks import (
     CheckLine,
-    Difference,
     ReportLimits,
-    Side,
-    Window,
     check_crashes,
     check_disconnections,
     check_latency,
-    check_match,
     check_memory,
     check_slippage,
     check_weekends,
     check_win_rate,
+)
+from supervisor.offline.report.match import Difference, check_match
+from supervisor.offline.report.sides import (
+    Side,
+    Window,
     compared_window,
     cumulative_pnl,
     latencies_ms,

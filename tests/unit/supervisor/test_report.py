@@ -12,17 +12,15 @@ from actors.runtime.journal import Journal
 from supervisor import cli
 from supervisor.offline.report.checks import (
     ReportLimits,
-    Side,
     check_crashes,
     check_disconnections,
-    check_match,
     check_memory,
     check_weekends,
     check_win_rate,
-    compared_window,
-    percentiles,
 )
+from supervisor.offline.report.match import check_match
 from supervisor.offline.report.run import read_journal, write_report
+from supervisor.offline.report.sides import Side, compared_window, percentiles
 
 pytestmark = [pytest.mark.unit, pytest.mark.timeout(60)]
 
