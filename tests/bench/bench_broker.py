@@ -15,7 +15,7 @@ from oandapyV20.endpoints import instruments, orders, pricing, trades
 
 from actors.broker.config import DEV_TOKEN, BrokerConfig
 from actors.broker.emulator import EmulatorOptions, running_emulator
-from actors.broker.oanda.client import register_environment
+from actors.broker.oanda.session import register_environment
 
 START = "2024-03-06T14:00:00Z"
 WINDOW_S = 3.0

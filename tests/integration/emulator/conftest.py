@@ -14,7 +14,8 @@ import pytest
 
 from actors.broker.config import DEV_ACCOUNT_ID, DEV_TOKEN, BrokerConfig, Credentials
 from actors.broker.emulator import AdminClient, EmulatorOptions, running_emulator
-from actors.broker.oanda.client import OandaBroker, register_environment
+from actors.broker.oanda.client import OandaBroker
+from actors.broker.oanda.session import register_environment
 
 # A Wednesday afternoon: the market is open whatever day the tests run.
 START = "2024-03-06T14:00:00Z"

@@ -16,7 +16,7 @@ import pytest
 from oandapyV20.endpoints import accounts, instruments, orders, positions, pricing, trades, transactions
 from oandapyV20.exceptions import V20Error
 
-from actors.broker.oanda.client import register_environment
+from actors.broker.oanda.session import register_environment
 from tests.integration.emulator.conftest import Emu, example
 
 pytestmark = pytest.mark.integration
