@@ -39,7 +39,6 @@ from __future__ import annotations
 import math
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -53,124 +52,23 @@ from actors.core.money import quote_to_home
 from actors.core.zones import ZoneState, ZoneVerdict, update_zones
 from supervisor.offline.backtest import rows as rows_
 from supervisor.offline.backtest.decisions import Decisions, Pending
+from supervisor.offline.backtest.records import END_OF_DATA, BarGrid, ClosedTrade, _Outcome, _Trade
 from supervisor.offline.backtest.rows import JournalRow
 
 if TYPE_CHECKING:
     from actors.core.config import ExecutionConfig, RiskConfig
     from actors.core.domain import Instrument
 
-__all__ = ["JOURNAL_LEVELS", "BarGrid", "ClosedTrade", "JournalRow", "Simulation"]
+__all__ = ["JOURNAL_LEVELS", "Simulation"]
 
 # What the backtest journals (``--journal``): "all" is every row a live run writes about these
 # bars; "decisions" leaves out md.bar and the below-threshold skips (the signal's row says why);
 # "trades" keeps only the story of each entry (its signal, intent, fill, exit changes and close).
 JOURNAL_LEVELS = ("all", "decisions", "trades")
-END_OF_DATA = "end_of_data"
 
 
 _BELOW_THRESHOLD = SkipReason.BELOW_THRESHOLD
 _SIDES = ("open", "high", "low", "close")
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class BarGrid:
-    """The bars of every instrument on one row grid (the union of their bar starts).
-
-    Attributes:
-        times: bar starts, int64 UTC ns, increasing (T,).
-        instruments: the columns, in the order decisions are taken (the feed's order).
-        mid: ``open``, ``high``, ``low``, ``close`` -> float64 (T, I), NaN where an instrument
-            has no bar.
-        spread: ask - bid at the close, price units (T, I).
-        volume: tick volume (T, I).
-    """
-
-    times: np.ndarray
-    instruments: tuple[str, ...]
-    mid: Mapping[str, np.ndarray]
-    spread: np.ndarray
-    volume: np.ndarray
-
-
-@dataclass(slots=True, kw_only=True)
-class _Trade:
-    trade_id: str
-    intent_id: str
-    column: int
-    instrument: str
-    sign: int
-    units: float
-    units_text: str
-    entry_price: float
-    initial_stop_loss: float
-    stop_loss: float
-    take_profit: float
-    open_bar_ts: int
-    open_start_ns: int
-    entry_ns: int
-    corr: str
-    risk_home: float
-    p_up: float
-    open_factor: float
-    closing: str = ""  # a time exit decided at a close, filled at the next open
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ClosedTrade:
-    """One round trip (a row of ``trades.csv``).
-
-    Attributes:
-        trade_id: the backtest's trade id (1, 2, ... in fill order).
-        intent_id: the intent id (the live order's client id).
-        instrument: the instrument.
-        direction: ``long`` or ``short``.
-        signal_bar_ns: start of the bar the decision was taken on (UTC ns).
-        entry_ns: fill time: the next bar's open (UTC ns).
-        entry_price: the fill price.
-        units: size.
-        stop_loss: the initial SL.
-        take_profit: the TP.
-        exit_ns: when it closed (UTC ns): the close of the bar whose range hit SL/TP, the open a
-            time exit filled at, or the last close (``end_of_data``).
-        exit_price: the closing fill price.
-        exit_reason: ``stop_loss``, ``take_profit``, ``time_exit`` or ``end_of_data``.
-        pnl_home: realized P&L in the home currency.
-        risk_home: the planned loss at the initial SL (home currency): 1 R.
-        bars_held: bars on the market calendar from the signal bar to the exit bar.
-        p_up: the model's probability at the decision.
-    """
-
-    trade_id: str
-    intent_id: str
-    instrument: str
-    direction: str
-    signal_bar_ns: int
-    entry_ns: int
-    entry_price: float
-    units: float
-    stop_loss: float
-    take_profit: float
-    exit_ns: int
-    exit_price: float
-    exit_reason: str
-    pnl_home: float
-    risk_home: float
-    bars_held: int
-    p_up: float
-
-    @property
-    def r_multiple(self) -> float:
-        """P&L in units of the planned risk (0 when the risk is unknown)."""
-        return self.pnl_home / self.risk_home if self.risk_home > 0 else 0.0
-
-
-@dataclass(slots=True)
-class _Outcome:
-    trades: list[ClosedTrade] = field(default_factory=list)
-    equity_ns: list[int] = field(default_factory=list)
-    equity: list[float] = field(default_factory=list)
-    exposed: int = 0
-    decisions: dict[str, int] = field(default_factory=dict)
 
 
 class Simulation(Decisions):

@@ -35,7 +35,7 @@ import numpy as np
 
 from actors.core.domain import granularity_seconds
 from actors.core.timefmt import format_rfc3339
-from supervisor.offline.backtest.book import END_OF_DATA, ClosedTrade
+from supervisor.offline.backtest.records import END_OF_DATA, ClosedTrade
 
 __all__ = ["TRADE_COLUMNS", "compute_metrics", "plot_equity", "trades_csv", "write_json"]
 

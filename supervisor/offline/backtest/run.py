@@ -34,8 +34,10 @@ from actors.core.errors import TradehostError
 from actors.core.timefmt import format_rfc3339
 from actors.ml.features import compute_features, wide_bars
 from actors.runtime.journal import Journal
-from supervisor.offline.backtest.book import JOURNAL_LEVELS, BarGrid, ClosedTrade, JournalRow, Simulation
+from supervisor.offline.backtest.book import JOURNAL_LEVELS, Simulation
 from supervisor.offline.backtest.metrics import compute_metrics, plot_equity, trades_csv, write_json
+from supervisor.offline.backtest.records import BarGrid, ClosedTrade
+from supervisor.offline.backtest.rows import JournalRow
 
 if TYPE_CHECKING:
     from actors.core.config import ExecutionConfig, RiskConfig

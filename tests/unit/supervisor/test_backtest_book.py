@@ -23,7 +23,9 @@ from actors.core.fills import bar_exit, market_fill
 from actors.core.gate import check_entry
 from actors.core.zones import update_zones
 from actors.runtime.marketview import MarketView
-from supervisor.offline.backtest.book import BarGrid, JournalRow, Simulation, _Trade
+from supervisor.offline.backtest.book import Simulation
+from supervisor.offline.backtest.records import BarGrid, _Trade
+from supervisor.offline.backtest.rows import JournalRow
 
 pytestmark = [pytest.mark.unit, pytest.mark.timeout(60)]
 

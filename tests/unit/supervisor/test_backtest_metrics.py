@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from supervisor.offline.backtest.book import ClosedTrade
 from supervisor.offline.backtest.metrics import TRADE_COLUMNS, compute_metrics, trades_csv
+from supervisor.offline.backtest.records import ClosedTrade
 
 pytestmark = [pytest.mark.unit, pytest.mark.timeout(30)]
 
