@@ -32,17 +32,17 @@ import pandas as pd
 from actors.core.candlespec import CANDLE_COLUMNS
 from actors.core.errors import TradehostError
 from actors.core.timefmt import format_rfc3339
-from actors.ml.features import compute_features, wide_bars
+from actors.ml.features import WideBars, compute_features, wide_bars
 from actors.runtime.journal import Journal
 from supervisor.offline.backtest.book import JOURNAL_LEVELS, Simulation
 from supervisor.offline.backtest.metrics import compute_metrics, plot_equity, trades_csv, write_json
-from supervisor.offline.backtest.records import BarGrid, ClosedTrade
+from supervisor.offline.backtest.records import BarGrid, ClosedTrade, _Outcome
 from supervisor.offline.backtest.rows import JournalRow
 
 if TYPE_CHECKING:
     from actors.core.config import ExecutionConfig, RiskConfig
     from actors.core.domain import Instrument
-    from actors.ml.modelstore import Model
+    from actors.ml.modelstore import Model, Prediction
     from supervisor.offline.history import History
 
 __all__ = ["BacktestError", "BacktestResult", "BacktestSpec", "Progress", "run_backtest", "write_outputs"]
@@ -193,6 +193,43 @@ def run_backtest(
         BacktestError: an instrument without candles or metadata, a bad journal level, or an
             empty window.
     """
+    _check_inputs(history, meta, spec)
+    timings: dict[str, float] = {}
+    window = _predicted(history, model, spec, timings)
+    rows = _JournalRows(journal)
+    t0 = time.perf_counter()
+    outcome = _simulate(
+        window, model, meta=meta, risk=risk, execution=execution, spec=spec, emit=rows.emit, progress=progress
+    )
+    timings["simulate"] = time.perf_counter() - t0 - rows.written_s
+    metrics = compute_metrics(
+        outcome.trades,
+        equity=outcome.equity,
+        exposed_bars=outcome.exposed,
+        opening_nav=spec.opening_nav,
+        granularity=spec.granularity,
+    )
+    metrics["decisions"] = dict(sorted(outcome.decisions.items()))
+    times, first, last = window.times, window.first, window.last
+    result = BacktestResult(
+        spec=spec,
+        trades=outcome.trades,
+        metrics=metrics,
+        equity_ns=outcome.equity_ns,
+        equity=outcome.equity,
+        first_ns=int(times[first]),
+        last_ns=int(times[last - 1]),
+        model_version=model.meta.short_version,
+        precision={name: meta[name].display_precision for name in spec.instruments},
+        timings_s=timings,
+    )
+    rows.emit([("backtest.completed", _summary(result), None, result.equity_ns[-1] if result.equity_ns else 0)])
+    rows.flush()
+    timings["journal"] = rows.written_s
+    return result
+
+
+def _check_inputs(history: History, meta: Mapping[str, Instrument], spec: BacktestSpec) -> None:
     if spec.journal_level not in JOURNAL_LEVELS:
         raise BacktestError(f"--journal {spec.journal_level!r}: choose one of {', '.join(JOURNAL_LEVELS)}")
     for name in spec.instruments:
@@ -200,7 +237,26 @@ def run_backtest(
             raise BacktestError(f"{name}: no candles for it")
         if name not in meta:
             raise BacktestError(f"{name}: no instrument metadata for it")
-    timings: dict[str, float] = {}
+
+
+@dataclass(frozen=True, slots=True)
+class _Window:
+    """The bars of a run (all rows; ``first``..``last`` is the window decided on), their feature
+    rows, and the model's P(up) and validity per (window row, instrument)."""
+
+    bars: WideBars
+    times: np.ndarray
+    first: int
+    last: int
+    values: np.ndarray
+    width: int
+    prediction: Prediction
+    p_up: np.ndarray
+    valid: np.ndarray
+
+
+def _predicted(history: History, model: Model, spec: BacktestSpec, timings: dict[str, float]) -> _Window:
+    """The features of every bar and the model's predictions over the window, timed."""
     t0 = time.perf_counter()
     frames = {name: _prepared(name, history.frames[name], history.spread_fallback) for name in spec.instruments}
     bars = wide_bars(frames)
@@ -217,23 +273,46 @@ def run_backtest(
     p_up = prediction.p_up.reshape(last - first, width)
     valid = prediction.valid.reshape(last - first, width)
     timings["predict"] = time.perf_counter() - t0
+    return _Window(bars, times, first, last, values, width, prediction, p_up, valid)
 
-    version = model.meta.short_version
-    buffer: list[JournalRow] = []
-    written = [0.0]
 
-    def flush() -> None:
-        if journal is not None and buffer:
+class _JournalRows:
+    """A run's journal rows, written ``_FLUSH_ROWS`` at a time (one transaction each), and the time
+    the writes took."""
+
+    def __init__(self, journal: Journal | None) -> None:
+        self.journal = journal
+        self.buffer: list[JournalRow] = []
+        self.written_s = 0.0
+
+    def flush(self) -> None:
+        if self.journal is not None and self.buffer:
             started = time.perf_counter()
-            journal.write_many(buffer)
-            written[0] += time.perf_counter() - started
-        buffer.clear()
+            self.journal.write_many(self.buffer)
+            self.written_s += time.perf_counter() - started
+        self.buffer.clear()
 
-    def emit(rows: list[JournalRow]) -> None:
-        buffer.extend(rows)
-        if len(buffer) >= _FLUSH_ROWS:
-            flush()
+    def emit(self, rows: list[JournalRow]) -> None:
+        self.buffer.extend(rows)
+        if len(self.buffer) >= _FLUSH_ROWS:
+            self.flush()
 
+
+def _simulate(
+    window: _Window,
+    model: Model,
+    *,
+    meta: Mapping[str, Instrument],
+    risk: RiskConfig,
+    execution: ExecutionConfig,
+    spec: BacktestSpec,
+    emit: Callable[[list[JournalRow]], None],
+    progress: Callable[[int, int], None] | None,
+) -> _Outcome:
+    """Walk the bars: warm up before the window, then step through it, deciding on each bar."""
+    bars, times, first, last, width = window.bars, window.times, window.first, window.last, window.width
+    values, prediction, p_up, valid = window.values, window.prediction, window.p_up, window.valid
+    version = model.meta.short_version
     grid = BarGrid(
         times=times,
         instruments=spec.instruments,
@@ -253,7 +332,6 @@ def run_backtest(
         journal_level=spec.journal_level,
         emit=emit,
     )
-    t0 = time.perf_counter()
     for row in range(first):
         sim.warm_up(row)
     total = last - first
@@ -274,32 +352,7 @@ def run_backtest(
         sim.step(row, p_up[k].tolist(), valid[k].tolist(), skipped)
         if progress is not None and (k % 256 == 0 or k == total - 1):
             progress(k + 1, total)
-    outcome = sim.finish()
-    timings["simulate"] = time.perf_counter() - t0 - written[0]
-    metrics = compute_metrics(
-        outcome.trades,
-        equity=outcome.equity,
-        exposed_bars=outcome.exposed,
-        opening_nav=spec.opening_nav,
-        granularity=spec.granularity,
-    )
-    metrics["decisions"] = dict(sorted(outcome.decisions.items()))
-    result = BacktestResult(
-        spec=spec,
-        trades=outcome.trades,
-        metrics=metrics,
-        equity_ns=outcome.equity_ns,
-        equity=outcome.equity,
-        first_ns=int(times[first]),
-        last_ns=int(times[last - 1]),
-        model_version=version,
-        precision={name: meta[name].display_precision for name in spec.instruments},
-        timings_s=timings,
-    )
-    emit([("backtest.completed", _summary(result), None, result.equity_ns[-1] if result.equity_ns else 0)])
-    flush()
-    timings["journal"] = written[0]
-    return result
+    return sim.finish()
 
 
 def _summary(result: BacktestResult) -> dict[str, Any]:
