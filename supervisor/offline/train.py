@@ -38,7 +38,15 @@ from actors.core.domain import GRANULARITIES
 from actors.core.errors import TradehostError
 from actors.core.timefmt import format_rfc3339
 from actors.ml.candlefile import grid_problem
-from actors.ml.features import FEATURE_NAMES, FEATURES_VERSION, LOOKBACK, WINDOW_BARS, compute_features, wide_bars
+from actors.ml.features import (
+    FEATURE_NAMES,
+    FEATURES_VERSION,
+    LOOKBACK,
+    WINDOW_BARS,
+    WideBars,
+    compute_features,
+    wide_bars,
+)
 from actors.ml.modelstore import ModelMeta, save
 
 __all__ = ["LABEL", "Metrics", "TrainError", "TrainResult", "TrainSpec", "train"]
@@ -178,8 +186,66 @@ def train(
         f"candles: {', '.join(f'{n} {len(f)}' for n, f in frames.items())} bars of {spec.granularity}, "
         f"{format_rfc3339(window_from)} .. {format_rfc3339(window_to)}"
     )
+    data = _dataset(wide_bars(frames), pip_sizes, spec, width=len(names), progress=progress)
+    booster, params = _fit(data, spec, progress)
+    metrics = _score(booster, data.rows, data.labels, data.fit, data.held)
+    for line in _table(metrics):
+        progress(line)
+    meta = save(
+        spec.out_dir,
+        booster=booster,
+        meta=ModelMeta(
+            feature_names=FEATURE_NAMES,
+            features_version=FEATURES_VERSION,
+            lookback_bars=LOOKBACK,
+            window_bars=WINDOW_BARS,
+            label=LABEL,
+            horizon_bars=spec.horizon_bars,
+            instruments=tuple(names),
+            granularity=spec.granularity,
+            window_from_ns=window_from,
+            window_to_ns=window_to,
+            holdout_from_ns=data.holdout_from,
+            seed=spec.seed,
+            params=params,
+            pip_sizes={name: float(pip_sizes[name]) for name in names},
+            metrics={name: m.as_dict() for name, m in metrics.items()},
+        ),
+    )
+    progress(f"model version {meta.short_version} written")
+    return TrainResult(
+        directory=spec.out_dir,
+        meta=meta,
+        metrics=metrics,
+        train_rows=data.n_fit,
+        holdout_rows=data.n_held,
+        elapsed_s=time.perf_counter() - started,
+    )
 
-    bars = wide_bars(frames)
+
+@dataclass(frozen=True, slots=True)
+class _Dataset:
+    """The feature rows and labels of every (bar, instrument), and the walk-forward split: the rows
+    to fit on, the rows held out (``horizon_bars`` after the last fitted label), and where the
+    held-out part starts."""
+
+    rows: np.ndarray
+    labels: np.ndarray
+    fit: np.ndarray
+    held: np.ndarray
+    n_fit: int
+    n_held: int
+    holdout_from: int
+
+
+def _dataset(
+    bars: WideBars, pip_sizes: Mapping[str, float], spec: TrainSpec, *, width: int, progress: Callable[[str], None]
+) -> _Dataset:
+    """Features, labels and the split (see ``_Dataset``).
+
+    Raises:
+        TrainError: no usable row, too few rows on either side of the split, or one class only.
+    """
     t0 = time.perf_counter()
     features = compute_features(bars, pip_sizes)
     progress(f"features: {len(FEATURE_NAMES)} x {len(features)} rows in {time.perf_counter() - t0:.2f} s")
@@ -190,7 +256,7 @@ def train(
     ahead[: len(close) - spec.horizon_bars] = close[spec.horizon_bars :]
     known = (np.isfinite(close) & np.isfinite(ahead)).reshape(-1)
     labels = (ahead > close).reshape(-1).astype(np.int64)
-    position = np.repeat(np.arange(len(close)), len(names))
+    position = np.repeat(np.arange(len(close)), width)
     usable = known & np.isfinite(rows).all(axis=1)
     if not usable.any():
         raise TrainError(f"no bar has both its {LOOKBACK} bars of history and its label {spec.horizon_bars} bars ahead")
@@ -212,7 +278,16 @@ def train(
         f"split: {n_fit} rows to train on, {n_held} held out from {format_rfc3339(holdout_from)} "
         f"(gap {spec.horizon_bars} bars)"
     )
+    return _Dataset(rows, labels, fit, held, n_fit, n_held, holdout_from)
 
+
+def _fit(data: _Dataset, spec: TrainSpec, progress: Callable[[str], None]) -> tuple[CatBoostClassifier, dict[str, Any]]:
+    """The fitted booster (without its run metadata: the same inputs give the same bytes) and its
+    parameters.
+
+    Raises:
+        TrainError: CatBoost failed.
+    """
     params: dict[str, Any] = {
         "iterations": spec.iterations,
         "depth": spec.depth,
@@ -225,47 +300,14 @@ def train(
     t0 = time.perf_counter()
     try:
         booster.fit(
-            Pool(rows[fit], labels[fit], feature_names=list(FEATURE_NAMES)),
+            Pool(data.rows[data.fit], data.labels[data.fit], feature_names=list(FEATURE_NAMES)),
             callbacks=[_FitProgress(spec.iterations, progress)],
         )
     except CatBoostError as e:
         raise TrainError(f"CatBoost failed: {str(e).splitlines()[0]}") from e
     progress(f"fit: {spec.iterations} iterations, depth {spec.depth}, in {time.perf_counter() - t0:.2f} s")
     _drop_run_metadata(booster)
-
-    metrics = _score(booster, rows, labels, fit, held)
-    for line in _table(metrics):
-        progress(line)
-    meta = save(
-        spec.out_dir,
-        booster=booster,
-        meta=ModelMeta(
-            feature_names=FEATURE_NAMES,
-            features_version=FEATURES_VERSION,
-            lookback_bars=LOOKBACK,
-            window_bars=WINDOW_BARS,
-            label=LABEL,
-            horizon_bars=spec.horizon_bars,
-            instruments=tuple(names),
-            granularity=spec.granularity,
-            window_from_ns=window_from,
-            window_to_ns=window_to,
-            holdout_from_ns=holdout_from,
-            seed=spec.seed,
-            params=params,
-            pip_sizes={name: float(pip_sizes[name]) for name in names},
-            metrics={name: m.as_dict() for name, m in metrics.items()},
-        ),
-    )
-    progress(f"model version {meta.short_version} written")
-    return TrainResult(
-        directory=spec.out_dir,
-        meta=meta,
-        metrics=metrics,
-        train_rows=n_fit,
-        holdout_rows=n_held,
-        elapsed_s=time.perf_counter() - started,
-    )
+    return booster, params
 
 
 def _drop_run_metadata(booster: CatBoostClassifier) -> None:
