@@ -261,58 +261,114 @@ def _run_tree(
     instance: str,
 ) -> int:
     run_dir = cfg.run_dir
-    mp = forkserver_context()
+    children = _Children(cfg, instance=instance)
     outcome = HostExit()
-    supervisor_ref: pykka.ActorRef[Supervisor] | None = None
-    root_pid = os.getpid()
+    supervisor_ref = Supervisor.start(
+        cfg,
+        journal=journal,
+        io=root_io,
+        spawner=children.spawn,
+        done=outcome,
+        state_path=run_dir / "state.json",
+        saved=saved,
+    )
+    children.supervisor_ref = supervisor_ref
 
-    def on_exit(role: str, pid: int, code: int) -> None:
+    def request_shutdown(name: str, count: int) -> None:
+        if count > 1:
+            log.warning("%s received again: shutdown is in progress and will finish its safe steps", name)
+        supervisor_ref.tell(ShutdownRequested(trigger=name))
+
+    watch = _run_dir_watch(cfg, lock)
+    lost: list[Loss] = []
+
+    def check_run_dir() -> None:
+        loss = watch.check()
+        if loss is not None and not lost:
+            lost.append(loss)
+            supervisor_ref.tell(RunDirLost(loss.detail, still_ours=loss.still_ours))
+
+    root_io.io.every(RUN_DIR_CHECK_S, check_run_dir)
+    signals.forward = lambda name, count: root_io.io.call_soon(lambda: request_shutdown(name, count))
+    children.watcher.start()
+    root_io.start(supervisor_ref)
+    for count, name in enumerate(signals.seen, start=1):  # came after the last start-up check
+        root_io.io.call_soon(lambda name=name, count=count: request_shutdown(name, count))  # type: ignore[misc]
+    started = time.monotonic()
+    try:
+        supervisor_ref.tell(Start())
+        ctl = cfg.ctl.endpoint
+        log.info(
+            "tradehost running (pid %d, mode %s, run dir %s, ctl %s)", children.root_pid, cfg.host.mode, run_dir, ctl
+        )
+        sd_notify("READY=1")
+        while not outcome.wait(1.0):
+            if _supervisor_answers(supervisor_ref):
+                sd_notify("WATCHDOG=1")
+        code = outcome.code
+    finally:
+        _teardown(supervisor_ref, children.watcher, root_io=root_io, zctx=zctx, journal=journal, lock=lock, lost=lost)
+    log.info("tradehost exited with %d after %.1fs", code, time.monotonic() - started)
+    return code
+
+
+class _Children:
+    """Starts the role processes through the forkserver and tells the supervisor when one exits.
+
+    ``supervisor_ref`` is set once the supervisor is started (it spawns nothing before its
+    ``Start``).
+    """
+
+    def __init__(self, cfg: HostConfig, *, instance: str) -> None:
+        self.cfg = cfg
+        self.instance = instance
+        self.mp = forkserver_context()
+        self.root_pid = os.getpid()
+        self.supervisor_ref: pykka.ActorRef[Supervisor] | None = None
+        self.forkserver_pid: int | None = None
+        self.watcher = ChildWatcher(self.on_exit)
+
+    def on_exit(self, role: str, pid: int, code: int) -> None:
+        """The watcher's report of a child's exit, for the supervisor."""
         exitcode: int | None = code
-        if code == 255 and forkserver_pid is not None and _gone(forkserver_pid, within_s=FORKSERVER_DEATH_S):
+        if code == 255 and self.forkserver_pid is not None and _gone(self.forkserver_pid, within_s=FORKSERVER_DEATH_S):
             exitcode = None  # the forkserver that reaped it is gone: its real status is unknown
-        if supervisor_ref is not None:
-            supervisor_ref.tell(ChildExited(role, pid, exitcode))
+        if self.supervisor_ref is not None:
+            self.supervisor_ref.tell(ChildExited(role, pid, exitcode))
 
-    watcher = ChildWatcher(on_exit)
-    forkserver_pid: int | None = None
-
-    def spawn(role: str) -> int:
-        nonlocal forkserver_pid
+    def spawn(self, role: str) -> int:
+        """Start ``role``'s process; returns its pid."""
+        cfg = self.cfg
         args = ChildArgs(
             role=role,
             events_in=cfg.bus.events_in,
             events_out=cfg.bus.events_out,
             control=cfg.bus.control,
-            journal_path=str(run_dir / JOURNAL_NAME),
+            journal_path=str(cfg.run_dir / JOURNAL_NAME),
             heartbeat_interval_s=cfg.supervisor.heartbeat_interval_s,
             log_level=cfg.host.log_level,
             mode=cfg.host.mode,
-            root_pid=root_pid,
+            root_pid=self.root_pid,
             broker=cfg.broker,
             role_config=cfg.role_config(role),
             shared=cfg.shared_for(role),
-            host_id=instance,
+            host_id=self.instance,
         )
-        proc = mp.Process(target=child_main, args=(args,), name=f"tradehost-{role}", daemon=True)  # type: ignore[attr-defined]
+        proc = self.mp.Process(target=child_main, args=(args,), name=f"tradehost-{role}", daemon=True)  # type: ignore[attr-defined]
         proc.start()
-        forkserver_pid = _forkserver_pid()
+        self.forkserver_pid = _forkserver_pid()
         # multiprocessing polls every child it knows on each start(), reading the sentinel pipe
         # that carries the exit status; the watcher thread must be the only reader.
         multiprocessing.process._children.discard(proc)  # type: ignore[attr-defined]
         # The watcher owns the process object from here (it closes a child that died at once:
         # reading proc.pid after this failed the supervisor when a role crashed on start).
-        return watcher.watch(role, proc)
+        return self.watcher.watch(role, proc)
 
-    supervisor_ref = Supervisor.start(
-        cfg, journal=journal, io=root_io, spawner=spawn, done=outcome, state_path=run_dir / "state.json", saved=saved
-    )
 
-    def request_shutdown(name: str, count: int) -> None:
-        if count > 1:
-            log.warning("%s received again: shutdown is in progress and will finish its safe steps", name)
-        if supervisor_ref is not None:
-            supervisor_ref.tell(ShutdownRequested(trigger=name))
-
+def _run_dir_watch(cfg: HostConfig, lock: HostLock) -> RunDirWatch:
+    """What the root checks is still there and still its own: the run directory, the lock file,
+    the journal and the ipc sockets."""
+    run_dir = cfg.run_dir
     watch = RunDirWatch()
     watch.add("run directory", run_dir, ownership=True)
     watch.add_fd("lock file", run_dir / LOCK_NAME, lock.lock_file.fileno(), ownership=True)
@@ -321,45 +377,34 @@ def _run_tree(
         path = transport.ipc_path(endpoint)
         if path is not None:
             watch.add("socket", Path(path))
-    lost: list[Loss] = []
+    return watch
 
-    def check_run_dir() -> None:
-        loss = watch.check()
-        if loss is not None and not lost and supervisor_ref is not None:
-            lost.append(loss)
-            supervisor_ref.tell(RunDirLost(loss.detail, still_ours=loss.still_ours))
 
-    root_io.io.every(RUN_DIR_CHECK_S, check_run_dir)
-    signals.forward = lambda name, count: root_io.io.call_soon(lambda: request_shutdown(name, count))
-    watcher.start()
-    root_io.start(supervisor_ref)
-    for count, name in enumerate(signals.seen, start=1):  # came after the last start-up check
-        root_io.io.call_soon(lambda name=name, count=count: request_shutdown(name, count))  # type: ignore[misc]
-    started = time.monotonic()
-    try:
-        supervisor_ref.tell(Start())
-        ctl = cfg.ctl.endpoint
-        log.info("tradehost running (pid %d, mode %s, run dir %s, ctl %s)", root_pid, cfg.host.mode, run_dir, ctl)
-        sd_notify("READY=1")
-        while not outcome.wait(1.0):
-            if _supervisor_answers(supervisor_ref):
-                sd_notify("WATCHDOG=1")
-        code = outcome.code
-    finally:
-        sd_notify("STOPPING=1")
-        t = time.monotonic()
-        with contextlib.suppress(pykka.ActorDeadError, pykka.Timeout):
-            supervisor_ref.stop(timeout=2.0)
-        log.debug("teardown: supervisor stopped after %.1f ms", (time.monotonic() - t) * 1000)
-        watcher.stop()
-        ours = not lost or lost[0].still_ours
-        root_io.stop(remove_files=ours)  # never unlink what may be another host's sockets
-        zctx.term()
-        journal.close()
-        lock.release(remove_lock_file=ours)
-        log.debug("teardown: done after %.1f ms", (time.monotonic() - t) * 1000)
-    log.info("tradehost exited with %d after %.1fs", code, time.monotonic() - started)
-    return code
+def _teardown(
+    supervisor_ref: pykka.ActorRef[Supervisor],
+    watcher: ChildWatcher,
+    *,
+    root_io: RootIO,
+    zctx: Any,
+    journal: Journal,
+    lock: HostLock,
+    lost: list[Loss],
+) -> None:
+    """Stop the supervisor, the watcher and the root's sockets; close the journal; release the lock
+    (the lock file and the sockets are removed only while the run directory is not ``lost`` to
+    another owner)."""
+    sd_notify("STOPPING=1")
+    t = time.monotonic()
+    with contextlib.suppress(pykka.ActorDeadError, pykka.Timeout):
+        supervisor_ref.stop(timeout=2.0)
+    log.debug("teardown: supervisor stopped after %.1f ms", (time.monotonic() - t) * 1000)
+    watcher.stop()
+    ours = not lost or lost[0].still_ours
+    root_io.stop(remove_files=ours)  # never unlink what may be another host's sockets
+    zctx.term()
+    journal.close()
+    lock.release(remove_lock_file=ours)
+    log.debug("teardown: done after %.1f ms", (time.monotonic() - t) * 1000)
 
 
 def _supervisor_answers(ref: pykka.ActorRef[Any]) -> bool:
