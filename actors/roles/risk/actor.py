@@ -332,6 +332,10 @@ class RiskActor(RoleActor[RiskConfig, _Prepared]):
             direction = decision.direction.value if decision.direction else None
             self._skip(message, corr, decision.reason.value, decision.detail, direction)
             return
+        self._enter(message, corr, decision)
+
+    def _enter(self, message: SignalProduced, corr: str | None, decision: EntryIntent) -> None:
+        # The entry: counted in flight until its outcome, journaled, then published to execution.
         sized = decision.sized
         intent = RiskIntent(
             intent_id=decision.intent_id,  # type: ignore[arg-type]

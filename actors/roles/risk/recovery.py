@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 
 from actors.core.domain import Direction, OpenPosition
@@ -88,47 +88,72 @@ def recover(
         now_mono: the role's monotonic clock now (``InFlight.since``).
         cooldown_after_loss_s: ``risk.cooldown_after_loss_s``.
     """
-    newest: dict[str, JournalEntry] = {}
-    ended: set[str] = set()
-    sent: set[str] = set()
-    filled: dict[str, tuple[str, int]] = {}  # intent id -> (trade id or "", when the fill was journaled)
-    unresolved: set[str] = set()
-    closed: set[str] = set()
-    heard: set[str] = set()
-    losses: dict[str, int] = {}
-    last_loss: dict[str, JournalEntry] = {}
+    story = _Story()
     for e in sorted(entries, key=lambda e: e.seq):
+        story.read(e)
+    unheard = {
+        instrument: UnheardLoss(
+            trade_id=str(e.body.get("trade_id")), realized_pl=str(e.body.get("realized_pl")), journaled_ns=e.ts_ns
+        )
+        for instrument, e in story.last_loss.items()
+        if str(e.body.get("trade_id")) not in story.heard and (now_ns - e.ts_ns) / 1e9 < cooldown_after_loss_s
+    }
+    return Recovered(
+        in_flight=_in_flight(story, now_ns=now_ns, now_mono=now_mono), losses=story.losses, unheard=unheard
+    )
+
+
+@dataclass(slots=True)
+class _Story:
+    """What the journal's rows say of each intent and each losing close, read in journal order."""
+
+    newest: dict[str, JournalEntry] = field(default_factory=dict)
+    ended: set[str] = field(default_factory=set)
+    sent: set[str] = field(default_factory=set)
+    filled: dict[str, tuple[str, int]] = field(default_factory=dict)  # intent id -> (trade id or "", fill row's ts)
+    unresolved: set[str] = field(default_factory=set)
+    closed: set[str] = field(default_factory=set)
+    heard: set[str] = field(default_factory=set)
+    losses: dict[str, int] = field(default_factory=dict)
+    last_loss: dict[str, JournalEntry] = field(default_factory=dict)
+
+    def read(self, e: JournalEntry) -> None:
+        """Take the next row."""
         body, kind = e.body, e.kind
         intent_id, trade_id = str(body.get("intent_id") or ""), str(body.get("trade_id") or "")
         instrument = str(body.get("instrument") or "")
         if kind == "risk.intent":
-            newest[instrument] = e
+            self.newest[instrument] = e
         elif kind == "exec.sending":
-            sent.add(intent_id)
+            self.sent.add(intent_id)
         elif kind in ("exec.cancelled", "exec.rejected", "risk.intent_expired") or (
             kind == "exec.resolved" and body.get("outcome") == "cancelled"
         ):
-            ended.add(intent_id)
+            self.ended.add(intent_id)
         elif kind in ("exec.filled", "exec.resolved"):
-            filled[intent_id] = (trade_id, e.ts_ns)
+            self.filled[intent_id] = (trade_id, e.ts_ns)
         elif kind == "exec.ambiguous" and body.get("final"):
-            unresolved.add(intent_id)
+            self.unresolved.add(intent_id)
         elif kind == "recon.completed" and body.get("ok") is True:
-            ended |= unresolved
-            unresolved.clear()
+            self.ended |= self.unresolved
+            self.unresolved.clear()
         elif kind == "exec.closed":
-            closed.add(trade_id)
+            self.closed.add(trade_id)
             if _loss(body.get("realized_pl")):
-                last_loss[instrument] = e
+                self.last_loss[instrument] = e
         elif kind == "risk.cooldown" and isinstance(body.get("since_ns"), int):
-            heard.add(trade_id)
-            losses[instrument] = max(losses.get(instrument, body["since_ns"]), body["since_ns"])
+            self.heard.add(trade_id)
+            self.losses[instrument] = max(self.losses.get(instrument, body["since_ns"]), body["since_ns"])
+
+
+def _in_flight(story: _Story, *, now_ns: int, now_mono: float) -> dict[str, InFlight]:
+    # Each instrument's newest intent whose story the journal did not end (see ``recover``).
     in_flight: dict[str, InFlight] = {}
-    for instrument, e in newest.items():
+    for instrument, e in story.newest.items():
         body = e.body
         intent_id = str(body.get("intent_id") or "")
-        fill = filled.get(intent_id)
-        if intent_id in ended or (fill is not None and fill[0] in closed):
+        fill = story.filled.get(intent_id)
+        if intent_id in story.ended or (fill is not None and fill[0] in story.closed):
             continue
         try:
             position = OpenPosition(
@@ -145,18 +170,11 @@ def recover(
             intent_id=intent_id,
             position=position,
             since=now_mono - (now_ns - (e.ts_ns if fill is None else fill[1])) / 1e9,
-            reported=fill is None and (intent_id in sent or intent_id in unresolved),
+            reported=fill is None and (intent_id in story.sent or intent_id in story.unresolved),
             margin_home=float(margin) if isinstance(margin, int | float) else None,
             filled_before_restart=fill is not None,
         )
-    unheard = {
-        instrument: UnheardLoss(
-            trade_id=str(e.body.get("trade_id")), realized_pl=str(e.body.get("realized_pl")), journaled_ns=e.ts_ns
-        )
-        for instrument, e in last_loss.items()
-        if str(e.body.get("trade_id")) not in heard and (now_ns - e.ts_ns) / 1e9 < cooldown_after_loss_s
-    }
-    return Recovered(in_flight=in_flight, losses=losses, unheard=unheard)
+    return in_flight
 
 
 def unheard_loss_ns(loss: UnheardLoss, *, market_ns: int, now_ns: int) -> int:
