@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 
     from actors.broker.config import BrokerConfig
     from actors.core.config import FeedConfig
+    from actors.ml.modelstore import Model
     from supervisor.hostconfig import HostConfig
     from supervisor.offline.backtest.inputs import Inputs
     from supervisor.offline.backtest.run import BacktestResult
@@ -212,15 +213,62 @@ def _backtest(
     say: Callable[[str], None],
 ) -> tuple[Inputs, BacktestResult]:
     """Read the candles and the model, replay the window, write the outputs into ``out``."""
-    from decimal import Decimal
-    from pathlib import Path
-
-    from actors.core.config import ExecutionConfig, ModelConfig, RiskConfig
-    from actors.ml import modelstore
-    from actors.ml.features import FEATURE_NAMES, FEATURES_VERSION
+    from actors.core.config import ExecutionConfig, RiskConfig
     from supervisor.offline.backtest import inputs as backtest_inputs
     from supervisor.offline.backtest import run as backtest
     from supervisor.offline.inputs import creating
+
+    inputs, model = _backtest_inputs(args, cfg, feed=feed, from_ns=from_ns, to_ns=to_ns, broker_cfg=broker_cfg, say=say)
+    spec = backtest.BacktestSpec(
+        instruments=inputs.instruments,
+        granularity=feed.granularity,
+        from_ns=from_ns,
+        to_ns=to_ns,
+        home_currency=inputs.home_currency,
+        opening_nav=inputs.opening_nav,
+        journal_level=args.journal_level,
+    )
+    backtest_inputs.check_bars(inputs.history, feed.granularity)
+    for warning in backtest_inputs.coverage_warnings(inputs.history, from_ns, model.meta.window_bars):
+        print(f"tradehost backtest: warning: {warning}", file=sys.stderr, flush=True)
+    with creating(out) as work:
+        journal = backtest.fresh_journal(work)
+        try:
+            result = backtest.run_backtest(
+                inputs.history,
+                model=model,
+                meta=inputs.meta,
+                risk=cfg.section("risk", RiskConfig),
+                execution=cfg.section("execution", ExecutionConfig),
+                spec=spec,
+                journal=journal,
+                progress=None if args.quiet else backtest.Progress("bars"),
+            )
+        finally:
+            journal.close()
+        backtest.write_outputs(result, work)
+    return inputs, result
+
+
+def _backtest_inputs(
+    args: argparse.Namespace,
+    cfg: HostConfig,
+    *,
+    feed: FeedConfig,
+    from_ns: int | None,
+    to_ns: int | None,
+    broker_cfg: BrokerConfig,
+    say: Callable[[str], None],
+) -> tuple[Inputs, Model]:
+    """The candles (from the ``--data`` files, else from the broker, as many bars before the window
+    as the model's features need) and the model, checked against the configuration."""
+    from decimal import Decimal
+    from pathlib import Path
+
+    from actors.core.config import ModelConfig
+    from actors.ml import modelstore
+    from actors.ml.features import FEATURE_NAMES, FEATURES_VERSION
+    from supervisor.offline.backtest import inputs as backtest_inputs
 
     model_dir = Path(args.model or cfg.section("model", ModelConfig).dir)
     if args.data:
@@ -254,35 +302,7 @@ def _backtest(
             progress=say,
             validation=feed,
         )
-    spec = backtest.BacktestSpec(
-        instruments=inputs.instruments,
-        granularity=feed.granularity,
-        from_ns=from_ns,
-        to_ns=to_ns,
-        home_currency=inputs.home_currency,
-        opening_nav=inputs.opening_nav,
-        journal_level=args.journal_level,
-    )
-    backtest_inputs.check_bars(inputs.history, feed.granularity)
-    for warning in backtest_inputs.coverage_warnings(inputs.history, from_ns, model.meta.window_bars):
-        print(f"tradehost backtest: warning: {warning}", file=sys.stderr, flush=True)
-    with creating(out) as work:
-        journal = backtest.fresh_journal(work)
-        try:
-            result = backtest.run_backtest(
-                inputs.history,
-                model=model,
-                meta=inputs.meta,
-                risk=cfg.section("risk", RiskConfig),
-                execution=cfg.section("execution", ExecutionConfig),
-                spec=spec,
-                journal=journal,
-                progress=None if args.quiet else backtest.Progress("bars"),
-            )
-        finally:
-            journal.close()
-        backtest.write_outputs(result, work)
-    return inputs, result
+    return inputs, model
 
 
 def _backtest_summary(inputs: Inputs, result: BacktestResult, out: Path, say: Callable[[str], None]) -> None:
