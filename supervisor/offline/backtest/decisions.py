@@ -207,27 +207,7 @@ class Decisions:
             return
         signal_row = rows_.model_signal(name, t, p_up, version=self.version, corr=corr, ts_ns=close_ns)
         if isinstance(decision, EntrySkip):
-            reason = decision.reason
-            if reason is not _BELOW_THRESHOLD and reason is not _INVALID_SIGNAL:
-                counts[reason] = counts.get(reason, 0) + 1
-            if level == "trades":
-                return
-            rows.append(signal_row)
-            if level == "all" or reason is not _BELOW_THRESHOLD:
-                direction = decision.direction.value if decision.direction else None
-                rows.append(
-                    rows_.risk_skip(
-                        name,
-                        t,
-                        reason=reason,
-                        detail=decision.detail,
-                        direction=direction,
-                        p_up=p_up,
-                        version=self.version,
-                        corr=corr,
-                        ts_ns=close_ns,
-                    )
-                )
+            self._skipped(decision, signal_row, name=name, t=t, close_ns=close_ns, p_up=p_up, corr=corr, rows=rows)
             return
         counts["intent"] = counts.get("intent", 0) + 1
         sized = decision.sized
@@ -236,6 +216,42 @@ class Decisions:
         self.book[name] = OpenPosition(
             instrument=name, direction=sized.direction, units=float(sized.units), entry_price=sized.entry_price
         )
+
+    def _skipped(
+        self,
+        decision: EntrySkip,
+        signal_row: JournalRow,
+        *,
+        name: str,
+        t: int,
+        close_ns: int,
+        p_up: float,
+        corr: str,
+        rows: list[JournalRow],
+    ) -> None:
+        # A skip is counted (a below-threshold or invalid one was counted when screened) and
+        # journaled as the level asks: below-threshold skips only at "all", none at "trades".
+        reason = decision.reason
+        if reason is not _BELOW_THRESHOLD and reason is not _INVALID_SIGNAL:
+            self.counts[reason] = self.counts.get(reason, 0) + 1
+        if self.level == "trades":
+            return
+        rows.append(signal_row)
+        if self.level == "all" or reason is not _BELOW_THRESHOLD:
+            direction = decision.direction.value if decision.direction else None
+            rows.append(
+                rows_.risk_skip(
+                    name,
+                    t,
+                    reason=reason,
+                    detail=decision.detail,
+                    direction=direction,
+                    p_up=p_up,
+                    version=self.version,
+                    corr=corr,
+                    ts_ns=close_ns,
+                )
+            )
 
     def _decision(self, row: int, j: int, signal: Signal, now_ns: int, nav: float) -> EntryIntent | EntrySkip:
         meta, risk = self.meta[j], self.risk
