@@ -13,7 +13,7 @@ import threading
 from decimal import Decimal
 
 from actors.broker import Broker, MarketOrderRequest
-from actors.core.domain import InstrumentId
+from actors.core.domain import InstrumentId, OrderState
 from actors.core.errors import BrokerAmbiguousError, BrokerError, BrokerFatalError, BrokerRejectedError
 from actors.core.fills import slippage_pips
 from actors.roles.execution.deskbase import DeskBase
@@ -274,38 +274,7 @@ class EntryDesk(DeskBase):
                 detail = str(e)
             else:
                 detail = f"order is {order.state}"
-                if order.state == "FILLED" and order.trade_opened_id and intent is not None:
-                    trade = broker.trade(order.trade_opened_id)
-                    self._filled(
-                        broker,
-                        intent,
-                        corr,
-                        trade_id=trade.id,
-                        price=trade.price,
-                        units=trade.initial_units,
-                        latency_ms=None,
-                        kind="exec.resolved",
-                    )
-                    return
-                if order.state == "FILLED":  # no trade id to read, or no intent to book it against
-                    row = ExecResolvedRow(
-                        intent_id=client_id,
-                        instrument=instrument,
-                        outcome="filled",
-                        trade_id=order.trade_opened_id or "",
-                        detail="filled; booked by the reconciler",
-                    )
-                    self.journal(row, corr=corr)
-                    return
-                if order.state == "CANCELLED":
-                    self.journal(ExecResolvedRow(intent_id=client_id, outcome="cancelled"), corr=corr)
-                    report = ExecutionReport(
-                        status="CANCELLED",
-                        instrument=InstrumentId(instrument),
-                        intent_id=client_id,
-                        reason="resolved: cancelled",
-                    )
-                    self._report(report, corr)
+                if self._settled(broker, order, client_id, instrument=instrument, intent=intent, corr=corr):
                     return
             if self.clock.monotonic() >= deadline:
                 break
@@ -317,6 +286,53 @@ class EntryDesk(DeskBase):
         )
         self._report(report, corr)
         self._request_no_trade(f"order_unresolved:{instrument}", why)
+
+    def _settled(
+        self,
+        broker: Broker,
+        order: OrderState,
+        client_id: str,
+        *,
+        instrument: str,
+        intent: RiskIntent | None,
+        corr: str | None,
+    ) -> bool:
+        """Journal and report what the order, found by its client id, came to; False while it is
+        neither filled nor cancelled."""
+        if order.state == "FILLED" and order.trade_opened_id and intent is not None:
+            trade = broker.trade(order.trade_opened_id)
+            self._filled(
+                broker,
+                intent,
+                corr,
+                trade_id=trade.id,
+                price=trade.price,
+                units=trade.initial_units,
+                latency_ms=None,
+                kind="exec.resolved",
+            )
+            return True
+        if order.state == "FILLED":  # no trade id to read, or no intent to book it against
+            row = ExecResolvedRow(
+                intent_id=client_id,
+                instrument=instrument,
+                outcome="filled",
+                trade_id=order.trade_opened_id or "",
+                detail="filled; booked by the reconciler",
+            )
+            self.journal(row, corr=corr)
+            return True
+        if order.state == "CANCELLED":
+            self.journal(ExecResolvedRow(intent_id=client_id, outcome="cancelled"), corr=corr)
+            report = ExecutionReport(
+                status="CANCELLED",
+                instrument=InstrumentId(instrument),
+                intent_id=client_id,
+                reason="resolved: cancelled",
+            )
+            self._report(report, corr)
+            return True
+        return False
 
     def _resolve_leftovers(self, broker: Broker, stop: threading.Event) -> None:
         # Intents journaled as sent whose outcome never made it to the journal (a kill -9 between
