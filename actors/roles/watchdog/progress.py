@@ -190,67 +190,56 @@ class BarCheck:
         market_ns = self.market_now_ns(now_s)
         grace_ns = None if self._grace_wall_s is None else self._market_at(self._grace_wall_s)
         limit = f"{self.limit_s:g} s"
-        out = []
-        for name, inst in self._instruments.items():
-            code = f"bar_overdue:{name}"
-            if market_ns is None:
-                detail = "market time unknown: no price seen yet"
-                out.append(
-                    Reading(
-                        name=f"bar:{name}", value="-", limit=limit, verdict=Verdict.UNKNOWN, detail=detail, code=code
-                    )
-                )
-                continue
-            if inst.price is not None:
-                ts_ns, tradeable = inst.price
-                inst.status, _ = markethours.update_market_status(
-                    inst.status, instrument=name, ts_ns=ts_ns, tradeable=tradeable
-                )
-                inst.price = None
-            inst.status, _ = markethours.update_market_status(inst.status, instrument=name, ts_ns=market_ns)
-            if not inst.status.is_open:
-                why = inst.status.why.value if inst.status.why else "closed"
-                detail = f"{name}: market closed ({why}); no bar expected"
-                out.append(
-                    Reading(
-                        name=f"bar:{name}",
-                        value=f"closed ({why})",
-                        limit=limit,
-                        verdict=Verdict.OK,
-                        detail=detail,
-                        code=code,
-                    )
-                )
-                continue
-            if inst.first_open_ns is None:
-                inst.first_open_ns = market_ns
-            # The latest of: the last bar's end, the market's opening (the broker's flag, or the
-            # calendar's present period: a closure passed between two readings counts too), the
-            # first reading that saw it open, the last grace.
-            starts = (inst.bar_end_ns, inst.status.since_ns, markethours.period_start(market_ns), inst.first_open_ns)
-            base_ns = max(s for s in (*starts, grace_ns) if s is not None)
-            waited_s = max(0, market_ns - base_ns) / _NS
-            breach = waited_s > self.limit_s
-            by_bar = inst.bar_end_ns is not None and inst.bar_end_ns >= base_ns
-            since = "its last bar" if by_bar else "its market opened"
-            if breach:
-                detail = (
-                    f"no {self.granularity} bar of {name} for {_duration(waited_s)} of market time while its market is "
-                    f"open (one is due every {self.granularity_s:g} s plus {self._grace_words()})"
-                )
-            else:
-                detail = f"{name}: {_duration(waited_s)} of market time since {since}"
-            out.append(
-                Reading(
-                    name=f"bar:{name}",
-                    value=f"{waited_s:.0f} s",
-                    limit=limit,
-                    verdict=Verdict.BREACH if breach else Verdict.OK,
-                    detail=detail,
-                    code=code,
-                )
+        return [self._reading(name, inst, market_ns, grace_ns, limit) for name, inst in self._instruments.items()]
+
+    def _reading(
+        self, name: str, inst: _Instrument, market_ns: int | None, grace_ns: int | None, limit: str
+    ) -> Reading:
+        code = f"bar_overdue:{name}"
+        if market_ns is None:
+            detail = "market time unknown: no price seen yet"
+            return Reading(
+                name=f"bar:{name}", value="-", limit=limit, verdict=Verdict.UNKNOWN, detail=detail, code=code
             )
-        return out
+        if inst.price is not None:
+            ts_ns, tradeable = inst.price
+            inst.status, _ = markethours.update_market_status(
+                inst.status, instrument=name, ts_ns=ts_ns, tradeable=tradeable
+            )
+            inst.price = None
+        inst.status, _ = markethours.update_market_status(inst.status, instrument=name, ts_ns=market_ns)
+        if not inst.status.is_open:
+            why = inst.status.why.value if inst.status.why else "closed"
+            detail = f"{name}: market closed ({why}); no bar expected"
+            return Reading(
+                name=f"bar:{name}", value=f"closed ({why})", limit=limit, verdict=Verdict.OK, detail=detail, code=code
+            )
+        if inst.first_open_ns is None:
+            inst.first_open_ns = market_ns
+        # The latest of: the last bar's end, the market's opening (the broker's flag, or the
+        # calendar's present period: a closure passed between two readings counts too), the
+        # first reading that saw it open, the last grace.
+        starts = (inst.bar_end_ns, inst.status.since_ns, markethours.period_start(market_ns), inst.first_open_ns)
+        base_ns = max(s for s in (*starts, grace_ns) if s is not None)
+        waited_s = max(0, market_ns - base_ns) / _NS
+        breach = waited_s > self.limit_s
+        by_bar = inst.bar_end_ns is not None and inst.bar_end_ns >= base_ns
+        since = "its last bar" if by_bar else "its market opened"
+        if breach:
+            detail = (
+                f"no {self.granularity} bar of {name} for {_duration(waited_s)} of market time while its market is "
+                f"open (one is due every {self.granularity_s:g} s plus {self._grace_words()})"
+            )
+        else:
+            detail = f"{name}: {_duration(waited_s)} of market time since {since}"
+        return Reading(
+            name=f"bar:{name}",
+            value=f"{waited_s:.0f} s",
+            limit=limit,
+            verdict=Verdict.BREACH if breach else Verdict.OK,
+            detail=detail,
+            code=code,
+        )
 
     def _grace_words(self) -> str:
         if self.market_grace_s == self.grace_s:
