@@ -135,36 +135,33 @@ def size_entry(
     """
     if atr is None or not atr > 0 or not math.isfinite(atr):
         return SkipReason.NO_ATR, f"atr={atr!r}"
-    sign = direction.sign
-    scale = 10.0**instrument.display_precision
-    bid_ticks, ask_ticks = round(quote.bid * scale), round(quote.ask * scale)
-    entry_ticks = ask_ticks if sign > 0 else bid_ticks
-    sl_ticks = math.ceil(config.sl_atr_mult * atr * scale - _EPS)
-    tp_ticks = math.floor(sl_ticks * config.reward_ratio + 0.5)
-    stop_ticks, target_ticks = entry_ticks - sign * sl_ticks, entry_ticks + sign * tp_ticks
-    if sl_ticks <= ask_ticks - bid_ticks or tp_ticks < 1 or stop_ticks <= 0 or target_ticks <= 0:
-        return SkipReason.STOP_INSIDE_SPREAD, f"sl_ticks={sl_ticks} spread_ticks={ask_ticks - bid_ticks}"
+    stops = _stops(direction, quote, atr, instrument=instrument, config=config)
+    if not isinstance(stops, _Stops):
+        return stops
+    scale = stops.scale
     _, quote_ccy = instrument.name.split("_", 1)
     factor = quote_to_home(quote_ccy, home_currency, mids)
     if factor is None:
         return SkipReason.NO_CONVERSION_RATE, f"{quote_ccy}->{home_currency}"
-    sl_distance = sl_ticks / scale
+    sl_distance = stops.sl_ticks / scale
     units = nav * config.risk_per_trade * multiplier / (sl_distance * factor)
     if not units > 0:  # no NAV, or a zero multiplier
         return SkipReason.SIZE_ZERO, f"units={units:.6g}"
     units = min(units, config.max_units, float(instrument.maximum_order_units))
-    capped = False
-    base = instrument.name.split("_", 1)[0]
-    limit = config.max_exposure_per_currency * nav
     unit_notional = (quote.bid + quote.ask) / 2.0 * factor
-    for currency, side in ((base, sign), (quote_ccy, -sign)):
-        if currency == home_currency:
-            continue
-        headroom = limit - side * exposure.get(currency, 0.0)
-        if not headroom > 0:  # also NaN: the exposure is unknown
-            return SkipReason.MAX_EXPOSURE, f"{currency} has no headroom"
-        if units * unit_notional > headroom:
-            units, capped = headroom / unit_notional, True
+    cut_to = _exposure_cut(
+        units,
+        direction.sign,
+        instrument=instrument,
+        unit_notional=unit_notional,
+        exposure=exposure,
+        nav=nav,
+        home_currency=home_currency,
+        config=config,
+    )
+    if not isinstance(cut_to, _Cut):
+        return cut_to
+    units, capped = cut_to.units, cut_to.capped
     unit_margin = unit_notional * float(instrument.margin_rate) + (quote.ask - quote.bid) * factor
     budget = margin_available - config.margin_reserve * nav
     if not budget > 0:  # also NaN: the margin available is unknown
@@ -174,6 +171,99 @@ def size_entry(
         units = budget / unit_margin
     # The reason for a size the cuts left too small: the last cut that bit.
     cut = SkipReason.MARGIN if margin_capped else SkipReason.MAX_EXPOSURE if capped else None
+    sized = _tradeable_units(
+        units, instrument=instrument, config=config, cut=cut, margin_capped=margin_capped, budget=budget
+    )
+    if not isinstance(sized, Decimal):
+        return sized
+    dp = instrument.display_precision
+    return SizedEntry(
+        direction=direction,
+        units=sized,
+        stop_loss=Decimal(stops.stop_ticks).scaleb(-dp),
+        take_profit=Decimal(stops.target_ticks).scaleb(-dp),
+        entry_price=stops.entry_ticks / scale,
+        sl_distance=sl_distance,
+        risk_home=float(sized) * sl_distance * factor,
+        exposure_capped=capped,
+        margin_capped=margin_capped,
+        margin_home=float(sized) * unit_margin,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class _Stops:
+    """An entry's price and its SL/TP in ticks of the instrument's display precision (``scale``
+    ticks a price unit)."""
+
+    scale: float
+    entry_ticks: int
+    sl_ticks: int
+    stop_ticks: int
+    target_ticks: int
+
+
+def _stops(
+    direction: Direction, quote: Quote, atr: float, *, instrument: Instrument, config: RiskConfig
+) -> _Stops | tuple[SkipReason, str]:
+    # The stop sl_atr_mult ATRs from the entry side (rounded away from it), the target
+    # reward_ratio stops beyond it; a stop inside the spread or a level at or below zero: no entry.
+    sign = direction.sign
+    scale = 10.0**instrument.display_precision
+    bid_ticks, ask_ticks = round(quote.bid * scale), round(quote.ask * scale)
+    entry_ticks = ask_ticks if sign > 0 else bid_ticks
+    sl_ticks = math.ceil(config.sl_atr_mult * atr * scale - _EPS)
+    tp_ticks = math.floor(sl_ticks * config.reward_ratio + 0.5)
+    stop_ticks, target_ticks = entry_ticks - sign * sl_ticks, entry_ticks + sign * tp_ticks
+    if sl_ticks <= ask_ticks - bid_ticks or tp_ticks < 1 or stop_ticks <= 0 or target_ticks <= 0:
+        return SkipReason.STOP_INSIDE_SPREAD, f"sl_ticks={sl_ticks} spread_ticks={ask_ticks - bid_ticks}"
+    return _Stops(scale, entry_ticks, sl_ticks, stop_ticks, target_ticks)
+
+
+@dataclass(frozen=True, slots=True)
+class _Cut:
+    units: float
+    capped: bool
+
+
+def _exposure_cut(
+    units: float,
+    sign: int,
+    *,
+    instrument: Instrument,
+    unit_notional: float,
+    exposure: Mapping[str, float],
+    nav: float,
+    home_currency: str,
+    config: RiskConfig,
+) -> _Cut | tuple[SkipReason, str]:
+    # The units cut to the headroom each currency of the pair (but the home currency) has left
+    # under max_exposure_per_currency; no headroom at all (or an unknown exposure): no entry.
+    capped = False
+    base, quote_ccy = instrument.name.split("_", 1)
+    limit = config.max_exposure_per_currency * nav
+    for currency, side in ((base, sign), (quote_ccy, -sign)):
+        if currency == home_currency:
+            continue
+        headroom = limit - side * exposure.get(currency, 0.0)
+        if not headroom > 0:  # also NaN: the exposure is unknown
+            return SkipReason.MAX_EXPOSURE, f"{currency} has no headroom"
+        if units * unit_notional > headroom:
+            units, capped = headroom / unit_notional, True
+    return _Cut(units, capped)
+
+
+def _tradeable_units(
+    units: float,
+    *,
+    instrument: Instrument,
+    config: RiskConfig,
+    cut: SkipReason | None,
+    margin_capped: bool,
+    budget: float,
+) -> Decimal | tuple[SkipReason, str]:
+    # Rounded down to the instrument's units precision; too small, the reason is the last cut
+    # that bit (``cut``), else the size itself.
     precision = instrument.trade_units_precision
     steps = math.floor(units * 10.0**precision + _EPS) if units > 0 else 0
     if steps <= 0:
@@ -183,19 +273,7 @@ def size_entry(
     if float(sized) < minimum:
         detail = f"units={sized} < {minimum:g}" + _margin_detail(margin_capped, budget)
         return cut or SkipReason.SIZE_BELOW_MINIMUM, detail
-    dp = instrument.display_precision
-    return SizedEntry(
-        direction=direction,
-        units=sized,
-        stop_loss=Decimal(stop_ticks).scaleb(-dp),
-        take_profit=Decimal(target_ticks).scaleb(-dp),
-        entry_price=entry_ticks / scale,
-        sl_distance=sl_distance,
-        risk_home=float(sized) * sl_distance * factor,
-        exposure_capped=capped,
-        margin_capped=margin_capped,
-        margin_home=float(sized) * unit_margin,
-    )
+    return sized
 
 
 def _margin_detail(margin_capped: bool, budget: float) -> str:
