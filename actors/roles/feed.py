@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, ClassVar
 
+from actors.broker import Broker
 from actors.core import markethours
 from actors.core.backoff import Backoff
 from actors.core.bars import BarCandle, RejectedBar, average_true_range, history_report, validate_bar, validate_candles
@@ -183,7 +184,7 @@ class FeedActor(RoleActor[FeedConfig, _WorkerResult]):
                 continue
             self.hand_back(_Fetched(start, self._fetch(broker, start, priced, stop)))
 
-    def _fetch(self, broker: Any, start: int, priced: frozenset[str], stop: threading.Event) -> dict[str, BarCandle]:
+    def _fetch(self, broker: Broker, start: int, priced: frozenset[str], stop: threading.Event) -> dict[str, BarCandle]:
         # The just-closed candle of every instrument. One the broker is still closing is asked for
         # again until feed.bar_wait_s has passed (a frozen candle is then a missing bar); one the
         # broker will never have (no ticks in the bar: closed_bar_lookup) is given up at once.
