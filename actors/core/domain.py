@@ -1,7 +1,7 @@
 """The domain's small types, shared by every layer: instruments, prices, candles, the account and
 its trades and orders as the broker reports them (``Decimal`` prices and money, UTC nanosecond
 times, OANDA's digit-string ids), and the decision's vocabulary (``Direction``, ``Signal``,
-``Quote``, ``OpenPosition``, ``SkipReason``). Pure: no I/O, nothing of the project imported.
+``Quote``, ``Position``, ``SkipReason``). Pure: no I/O, nothing of the project imported.
 """
 
 from __future__ import annotations
@@ -108,18 +108,6 @@ class TradeState:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class PositionState:
-    """Net position of one instrument (non-hedging account: one side is zero)."""
-
-    instrument: str
-    long_units: Decimal
-    short_units: Decimal
-    unrealized_pl: Decimal
-    margin_used: Decimal
-    trade_ids: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
 class OrderState:
     """An order as ``GET .../orders/{spec}`` or ``pendingOrders`` reports it."""
 
@@ -201,7 +189,7 @@ class Quote:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class OpenPosition:
+class Position:
     """One instrument's open position as the rules see it.
 
     Attributes:

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from actors.core.domain import STRATEGY_RE, Direction, OpenPosition, Quote, Signal, SkipReason
+from actors.core.domain import STRATEGY_RE, Direction, Position, Quote, Signal, SkipReason
 from actors.core.gate import check_entry
 from actors.core.money import currency_exposure
 from actors.core.sizing import SizedEntry, size_entry
@@ -88,7 +88,7 @@ def decide_entry(
     atr: float | None,
     *,
     instrument: Instrument,
-    book: Mapping[str, OpenPosition],
+    book: Mapping[str, Position],
     mids: Mapping[str, float],
     nav: float,
     home_currency: str,

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from actors.core import markethours
-from actors.core.domain import Direction, OpenPosition, Quote, Signal, SkipReason
+from actors.core.domain import Direction, Position, Quote, Signal, SkipReason
 
 if TYPE_CHECKING:
     from actors.core.config import RiskConfig
@@ -93,7 +93,7 @@ def check_entry(
     quote: Quote | None,
     *,
     instrument: Instrument,
-    book: Mapping[str, OpenPosition],
+    book: Mapping[str, Position],
     exposure: Mapping[str, float],
     nav: float,
     home_currency: str,

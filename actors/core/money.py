@@ -10,7 +10,7 @@ import math
 from collections.abc import Collection, Container, Mapping
 from typing import TYPE_CHECKING
 
-from actors.core.domain import Direction, OpenPosition
+from actors.core.domain import Direction, Position
 
 if TYPE_CHECKING:
     from actors.core.domain import Instrument
@@ -95,7 +95,7 @@ def conversion_instruments(instrument: str, home: str, available: Collection[str
     return None if route is None else tuple(name for name, _ in route)
 
 
-def currency_exposure(book: Mapping[str, OpenPosition], mids: Mapping[str, float], home: str) -> dict[str, float]:
+def currency_exposure(book: Mapping[str, Position], mids: Mapping[str, float], home: str) -> dict[str, float]:
     """Signed net exposure per currency in the home currency (positive: long the currency).
 
     A long of ``units`` BASE_QUOTE is long BASE and short QUOTE by the same notional: units * mid
@@ -121,7 +121,7 @@ def currency_exposure(book: Mapping[str, OpenPosition], mids: Mapping[str, float
 
 
 def position_margin(
-    book: Mapping[str, OpenPosition], instruments: Mapping[str, Instrument], mids: Mapping[str, float], home: str
+    book: Mapping[str, Position], instruments: Mapping[str, Instrument], mids: Mapping[str, float], home: str
 ) -> float:
     """The margin the broker holds for ``book``, in the home currency (the valuation ``size_entry`` uses).
 

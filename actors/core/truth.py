@@ -1,7 +1,7 @@
 """The broker is the truth: what the reconciler compares, remembers and reports (pure).
 
 ``compare`` sets the host's known trades against the broker's open trades and names every
-difference (``Difference.kind``, the journal's ``recon.difference`` rows):
+difference (``ReconDifference.kind``, the journal's ``recon.difference`` rows):
 
 - ``adopted``: a broker trade the host does not know (opened by hand, or by another system):
   taken into the book (exit management takes it over) and alerted;
@@ -26,7 +26,7 @@ from typing import Any
 from actors.core.domain import TradeState
 from actors.core.entry import HOST_TAG_PREFIX
 
-__all__ = ["Difference", "KnownTrade", "compare", "known_from"]
+__all__ = ["KnownTrade", "ReconDifference", "compare", "known_from"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -54,7 +54,7 @@ def known_from(trade: TradeState) -> KnownTrade:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Difference:
+class ReconDifference:
     """One difference between the host and the broker (a ``recon.difference`` row)."""
 
     kind: str
@@ -78,7 +78,7 @@ class Difference:
 
 def compare(
     known: Mapping[str, KnownTrade], broker_trades: Sequence[TradeState], *, own_tag: str
-) -> tuple[list[Difference], dict[str, KnownTrade]]:
+) -> tuple[list[ReconDifference], dict[str, KnownTrade]]:
     """The differences, and the known trades afterwards (the broker's view, always).
 
     Args:
@@ -86,7 +86,7 @@ def compare(
         broker_trades: the broker's open trades.
         own_tag: this host's order tag (``actors.roles.execution.orders.host_tag``).
     """
-    out: list[Difference] = []
+    out: list[ReconDifference] = []
     now: dict[str, KnownTrade] = {}
     for trade in broker_trades:
         seen = known_from(trade)
@@ -101,7 +101,7 @@ def compare(
             else:
                 kind, detail = "adopted", "a trade the host did not open: adopted, its exits are managed from now on"
             out.append(
-                Difference(
+                ReconDifference(
                     kind=kind,
                     trade_id=trade.id,
                     instrument=trade.instrument,
@@ -112,7 +112,7 @@ def compare(
             )
         elif (was.units, was.stop_loss, was.take_profit) != (seen.units, seen.stop_loss, seen.take_profit):
             out.append(
-                Difference(
+                ReconDifference(
                     kind="changed",
                     trade_id=trade.id,
                     instrument=trade.instrument,
@@ -124,7 +124,7 @@ def compare(
         if seen.stop_loss is None or seen.take_profit is None:
             missing = " and ".join(n for n, v in (("SL", seen.stop_loss), ("TP", seen.take_profit)) if v is None)
             out.append(
-                Difference(
+                ReconDifference(
                     kind="unprotected",
                     trade_id=trade.id,
                     instrument=trade.instrument,
@@ -136,7 +136,7 @@ def compare(
     for trade_id, was in known.items():
         if trade_id not in now:
             out.append(
-                Difference(
+                ReconDifference(
                     kind="closed",
                     trade_id=trade_id,
                     instrument=was.instrument,

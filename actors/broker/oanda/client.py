@@ -25,7 +25,7 @@ from typing import Any
 import oandapyV20
 import oandapyV20.oandapyV20 as oanda_core  # noqa: N813 - the submodule shares the package name
 import requests
-from oandapyV20.endpoints import accounts, instruments, orders, positions, pricing, trades, transactions
+from oandapyV20.endpoints import accounts, instruments, orders, pricing, trades, transactions
 from oandapyV20.exceptions import V20Error
 from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
 
@@ -48,7 +48,6 @@ from actors.core.domain import (
     Candle,
     Instrument,
     OrderState,
-    PositionState,
     Price,
     PriceHeartbeat,
     TradeState,
@@ -346,11 +345,6 @@ class OandaBroker:
         """Open trades, newest first."""
         body = self._read(lambda: trades.OpenTrades(self.account_id), "open trades")
         return [p.trade_state(t) for t in p.children(body, "trades")]
-
-    def open_positions(self) -> list[PositionState]:
-        """Open positions."""
-        body = self._read(lambda: positions.OpenPositions(self.account_id), "open positions")
-        return [p.position_state(x) for x in p.children(body, "positions")]
 
     def pending_orders(self) -> list[OrderState]:
         """Pending orders including SL/TP."""

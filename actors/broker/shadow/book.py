@@ -64,7 +64,6 @@ from actors.core.domain import (
     Candle,
     Instrument,
     OrderState,
-    PositionState,
     Price,
     PriceHeartbeat,
     TradeState,
@@ -414,31 +413,6 @@ class ShadowBook:
         with self._lock:
             self._refresh()
             return [self._trade_state(t) for t in sorted(self._open(), key=lambda t: -int(t.id))]
-
-    def open_positions(self) -> list[PositionState]:
-        """Virtual net positions per instrument."""
-        with self._lock:
-            self._refresh()
-            out: dict[str, PositionState] = {}
-            for t in sorted(self._open(), key=lambda t: int(t.id)):
-                pos = out.get(t.instrument) or PositionState(
-                    instrument=t.instrument, long_units=_ZERO, short_units=_ZERO,
-                    unrealized_pl=_ZERO, margin_used=_ZERO,
-                )  # fmt: skip
-                long, short = pos.long_units, pos.short_units
-                if t.current_units > 0:
-                    long += t.current_units
-                else:
-                    short += t.current_units
-                out[t.instrument] = PositionState(
-                    instrument=t.instrument,
-                    long_units=long,
-                    short_units=short,
-                    unrealized_pl=pos.unrealized_pl + self._unrealized(t),
-                    margin_used=pos.margin_used + self._margin(t.instrument, t.current_units),
-                    trade_ids=(*pos.trade_ids, t.id),
-                )
-            return list(out.values())
 
     def pending_orders(self) -> list[OrderState]:
         """Virtual pending orders: the SL/TP orders of open trades."""

@@ -32,7 +32,7 @@ from actors.core.config import FeedConfig, ReconcilerConfig, RiskConfig
 from actors.core.domain import AccountState, InstrumentId, TradeId, TradeState, granularity_seconds
 from actors.core.entry import host_tag
 from actors.core.errors import BrokerError, BrokerNotReadyError, BrokerRejectedError
-from actors.core.truth import Difference, compare
+from actors.core.truth import ReconDifference, compare
 from actors.core.zones import ZoneState, ZoneVerdict, resume_after_drawdown_stop, update_zones
 from actors.roles.reconciler.state import ReconState
 from actors.runtime.actor import RoleActor
@@ -69,7 +69,7 @@ class _Polled:
     account: AccountState
     trades: list[TradeState]
     pending_orders: int
-    differences: list[Difference]
+    differences: list[ReconDifference]
     closed_pl: dict[str, str]
     verdict: ZoneVerdict
     day_start_nav: float
@@ -391,7 +391,7 @@ class ReconcilerActor(RoleActor[ReconcilerConfig]):
         )
         self.runtime.publish(TOPIC_RECON_ACTION, request)
 
-    def _difference(self, d: Difference, realized_pl: str | None) -> None:
+    def _difference(self, d: ReconDifference, realized_pl: str | None) -> None:
         body = d.body()
         if realized_pl is not None:
             body["realized_pl"] = realized_pl

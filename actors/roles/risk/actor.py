@@ -52,7 +52,7 @@ from typing import Any, ClassVar
 from actors.core.backoff import Backoff
 from actors.core.bars import BarCandle, RejectedBar, bar_end, bar_start, history_report, validate_candles
 from actors.core.config import FeedConfig, RiskConfig
-from actors.core.domain import Direction, Instrument, OpenPosition, Signal
+from actors.core.domain import Direction, Instrument, Position, Signal
 from actors.core.entry import EntryIntent, decide_entry
 from actors.core.errors import BrokerError
 from actors.core.money import position_margin
@@ -90,15 +90,15 @@ class _Prepared:
     rejected: dict[str, list[RejectedBar]]
 
 
-def book_of(account: AccountSnapshot, closed: frozenset[str] | set[str] = frozenset()) -> dict[str, OpenPosition]:
+def book_of(account: AccountSnapshot, closed: frozenset[str] | set[str] = frozenset()) -> dict[str, Position]:
     """The open positions by instrument, as the gate and sizing take them (net per instrument),
     without the trades in ``closed`` (reported closed since the snapshot was taken)."""
-    book: dict[str, OpenPosition] = {}
+    book: dict[str, Position] = {}
     for trade in account.trades:
         units = float(trade.units)
         if units == 0 or trade.trade_id in closed:
             continue
-        book[trade.instrument] = OpenPosition(
+        book[trade.instrument] = Position(
             instrument=trade.instrument,
             direction=Direction.LONG if units > 0 else Direction.SHORT,
             units=abs(units),
@@ -116,8 +116,9 @@ def margin_of(account: AccountSnapshot) -> float:
     return value if math.isfinite(value) else math.nan
 
 
-def zone_of(account: AccountSnapshot) -> ZoneVerdict:
-    """The reconciler's zone verdict, as the decision takes it."""
+def verdict_of(account: AccountSnapshot) -> ZoneVerdict:
+    """The zone verdict the reconciler put in ``account`` (daily loss, drawdown zone and its
+    multiplier), as ``decide_entry`` takes it."""
     return ZoneVerdict(
         zone=account.zone,
         multiplier=account.multiplier,
@@ -321,7 +322,7 @@ class RiskActor(RoleActor[RiskConfig]):
             home_currency=self.account.currency,
             now_ns=decided_at,
             last_loss_close_ns=self.last_loss_close_ns,
-            zone=zone_of(self.account),
+            zone=verdict_of(self.account),
             margin_available=margin_of(self.account) - self._in_flight_margin(mids, self.account.currency),
             config=self.cfg,
         )
@@ -348,7 +349,7 @@ class RiskActor(RoleActor[RiskConfig]):
         )
         self.in_flight[message.instrument] = InFlight(
             intent_id=intent.intent_id,
-            position=OpenPosition(
+            position=Position(
                 instrument=message.instrument,
                 direction=sized.direction,
                 units=float(sized.units),

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
-from actors.core.domain import Direction, OpenPosition
+from actors.core.domain import Direction, Position
 from actors.runtime.journal import JournalEntry
 
 log = logging.getLogger(__name__)
@@ -131,7 +131,7 @@ def recover(
         if intent_id in ended or (fill is not None and fill[0] in closed):
             continue
         try:
-            position = OpenPosition(
+            position = Position(
                 instrument=instrument,
                 direction=Direction(body["direction"]),
                 units=float(body["units"]),
@@ -187,7 +187,7 @@ class InFlight:
     """
 
     intent_id: str
-    position: OpenPosition
+    position: Position
     since: float
     reported: bool = False
     margin_home: float | None = None

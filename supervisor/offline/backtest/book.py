@@ -45,7 +45,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from actors.core.bars import MidBar, bar_end
-from actors.core.domain import DAY_ALIGNED, OpenPosition, SkipReason, granularity_seconds
+from actors.core.domain import DAY_ALIGNED, Position, SkipReason, granularity_seconds
 from actors.core.exits import CloseTrade, ExitAction, MoveStopLoss, bars_held, exit_actions
 from actors.core.fills import bar_exit, market_fill, pnl_home, pnl_quote, slippage_pips, slippage_price
 from actors.core.money import quote_to_home
@@ -239,7 +239,7 @@ class Simulation(Decisions):
         self.candles: list[dict[int, MidBar]] = [{} for _ in self.names]
         self.trades: dict[int, _Trade] = {}  # by column: one position per instrument (the gate's rule)
         self.pending: dict[int, Pending] = {}
-        self.book: dict[str, OpenPosition] = {}
+        self.book: dict[str, Position] = {}
         self.last_loss_close_ns: dict[str, int] = {}
         self.zone_state: ZoneState | None = None
         self.zone: ZoneVerdict | None = None
@@ -378,7 +378,7 @@ class Simulation(Decisions):
             )
             self.next_trade_id += 1
             self.trades[j] = trade
-            self.book[meta.name] = OpenPosition(
+            self.book[meta.name] = Position(
                 instrument=meta.name, direction=sized.direction, units=trade.units, entry_price=price
             )
             slip = slippage_pips(sized.direction.value, sized.entry_price, price, self.pips[j])

@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from actors.core.bars import MidBar, average_true_range
-from actors.core.domain import OHLC, OpenPosition, Quote, Signal, SkipReason, bar_id
+from actors.core.domain import OHLC, Position, Quote, Signal, SkipReason, bar_id
 from actors.core.entry import EntryIntent, EntrySkip, decide_entry
 from actors.core.gate import check_entry
 from actors.core.money import position_margin
@@ -92,7 +92,7 @@ class Decisions:
     mids: dict[str, float]
     recent: list[deque[int]]
     candles: list[dict[int, MidBar]]
-    book: dict[str, OpenPosition]
+    book: dict[str, Position]
     pending: dict[int, Pending]
     last_loss_close_ns: dict[str, int]
     zone: ZoneVerdict | None
@@ -233,7 +233,7 @@ class Decisions:
         sized = decision.sized
         rows += [signal_row, rows_.risk_intent(decision, version=self.version, corr=corr, ts_ns=close_ns)]
         self.pending[j] = Pending(intent=decision, column=j, corr=corr)
-        self.book[name] = OpenPosition(
+        self.book[name] = Position(
             instrument=name, direction=sized.direction, units=float(sized.units), entry_price=sized.entry_price
         )
 

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from actors.core import markethours
 from actors.core.config import RiskConfig
-from actors.core.domain import Direction, Instrument, OpenPosition, Quote, Signal, SkipReason
+from actors.core.domain import Direction, Instrument, Position, Quote, Signal, SkipReason
 from actors.core.errors import ConfigError
 from actors.core.gate import check_entry, currencies
 from supervisor.config import build_section
@@ -65,8 +65,8 @@ def decide(p_up: float = 0.7, **overrides: Any) -> SkipReason | Direction:
     return result
 
 
-def position(name: str = "GBP_USD", direction: Direction = Direction.LONG) -> OpenPosition:
-    return OpenPosition(instrument=name, direction=direction, units=1000.0, entry_price=1.2)
+def position(name: str = "GBP_USD", direction: Direction = Direction.LONG) -> Position:
+    return Position(instrument=name, direction=direction, units=1000.0, entry_price=1.2)
 
 
 # --- Direction and threshold -------------------------------------------------------------------

@@ -12,7 +12,7 @@ import pytest
 
 from actors.core.clock import ManualClock
 from actors.core.config import FeedConfig, RiskConfig
-from actors.core.domain import Direction, InstrumentId, OpenPosition, TradeId
+from actors.core.domain import Direction, InstrumentId, Position, TradeId
 from actors.roles.risk.actor import RiskActor
 from actors.roles.risk.recovery import InFlight
 from actors.runtime.actor import HeartbeatDue, Inbound
@@ -134,7 +134,7 @@ def test_a_signal_whose_bar_ended_more_than_a_bar_ago_is_skipped_as_stale(role) 
 
 def test_an_old_snapshot_listing_a_closed_trade_does_not_clear_a_new_intent_in_flight(role) -> None:
     ref, _, _ = role
-    position = OpenPosition(instrument="EUR_USD", direction=Direction.SHORT, units=1000.0, entry_price=1.1)
+    position = Position(instrument="EUR_USD", direction=Direction.SHORT, units=1000.0, entry_price=1.1)
     ref.proxy().in_flight.get(timeout=5)["EUR_USD"] = InFlight("main.EUR_USD.2.S", position, since=100.0)
     old = AccountSnapshot(
         currency="USD", balance="100000", nav="100000", unrealized_pl="0", margin_used="0", open_trades=1,
@@ -157,7 +157,7 @@ def test_an_old_snapshot_listing_a_closed_trade_does_not_clear_a_new_intent_in_f
 
 
 def _in_flight(ref: pykka.ActorRef[RiskActor], intent_id: str) -> None:
-    position = OpenPosition(instrument="EUR_USD", direction=Direction.LONG, units=1000.0, entry_price=1.1)
+    position = Position(instrument="EUR_USD", direction=Direction.LONG, units=1000.0, entry_price=1.1)
     ref.proxy().in_flight.get(timeout=5)["EUR_USD"] = InFlight(intent_id, position, since=100.0)
 
 

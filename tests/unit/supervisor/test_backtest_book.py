@@ -105,9 +105,9 @@ def test_no_margin_left_in_the_backtest_book_is_a_margin_skip() -> None:
     run = _Run(_flat(WARM + 1, width=0.00005), risk=risk, nav=10_000.0)
     for row in range(WARM):
         run.sim.warm_up(row)
-    from actors.core.domain import Direction, OpenPosition
+    from actors.core.domain import Direction, Position
 
-    run.sim.book["USD_JPY"] = OpenPosition(instrument="USD_JPY", direction=Direction.LONG, units=250_000.0,
+    run.sim.book["USD_JPY"] = Position(instrument="USD_JPY", direction=Direction.LONG, units=250_000.0,
                                            entry_price=150.0)  # fmt: skip
     run.sim.mids["USD_JPY"] = 150.0  # 250 000 USD at 0.04: all 10 000 USD of margin used
     run.step(WARM, 0.9)
@@ -234,11 +234,9 @@ def test_the_backtest_decision_is_decide_entry_with_the_risk_roles_atr(
         run.sim.warm_up(row)
     book = {}
     if held:
-        from actors.core.domain import Direction, OpenPosition
+        from actors.core.domain import Direction, Position
 
-        book["USD_JPY"] = OpenPosition(
-            instrument="USD_JPY", direction=Direction(held), units=50_000.0, entry_price=150.0
-        )
+        book["USD_JPY"] = Position(instrument="USD_JPY", direction=Direction(held), units=50_000.0, entry_price=150.0)
         run.sim.book.update(book)
         run.sim.mids["USD_JPY"] = 150.0
     nav = 100_000.0
