@@ -106,6 +106,11 @@ class TradeState:
     take_profit_order_id: str | None = None
     take_profit_price: Decimal | None = None
 
+    @property
+    def direction(self) -> Direction:
+        """Long or short, for an open trade: the sign of its units (OANDA's are positive for a long)."""
+        return Direction.LONG if self.current_units > 0 else Direction.SHORT
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class OrderState:

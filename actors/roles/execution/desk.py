@@ -24,9 +24,9 @@ from actors.core.backoff import Backoff
 from actors.core.bars import BarCandle, average_true_range, validate_history
 from actors.core.clock import Clock
 from actors.core.config import BarValidationConfig
-from actors.core.domain import Candle, Direction, Instrument, InstrumentId, TradeId, TradeState
+from actors.core.domain import Candle, Instrument, InstrumentId, TradeId, TradeState
 from actors.core.errors import BrokerAmbiguousError, BrokerError, BrokerFatalError, BrokerRejectedError
-from actors.core.exits import CloseTrade, ManagedTrade, MoveStopLoss, bars_held, manage_trade, protective_stops
+from actors.core.exits import CloseTrade, MoveStopLoss, bars_held, manage_trade, protective_stops
 from actors.core.fills import slippage_pips
 from actors.roles.execution.memos import TradeMemo, load_memos, save_memos
 from actors.roles.execution.orders import MissingStops, intent_from_rows, market_order
@@ -579,19 +579,10 @@ class OrderDesk:
         if quote is None or not quote.tradeable:
             return
         memo = self.memos.get(trade.id)
-        managed = ManagedTrade(
-            trade_id=trade.id,
-            instrument=trade.instrument,
-            direction=Direction.LONG if trade.current_units > 0 else Direction.SHORT,
-            units=float(abs(trade.current_units)),
-            entry_price=float(trade.price),
-            initial_stop_loss=float(memo.initial_stop_loss) if memo else None,
-            stop_loss=float(trade.stop_loss_price) if trade.stop_loss_price is not None else None,
-            take_profit=float(trade.take_profit_price) if trade.take_profit_price is not None else None,
-            bars_held=bars_held(memo.open_bar_ts, bar_ts, self.granularity) if memo else 0,
-        )
         actions = manage_trade(
-            managed,
+            trade,
+            initial_stop_loss=Decimal(memo.initial_stop_loss) if memo else None,
+            bars_held=bars_held(memo.open_bar_ts, bar_ts, self.granularity) if memo else 0,
             bid=float(quote.bid),
             ask=float(quote.ask),
             atr=self.market.atr(trade.instrument, self.risk.atr_period),
@@ -703,9 +694,8 @@ class OrderDesk:
         # the current price; 0.5 % of the price only when no ATR can be had at all.
         meta = self._instrument(broker, trade.instrument)
         atr, bid, ask, basis = self._repair_inputs(broker, trade)
-        direction = Direction.LONG if trade.current_units > 0 else Direction.SHORT
         sl, tp = protective_stops(
-            direction,
+            trade.direction,
             bid=bid,
             ask=ask,
             atr=atr,

@@ -47,6 +47,7 @@ import logging
 import math
 import threading
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any, ClassVar
 
 from actors.core.backoff import Backoff
@@ -82,6 +83,8 @@ from actors.runtime.messages import (
 
 log = logging.getLogger(__name__)
 
+_ZERO = Decimal(0)
+
 
 @dataclass(frozen=True, slots=True)
 class _Prepared:
@@ -91,20 +94,34 @@ class _Prepared:
 
 
 def book_of(account: AccountSnapshot, closed: frozenset[str] | set[str] = frozenset()) -> dict[str, Position]:
-    """The open positions by instrument, as the gate and sizing take them (net per instrument),
-    without the trades in ``closed`` (reported closed since the snapshot was taken)."""
-    book: dict[str, Position] = {}
+    """The open positions by instrument, as the gate and sizing take them, without the trades in
+    ``closed`` (reported closed since the snapshot was taken).
+
+    Net per instrument: the units of all its trades summed with their signs (a trade opened by
+    hand beside the host's counts in full), the entry price their size-weighted average. An
+    instrument whose trades net out to zero (both sides open on a hedging account) is still in
+    the book, with no units: it has open trades, so no new entry on it.
+    """
+    signed: dict[str, Decimal] = {}
+    size: dict[str, Decimal] = {}
+    cost: dict[str, Decimal] = {}
     for trade in account.trades:
-        units = float(trade.units)
+        units = Decimal(trade.units)
         if units == 0 or trade.trade_id in closed:
             continue
-        book[trade.instrument] = Position(
-            instrument=trade.instrument,
-            direction=Direction.LONG if units > 0 else Direction.SHORT,
-            units=abs(units),
-            entry_price=float(trade.price),
+        name = trade.instrument
+        signed[name] = signed.get(name, _ZERO) + units
+        size[name] = size.get(name, _ZERO) + abs(units)
+        cost[name] = cost.get(name, _ZERO) + abs(units) * Decimal(trade.price)
+    return {
+        name: Position(
+            instrument=name,
+            direction=Direction.LONG if net >= 0 else Direction.SHORT,
+            units=float(abs(net)),
+            entry_price=float(cost[name] / size[name]),
         )
-    return book
+        for name, net in signed.items()
+    }
 
 
 def margin_of(account: AccountSnapshot) -> float:

@@ -31,7 +31,7 @@ the rule itself, with no input it reads left out. For exits:
   actions, every ATR does, and the ATR is not computed.
 - ``exit_actions`` compares the bars held only with ``execution.time_exit_bars``; below it the
   backtest passes an upper bound (bar slots since the entry) instead of counting the market
-  calendar's bars with ``actors.roles.execution.orders.bars_held``, which it does once the bound reaches it.
+  calendar's bars with ``actors.core.exits.bars_held``, which it does once the bound reaches it.
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from actors.core.bars import MidBar, bar_end
-from actors.core.domain import DAY_ALIGNED, Position, SkipReason, granularity_seconds
+from actors.core.domain import DAY_ALIGNED, Direction, Position, SkipReason, granularity_seconds
 from actors.core.exits import CloseTrade, ExitAction, MoveStopLoss, bars_held, exit_actions
 from actors.core.fills import bar_exit, market_fill, pnl_home, pnl_quote, slippage_pips, slippage_price
 from actors.core.money import quote_to_home
@@ -91,8 +91,11 @@ class BarGrid:
     volume: np.ndarray
 
 
+# An open simulated trade, mutable and in floats (the walk reads it every bar): the shadow book's
+# trade and the execution role's memo of it in one; ``position`` and ``closed`` are what the
+# entry rules and ``trades.csv`` take of it.
 @dataclass(slots=True, kw_only=True)
-class _Trade:
+class _OpenTrade:
     trade_id: str
     intent_id: str
     column: int
@@ -112,6 +115,35 @@ class _Trade:
     p_up: float
     open_factor: float
     closing: str = ""  # a time exit decided at a close, filled at the next open
+
+    def position(self) -> Position:
+        """The trade as the entry rules count it (``decide_entry``'s book)."""
+        direction = Direction.LONG if self.sign > 0 else Direction.SHORT
+        return Position(instrument=self.instrument, direction=direction, units=self.units, entry_price=self.entry_price)
+
+    def closed(
+        self, *, exit_ns: int, exit_price: float, exit_reason: str, pnl_home: float, bars_held: int
+    ) -> ClosedTrade:
+        """The round trip, once the trade has closed (a row of ``trades.csv``)."""
+        return ClosedTrade(
+            trade_id=self.trade_id,
+            intent_id=self.intent_id,
+            instrument=self.instrument,
+            direction="long" if self.sign > 0 else "short",
+            signal_bar_ns=self.open_bar_ts,
+            entry_ns=self.entry_ns,
+            entry_price=self.entry_price,
+            units=self.units,
+            stop_loss=self.initial_stop_loss,
+            take_profit=self.take_profit,
+            exit_ns=exit_ns,
+            exit_price=exit_price,
+            exit_reason=exit_reason,
+            pnl_home=pnl_home,
+            risk_home=self.risk_home,
+            bars_held=bars_held,
+            p_up=self.p_up,
+        )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -237,7 +269,7 @@ class Simulation(Decisions):
         self.last_quote: list[tuple[float, float] | None] = [None] * len(self.names)
         self.recent: list[deque[int]] = [deque(maxlen=risk.atr_period + 1) for _ in self.names]
         self.candles: list[dict[int, MidBar]] = [{} for _ in self.names]
-        self.trades: dict[int, _Trade] = {}  # by column: one position per instrument (the gate's rule)
+        self.trades: dict[int, _OpenTrade] = {}  # by column: one position per instrument (the gate's rule)
         self.pending: dict[int, Pending] = {}
         self.book: dict[str, Position] = {}
         self.last_loss_close_ns: dict[str, int] = {}
@@ -356,7 +388,7 @@ class Simulation(Decisions):
                 slippage=self.slippage[j],
                 precision=meta.display_precision,
             )
-            trade = _Trade(
+            trade = _OpenTrade(
                 trade_id=str(self.next_trade_id),
                 intent_id=pending.intent.intent_id,
                 column=j,
@@ -378,9 +410,7 @@ class Simulation(Decisions):
             )
             self.next_trade_id += 1
             self.trades[j] = trade
-            self.book[meta.name] = Position(
-                instrument=meta.name, direction=sized.direction, units=trade.units, entry_price=price
-            )
+            self.book[meta.name] = trade.position()
             slip = slippage_pips(sized.direction.value, sized.entry_price, price, self.pips[j])
             rows.append(
                 rows_.exec_filled(
@@ -407,7 +437,7 @@ class Simulation(Decisions):
             )
             self._close(held, price, reason=held.closing, ts_ns=t, bar_ns=self.times[row], rows=rows)
 
-    def _inside(self, row: int, j: int, trade: _Trade, close_ns: int, rows: list[JournalRow]) -> None:
+    def _inside(self, row: int, j: int, trade: _OpenTrade, close_ns: int, rows: list[JournalRow]) -> None:
         side = self.bid if trade.sign > 0 else self.ask
         hit = bar_exit(
             trade.sign,
@@ -424,7 +454,7 @@ class Simulation(Decisions):
             self._close(trade, hit[1], reason=hit[0].value, ts_ns=close_ns, bar_ns=self.times[row], rows=rows)
 
     def _close(
-        self, trade: _Trade, price: float, *, reason: str, ts_ns: int, bar_ns: int, rows: list[JournalRow]
+        self, trade: _OpenTrade, price: float, *, reason: str, ts_ns: int, bar_ns: int, rows: list[JournalRow]
     ) -> None:
         j = trade.column
         pnl = round(self._pnl(trade, price), 4)
@@ -435,25 +465,7 @@ class Simulation(Decisions):
             self.last_loss_close_ns[trade.instrument] = ts_ns
         held = bars_held(trade.open_bar_ts, bar_ns, self.granularity)
         self.out.trades.append(
-            ClosedTrade(
-                trade_id=trade.trade_id,
-                intent_id=trade.intent_id,
-                instrument=trade.instrument,
-                direction="long" if trade.sign > 0 else "short",
-                signal_bar_ns=trade.open_bar_ts,
-                entry_ns=trade.entry_ns,
-                entry_price=trade.entry_price,
-                units=trade.units,
-                stop_loss=trade.initial_stop_loss,
-                take_profit=trade.take_profit,
-                exit_ns=ts_ns,
-                exit_price=price,
-                exit_reason=reason,
-                pnl_home=pnl,
-                risk_home=trade.risk_home,
-                bars_held=held,
-                p_up=trade.p_up,
-            )
+            trade.closed(exit_ns=ts_ns, exit_price=price, exit_reason=reason, pnl_home=pnl, bars_held=held)
         )
         rows.append(
             rows_.exec_closed(
@@ -468,7 +480,7 @@ class Simulation(Decisions):
             )
         )
 
-    def _pnl(self, trade: _Trade, price: float) -> float:
+    def _pnl(self, trade: _OpenTrade, price: float) -> float:
         # In the home currency; without a conversion price now, at the rate of the open (as the
         # shadow book does).
         pnl = pnl_home(
@@ -495,7 +507,7 @@ class Simulation(Decisions):
 
     # --- exits ------------------------------------------------------------------------------
 
-    def _manage(self, row: int, j: int, trade: _Trade, *, t: int, close_ns: int, rows: list[JournalRow]) -> None:
+    def _manage(self, row: int, j: int, trade: _OpenTrade, *, t: int, close_ns: int, rows: list[JournalRow]) -> None:
         bid, ask = self.close_bid[row][j], self.close_ask[row][j]
         held = self._held(trade, t)
         actions = self._exit_actions(j, trade, held, bid, ask)
@@ -517,7 +529,7 @@ class Simulation(Decisions):
             elif isinstance(action, CloseTrade):
                 trade.closing = action.reason
 
-    def _held(self, trade: _Trade, t: int) -> int:
+    def _held(self, trade: _OpenTrade, t: int) -> int:
         limit = self.execution.time_exit_bars
         if limit and not self.day_aligned:
             # Bar slots since the entry bar: never fewer than the calendar's bars held.
@@ -526,7 +538,7 @@ class Simulation(Decisions):
                 return bound
         return bars_held(trade.open_bar_ts, t, self.granularity) if limit else 0
 
-    def _exit_actions(self, j: int, trade: _Trade, held: int, bid: float, ask: float) -> tuple[ExitAction, ...]:
+    def _exit_actions(self, j: int, trade: _OpenTrade, held: int, bid: float, ask: float) -> tuple[ExitAction, ...]:
         meta = self.meta[j]
 
         def actions(atr: float | None) -> tuple[ExitAction, ...]:

@@ -23,7 +23,7 @@ from actors.core.fills import bar_exit, market_fill
 from actors.core.gate import check_entry
 from actors.core.zones import update_zones
 from actors.runtime.marketview import MarketView
-from supervisor.offline.backtest.book import BarGrid, JournalRow, Simulation, _Trade
+from supervisor.offline.backtest.book import BarGrid, JournalRow, Simulation, _OpenTrade
 
 pytestmark = [pytest.mark.unit, pytest.mark.timeout(60)]
 
@@ -271,8 +271,8 @@ def test_the_backtest_decision_is_decide_entry_with_the_risk_roles_atr(
     assert ours == theirs
 
 
-def _trade(sign: int, entry: float, stop: float, current: float) -> _Trade:
-    return _Trade(
+def _trade(sign: int, entry: float, stop: float, current: float) -> _OpenTrade:
+    return _OpenTrade(
         trade_id="1",
         intent_id="i",
         column=0,
@@ -341,7 +341,7 @@ def test_the_bars_held_shortcut_never_changes_when_a_time_exit_fires(
     assert (run.sim._held(trade, now) >= limit) == (bars_held(opened, now, "M15") >= limit)
 
 
-def replace_trade(trade: _Trade, opened: int) -> _Trade:
+def replace_trade(trade: _OpenTrade, opened: int) -> _OpenTrade:
     trade.open_bar_ts = trade.open_start_ns = opened
     return trade
 
