@@ -422,20 +422,7 @@ class ReconcilerActor(RoleActor[ReconcilerConfig]):
             pending_orders=polled.pending_orders,
             last_transaction_id=account.last_transaction_id,
             ts=self.clock.time_ns(),
-            trades=tuple(
-                TradeView(
-                    trade_id=TradeId(t.id),
-                    instrument=InstrumentId(t.instrument),
-                    units=format(t.current_units, "f"),
-                    price=format(t.price, "f"),
-                    open_ts=t.open_ts,
-                    unrealized_pl=format(t.unrealized_pl, "f"),
-                    stop_loss=None if t.stop_loss_price is None else format(t.stop_loss_price, "f"),
-                    take_profit=None if t.take_profit_price is None else format(t.take_profit_price, "f"),
-                    client_id=t.client_id,
-                )
-                for t in polled.trades
-            ),
+            trades=tuple(map(TradeView.of, polled.trades)),
             day_start_nav=f"{polled.day_start_nav:.4f}",
             daily_pnl=f"{verdict.daily_pnl:.4f}",
             peak_nav=f"{polled.peak_nav:.4f}",
