@@ -131,11 +131,6 @@ class AlertDecision:
     notice: Notice | None = None
     repeats: int = 0
 
-    @property
-    def journal_kind(self) -> str | None:
-        """``alert.suppressed`` for a suppression; a send is journaled by the mailer's outcome."""
-        return None if self.send else "alert.suppressed"
-
     def journal_body(self) -> dict[str, object]:
         """The journal entry's body."""
         body: dict[str, object] = {"decision": "send" if self.send else "suppress", "reason": str(self.reason)}

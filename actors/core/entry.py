@@ -64,6 +64,16 @@ class EntryIntent:
     sized: SizedEntry
     multiplier: float
 
+    def position(self) -> Position:
+        """The position the entry opens, as the next decisions count it while it is in flight."""
+        sized = self.sized
+        return Position(
+            instrument=self.signal.instrument,
+            direction=sized.direction,
+            units=float(sized.units),
+            entry_price=sized.entry_price,
+        )
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class EntrySkip:

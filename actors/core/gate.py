@@ -38,7 +38,6 @@ if TYPE_CHECKING:
 __all__ = [
     "GateDecision",
     "check_entry",
-    "currencies",
 ]
 
 _NS = 1_000_000_000
@@ -60,18 +59,6 @@ class GateDecision:
 
 _ENTER = {d: GateDecision(d, None) for d in Direction}
 _SKIP = {r: GateDecision(None, r) for r in SkipReason}
-
-
-def currencies(instrument: str) -> tuple[str, str]:
-    """The base and quote currency of an OANDA instrument name (``EUR_USD`` -> ``EUR``, ``USD``).
-
-    Raises:
-        ValueError: the name is not ``BASE_QUOTE``.
-    """
-    base, sep, quote = instrument.partition("_")
-    if not sep or not base or not quote or "_" in quote:
-        raise ValueError(f"instrument {instrument!r} is not BASE_QUOTE")
-    return base, quote
 
 
 @functools.lru_cache(maxsize=8192)

@@ -76,25 +76,6 @@ def _route(currency: str, home: str, names: Collection[str]) -> tuple[tuple[str,
     return None
 
 
-def conversion_instruments(instrument: str, home: str, available: Collection[str]) -> tuple[str, ...] | None:
-    """The instruments whose prices ``quote_to_home`` uses to convert ``instrument``'s P&L.
-
-    For a start-up check that the price stream covers every conversion the rules will need.
-
-    Args:
-        instrument: the traded instrument.
-        home: the account's home currency.
-        available: the instruments that can be streamed.
-
-    Returns:
-        The instruments used (empty when the quote currency is the home currency), or None when
-        ``available`` cannot convert it.
-    """
-    _, quote = instrument.split("_", 1)
-    route = _route(quote, home, available)
-    return None if route is None else tuple(name for name, _ in route)
-
-
 def currency_exposure(book: Mapping[str, Position], mids: Mapping[str, float], home: str) -> dict[str, float]:
     """Signed net exposure per currency in the home currency (positive: long the currency).
 

@@ -366,12 +366,7 @@ class RiskActor(RoleActor[RiskConfig]):
         )
         self.in_flight[message.instrument] = InFlight(
             intent_id=intent.intent_id,
-            position=Position(
-                instrument=message.instrument,
-                direction=sized.direction,
-                units=float(sized.units),
-                entry_price=sized.entry_price,
-            ),
+            position=decision.position(),
             since=self.clock.monotonic(),
             margin_home=sized.margin_home,
         )

@@ -230,12 +230,9 @@ class Decisions:
                 )
             return
         counts["intent"] = counts.get("intent", 0) + 1
-        sized = decision.sized
         rows += [signal_row, rows_.risk_intent(decision, version=self.version, corr=corr, ts_ns=close_ns)]
         self.pending[j] = Pending(intent=decision, column=j, corr=corr)
-        self.book[name] = Position(
-            instrument=name, direction=sized.direction, units=float(sized.units), entry_price=sized.entry_price
-        )
+        self.book[name] = decision.position()
 
     def _decision(self, row: int, j: int, signal: Signal, now_ns: int, nav: float) -> EntryIntent | EntrySkip:
         meta, risk = self.meta[j], self.risk

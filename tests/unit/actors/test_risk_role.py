@@ -10,7 +10,6 @@ from dataclasses import replace
 import pykka
 import pytest
 
-from actors.core.clock import ManualClock
 from actors.core.config import FeedConfig, RiskConfig
 from actors.core.domain import Direction, InstrumentId, Position, TradeId
 from actors.core.money import currency_exposure
@@ -28,7 +27,7 @@ from actors.runtime.messages import (
     make_envelope,
 )
 from tests.fakebroker import InMemoryBroker
-from tests.fakes import RecordingRuntime
+from tests.fakes import ManualClock, RecordingRuntime
 from tests.helpers import poll_until
 
 pytestmark = [pytest.mark.unit, pytest.mark.timeout(20)]

@@ -17,7 +17,7 @@ from actors.broker.oanda.precision import CLIENT_ID_RE
 from actors.core.config import RiskConfig
 from actors.core.domain import Direction, Instrument, Position, Quote, Signal, SkipReason
 from actors.core.entry import EntryIntent, EntrySkip, decide_entry, intent_id
-from actors.core.money import conversion_instruments, currency_exposure, position_margin, quote_to_home
+from actors.core.money import currency_exposure, position_margin, quote_to_home
 from actors.core.sizing import SizedEntry, size_entry
 from actors.core.zones import ZoneVerdict
 
@@ -87,22 +87,12 @@ def test_no_route_or_a_bad_price_cannot_convert():
     assert quote_to_home("GBP", "USD", {"GBP_USD": 0.0}) is None
 
 
-def test_conversion_instruments_names_the_prices_a_pair_needs():
-    available = ("EUR_USD", "GBP_USD", "USD_JPY", "EUR_GBP")
-    assert conversion_instruments("GBP_USD", "USD", available) == ()
-    assert conversion_instruments("EUR_GBP", "USD", available) == ("GBP_USD",)
-    assert conversion_instruments("USD_JPY", "USD", available) == ("USD_JPY",)
-    assert conversion_instruments("EUR_JPY", "GBP", available) == ("USD_JPY", "GBP_USD")
-    assert conversion_instruments("USD_CHF", "USD", available) is None
-
-
 # --- Units ---------------------------------------------------------------------------------------
 
 
 def test_eur_usd_units_are_the_risk_over_the_stop_distance():
     entry = sized()
     assert entry.units == Decimal(500_000)  # 1000 USD / 0.0020
-    assert entry.signed_units == Decimal(500_000)
     assert entry.risk_home == pytest.approx(1000.0)
 
 
@@ -185,7 +175,6 @@ def test_a_long_measures_its_stops_from_the_ask_and_a_short_from_the_bid():
     short = sized(Direction.SHORT)
     assert short.entry_price == pytest.approx(1.08500)
     assert short.stop_loss == Decimal("1.08700") and short.take_profit == Decimal("1.08100")
-    assert short.signed_units == -short.units
 
 
 def test_the_stop_distance_rounds_up_to_a_whole_tick_and_sizes_from_it():

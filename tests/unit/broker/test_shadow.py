@@ -13,10 +13,10 @@ import pytest
 
 from actors.broker import Broker, MarketOrderRequest, Transaction, TransactionHeartbeat
 from actors.broker.shadow.book import ShadowBook
-from actors.core.clock import ManualClock
 from actors.core.domain import OHLC, Candle, Instrument, Price
 from actors.core.errors import BrokerRejectedError, ConfigError, InvariantViolation
 from tests.fakebroker import InMemoryBroker
+from tests.fakes import ManualClock
 
 pytestmark = pytest.mark.unit
 
