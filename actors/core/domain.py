@@ -155,7 +155,7 @@ class SkipReason(enum.StrEnum):
     COOLDOWN = "cooldown"
     SPREAD_TOO_WIDE = "spread_too_wide"
     MAX_EXPOSURE = "max_exposure"
-    # actors.core.zones, via actors.core.sizing.decide_entry
+    # actors.core.zones, via actors.core.entry.decide_entry
     DAILY_LOSS_LIMIT = "daily_loss_limit"
     DRAWDOWN_STOP = "drawdown_stop"
     # actors.core.sizing
@@ -237,7 +237,7 @@ def granularity_seconds(granularity: str) -> int:
         raise ValueError(f"unknown granularity {granularity!r}; expected one of {', '.join(GRANULARITIES)}") from None
 
 
-# ``risk.strategy`` is checked against this at load time (``actors.roles.risk.actor.RiskConfig``).
+# ``risk.strategy`` is checked against this at load time (``actors.core.config.RiskConfig``).
 STRATEGY_RE = re.compile(r"[A-Za-z0-9_-]{1,40}")
 
 

@@ -22,8 +22,10 @@ Of the candidate stops the tightest wins; it is rounded to a whole tick away fro
 current SL (a long's higher, a short's lower: an SL never moves against the trade) and still
 strictly on the safe side of the trigger price (below the bid for a long, above the ask for a
 short), since a stop at or through the price would fill at once. A trade without an SL gets one
-(nothing can be looser). A trade without a known R (an adopted trade that had no SL) gets no
-breakeven or trailing, only the time exit.
+(nothing can be looser). A trade without a known R gets no breakeven or trailing, only the time
+exit. The execution role knows R and the bars held only of the trades it opened (its memo of the
+entry: the initial SL, the entry bar), so a trade it did not open (adopted) gets neither: no rule
+here moves its stop or closes it.
 
 Speed: ``exit_actions`` takes plain floats (the backtest calls it per open trade per bar);
 ``manage_trade`` is the same rule over the broker's ``TradeState`` for the execution role, with

@@ -96,7 +96,7 @@ def check_entry(
         instrument: the instrument's metadata (its ``pip_location`` sizes a pip).
         book: open positions by instrument.
         exposure: signed net exposure per currency in the home currency (positive: long the
-            currency), as ``actors.core.sizing.currency_exposure`` computes it.
+            currency), as ``actors.core.money.currency_exposure`` computes it.
         nav: the account's NAV in the home currency (the exposure limit is a multiple of it).
         home_currency: the account currency; exposure to it is never limited.
         now_ns: the decision time (UTC ns): market time in a replay or backtest.

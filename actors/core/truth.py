@@ -4,7 +4,10 @@
 difference (``ReconDifference.kind``, the journal's ``recon.difference`` rows):
 
 - ``adopted``: a broker trade the host does not know (opened by hand, or by another system):
-  taken into the book (exit management takes it over) and alerted;
+  taken into the book and alerted. It counts as a position for the risk gate, a missing SL or TP
+  is repaired as any trade's is, and ``ctl flatten`` closes it; no exit rule moves its stop or
+  closes it (breakeven, trailing and the time exit need the entry the execution role recorded for
+  the trades it opened: R and the entry bar);
 - ``caught_up``: a trade of this host (its tag) the reconciler had not seen yet: taken in quietly;
 - ``another_host``: a trade tagged by another tradehost instance: a second host trades this
   account (latched ``another_host``);
@@ -27,6 +30,11 @@ from actors.core.domain import TradeState
 from actors.core.entry import HOST_TAG_PREFIX
 
 __all__ = ["KnownTrade", "ReconDifference", "compare", "known_from"]
+
+_ADOPTED = (
+    "a trade the host did not open: adopted (it counts against the risk limits and is kept protected; "
+    "no exit rule moves its stop or closes it)"
+)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -84,7 +92,7 @@ def compare(
     Args:
         known: the trades the host knew, by id.
         broker_trades: the broker's open trades.
-        own_tag: this host's order tag (``actors.roles.execution.orders.host_tag``).
+        own_tag: this host's order tag (``actors.core.entry.host_tag``).
     """
     out: list[ReconDifference] = []
     now: dict[str, KnownTrade] = {}
@@ -99,7 +107,7 @@ def compare(
             elif tag.startswith(HOST_TAG_PREFIX):
                 kind, detail = "another_host", f"tagged {tag!r}: another tradehost trades this account"
             else:
-                kind, detail = "adopted", "a trade the host did not open: adopted, its exits are managed from now on"
+                kind, detail = "adopted", _ADOPTED
             out.append(
                 ReconDifference(
                     kind=kind,

@@ -4,7 +4,7 @@ For every ``model.signal.<INSTR>`` the role decides once and journals the decisi
 bar's corr and the model version: ``risk.intent`` (published for the execution role, with a
 deterministic intent id that becomes the order's client id) or ``risk.skip`` with the stable
 reason. Entries are decided only while the role holds an unexpired TRADING permit (else the skip
-reason is ``no_permit``). The decision itself is ``actors.core.sizing.decide_entry`` (gate, daily loss
+reason is ``no_permit``). The decision itself is ``actors.core.entry.decide_entry`` (gate, daily loss
 limit and drawdown zones, sizing, intent id), the same function ``tradehost backtest`` calls.
 Inputs come from the bus: quotes (``md.tick.*``), bars for the ATR (``md.bar.*``, the recent ones
 loaded from the broker at start), the account with its open trades and zone verdict

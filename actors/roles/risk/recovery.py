@@ -180,7 +180,7 @@ class InFlight:
         since: when it was decided (the role's monotonic clock).
         reported: the execution role has reported on it (so it took it: never expired).
         margin_home: what it took from the margin available (``SizedEntry.margin_home``); None:
-            unknown, valued as ``actors.core.sizing.position_margin`` of its position.
+            unknown, valued as ``actors.core.money.position_margin`` of its position.
         filled_before_restart: the journal says it filled before this role started (``since``
             is then the fill's time): it counts until the account shows its trade, or at most
             ``risk.intent_expiry_s``, by when every account read shows a trade still open.

@@ -13,7 +13,7 @@ functions the roles call (never a copy of one):
   time): the NAV (balance + open P&L at the closing side, ``actors.core.fills.pnl_home``) is folded
   into ``actors.core.zones.update_zones``; every open trade goes through ``actors.core.exits.exit_actions``
   (a stop moved now protects from the next bar on; a time exit fills at the next open); every
-  prediction goes through ``actors.core.sizing.decide_entry`` (gate, zones, sizing, intent id) with the
+  prediction goes through ``actors.core.entry.decide_entry`` (gate, zones, sizing, intent id) with the
   bar's closing bid/ask as the quote, the ATR of ``actors.core.bars.average_true_range`` over the
   instrument's last ``risk.atr_period`` + 1 bars (what ``actors.runtime.marketview.MarketView`` keeps) and
   the account's margin available (NAV less the open trades' margin and what pending intents took).
