@@ -16,8 +16,10 @@ difference (``ReconDifference.kind``, the journal's ``recon.difference`` rows):
 - ``changed``: units, SL or TP differ: the broker wins;
 - ``unprotected``: an open trade without SL or TP: the execution role repairs or closes it.
 
-``ReconState`` is what survives a restart (the last transaction id, the zone state with peak and
-day-start NAV, the known trades), written crash-safely.
+The known trades (``KnownTrade``, built from the broker's ``TradeState`` by ``known_from``) are
+what the reconciler remembers across restarts, with the last transaction id and the zone state
+(``actors.roles.reconciler.state.ReconState``, written crash-safely); their fields are the
+``local`` and ``broker`` sides of a ``recon.difference`` row.
 """
 
 from __future__ import annotations
