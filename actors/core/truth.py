@@ -16,7 +16,7 @@ difference (``ReconDifference.kind``, the journal's ``recon.difference`` rows):
 - ``changed``: units, SL or TP differ: the broker wins;
 - ``unprotected``: an open trade without SL or TP: the execution role repairs or closes it.
 
-The known trades (``KnownTrade``, built from the broker's ``TradeState`` by ``known_from``) are
+The known trades (``KnownTrade``, built from the broker's ``TradeState`` by ``KnownTrade.of``) are
 what the reconciler remembers across restarts, with the last transaction id and the zone state
 (``actors.roles.reconciler.state.ReconState``, written crash-safely); their fields are the
 ``local`` and ``broker`` sides of a ``recon.difference`` row.
@@ -31,7 +31,7 @@ from typing import Any
 from actors.core.domain import TradeState
 from actors.core.entry import HOST_TAG_PREFIX
 
-__all__ = ["KnownTrade", "ReconDifference", "compare", "known_from"]
+__all__ = ["KnownTrade", "ReconDifference", "compare"]
 
 _ADOPTED = (
     "a trade the host did not open: adopted (it counts against the risk limits and is kept protected; "
@@ -41,7 +41,8 @@ _ADOPTED = (
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class KnownTrade:
-    """A trade as the host last knew it (prices as decimal strings)."""
+    """A trade as the host last knew it (units signed, prices as decimal strings): what the
+    reconciler remembers of a broker trade (``of``) and compares the next read with."""
 
     trade_id: str
     instrument: str
@@ -50,17 +51,19 @@ class KnownTrade:
     take_profit: str | None
     client_id: str | None = None
 
-
-def known_from(trade: TradeState) -> KnownTrade:
-    """The broker's trade as the host now knows it."""
-    return KnownTrade(
-        trade_id=trade.id,
-        instrument=trade.instrument,
-        units=format(trade.current_units, "f"),
-        stop_loss=None if trade.stop_loss_price is None else format(trade.stop_loss_price, "f"),
-        take_profit=None if trade.take_profit_price is None else format(trade.take_profit_price, "f"),
-        client_id=trade.client_id,
-    )
+    @classmethod
+    def of(cls, trade: TradeState) -> KnownTrade:
+        """The broker's trade as the host now knows it (decimals written out in full, as
+        ``TradeView.of`` writes them)."""
+        sl, tp = trade.stop_loss_price, trade.take_profit_price
+        return cls(
+            trade_id=trade.id,
+            instrument=trade.instrument,
+            units=format(trade.current_units, "f"),
+            stop_loss=None if sl is None else format(sl, "f"),
+            take_profit=None if tp is None else format(tp, "f"),
+            client_id=trade.client_id,
+        )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -99,7 +102,7 @@ def compare(
     out: list[ReconDifference] = []
     now: dict[str, KnownTrade] = {}
     for trade in broker_trades:
-        seen = known_from(trade)
+        seen = KnownTrade.of(trade)
         now[trade.id] = seen
         was = known.get(trade.id)
         if was is None:

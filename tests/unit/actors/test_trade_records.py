@@ -6,7 +6,7 @@ messages it sent (``AccountSnapshot`` with its ``TradeView``s, ``ProtectionRepor
 (commit bec8042), not by the code under test.
 
 And the family's conversions from the broker's ``TradeState`` (the source of truth) agree with
-each other: the snapshot's ``TradeView.of``, the reconciler's ``known_from``.
+each other: the snapshot's ``TradeView.of``, the reconciler's ``KnownTrade.of``.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import pytest
 
 from actors.broker.shadow.state import Book, read_book
 from actors.core.domain import Direction, TradeState
-from actors.core.truth import KnownTrade, known_from
+from actors.core.truth import KnownTrade
 from actors.roles.execution.memos import TradeMemo, load_memos, save_memos
 from actors.roles.reconciler.state import ReconState
 from actors.runtime.messages import AccountSnapshot, ProtectionReport, TradeView, decode, encode
@@ -110,7 +110,7 @@ def test_the_reconcilers_memory_and_the_snapshot_read_a_broker_trade_alike() -> 
     # Decimals with an exponent are written out in full by both (never "1E+4").
     trade = _broker_trade(current_units=Decimal("1E+4"), stop_loss_price=Decimal("1.083E0"), take_profit_price=None)
 
-    known, view = known_from(trade), TradeView.of(trade)
+    known, view = KnownTrade.of(trade), TradeView.of(trade)
 
     assert known == KnownTrade(
         trade_id="6367", instrument="EUR_USD", units="10000", stop_loss="1.083", take_profit=None,

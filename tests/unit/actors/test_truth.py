@@ -10,7 +10,7 @@ import pytest
 
 from actors.core.domain import TradeState
 from actors.core.entry import host_tag
-from actors.core.truth import compare, known_from
+from actors.core.truth import KnownTrade, compare
 
 pytestmark = pytest.mark.unit
 
@@ -30,7 +30,7 @@ def _trade(
 
 def test_each_difference_is_named_and_the_broker_wins() -> None:
     # Arrange: the host knew 1 (now with a moved SL) and 2 (now gone); 3, 4 and 5 are new to it.
-    known = {"1": known_from(_trade("1")), "2": known_from(_trade("2"))}
+    known = {"1": KnownTrade.of(_trade("1")), "2": KnownTrade.of(_trade("2"))}
     broker = [
         _trade("1", sl="1.08400"),
         _trade("3"),
@@ -45,7 +45,7 @@ def test_each_difference_is_named_and_the_broker_wins() -> None:
     kinds = sorted((d.trade_id, d.kind) for d in differences)
     assert kinds == [("1", "changed"), ("2", "closed"), ("3", "caught_up"), ("4", "adopted"), ("4", "unprotected"),
                      ("5", "another_host")]  # fmt: skip
-    assert now == {t.id: known_from(t) for t in broker}
+    assert now == {t.id: KnownTrade.of(t) for t in broker}
     changed = next(d for d in differences if d.kind == "changed")
     assert (changed.local or {})["stop_loss"] == "1.08300" and (changed.broker or {})["stop_loss"] == "1.08400"
     adopted = next(d for d in differences if d.kind == "adopted")
@@ -55,6 +55,6 @@ def test_each_difference_is_named_and_the_broker_wins() -> None:
 def test_nothing_differs_when_the_host_knows_what_the_broker_has() -> None:
     trades = [_trade("1"), replace(_trade("2"), current_units=Decimal(-500))]
 
-    differences, now = compare({t.id: known_from(t) for t in trades}, trades, own_tag=OWN)
+    differences, now = compare({t.id: KnownTrade.of(t) for t in trades}, trades, own_tag=OWN)
 
     assert differences == [] and set(now) == {"1", "2"}
