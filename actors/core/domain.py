@@ -195,13 +195,15 @@ class Quote:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Position:
-    """One instrument's open position as the rules see it.
+    """One instrument's open position as the entry rules count it (the gate, exposure, margin):
+    its trades netted, or an entry in flight.
 
     Attributes:
         instrument: the instrument.
-        direction: long or short.
-        units: size, positive.
-        entry_price: average entry price.
+        direction: long or short (the side of the net).
+        units: size, positive (0 when both sides of a hedging account cancel out: the instrument
+            still has open trades).
+        entry_price: average entry price (size-weighted).
     """
 
     instrument: str
