@@ -108,10 +108,6 @@ class StateMachine:
         current = self._reasons.get(code)
         return current is not None and current.latched
 
-    def has_reason(self, code: str) -> bool:
-        """True if ``code`` is among the current reasons."""
-        return code in self._reasons
-
     def reasons(self, now_ns: int) -> tuple[Reason, ...]:
         """The current reasons as messages, the operator pause included while it matters."""
         out = [
@@ -123,11 +119,6 @@ class StateMachine:
         return tuple(out)
 
     # --- phase ---
-
-    @property
-    def ready(self) -> bool:
-        """True once the last reconciliation asked for has completed."""
-        return self.phase is Phase.READY
 
     def children_up(self) -> None:
         """Every child has heartbeated: at start, reconciliation comes next."""

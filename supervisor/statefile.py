@@ -1,10 +1,14 @@
-"""State that must survive a restart of the host, written crash-safely.
+"""The supervisor's state that must survive a restart of the host (``<run_dir>/state.json``),
+written crash-safely: the operator pause and the latched no-trade reasons.
 
-Today: the operator pause and the latched no-trade reasons (later issues add peak NAV,
-day-start NAV and the last transaction id). Writes go to a temporary file that is fsynced and
-renamed over the old one, then the directory is fsynced, so a crash leaves either the old or
-the new file, never half of one. A file that cannot be read is refused at start with its path
-and reason: when unsure, do not trade.
+The rest of what a restart recovers is kept by its owner: peak and day-start NAV, the last
+transaction id and the known trades by the reconciler (``recon-state.json``,
+``actors.roles.reconciler.state``), the execution role's memos of its trades
+(``execution-state.json``), the shadow book (``actors.broker.shadow.state``). Every one is written
+by ``actors.core.atomicfile.write_atomically`` (a temporary file, fsynced and renamed over the old
+one, then the directory fsynced), so a crash leaves either the old or the new file, never half of
+one. A file that cannot be read is refused at start with its path and reason: when unsure, do not
+trade.
 """
 
 from __future__ import annotations

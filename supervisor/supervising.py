@@ -1,7 +1,7 @@
 """What the supervisor's parts see of the ``Supervisor`` (``supervisor.tree``): a Protocol.
 
 The ctl command bodies (``supervisor.ctl.operations.Operator``) and the roles' reports
-(``supervisor.reports.RoleReports``) act on the supervisor that owns them. They name it by this
+(``supervisor.rolereports.RoleReports``) act on the supervisor that owns them. They name it by this
 Protocol rather than by its class, so the owner imports its parts and no part imports its owner
 (no import circle, not even one for the type checker); ``Supervisor`` satisfies it structurally.
 """

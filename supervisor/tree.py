@@ -54,7 +54,7 @@ from supervisor.inbox import (
 )
 from supervisor.publish import SRC, StatePublisher
 from supervisor.records import Records
-from supervisor.reports import RoleReports
+from supervisor.rolereports import RoleReports
 from supervisor.shutdown import EXIT_UNPROTECTED, ShutdownSequence, state_summary, unprotected_detail
 from supervisor.state import StateMachine
 

@@ -27,7 +27,6 @@ from actors.core.domain import (
     Candle,
     Instrument,
     OrderState,
-    PositionState,
     Price,
     PriceHeartbeat,
     TradeState,
@@ -185,27 +184,6 @@ class InMemoryBroker:
         """Open trades, newest first."""
         self._enter("open_trades")
         return [t for t in reversed(self.trades.values()) if t.state == "OPEN"]
-
-    def open_positions(self) -> list[PositionState]:
-        """Net positions per instrument."""
-        self._enter("open_positions")
-        out: dict[str, PositionState] = {}
-        for t in self.trades.values():
-            if t.state != "OPEN":
-                continue
-            pos = out.get(t.instrument) or PositionState(
-                instrument=t.instrument,
-                long_units=Decimal(0),
-                short_units=Decimal(0),
-                unrealized_pl=Decimal(0),
-                margin_used=Decimal(0),
-            )
-            if t.current_units > 0:
-                pos = replace(pos, long_units=pos.long_units + t.current_units, trade_ids=(*pos.trade_ids, t.id))
-            else:
-                pos = replace(pos, short_units=pos.short_units + t.current_units, trade_ids=(*pos.trade_ids, t.id))
-            out[t.instrument] = pos
-        return list(out.values())
 
     def pending_orders(self) -> list[OrderState]:
         """SL/TP orders of open trades."""

@@ -2,6 +2,7 @@
 
 - ``FakeSupervisor`` implements ``supervisor.ctl.commands.base.Controllable``: the ctl commands and
   ``supervisor.ctl.server.dispatch`` run against it without a process tree.
+- ``ManualClock`` implements ``actors.core.clock.Clock``: time moves only when a test moves it.
 - ``RecordingRuntime`` implements ``actors.runtime.actor.RoleRuntime``: a ``RoleActor`` started with it
   publishes, reports, journals and asks to exit into plain lists.
 """
@@ -13,9 +14,45 @@ from collections.abc import Callable
 from typing import Any
 
 from actors.broker import Broker
-from actors.core.clock import ManualClock
 from actors.runtime.messages import Body
 from supervisor.ctl.commands.errors import REFUSED, CommandError
+
+
+class ManualClock:
+    """A clock that moves only when told to (an ``actors.core.clock.Clock``).
+
+    Args:
+        wall_ns: the starting UTC wall time in nanoseconds.
+        mono_s: the starting monotonic reading.
+    """
+
+    def __init__(self, wall_ns: int = 1_700_000_000 * 10**9, mono_s: float = 1000.0) -> None:
+        self._lock = threading.Lock()
+        self._wall_ns = wall_ns
+        self._mono_s = mono_s
+
+    def time_ns(self) -> int:
+        """The current manual wall time."""
+        with self._lock:
+            return self._wall_ns
+
+    def monotonic(self) -> float:
+        """The current manual monotonic reading."""
+        with self._lock:
+            return self._mono_s
+
+    def advance(self, seconds: float) -> None:
+        """Move both clocks forward by ``seconds`` (never backwards)."""
+        if seconds < 0:
+            raise ValueError("a clock never goes backwards")
+        with self._lock:
+            self._mono_s += seconds
+            self._wall_ns += round(seconds * 1e9)
+
+    def step_wall(self, seconds: float) -> None:
+        """Step only the wall clock (as NTP may): monotonic deadlines must not move."""
+        with self._lock:
+            self._wall_ns += round(seconds * 1e9)
 
 
 class FakeSupervisor:

@@ -19,6 +19,14 @@ def ny(text: str) -> int:
     return int(datetime.fromisoformat(text).replace(tzinfo=markethours.NEW_YORK).timestamp()) * NS
 
 
+def near_rollover_oracle(ts_ns: int, *, window_s: float) -> bool:
+    """Whether ``ts_ns`` lies within ``window_s`` seconds (either side) of a 17:00 New York
+    rollover, from the calendar's trading day (the gate caches this per hour: this is the check)."""
+    after_ns = ts_ns - markethours.trading_day_start(ts_ns)
+    before_ns = markethours.next_rollover(ts_ns) - ts_ns
+    return min(after_ns, before_ns) / NS <= window_s
+
+
 def weekly_closed_oracle(ts_ns: int) -> bool:
     """The textbook rule, from New York wall time: closed Friday 17:00 to Sunday 17:00."""
     local = datetime.fromtimestamp(ts_ns // NS, tz=markethours.NEW_YORK)

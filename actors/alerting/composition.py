@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 from actors.alerting.policy import CauseSummary, Notice, NoticeKind
-from actors.runtime.messages import Reason
+from actors.runtime.messages import Reason, TradeView
 from actors.runtime.registry import role_names
 
 _MAIL_ID = re.compile(r"[A-Za-z0-9_-]{1,80}")
@@ -23,26 +23,19 @@ WITHHELD = "(withheld: the text contained a secret)"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class OpenPosition:
-    """An open trade as the mail shows it (prices as Decimal, ``units`` signed: + long, - short)."""
-
-    instrument: str
-    units: int
-    entry_price: Decimal
-    stop_loss: Decimal | None = None
-    take_profit: Decimal | None = None
-    unrealized_pl: Decimal | None = None
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
 class MailContext:
-    """What the host knows when it writes a mail; None means unknown."""
+    """What the host knows when it writes a mail; None means unknown.
+
+    ``positions`` are the open trades of the reconciler's last ``AccountSnapshot`` as it sent them
+    (``TradeView``: units signed, + long, - short; prices and money as decimal strings, each one
+    readable as a ``Decimal``: ``actors.alerting.desk.positions_of`` checks that).
+    """
 
     account_id: str
     mode: str
     state: str
     reasons: tuple[Reason, ...] = ()
-    positions: tuple[OpenPosition, ...] | None = None
+    positions: tuple[TradeView, ...] | None = None
     daily_pnl: Decimal | None = None
     currency: str = ""
 
@@ -217,13 +210,18 @@ def compose_mail(
 _STOP_CAUSES = ("unprotected", "shutdown_unprotected")
 
 
+def _held(trade: TradeView) -> str:
+    # "EUR_USD long 10000 @ 1.08450": the side from the sign of the units, the size without it.
+    units = Decimal(trade.units)
+    return f"{trade.instrument} {'long' if units > 0 else 'short'} {abs(units)} @ {Decimal(trade.price)}"
+
+
 def _naked_positions(context: MailContext) -> list[str]:
     out = []
     for p in context.positions or ():
-        missing = [name for name, price in (("SL", p.stop_loss), ("TP", p.take_profit)) if price is None]
+        missing = [name for name, price in (("SL", p.stop_loss), ("TP", p.take_profit)) if not price]
         if missing:
-            side = "long" if p.units > 0 else "short"
-            out.append(f"{p.instrument} {side} {abs(p.units)} @ {p.entry_price} (no {' and no '.join(missing)})")
+            out.append(f"{_held(p)} (no {' and no '.join(missing)})")
     return out
 
 
@@ -299,11 +297,10 @@ def _position_lines(context: MailContext) -> list[str]:
     else:
         lines = [f"Open positions: {len(context.positions) or 'none'}"]
         for p in context.positions:
-            side = "long" if p.units > 0 else "short"
-            sl = f"SL {p.stop_loss}" if p.stop_loss is not None else "NO SL AT THE BROKER"
-            tp = f"TP {p.take_profit}" if p.take_profit is not None else "no TP"
-            pl = f", unrealized {p.unrealized_pl:+}{cur}" if p.unrealized_pl is not None else ""
-            lines.append(f"  {p.instrument} {side} {abs(p.units)} @ {p.entry_price}, {sl}, {tp}{pl}")
+            sl = f"SL {Decimal(p.stop_loss)}" if p.stop_loss else "NO SL AT THE BROKER"
+            tp = f"TP {Decimal(p.take_profit)}" if p.take_profit else "no TP"
+            pl = f", unrealized {Decimal(p.unrealized_pl):+}{cur}" if p.unrealized_pl else ""
+            lines.append(f"  {_held(p)}, {sl}, {tp}{pl}")
     pnl = f"{context.daily_pnl:+}{cur}" if context.daily_pnl is not None else "unknown"
     lines.append(f"Today's P&L: {pnl}")
     return lines

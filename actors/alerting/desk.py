@@ -21,13 +21,13 @@ from typing import Any
 
 import orjson
 
-from actors.alerting.composition import MailContext, OpenPosition, compose_mail, format_utc, scrub
+from actors.alerting.composition import MailContext, compose_mail, format_utc, scrub
 from actors.alerting.config import AlertsConfig, load_smtp_password
 from actors.alerting.mailer import Mailer, MailOutcome
 from actors.alerting.policy import AlertDecision, AlertEvent, AlertPolicy, CauseCleared
 from actors.alerting.smtp import secret_forms
 from actors.runtime.journal import JournalEntry
-from actors.runtime.messages import AccountSnapshot
+from actors.runtime.messages import AccountSnapshot, TradeView
 
 log = logging.getLogger(__name__)
 
@@ -45,23 +45,17 @@ EXPLAINED_BY: dict[str, str] = {
 }
 
 
-def positions_of(snapshot: AccountSnapshot | None) -> tuple[tuple[OpenPosition, ...] | None, Decimal | None]:
-    """Open trades and today's P&L for a mail, from the reconciler's last snapshot (None: unknown)."""
+def positions_of(snapshot: AccountSnapshot | None) -> tuple[tuple[TradeView, ...] | None, Decimal | None]:
+    """Open trades and today's P&L for a mail, from the reconciler's last snapshot (None: unknown,
+    also when a number in it is not a decimal)."""
     if snapshot is None:
         return None, None
-    positions: tuple[OpenPosition, ...] | None = None
+    positions: tuple[TradeView, ...] | None = None
     with contextlib.suppress(InvalidOperation, ValueError):
-        positions = tuple(
-            OpenPosition(
-                instrument=str(t.instrument),
-                units=int(Decimal(t.units)),
-                entry_price=Decimal(t.price),
-                stop_loss=Decimal(t.stop_loss) if t.stop_loss else None,
-                take_profit=Decimal(t.take_profit) if t.take_profit else None,
-                unrealized_pl=Decimal(t.unrealized_pl) if t.unrealized_pl else None,
-            )
-            for t in snapshot.trades
-        )
+        for t in snapshot.trades:  # units and price always, the others when given
+            for number in (t.units, t.price, t.stop_loss or "0", t.take_profit or "0", t.unrealized_pl or "0"):
+                Decimal(number)
+        positions = snapshot.trades
     pnl: Decimal | None = None
     with contextlib.suppress(InvalidOperation, ValueError):
         pnl = Decimal(snapshot.daily_pnl) if snapshot.daily_pnl else None

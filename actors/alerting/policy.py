@@ -1,14 +1,17 @@
-"""The one alert path, pure half: the ``[alerts]`` section, the mail policy and mail composition.
+"""The one alert path's policy (pure): which raised causes become mail, and when.
 
-Every alert source (the supervisor, the watchdog, later execution and the reconciler) raises a
-cause code such as ``restart_intensity:feed``; when the cause is healthy again it is cleared.
+Every alert source (the supervisor: no-trade reasons, start and shutdown; the execution role and
+the reconciler; the watchdog, for its own ``supervisor_silent``) raises a cause code such as
+``restart_intensity:feed``; when the cause is healthy again it is cleared.
 ``AlertPolicy`` turns that stream into mail decisions with the clock passed in: one mail per
-cause per ``dedup_window_s`` (repeats are counted, not sent; a higher severity goes out at
-once), at most ``max_per_hour`` mails in any sliding hour (what is held back goes out as one
-digest as soon as the hour has room again), and a recovery mail when a cause that an operator
-was told about clears. Every decision is a record the caller journals (``alert.suppressed``) or
-hands to the composer. ``compose_mail`` writes the mail an operator can act on at 3 a.m. and
-scrubs every secret it is given. Nothing here does I/O; ``actors.alerting.mailer`` sends.
+cause per ``dedup_window_s`` (repeats are counted, not sent; a higher severity is mailed within
+the window too), at most ``max_per_hour`` mails in any sliding hour (what is held back goes out as
+one digest as soon as the hour has room again), and a recovery mail when a cause that an operator
+was told about clears. Every decision is a record: the alert desk (``actors.alerting.desk``)
+journals a suppression (``alert.suppressed``) and hands a notice to
+``actors.alerting.composition.compose_mail``, which writes the mail an operator can act on at
+3 a.m. and scrubs every secret it is given. The ``[alerts]`` section is
+``actors.alerting.config``. Nothing here does I/O; ``actors.alerting.mailer`` sends.
 """
 
 from __future__ import annotations
@@ -130,11 +133,6 @@ class AlertDecision:
     at_ns: int
     notice: Notice | None = None
     repeats: int = 0
-
-    @property
-    def journal_kind(self) -> str | None:
-        """``alert.suppressed`` for a suppression; a send is journaled by the mailer's outcome."""
-        return None if self.send else "alert.suppressed"
 
     def journal_body(self) -> dict[str, object]:
         """The journal entry's body."""
@@ -336,6 +334,3 @@ class AlertPolicy:
             c.told, c.told_ns, c.told_severity = ("failing" if c.active else "resolved"), now, c.severity
             c.repeats, c.unmailed, c.held_ns = 0, 0, None
         return AlertDecision(send=True, reason=reason, cause=notice.cause, at_ns=now, notice=notice, repeats=repeats)
-
-
-# --- Composition -------------------------------------------------------------------------------

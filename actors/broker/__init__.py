@@ -20,7 +20,6 @@ from actors.core.domain import (
     Candle,
     Instrument,
     OrderState,
-    PositionState,
     Price,
     PriceHeartbeat,
     TradeState,
@@ -167,10 +166,6 @@ class Broker(Protocol):
 
     def open_trades(self) -> list[TradeState]:
         """Open trades, newest first."""
-        ...
-
-    def open_positions(self) -> list[PositionState]:
-        """Instruments with an open position."""
         ...
 
     def pending_orders(self) -> list[OrderState]:

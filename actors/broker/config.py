@@ -224,7 +224,7 @@ def _check_balance(value: Any, config: Any) -> str | None:
 
 def data_item(item: str) -> tuple[str, Path]:
     """The instrument and path of one replay item: ``INSTRUMENT=PATH``, or a path whose file name
-    starts with a known instrument (``EUR_USD_M1.csv``); ``actors.ml.candlefile.parse_spec`` is the
+    starts with a known instrument (``EUR_USD_M1.csv``); ``actors.core.candlespec.parse_spec`` is the
     one parser, this adds that the emulator must know the instrument.
 
     Raises:

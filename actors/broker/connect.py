@@ -40,7 +40,6 @@ from actors.core.domain import (
     Candle,
     Instrument,
     OrderState,
-    PositionState,
     Price,
     PriceHeartbeat,
     TradeState,
@@ -172,10 +171,6 @@ class ShadowGuard:
     def open_trades(self) -> list[TradeState]:
         """Open trades (read)."""
         return self.inner.open_trades()
-
-    def open_positions(self) -> list[PositionState]:
-        """Open positions (read)."""
-        return self.inner.open_positions()
 
     def pending_orders(self) -> list[OrderState]:
         """Pending orders (read)."""

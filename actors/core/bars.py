@@ -189,7 +189,7 @@ def validate_bar(
     (ask close - bid close above ``max_spread_pips``); ``stale`` (bid and ask OHLC and volume equal
     to the previous bar's); ``spike`` (mid high - low above ``max_range_atr`` x the ATR of the
     previous ``atr_bars`` bars; skipped while there are fewer, or the ATR is zero). Whether the bar
-    follows a gap is not checked here (``find_gaps``).
+    follows a gap is not checked here (``missing_bar_is_gap``, live).
 
     Args:
         candle: the bar.

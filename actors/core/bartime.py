@@ -16,9 +16,9 @@ expects between two bars (open hours only: weekends and the expected holidays ar
 ``missing_bar_is_gap`` is the live rule: a bar that did not arrive is a gap only if the calendar
 expected the market open *and* the broker sent at least one tradeable price during the bar's
 interval; otherwise it is "no ticks, expected" (the first minutes after the 17:00 rollover, a
-halt, a holiday). When replaying recorded data there is no stream to ask, so ``find_gaps``
-reports every expected bar the source lacks; such a gap is reported but is never a rejection of
-the bar that follows it (``validate_bar`` does not look at gaps).
+halt, a holiday). Recorded data has no stream to ask: ``tradehost train`` and ``backtest`` check
+the bars a file has and do not look for absent ones, and an absent bar is never a rejection of the
+bar that follows it (``validate_bar`` does not look at gaps).
 
 Bar validation is ``actors.core.bars``.
 """
@@ -33,21 +33,18 @@ if TYPE_CHECKING:
     pass
 
 import enum
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
 
 from actors.core import markethours
 from actors.core.domain import Candle
 
 __all__ = [
     "BarClock",
-    "BarGap",
     "CandleLookup",
     "bar_end",
     "bar_start",
     "closed_bar_lookup",
     "expected_bars",
-    "find_gaps",
     "missing_bar_is_gap",
 ]
 
@@ -114,7 +111,7 @@ def expected_bars(prev_ts_ns: int, next_ts_ns: int, granularity: str) -> list[in
 
     Weekends and the calendar's expected holidays are not expected to have bars, so an empty
     list across them means "no gap". Whether an expected bar that is absent is a fault is decided
-    by ``missing_bar_is_gap`` (live) or reported by ``find_gaps`` (replay).
+    by ``missing_bar_is_gap`` (live only: recorded data has no stream to ask).
 
     Args:
         prev_ts_ns: the start of the earlier bar.
@@ -181,40 +178,6 @@ def closed_bar_lookup(bar_start_ns: int, first: Candle | None, *, had_prices: bo
     return CandleLookup.WAIT
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class BarGap:
-    """Bars the calendar expects between two consecutive bars of a series but that are absent.
-
-    Attributes:
-        after_ns: start of the bar before the gap.
-        before_ns: start of the bar after the gap.
-        missing_ns: starts of the absent bars, ascending.
-    """
-
-    after_ns: int
-    before_ns: int
-    missing_ns: tuple[int, ...]
-
-
-def find_gaps(starts_ns: Iterable[int], granularity: str) -> list[BarGap]:
-    """The gaps of a series of bar start times (ascending), for replayed or recorded data.
-
-    Raises:
-        ValueError: the times are not strictly ascending.
-    """
-    gaps: list[BarGap] = []
-    prev_ns: int | None = None
-    for start_ns in starts_ns:
-        if prev_ns is not None:
-            if start_ns <= prev_ns:
-                raise ValueError(f"bar times not strictly ascending: {start_ns} after {prev_ns}")
-            missing = expected_bars(prev_ns, start_ns, granularity)
-            if missing:
-                gaps.append(BarGap(after_ns=prev_ns, before_ns=start_ns, missing_ns=tuple(missing)))
-        prev_ns = start_ns
-    return gaps
-
-
 class BarClock:
     """Detects bar closes from market timestamps alone (prices and heartbeats), never wall-clock.
 
@@ -244,16 +207,6 @@ class BarClock:
         self._keep = markethours.in_weekly_session if include_holidays else markethours.is_open
         self._last_ns = last_ts_ns
         self._pending_end_ns = None if last_ts_ns is None else bar_end(last_ts_ns, granularity)
-
-    @property
-    def last_ts_ns(self) -> int | None:
-        """The latest market time observed."""
-        return self._last_ns
-
-    @property
-    def pending_end_ns(self) -> int | None:
-        """The end of the bar in progress at the latest market time (it may lie in closed hours)."""
-        return self._pending_end_ns
 
     def observe(self, ts_ns: int) -> list[int]:
         """Advance to market time ``ts_ns``.

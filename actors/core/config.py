@@ -138,8 +138,9 @@ class ModelConfig:
 class RiskConfig:
     """The ``[risk]`` section: the entry gate, sizing, the daily loss limit and the drawdown zones.
 
-    The pure rules (``actors.core.gate``, ``actors.core.sizing``, ``actors.core.zones``) read this object
-    directly, in the risk role and in ``tradehost backtest`` alike: it is the one source of truth.
+    The pure rules (``actors.core.gate``, ``actors.core.sizing``, ``actors.core.zones`` and
+    ``actors.core.entry``, which composes them) read this object directly, in the risk role and in
+    ``tradehost backtest`` alike: it is the one source of truth.
     """
 
     strategy: str = field(
@@ -320,10 +321,13 @@ def _zone_problems(zones: object) -> list[str]:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ExecutionConfig:
-    """The ``[execution]`` section: ambiguity resolution, shadow fills and exit management.
+    """The ``[execution]`` section: ambiguity resolution, stale intents, shadow fills and exit
+    management.
 
-    The pure rules (``actors.core.exits``, the shadow fills of ``actors.core.fills``) read this object
-    directly, in the execution role and in ``tradehost backtest`` alike. A zero turns a rule off.
+    The exit rules (``actors.core.exits``) read this object directly, in the execution role and in
+    ``tradehost backtest`` alike; a zero turns one off. The fill model (``actors.core.fills``) takes
+    only ``slippage_pips``, in price units: the execution role hands it to the shadow book through
+    the broker factory (``open_broker(slippage_pips=...)``), the backtest to its own fills.
     """
 
     resolve_timeout_s: float = field(

@@ -1,7 +1,7 @@
 """The domain's small types, shared by every layer: instruments, prices, candles, the account and
 its trades and orders as the broker reports them (``Decimal`` prices and money, UTC nanosecond
 times, OANDA's digit-string ids), and the decision's vocabulary (``Direction``, ``Signal``,
-``Quote``, ``OpenPosition``, ``SkipReason``). Pure: no I/O, nothing of the project imported.
+``Quote``, ``Position``, ``SkipReason``). Pure: no I/O, nothing of the project imported.
 """
 
 from __future__ import annotations
@@ -106,17 +106,10 @@ class TradeState:
     take_profit_order_id: str | None = None
     take_profit_price: Decimal | None = None
 
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class PositionState:
-    """Net position of one instrument (non-hedging account: one side is zero)."""
-
-    instrument: str
-    long_units: Decimal
-    short_units: Decimal
-    unrealized_pl: Decimal
-    margin_used: Decimal
-    trade_ids: tuple[str, ...] = ()
+    @property
+    def direction(self) -> Direction:
+        """Long or short, for an open trade: the sign of its units (OANDA's are positive for a long)."""
+        return Direction.LONG if self.current_units > 0 else Direction.SHORT
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -162,7 +155,7 @@ class SkipReason(enum.StrEnum):
     COOLDOWN = "cooldown"
     SPREAD_TOO_WIDE = "spread_too_wide"
     MAX_EXPOSURE = "max_exposure"
-    # actors.core.zones, via actors.core.sizing.decide_entry
+    # actors.core.zones, via actors.core.entry.decide_entry
     DAILY_LOSS_LIMIT = "daily_loss_limit"
     DRAWDOWN_STOP = "drawdown_stop"
     # actors.core.sizing
@@ -201,14 +194,16 @@ class Quote:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class OpenPosition:
-    """One instrument's open position as the rules see it.
+class Position:
+    """One instrument's open position as the entry rules count it (the gate, exposure, margin):
+    its trades netted, or an entry in flight.
 
     Attributes:
         instrument: the instrument.
-        direction: long or short.
-        units: size, positive.
-        entry_price: average entry price.
+        direction: long or short (the side of the net).
+        units: size, positive (0 when both sides of a hedging account cancel out: the instrument
+            still has open trades).
+        entry_price: average entry price (size-weighted).
     """
 
     instrument: str
@@ -244,7 +239,7 @@ def granularity_seconds(granularity: str) -> int:
         raise ValueError(f"unknown granularity {granularity!r}; expected one of {', '.join(GRANULARITIES)}") from None
 
 
-# ``risk.strategy`` is checked against this at load time (``actors.roles.risk.actor.RiskConfig``).
+# ``risk.strategy`` is checked against this at load time (``actors.core.config.RiskConfig``).
 STRATEGY_RE = re.compile(r"[A-Za-z0-9_-]{1,40}")
 
 

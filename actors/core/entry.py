@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from actors.core.domain import STRATEGY_RE, Direction, OpenPosition, Quote, Signal, SkipReason
+from actors.core.domain import STRATEGY_RE, Direction, Position, Quote, Signal, SkipReason
 from actors.core.gate import check_entry
 from actors.core.money import currency_exposure
 from actors.core.sizing import SizedEntry, size_entry
@@ -64,6 +64,16 @@ class EntryIntent:
     sized: SizedEntry
     multiplier: float
 
+    def position(self) -> Position:
+        """The position the entry opens, as the next decisions count it while it is in flight."""
+        sized = self.sized
+        return Position(
+            instrument=self.signal.instrument,
+            direction=sized.direction,
+            units=float(sized.units),
+            entry_price=sized.entry_price,
+        )
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class EntrySkip:
@@ -88,7 +98,7 @@ def decide_entry(
     atr: float | None,
     *,
     instrument: Instrument,
-    book: Mapping[str, OpenPosition],
+    book: Mapping[str, Position],
     mids: Mapping[str, float],
     nav: float,
     home_currency: str,

@@ -22,11 +22,14 @@ Of the candidate stops the tightest wins; it is rounded to a whole tick away fro
 current SL (a long's higher, a short's lower: an SL never moves against the trade) and still
 strictly on the safe side of the trigger price (below the bid for a long, above the ask for a
 short), since a stop at or through the price would fill at once. A trade without an SL gets one
-(nothing can be looser). A trade without a known R (an adopted trade that had no SL) gets no
-breakeven or trailing, only the time exit.
+(nothing can be looser). A trade without a known R gets no breakeven or trailing, only the time
+exit. The execution role knows R and the bars held only of the trades it opened (its memo of the
+entry: the initial SL, the entry bar), so a trade it did not open (adopted) gets neither: no rule
+here moves its stop or closes it.
 
 Speed: ``exit_actions`` takes plain floats (the backtest calls it per open trade per bar);
-``manage_trade`` is the same rule over a ``ManagedTrade`` record for the execution role.
+``manage_trade`` is the same rule over the broker's ``TradeState`` for the execution role, with
+what only the role remembers of the entry (the initial SL, the bars held).
 """
 
 from __future__ import annotations
@@ -41,7 +44,7 @@ from actors.core.domain import Direction
 
 if TYPE_CHECKING:
     from actors.core.config import ExecutionConfig
-    from actors.core.domain import Instrument
+    from actors.core.domain import Instrument, TradeState
 
 __all__ = [
     "BREAKEVEN",
@@ -49,7 +52,6 @@ __all__ = [
     "TRAILING",
     "CloseTrade",
     "ExitAction",
-    "ManagedTrade",
     "MoveStopLoss",
     "exit_actions",
     "manage_trade",
@@ -90,40 +92,6 @@ ExitAction = MoveStopLoss | CloseTrade
 
 _NOTHING: tuple[ExitAction, ...] = ()
 _CLOSE_TIME = (CloseTrade(TIME_EXIT),)
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ManagedTrade:
-    """An open trade as exit management sees it.
-
-    Attributes:
-        trade_id: the broker's trade id.
-        instrument: the instrument.
-        direction: long or short.
-        units: size, positive.
-        entry_price: the fill price.
-        initial_stop_loss: the SL at entry (R = |entry - initial SL|); None when unknown.
-        stop_loss: the current SL at the broker; None without one.
-        take_profit: the current TP at the broker; None without one.
-        bars_held: bars closed since the entry.
-    """
-
-    trade_id: str
-    instrument: str
-    direction: Direction
-    units: float
-    entry_price: float
-    initial_stop_loss: float | None
-    stop_loss: float | None
-    take_profit: float | None
-    bars_held: int
-
-    @property
-    def initial_risk(self) -> float:
-        """R: |entry - initial SL| in price units (0.0 when the initial SL is unknown)."""
-        if self.initial_stop_loss is None:
-            return 0.0
-        return abs(self.entry_price - self.initial_stop_loss)
 
 
 def exit_actions(  # noqa: PLR0917 - the backtest's per-bar call: plain positional floats
@@ -213,30 +181,37 @@ def _tighter(  # noqa: PLR0917 - private helper of exit_actions
 
 
 def manage_trade(
-    trade: ManagedTrade,
+    trade: TradeState,
     *,
+    initial_stop_loss: Decimal | None,
+    bars_held: int,
     bid: float,
     ask: float,
     atr: float | None,
     instrument: Instrument,
     config: ExecutionConfig,
 ) -> tuple[ExitAction, ...]:
-    """``exit_actions`` for a ``ManagedTrade`` (the execution role's form of the same rule).
+    """``exit_actions`` for an open trade as the broker reports it (the execution role's form of
+    the same rule).
 
     Args:
-        trade: the open trade.
+        trade: the open trade (its entry price and current SL are the broker's).
+        initial_stop_loss: the SL the trade opened with (R = |entry - initial SL|); None when
+            unknown (a trade the role did not open): no breakeven, no trailing.
+        bars_held: bars closed since the entry (``bars_held``).
         bid: the current bid.
         ask: the current ask.
         atr: the instrument's current ATR in price units, None when unknown.
         instrument: the instrument's metadata (pip size, display precision).
         config: the ``[execution]`` section.
     """
+    entry = float(trade.price)
     return exit_actions(
         trade.direction.sign,
-        trade.entry_price,
-        trade.initial_risk,
-        trade.stop_loss,
-        trade.bars_held,
+        entry,
+        0.0 if initial_stop_loss is None else abs(entry - float(initial_stop_loss)),
+        None if trade.stop_loss_price is None else float(trade.stop_loss_price),
+        bars_held,
         bid,
         ask,
         atr,

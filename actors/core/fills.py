@@ -20,7 +20,7 @@ functions, so a shadow run and a backtest of the same window fill alike. The rul
   to have hit first** (conservative: a bar does not say which came first); otherwise whichever
   the range reached fills at its own price.
 - **P&L** of a closed trade: sign * units * (exit - entry) in the quote currency, converted to
-  the home currency with ``actors.core.sizing.quote_to_home`` from the prices at the close.
+  the home currency with ``actors.core.money.quote_to_home`` from the prices at the close.
 
 Everything is plain floats (a bar call is a few comparisons: the backtest calls it per open trade
 per bar); ``direction_sign`` is +1 for a long, -1 for a short; slippage is in price units

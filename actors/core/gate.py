@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from actors.core import markethours
-from actors.core.domain import Direction, OpenPosition, Quote, Signal, SkipReason
+from actors.core.domain import Direction, Position, Quote, Signal, SkipReason
 
 if TYPE_CHECKING:
     from actors.core.config import RiskConfig
@@ -38,7 +38,6 @@ if TYPE_CHECKING:
 __all__ = [
     "GateDecision",
     "check_entry",
-    "currencies",
 ]
 
 _NS = 1_000_000_000
@@ -62,18 +61,6 @@ _ENTER = {d: GateDecision(d, None) for d in Direction}
 _SKIP = {r: GateDecision(None, r) for r in SkipReason}
 
 
-def currencies(instrument: str) -> tuple[str, str]:
-    """The base and quote currency of an OANDA instrument name (``EUR_USD`` -> ``EUR``, ``USD``).
-
-    Raises:
-        ValueError: the name is not ``BASE_QUOTE``.
-    """
-    base, sep, quote = instrument.partition("_")
-    if not sep or not base or not quote or "_" in quote:
-        raise ValueError(f"instrument {instrument!r} is not BASE_QUOTE")
-    return base, quote
-
-
 @functools.lru_cache(maxsize=8192)
 def _hour_facts(hour: int) -> tuple[bool, int, int, int]:
     # Calendar facts for the UTC hour ``hour`` (hours since the epoch): open, the trading day's
@@ -93,7 +80,7 @@ def check_entry(
     quote: Quote | None,
     *,
     instrument: Instrument,
-    book: Mapping[str, OpenPosition],
+    book: Mapping[str, Position],
     exposure: Mapping[str, float],
     nav: float,
     home_currency: str,
@@ -109,7 +96,7 @@ def check_entry(
         instrument: the instrument's metadata (its ``pip_location`` sizes a pip).
         book: open positions by instrument.
         exposure: signed net exposure per currency in the home currency (positive: long the
-            currency), as ``actors.core.sizing.currency_exposure`` computes it.
+            currency), as ``actors.core.money.currency_exposure`` computes it.
         nav: the account's NAV in the home currency (the exposure limit is a multiple of it).
         home_currency: the account currency; exposure to it is never limited.
         now_ns: the decision time (UTC ns): market time in a replay or backtest.

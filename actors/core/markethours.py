@@ -30,14 +30,11 @@ __all__ = [
     "MarketStatus",
     "closure_reason",
     "in_weekly_session",
-    "is_near_rollover",
     "is_open",
     "next_close",
     "next_open",
     "next_rollover",
     "period_start",
-    "seconds_from_rollover",
-    "seconds_to_weekly_close",
     "trading_date",
     "trading_day_start",
     "update_market_status",
@@ -198,32 +195,6 @@ def period_start(ts_ns: int) -> int:
             break
         label = earlier
     return _day_start_ns(label)
-
-
-def seconds_to_weekly_close(ts_ns: int) -> float:
-    """Seconds from ``ts_ns`` to the next Friday 17:00 New York strictly after it.
-
-    During the weekend this is the close at the end of the coming week. Holidays are ignored:
-    use ``next_close`` for the next closure of any kind.
-    """
-    label = trading_date(ts_ns)
-    label += timedelta(days=(_SATURDAY - label.weekday()) % 7)
-    close_ns = _day_start_ns(label)
-    if close_ns <= ts_ns:
-        close_ns = _day_start_ns(label + timedelta(days=7))
-    return (close_ns - ts_ns) / _NS
-
-
-def seconds_from_rollover(ts_ns: int) -> float:
-    """Signed seconds from the nearest 17:00 New York rollover: negative before it, positive after."""
-    after_ns = ts_ns - trading_day_start(ts_ns)
-    before_ns = next_rollover(ts_ns) - ts_ns
-    return -before_ns / _NS if before_ns < after_ns else after_ns / _NS
-
-
-def is_near_rollover(ts_ns: int, *, window_s: float) -> bool:
-    """Whether ``ts_ns`` lies within ``window_s`` seconds (either side) of a 17:00 New York rollover."""
-    return abs(seconds_from_rollover(ts_ns)) <= window_s
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

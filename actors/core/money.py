@@ -10,7 +10,7 @@ import math
 from collections.abc import Collection, Container, Mapping
 from typing import TYPE_CHECKING
 
-from actors.core.domain import Direction, OpenPosition
+from actors.core.domain import Direction, Position
 
 if TYPE_CHECKING:
     from actors.core.domain import Instrument
@@ -76,26 +76,7 @@ def _route(currency: str, home: str, names: Collection[str]) -> tuple[tuple[str,
     return None
 
 
-def conversion_instruments(instrument: str, home: str, available: Collection[str]) -> tuple[str, ...] | None:
-    """The instruments whose prices ``quote_to_home`` uses to convert ``instrument``'s P&L.
-
-    For a start-up check that the price stream covers every conversion the rules will need.
-
-    Args:
-        instrument: the traded instrument.
-        home: the account's home currency.
-        available: the instruments that can be streamed.
-
-    Returns:
-        The instruments used (empty when the quote currency is the home currency), or None when
-        ``available`` cannot convert it.
-    """
-    _, quote = instrument.split("_", 1)
-    route = _route(quote, home, available)
-    return None if route is None else tuple(name for name, _ in route)
-
-
-def currency_exposure(book: Mapping[str, OpenPosition], mids: Mapping[str, float], home: str) -> dict[str, float]:
+def currency_exposure(book: Mapping[str, Position], mids: Mapping[str, float], home: str) -> dict[str, float]:
     """Signed net exposure per currency in the home currency (positive: long the currency).
 
     A long of ``units`` BASE_QUOTE is long BASE and short QUOTE by the same notional: units * mid
@@ -121,7 +102,7 @@ def currency_exposure(book: Mapping[str, OpenPosition], mids: Mapping[str, float
 
 
 def position_margin(
-    book: Mapping[str, OpenPosition], instruments: Mapping[str, Instrument], mids: Mapping[str, float], home: str
+    book: Mapping[str, Position], instruments: Mapping[str, Instrument], mids: Mapping[str, float], home: str
 ) -> float:
     """The margin the broker holds for ``book``, in the home currency (the valuation ``size_entry`` uses).
 

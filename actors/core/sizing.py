@@ -70,8 +70,8 @@ class SizedEntry:
 
     Attributes:
         direction: long or short.
-        units: the order size, positive, at ``tradeUnitsPrecision`` (OANDA's ``units`` is
-            ``signed_units``).
+        units: the order size, positive, at ``tradeUnitsPrecision`` (OANDA's ``units`` carries
+            the direction's sign).
         stop_loss: the SL price at ``displayPrecision`` (triggers on the bid for a long).
         take_profit: the TP price at ``displayPrecision``.
         entry_price: the decision price (the ask for a long, the bid for a short).
@@ -93,11 +93,6 @@ class SizedEntry:
     exposure_capped: bool = False
     margin_capped: bool = False
     margin_home: float = 0.0
-
-    @property
-    def signed_units(self) -> Decimal:
-        """Units with OANDA's sign: positive buys, negative sells."""
-        return self.units if self.direction is Direction.LONG else -self.units
 
 
 def size_entry(

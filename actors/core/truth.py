@@ -1,10 +1,13 @@
 """The broker is the truth: what the reconciler compares, remembers and reports (pure).
 
 ``compare`` sets the host's known trades against the broker's open trades and names every
-difference (``Difference.kind``, the journal's ``recon.difference`` rows):
+difference (``ReconDifference.kind``, the journal's ``recon.difference`` rows):
 
 - ``adopted``: a broker trade the host does not know (opened by hand, or by another system):
-  taken into the book (exit management takes it over) and alerted;
+  taken into the book and alerted. It counts as a position for the risk gate, a missing SL or TP
+  is repaired as any trade's is, and ``ctl flatten`` closes it; no exit rule moves its stop or
+  closes it (breakeven, trailing and the time exit need the entry the execution role recorded for
+  the trades it opened: R and the entry bar);
 - ``caught_up``: a trade of this host (its tag) the reconciler had not seen yet: taken in quietly;
 - ``another_host``: a trade tagged by another tradehost instance: a second host trades this
   account (latched ``another_host``);
@@ -13,8 +16,10 @@ difference (``Difference.kind``, the journal's ``recon.difference`` rows):
 - ``changed``: units, SL or TP differ: the broker wins;
 - ``unprotected``: an open trade without SL or TP: the execution role repairs or closes it.
 
-``ReconState`` is what survives a restart (the last transaction id, the zone state with peak and
-day-start NAV, the known trades), written crash-safely.
+The known trades (``KnownTrade``, built from the broker's ``TradeState`` by ``KnownTrade.of``) are
+what the reconciler remembers across restarts, with the last transaction id and the zone state
+(``actors.roles.reconciler.state.ReconState``, written crash-safely); their fields are the
+``local`` and ``broker`` sides of a ``recon.difference`` row.
 """
 
 from __future__ import annotations
@@ -26,12 +31,18 @@ from typing import Any
 from actors.core.domain import TradeState
 from actors.core.entry import HOST_TAG_PREFIX
 
-__all__ = ["Difference", "KnownTrade", "compare", "known_from"]
+__all__ = ["KnownTrade", "ReconDifference", "compare"]
+
+_ADOPTED = (
+    "a trade the host did not open: adopted (it counts against the risk limits and is kept protected; "
+    "no exit rule moves its stop or closes it)"
+)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class KnownTrade:
-    """A trade as the host last knew it (prices as decimal strings)."""
+    """A trade as the host last knew it (units signed, prices as decimal strings): what the
+    reconciler remembers of a broker trade (``of``) and compares the next read with."""
 
     trade_id: str
     instrument: str
@@ -40,21 +51,23 @@ class KnownTrade:
     take_profit: str | None
     client_id: str | None = None
 
-
-def known_from(trade: TradeState) -> KnownTrade:
-    """The broker's trade as the host now knows it."""
-    return KnownTrade(
-        trade_id=trade.id,
-        instrument=trade.instrument,
-        units=format(trade.current_units, "f"),
-        stop_loss=None if trade.stop_loss_price is None else format(trade.stop_loss_price, "f"),
-        take_profit=None if trade.take_profit_price is None else format(trade.take_profit_price, "f"),
-        client_id=trade.client_id,
-    )
+    @classmethod
+    def of(cls, trade: TradeState) -> KnownTrade:
+        """The broker's trade as the host now knows it (decimals written out in full, as
+        ``TradeView.of`` writes them)."""
+        sl, tp = trade.stop_loss_price, trade.take_profit_price
+        return cls(
+            trade_id=trade.id,
+            instrument=trade.instrument,
+            units=format(trade.current_units, "f"),
+            stop_loss=None if sl is None else format(sl, "f"),
+            take_profit=None if tp is None else format(tp, "f"),
+            client_id=trade.client_id,
+        )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Difference:
+class ReconDifference:
     """One difference between the host and the broker (a ``recon.difference`` row)."""
 
     kind: str
@@ -78,18 +91,18 @@ class Difference:
 
 def compare(
     known: Mapping[str, KnownTrade], broker_trades: Sequence[TradeState], *, own_tag: str
-) -> tuple[list[Difference], dict[str, KnownTrade]]:
+) -> tuple[list[ReconDifference], dict[str, KnownTrade]]:
     """The differences, and the known trades afterwards (the broker's view, always).
 
     Args:
         known: the trades the host knew, by id.
         broker_trades: the broker's open trades.
-        own_tag: this host's order tag (``actors.roles.execution.orders.host_tag``).
+        own_tag: this host's order tag (``actors.core.entry.host_tag``).
     """
-    out: list[Difference] = []
+    out: list[ReconDifference] = []
     now: dict[str, KnownTrade] = {}
     for trade in broker_trades:
-        seen = known_from(trade)
+        seen = KnownTrade.of(trade)
         now[trade.id] = seen
         was = known.get(trade.id)
         if was is None:
@@ -99,9 +112,9 @@ def compare(
             elif tag.startswith(HOST_TAG_PREFIX):
                 kind, detail = "another_host", f"tagged {tag!r}: another tradehost trades this account"
             else:
-                kind, detail = "adopted", "a trade the host did not open: adopted, its exits are managed from now on"
+                kind, detail = "adopted", _ADOPTED
             out.append(
-                Difference(
+                ReconDifference(
                     kind=kind,
                     trade_id=trade.id,
                     instrument=trade.instrument,
@@ -112,7 +125,7 @@ def compare(
             )
         elif (was.units, was.stop_loss, was.take_profit) != (seen.units, seen.stop_loss, seen.take_profit):
             out.append(
-                Difference(
+                ReconDifference(
                     kind="changed",
                     trade_id=trade.id,
                     instrument=trade.instrument,
@@ -124,7 +137,7 @@ def compare(
         if seen.stop_loss is None or seen.take_profit is None:
             missing = " and ".join(n for n, v in (("SL", seen.stop_loss), ("TP", seen.take_profit)) if v is None)
             out.append(
-                Difference(
+                ReconDifference(
                     kind="unprotected",
                     trade_id=trade.id,
                     instrument=trade.instrument,
@@ -136,7 +149,7 @@ def compare(
     for trade_id, was in known.items():
         if trade_id not in now:
             out.append(
-                Difference(
+                ReconDifference(
                     kind="closed",
                     trade_id=trade_id,
                     instrument=was.instrument,

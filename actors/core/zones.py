@@ -130,11 +130,6 @@ class ZoneVerdict:
     drawdown_stop: bool
     new_day: bool = False
 
-    @property
-    def entries_allowed(self) -> bool:
-        """True while neither the daily loss limit nor the drawdown stop holds."""
-        return not (self.daily_loss_hit or self.drawdown_stop)
-
 
 def zone_of(drawdown: float, zones: tuple[tuple[float, float], ...]) -> tuple[int, float]:
     """The zone index and multiplier of ``drawdown`` (``(len(zones), 0.0)`` beyond the last).

@@ -168,10 +168,6 @@ class WideBars:
         """The instruments, in column order."""
         return tuple(str(c) for c in self.close.columns)
 
-    def tail(self, rows: int) -> WideBars:
-        """The last ``rows`` rows of every field (what the live role keeps)."""
-        return WideBars(**{field: getattr(self, field).iloc[-rows:] for field in FIELDS})
-
 
 def wide_bars(frames: Mapping[str, pd.DataFrame]) -> WideBars:
     """Build ``WideBars`` from one frame per instrument.

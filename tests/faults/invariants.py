@@ -12,7 +12,7 @@ The invariants (``check_run`` asserts all of them at once, each violation named)
 (a) **No order POST while the system was not TRADING**, beyond the permit's propagation. A role
     opens a trade only while it holds an unexpired TRADING permit (``actors.runtime.actor.Permit``):
     - A recorded change (a ``state.changed`` row leaving TRADING) reaches the order desk after the
-      supervisor has journaled it and published ``sys.state`` (``supervisor.tree.settle``: the
+      supervisor has journaled it and published ``sys.state`` (``supervisor.tree.Supervisor.settle``: the
       row, whose time is taken before the SQLite insert, then ``StatePublisher.state`` at once),
       one bus hop (~100 µs) and the execution actor's mailbox; the order desk checks the permit
       in ``_submit`` and then still reads the open trades (one REST GET) and journals

@@ -28,11 +28,6 @@ class InstrumentSpec:
     type: str = "CURRENCY"
 
     @property
-    def base(self) -> str:
-        """Base currency, e.g. ``EUR`` for ``EUR_USD``."""
-        return self.name.split("_")[0]
-
-    @property
     def quote(self) -> str:
         """Quote currency, e.g. ``USD`` for ``EUR_USD``."""
         return self.name.split("_")[1]

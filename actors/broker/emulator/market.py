@@ -75,10 +75,6 @@ class MarketClock:
         with self._lock:
             self._offset_ns += int(seconds * NS)
 
-    def wall_s(self, market_s: float) -> float:
-        """Wall seconds that ``market_s`` market seconds take."""
-        return market_s / self.speed
-
 
 @dataclass(frozen=True, slots=True)
 class Quote:

@@ -20,7 +20,7 @@ from collections.abc import Iterator, Sequence
 from decimal import Decimal
 from typing import Any
 
-from oandapyV20.endpoints import accounts, instruments, orders, positions, pricing, trades, transactions
+from oandapyV20.endpoints import accounts, instruments, orders, pricing, trades, transactions
 
 from actors.broker import (
     CloseResult,
@@ -40,7 +40,6 @@ from actors.core.domain import (
     Candle,
     Instrument,
     OrderState,
-    PositionState,
     Price,
     PriceHeartbeat,
     TradeState,
@@ -154,11 +153,6 @@ class OandaBroker(OandaSession):
         """Open trades, newest first."""
         body = self._read(lambda: trades.OpenTrades(self.account_id), "open trades")
         return [p.trade_state(t) for t in p.children(body, "trades")]
-
-    def open_positions(self) -> list[PositionState]:
-        """Open positions."""
-        body = self._read(lambda: positions.OpenPositions(self.account_id), "open positions")
-        return [p.position_state(x) for x in p.children(body, "positions")]
 
     def pending_orders(self) -> list[OrderState]:
         """Pending orders including SL/TP."""

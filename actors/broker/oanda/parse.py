@@ -23,7 +23,6 @@ from actors.core.domain import (
     Candle,
     Instrument,
     OrderState,
-    PositionState,
     Price,
     PriceHeartbeat,
     TradeState,
@@ -46,7 +45,6 @@ __all__ = [
     "malformed",
     "optional_text",
     "order_state",
-    "position_state",
     "price_event",
     "text",
     "trade_state",
@@ -367,24 +365,6 @@ def order_state(obj: Json) -> OrderState:
         filling_transaction_id=optional_text(obj, "fillingTransactionID"),
         trade_opened_id=optional_text(obj, "tradeOpenedID"),
         cancelling_transaction_id=optional_text(obj, "cancellingTransactionID"),
-    )
-
-
-def _trade_ids(side: Json) -> tuple[str, ...]:
-    return tuple(_text_value(item, "tradeIDs") for item in children(side, "tradeIDs"))
-
-
-def position_state(obj: Json) -> PositionState:
-    """A ``Position`` (both sides)."""
-    obj = _mapping(obj, "position")
-    long, short = _opt_mapping(obj, "long"), _opt_mapping(obj, "short")
-    return PositionState(
-        instrument=_str(obj, "instrument"),
-        long_units=_opt_decimal(long, "units") or Decimal(0),
-        short_units=_opt_decimal(short, "units") or Decimal(0),
-        unrealized_pl=_opt_decimal(obj, "unrealizedPL") or Decimal(0),
-        margin_used=_opt_decimal(obj, "marginUsed") or Decimal(0),
-        trade_ids=_trade_ids(long) + _trade_ids(short),
     )
 
 

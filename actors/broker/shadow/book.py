@@ -4,7 +4,7 @@ Market data (instruments, candles, the pricing stream) is read through an inner,
 everything that would change or report the account is answered from a virtual book instead, and
 no order-path call ever reaches the inner broker: MARKET orders with SL/TP and client ids, trade
 closes, SL/TP changes and order cancels, and the reads of what they produced (order and trade
-look-ups by id or ``@clientID``, open trades and positions, pending orders, the account summary,
+look-ups by id or ``@clientID``, open trades, pending orders, the account summary,
 transactions since an id and the transaction stream). The book is what the execution role, the
 reconciler, the risk limits and ``ctl status`` see in shadow mode, in the same types and with the
 same errors as the real broker, so no role has an ``if shadow`` branch.
@@ -23,15 +23,15 @@ same errors as the real broker, so no role has an ``if shadow`` branch.
   resolves it. A P&L that cannot be converted to the home currency (no price of a conversion
   pair yet) cancels the order with ``SHADOW_NO_CONVERSION_RATE``.
 - **Money.** The virtual balance starts from the real account's NAV when the book is created (or
-  from its saved state); P&L is converted to the home currency with ``actors.core.sizing.quote_to_home``
+  from its saved state); P&L is converted to the home currency with ``actors.core.money.quote_to_home``
   at the prices of the close (falling back to the rate at the open), rounded to 0.0001 like the
   emulator. NAV = balance + unrealized P&L at the current prices.
 - **Persistence.** The book's records and file format are ``actors.broker.shadow.state``. Every
-  change is written to ``state_path`` crash-safely (temporary file, fsync,
-  rename, directory fsync: the pattern of ``supervisor/statefile.py``); a restart restores the
-  book. A file that cannot be read raises ``ConfigError`` naming it (when unsure, do not trade).
-  A book opened with ``read_only=True`` (a reader in another process, such as the reconciler)
-  re-reads the file whenever it changed and refuses order-path calls.
+  change is written to ``state_path`` crash-safely (``actors.core.atomicfile.write_atomically``:
+  temporary file, fsync, rename, directory fsync); a restart restores the book. A file that
+  cannot be read raises ``ConfigError`` naming it (when unsure, do not trade). A book opened
+  with ``read_only=True`` (a reader in another process, such as the reconciler) re-reads the file
+  whenever it changed and refuses order-path calls.
 - **Threads.** One lock guards the book; the transaction stream waits on a condition of it.
   Nothing calls the inner broker while holding it.
 

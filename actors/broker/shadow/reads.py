@@ -1,7 +1,7 @@
 """The shadow book's reads of the virtual account: what the execution role, the reconciler, the
 risk limits and ``ctl status`` see, in the ``Broker``'s types.
 
-The account summary (balance, NAV at the current prices, margin), open trades and net positions,
+The account summary (balance, NAV at the current prices, margin), open trades,
 pending orders (the SL/TP of open trades), order and trade look-ups by id or ``@clientID``, and the
 transactions since an id or as a stream. A read-only book re-reads its writer's file first.
 """
@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from actors.broker import Transaction, TransactionHeartbeat, TransactionPage
 from actors.broker.shadow.base import _ZERO, BookBase, _rejected
 from actors.broker.shadow.state import BookOrder, BookTrade
-from actors.core.domain import AccountState, OrderState, PositionState, TradeState
+from actors.core.domain import AccountState, OrderState, TradeState
 
 
 class BookReads(BookBase):
@@ -81,31 +81,6 @@ class BookReads(BookBase):
         with self._lock:
             self._refresh()
             return [self._trade_state(t) for t in sorted(self._open(), key=lambda t: -int(t.id))]
-
-    def open_positions(self) -> list[PositionState]:
-        """Virtual net positions per instrument."""
-        with self._lock:
-            self._refresh()
-            out: dict[str, PositionState] = {}
-            for t in sorted(self._open(), key=lambda t: int(t.id)):
-                pos = out.get(t.instrument) or PositionState(
-                    instrument=t.instrument, long_units=_ZERO, short_units=_ZERO,
-                    unrealized_pl=_ZERO, margin_used=_ZERO,
-                )  # fmt: skip
-                long, short = pos.long_units, pos.short_units
-                if t.current_units > 0:
-                    long += t.current_units
-                else:
-                    short += t.current_units
-                out[t.instrument] = PositionState(
-                    instrument=t.instrument,
-                    long_units=long,
-                    short_units=short,
-                    unrealized_pl=pos.unrealized_pl + self._unrealized(t),
-                    margin_used=pos.margin_used + self._margin(t.instrument, t.current_units),
-                    trade_ids=(*pos.trade_ids, t.id),
-                )
-            return list(out.values())
 
     def pending_orders(self) -> list[OrderState]:
         """Virtual pending orders: the SL/TP orders of open trades."""

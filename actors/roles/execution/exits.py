@@ -10,10 +10,12 @@ at once and is repaired (``actors.roles.execution.protection``).
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from actors.broker import Broker
-from actors.core.domain import Direction, InstrumentId, TradeState
+from actors.core.domain import InstrumentId, TradeState
 from actors.core.errors import BrokerError
-from actors.core.exits import CloseTrade, ManagedTrade, MoveStopLoss, bars_held, manage_trade
+from actors.core.exits import CloseTrade, MoveStopLoss, bars_held, manage_trade
 from actors.roles.execution.jobs import Protect
 from actors.roles.execution.memos import save_memos
 from actors.roles.execution.protection import ProtectionDesk
@@ -94,19 +96,10 @@ class ExitDesk(ProtectionDesk):
         if quote is None or not quote.tradeable:
             return
         memo = self.memos.get(trade.id)
-        managed = ManagedTrade(
-            trade_id=trade.id,
-            instrument=trade.instrument,
-            direction=Direction.LONG if trade.current_units > 0 else Direction.SHORT,
-            units=float(abs(trade.current_units)),
-            entry_price=float(trade.price),
-            initial_stop_loss=float(memo.initial_stop_loss) if memo else None,
-            stop_loss=float(trade.stop_loss_price) if trade.stop_loss_price is not None else None,
-            take_profit=float(trade.take_profit_price) if trade.take_profit_price is not None else None,
-            bars_held=bars_held(memo.open_bar_ts, bar_ts, self.granularity) if memo else 0,
-        )
         actions = manage_trade(
-            managed,
+            trade,
+            initial_stop_loss=Decimal(memo.initial_stop_loss) if memo else None,
+            bars_held=bars_held(memo.open_bar_ts, bar_ts, self.granularity) if memo else 0,
             bid=float(quote.bid),
             ask=float(quote.ask),
             atr=self.market.atr(trade.instrument, self.risk.atr_period),

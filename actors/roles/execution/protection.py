@@ -14,7 +14,7 @@ import threading
 from actors.broker import Broker
 from actors.core.backoff import Backoff
 from actors.core.bars import BarCandle, average_true_range, validate_history
-from actors.core.domain import Candle, Direction, InstrumentId, TradeId, TradeState
+from actors.core.domain import Candle, InstrumentId, TradeId, TradeState
 from actors.core.errors import BrokerError, BrokerRejectedError
 from actors.core.exits import protective_stops
 from actors.roles.execution.deskbase import DeskBase
@@ -89,9 +89,8 @@ class ProtectionDesk(DeskBase):
         # the current price; 0.5 % of the price only when no ATR can be had at all.
         meta = self._instrument(broker, trade.instrument)
         atr, bid, ask, basis = self._repair_inputs(broker, trade)
-        direction = Direction.LONG if trade.current_units > 0 else Direction.SHORT
         sl, tp = protective_stops(
-            direction,
+            trade.direction,
             bid=bid,
             ask=ask,
             atr=atr,

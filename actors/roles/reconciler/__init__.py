@@ -1,2 +1,1 @@
-"""The reconciler role: its actor, and the state it keeps across restarts.
-"""
+"""The reconciler role: its actor, and the state it keeps across restarts."""

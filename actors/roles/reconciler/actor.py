@@ -32,7 +32,7 @@ from actors.core.config import FeedConfig, ReconcilerConfig, RiskConfig
 from actors.core.domain import AccountState, InstrumentId, TradeId, TradeState, granularity_seconds
 from actors.core.entry import host_tag
 from actors.core.errors import BrokerError, BrokerNotReadyError, BrokerRejectedError
-from actors.core.truth import Difference, compare
+from actors.core.truth import ReconDifference, compare
 from actors.core.zones import ZoneState, ZoneVerdict, resume_after_drawdown_stop, update_zones
 from actors.roles.reconciler.state import ReconState
 from actors.runtime.actor import RoleActor
@@ -69,7 +69,7 @@ class _Polled:
     account: AccountState
     trades: list[TradeState]
     pending_orders: int
-    differences: list[Difference]
+    differences: list[ReconDifference]
     closed_pl: dict[str, str]
     verdict: ZoneVerdict
     day_start_nav: float
@@ -394,7 +394,7 @@ class ReconcilerActor(RoleActor[ReconcilerConfig, _WorkerResult]):
         )
         self.runtime.publish(TOPIC_RECON_ACTION, request)
 
-    def _difference(self, d: Difference, realized_pl: str | None) -> None:
+    def _difference(self, d: ReconDifference, realized_pl: str | None) -> None:
         body = d.body()
         if realized_pl is not None:
             body["realized_pl"] = realized_pl
@@ -425,20 +425,7 @@ class ReconcilerActor(RoleActor[ReconcilerConfig, _WorkerResult]):
             pending_orders=polled.pending_orders,
             last_transaction_id=account.last_transaction_id,
             ts=self.clock.time_ns(),
-            trades=tuple(
-                TradeView(
-                    trade_id=TradeId(t.id),
-                    instrument=InstrumentId(t.instrument),
-                    units=format(t.current_units, "f"),
-                    price=format(t.price, "f"),
-                    open_ts=t.open_ts,
-                    unrealized_pl=format(t.unrealized_pl, "f"),
-                    stop_loss=None if t.stop_loss_price is None else format(t.stop_loss_price, "f"),
-                    take_profit=None if t.take_profit_price is None else format(t.take_profit_price, "f"),
-                    client_id=t.client_id,
-                )
-                for t in polled.trades
-            ),
+            trades=tuple(map(TradeView.of, polled.trades)),
             day_start_nav=f"{polled.day_start_nav:.4f}",
             daily_pnl=f"{verdict.daily_pnl:.4f}",
             peak_nav=f"{polled.peak_nav:.4f}",

@@ -1,2 +1,1 @@
-"""The risk role: its actor, and what it rebuilds from the journal after a restart.
-"""
+"""The risk role: its actor, and what it rebuilds from the journal after a restart."""

@@ -4,7 +4,7 @@ For every ``model.signal.<INSTR>`` the role decides once and journals the decisi
 bar's corr and the model version: ``risk.intent`` (published for the execution role, with a
 deterministic intent id that becomes the order's client id) or ``risk.skip`` with the stable
 reason. Entries are decided only while the role holds an unexpired TRADING permit (else the skip
-reason is ``no_permit``). The decision itself is ``actors.core.sizing.decide_entry`` (gate, daily loss
+reason is ``no_permit``). The decision itself is ``actors.core.entry.decide_entry`` (gate, daily loss
 limit and drawdown zones, sizing, intent id), the same function ``tradehost backtest`` calls.
 Inputs come from the bus: quotes (``md.tick.*``), bars for the ATR (``md.bar.*``, the recent ones
 loaded from the broker at start), the account with its open trades and zone verdict
@@ -47,13 +47,14 @@ import logging
 import math
 import threading
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import ClassVar
 
 from actors.core.backoff import Backoff
 from actors.core.bars import BarCandle, RejectedBar, history_report, validate_candles
 from actors.core.bartime import bar_end, bar_start
 from actors.core.config import FeedConfig, RiskConfig
-from actors.core.domain import Direction, Instrument, OpenPosition, Signal
+from actors.core.domain import Direction, Instrument, Position, Signal
 from actors.core.entry import EntryIntent, decide_entry
 from actors.core.errors import BrokerError
 from actors.core.money import position_margin
@@ -84,6 +85,8 @@ from actors.runtime.messages import (
 
 log = logging.getLogger(__name__)
 
+_ZERO = Decimal(0)
+
 
 @dataclass(frozen=True, slots=True)
 class _Prepared:
@@ -92,21 +95,35 @@ class _Prepared:
     rejected: dict[str, list[RejectedBar]]
 
 
-def book_of(account: AccountSnapshot, closed: frozenset[str] | set[str] = frozenset()) -> dict[str, OpenPosition]:
-    """The open positions by instrument, as the gate and sizing take them (net per instrument),
-    without the trades in ``closed`` (reported closed since the snapshot was taken)."""
-    book: dict[str, OpenPosition] = {}
+def book_of(account: AccountSnapshot, closed: frozenset[str] | set[str] = frozenset()) -> dict[str, Position]:
+    """The open positions by instrument, as the gate and sizing take them, without the trades in
+    ``closed`` (reported closed since the snapshot was taken).
+
+    Net per instrument: the units of all its trades summed with their signs (a trade opened by
+    hand beside the host's counts in full), the entry price their size-weighted average. An
+    instrument whose trades net out to zero (both sides open on a hedging account) is still in
+    the book, with no units: it has open trades, so no new entry on it.
+    """
+    signed: dict[str, Decimal] = {}
+    size: dict[str, Decimal] = {}
+    cost: dict[str, Decimal] = {}
     for trade in account.trades:
-        units = float(trade.units)
+        units = Decimal(trade.units)
         if units == 0 or trade.trade_id in closed:
             continue
-        book[trade.instrument] = OpenPosition(
-            instrument=trade.instrument,
-            direction=Direction.LONG if units > 0 else Direction.SHORT,
-            units=abs(units),
-            entry_price=float(trade.price),
+        name = trade.instrument
+        signed[name] = signed.get(name, _ZERO) + units
+        size[name] = size.get(name, _ZERO) + abs(units)
+        cost[name] = cost.get(name, _ZERO) + abs(units) * Decimal(trade.price)
+    return {
+        name: Position(
+            instrument=name,
+            direction=Direction.LONG if net >= 0 else Direction.SHORT,
+            units=float(abs(net)),
+            entry_price=float(cost[name] / size[name]),
         )
-    return book
+        for name, net in signed.items()
+    }
 
 
 def margin_of(account: AccountSnapshot) -> float:
@@ -118,8 +135,9 @@ def margin_of(account: AccountSnapshot) -> float:
     return value if math.isfinite(value) else math.nan
 
 
-def zone_of(account: AccountSnapshot) -> ZoneVerdict:
-    """The reconciler's zone verdict, as the decision takes it."""
+def verdict_of(account: AccountSnapshot) -> ZoneVerdict:
+    """The zone verdict the reconciler put in ``account`` (daily loss, drawdown zone and its
+    multiplier), as ``decide_entry`` takes it."""
     return ZoneVerdict(
         zone=account.zone,
         multiplier=account.multiplier,
@@ -323,7 +341,7 @@ class RiskActor(RoleActor[RiskConfig, _Prepared]):
             home_currency=self.account.currency,
             now_ns=decided_at,
             last_loss_close_ns=self.last_loss_close_ns,
-            zone=zone_of(self.account),
+            zone=verdict_of(self.account),
             margin_available=margin_of(self.account) - self._in_flight_margin(mids, self.account.currency),
             config=self.cfg,
         )
@@ -354,12 +372,7 @@ class RiskActor(RoleActor[RiskConfig, _Prepared]):
         )
         self.in_flight[message.instrument] = InFlight(
             intent_id=intent.intent_id,
-            position=OpenPosition(
-                instrument=message.instrument,
-                direction=sized.direction,
-                units=float(sized.units),
-                entry_price=sized.entry_price,
-            ),
+            position=decision.position(),
             since=self.clock.monotonic(),
             margin_home=sized.margin_home,
         )

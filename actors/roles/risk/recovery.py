@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 
-from actors.core.domain import Direction, OpenPosition
+from actors.core.domain import Direction, Position
 from actors.runtime.journal import JournalEntry
 
 log = logging.getLogger(__name__)
@@ -156,7 +156,7 @@ def _in_flight(story: _Story, *, now_ns: int, now_mono: float) -> dict[str, InFl
         if intent_id in story.ended or (fill is not None and fill[0] in story.closed):
             continue
         try:
-            position = OpenPosition(
+            position = Position(
                 instrument=instrument,
                 direction=Direction(body["direction"]),
                 units=float(body["units"]),
@@ -198,14 +198,14 @@ class InFlight:
         since: when it was decided (the role's monotonic clock).
         reported: the execution role has reported on it (so it took it: never expired).
         margin_home: what it took from the margin available (``SizedEntry.margin_home``); None:
-            unknown, valued as ``actors.core.sizing.position_margin`` of its position.
+            unknown, valued as ``actors.core.money.position_margin`` of its position.
         filled_before_restart: the journal says it filled before this role started (``since``
             is then the fill's time): it counts until the account shows its trade, or at most
             ``risk.intent_expiry_s``, by when every account read shows a trade still open.
     """
 
     intent_id: str
-    position: OpenPosition
+    position: Position
     since: float
     reported: bool = False
     margin_home: float | None = None

@@ -118,7 +118,8 @@ class ReconcileNow(Body):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RoleEvent(Body):
-    """Free-form event of a scaffold role (journaled by whoever subscribes)."""
+    """A free-form event (a kind and a dict). No role sends one: it is the vocabulary's one body
+    with a dict field, which the message tests and the bus benchmark use."""
 
     TYPE: ClassVar[str] = "RoleEvent"
     kind: str

@@ -12,7 +12,7 @@ import enum
 from dataclasses import dataclass
 from typing import ClassVar
 
-from actors.core.domain import InstrumentId, TradeId
+from actors.core.domain import InstrumentId, TradeId, TradeState
 from actors.runtime.messages.body import Body
 
 
@@ -142,7 +142,8 @@ class BrokerHealth(Body):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class TradeView(Body):
-    """One open trade as the broker shows it (prices and money as decimal strings)."""
+    """One open trade as the broker shows it (prices and money as decimal strings): the broker's
+    ``TradeState`` as ``AccountSnapshot`` carries it (``of``)."""
 
     TYPE: ClassVar[str] = "TradeView"
     trade_id: TradeId
@@ -154,6 +155,22 @@ class TradeView(Body):
     stop_loss: str | None = None
     take_profit: str | None = None
     client_id: str | None = None
+
+    @classmethod
+    def of(cls, trade: TradeState) -> TradeView:
+        """The broker's open trade, its decimals written out in full (``format(value, "f")``)."""
+        sl, tp = trade.stop_loss_price, trade.take_profit_price
+        return cls(
+            trade_id=TradeId(trade.id),
+            instrument=InstrumentId(trade.instrument),
+            units=format(trade.current_units, "f"),
+            price=format(trade.price, "f"),
+            open_ts=trade.open_ts,
+            unrealized_pl=format(trade.unrealized_pl, "f"),
+            stop_loss=None if sl is None else format(sl, "f"),
+            take_profit=None if tp is None else format(tp, "f"),
+            client_id=trade.client_id,
+        )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

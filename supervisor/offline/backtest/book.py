@@ -13,7 +13,7 @@ functions the roles call (never a copy of one):
   time): the NAV (balance + open P&L at the closing side, ``actors.core.fills.pnl_home``) is folded
   into ``actors.core.zones.update_zones``; every open trade goes through ``actors.core.exits.exit_actions``
   (a stop moved now protects from the next bar on; a time exit fills at the next open); every
-  prediction goes through ``actors.core.sizing.decide_entry`` (gate, zones, sizing, intent id) with the
+  prediction goes through ``actors.core.entry.decide_entry`` (gate, zones, sizing, intent id) with the
   bar's closing bid/ask as the quote, the ATR of ``actors.core.bars.average_true_range`` over the
   instrument's last ``risk.atr_period`` + 1 bars (what ``actors.runtime.marketview.MarketView`` keeps) and
   the account's margin available (NAV less the open trades' margin and what pending intents took).
@@ -31,7 +31,7 @@ the rule itself, with no input it reads left out. For exits:
   actions, every ATR does, and the ATR is not computed.
 - ``exit_actions`` compares the bars held only with ``execution.time_exit_bars``; below it the
   backtest passes an upper bound (bar slots since the entry) instead of counting the market
-  calendar's bars with ``actors.roles.execution.orders.bars_held``, which it does once the bound reaches it.
+  calendar's bars with ``actors.core.exits.bars_held``, which it does once the bound reaches it.
 """
 
 from __future__ import annotations
@@ -45,14 +45,14 @@ import numpy as np
 
 from actors.core.bars import MidBar
 from actors.core.bartime import bar_end
-from actors.core.domain import DAY_ALIGNED, OpenPosition, SkipReason, granularity_seconds
+from actors.core.domain import DAY_ALIGNED, Position, SkipReason, granularity_seconds
 from actors.core.exits import CloseTrade, ExitAction, MoveStopLoss, bars_held, exit_actions
 from actors.core.fills import bar_exit, market_fill, pnl_home, pnl_quote, slippage_pips, slippage_price
 from actors.core.money import quote_to_home
 from actors.core.zones import ZoneState, ZoneVerdict, update_zones
 from supervisor.offline.backtest import rows as rows_
 from supervisor.offline.backtest.decisions import Decisions, Pending
-from supervisor.offline.backtest.records import END_OF_DATA, BarGrid, ClosedTrade, _Outcome, _Trade
+from supervisor.offline.backtest.records import END_OF_DATA, BarGrid, _OpenTrade, _Outcome
 from supervisor.offline.backtest.rows import JournalRow
 
 if TYPE_CHECKING:
@@ -136,9 +136,9 @@ class Simulation(Decisions):
         self.last_quote: list[tuple[float, float] | None] = [None] * len(self.names)
         self.recent: list[deque[int]] = [deque(maxlen=risk.atr_period + 1) for _ in self.names]
         self.candles: list[dict[int, MidBar]] = [{} for _ in self.names]
-        self.trades: dict[int, _Trade] = {}  # by column: one position per instrument (the gate's rule)
+        self.trades: dict[int, _OpenTrade] = {}  # by column: one position per instrument (the gate's rule)
         self.pending: dict[int, Pending] = {}
-        self.book: dict[str, OpenPosition] = {}
+        self.book: dict[str, Position] = {}
         self.last_loss_close_ns: dict[str, int] = {}
         self.zone_state: ZoneState | None = None
         self.zone: ZoneVerdict | None = None
@@ -255,7 +255,7 @@ class Simulation(Decisions):
                 slippage=self.slippage[j],
                 precision=meta.display_precision,
             )
-            trade = _Trade(
+            trade = _OpenTrade(
                 trade_id=str(self.next_trade_id),
                 intent_id=pending.intent.intent_id,
                 column=j,
@@ -277,9 +277,7 @@ class Simulation(Decisions):
             )
             self.next_trade_id += 1
             self.trades[j] = trade
-            self.book[meta.name] = OpenPosition(
-                instrument=meta.name, direction=sized.direction, units=trade.units, entry_price=price
-            )
+            self.book[meta.name] = trade.position()
             slip = slippage_pips(sized.direction.value, sized.entry_price, price, self.pips[j])
             rows.append(
                 rows_.exec_filled(
@@ -306,7 +304,7 @@ class Simulation(Decisions):
             )
             self._close(held, price, reason=held.closing, ts_ns=t, bar_ns=self.times[row], rows=rows)
 
-    def _inside(self, row: int, j: int, trade: _Trade, close_ns: int, rows: list[JournalRow]) -> None:
+    def _inside(self, row: int, j: int, trade: _OpenTrade, close_ns: int, rows: list[JournalRow]) -> None:
         side = self.bid if trade.sign > 0 else self.ask
         hit = bar_exit(
             trade.sign,
@@ -323,7 +321,7 @@ class Simulation(Decisions):
             self._close(trade, hit[1], reason=hit[0].value, ts_ns=close_ns, bar_ns=self.times[row], rows=rows)
 
     def _close(
-        self, trade: _Trade, price: float, *, reason: str, ts_ns: int, bar_ns: int, rows: list[JournalRow]
+        self, trade: _OpenTrade, price: float, *, reason: str, ts_ns: int, bar_ns: int, rows: list[JournalRow]
     ) -> None:
         j = trade.column
         pnl = round(self._pnl(trade, price), 4)
@@ -334,25 +332,7 @@ class Simulation(Decisions):
             self.last_loss_close_ns[trade.instrument] = ts_ns
         held = bars_held(trade.open_bar_ts, bar_ns, self.granularity)
         self.out.trades.append(
-            ClosedTrade(
-                trade_id=trade.trade_id,
-                intent_id=trade.intent_id,
-                instrument=trade.instrument,
-                direction="long" if trade.sign > 0 else "short",
-                signal_bar_ns=trade.open_bar_ts,
-                entry_ns=trade.entry_ns,
-                entry_price=trade.entry_price,
-                units=trade.units,
-                stop_loss=trade.initial_stop_loss,
-                take_profit=trade.take_profit,
-                exit_ns=ts_ns,
-                exit_price=price,
-                exit_reason=reason,
-                pnl_home=pnl,
-                risk_home=trade.risk_home,
-                bars_held=held,
-                p_up=trade.p_up,
-            )
+            trade.closed(exit_ns=ts_ns, exit_price=price, exit_reason=reason, pnl_home=pnl, bars_held=held)
         )
         rows.append(
             rows_.exec_closed(
@@ -367,7 +347,7 @@ class Simulation(Decisions):
             )
         )
 
-    def _pnl(self, trade: _Trade, price: float) -> float:
+    def _pnl(self, trade: _OpenTrade, price: float) -> float:
         # In the home currency; without a conversion price now, at the rate of the open (as the
         # shadow book does).
         pnl = pnl_home(
@@ -394,7 +374,7 @@ class Simulation(Decisions):
 
     # --- exits ------------------------------------------------------------------------------
 
-    def _manage(self, row: int, j: int, trade: _Trade, *, t: int, close_ns: int, rows: list[JournalRow]) -> None:
+    def _manage(self, row: int, j: int, trade: _OpenTrade, *, t: int, close_ns: int, rows: list[JournalRow]) -> None:
         bid, ask = self.close_bid[row][j], self.close_ask[row][j]
         held = self._held(trade, t)
         actions = self._exit_actions(j, trade, held, bid, ask)
@@ -416,7 +396,7 @@ class Simulation(Decisions):
             elif isinstance(action, CloseTrade):
                 trade.closing = action.reason
 
-    def _held(self, trade: _Trade, t: int) -> int:
+    def _held(self, trade: _OpenTrade, t: int) -> int:
         limit = self.execution.time_exit_bars
         if limit and not self.day_aligned:
             # Bar slots since the entry bar: never fewer than the calendar's bars held.
@@ -425,7 +405,7 @@ class Simulation(Decisions):
                 return bound
         return bars_held(trade.open_bar_ts, t, self.granularity) if limit else 0
 
-    def _exit_actions(self, j: int, trade: _Trade, held: int, bid: float, ask: float) -> tuple[ExitAction, ...]:
+    def _exit_actions(self, j: int, trade: _OpenTrade, held: int, bid: float, ask: float) -> tuple[ExitAction, ...]:
         meta = self.meta[j]
 
         def actions(atr: float | None) -> tuple[ExitAction, ...]:

@@ -2,7 +2,7 @@
 
 ``Decisions`` is the decision half of ``supervisor.offline.backtest.book.Simulation`` (a mixin over its
 state): each prediction of the window becomes a ``risk.intent`` or a ``risk.skip`` through
-``actors.core.sizing.decide_entry`` (gate, zones, sizing, intent id), with the bar's closing bid/ask as
+``actors.core.entry.decide_entry`` (gate, zones, sizing, intent id), with the bar's closing bid/ask as
 the quote, the bar's close as the decision time, the book of open trades and intents not yet
 filled (as the risk role counts its intents in flight), and the ATR of
 ``actors.core.bars.average_true_range`` over the instrument's last ``risk.atr_period`` + 1 bars (what
@@ -19,7 +19,7 @@ needs them, each still the rule itself, with no input it reads left out:
   alone first (the same two checks), then ``decide_entry``.
 - The margin available is the backtest account's, valued the way the emulator and the shadow book
   value it (and OANDA: ``marginAvailable`` = NAV - margin used): the NAV (balance + open P&L) less
-  ``actors.core.sizing.position_margin`` of the open trades (at the close's mids, each instrument's
+  ``actors.core.money.position_margin`` of the open trades (at the close's mids, each instrument's
   ``marginRate``, converted as sizing converts) and less what the intents not filled yet took
   (``SizedEntry.margin_home``, as the risk role counts its intents in flight), so an entry the
   broker would cancel ``INSUFFICIENT_MARGIN`` is cut or skipped (``margin``) here as live.
@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from actors.core.bars import MidBar, average_true_range
-from actors.core.domain import OHLC, OpenPosition, Quote, Signal, SkipReason, bar_id
+from actors.core.domain import OHLC, Position, Quote, Signal, SkipReason, bar_id
 from actors.core.entry import EntryIntent, EntrySkip, decide_entry
 from actors.core.gate import check_entry
 from actors.core.money import position_margin
@@ -92,7 +92,7 @@ class Decisions:
     mids: dict[str, float]
     recent: list[deque[int]]
     candles: list[dict[int, MidBar]]
-    book: dict[str, OpenPosition]
+    book: dict[str, Position]
     pending: dict[int, Pending]
     last_loss_close_ns: dict[str, int]
     zone: ZoneVerdict | None
@@ -210,12 +210,9 @@ class Decisions:
             self._skipped(decision, signal_row, name=name, t=t, close_ns=close_ns, p_up=p_up, corr=corr, rows=rows)
             return
         counts["intent"] = counts.get("intent", 0) + 1
-        sized = decision.sized
         rows += [signal_row, rows_.risk_intent(decision, version=self.version, corr=corr, ts_ns=close_ns)]
         self.pending[j] = Pending(intent=decision, column=j, corr=corr)
-        self.book[name] = OpenPosition(
-            instrument=name, direction=sized.direction, units=float(sized.units), entry_price=sized.entry_price
-        )
+        self.book[name] = decision.position()
 
     def _skipped(
         self,

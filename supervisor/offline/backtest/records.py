@@ -1,7 +1,7 @@
 """What the backtest's simulation reads and writes: the bar grid in, its trades and outcome out.
 
 ``BarGrid`` holds every instrument's bars on one row grid (the union of their bar starts); an open
-trade is a ``_Trade`` (the simulation's mutable state of it); a round trip, closed, is a
+trade is an ``_OpenTrade`` (the simulation's mutable state of it); a round trip, closed, is a
 ``ClosedTrade`` (a row of ``trades.csv``; ``END_OF_DATA`` is the close of a trade still open at the
 last bar); ``_Outcome`` gathers the trades, the equity curve and the decision counts of a run.
 ``supervisor.offline.backtest.book.Simulation`` walks the grid.
@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from actors.core.domain import Direction, Position
 
 __all__ = ["END_OF_DATA", "BarGrid", "ClosedTrade"]
 
@@ -40,8 +42,11 @@ class BarGrid:
     volume: np.ndarray
 
 
+# An open simulated trade, mutable and in floats (the walk reads it every bar): the shadow book's
+# trade and the execution role's memo of it in one; ``position`` and ``closed`` are what the
+# entry rules and ``trades.csv`` take of it.
 @dataclass(slots=True, kw_only=True)
-class _Trade:
+class _OpenTrade:
     trade_id: str
     intent_id: str
     column: int
@@ -61,6 +66,35 @@ class _Trade:
     p_up: float
     open_factor: float
     closing: str = ""  # a time exit decided at a close, filled at the next open
+
+    def position(self) -> Position:
+        """The trade as the entry rules count it (``decide_entry``'s book)."""
+        direction = Direction.LONG if self.sign > 0 else Direction.SHORT
+        return Position(instrument=self.instrument, direction=direction, units=self.units, entry_price=self.entry_price)
+
+    def closed(
+        self, *, exit_ns: int, exit_price: float, exit_reason: str, pnl_home: float, bars_held: int
+    ) -> ClosedTrade:
+        """The round trip, once the trade has closed (a row of ``trades.csv``)."""
+        return ClosedTrade(
+            trade_id=self.trade_id,
+            intent_id=self.intent_id,
+            instrument=self.instrument,
+            direction="long" if self.sign > 0 else "short",
+            signal_bar_ns=self.open_bar_ts,
+            entry_ns=self.entry_ns,
+            entry_price=self.entry_price,
+            units=self.units,
+            stop_loss=self.initial_stop_loss,
+            take_profit=self.take_profit,
+            exit_ns=exit_ns,
+            exit_price=exit_price,
+            exit_reason=exit_reason,
+            pnl_home=pnl_home,
+            risk_home=self.risk_home,
+            bars_held=bars_held,
+            p_up=self.p_up,
+        )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -71,7 +71,7 @@ def risk_skip(
 
 
 def risk_intent(decision: EntryIntent, *, version: str, corr: str, ts_ns: int) -> JournalRow:
-    """``risk.intent``: an entry decision (``actors.core.sizing.decide_entry``'s intent)."""
+    """``risk.intent``: an entry decision (``actors.core.entry.decide_entry``'s intent)."""
     sized, signal = decision.sized, decision.signal
     row = RiskIntentRow(
         intent_id=decision.intent_id,

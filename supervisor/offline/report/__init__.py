@@ -1,2 +1,1 @@
-"""``tradehost report``: the go-live checklist of a shadow run against its backtest.
-"""
+"""``tradehost report``: the go-live checklist of a shadow run against its backtest."""

@@ -12,7 +12,6 @@ from typing import Any
 
 import pykka
 
-from actors.core.clock import ManualClock
 from actors.core.config import FeedConfig, RiskConfig
 from actors.core.domain import InstrumentId
 from actors.roles.risk.actor import RiskActor
@@ -34,7 +33,7 @@ from actors.runtime.messages import (
 )
 from tests.fakebroker import _DEFAULT as EUR_USD
 from tests.fakebroker import InMemoryBroker
-from tests.fakes import RecordingRuntime
+from tests.fakes import ManualClock, RecordingRuntime
 from tests.helpers import poll_until
 
 NS = 10**9

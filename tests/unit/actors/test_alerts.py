@@ -14,13 +14,13 @@ from hypothesis import strategies as st
 from actors.alerting.composition import (
     WITHHELD,
     MailContext,
-    OpenPosition,
     compose_mail,
     format_duration,
     make_mail,
     scrub,
 )
 from actors.alerting.config import ENV_SMTP_PASSWORD, AlertsConfig, load_smtp_password
+from actors.alerting.desk import positions_of
 from actors.alerting.policy import (
     AlertDecision,
     AlertEvent,
@@ -31,7 +31,7 @@ from actors.alerting.policy import (
     NoticeKind,
 )
 from actors.core.errors import ConfigError
-from actors.runtime.messages import Reason
+from actors.runtime.messages import AccountSnapshot, Reason, TradeView
 from supervisor.config import build_section, documented_keys
 
 pytestmark = [pytest.mark.unit, pytest.mark.timeout(60)]
@@ -166,7 +166,6 @@ def test_the_first_alert_of_a_cause_is_sent() -> None:
     assert decision.notice is not None
     assert decision.notice.kind is NoticeKind.ALERT
     assert decision.notice.causes[0].cause == "restart_intensity:feed"
-    assert decision.journal_kind is None
 
 
 def test_repeats_within_the_window_are_counted_not_sent() -> None:
@@ -177,7 +176,7 @@ def test_repeats_within_the_window_are_counted_not_sent() -> None:
 
     assert [d.reason for [d] in out] == [DecisionReason.DEDUP] * 3
     assert [d.repeats for [d] in out] == [1, 2, 3]
-    assert all(d.journal_kind == "alert.suppressed" for [d] in out)
+    assert not any(d.send for [d] in out)
     assert out[-1][0].journal_body() == {
         "decision": "suppress",
         "reason": "dedup",
@@ -477,6 +476,16 @@ def test_the_budget_always_holds_and_the_last_mail_about_each_cause_ends_up_true
 # --- Composition -------------------------------------------------------------------------------
 
 
+def _trade(
+    instrument: str, units: str, price: str, *, sl: str | None = None, tp: str | None = None, upl: str = ""
+) -> TradeView:
+    # An open trade as the reconciler's snapshot sends it (and the mail shows it).
+    return TradeView(
+        trade_id="7", instrument=instrument, units=units, price=price, open_ts=T0, unrealized_pl=upl,  # type: ignore[arg-type]
+        stop_loss=sl, take_profit=tp,
+    )  # fmt: skip
+
+
 def _context(state: str = "NO_TRADE", **kw: Any) -> MailContext:
     reasons = (
         Reason(
@@ -512,15 +521,8 @@ def test_the_body_tells_an_operator_what_happened_what_the_host_did_and_what_to_
     # Arrange
     context = _context(
         positions=(
-            OpenPosition(
-                instrument="EUR_USD",
-                units=10000,
-                entry_price=Decimal("1.08450"),
-                stop_loss=Decimal("1.08000"),
-                take_profit=Decimal("1.09000"),
-                unrealized_pl=Decimal("12.30"),
-            ),
-            OpenPosition(instrument="USD_JPY", units=-5000, entry_price=Decimal("151.200")),
+            _trade("EUR_USD", "10000", "1.08450", sl="1.08000", tp="1.09000", upl="12.30"),
+            _trade("USD_JPY", "-5000", "151.200"),
         ),
         daily_pnl=Decimal("-123.45"),
         currency="USD",
@@ -549,17 +551,7 @@ def test_the_body_tells_an_operator_what_happened_what_the_host_did_and_what_to_
 
 
 def test_a_mail_whose_trades_all_have_their_stops_says_so_and_starts_with_the_cause() -> None:
-    context = _context(
-        positions=(
-            OpenPosition(
-                instrument="EUR_USD",
-                units=10000,
-                entry_price=Decimal("1.08450"),
-                stop_loss=Decimal("1.08000"),
-                take_profit=Decimal("1.09000"),
-            ),
-        )
-    )
+    context = _context(positions=(_trade("EUR_USD", "10000", "1.08450", sl="1.08000", tp="1.09000"),))
 
     body = compose_mail(_alert_notice(), context).body
 
@@ -574,6 +566,30 @@ def test_the_shutdown_mail_names_the_trades_without_a_stop_in_its_first_line() -
     body = compose_mail(notice, _context(state="SHUTTING_DOWN")).body
 
     assert body.splitlines()[0] == detail
+
+
+def _snapshot(*trades: TradeView, daily_pnl: str = "-12.50") -> AccountSnapshot:
+    return AccountSnapshot(
+        currency="USD", balance="1000", nav="1000", unrealized_pl="0", margin_used="0", open_trades=len(trades),
+        pending_orders=0, last_transaction_id="9", ts=T0, trades=trades, daily_pnl=daily_pnl,
+    )  # fmt: skip
+
+
+def test_a_fractional_position_is_mailed_with_its_side_and_its_whole_size() -> None:
+    # A CFD traded in tenths: 0.5 units long is neither "short" nor "0" (the mail once truncated
+    # the units to an integer, and took the side from what was left).
+    positions, pnl = positions_of(_snapshot(_trade("DE30_EUR", "0.5", "18250.1", sl="18100.0", tp="18400.0")))
+
+    body = compose_mail(_alert_notice(), _context(positions=positions, daily_pnl=pnl, currency="EUR")).body
+
+    assert "  DE30_EUR long 0.5 @ 18250.1, SL 18100.0, TP 18400.0" in body.splitlines()
+    assert "Today's P&L: -12.50 EUR" in body
+
+
+def test_a_snapshot_with_a_number_that_is_not_a_decimal_leaves_the_positions_unknown() -> None:
+    assert positions_of(_snapshot(_trade("EUR_USD", "10000", "1.0845", upl="n/a"))) == (None, Decimal("-12.50"))
+    assert positions_of(_snapshot(_trade("EUR_USD", "ten", "1.0845"))) == (None, Decimal("-12.50"))
+    assert positions_of(None) == (None, None)
 
 
 def test_unknown_positions_and_pnl_are_said_to_be_unknown() -> None:

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from actors.core import markethours
 from actors.core.markethours import ClosedReason, MarketStatus, update_market_status
-from tests.markettime import NS, ny, utc, weekly_closed_oracle
+from tests.markettime import NS, near_rollover_oracle, ny, utc, weekly_closed_oracle
 
 pytestmark = pytest.mark.unit
 
@@ -45,6 +45,17 @@ def test_the_trading_days_around_the_ny_dst_switches_last_23_and_25_hours() -> N
     assert markethours.next_rollover(fall) == utc("2017-11-05T22:00")
 
 
+def test_the_rollover_oracle_is_true_within_the_window_either_side_and_false_outside() -> None:
+    # The check the gate's hourly cache is tested against (``tests.markettime``).
+    assert near_rollover_oracle(ny("2018-01-10T16:51"), window_s=600)
+    assert near_rollover_oracle(ny("2018-01-10T17:10"), window_s=600)
+    assert not near_rollover_oracle(ny("2018-01-10T16:49"), window_s=600)
+    assert not near_rollover_oracle(ny("2018-01-10T17:10:01"), window_s=600)
+    # Summer: the same New York times are an hour earlier in UTC.
+    assert near_rollover_oracle(utc("2017-07-05T20:55"), window_s=600)
+    assert not near_rollover_oracle(utc("2017-07-05T21:55"), window_s=600)
+
+
 @given(ANY_TS)
 def test_every_time_lies_in_one_trading_day_that_starts_and_ends_at_1700_new_york(ts: int) -> None:
     start, end = markethours.trading_day_start(ts), markethours.next_rollover(ts)
@@ -53,22 +64,6 @@ def test_every_time_lies_in_one_trading_day_that_starts_and_ends_at_1700_new_yor
     for edge in (start, end):
         local = datetime.fromtimestamp(edge // NS, tz=markethours.NEW_YORK)
         assert (local.hour, local.minute, local.second, edge % NS) == (17, 0, 0, 0)
-
-
-def test_seconds_from_rollover_is_negative_before_and_positive_after() -> None:
-    assert markethours.seconds_from_rollover(ny("2018-01-10T16:55")) == -300.0
-    assert markethours.seconds_from_rollover(ny("2018-01-10T17:02")) == 120.0
-    assert markethours.seconds_from_rollover(ny("2018-01-10T17:00")) == 0.0
-
-
-def test_near_rollover_is_true_within_the_window_either_side_and_false_outside() -> None:
-    assert markethours.is_near_rollover(ny("2018-01-10T16:51"), window_s=600)
-    assert markethours.is_near_rollover(ny("2018-01-10T17:10"), window_s=600)
-    assert not markethours.is_near_rollover(ny("2018-01-10T16:49"), window_s=600)
-    assert not markethours.is_near_rollover(ny("2018-01-10T17:10:01"), window_s=600)
-    # Summer: the same New York times are an hour earlier in UTC.
-    assert markethours.is_near_rollover(utc("2017-07-05T20:55"), window_s=600)
-    assert not markethours.is_near_rollover(utc("2017-07-05T21:55"), window_s=600)
 
 
 # --- The weekly session ------------------------------------------------------------------------------
@@ -103,12 +98,6 @@ def test_while_open_next_open_is_the_opening_after_the_next_close() -> None:
 
 def test_while_closed_next_close_is_the_end_of_the_coming_session() -> None:
     assert markethours.next_close(utc("2018-01-13T12:00")) == utc("2018-01-19T22:00")
-
-
-def test_seconds_to_weekly_close_counts_to_friday_1700_and_during_the_weekend_to_the_next_one() -> None:
-    assert markethours.seconds_to_weekly_close(ny("2018-01-12T16:00")) == 3600.0
-    assert markethours.seconds_to_weekly_close(ny("2018-01-12T17:00")) == 7 * 86400.0
-    assert markethours.seconds_to_weekly_close(ny("2018-01-14T17:00")) == 5 * 86400.0
 
 
 @given(ANY_TS)

@@ -11,14 +11,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from actors.core.config import ExecutionConfig
-from actors.core.domain import Direction, Instrument
+from actors.core.domain import Instrument, TradeState
 from actors.core.exits import (
     BREAKEVEN,
     TIME_EXIT,
     TRAILING,
     CloseTrade,
     ExitAction,
-    ManagedTrade,
     MoveStopLoss,
     exit_actions,
     manage_trade,
@@ -35,19 +34,44 @@ CONFIG = ExecutionConfig(
     breakeven_after_r=1.0, breakeven_offset_pips=0.5, trailing_after_r=2.0, trailing_atr_mult=1.0,
     trailing_distance_pips=0.0, time_exit_bars=10,
 )  # fmt: skip
-# A long from 1.08500 with its SL 20 pips below: R = 0.00200.
-LONG = ManagedTrade(
-    trade_id="7", instrument="EUR_USD", direction=Direction.LONG, units=100_000, entry_price=1.08500,
-    initial_stop_loss=1.08300, stop_loss=1.08300, take_profit=1.09100, bars_held=3,
+# A long from 1.08500 with its SL 20 pips below (R = 0.00200), as the broker reports it; the
+# short's SL 20 pips above.
+LONG = TradeState(
+    id="7", instrument="EUR_USD", price=Decimal("1.08500"), open_ts=0, state="OPEN", initial_units=Decimal(100_000),
+    current_units=Decimal(100_000), realized_pl=Decimal(0), unrealized_pl=Decimal(0),
+    stop_loss_price=Decimal("1.08300"), take_profit_price=Decimal("1.09100"),
 )  # fmt: skip
 SHORT = dataclasses.replace(
-    LONG, direction=Direction.SHORT, initial_stop_loss=1.08700, stop_loss=1.08700, take_profit=1.07900
-)
+    LONG, initial_units=Decimal(-100_000), current_units=Decimal(-100_000), stop_loss_price=Decimal("1.08700"),
+    take_profit_price=Decimal("1.07900"),
+)  # fmt: skip
+INITIAL_SL = {LONG.direction: Decimal("1.08300"), SHORT.direction: Decimal("1.08700")}
+AT_ENTRY = "the SL the trade opened with"
 
 
-def actions(trade: ManagedTrade, bid: float, atr: float | None = 0.0010, **config: Any) -> tuple[ExitAction, ...]:
+def with_sl(trade: TradeState, stop_loss: str | None) -> TradeState:
+    return dataclasses.replace(trade, stop_loss_price=None if stop_loss is None else Decimal(stop_loss))
+
+
+def actions(
+    trade: TradeState,
+    bid: float,
+    atr: float | None = 0.0010,
+    *,
+    initial: str | None = AT_ENTRY,
+    bars_held: int = 3,
+    **config: Any,
+) -> tuple[ExitAction, ...]:
+    # ``initial``: the SL the trade opened with (what the execution role remembers), None unknown.
     return manage_trade(
-        trade, bid=bid, ask=bid + 0.00010, atr=atr, instrument=EUR_USD, config=dataclasses.replace(CONFIG, **config)
+        trade,
+        initial_stop_loss=INITIAL_SL[trade.direction] if initial is AT_ENTRY else initial and Decimal(initial),
+        bars_held=bars_held,
+        bid=bid,
+        ask=bid + 0.00010,
+        atr=atr,
+        instrument=EUR_USD,
+        config=dataclasses.replace(CONFIG, **config),
     )
 
 
@@ -65,7 +89,7 @@ def test_a_short_moves_to_breakeven_minus_the_offset_after_one_r_measured_at_the
 
 
 def test_breakeven_is_not_proposed_again_once_in_place():
-    at_breakeven = dataclasses.replace(LONG, stop_loss=1.08505)
+    at_breakeven = with_sl(LONG, "1.08505")
     assert actions(at_breakeven, 1.08750) == ()
 
 
@@ -87,7 +111,7 @@ def test_the_trailing_stop_uses_the_fixed_distance_without_an_atr_multiple_or_an
 
 
 def test_the_trailing_stop_never_loosens():
-    trailed = dataclasses.replace(LONG, stop_loss=1.08900)
+    trailed = with_sl(LONG, "1.08900")
     assert actions(trailed, 1.08950) == ()  # the trail would be 1.08850: looser
     assert actions(trailed, 1.09050) == (MoveStopLoss(Decimal("1.08950"), TRAILING),)
 
@@ -98,9 +122,8 @@ def test_the_trail_rounds_away_from_the_price_to_a_whole_tick():
 
 
 def test_after_n_bars_the_trade_closes_and_nothing_else_is_proposed():
-    old = dataclasses.replace(LONG, bars_held=10)
-    assert actions(old, 1.09000) == (CloseTrade(TIME_EXIT),)
-    assert actions(old, 1.09000, time_exit_bars=0) == (MoveStopLoss(Decimal("1.08900"), TRAILING),)
+    assert actions(LONG, 1.09000, bars_held=10) == (CloseTrade(TIME_EXIT),)
+    assert actions(LONG, 1.09000, bars_held=10, time_exit_bars=0) == (MoveStopLoss(Decimal("1.08900"), TRAILING),)
 
 
 def test_zero_turns_breakeven_off():
@@ -108,21 +131,20 @@ def test_zero_turns_breakeven_off():
 
 
 def test_a_trade_without_a_known_initial_risk_only_gets_the_time_exit():
-    adopted = dataclasses.replace(LONG, initial_stop_loss=None, stop_loss=None)
-    assert adopted.initial_risk == 0.0
-    assert actions(adopted, 1.10000) == ()
-    assert actions(dataclasses.replace(adopted, bars_held=99), 1.10000) == (CloseTrade(TIME_EXIT),)
+    for trade in (LONG, with_sl(LONG, None)):  # with or without an SL now: R is the SL at the entry
+        assert actions(trade, 1.10000, initial=None) == ()
+        assert actions(trade, 1.10000, initial=None, bars_held=99) == (CloseTrade(TIME_EXIT),)
 
 
 def test_a_trade_without_an_sl_gets_one():
-    no_sl = dataclasses.replace(LONG, stop_loss=None)
+    no_sl = with_sl(LONG, None)
     assert actions(no_sl, 1.08700) == (MoveStopLoss(Decimal("1.08505"), BREAKEVEN),)
 
 
 def test_a_breakeven_level_at_or_through_the_price_is_not_proposed():
     # A tiny R: 1 R of profit is less than the 5-pip offset, so breakeven + offset is above the bid.
-    tight = dataclasses.replace(LONG, initial_stop_loss=1.08490, stop_loss=1.08490)
-    assert actions(tight, 1.08520, breakeven_offset_pips=5.0, trailing_after_r=100.0) == ()
+    tight = with_sl(LONG, "1.08490")
+    assert actions(tight, 1.08520, initial="1.08490", breakeven_offset_pips=5.0, trailing_after_r=100.0) == ()
 
 
 def test_the_execution_section_loads_and_checks_its_ranges():

@@ -117,21 +117,21 @@ def test_with_missing_bars_the_live_window_equals_the_full_history_value() -> No
 
     for end in range(WINDOW_BARS, 521, 3):
         # Act
-        live = last_row(compute_features(_window(bars, end), PIPS))
+        live = last_row(compute_features(_window(bars, end=end), PIPS))
 
         # Assert (NaN where the full history has NaN, the same values elsewhere)
         np.testing.assert_allclose(live, full_rows[end - 1], rtol=0, atol=1e-12, err_msg=f"bar {end - 1}")
 
 
-def _window(bars: WideBars, end: int) -> WideBars:
-    return WideBars(**{f: getattr(bars, f).iloc[end - WINDOW_BARS : end] for f in FIELDS})
+def _window(bars: WideBars, rows: int = WINDOW_BARS, *, end: int) -> WideBars:
+    return WideBars(**{f: getattr(bars, f).iloc[end - rows : end] for f in FIELDS})
 
 
 def test_the_first_lookback_minus_one_bars_are_warm_up_and_lookback_is_tight() -> None:
     bars = synthetic(LOOKBACK + 20, seed=5)
 
     rows = compute_features(bars, PIPS).to_numpy().reshape(LOOKBACK + 20, len(NAMES), len(FEATURE_NAMES))
-    short = last_row(compute_features(bars.tail(LOOKBACK - 1), PIPS))
+    short = last_row(compute_features(_window(bars, LOOKBACK - 1, end=len(bars.close)), PIPS))
 
     assert np.isnan(rows[: LOOKBACK - 1]).all()
     assert np.isfinite(rows[LOOKBACK - 1 :]).all()

@@ -18,14 +18,13 @@ import numpy as np
 import pykka
 import pytest
 
-from actors.core.clock import ManualClock
 from actors.core.config import FeedConfig
 from actors.core.domain import OHLC, Candle, Price, PriceHeartbeat
 from actors.roles.feed import FeedActor, _StreamItem
 from actors.runtime.actor import HeartbeatDue
 from actors.runtime.messages import TOPIC_MD_TICK, BrokerHealth, MarketReport, PriceTick
 from tests.fakebroker import InMemoryBroker
-from tests.fakes import RecordingRuntime
+from tests.fakes import ManualClock, RecordingRuntime
 from tests.helpers import poll_until
 
 pytestmark = [pytest.mark.unit, pytest.mark.timeout(30)]

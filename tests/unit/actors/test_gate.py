@@ -13,10 +13,11 @@ from hypothesis import strategies as st
 
 from actors.core import markethours
 from actors.core.config import RiskConfig
-from actors.core.domain import Direction, Instrument, OpenPosition, Quote, Signal, SkipReason
+from actors.core.domain import Direction, Instrument, Position, Quote, Signal, SkipReason
 from actors.core.errors import ConfigError
-from actors.core.gate import check_entry, currencies
+from actors.core.gate import check_entry
 from supervisor.config import build_section
+from tests.markettime import near_rollover_oracle
 
 pytestmark = pytest.mark.unit
 
@@ -65,8 +66,8 @@ def decide(p_up: float = 0.7, **overrides: Any) -> SkipReason | Direction:
     return result
 
 
-def position(name: str = "GBP_USD", direction: Direction = Direction.LONG) -> OpenPosition:
-    return OpenPosition(instrument=name, direction=direction, units=1000.0, entry_price=1.2)
+def position(name: str = "GBP_USD", direction: Direction = Direction.LONG) -> Position:
+    return Position(instrument=name, direction=direction, units=1000.0, entry_price=1.2)
 
 
 # --- Direction and threshold -------------------------------------------------------------------
@@ -227,7 +228,7 @@ def test_market_hours_and_the_rollover_window_agree_with_the_calendar(ts, window
     result = decide(now_ns=ts, config=config)
     if not markethours.is_open(ts):
         assert result is SkipReason.MARKET_CLOSED
-    elif markethours.is_near_rollover(ts, window_s=window_s):
+    elif near_rollover_oracle(ts, window_s=window_s):
         assert result is SkipReason.ROLLOVER
     else:
         assert result is Direction.LONG
@@ -242,19 +243,13 @@ def test_the_weekly_close_window_agrees_with_the_calendar(ts, window_s):
         assert result is SkipReason.MARKET_CLOSED
     elif (markethours.next_close(ts) - ts) / NS <= window_s:
         assert result is SkipReason.WEEKLY_CLOSE
-    elif markethours.is_near_rollover(ts, window_s=0.0):
+    elif near_rollover_oracle(ts, window_s=0.0):
         assert result is SkipReason.ROLLOVER
     else:
         assert result is Direction.LONG
 
 
 # --- Small helpers and the config ----------------------------------------------------------------
-
-
-def test_currencies_split_an_instrument_name():
-    assert currencies("EUR_USD") == ("EUR", "USD")
-    with pytest.raises(ValueError, match="BASE_QUOTE"):
-        currencies("EURUSD")
 
 
 def test_the_risk_section_loads_and_reports_bad_values_by_dotted_key():

@@ -21,14 +21,13 @@ import pykka
 import pytest
 
 from actors.core.bars import BarCandle, BarReason, average_true_range, validate_bar, validate_candles, validate_history
-from actors.core.clock import ManualClock
 from actors.core.config import BarValidationConfig, FeedConfig, ModelConfig, RiskConfig
 from actors.core.domain import OHLC, Candle, Instrument
 from actors.ml.candlefile import frame_from_candles, validated_frame
 from actors.roles.model import ModelActor
 from actors.roles.risk.actor import RiskActor
 from tests.fakebroker import InMemoryBroker
-from tests.fakes import RecordingRuntime
+from tests.fakes import ManualClock, RecordingRuntime
 from tests.helpers import TEST_MODEL_DIR, poll_until
 
 pytestmark = [pytest.mark.unit, pytest.mark.timeout(60)]

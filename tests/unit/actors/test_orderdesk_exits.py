@@ -10,7 +10,6 @@ from typing import Any
 
 import pytest
 
-from actors.core.clock import ManualClock
 from actors.core.config import ExecutionConfig, RiskConfig
 from actors.core.domain import InstrumentId, IntentId, TradeState
 from actors.core.errors import BrokerTemporaryError
@@ -21,6 +20,7 @@ from actors.runtime.journal import Journal
 from actors.runtime.marketview import MarketView
 from actors.runtime.messages import AlertRaised, ExecutionReport, ExitsChecked, RiskIntent
 from tests.fakebroker import InMemoryBroker
+from tests.fakes import ManualClock
 
 pytestmark = pytest.mark.unit
 

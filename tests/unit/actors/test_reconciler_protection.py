@@ -12,7 +12,6 @@ from typing import Any
 import pytest
 
 from actors.core.backoff import Backoff
-from actors.core.clock import ManualClock
 from actors.core.config import ReconcilerConfig
 from actors.core.domain import AccountState, TradeState
 from actors.roles.reconciler.actor import NO_VERDICT, ReconcilerActor, _Polled
@@ -25,7 +24,7 @@ from actors.runtime.messages import (
     SystemState,
     SystemStateChanged,
 )
-from tests.fakes import RecordingRuntime
+from tests.fakes import ManualClock, RecordingRuntime
 
 pytestmark = pytest.mark.unit
 

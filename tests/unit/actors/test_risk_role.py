@@ -10,10 +10,10 @@ from dataclasses import replace
 import pykka
 import pytest
 
-from actors.core.clock import ManualClock
 from actors.core.config import FeedConfig, RiskConfig
-from actors.core.domain import Direction, InstrumentId, OpenPosition, TradeId
-from actors.roles.risk.actor import RiskActor
+from actors.core.domain import Direction, InstrumentId, Position, TradeId
+from actors.core.money import currency_exposure
+from actors.roles.risk.actor import RiskActor, book_of
 from actors.roles.risk.recovery import InFlight
 from actors.runtime.actor import HeartbeatDue, Inbound
 from actors.runtime.messages import (
@@ -27,7 +27,7 @@ from actors.runtime.messages import (
     make_envelope,
 )
 from tests.fakebroker import InMemoryBroker
-from tests.fakes import RecordingRuntime
+from tests.fakes import ManualClock, RecordingRuntime
 from tests.helpers import poll_until
 
 pytestmark = [pytest.mark.unit, pytest.mark.timeout(20)]
@@ -134,7 +134,7 @@ def test_a_signal_whose_bar_ended_more_than_a_bar_ago_is_skipped_as_stale(role) 
 
 def test_an_old_snapshot_listing_a_closed_trade_does_not_clear_a_new_intent_in_flight(role) -> None:
     ref, _, _ = role
-    position = OpenPosition(instrument="EUR_USD", direction=Direction.SHORT, units=1000.0, entry_price=1.1)
+    position = Position(instrument="EUR_USD", direction=Direction.SHORT, units=1000.0, entry_price=1.1)
     ref.proxy().in_flight.get(timeout=5)["EUR_USD"] = InFlight("main.EUR_USD.2.S", position, since=100.0)
     old = AccountSnapshot(
         currency="USD", balance="100000", nav="100000", unrealized_pl="0", margin_used="0", open_trades=1,
@@ -157,7 +157,7 @@ def test_an_old_snapshot_listing_a_closed_trade_does_not_clear_a_new_intent_in_f
 
 
 def _in_flight(ref: pykka.ActorRef[RiskActor], intent_id: str) -> None:
-    position = OpenPosition(instrument="EUR_USD", direction=Direction.LONG, units=1000.0, entry_price=1.1)
+    position = Position(instrument="EUR_USD", direction=Direction.LONG, units=1000.0, entry_price=1.1)
     ref.proxy().in_flight.get(timeout=5)["EUR_USD"] = InFlight(intent_id, position, since=100.0)
 
 
@@ -190,3 +190,43 @@ def test_an_intent_the_execution_role_reported_on_never_expires(role, status: st
 
     assert set(ref.proxy().in_flight.get(timeout=5)) == {"EUR_USD"}
     assert not [j for j in list(runtime.journaled) if j[0] == "risk.intent_expired"]
+
+
+def _open(trade_id: str, units: str, price: str) -> TradeView:
+    return TradeView(trade_id=TradeId(trade_id), instrument=InstrumentId("EUR_USD"), units=units, price=price,
+                     open_ts=1, unrealized_pl="0")  # fmt: skip
+
+
+def test_the_trades_of_one_instrument_count_as_one_net_position_in_full() -> None:
+    # Arrange: a trade opened by hand (adopted) beside the host's own, both long EUR_USD.
+    account = AccountSnapshot(
+        currency="USD", balance="100000", nav="100000", unrealized_pl="0", margin_used="0", open_trades=3,
+        pending_orders=0, last_transaction_id="1", ts=1,
+        trades=(_open("9", "1000", "1.09000"), _open("7", "2000", "1.08000"), _open("5", "500", "1.07000")),
+    )  # fmt: skip
+
+    # Act
+    book = book_of(account, closed={"5"})
+    exposure = currency_exposure(book, {"EUR_USD": 1.1}, "USD")
+
+    # Assert: 3000 units at their average entry, so the exposure counts all of them (not the last
+    # trade listed alone); a trade reported closed since the snapshot no longer counts.
+    assert book == {"EUR_USD": Position(instrument="EUR_USD", direction=Direction.LONG, units=3000.0,
+                                        entry_price=pytest.approx(3250 / 3000))}  # fmt: skip
+    assert exposure["EUR"] == pytest.approx(3300.0)
+
+
+def test_trades_of_one_instrument_on_both_sides_net_out_and_still_hold_the_instrument() -> None:
+    # A hedging account: 1000 long and 400 short of one instrument are 600 long; all of it closed
+    # out, the instrument still has open trades, so no new entry on it (``position_open``).
+    account = AccountSnapshot(
+        currency="USD", balance="100000", nav="100000", unrealized_pl="0", margin_used="0", open_trades=2,
+        pending_orders=0, last_transaction_id="1", ts=1,
+        trades=(_open("9", "1000", "1.09000"), _open("7", "-400", "1.08000")),
+    )  # fmt: skip
+
+    [net] = book_of(account).values()
+    [flat] = book_of(replace(account, trades=(_open("9", "400", "1.09"), _open("7", "-400", "1.08")))).values()
+
+    assert (net.direction, net.units) == (Direction.LONG, 600.0)
+    assert flat.units == 0.0 and flat.instrument == "EUR_USD"

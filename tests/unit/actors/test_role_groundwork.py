@@ -10,7 +10,6 @@ from typing import Any, ClassVar
 import pykka
 import pytest
 
-from actors.core.clock import ManualClock
 from actors.core.config import FeedConfig
 from actors.core.errors import ConfigError
 from actors.roles.feed import FeedActor
@@ -18,7 +17,7 @@ from actors.runtime import registry
 from actors.runtime.actor import HeartbeatDue, Inbound, Permit, RoleActor
 from actors.runtime.exitcodes import EXIT_ACTOR_FAILED
 from actors.runtime.messages import Heartbeat, SystemState, SystemStateChanged, make_envelope
-from tests.fakes import RecordingRuntime
+from tests.fakes import ManualClock, RecordingRuntime
 from tests.helpers import poll_until
 
 pytestmark = [pytest.mark.unit, pytest.mark.timeout(30)]

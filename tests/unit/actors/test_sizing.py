@@ -15,9 +15,9 @@ from hypothesis import strategies as st
 
 from actors.broker.oanda.precision import CLIENT_ID_RE
 from actors.core.config import RiskConfig
-from actors.core.domain import Direction, Instrument, OpenPosition, Quote, Signal, SkipReason
+from actors.core.domain import Direction, Instrument, Position, Quote, Signal, SkipReason
 from actors.core.entry import EntryIntent, EntrySkip, decide_entry, intent_id
-from actors.core.money import conversion_instruments, currency_exposure, position_margin, quote_to_home
+from actors.core.money import currency_exposure, position_margin, quote_to_home
 from actors.core.sizing import SizedEntry, size_entry
 from actors.core.zones import ZoneVerdict
 
@@ -87,22 +87,12 @@ def test_no_route_or_a_bad_price_cannot_convert():
     assert quote_to_home("GBP", "USD", {"GBP_USD": 0.0}) is None
 
 
-def test_conversion_instruments_names_the_prices_a_pair_needs():
-    available = ("EUR_USD", "GBP_USD", "USD_JPY", "EUR_GBP")
-    assert conversion_instruments("GBP_USD", "USD", available) == ()
-    assert conversion_instruments("EUR_GBP", "USD", available) == ("GBP_USD",)
-    assert conversion_instruments("USD_JPY", "USD", available) == ("USD_JPY",)
-    assert conversion_instruments("EUR_JPY", "GBP", available) == ("USD_JPY", "GBP_USD")
-    assert conversion_instruments("USD_CHF", "USD", available) is None
-
-
 # --- Units ---------------------------------------------------------------------------------------
 
 
 def test_eur_usd_units_are_the_risk_over_the_stop_distance():
     entry = sized()
     assert entry.units == Decimal(500_000)  # 1000 USD / 0.0020
-    assert entry.signed_units == Decimal(500_000)
     assert entry.risk_home == pytest.approx(1000.0)
 
 
@@ -185,7 +175,6 @@ def test_a_long_measures_its_stops_from_the_ask_and_a_short_from_the_bid():
     short = sized(Direction.SHORT)
     assert short.entry_price == pytest.approx(1.08500)
     assert short.stop_loss == Decimal("1.08700") and short.take_profit == Decimal("1.08100")
-    assert short.signed_units == -short.units
 
 
 def test_the_stop_distance_rounds_up_to_a_whole_tick_and_sizes_from_it():
@@ -218,8 +207,8 @@ def test_no_atr_or_no_conversion_rate_is_a_skip():
 
 def test_exposure_counts_both_currencies_in_the_home_currency():
     book = {
-        "EUR_USD": OpenPosition(instrument="EUR_USD", direction=Direction.LONG, units=100_000, entry_price=1.08),
-        "USD_JPY": OpenPosition(instrument="USD_JPY", direction=Direction.SHORT, units=50_000, entry_price=150.0),
+        "EUR_USD": Position(instrument="EUR_USD", direction=Direction.LONG, units=100_000, entry_price=1.08),
+        "USD_JPY": Position(instrument="USD_JPY", direction=Direction.SHORT, units=50_000, entry_price=150.0),
     }
     exposure = currency_exposure(book, MIDS, "USD")
     assert exposure["EUR"] == pytest.approx(108_505.0)
@@ -228,7 +217,7 @@ def test_exposure_counts_both_currencies_in_the_home_currency():
 
 
 def test_an_exposure_without_a_conversion_rate_is_unknown():
-    book = {"EUR_GBP": OpenPosition(instrument="EUR_GBP", direction=Direction.LONG, units=1000, entry_price=0.85)}
+    book = {"EUR_GBP": Position(instrument="EUR_GBP", direction=Direction.LONG, units=1000, entry_price=0.85)}
     exposure = currency_exposure(book, {}, "USD")
     assert exposure["EUR"] != exposure["EUR"]  # NaN
 
@@ -321,7 +310,7 @@ def test_the_zone_multiplier_reaches_the_size():
 
 
 def test_open_positions_feed_the_exposure_check():
-    book = {"EUR_GBP": OpenPosition(instrument="EUR_GBP", direction=Direction.LONG, units=1e9, entry_price=0.85)}
+    book = {"EUR_GBP": Position(instrument="EUR_GBP", direction=Direction.LONG, units=1e9, entry_price=0.85)}
     skip = decide(book=book)
     assert isinstance(skip, EntrySkip) and skip.reason is SkipReason.MAX_EXPOSURE
 
@@ -415,9 +404,9 @@ def test_a_zero_reserve_uses_all_the_margin_available():
 
 def test_position_margin_values_every_position_in_the_home_currency():
     book = {
-        "EUR_USD": OpenPosition(instrument="EUR_USD", direction=Direction.LONG, units=100_000.0, entry_price=1.08),
-        "USD_JPY": OpenPosition(instrument="USD_JPY", direction=Direction.SHORT, units=50_000.0, entry_price=149.0),
-        "EUR_GBP": OpenPosition(instrument="EUR_GBP", direction=Direction.LONG, units=10_000.0, entry_price=0.85),
+        "EUR_USD": Position(instrument="EUR_USD", direction=Direction.LONG, units=100_000.0, entry_price=1.08),
+        "USD_JPY": Position(instrument="USD_JPY", direction=Direction.SHORT, units=50_000.0, entry_price=149.0),
+        "EUR_GBP": Position(instrument="EUR_GBP", direction=Direction.LONG, units=10_000.0, entry_price=0.85),
     }
     instruments = {"EUR_USD": EUR_USD_30, "USD_JPY": USD_JPY_25, "EUR_GBP": EUR_GBP}
     expected = 100_000 * 1.08505 * 0.0333 + 50_000 * 0.04 + 10_000 * 0.85775 * 1.265 * 0.0333
@@ -426,7 +415,7 @@ def test_position_margin_values_every_position_in_the_home_currency():
 
 
 def test_a_position_margin_that_cannot_be_valued_is_unknown():
-    book = {"USD_CHF": OpenPosition(instrument="USD_CHF", direction=Direction.LONG, units=1.0, entry_price=0.88)}
+    book = {"USD_CHF": Position(instrument="USD_CHF", direction=Direction.LONG, units=1.0, entry_price=0.88)}
     assert math.isnan(position_margin(book, {"EUR_USD": EUR_USD}, MIDS, "USD"))  # no metadata
     chf = dataclasses.replace(EUR_USD, name="USD_CHF")
     assert math.isnan(position_margin(book, {"USD_CHF": chf}, {}, "USD"))  # no CHF->USD rate

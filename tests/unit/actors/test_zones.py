@@ -62,14 +62,13 @@ def test_the_drawdown_is_measured_from_the_peak_and_picks_the_zone():
     _, verdict = run([(t, 100_000.0), (t + 1, 110_000.0), (t + 2, 110_000.0 * 0.93)])
     assert verdict.zone == 1 and verdict.multiplier == 0.5
     assert verdict.drawdown == pytest.approx(0.07)
-    assert verdict.entries_allowed
+    assert not verdict.drawdown_stop and not verdict.daily_loss_hit
 
 
 def test_beyond_the_last_zone_the_stop_latches_until_an_operator_resumes():
     t = utc("2024-03-06T14:00")
     state, verdict = run([(t, 100_000.0), (t + 1, 84_000.0)])
     assert verdict.drawdown_stop and verdict.zone == 3 and verdict.multiplier == 0.0
-    assert not verdict.entries_allowed
     # Recovering does not clear it, nor does a new trading day.
     state, verdict = run([(t + 2, 99_000.0), (t + 48 * HOUR, 99_500.0)], state)
     assert verdict.drawdown_stop and verdict.zone == 3 and verdict.multiplier == 0.0
@@ -111,7 +110,7 @@ def test_the_daily_loss_limit_counts_from_the_day_start_nav_and_at_the_limit_cou
     _, verdict = run([(t, 100_000.0), (t + 1, 97_001.0)])
     assert not verdict.daily_loss_hit and verdict.daily_pnl == pytest.approx(-2_999.0)
     _, verdict = run([(t, 100_000.0), (t + 1, 97_000.0)])
-    assert verdict.daily_loss_hit and not verdict.entries_allowed
+    assert verdict.daily_loss_hit
 
 
 def test_the_daily_loss_latch_holds_for_the_rest_of_the_day_even_if_the_nav_recovers():

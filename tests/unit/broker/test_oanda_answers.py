@@ -85,7 +85,6 @@ READS: list[Any] = [
     ("account_summary", (), "/summary", [1, 2], "not an object"),
     ("account_summary", (), "/summary", {"account": {**example("account_summary")["account"], "NAV": "NaN"}}, "'NAV'"),
     ("open_trades", (), "/openTrades", {"trades": {"id": "1"}}, "'trades'"),
-    ("open_positions", (), "/openPositions", {"positions": ["EUR_USD"]}, "'position'"),
     ("pending_orders", (), "/pendingOrders", {"orders": None, "x": 1}, None),
     ("order", ("@c-1",), "/orders/@c-1", {"order": "FILLED"}, "'order'"),
     ("trade", ("6367",), "/trades/6367", {"trade": None}, "'trade'"),

@@ -58,7 +58,6 @@ PARSERS: dict[str, tuple[Callable[[Any], Any], list[Any]]] = {
     "price_event": (p.price_event, [example("price"), example("heartbeat")]),
     "trade_state": (p.trade_state, _TRADES),
     "order_state": (p.order_state, [_MARKET_ORDER] + [t["takeProfitOrder"] for t in _TRADES]),
-    "position_state": (p.position_state, example("open_positions")["positions"]),
     "transaction": (p.transaction, example("transactions_since_id")["transactions"]),
     "transaction_event": (
         p.transaction_event,
@@ -265,13 +264,6 @@ def test_a_boolean_sent_as_something_else_is_malformed_not_truthy(value: Any) ->
     obj = {**example("price"), "tradeable": value}
     with pytest.raises(BrokerTemporaryError, match=r"'tradeable'"):
         p.price_event(obj)
-
-
-def test_trade_ids_sent_as_a_string_are_malformed_not_split_into_characters() -> None:
-    position = example("open_positions")["positions"][0]
-    position["long"]["tradeIDs"] = "6367"
-    with pytest.raises(BrokerTemporaryError, match=r"'tradeIDs'"):
-        p.position_state(position)
 
 
 def test_client_extensions_that_are_not_an_object_are_malformed() -> None:

@@ -13,10 +13,10 @@ import pytest
 
 from actors.broker import Broker, MarketOrderRequest, Transaction, TransactionHeartbeat
 from actors.broker.shadow.book import ShadowBook
-from actors.core.clock import ManualClock
 from actors.core.domain import OHLC, Candle, Instrument, Price
 from actors.core.errors import BrokerRejectedError, ConfigError, InvariantViolation
 from tests.fakebroker import InMemoryBroker
+from tests.fakes import ManualClock
 
 pytestmark = pytest.mark.unit
 
@@ -29,7 +29,7 @@ USD_JPY = dataclasses.replace(
 )
 EUR_GBP = dataclasses.replace(EUR_USD, name="EUR_GBP", margin_rate=Decimal("0.05"))
 ORDER_PATH = {"submit_market_order", "close_trade", "set_trade_orders", "cancel_order"}
-ACCOUNT_READS = {"order", "trade", "open_trades", "open_positions", "pending_orders", "transactions_since"}
+ACCOUNT_READS = {"order", "trade", "open_trades", "pending_orders", "transactions_since"}
 T0 = 1_709_733_600_000_000_000  # 2024-03-06 14:00 UTC
 
 
@@ -365,12 +365,11 @@ def test_a_close_without_a_tradeable_price_is_market_halted(book: ShadowBook):
     assert e.value.reason == "MARKET_HALTED" and book.trade(trade_id).state == "OPEN"
 
 
-def test_positions_and_transactions_are_virtual(book: ShadowBook):
+def test_trades_and_transactions_are_virtual(book: ShadowBook):
     price(book, "1.08500", "1.08510")
     book.submit_market_order(order(1000))
     book.submit_market_order(order(500, client_id="second"))
-    (position,) = book.open_positions()
-    assert position.long_units == Decimal(1500) and len(position.trade_ids) == 2
+    assert [t.current_units for t in book.open_trades()] == [Decimal(500), Decimal(1000)]  # newest first
     page = book.transactions_since("0")
     assert [t.id for t in page.transactions] == [str(i) for i in range(1, len(page.transactions) + 1)]
     assert page.last_transaction_id == page.transactions[-1].id
@@ -486,7 +485,7 @@ def test_no_order_path_call_and_no_account_read_ever_reaches_the_inner_broker(in
     for spec in (a, "@main.EUR_USD.1.L"):
         book.trade(spec)
     book.order("@b")
-    book.open_trades(), book.open_positions(), book.pending_orders(), book.account_summary()
+    book.open_trades(), book.pending_orders(), book.account_summary()
     book.transactions_since("0")
     restored = open_book(inner, state_path)
     price(restored, "1.08000", "1.08010", ts=T0 + 1)

@@ -24,7 +24,7 @@ from actors.core.gate import check_entry
 from actors.core.zones import update_zones
 from actors.runtime.marketview import MarketView
 from supervisor.offline.backtest.book import Simulation
-from supervisor.offline.backtest.records import BarGrid, _Trade
+from supervisor.offline.backtest.records import BarGrid, _OpenTrade
 from supervisor.offline.backtest.rows import JournalRow
 
 pytestmark = [pytest.mark.unit, pytest.mark.timeout(60)]
@@ -107,9 +107,9 @@ def test_no_margin_left_in_the_backtest_book_is_a_margin_skip() -> None:
     run = _Run(_flat(WARM + 1, width=0.00005), risk=risk, nav=10_000.0)
     for row in range(WARM):
         run.sim.warm_up(row)
-    from actors.core.domain import Direction, OpenPosition
+    from actors.core.domain import Direction, Position
 
-    run.sim.book["USD_JPY"] = OpenPosition(instrument="USD_JPY", direction=Direction.LONG, units=250_000.0,
+    run.sim.book["USD_JPY"] = Position(instrument="USD_JPY", direction=Direction.LONG, units=250_000.0,
                                            entry_price=150.0)  # fmt: skip
     run.sim.mids["USD_JPY"] = 150.0  # 250 000 USD at 0.04: all 10 000 USD of margin used
     run.step(WARM, 0.9)
@@ -236,11 +236,9 @@ def test_the_backtest_decision_is_decide_entry_with_the_risk_roles_atr(
         run.sim.warm_up(row)
     book = {}
     if held:
-        from actors.core.domain import Direction, OpenPosition
+        from actors.core.domain import Direction, Position
 
-        book["USD_JPY"] = OpenPosition(
-            instrument="USD_JPY", direction=Direction(held), units=50_000.0, entry_price=150.0
-        )
+        book["USD_JPY"] = Position(instrument="USD_JPY", direction=Direction(held), units=50_000.0, entry_price=150.0)
         run.sim.book.update(book)
         run.sim.mids["USD_JPY"] = 150.0
     nav = 100_000.0
@@ -275,8 +273,8 @@ def test_the_backtest_decision_is_decide_entry_with_the_risk_roles_atr(
     assert ours == theirs
 
 
-def _trade(sign: int, entry: float, stop: float, current: float) -> _Trade:
-    return _Trade(
+def _trade(sign: int, entry: float, stop: float, current: float) -> _OpenTrade:
+    return _OpenTrade(
         trade_id="1",
         intent_id="i",
         column=0,
@@ -345,7 +343,7 @@ def test_the_bars_held_shortcut_never_changes_when_a_time_exit_fires(
     assert (run.sim._held(trade, now) >= limit) == (bars_held(opened, now, "M15") >= limit)
 
 
-def replace_trade(trade: _Trade, opened: int) -> _Trade:
+def replace_trade(trade: _OpenTrade, opened: int) -> _OpenTrade:
     trade.open_bar_ts = trade.open_start_ns = opened
     return trade
 
