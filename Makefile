@@ -59,13 +59,14 @@ demo: $(RUN_STAMP) $(DEFAULT_MODEL)
 		--set broker.emulator.speed=$(DEMO_SPEED) --set host.run_dir='"var/demo"'
 
 # The suite mostly waits (hosts starting, market time passing, deadlines running out), so it runs
-# on more pytest-xdist workers than the machine has cores. The workers take the tests two at a time
-# (--maxschedchunk 2), the longest first (tests/conftest.py orders them), so the long ones spread
-# over every worker. `make test TEST_WORKERS=0` runs it in one process.
+# on more pytest-xdist workers than the machine has cores. The workers take the tests a few at a
+# time, the longest first (tests/conftest.py orders them), so the long ones spread over every
+# worker; the tests of one xdist_group (sharing a module-scoped host) go to one worker together.
+# `make test TEST_WORKERS=0` runs it in one process.
 TEST_WORKERS ?= 4
 
 test: $(TEST_STAMP)
-	$(PY) -m pytest -n $(TEST_WORKERS) --maxschedchunk 2
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup
 
 test-unit: $(TEST_STAMP)
 	$(PY) -m pytest -m unit
