@@ -23,16 +23,11 @@ pytestmark = pytest.mark.integration
 @pytest.fixture(scope="module")
 def observed() -> Iterator[Host]:
     """One running host (fast timings, TRADING) for the tests that only look at it: none of them
-    changes its state, so they share its start-up (``make test`` runs them on one worker:
-    ``xdist_group``)."""
+    changes its state, so those that run in one process share its start-up."""
     with running_host(FAST) as h:
         yield h
 
 
-OBSERVE = pytest.mark.xdist_group("tree-observed")
-
-
-@OBSERVE
 def test_the_emulator_and_all_six_roles_start_heartbeat_and_the_system_reaches_trading(observed: Host) -> None:
     host = observed
     status = host.wait_all_running()
@@ -54,7 +49,6 @@ def test_the_emulator_and_all_six_roles_start_heartbeat_and_the_system_reaches_t
     assert kinds.index("host.started") < kinds.index("recon.completed")
 
 
-@OBSERVE
 def test_heartbeats_keep_coming_so_heartbeat_age_stays_small(observed: Host) -> None:
     host = observed
     first = host.wait_all_running()
@@ -67,7 +61,6 @@ def test_heartbeats_keep_coming_so_heartbeat_age_stays_small(observed: Host) -> 
     assert handled_before.keys() == later["actors"].keys()
 
 
-@OBSERVE
 def test_ctl_socket_and_run_dir_are_private(observed: Host) -> None:
     host = observed
     assert stat.S_IMODE(host.run_dir.stat().st_mode) == 0o700
@@ -105,7 +98,6 @@ def test_ctl_restart_replaces_the_process_and_shows_the_new_pid(host: Host) -> N
     assert not psutil.pid_exists(before["pid"]) or psutil.Process(before["pid"]).status() == psutil.STATUS_ZOMBIE
 
 
-@OBSERVE
 def test_ctl_usage_errors_exit_2_and_unknown_roles_are_refused(observed: Host) -> None:
     host = observed
     assert host.ctl("frobnicate").returncode == 2
@@ -120,7 +112,6 @@ def test_ctl_without_a_host_exits_3_quickly() -> None:
     assert "not running" in res.stderr
 
 
-@OBSERVE
 def test_a_second_host_on_the_same_run_dir_is_refused(observed: Host) -> None:
     host = observed
     second = Host(run_dir=host.run_dir, overrides=FAST).start()
