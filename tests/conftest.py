@@ -42,6 +42,15 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     ensure_test_model()
 
 
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """hypothesis imports its regex strategies on first use, inside a test, where pytest compiles
+    them (it rewrites the asserts of plugin modules) with ``ast.parse``, which CPython 3.11 does
+    not guard against one in another thread ("SystemError: AST constructor recursion depth
+    mismatch", seen in a full run while a unit test's role threads were winding down). Imported
+    here, after hypothesis' own start-up and before any test has started a thread."""
+    import hypothesis.strategies._internal.regex  # noqa: F401
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Longest first: the tests marked ``slow``, then the other tests of a real tree or emulator,
     then the unit tests (a stable sort: file order within each group). pytest-xdist hands the
