@@ -3,6 +3,7 @@
 - ``FakeSupervisor`` implements ``supervisor.ctl.commands.base.Controllable``: the ctl commands and
   ``supervisor.ctl.server.dispatch`` run against it without a process tree.
 - ``ManualClock`` implements ``actors.core.clock.Clock``: time moves only when a test moves it.
+- ``permit_of(allow)``: a real ``actors.runtime.actor.Permit`` that grants entry, or not.
 - ``RecordingRuntime`` implements ``actors.runtime.actor.RoleRuntime``: a ``RoleActor`` started with it
   publishes, reports, journals and asks to exit into plain lists.
 """
@@ -16,6 +17,18 @@ from typing import Any
 from actors.broker import Broker
 from actors.runtime.messages import Body
 from supervisor.ctl.commands.errors import REFUSED, CommandError
+
+
+def permit_of(allow: bool) -> Any:
+    """A ``Permit`` holding an unexpiring TRADING state (``allow``) or none at all."""
+    from actors.runtime.actor import Permit
+    from actors.runtime.messages import SystemState, SystemStateChanged
+
+    permit = Permit()
+    if allow:
+        permit.update(SystemStateChanged(state=SystemState.TRADING, expires_ns=10**30, reasons=(), ttl_s=1e9),
+                      src=Permit.SOURCE)  # fmt: skip
+    return permit
 
 
 class ManualClock:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import psutil
+import pytest
 
 T = TypeVar("T")
 
@@ -25,6 +26,22 @@ REPO = Path(__file__).resolve().parent.parent
 TEST_MODEL_DIR = REPO / ".cache" / "test-model"
 
 
+@contextlib.contextmanager
+def cache_lock(name: str) -> Iterator[None]:
+    """Hold ``.cache/NAME.lock`` (an exclusive ``flock``): one process at a time builds a shared
+    file under ``.cache`` (pytest-xdist workers, two test runs in one clone)."""
+    import fcntl
+
+    path = REPO / ".cache" / f"{name}.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def ensure_test_model() -> Path:
     """Build ``TEST_MODEL_DIR`` with `tradehost train` unless a fitting one is there already."""
     from actors.core.config import FeedConfig
@@ -32,21 +49,58 @@ def ensure_test_model() -> Path:
     from actors.ml.features import FEATURE_NAMES, FEATURES_VERSION
 
     feed = FeedConfig()
-    try:
-        modelstore.load(
-            TEST_MODEL_DIR,
-            features_version=FEATURES_VERSION,
-            feature_names=FEATURE_NAMES,
-            granularity=feed.granularity,
-            instruments=feed.instruments,
-        )
-        return TEST_MODEL_DIR
-    except (modelstore.ModelMissingError, modelstore.ModelMismatchError):
-        pass
-    res = run_cli("train", "--out", str(TEST_MODEL_DIR), "--bars", "1500", "--seed", "3")
-    if res.returncode != 0:
-        raise RuntimeError(f"could not build the test model: {res.stderr[-2000:]}")
+    with cache_lock("test-model"):
+        try:
+            modelstore.load(
+                TEST_MODEL_DIR,
+                features_version=FEATURES_VERSION,
+                feature_names=FEATURE_NAMES,
+                granularity=feed.granularity,
+                instruments=feed.instruments,
+            )
+            return TEST_MODEL_DIR
+        except (modelstore.ModelMissingError, modelstore.ModelMismatchError):
+            pass
+        res = run_cli("train", "--out", str(TEST_MODEL_DIR), "--bars", "1500", "--seed", "3")
+        if res.returncode != 0:
+            raise RuntimeError(f"could not build the test model: {res.stderr[-2000:]}")
     return TEST_MODEL_DIR
+
+
+# A directory every process of one pytest run shares (the controller and its pytest-xdist
+# workers): tests/conftest.py makes it and removes it at the end.
+SESSION_DIR_KEY = "tradehost_session_dir"
+SESSION_DIR_STASH = pytest.StashKey[Path]()
+
+
+def session_dir(config: Any) -> Path:
+    """This pytest run's shared directory (see ``SESSION_DIR_KEY``)."""
+    workerinput = getattr(config, "workerinput", None)
+    return Path(workerinput[SESSION_DIR_KEY] if workerinput is not None else config.stash[SESSION_DIR_STASH])
+
+
+def session_table(config: Any, path: Path, title: str, header: list[str], rows: list[tuple[Any, str]]) -> None:
+    """Add ``rows`` ((sort key, Markdown line)) to the table that tests/conftest.py writes to
+    ``path`` (after ``header``) and prints under ``title`` when the whole run is over, whichever
+    worker ran which test."""
+    import uuid
+
+    out = session_dir(config) / "tables"
+    out.mkdir(parents=True, exist_ok=True)
+    record = {"path": str(path), "title": title, "header": header, "rows": rows}
+    tmp = out / f".{uuid.uuid4().hex}"
+    tmp.write_text(json.dumps(record))
+    tmp.rename(out / f"{tmp.name[1:]}.json")
+
+
+def session_tables(config: Any) -> dict[Path, tuple[str, list[str], list[str]]]:
+    """The tables of this run: path -> (title, header, lines sorted by their keys)."""
+    found: dict[Path, tuple[str, list[str], list[tuple[Any, str]]]] = {}
+    for file in sorted((session_dir(config) / "tables").glob("*.json")):
+        record = json.loads(file.read_text())
+        table = found.setdefault(Path(record["path"]), (record["title"], record["header"], []))
+        table[2].extend((tuple(key), line) for key, line in record["rows"])
+    return {path: (title, header, [line for _, line in sorted(rows)]) for path, (title, header, rows) in found.items()}
 
 
 class PollTimeout(AssertionError):
@@ -96,6 +150,7 @@ class Host:
     env: dict[str, str] = field(default_factory=dict)
     proc: subprocess.Popen[bytes] | None = None
     log_path: Path | None = None
+    _ctl_cache: tuple[tuple[str, ...], str, float] | None = field(default=None, repr=False, compare=False)
 
     @property
     def set_args(self) -> list[str]:
@@ -133,11 +188,31 @@ class Host:
         )
 
     def status(self) -> dict[str, Any]:
-        """``ctl status --json`` as a dict (raises if the call fails)."""
-        res = self.ctl("status", "--json")
-        if res.returncode != 0:
-            raise RuntimeError(f"status failed ({res.returncode}): {res.stderr.strip()}")
-        return json.loads(res.stdout)
+        """What ``ctl status --json`` prints, as a dict (raises if the call fails).
+
+        Asked in this process, over the ctl protocol with the client ``tradehost ctl`` uses
+        (``supervisor.client.CtlClient``, to the endpoint and timeout ``ctl`` reads from the same
+        configuration): a status poll costs a round trip, not an interpreter start (~60 ms of CPU
+        each, hundreds per run). The ``ctl`` command itself is tested through ``Host.ctl``.
+        """
+        from supervisor.ctl.client import CtlClient
+
+        endpoint, timeout_s = self._ctl_target()
+        reply = CtlClient(endpoint, timeout_s).call("status")
+        if not reply.ok:
+            raise RuntimeError(f"status failed ({reply.exit_code}): tradehost ctl status: {reply.reason}")
+        return reply.result or {}
+
+    def _ctl_target(self) -> tuple[str, float]:
+        """``ctl.endpoint`` and ``ctl.timeout_s`` as ``tradehost ctl`` resolves them for this host."""
+        key = tuple(self.set_args)
+        if self._ctl_cache is None or self._ctl_cache[0] != key:
+            from supervisor.config import load_core_config
+
+            overrides = [arg for arg in self.set_args if arg != "--set"]
+            cfg = load_core_config(REPO / "conf/default.toml", overrides, cwd=REPO)
+            self._ctl_cache = (key, cfg.ctl.endpoint, cfg.ctl.timeout_s)
+        return self._ctl_cache[1], self._ctl_cache[2]
 
     def wait_state(self, state: str, timeout_s: float = 30.0) -> dict[str, Any]:
         """Poll status until the system is in ``state``."""

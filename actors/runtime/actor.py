@@ -61,6 +61,13 @@ class Permit:
     Only the supervisor grants it (a ``sys.state`` from any other source is ignored), and it
     expires on both clocks: the supervisor's wall-clock ``expires_ns`` and ``ttl_s`` after
     receipt on this process's monotonic clock.
+
+    A role that asks the supervisor to stop trading holds its own permit at once (``hold``): the
+    request is in flight, and the ``sys.state`` it holds may still say TRADING. The hold ends when
+    a ``sys.state`` carries the reason (the supervisor has it; that state governs from then on) or
+    when the role itself says the cause is healthy again (``release``). Without it, an order
+    desk that had just declared an order unresolved sent the next queued order on the old
+    permit (seen in a full run: a GBP_USD order 0.2 s after the EUR_USD ``order_unresolved``).
     """
 
     SOURCE = "supervisor"
@@ -71,6 +78,25 @@ class Permit:
         self.expires_ns = 0
         self.expires_mono = 0.0
         self.reasons: tuple[Reason, ...] = ()
+        self._held: set[str] = set()  # reason codes asked of the supervisor, not yet in a sys.state
+        self._held_lock = threading.Lock()  # held from worker threads, seen by the actor's
+
+    def hold(self, code: str) -> None:
+        """No entry until a ``sys.state`` carries ``code`` or ``release(code)``: this role has
+        just asked the supervisor to raise it."""
+        with self._held_lock:
+            self._held.add(code)
+
+    def release(self, code: str) -> None:
+        """This role has told the supervisor that ``code``'s cause is healthy again."""
+        with self._held_lock:
+            self._held.discard(code)
+
+    @property
+    def held(self) -> frozenset[str]:
+        """The reason codes this role asked for that no ``sys.state`` has carried yet."""
+        with self._held_lock:
+            return frozenset(self._held)
 
     def update(self, message: SystemStateChanged, *, src: str, received_mono: float | None = None) -> bool:
         """Take a newer ``sys.state``; returns False (and changes nothing) if ``src`` may not grant it."""
@@ -80,10 +106,15 @@ class Permit:
         self.expires_ns = message.expires_ns
         self.expires_mono = (self.clock.monotonic() if received_mono is None else received_mono) + message.ttl_s
         self.reasons = message.reasons
+        with self._held_lock:
+            self._held -= {reason.code for reason in message.reasons}
         return True
 
     def allows_entry(self, now_ns: int | None = None, now_mono: float | None = None) -> bool:
-        """True only while an unexpired TRADING state is held."""
+        """True only while an unexpired TRADING state is held and no reason this role asked for is
+        still on its way to the supervisor."""
+        if self.held:
+            return False
         wall = self.clock.time_ns() if now_ns is None else now_ns
         mono = self.clock.monotonic() if now_mono is None else now_mono
         return self.state is SystemState.TRADING and wall < self.expires_ns and mono < self.expires_mono

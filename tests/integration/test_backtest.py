@@ -183,7 +183,7 @@ def test_a_replayed_shadow_run_and_a_backtest_of_the_same_window_make_the_same_e
         *rules,
         data,
         f"broker.emulator.start={json.dumps(start)}",
-        "broker.emulator.speed=800",
+        "broker.emulator.speed=1600",
         f"model.dir={json.dumps(str(work / 'model'))}",
         "feed.bar_wait_s=2",
     ]

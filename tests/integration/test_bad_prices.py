@@ -13,19 +13,16 @@ drops the same bar for the same reason (``history.loaded``).
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
-import threading
-from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
 import pytest
-import zmq
 
 from actors.broker.emulator import AdminClient
-from actors.runtime.messages import TOPIC_MD_TICK, PriceTick, decode
+from actors.runtime.messages import PriceTick
+from tests.bustap import tick_tap
 from tests.conftest import FAST
 from tests.helpers import Host, poll_until, running_host
 
@@ -56,57 +53,6 @@ def _closes(host: Host) -> list[int]:
     return sorted({b["bar_ts"] for b in _bodies(host, "md.bar")})
 
 
-class TickTap:
-    """Every ``md.tick.*`` published on the host's bus, decoded, in arrival order."""
-
-    def __init__(self, endpoint: str) -> None:
-        self.ticks: list[PriceTick] = []
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._ctx = zmq.Context()
-        self._sock = self._ctx.socket(zmq.SUB)
-        self._sock.setsockopt(zmq.LINGER, 0)
-        self._sock.setsockopt(zmq.SUBSCRIBE, TOPIC_MD_TICK.encode())
-        self._sock.connect(endpoint)
-        self._thread = threading.Thread(target=self._run, name="tick-tap", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        poller = zmq.Poller()
-        poller.register(self._sock, zmq.POLLIN)
-        while not self._stop.is_set():
-            if not poller.poll(100):
-                continue
-            _topic, payload = self._sock.recv_multipart()
-            body = decode(payload).body
-            if isinstance(body, PriceTick):
-                with self._lock:
-                    self.ticks.append(body)
-
-    def of(self, instrument: str) -> list[PriceTick]:
-        """The ticks of one instrument so far."""
-        with self._lock:
-            return [t for t in self.ticks if t.instrument == instrument]
-
-    def close(self) -> None:
-        """Stop the thread and the socket."""
-        self._stop.set()
-        self._thread.join(timeout=5)
-        self._sock.close()
-        self._ctx.term()
-
-
-@contextlib.contextmanager
-def tick_tap(host: Host) -> Iterator[TickTap]:
-    """A ``TickTap`` on ``host``'s bus, already receiving when it is returned."""
-    tap = TickTap(f"ipc://{host.run_dir / 'bus-out.sock'}")
-    try:
-        poll_until(lambda: all(tap.of(i) for i in INSTRUMENTS), timeout_s=30, what="ticks of every instrument")
-        yield tap
-    finally:
-        tap.close()
-
-
 def _mid(tick: PriceTick) -> Decimal:
     return (Decimal(tick.bid) + Decimal(tick.ask)) / 2
 
@@ -129,7 +75,7 @@ def _bad_ticks(ticks: list[PriceTick]) -> list[str]:
 
 def test_a_spiked_crossed_or_zero_price_is_never_published_but_journaled_and_counted() -> None:
     faults = {"EUR_USD": ("spike", "jump"), "GBP_USD": ("crossed", "crossed"), "USD_JPY": ("zero", "non_positive")}
-    with running_host(MARKET) as host, tick_tap(host) as tap:
+    with running_host(MARKET) as host, tick_tap(host, INSTRUMENTS) as tap:
         poll_until(lambda: _closes(host), timeout_s=60, what="a first close (the feed's ATR)")
         admin = _admin(host)
         seen = {name: len(tap.of(name)) for name in INSTRUMENTS}
@@ -163,7 +109,7 @@ def test_in_live_mode_no_decision_or_order_is_taken_at_a_spiked_price() -> None:
     # EUR_USD is spiked again and again over several closes (each bad_tick is one price; it is
     # re-armed as soon as the emulator sent it), so decisions fall due while spikes are on the
     # stream. Every intent and every order must sit at the market's price, not 5 % above it.
-    with running_host(LIVE) as host, tick_tap(host) as tap:
+    with running_host(LIVE) as host, tick_tap(host, INSTRUMENTS) as tap:
         admin = _admin(host)
         first = poll_until(lambda: _closes(host), timeout_s=60, what="a first close")[-1]
         spiked = 0

@@ -17,6 +17,7 @@ import pytest
 
 from actors.broker.config import DEV_ACCOUNT_ID, DEV_TOKEN, BrokerConfig, Credentials
 from actors.broker.oanda.client import OandaBroker
+from tests.faults.invariants import OUTCOME_KINDS
 from tests.helpers import Host, poll_until, running_host
 from tests.integration.test_orders import LIVE
 
@@ -45,6 +46,13 @@ def _broker_cancels(host: Host) -> list[dict[str, Any]]:
     return [c for c in cancels if c.get("reason") != "LINKED_TRADE_CLOSED"]  # an SL or TP whose trade closed
 
 
+def _in_flight(host: Host) -> list[str]:
+    """The entries decided (``risk.intent``) without an outcome row from the execution role yet."""
+    done = {b["intent_id"] for kind in OUTCOME_KINDS for b in _bodies(host, kind)}
+    done |= {b["intent_id"] for b in _bodies(host, "exec.ambiguous") if b.get("final")}
+    return [b["intent_id"] for b in _bodies(host, "risk.intent") if b["intent_id"] not in done]
+
+
 def test_entries_on_tight_stops_fit_the_margin_and_a_full_account_skips_as_margin() -> None:
     with running_host(TIGHT_MARGIN) as host:
         # Until the account's margin is full (a margin skip) or the broker refused an order for it.
@@ -56,6 +64,9 @@ def test_entries_on_tight_stops_fit_the_margin_and_a_full_account_skips_as_margi
             timeout_s=120,
             what="a margin skip or an INSUFFICIENT_MARGIN cancel",
         )
+        # The skip is journaled at the close that decided it, while the entries decided before it
+        # at that close may still be in the air (on a loaded machine, for seconds): their outcomes.
+        poll_until(lambda: not _in_flight(host), timeout_s=60, what="the outcome of every entry decided")
         cancels = _broker_cancels(host)
         filled = _bodies(host, "exec.filled")
         skips = [b for b in _bodies(host, "risk.skip") if b["reason"] == "margin"]

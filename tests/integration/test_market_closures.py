@@ -76,7 +76,8 @@ def test_bars_resume_after_christmas_and_new_year_at_the_reopening_and_none_is_m
     eurusd: tuple[Path, Path],
 ) -> None:
     data, model = eurusd
-    with running_host(_replay(data, model, "2017-12-21T00:00:00Z")) as host:
+    overrides = [o.replace("speed=14400", "speed=28800") for o in _replay(data, model, "2017-12-21T00:00:00Z")]
+    with running_host(overrides) as host:
         # Act: run until the replay is past New Year (Wednesday 2018-01-03 00:00 UTC).
         poll_until(
             lambda: (b := _bar_times(host)) and b[-1] >= utc("2018-01-03T00:00"),
@@ -150,11 +151,13 @@ def test_frozen_candles_on_an_accelerated_emulator_raise_bar_overdue_within_the_
 
 
 def test_a_holiday_longer_than_the_bar_deadline_raises_no_bar_overdue(eurusd: tuple[Path, Path]) -> None:
-    # 3600x with feed.bar_wait_s = 1: bar_overdue is due 1 h + 3600 x 11 s = 12 h of open market
-    # after the last bar, half the 24 hours of Christmas (Sunday 22:00 to Monday 22:00 UTC).
+    # 6000x with feed.bar_wait_s = 1: bar_overdue is due 1 h + 6000 x 11 s = 19.3 h of open market
+    # after the last bar, less than the 24 hours of Christmas (Sunday 22:00 to Monday 22:00 UTC): a
+    # watchdog that counted the holiday as open market would breach from Monday 17:20 until the
+    # first bar after the reopening (Monday 23:00), 5.7 market hours (3.4 s) to see it in.
     data, model = eurusd
     overrides = _replay(data, model, "2017-12-22T12:00:00Z", "feed.bar_wait_s=1")
-    overrides = [o.replace("speed=14400", "speed=3600") for o in overrides]
+    overrides = [o.replace("speed=14400", "speed=6000") for o in overrides]
     with running_host(overrides) as host:
         poll_until(
             lambda: (b := _bar_times(host)) and b[-1] >= utc("2017-12-26T04:00"),

@@ -129,9 +129,12 @@ def test_a_halted_market_is_not_an_alarm_and_leaves_no_false_gap() -> None:
 
 
 def test_a_weekend_passes_in_silence_and_trading_resumes_at_the_open() -> None:
-    # Friday 16:40 New York (EST: 21:40 UTC); jump over the weekend with the admin API.
+    # Friday 16:40 New York (EST: 21:40 UTC), at 300x as MARKET (the close 4 s later); jump over the
+    # weekend with the admin API.
     friday = '"2024-03-08T21:40:00Z"'
-    with running_host([*FAST, f"broker.emulator.start={friday}", "broker.emulator.speed=60"]) as host:
+    with running_host(
+        [*FAST, f"broker.emulator.start={friday}", "broker.emulator.speed=300", "feed.bar_wait_s=2"]
+    ) as host:
         admin = _admin(host)
         poll_until(lambda: [e for e in host.journal("feed.market") if e["body"]["why"] == "weekend"], timeout_s=60)
         admin.advance(48 * 3600 + 30 * 60)  # to Sunday 17:10 New York (EDT since 02:00: 21:10 UTC)

@@ -13,6 +13,9 @@ import pytest
 from actors.broker.config import DEV_ACCOUNT_ID, DEV_TOKEN, BrokerConfig, Credentials
 from actors.broker.emulator import AdminClient
 from actors.broker.oanda.client import OandaBroker
+from actors.core.config import ExecutionConfig
+from actors.core.fills import market_fill, slippage_price
+from tests.bustap import tick_tap
 from tests.conftest import FAST
 from tests.helpers import Host, poll_until, running_host
 
@@ -30,6 +33,7 @@ TRADING = [
     "execution.time_exit_bars=0",
 ]
 LIVE = [*TRADING, 'host.mode="live"']
+INSTRUMENTS = ("EUR_USD", "GBP_USD", "USD_JPY")
 
 
 def _admin(host: Host) -> AdminClient:
@@ -172,7 +176,7 @@ def test_sigterm_with_open_trades_leaves_every_one_with_sl_and_tp_at_the_broker(
 
 def test_shadow_mode_sends_no_order_fills_virtually_and_closes_on_virtual_sl_tp() -> None:
     shadow = [*TRADING, "risk.sl_atr_mult=0.3", "risk.reward_ratio=0.5"]  # tight stops: closes come fast
-    with running_host(shadow) as host:
+    with running_host(shadow) as host, tick_tap(host, INSTRUMENTS) as tap:
         poll_until(lambda: _bodies(host, "exec.filled"), timeout_s=90)
         closed = poll_until(lambda: _bodies(host, "exec.closed"), timeout_s=120)
         assert "SL/TP" in closed[0]["reason"]
@@ -182,7 +186,28 @@ def test_shadow_mode_sends_no_order_fills_virtually_and_closes_on_virtual_sl_tp(
         assert _admin(host).state()["trades"] == []
         assert (host.run_dir / "shadow-book.json").exists()
         fills = _bodies(host, "exec.filled")
-        assert all(f["slippage_pips"] >= 0 for f in fills)  # at the ask/bid plus slippage, never better
+        intents = {b["intent_id"]: b for b in _bodies(host, "risk.intent")}
+        with _broker(host) as broker:
+            meta = {i.name: i for i in broker.instruments(INSTRUMENTS)}
+        slippage_pips = host.config().section("execution", ExecutionConfig).slippage_pips
+
+    # Every fill is at the ask (a buy) or the bid (a sell) of a price the feed published, made
+    # worse by execution.slippage_pips: never better than the market. Measured from the decision
+    # price instead, a fill may be better or worse: the market moves between the decision and the
+    # fill (the journal's slippage_pips says by how much, signed).
+    assert fills
+    for fill in fills:
+        intent, instrument = intents[fill["intent_id"]], meta[fill["instrument"]]
+        sign = 1 if intent["direction"] == "long" else -1
+        slippage, digits = slippage_price(slippage_pips, instrument), instrument.display_precision
+        at_quotes = {
+            round(market_fill(sign, float(t.bid), float(t.ask), slippage=slippage, precision=digits), digits)
+            for t in tap.of(fill["instrument"])
+        }
+        price = float(fill["fill_price"])
+        assert round(price, digits) in at_quotes, (fill, intent)
+        pip = 10.0**instrument.pip_location
+        assert fill["slippage_pips"] == round((price - intent["decision_price"]) * sign / pip, 3), (fill, intent)
 
 
 def test_paused_means_no_entries_while_exits_are_still_managed() -> None:

@@ -6,6 +6,7 @@ import json
 import os
 import signal
 import stat
+from collections.abc import Iterator
 
 import psutil
 import pytest
@@ -19,7 +20,16 @@ ROLES = role_names(with_emulator=True)
 pytestmark = pytest.mark.integration
 
 
-def test_the_emulator_and_all_six_roles_start_heartbeat_and_the_system_reaches_trading(host: Host) -> None:
+@pytest.fixture(scope="module")
+def observed() -> Iterator[Host]:
+    """One running host (fast timings, TRADING) for the tests that only look at it: none of them
+    changes its state, so those that run in one process share its start-up."""
+    with running_host(FAST) as h:
+        yield h
+
+
+def test_the_emulator_and_all_six_roles_start_heartbeat_and_the_system_reaches_trading(observed: Host) -> None:
+    host = observed
     status = host.wait_all_running()
     assert list(status["actors"]) == list(ROLES)
     pids = {a["pid"] for a in status["actors"].values()}
@@ -39,7 +49,8 @@ def test_the_emulator_and_all_six_roles_start_heartbeat_and_the_system_reaches_t
     assert kinds.index("host.started") < kinds.index("recon.completed")
 
 
-def test_heartbeats_keep_coming_so_heartbeat_age_stays_small(host: Host) -> None:
+def test_heartbeats_keep_coming_so_heartbeat_age_stays_small(observed: Host) -> None:
+    host = observed
     first = host.wait_all_running()
     handled_before = {r: a["handled"] for r, a in first["actors"].items()}
     # Three heartbeat intervals later every role has sent fresh heartbeats.
@@ -50,7 +61,8 @@ def test_heartbeats_keep_coming_so_heartbeat_age_stays_small(host: Host) -> None
     assert handled_before.keys() == later["actors"].keys()
 
 
-def test_ctl_socket_and_run_dir_are_private(host: Host) -> None:
+def test_ctl_socket_and_run_dir_are_private(observed: Host) -> None:
+    host = observed
     assert stat.S_IMODE(host.run_dir.stat().st_mode) == 0o700
     assert stat.S_IMODE((host.run_dir / "ctl.sock").stat().st_mode) == 0o600
 
@@ -86,7 +98,8 @@ def test_ctl_restart_replaces_the_process_and_shows_the_new_pid(host: Host) -> N
     assert not psutil.pid_exists(before["pid"]) or psutil.Process(before["pid"]).status() == psutil.STATUS_ZOMBIE
 
 
-def test_ctl_usage_errors_exit_2_and_unknown_roles_are_refused(host: Host) -> None:
+def test_ctl_usage_errors_exit_2_and_unknown_roles_are_refused(observed: Host) -> None:
+    host = observed
     assert host.ctl("frobnicate").returncode == 2
     assert host.ctl("restart", "nosuchrole").returncode == 2
     assert host.ctl("restart").returncode == 2
@@ -99,7 +112,8 @@ def test_ctl_without_a_host_exits_3_quickly() -> None:
     assert "not running" in res.stderr
 
 
-def test_a_second_host_on_the_same_run_dir_is_refused(host: Host) -> None:
+def test_a_second_host_on_the_same_run_dir_is_refused(observed: Host) -> None:
+    host = observed
     second = Host(run_dir=host.run_dir, overrides=FAST).start()
     assert second.wait_exit(timeout_s=30) == 1
     assert "another host is running" in second.log_text()

@@ -95,7 +95,7 @@ class ExecutionActor(RoleActor[ExecutionConfig, Handback]):
             journal=self.record,
             journal_db=self.runtime.journal_db,
             post=self.hand_back,
-            allows_entry=self.permit.allows_entry,
+            permit=self.permit,
             open_broker=self.runtime.open_broker,
             host_id=self.runtime.host_id,
             clock=self.clock,

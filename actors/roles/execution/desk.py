@@ -38,7 +38,8 @@ class OrderDesk(EntryDesk, ExitDesk):
         journal: append a typed journal row (``RoleActor.record``: ``exec.*``, ``shutdown.protection``).
         journal_db: the journal, read at start for intents whose outcome was lost.
         post: hand a ``Publish`` / ``ToSupervisor`` to the actor (``RoleActor.hand_back``).
-        allows_entry: the role's trading permit, checked again at send time.
+        permit: the role's trading permit, checked again at send time; held by the desk's own
+            no-trade requests until the supervisor's state carries them.
         open_broker: the runtime's broker factory (``RoleRuntime.open_broker``).
         host_id: this host's instance id (every order's tag).
         clock: the clock.

@@ -28,6 +28,7 @@ from actors.runtime.messages import TOPIC_ALERT, TOPIC_EXEC_REPORT, AlertRaised,
 
 if TYPE_CHECKING:
     from actors.core.config import ExecutionConfig, RiskConfig
+    from actors.runtime.actor import Permit
 
 
 class DeskBase:
@@ -45,7 +46,7 @@ class DeskBase:
         journal: WriteRecord,
         journal_db: Journal,
         post: Callable[[Handback], None],
-        allows_entry: Callable[[], bool],
+        permit: Permit,
         open_broker: BrokerFactory,
         host_id: str,
         clock: Clock,
@@ -59,7 +60,7 @@ class DeskBase:
         self.journal = journal
         self.journal_db = journal_db
         self.post = post
-        self.allows_entry = allows_entry
+        self.permit = permit
         self.open_broker = open_broker
         self.host_id = host_id
         self.clock = clock
@@ -84,9 +85,15 @@ class DeskBase:
     def _alert(self, severity: str, code: str, detail: str) -> None:
         self.post(Publish(TOPIC_ALERT, AlertRaised(severity=severity, code=code, detail=detail), None))
 
+    def allows_entry(self) -> bool:
+        """The role's trading permit, as it stands now."""
+        return self.permit.allows_entry()
+
     def _request_no_trade(self, code: str, detail: str, *, latch: bool = False) -> None:
         # The supervisor raises the reason and alerts it (one path: never an alert alone, and the
-        # mail tells the state the reason led to).
+        # mail tells the state the reason led to). Until a sys.state carries it, the permit holds:
+        # the next queued order must not leave on a TRADING state the supervisor sent before.
+        self.permit.hold(code)
         self.post(ToSupervisor(NoTradeRequested(code=code, detail=detail, latch=latch)))
 
     def _pip(self, broker: Broker, name: str) -> int:

@@ -56,6 +56,7 @@ class ProtectionDesk(DeskBase):
         self.journal(
             ExecProtectedRow(trade_id=job.trade_id, instrument=job.instrument, action=job.action, outcome=outcome)
         )
+        self.permit.release(code)
         self.post(ToSupervisor(CauseHealthy(code=code)))
 
     def _protect(self, broker: Broker, trade_id: str, action: str, *, why: str) -> str:

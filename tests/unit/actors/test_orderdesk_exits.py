@@ -4,6 +4,7 @@ says it took an intent (SENDING) before the order leaves."""
 
 from __future__ import annotations
 
+import threading
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -12,15 +13,24 @@ import pytest
 
 from actors.core.config import ExecutionConfig, RiskConfig
 from actors.core.domain import InstrumentId, IntentId, TradeState
-from actors.core.errors import BrokerTemporaryError
+from actors.core.errors import BrokerAmbiguousError, BrokerTemporaryError
 from actors.roles.execution.desk import OrderDesk
 from actors.roles.execution.exits import CLOSE_REPORT_TRIES
-from actors.roles.execution.jobs import Exits, Publish, Submit
+from actors.roles.execution.jobs import Exits, Publish, Submit, ToSupervisor
 from actors.runtime.journal import Journal
 from actors.runtime.marketview import MarketView
-from actors.runtime.messages import AlertRaised, ExecutionReport, ExitsChecked, RiskIntent
+from actors.runtime.messages import (
+    AlertRaised,
+    ExecutionReport,
+    ExitsChecked,
+    NoTradeRequested,
+    Reason,
+    RiskIntent,
+    SystemState,
+    SystemStateChanged,
+)
 from tests.fakebroker import InMemoryBroker
-from tests.fakes import ManualClock
+from tests.fakes import ManualClock, permit_of
 
 pytestmark = pytest.mark.unit
 
@@ -39,7 +49,7 @@ def _desk(
         journal=lambda row, corr=None: journaled.append((row.KIND, row.body())),
         journal_db=Journal(tmp_path / "journal.sqlite", src="execution"),
         post=posted.append,
-        allows_entry=lambda: permit,
+        permit=permit_of(permit),
         open_broker=lambda **_: InMemoryBroker(),
         host_id="testhost",
         clock=ManualClock(),
@@ -150,3 +160,63 @@ def test_the_desk_reports_an_intent_as_taken_before_its_order_leaves(tmp_path: P
         ("FILLED", "main.EUR_USD.1.L"),
     ]
     assert reports_at_send == [1]
+
+
+def test_after_declaring_an_order_unresolved_the_desk_sends_no_queued_order_on_its_old_permit(tmp_path: Path) -> None:
+    # Arrange: a TRADING permit; every order's answer is lost and no look-up by client id answers
+    # (each look-up moves the desk's clock past execution.resolve_timeout_s).
+    posted: list[Any] = []
+    desk, broker = _desk(tmp_path, posted, [], permit=True), InMemoryBroker()
+    broker.set_price("EUR_USD", Decimal("1.10000"), Decimal("1.10010"))
+    sent: list[str] = []
+
+    def lost(request: Any) -> Any:
+        sent.append(request.client_id)
+        raise BrokerAmbiguousError("read timed out")
+
+    def unanswered(order_id: str) -> Any:
+        desk.clock.advance(desk.cfg.resolve_timeout_s + 1)  # type: ignore[attr-defined]
+        raise BrokerTemporaryError("HTTP 503")
+
+    broker.submit_market_order = lost  # type: ignore[method-assign]
+    broker.order = unanswered  # type: ignore[method-assign]
+    first = _intent(desk, "main.EUR_USD.1.L")
+    desk._do(broker, Submit(first, None), stop=threading.Event())
+
+    # Act: the next intent (fresh), queued before the supervisor's NO_TRADE could reach the role
+    second = _intent(desk, "main.EUR_USD.2.L")
+    desk._do(broker, Submit(second, None), stop=threading.Event())
+
+    # Assert: the no-trade request went out, and the second order never left
+    requests = [p.body for p in posted if isinstance(p, ToSupervisor) and isinstance(p.body, NoTradeRequested)]
+    assert [r.code for r in requests] == ["order_unresolved:EUR_USD"]
+    assert sent == [first.intent_id]
+    assert [(r.status, r.intent_id) for r in _reports(posted)][-1] == ("REJECTED", second.intent_id)
+    assert _reports(posted)[-1].reason.startswith("no trading permit at send time")
+    assert desk.permit.held == {"order_unresolved:EUR_USD"}
+
+
+def test_the_desks_hold_ends_when_the_supervisors_state_carries_the_reason() -> None:
+    permit = permit_of(True)
+    permit.hold("order_unresolved:EUR_USD")
+    assert permit.allows_entry() is False
+
+    reason = Reason(code="order_unresolved:EUR_USD", detail="lost", latched=True, since_ns=1)
+    permit.update(
+        SystemStateChanged(state=SystemState.NO_TRADE, expires_ns=10**30, reasons=(reason,), ttl_s=1e9),
+        src=permit.SOURCE,
+    )
+    assert permit.held == frozenset()
+    assert permit.allows_entry() is False  # the supervisor's NO_TRADE governs now
+
+    permit.update(
+        SystemStateChanged(state=SystemState.TRADING, expires_ns=10**30, reasons=(), ttl_s=1e9), src="supervisor"
+    )
+    assert permit.allows_entry() is True  # after the operator's resume
+
+
+def test_a_cause_the_role_reports_healthy_releases_its_hold() -> None:
+    permit = permit_of(True)
+    permit.hold("unprotected:7")
+    permit.release("unprotected:7")
+    assert permit.allows_entry() is True

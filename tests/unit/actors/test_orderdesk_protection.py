@@ -23,6 +23,7 @@ from actors.runtime.journal import Journal
 from actors.runtime.marketview import MarketView
 from actors.runtime.messages import CauseHealthy, NoTradeRequested
 from tests.fakebroker import InMemoryBroker
+from tests.fakes import permit_of
 
 pytestmark = pytest.mark.unit
 
@@ -83,7 +84,7 @@ def _desk(
         journal=lambda row, corr=None: journaled.append((row.KIND, row.body())),
         journal_db=Journal(tmp_path / "journal.sqlite", src="execution"),
         post=posted.append,
-        allows_entry=lambda: False,
+        permit=permit_of(False),
         open_broker=lambda **_: broker,
         host_id="testhost",
         clock=SYSTEM_CLOCK,
