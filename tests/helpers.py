@@ -313,6 +313,24 @@ def read_journal(run_dir: Path, kind: str | None = None) -> list[JournalRow]:
     return [JournalRow(r[0], r[1], r[2], r[3], r[4], json.loads(r[5])) for r in rows]
 
 
+def _start_failure(host: Host) -> str:
+    """What a start that did not reach its state left: the status, the journal's last rows, the log."""
+    parts = []
+    try:
+        parts.append(f"status: {json.dumps(host.status())[:4000]}")
+    except Exception as e:  # the host may not answer at all
+        parts.append(f"status: {e!r}")
+    try:
+        rows = read_journal(host.run_dir)[-40:]
+        parts.append(
+            "journal tail:\n" + "\n".join(f"{r.seq} {r.src} {r.kind} {json.dumps(r.body)[:300]}" for r in rows)
+        )
+    except Exception as e:
+        parts.append(f"journal: {e!r}")
+    parts.append("log tail:\n" + host.log_text()[-8000:])
+    return "\n".join(parts)
+
+
 @contextlib.contextmanager
 def running_host(
     overrides: list[str] | None = None,
@@ -327,9 +345,10 @@ def running_host(
     try:
         if wait:
             try:
-                host.wait_state(wait, timeout_s=60)
-            except Exception:
-                print(host.log_text()[-5000:])
+                # Under the tests' own pytest-timeout (60 s), so a start that never gets there says why.
+                host.wait_state(wait, timeout_s=45)
+            except BaseException:
+                print(_start_failure(host))
                 raise
         yield host
     finally:
