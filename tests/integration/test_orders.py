@@ -121,6 +121,13 @@ def test_kill_9_of_execution_with_an_order_in_the_air_leaves_exactly_one_trade()
         _admin(host).fault("order_no_answer", mode="drop")
         sending = poll_until(lambda: _bodies(host, "exec.sending"), timeout_s=90)
         client = sending[0]["intent_id"]
+        # The order has reached the broker (``exec.sending`` is journaled just before the POST: a
+        # kill -9 between the two leaves an order never placed, which is latched as unresolved).
+        poll_until(
+            lambda: [o for o in _market_orders(host) if o["clientExtensions"]["id"] == client],
+            timeout_s=15,
+            what="the order at the broker",
+        )
         os.kill(host.status()["actors"]["execution"]["pid"], signal.SIGKILL)  # before it learns the outcome
         resolved = poll_until(
             lambda: [b for b in _bodies(host, "exec.resolved") if b["intent_id"] == client], timeout_s=90
