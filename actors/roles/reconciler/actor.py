@@ -247,7 +247,7 @@ class ReconcilerActor(RoleActor[ReconcilerConfig, _WorkerResult]):
         nav = float(account.nav)
         zone = self.state.zone
         if zone is not None and self.resume_drawdown.is_set():
-            zone = resume_after_drawdown_stop(zone, nav=nav)
+            zone = resume_after_drawdown_stop(zone)
             self.resume_drawdown.clear()
         if self.market_ns:  # the trading day follows the market's clock: nothing to fold before a bar
             zone, verdict = update_zones(zone, nav=nav, now_ns=self.market_ns, config=self.risk)
