@@ -71,17 +71,20 @@ class ZoneState:
     resumed: bool = False
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict (for the reconciler's state file)."""
-        return {
-            "peak_nav": self.peak_nav,
-            "day_start_nav": self.day_start_nav,
-            "day_start_ns": self.day_start_ns,
-            "day_end_ns": self.day_end_ns,
-            "daily_loss_hit": self.daily_loss_hit,
-            "drawdown_stop": self.drawdown_stop,
-            "last_nav": self.last_nav,
-            "resumed": self.resumed,
-        }
+        """A JSON-ready dict (for the reconciler's state file; ``last_nav`` and ``resumed`` only when set,
+        so a state without them is written as before)."""
+        return (
+            {
+                "peak_nav": self.peak_nav,
+                "day_start_nav": self.day_start_nav,
+                "day_start_ns": self.day_start_ns,
+                "day_end_ns": self.day_end_ns,
+                "daily_loss_hit": self.daily_loss_hit,
+                "drawdown_stop": self.drawdown_stop,
+            }
+            | ({} if self.last_nav is None else {"last_nav": self.last_nav})
+            | ({"resumed": True} if self.resumed else {})
+        )
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any]) -> ZoneState:
