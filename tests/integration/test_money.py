@@ -10,6 +10,7 @@ failure each showed is in the issue's report.
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Callable
 from decimal import Decimal
@@ -360,3 +361,47 @@ def test_a_resume_of_the_daily_loss_limit_is_refused_until_the_next_trading_day_
     assert not [e for e in journal if e["kind"] == "reason.cleared" and e["body"].get("code") == "daily_loss_limit"]
     refused = [e["body"] for e in journal if e["kind"] == "operator.resume"]
     assert refused and refused[-1]["refused"] == ["daily_loss_limit"] and refused[-1]["cleared"] == []
+
+
+# --- deposits and withdrawals are not profit or loss; the account's history is journaled ---------------
+
+
+def test_a_withdrawal_is_not_a_loss_it_moves_the_day_start_and_the_peak_and_every_change_is_journaled() -> None:
+    # Arrange: a live account of 100,000 with nothing open
+    live = [*QUIET, 'broker.emulator.start="2024-03-06T14:00:00Z"', "broker.emulator.speed=60"]
+    with running_host(live) as host:
+        url = host.status()["broker"]["api_url"]
+        poll_until(lambda: host.journal("md.bar"), timeout_s=60, what="a bar: the host has been running a while")
+        read_at = host.status()["account"]["ts"]
+        poll_until(lambda: host.status()["account"]["ts"] > read_at + 2 * NS, timeout_s=30, what="two reads after it")
+
+        # Act: 5,000 (5 % of the NAV, past the 3 % daily limit and the first 5 % drawdown zone) paid out
+        AdminClient(url).fault("transfer_funds", amount="-5000")
+        status = poll_until(
+            lambda: (s := host.status())["account"] and _money(s["account"]["nav"]) < 96_000.0 and s,
+            timeout_s=30,
+            what="the NAV after the withdrawal",
+        )
+        text = host.ctl("status").stdout
+        transfers = poll_until(lambda: host.journal("account.transfer"), timeout_s=10, what="account.transfer")
+        snapshots = [e["body"] for e in host.journal("account.snapshot")]
+
+    # Assert: no daily loss, no drawdown; the peak and the day start moved down by the withdrawal
+    account = status["account"]
+    assert not _reason(status, "daily_loss_limit") and not account["daily_loss_hit"]
+    assert _money(account["nav"]) == pytest.approx(95_000.0, abs=0.01)
+    assert _money(account["day_start_nav"]) == pytest.approx(95_000.0, abs=0.01)
+    assert _money(account["peak_nav"]) == pytest.approx(95_000.0, abs=0.01)
+    assert _money(account["daily_pnl"]) == pytest.approx(0.0, abs=0.01)
+    assert account["drawdown"] == 0.0 and account["zone"] == 0
+    assert [t["body"]["amount"] for t in transfers] == ["-5000.0000"]
+    # account.snapshot: one row per change, the first before the withdrawal and the last after it
+    assert _money(snapshots[0]["nav"]) == pytest.approx(100_000.0) and snapshots[0]["currency"] == "USD"
+    assert _money(snapshots[-1]["nav"]) == pytest.approx(95_000.0) and snapshots[-1]["day_start_nav"] == "95000.0000"
+    assert all(a != b for a, b in itertools.pairwise(snapshots))
+    assert {"balance", "unrealized_pl", "margin_used", "margin_available", "peak_nav", "drawdown", "zone"} <= set(
+        snapshots[-1]
+    )
+    # ctl status shows the NAV with its currency, the day start, the peak and the drawdown in %
+    line = next(x for x in text.splitlines() if x.startswith("account:"))
+    assert "NAV 95000.0000 USD" in line and "day start 95000.0000" in line and "drawdown 0.00%" in line
