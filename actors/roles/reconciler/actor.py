@@ -10,10 +10,17 @@ journals every difference with both sides (``recon.difference``): unknown trades
 alerted, vanished ones dropped with their real P&L, changed SL/TP/units taken from the broker, a
 trade without SL or TP handed to the execution role to repair or close
 (``reconciler.unprotected``), and a trade tagged by another tradehost instance latches
-``another_host``. It folds the NAV into the daily-loss and drawdown zones (``actors.core.zones``, the
-trading day on the market's clock) and publishes ``recon.state`` (the account, the open trades,
+``another_host``. It folds every NAV it reads, the first one too (before the system trades), into
+the daily-loss and drawdown zones (``actors.core.zones``, the trading day on the market's clock: the
+latest tick or bar close, before the first one the broker's latest candle); when a trading day
+begins it rebuilds the day-start NAV from the broker's records (``actors.roles.reconciler.dayreads``
+with ``actors.core.daystart``), and deposits and withdrawals (``TRANSFER_FUNDS``) move day start and
+peak. In shadow mode it hands its (read-only) shadow book every stream price, so the book's NAV is
+marked at the current bid/ask as the broker marks a live account. It publishes ``recon.state`` (the
+account, the open trades,
 today's P&L against the day-start NAV, the peak NAV, the drawdown and its zone), which the risk
-role decides on and ``ctl status`` shows. Its state (last transaction id, zone state, known
+role decides on and ``ctl status`` shows, and journals ``account.snapshot`` whenever those numbers
+change (``recon.day_start``, ``account.transfer``). Its state (last transaction id, zone state, known
 trades) is written crash-safely to ``recon-state.json``. In shadow mode its broker is the
 shadow book, read-only. The REST connection's health goes to the supervisor with every heartbeat
 and at once when a request fails (the first timeout is already a health fact).
