@@ -48,13 +48,14 @@ def _fmt(value: Any, unit: str = "") -> str:
 def _account_line(a: dict[str, Any]) -> str:
     # NAV with its currency, unrealized P&L, day start, today's P&L, peak, drawdown and its zone.
     currency = a.get("currency") or ""
-    drawdown = a.get("drawdown")
+    drawdown, size = a.get("drawdown"), a.get("multiplier")
+    size = f"{size:g}" if isinstance(size, float) else size
     line = (
         f"account: NAV {_fmt(a.get('nav'))} {currency}  unrealized {_fmt(a.get('unrealized_pl'))}  "
         f"day start {_fmt(a.get('day_start_nav') or None)}  today {_fmt(a.get('daily_pnl') or None)}  "
         f"peak {_fmt(a.get('peak_nav') or None)}  "
         f"drawdown {'-' if not isinstance(drawdown, int | float) else f'{drawdown:.2%}'}  "
-        f"zone {_fmt(a.get('zone'))} (size x{_fmt(a.get('multiplier'))})"
+        f"zone {_fmt(a.get('zone'))} (size x{_fmt(size)})"
     )
     if a.get("drawdown_resumed"):
         line += "  resumed after drawdown_stop: the last zone's size until a new peak"
