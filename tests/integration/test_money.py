@@ -108,6 +108,18 @@ def _adopted(host: Host, trade_id: str) -> dict[str, Any]:
     )
 
 
+def _day_start_row(host: Host, boundary: str) -> dict[str, Any]:
+    """The ``recon.day_start`` row of the trading day that began at ``boundary`` (journaled a moment
+    after the snapshot that the status shows)."""
+    return poll_until(
+        lambda: next(
+            (e["body"] for e in host.journal("recon.day_start") if e["body"]["boundary"].startswith(boundary)), None
+        ),
+        timeout_s=30,
+        what=f"recon.day_start of {boundary}",
+    )
+
+
 def _money(text: str) -> float:
     return float(Decimal(text))
 
@@ -216,9 +228,11 @@ def test_a_restart_across_1700_new_york_keeps_the_losses_made_since_the_day_bega
         # Act
         with running_host(host_args, run_dir=run_dir, wait=None) as again:
             latched = _latched(again, "daily_loss_limit", timeout_s=90)
+            day_start = _day_start_row(again, "2024-03-06T22:00:00")
 
     # Assert: the day started at the NAV of 17:00 New York, before the fall
     assert before["account"]["open_trades"] == 1
+    assert day_start["from"] == "broker" and day_start["trades_open_then"] == 1  # rebuilt, not the last NAV seen
     account = latched["account"]
     fall = (_close_at(frame, "2024-03-07T01:00:00Z") - _close_at(frame, "2024-03-06T22:00:00Z")) * UNITS
     assert fall < -3_000.0
@@ -252,8 +266,10 @@ def test_a_weekend_gap_counts_against_the_day_that_starts_at_the_sunday_open() -
         # Act: the weekend passes; the market reopens with the gap
         admin.advance((parse_time("2024-02-25T22:05:00Z") - admin.state()["time_ns"]) / NS)
         latched = _latched(host, "daily_loss_limit", timeout_s=90)
+        day_start = _day_start_row(host, "2024-02-25T22:00:00")
 
     # Assert: the day that began on Sunday 17:00 New York began at Friday's closing NAV
+    assert day_start["from"] == "broker" and day_start["trades_open_then"] == 1  # rebuilt, not the last NAV seen
     gap = (_close_at(frame, "2024-02-25T22:15:00Z") - _close_at(frame, "2024-02-23T22:00:00Z")) * UNITS
     account = latched["account"]
     assert gap < -3_000.0
