@@ -53,6 +53,7 @@ class ReasonInfo:
     latched: bool
     meaning: str
     raised_by: frozenset[str] = frozenset({SUPERVISOR})
+    resumable: bool = True  # False: ``ctl resume`` cannot clear it (only its own rule lifts it)
 
 
 def _by(*roles: str) -> frozenset[str]:
@@ -83,7 +84,11 @@ REASONS: Mapping[str, ReasonInfo] = {
         "reconciler.repair_deadline_s; latched when even the close fails",
         _by(SUPERVISOR, "reconciler", "execution"),
     ),
-    "daily_loss_limit": ReasonInfo(True, "today's loss reached risk.daily_loss_limit (clears at the next trading day)"),
+    "daily_loss_limit": ReasonInfo(
+        True,
+        "today's loss reached risk.daily_loss_limit: clears at the next trading day (17:00 New York), never by resume",
+        resumable=False,
+    ),
     "drawdown_stop": ReasonInfo(True, "the drawdown from the peak NAV is beyond the last risk.drawdown_zones zone"),
     # Raised by the watchdog (NoTradeRequested); its table in README "The watchdog" says when.
     "heartbeat_missing": ReasonInfo(False, "the watchdog hears no heartbeat of a role on the bus", _by(WATCHDOG)),
@@ -155,6 +160,9 @@ class HealthPolicy:
         self._wall_ns = wall_ns
         self.broker: dict[str, BrokerHealth] = {}
         self._unknown: dict[str, str] = {}  # source -> why its health is unknown
+        # ``ctl resume`` cleared drawdown_stop; the reconciler's reads before it took the resume
+        # still say stop: they do not raise it again.
+        self._drawdown_resumed = False
 
     # --- reasons ---
 
@@ -197,6 +205,8 @@ class HealthPolicy:
         """Latched reasons (and the pause) cleared by ``ctl resume``: their alerts are resolved."""
         for code in codes:
             self._cleared(code)
+            if code == "drawdown_stop":
+                self._drawdown_resumed = True
 
     def healthy(self, code: str) -> None:
         """The cause of a transient reason is healthy again; its cool-down starts."""
@@ -246,13 +256,16 @@ class HealthPolicy:
         if snapshot.daily_loss_hit:
             self.fault(
                 "daily_loss_limit",
-                f"today's P&L {snapshot.daily_pnl} against day-start NAV "
-                f"{snapshot.day_start_nav}: no new entries until the next trading day (17:00 New York)",
+                f"today's P&L {snapshot.daily_pnl} {snapshot.currency} against the day-start NAV "
+                f"{snapshot.day_start_nav}: no new entries until the next trading day (17:00 New York); "
+                "`tradehost ctl resume` cannot lift it",
             )
         elif self.sm.clear("daily_loss_limit"):
             self._journal("reason.cleared", {"code": "daily_loss_limit", "by": "new trading day"})
             self._cleared("daily_loss_limit")
-        if snapshot.drawdown_stop:
+        if snapshot.drawdown_resumed or not snapshot.drawdown_stop:
+            self._drawdown_resumed = False  # the reconciler took the resume (or there is no stop)
+        if snapshot.drawdown_stop and not self._drawdown_resumed:
             self.fault(
                 "drawdown_stop",
                 f"drawdown {snapshot.drawdown:.2%} from the peak NAV {snapshot.peak_nav} "

@@ -16,6 +16,7 @@ Illegal transitions raise ``InvariantViolation``. Pure: the clock is passed in.
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from actors.core.errors import InvariantViolation
@@ -149,9 +150,10 @@ class StateMachine:
         self.paused = True
         return not was
 
-    def resume(self) -> list[str]:
-        """Clear the pause and every latched reason; returns what was cleared."""
-        cleared = [code for code, r in self._reasons.items() if r.latched]
+    def resume(self, keep: Callable[[str], bool] = lambda code: False) -> list[str]:
+        """Clear the pause and every latched reason but those ``keep`` names (a latch only its own
+        rule lifts, e.g. the daily loss limit); returns what was cleared."""
+        cleared = [code for code, r in self._reasons.items() if r.latched and not keep(code)]
         for code in cleared:
             del self._reasons[code]
         if self.paused:

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from actors.runtime.messages import AccountSnapshot, FlattenRequested, ReconcileNow, SystemState, to_jsonable
 from supervisor.child import ChildStatus, child_status
 from supervisor.ctl.commands.errors import REFUSED, CommandError
+from supervisor.health import reason_info
 
 if TYPE_CHECKING:
     from supervisor.supervising import Supervising
@@ -80,13 +81,23 @@ class Operator:
                 f"refused: {', '.join(failed)} is down after exceeding its restart intensity; "
                 f"fix the cause, run `tradehost ctl restart {failed[0]}`, then resume",
             )
-        cleared = s.sm.resume()
+        cleared = s.sm.resume(keep=lambda code: not reason_info(code).resumable)
+        refused = sorted(r.code for r in s.sm.reasons(s.clock.time_ns()) if not reason_info(r.code).resumable)
+        if cleared or refused:
+            s.journal_event("operator.resume", {"cleared": cleared, "refused": refused})
         if cleared:
-            s.journal_event("operator.resume", {"cleared": cleared})
             s.health.cleared_by_operator(cleared)
             s.save_state()
         s.settle(force_publish=bool(cleared))
+        if refused:
+            # One line, exit 1: the reason stays, and nothing says it was resolved.
+            done = f"cleared {', '.join(cleared)}; " if cleared else ""
+            raise CommandError(REFUSED, f"{done}refused: {_refusal(refused, s.reports.account)}")
         message = f"resumed; cleared {', '.join(cleared)}" if cleared else "nothing to resume"
+        if "drawdown_stop" in cleared:
+            message += (
+                "; the peak NAV stays: new entries at the last drawdown zone's size until the NAV makes a new peak"
+            )
         return {"message": message, "cleared": cleared, "state": s.sm.state.value}
 
     def restart_role(self, role: str) -> dict[str, Any]:
@@ -154,6 +165,15 @@ class Operator:
             "trades": trades,
             "state": s.sm.state.value,
         }
+
+
+def _refusal(codes: list[str], account: AccountSnapshot | None) -> str:
+    # Why a resume leaves these reasons raised (today only daily_loss_limit).
+    pnl = f" (today's P&L {account.daily_pnl} {account.currency})" if account and account.daily_pnl else ""
+    return (
+        f"{', '.join(codes)}{pnl} holds until the next trading day (17:00 New York): "
+        "a resume cannot lift the daily loss limit"
+    )
 
 
 def positions(account: AccountSnapshot) -> list[dict[str, Any]]:

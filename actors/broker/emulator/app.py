@@ -33,7 +33,7 @@ from actors.broker.emulator.market import Market, MarketClock, PathSource
 from actors.broker.emulator.path import HOUR_S, SyntheticSource
 from actors.broker.emulator.replay import ReplaySource
 from actors.broker.emulator.views import find_trade
-from actors.broker.emulator.wire import ApiError, parse_decimal
+from actors.broker.emulator.wire import ApiError, fmt_money, parse_decimal
 from actors.core.timefmt import NS, format_rfc3339
 
 __all__ = ["CLI_OPTIONS", "Emulator", "EmulatorOptions", "options_from_config"]
@@ -267,6 +267,8 @@ class Emulator:
             result["trade_id"] = self._open_foreign(spec)
         elif kind == "close_trade":
             result["closed"] = self._close_behind(spec.get("trade"))
+        elif kind == "transfer_funds":
+            result["transaction_id"] = self._transfer(spec)
         elif kind == "bad_tick":
             self.faults.set_bad_tick(str(spec.get("instrument", self.options.instruments[0])),
                                      str(spec.get("kind", "spike")), float(spec.get("seconds", 0.0)))  # fmt: skip
@@ -322,6 +324,23 @@ class Emulator:
             reason = (out.get("orderCancelTransaction") or {}).get("reason", "")
             raise ApiError(409, {"errorMessage": f"no trade opened: {reason or 'the market is closed'}"})
         return str(opened.get("tradeID", ""))
+
+    def _transfer(self, spec: dict[str, Any]) -> str:
+        # A deposit (amount > 0) or withdrawal (< 0): a TRANSFER_FUNDS transaction, as OANDA records it.
+        account = self.account
+        amount = parse_decimal(spec.get("amount"))
+        if amount is None or amount == 0:
+            raise ApiError(400, {"errorMessage": "transfer_funds needs a non-zero amount"})
+        account.catch_up()
+        with account.lock:
+            if account.balance + amount < 0:
+                raise ApiError(400, {"errorMessage": "transfer_funds: the balance cannot go below zero"})
+            account.balance += amount
+            reason = "CLIENT_FUNDING" if amount > 0 else "ACCOUNT_TRANSFER"
+            with account.batch() as b:
+                b.add("TRANSFER_FUNDS", amount=fmt_money(amount), fundingReason=reason,
+                      accountBalance=fmt_money(account.balance))  # fmt: skip
+            return account.last_transaction_id
 
     def _close_behind(self, trade_spec: Any) -> list[str]:
         account = self.account

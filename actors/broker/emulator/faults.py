@@ -18,7 +18,7 @@ __all__ = ["FAULT_TYPES", "Faults", "HttpFault", "StreamFault"]
 FAULT_TYPES = (
     "http_error", "latency", "order_cancel", "order_reject", "order_no_answer", "stream",
     "open_trade", "close_trade", "bad_tick", "bad_candle", "freeze_candles", "unfreeze_candles", "halt",
-    "resume",
+    "resume", "transfer_funds",
 )  # fmt: skip
 
 

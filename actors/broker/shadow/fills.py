@@ -229,6 +229,6 @@ class BookFills(BookBase):
                 if dependent is not None and dependent.state == "PENDING":
                     self._cancel(dependent, "LINKED_TRADE_CLOSED", closedTradeID=trade.id)
         fill["accountBalance"] = format(self._book.balance, "f")
-        fill.setdefault("pl", format(pl, "f"))
+        fill["pl"] = format(Decimal(fill.get("pl", "0")) + pl, "f")  # the fill's total over the trades it closes
         return {"tradeID": trade.id, "units": format(-sign * amount, "f"), "price": format(price, "f"),
                 "realizedPL": format(pl, "f")}  # fmt: skip

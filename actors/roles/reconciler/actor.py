@@ -10,10 +10,17 @@ journals every difference with both sides (``recon.difference``): unknown trades
 alerted, vanished ones dropped with their real P&L, changed SL/TP/units taken from the broker, a
 trade without SL or TP handed to the execution role to repair or close
 (``reconciler.unprotected``), and a trade tagged by another tradehost instance latches
-``another_host``. It folds the NAV into the daily-loss and drawdown zones (``actors.core.zones``, the
-trading day on the market's clock) and publishes ``recon.state`` (the account, the open trades,
+``another_host``. It folds every NAV it reads, the first one too (before the system trades), into
+the daily-loss and drawdown zones (``actors.core.zones``, the trading day on the market's clock: the
+latest tick or bar close, before the first one the broker's latest candle); when a trading day
+begins it rebuilds the day-start NAV from the broker's records (``actors.roles.reconciler.dayreads``
+with ``actors.core.daystart``), and deposits and withdrawals (``TRANSFER_FUNDS``) move day start and
+peak. In shadow mode it hands its (read-only) shadow book every stream price, so the book's NAV is
+marked at the current bid/ask as the broker marks a live account. It publishes ``recon.state`` (the
+account, the open trades,
 today's P&L against the day-start NAV, the peak NAV, the drawdown and its zone), which the risk
-role decides on and ``ctl status`` shows. Its state (last transaction id, zone state, known
+role decides on and ``ctl status`` shows, and journals ``account.snapshot`` whenever those numbers
+change (``recon.day_start``, ``account.transfer``). Its state (last transaction id, zone state, known
 trades) is written crash-safely to ``recon-state.json``. In shadow mode its broker is the
 shadow book, read-only. The REST connection's health goes to the supervisor with every heartbeat
 and at once when a request fails (the first timeout is already a health fact).
@@ -26,19 +33,23 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
-from actors.broker import Broker
+from actors.broker import Broker, Transaction
+from actors.core import markethours
 from actors.core.backoff import Backoff
 from actors.core.config import FeedConfig, ReconcilerConfig, RiskConfig
-from actors.core.domain import AccountState, InstrumentId, TradeId, TradeState, granularity_seconds
+from actors.core.domain import AccountState, InstrumentId, Price, TradeId, TradeState, granularity_seconds
 from actors.core.entry import host_tag
 from actors.core.errors import BrokerError, BrokerNotReadyError, BrokerRejectedError
 from actors.core.truth import ReconDifference, compare
-from actors.core.zones import ZoneState, ZoneVerdict, resume_after_drawdown_stop, update_zones
+from actors.core.zones import ZoneVerdict, resume_after_drawdown_stop, update_zones
+from actors.roles.reconciler.dayreads import DayStart, rebuild_day_start
 from actors.roles.reconciler.state import ReconState
 from actors.runtime.actor import RoleActor
+from actors.runtime.marketview import price_of
 from actors.runtime.messages import (
     TOPIC_EXEC_REPORT,
     TOPIC_MD_BARS,
+    TOPIC_MD_TICK,
     TOPIC_RECON_ACTION,
     TOPIC_RECON_HEALTH,
     TOPIC_RECON_STATE,
@@ -49,6 +60,7 @@ from actors.runtime.messages import (
     Envelope,
     ExecutionReport,
     NoTradeRequested,
+    PriceTick,
     ProtectionRequested,
     Reason,
     ReconcileNow,
@@ -76,6 +88,8 @@ class _Polled:
     peak_nav: float
     full: bool
     transactions_unknown: str = ""  # the saved last transaction id the broker did not know (and why)
+    day_start: DayStart | None = None  # a trading day began at this read: its day-start NAV and sources
+    transfers: float = 0.0  # deposits (+) and withdrawals (-) read since the previous poll
 
 
 @dataclass(slots=True)
@@ -113,21 +127,32 @@ class _RequestOutcome:
 _WorkerResult = _Polled | _PollFailed | _RequestOutcome  # what the broker worker hands back
 
 
-NO_VERDICT = ZoneVerdict(zone=0, multiplier=1.0, drawdown=0.0, daily_pnl=0.0, daily_loss_hit=False, drawdown_stop=False)
+# The account-snapshot fields whose change journals an ``account.snapshot`` row.
+SNAPSHOT_FIELDS = (
+    "currency", "nav", "balance", "unrealized_pl", "margin_used", "margin_available", "daily_pnl", "day_start_nav",
+    "peak_nav", "drawdown", "zone", "multiplier", "drawdown_resumed",
+)  # fmt: skip
 
 
-def _verdict_of(zone: ZoneState, nav: float, risk: RiskConfig) -> ZoneVerdict:
-    # The saved state's verdict at this NAV, without advancing its trading day (no market time yet).
-    _state, verdict = update_zones(zone, nav=nav, now_ns=zone.day_start_ns, config=risk)
-    return verdict
+def _transfers(transactions: tuple[Transaction, ...]) -> float:
+    # Deposits and withdrawals: not profit or loss (``actors.core.zones``).
+    total = 0.0
+    for tx in transactions:
+        if tx.type == "TRANSFER_FUNDS":
+            try:
+                total += float(tx.raw.get("amount") or 0.0)
+            except (TypeError, ValueError):
+                continue
+    return total
 
 
 class ReconcilerActor(RoleActor[ReconcilerConfig, _WorkerResult]):
     """The reconciler's actor."""
 
     ROLE: ClassVar[str] = "reconciler"
-    TOPICS: ClassVar[tuple[str, ...]] = (TOPIC_EXEC_REPORT, TOPIC_MD_BARS)
+    TOPICS: ClassVar[tuple[str, ...]] = (TOPIC_EXEC_REPORT, TOPIC_MD_BARS, TOPIC_MD_TICK)
     CONFIG: ClassVar[type[ReconcilerConfig]] = ReconcilerConfig
+    _journaled: tuple[object, ...] | None = None  # the values of the last account.snapshot row
 
     def on_start(self) -> None:
         """Load the saved state and start the broker worker."""
@@ -135,7 +160,10 @@ class ReconcilerActor(RoleActor[ReconcilerConfig, _WorkerResult]):
         self.step_ns = granularity_seconds(self.shared("feed", FeedConfig).granularity) * 10**9
         self.path = Path(self.runtime.journal_db.path).parent / STATE_FILE
         self.state = ReconState.load(self.path)  # unreadable: the role fails; a human looks
-        self.market_ns = 0  # the market's clock, from md.bars (the trading day follows it)
+        self.granularity = self.shared("feed", FeedConfig).granularity
+        self.first_instrument = self.shared("feed", FeedConfig).instruments[0]
+        self.market_ns = 0  # the market's clock, from md.tick and md.bars (the trading day follows it)
+        self.prices: dict[str, Price] = {}  # the latest bid/ask per instrument (actor writes, worker reads)
         self.resume_drawdown = threading.Event()
         self.close_reasons: dict[str, str] = {}  # trade id -> the closing fill's reason (worker writes)
         self.closed_by_host: set[str] = set()  # trades the execution role reported closing
@@ -154,15 +182,19 @@ class ReconcilerActor(RoleActor[ReconcilerConfig, _WorkerResult]):
             self.want_full.set()
 
     def on_state_seen(self, message: SystemStateChanged) -> None:
-        """An operator's resume cleared the drawdown stop: accept the loss (the peak moves down)."""
+        """An operator's resume cleared the drawdown stop: keep the peak, trade at the last zone's size."""
         zone = self.state.zone
         if zone is not None and zone.drawdown_stop and not any(r.code == "drawdown_stop" for r in message.reasons):
             self.resume_drawdown.set()
 
     def on_message(self, envelope: Envelope) -> None:
-        """``ctl reconcile``; the market's clock from each close."""
+        """``ctl reconcile``; the market's clock and prices from each tick and close."""
         body = envelope.body
-        if isinstance(body, ReconcileNow):
+        if isinstance(body, PriceTick):
+            # The shadow book is marked at these, as the broker marks a live account.
+            self.prices[body.instrument] = price_of(body)
+            self.market_ns = max(self.market_ns, body.ts)
+        elif isinstance(body, ReconcileNow):
             self.want_full.set()
         elif isinstance(body, BarsClosed):
             self.market_ns = max(self.market_ns, body.ts + self.step_ns)
@@ -207,7 +239,19 @@ class ReconcilerActor(RoleActor[ReconcilerConfig, _WorkerResult]):
             while not stop.is_set() and not self.want_full.is_set() and self.clock.monotonic() < deadline:
                 stop.wait(0.05)
 
+    def _market_now(self, broker: Broker) -> int:
+        # The market's time: the latest tick or close; before the first one, the broker's latest
+        # candle (the current one is incomplete: it started in this trading day).
+        if self.market_ns:
+            return self.market_ns
+        candles = broker.candles(self.first_instrument, "S5", count=1)
+        if not candles:
+            raise BrokerNotReadyError("no candle yet to tell the market's time")
+        return candles[-1].ts
+
     def _reconcile(self, broker: Broker, full: bool) -> _Polled:
+        for price in list(self.prices.values()):
+            broker.on_price(price)  # the shadow book marks its open trades; a real broker ignores it
         account = broker.account_summary()
         trades = broker.open_trades()
         pending = len(broker.pending_orders())
@@ -247,16 +291,28 @@ class ReconcilerActor(RoleActor[ReconcilerConfig, _WorkerResult]):
         nav = float(account.nav)
         zone = self.state.zone
         if zone is not None and self.resume_drawdown.is_set():
-            zone = resume_after_drawdown_stop(zone, nav=nav)
+            zone = resume_after_drawdown_stop(zone)
             self.resume_drawdown.clear()
-        if self.market_ns:  # the trading day follows the market's clock: nothing to fold before a bar
-            zone, verdict = update_zones(zone, nav=nav, now_ns=self.market_ns, config=self.risk)
-        else:
-            verdict = NO_VERDICT if zone is None else _verdict_of(zone, nav, self.risk)
+        now_ns = self._market_now(broker)
+        rebuilt = None
+        if zone is None or now_ns >= zone.day_end_ns:
+            # A trading day begins (or the first read ever): its day start from the broker's records.
+            rebuilt = rebuild_day_start(
+                broker, account=account, trades=trades, boundary_ns=markethours.trading_day_start(now_ns),
+                since=page.transactions if zone is not None and page is not None else None,
+                granularity=self.granularity,
+            )  # fmt: skip
+        transfers = _transfers(page.transactions) if zone is not None and page is not None else 0.0
+        zone, verdict = update_zones(
+            zone, nav=nav, now_ns=now_ns, config=self.risk, transfer=transfers,
+            day_start_nav=None if rebuilt is None else rebuilt.nav,
+        )  # fmt: skip
         self.state = ReconState(last_transaction_id=last_tx, zone=zone, known=known)
         self.state.save(self.path)
-        day_start, peak = (zone.day_start_nav, zone.peak_nav) if zone else (nav, nav)
-        return _Polled(account, trades, pending, differences, closed_pl, verdict, day_start, peak, full, unknown)
+        return _Polled(
+            account, trades, pending, differences, closed_pl, verdict, zone.day_start_nav, zone.peak_nav, full,
+            unknown, rebuilt, transfers,
+        )  # fmt: skip
 
     # --- the actor: journal, publish, report ---
 
@@ -270,6 +326,7 @@ class ReconcilerActor(RoleActor[ReconcilerConfig, _WorkerResult]):
                 self._difference(d, message.closed_pl.get(d.trade_id))
             naked = self._protection(message)
             snapshot = self._snapshot(message)
+            self._journal_money(message, snapshot)
             self.runtime.publish(TOPIC_RECON_STATE, snapshot)
             self.runtime.to_supervisor(snapshot)
             if message.full and naked:
@@ -298,6 +355,20 @@ class ReconcilerActor(RoleActor[ReconcilerConfig, _WorkerResult]):
             self.connected, self.detail = False, f"request failed (retrying): {message.detail}"
             self.runtime.journal("recon.broker_unreachable", {"reason": self.detail})
             self._report()
+
+    def _journal_money(self, polled: _Polled, snapshot: AccountSnapshot) -> None:
+        """``recon.day_start`` when a trading day began; ``account.transfer`` for deposits and
+        withdrawals; ``account.snapshot`` whenever one of ``SNAPSHOT_FIELDS`` changed."""
+        if polled.day_start is not None:
+            how = "broker" if polled.day_start.nav is not None else "last_nav"
+            body = {"day_start_nav": snapshot.day_start_nav, "from": how, **polled.day_start.detail}
+            self.runtime.journal("recon.day_start", body)
+        if polled.transfers:
+            self.runtime.journal("account.transfer", {"amount": f"{polled.transfers:.4f}", "nav": snapshot.nav})
+        values = tuple(getattr(snapshot, name) for name in SNAPSHOT_FIELDS)
+        if values != self._journaled:
+            self._journaled = values
+            self.runtime.journal("account.snapshot", dict(zip(SNAPSHOT_FIELDS, values, strict=True)))
 
     def _transactions_unknown(self, polled: _Polled) -> None:
         detail = (
@@ -435,6 +506,7 @@ class ReconcilerActor(RoleActor[ReconcilerConfig, _WorkerResult]):
             daily_loss_hit=verdict.daily_loss_hit,
             drawdown_stop=verdict.drawdown_stop,
             margin_available=str(account.margin_available),
+            drawdown_resumed=verdict.resumed,
         )
 
     def on_heartbeat(self) -> None:

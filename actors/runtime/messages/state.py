@@ -200,3 +200,4 @@ class AccountSnapshot(Body):
     daily_loss_hit: bool = False
     drawdown_stop: bool = False
     margin_available: str = ""  # the broker's marginAvailable; empty: unknown (no new entry)
+    drawdown_resumed: bool = False  # an operator resumed after drawdown_stop: the last zone's size until a new peak

@@ -24,7 +24,10 @@ Request ``{"command": "status", "args": {}}``. Reply (``--json`` prints it as on
 role is not running shows ``connected: null`` ("unknown"), never its last good value, and
 ``broker.connected`` is null unless every source is known. ``positions``, ``daily_pnl`` and
 ``dd_zone`` are null until the reconciler has read the account once; ``watchdog`` until the
-watchdog has reported.
+watchdog has reported. ``account`` is the reconciler's last ``AccountSnapshot`` (``currency``, ``nav``,
+``balance``, ``unrealized_pl``, ``margin_used``, ``margin_available``, ``day_start_nav``, ``daily_pnl``,
+``peak_nav``, ``drawdown``, ``zone``, ``multiplier``, ``daily_loss_hit``, ``drawdown_stop``,
+``drawdown_resumed``, ``trades``...); the table shows it as one ``account:`` line.
 """
 
 from __future__ import annotations
@@ -40,6 +43,23 @@ def _fmt(value: Any, unit: str = "") -> str:
     if isinstance(value, float):
         return f"{value:.1f}{unit}"
     return f"{value}{unit}"
+
+
+def _account_line(a: dict[str, Any]) -> str:
+    # NAV with its currency, unrealized P&L, day start, today's P&L, peak, drawdown and its zone.
+    currency = a.get("currency") or ""
+    drawdown, size = a.get("drawdown"), a.get("multiplier")
+    size = f"{size:g}" if isinstance(size, float) else size
+    line = (
+        f"account: NAV {_fmt(a.get('nav'))} {currency}  unrealized {_fmt(a.get('unrealized_pl'))}  "
+        f"day start {_fmt(a.get('day_start_nav') or None)}  today {_fmt(a.get('daily_pnl') or None)}  "
+        f"peak {_fmt(a.get('peak_nav') or None)}  "
+        f"drawdown {'-' if not isinstance(drawdown, int | float) else f'{drawdown:.2%}'}  "
+        f"zone {_fmt(a.get('zone'))} (size x{_fmt(size)})"
+    )
+    if a.get("drawdown_resumed"):
+        line += "  resumed after drawdown_stop: the last zone's size until a new peak"
+    return line
 
 
 class Status(Command):
@@ -78,6 +98,9 @@ class Status(Command):
             f"positions={_fmt(None if positions is None else len(positions))} "
             f"daily_pnl={_fmt(result.get('daily_pnl'))} dd_zone={_fmt(result.get('dd_zone'))}"
         )
+        account = result.get("account")
+        if isinstance(account, dict):
+            lines.append(_account_line(account))
         for t in positions or []:
             if isinstance(t, dict):
                 lines.append(

@@ -14,7 +14,8 @@ import pytest
 from actors.core.backoff import Backoff
 from actors.core.config import ReconcilerConfig
 from actors.core.domain import AccountState, TradeState
-from actors.roles.reconciler.actor import NO_VERDICT, ReconcilerActor, _Polled
+from actors.core.zones import ZoneVerdict
+from actors.roles.reconciler.actor import ReconcilerActor, _Polled
 from actors.runtime.messages import (
     CauseHealthy,
     NoTradeRequested,
@@ -44,7 +45,10 @@ def _polled(*trades: TradeState, full: bool = False) -> _Polled:
         margin_used=Decimal(0), margin_available=Decimal(100_000), open_trade_count=len(trades),
         open_position_count=len(trades), pending_order_count=0, last_transaction_id="40",
     )  # fmt: skip
-    return _Polled(account, list(trades), 0, [], {}, NO_VERDICT, 100_000.0, 100_000.0, full)
+    verdict = ZoneVerdict(
+        zone=0, multiplier=1.0, drawdown=0.0, daily_pnl=0.0, daily_loss_hit=False, drawdown_stop=False
+    )
+    return _Polled(account, list(trades), 0, [], {}, verdict, 100_000.0, 100_000.0, full)
 
 
 class _Reconciler:

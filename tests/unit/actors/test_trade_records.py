@@ -15,6 +15,7 @@ from dataclasses import asdict
 from decimal import Decimal
 from pathlib import Path
 
+import orjson
 import pytest
 
 from actors.broker.shadow.state import Book, read_book
@@ -77,7 +78,20 @@ def test_trade_messages_sent_before_decode_and_encode_byte_for_byte(name: str) -
     envelope = decode(sent)
 
     assert isinstance(envelope.body, AccountSnapshot | ProtectionReport)
-    assert encode(envelope) == sent
+    assert _without_added(encode(envelope)) == sent
+
+
+# Fields added since those records were written (each with a default that reads an old message
+# the same): dropped before comparing, so everything else stays pinned byte for byte.
+ADDED_SINCE = {"drawdown_resumed": False}  # issue 16: a resume after drawdown_stop
+
+
+def _without_added(encoded: bytes) -> bytes:
+    raw = orjson.loads(encoded)
+    for key, default in ADDED_SINCE.items():
+        if key in raw["body"]:
+            assert raw["body"].pop(key) == default
+    return orjson.dumps(raw)
 
 
 def _broker_trade(**fields: object) -> TradeState:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import re
 from datetime import UTC, datetime
 
@@ -70,22 +69,37 @@ def test_beyond_the_last_zone_the_stop_latches_until_an_operator_resumes():
     state, verdict = run([(t, 100_000.0), (t + 1, 84_000.0)])
     assert verdict.drawdown_stop and verdict.zone == 3 and verdict.multiplier == 0.0
     # Recovering does not clear it, nor does a new trading day.
-    state, verdict = run([(t + 2, 99_000.0), (t + 48 * HOUR, 99_500.0)], state)
+    state, verdict = run([(t + 2, 84_500.0), (t + 48 * HOUR, 84_500.0)], state)
     assert verdict.drawdown_stop and verdict.zone == 3 and verdict.multiplier == 0.0
-    # The operator resumes: the peak moves to the NAV, trading goes on in zone 0.
-    state = resume_after_drawdown_stop(state, nav=99_500.0)
-    state, verdict = run([(t + 48 * HOUR + 1, 99_400.0)], state)
-    assert not verdict.drawdown_stop and verdict.zone == 0 and state.peak_nav == 99_500.0
+    # The operator resumes: the peak stays; entries at the last zone's multiplier, no new stop.
+    state = resume_after_drawdown_stop(state)
+    state, verdict = run([(t + 48 * HOUR + 1, 84_400.0)], state)
+    assert not verdict.drawdown_stop and verdict.resumed
+    assert verdict.zone == 3 and verdict.multiplier == 0.25 and state.peak_nav == 100_000.0
+    assert verdict.drawdown == pytest.approx(0.156)
 
 
-def test_resuming_without_moving_the_peak_would_relatch_at_once():
+def test_a_resume_lasts_until_a_new_peak_then_the_zones_apply_afresh():
     t = utc("2024-03-06T14:00")
     state, _ = run([(t, 100_000.0), (t + 1, 80_000.0)])
-    naive = dataclasses.replace(state, drawdown_stop=False)
-    _, verdict = run([(t + 2, 80_000.0)], naive)
-    assert verdict.drawdown_stop
-    _, verdict = run([(t + 2, 80_000.0)], resume_after_drawdown_stop(state, nav=80_000.0))
-    assert not verdict.drawdown_stop
+    state, verdict = run([(t + 2, 80_000.0)], resume_after_drawdown_stop(state))
+    assert not verdict.drawdown_stop and verdict.multiplier == 0.25
+    state, verdict = run([(t + 3, 95_000.0)], state)  # zone 1 by drawdown, still resumed
+    assert verdict.resumed and verdict.multiplier == 0.25
+    state, verdict = run([(t + 4, 100_500.0)], state)  # a new peak ends the resume
+    assert not verdict.resumed and verdict.zone == 0 and verdict.multiplier == 1.0
+    state, verdict = run([(t + 5, 100_500.0 * 0.84)], state)  # and the stop latches again
+    assert verdict.drawdown_stop and not verdict.resumed
+
+
+def test_a_resume_without_a_stop_changes_nothing_and_the_state_round_trips():
+    t = utc("2024-03-06T14:00")
+    state, _ = run([(t, 100_000.0), (t + 1, 96_000.0)])
+    assert resume_after_drawdown_stop(state) is state
+    resumed = resume_after_drawdown_stop(run([(t + 2, 80_000.0)], state)[0])
+    assert ZoneState.from_dict(resumed.to_dict()) == resumed
+    old = {k: v for k, v in resumed.to_dict().items() if k not in ("last_nav", "resumed")}
+    assert ZoneState.from_dict(old).resumed is False  # a state saved before resumes were kept
 
 
 @given(st.lists(st.floats(1_000.0, 1_000_000.0), min_size=1, max_size=30))
@@ -145,6 +159,46 @@ def test_an_observation_from_before_the_trading_day_never_starts_a_new_one():
     state, verdict = run([(t, 100_000.0), (t + 1, 96_000.0)])
     state, verdict = run([(t - 2 * HOUR, 96_000.0)], state)  # an out-of-order, older observation
     assert verdict.daily_loss_hit and not verdict.new_day
+
+
+def test_a_weekend_gap_counts_against_the_day_that_opens_after_it():
+    # Friday 100,000 at 16:45 New York; the next observation is after Sunday's 17:00 open, 95,500
+    friday, sunday = utc("2024-02-23T21:45"), utc("2024-02-25T22:15")
+    state, _ = run([(friday - HOUR, 100_000.0), (friday, 100_000.0)])
+    state, verdict = run([(sunday, 95_500.0)], state)
+    assert verdict.new_day and state.day_start_ns == utc("2024-02-25T22:00")
+    assert state.day_start_nav == 100_000.0 and verdict.daily_pnl == -4_500.0 and verdict.daily_loss_hit
+
+
+def test_a_day_start_rebuilt_from_the_broker_wins_over_the_last_observation():
+    t = utc("2024-03-06T20:00")  # 15:00 New York
+    state, _ = run([(t, 100_000.0)])
+    state, verdict = update_zones(state, nav=96_500.0, now_ns=t + 4 * HOUR, config=CONFIG, day_start_nav=99_800.0)
+    assert verdict.new_day and state.day_start_nav == 99_800.0
+    assert verdict.daily_pnl == pytest.approx(-3_300.0) and verdict.daily_loss_hit
+    # within a day it is ignored
+    state, verdict = update_zones(state, nav=96_500.0, now_ns=t + 5 * HOUR, config=CONFIG, day_start_nav=1.0)
+    assert state.day_start_nav == 99_800.0
+
+
+def test_the_first_observation_with_a_rebuilt_day_start_counts_the_mornings_losses():
+    t = utc("2024-03-07T01:00")
+    state, verdict = update_zones(None, nav=96_900.0, now_ns=t, config=CONFIG, day_start_nav=100_000.0)
+    assert state.day_start_nav == 100_000.0 and state.peak_nav == 100_000.0
+    assert verdict.daily_loss_hit and verdict.drawdown == pytest.approx(0.031)
+
+
+def test_deposits_and_withdrawals_are_not_profit_or_loss_and_move_the_peak():
+    t = utc("2024-03-06T14:00")
+    state, _ = run([(t, 100_000.0)])
+    # a withdrawal of 10,000: NAV 90,000 is neither a 10 % loss today nor a 10 % drawdown
+    state, verdict = update_zones(state, nav=90_000.0, now_ns=t + 1, config=CONFIG, transfer=-10_000.0)
+    assert verdict.daily_pnl == 0.0 and not verdict.daily_loss_hit
+    assert state.peak_nav == 90_000.0 and verdict.drawdown == 0.0 and verdict.zone == 0
+    # a deposit of 20,000 and a loss of 3,300: the loss counts, the deposit does not
+    state, verdict = update_zones(state, nav=106_700.0, now_ns=t + 2, config=CONFIG, transfer=20_000.0)
+    assert state.day_start_nav == 110_000.0 and verdict.daily_pnl == pytest.approx(-3_300.0)
+    assert verdict.daily_loss_hit and state.peak_nav == 110_000.0
 
 
 def test_a_nav_that_is_not_a_number_is_refused():

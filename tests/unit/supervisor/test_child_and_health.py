@@ -241,3 +241,44 @@ def test_the_watchdogs_codes_are_the_ones_the_table_names_it_for() -> None:
     from supervisor.health import WATCHDOG
 
     assert {code for code, info in REASONS.items() if WATCHDOG in info.raised_by} == WATCHDOG_CODES
+
+
+def _account(**fields: Any) -> Any:
+    from actors.runtime.messages import AccountSnapshot
+
+    base: dict[str, Any] = {
+        "currency": "USD", "balance": "100000.0000", "nav": "96500.0000", "unrealized_pl": "-3500.0000",
+        "margin_used": "0", "open_trades": 1, "pending_orders": 2, "last_transaction_id": "9", "ts": 1,
+        "day_start_nav": "100000.0000", "daily_pnl": "-3500.0000", "peak_nav": "100000.0000",
+    }  # fmt: skip
+    return AccountSnapshot(**{**base, **fields})
+
+
+def test_a_resume_cannot_lift_the_daily_loss_limit_and_says_so_in_the_reason() -> None:
+    sm, journal = StateMachine(cooldown_s=10.0), _Journal()
+    cleared_codes: list[str] = []
+    policy = HealthPolicy(sm, journal, monotonic=lambda: 0.0, wall_ns=lambda: 0, cleared=cleared_codes.append)
+    policy.account(_account(daily_loss_hit=True))
+
+    cleared = sm.resume(keep=lambda code: not REASONS[code.partition(":")[0]].resumable)
+
+    assert cleared == [] and sm.is_latched("daily_loss_limit") and cleared_codes == []
+    (reason,) = sm.reasons(0)
+    assert "next trading day" in reason.detail and "ctl resume` cannot lift it" in reason.detail
+    # the next trading day lifts it (and only then a recovery)
+    policy.account(_account(daily_pnl="0.0000", day_start_nav="96500.0000"))
+    assert not sm.reasons(0) and cleared_codes == ["daily_loss_limit"]
+
+
+def test_after_a_drawdown_resume_a_read_from_before_it_does_not_raise_the_stop_again() -> None:
+    sm, journal = StateMachine(cooldown_s=10.0), _Journal()
+    policy = HealthPolicy(sm, journal, monotonic=lambda: 0.0, wall_ns=lambda: 0)
+    stopped = _account(nav="80000.0000", drawdown=0.2, zone=3, multiplier=0.0, drawdown_stop=True)
+    policy.account(stopped)
+    policy.cleared_by_operator(sm.resume())
+
+    policy.account(stopped)  # read before the reconciler took the resume
+    assert not sm.reasons(0)
+    policy.account(_account(nav="80000.0000", drawdown=0.2, zone=3, multiplier=0.25, drawdown_resumed=True))
+    policy.account(stopped)  # a new stop after the resume (after a new peak) raises it again
+    assert sm.is_latched("drawdown_stop")

@@ -161,3 +161,19 @@ def test_the_market_line_counts_rejected_bars_and_ticks() -> None:
     }
     line = next(x for x in STATUS.render(_doc(market=market)).splitlines() if x.startswith("market:"))
     assert line == "market: EUR_USD open  bars=40 rejected=1 ticks_rejected=7"
+
+
+def test_the_account_line_shows_nav_with_its_currency_day_start_peak_drawdown_and_a_resume() -> None:
+    doc = _doc()
+    doc["account"] = {
+        "currency": "USD", "nav": "84400.0000", "unrealized_pl": "-1200.5000", "day_start_nav": "85000.0000",
+        "daily_pnl": "-600.0000", "peak_nav": "100000.0000", "drawdown": 0.156, "zone": 3, "multiplier": 0.25,
+        "drawdown_resumed": True,
+    }  # fmt: skip
+
+    line = next(x for x in STATUS.render(doc).splitlines() if x.startswith("account:"))
+
+    assert "NAV 84400.0000 USD" in line and "unrealized -1200.5000" in line and "day start 85000.0000" in line
+    assert "today -600.0000" in line and "peak 100000.0000" in line and "drawdown 15.60%" in line
+    assert "zone 3 (size x0.25)" in line
+    assert "resumed after drawdown_stop" in line
