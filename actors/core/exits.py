@@ -6,9 +6,14 @@ at a local stop level: stops live at the broker (its SL/TP orders trigger by the
 the execution role turns these actions into broker-side order changes (``set_trade_orders``,
 ``close_trade``); ``tradehost backtest`` applies them to its simulated trade the same way.
 
-The rules (``[execution]``; a zero turns a rule off), with R = the initial risk per unit
-(|entry - initial SL|) and profit measured at the price the trade would close at (the bid for a
-long, the ask for a short):
+The rules (``[execution]``), with R = the initial risk per unit (|entry - initial SL|) and profit
+measured at the price the trade would close at (the bid for a long, the ask for a short). Every
+key that switches a rule (or a way of measuring it) means the same by 0: off. ``time_exit_bars =
+0`` never closes, ``breakeven_after_r = 0`` never moves to breakeven, ``trailing_after_r = 0``
+never trails (0 is not "from the entry": a trail from the entry is a small positive threshold),
+``trailing_atr_mult = 0`` trails by no ATR multiple and ``trailing_distance_pips = 0`` by no fixed
+distance (both 0: no trailing). ``breakeven_offset_pips`` is a distance, not a switch: 0 puts the
+breakeven stop at the entry itself.
 
 1. **Time exit**: after ``time_exit_bars`` bars, close (``CloseTrade("time_exit")``); nothing
    else is proposed then.
@@ -134,7 +139,7 @@ def exit_actions(  # noqa: PLR0917 - the backtest's per-bar call: plain position
     price = bid if long else ask
     profit_r = ((price - entry_price) if long else (entry_price - price)) / initial_risk
     breakeven = config.breakeven_after_r > 0 and profit_r >= config.breakeven_after_r
-    trailing = profit_r >= config.trailing_after_r
+    trailing = config.trailing_after_r > 0 and profit_r >= config.trailing_after_r
     if not (breakeven or trailing):
         return _NOTHING
     scale = 10.0**precision

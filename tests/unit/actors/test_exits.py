@@ -130,6 +130,61 @@ def test_zero_turns_breakeven_off():
     assert actions(LONG, 1.08750, breakeven_after_r=0.0) == ()
 
 
+# Issue 16, defect 8: a long from 1.08500 with its SL at 1.08355 (R = 14.5 pips), the bid 0.4 pip
+# up (+0.03 R), the ATR 2.2 pips and the default 2-ATR trail: a trail from the entry would move the
+# stop to 1.08504 - 0.00044 = 1.08460.
+ISSUE_LONG = dataclasses.replace(LONG, stop_loss_price=Decimal("1.08355"))
+
+
+def _issue_actions(**config: Any) -> tuple[ExitAction, ...]:
+    return manage_trade(
+        ISSUE_LONG,
+        initial_stop_loss=Decimal("1.08355"),
+        bars_held=1,
+        bid=1.08504,
+        ask=1.08514,
+        atr=0.00022,
+        instrument=EUR_USD,
+        config=ExecutionConfig(**{"trailing_atr_mult": 2.0, **config}),
+    )
+
+
+def test_zero_turns_the_trailing_stop_off_as_it_does_every_exit_rule():
+    # Any positive threshold the profit passes trails (the level the issue measured) ...
+    assert _issue_actions(trailing_after_r=0.02) == (MoveStopLoss(Decimal("1.08460"), TRAILING),)
+    # ... and 0 is off, not "from the entry".
+    assert _issue_actions(trailing_after_r=0.0) == ()
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("breakeven_after_r", 0.0),
+        ("trailing_after_r", 0.0),
+        ("time_exit_bars", 0),
+    ],
+)
+def test_a_zero_exit_key_turns_its_rule_off_for_every_trade(key: str, value: float) -> None:
+    # Far in profit (3 R), held 500 bars, with every other rule on: the rule whose key is 0 never
+    # acts, the others still do.
+    on = ExecutionConfig(breakeven_after_r=1.0, trailing_after_r=1.5, trailing_atr_mult=2.0, time_exit_bars=96)
+    off = dataclasses.replace(on, **{key: value})
+    rule = {"breakeven_after_r": BREAKEVEN, "trailing_after_r": TRAILING, "time_exit_bars": TIME_EXIT}[key]
+
+    def reasons(config: ExecutionConfig, bars: int) -> set[str]:
+        got = manage_trade(LONG, initial_stop_loss=Decimal("1.08300"), bars_held=bars, bid=1.09100, ask=1.09110,
+                           atr=0.00200, instrument=EUR_USD, config=config)  # fmt: skip
+        return {a.reason for a in got}
+
+    if rule == TIME_EXIT:
+        assert reasons(on, 500) == {TIME_EXIT} and TIME_EXIT not in reasons(off, 500)
+    else:
+        both_off = dataclasses.replace(on, breakeven_after_r=0.0, trailing_after_r=0.0)
+        only = dataclasses.replace(both_off, **{key: getattr(on, key)})
+        assert reasons(only, 5) == {rule}  # on by itself, it acts here ...
+        assert reasons(dataclasses.replace(only, **{key: value}), 5) == set()  # ... and 0 turns it off
+
+
 def test_a_trade_without_a_known_initial_risk_only_gets_the_time_exit():
     for trade in (LONG, with_sl(LONG, None)):  # with or without an SL now: R is the SL at the entry
         assert actions(trade, 1.10000, initial=None) == ()
