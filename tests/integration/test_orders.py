@@ -252,3 +252,49 @@ def test_ctl_reconcile_goes_through_reconciling_and_back_to_trading() -> None:
         states = [e["body"]["to"] for e in host.journal("state.changed")]
         assert states.count("RECONCILING") >= 2
         assert json.loads(host.ctl("status", "--json").stdout)["positions"] is not None
+
+
+# --- issue 16: every open trade has its exits managed, with or without the entry's memo -------------
+
+
+def _closed_by_time_exit_within(host: Host, trade_id: str, instrument: str, *, after_seq: int, closes: int) -> Any:
+    """The ``exec.closed`` row of ``trade_id``, or None once ``closes`` closes of ``instrument``
+    have passed since ``after_seq`` without it (both truthy for poll_until)."""
+    closed = [b for b in _bodies(host, "exec.closed") if b["trade_id"] == trade_id]
+    if closed:
+        return closed[0]
+    bars = [e for e in host.journal("md.bar") if e["seq"] > after_seq and e["body"]["instrument"] == instrument]
+    return {"still_open_after_closes": len(bars)} if len(bars) >= closes else None
+
+
+def test_an_adopted_trade_is_closed_by_the_time_exit_from_its_open_time_at_the_broker() -> None:
+    # Arrange: a trade opened by hand with SL and TP 100 pips away (nothing triggers them in an
+    # hour of this market), the host opening nothing itself, a time exit after 4 bars.
+    with running_host([*LIVE, "risk.min_probability=0.99", "execution.time_exit_bars=4"]) as host:
+        admin = _admin(host)
+        start = max((e["seq"] for e in host.journal()), default=0)
+        trade_id = admin.fault("open_trade", instrument="EUR_USD", units=1000, stop_loss_distance=0.01,
+                               take_profit_distance=0.01)["trade_id"]  # fmt: skip
+        with _broker(host) as broker:
+            opened = broker.trade(trade_id)
+
+        # Act: let up to 10 closes pass
+        outcome = poll_until(
+            lambda: _closed_by_time_exit_within(host, trade_id, "EUR_USD", after_seq=start, closes=10), timeout_s=120
+        )
+
+        # Assert: closed by the time exit once 4 bars were held, counted from the broker's open time
+        assert outcome.get("reason") == "time_exit", outcome
+        closed_seq = next(e["seq"] for e in host.journal("exec.closed") if e["body"]["trade_id"] == trade_id)
+        held = {
+            e["body"]["bar_ts"]
+            for e in host.journal("md.bar")
+            if e["body"]["instrument"] == "EUR_USD" and e["seq"] < closed_seq
+            and e["body"]["bar_ts"] + 900 * 10**9 > opened.open_ts
+        }  # fmt: skip
+        assert len(held) == 4, sorted(held)
+        [managed] = [b for b in _bodies(host, "exec.managed") if b["trade_id"] == trade_id]
+        assert Decimal(managed["initial_stop_loss"]) == opened.stop_loss_price
+        assert managed["why"] == "adopted"
+        with _broker(host) as broker:
+            assert broker.trade(trade_id).state == "CLOSED"

@@ -19,6 +19,8 @@ from actors.core.exits import (
     CloseTrade,
     ExitAction,
     MoveStopLoss,
+    bars_held,
+    entry_from_broker,
     exit_actions,
     manage_trade,
 )
@@ -263,3 +265,46 @@ def test_no_rule_ever_moves_the_stop_against_the_trade_or_through_the_price(  # 
         else:
             assert stop is None or new < stop
             assert new > ask
+
+
+# --- a trade without the execution role's memo: its entry from the broker (issue 16, defect 9) -----
+
+WED_14_07 = 1709734050 * 10**9  # 2024-03-06 14:07:30 UTC: inside the 14:00 M15 bar
+BAR_13_45 = 1709732700 * 10**9
+
+
+def test_a_trade_opened_by_hand_gets_r_from_its_stop_and_bars_from_its_open_time():
+    # Arrange: a long opened by hand at 14:07:30 with its SL 15 pips below, no memo; time exit 4 bars.
+    trade = dataclasses.replace(with_sl(LONG, "1.08350"), open_ts=WED_14_07)
+    config = dataclasses.replace(CONFIG, time_exit_bars=4)
+
+    # Act
+    entry = entry_from_broker(trade, "M15")
+    closes = [BAR_13_45 + k * 900 * 10**9 for k in range(1, 6)]  # the bars of 14:00 ... 15:00
+    held = [bars_held(entry.open_bar_ts, bar_ts, "M15") for bar_ts in closes]
+    at_14_45 = manage_trade(trade, initial_stop_loss=entry.initial_stop_loss, bars_held=held[3], bid=1.08510,
+                            ask=1.08520, atr=0.0010, instrument=EUR_USD, config=config)  # fmt: skip
+    up_1_r = manage_trade(trade, initial_stop_loss=entry.initial_stop_loss, bars_held=1, bid=1.08650, ask=1.08660,
+                          atr=0.0010, instrument=EUR_USD, config=config)  # fmt: skip
+
+    # Assert: R = 15 pips; the bar it opened in (14:00) is its first bar held, the 14:45 bar its fourth
+    assert entry.initial_stop_loss == Decimal("1.08350")
+    assert entry.open_bar_ts == BAR_13_45
+    assert held == [1, 2, 3, 4, 5]
+    assert at_14_45 == (CloseTrade(TIME_EXIT),)
+    # With that R, the same rules as for the host's own trades: +1 R moves the stop to breakeven.
+    assert up_1_r == (MoveStopLoss(Decimal("1.08505"), BREAKEVEN),)
+
+
+@pytest.mark.parametrize(
+    ("trade", "sl"),
+    [(LONG, "1.08500"), (LONG, "1.08600"), (SHORT, "1.08400"), (LONG, None)],
+    ids=["long at breakeven", "long locked in profit", "short locked in profit", "no SL"],
+)
+def test_a_broker_entry_whose_stop_is_not_on_the_losing_side_has_no_r(trade: TradeState, sl: str | None):
+    assert entry_from_broker(with_sl(trade, sl), "M15").initial_stop_loss is None
+
+
+def test_a_short_opened_by_hand_gets_r_from_its_stop_above():
+    entry = entry_from_broker(dataclasses.replace(SHORT, open_ts=WED_14_07), "M15")
+    assert entry.initial_stop_loss == Decimal("1.08700")
