@@ -12,7 +12,8 @@ difference (``ReconDifference.kind``, the journal's ``recon.difference`` rows):
 - ``another_host``: a trade tagged by another tradehost instance: a second host trades this
   account (latched ``another_host``);
 - ``closed``: a known trade the broker no longer has open (SL/TP, or closed behind the host's
-  back): dropped, with its real P&L from the broker;
+  back): dropped, with its real P&L from the broker (``realized_pl``: the trade's, partial
+  reductions included);
 - ``changed``: units, SL or TP differ: the broker wins;
 - ``unprotected``: an open trade without SL or TP: the execution role repairs or closes it.
 
@@ -26,12 +27,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from actors.core.domain import TradeState
 from actors.core.entry import HOST_TAG_PREFIX
 
-__all__ = ["KnownTrade", "ReconDifference", "compare", "trade_origin"]
+if TYPE_CHECKING:
+    from decimal import Decimal
+
+__all__ = ["KnownTrade", "ReconDifference", "compare", "realized_pl", "trade_origin"]
 
 _ADOPTED = (
     "a trade the host did not open: adopted (it counts against the risk limits, is kept protected "
@@ -87,6 +91,19 @@ class ReconDifference:
             "broker": self.broker,
             "detail": self.detail,
         }
+
+
+def realized_pl(closed: TradeState) -> Decimal:
+    """The realized P&L of a closed trade, the one figure every surface reports for its close
+    (``exec.closed``, the execution report, ``recon.difference``, the ``recon_closed`` alert): the
+    broker's trade ``realizedPL`` read after the close, which is the sum of the ``realizedPL`` of
+    every transaction that reduced or closed it (partial reductions included, financing apart).
+    The closing transaction alone misses the reductions before it.
+
+    Args:
+        closed: the trade as the broker reports it after its close.
+    """
+    return closed.realized_pl
 
 
 def trade_origin(trade: TradeState, *, own_tag: str) -> str:

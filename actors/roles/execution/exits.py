@@ -19,7 +19,7 @@ from actors.core.domain import InstrumentId, TradeState
 from actors.core.entry import host_tag
 from actors.core.errors import BrokerError
 from actors.core.exits import CloseTrade, MoveStopLoss, bars_held, entry_from_broker, manage_trade
-from actors.core.truth import trade_origin
+from actors.core.truth import realized_pl, trade_origin
 from actors.roles.execution.jobs import Protect
 from actors.roles.execution.memos import TradeMemo, save_memos
 from actors.roles.execution.protection import ProtectionDesk
@@ -164,7 +164,7 @@ class ExitDesk(ProtectionDesk):
         return memo
 
     def _report_closed(self, broker: Broker, trade_id: str, *, reason: str) -> None:
-        was = closed = broker.trade(trade_id)
+        was = broker.trade(trade_id)
         memo = self.memos.pop(trade_id, None)
         save_memos(self.state_path, self.memos)
         self.journal(
@@ -172,7 +172,7 @@ class ExitDesk(ProtectionDesk):
                 trade_id=was.id,
                 instrument=was.instrument,
                 reason=reason,
-                realized_pl=format(closed.realized_pl, "f"),
+                realized_pl=format(realized_pl(was), "f"),
                 model_version=memo.model_version if memo else "",
             ),
             corr=memo.corr if memo else None,
@@ -184,7 +184,7 @@ class ExitDesk(ProtectionDesk):
                 trade_id=was.id,
                 intent_id=memo.intent_id if memo else "",
                 reason=reason,
-                realized_pl=format(closed.realized_pl, "f"),
+                realized_pl=format(realized_pl(was), "f"),
             ),
             memo.corr if memo else None,
         )
