@@ -16,6 +16,8 @@ from __future__ import annotations
 import contextlib
 from typing import TYPE_CHECKING
 
+from actors.core.config import FeedConfig
+from actors.core.money import conversion_refusal
 from actors.runtime.messages import (
     AccountSnapshot,
     Body,
@@ -61,7 +63,13 @@ class RoleReports:
             if sup.health.broker_report(body):
                 sup.require_reconciliation("broker REST API reachable again")
         elif isinstance(body, AccountSnapshot):
-            self.account = body
+            first, self.account = self.account is None, body
+            # The account's currency is known from its first read: prices that cannot value a trade
+            # in it would skip every signal of an instrument, silently. Refused before any trading.
+            instruments = sup.cfg.section("feed", FeedConfig).instruments
+            if first and (refusal := conversion_refusal(instruments, body.currency)):
+                sup.refuse_configuration(refusal)
+                return
             sup.health.account(body)
         elif isinstance(body, ModelReport):
             self.model = body

@@ -106,3 +106,7 @@ class Supervising(Protocol):
     def shutdown(self, trigger: str) -> dict[str, Any]:
         """Begin graceful shutdown."""
         ...
+
+    def refuse_configuration(self, detail: str) -> None:
+        """Refuse the configuration (one line why) and shut down with exit 2."""
+        ...

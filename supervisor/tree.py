@@ -64,6 +64,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 EXIT_SUPERVISOR_FAILED = 70
+EXIT_CONFIG_REFUSED = 2  # the configuration does not fit the account (as a config error at start)
 # The reconciler's own restart and the emulator's (a fresh account) call for a new reconciliation.
 RECONCILE_AFTER_RESTART_OF = frozenset({"reconciler", "emulator"})
 STOPPED_STATES = (SystemState.SHUTTING_DOWN, SystemState.STOPPED)
@@ -118,6 +119,7 @@ class Supervisor(pykka.ThreadingActor):
         self.operator = Operator(self)
         self.last_tick = clock.monotonic()
         self.run_dir_lost = ""
+        self.refused = ""  # why the configuration was refused at the first account read (exit 2)
         self.protection: ProtectionReport | None = None  # the shutdown check's outcome
 
     # --- dispatch ---
@@ -327,6 +329,18 @@ class Supervisor(pykka.ThreadingActor):
         self.settle()
         self.shutdown("run_dir_lost")
 
+    def refuse_configuration(self, detail: str) -> None:
+        """The configuration cannot trade the account the broker showed (``detail``, one line: an
+        instrument whose prices cannot be valued in its currency): journal ``host.refused``, alert,
+        and shut down gracefully with exit 2, before any trading."""
+        if self.refused:
+            return
+        self.refused = detail
+        log.critical("configuration refused: %s", detail)
+        self.journal_event("host.refused", {"detail": detail})
+        self._alert("error", "config_refused", f"configuration refused: {detail}")
+        self.shutdown("configuration refused")
+
     def _kill(self, child: Child, cause: KillCause, detail: str) -> None:
         if child.pid is None:
             return
@@ -476,4 +490,6 @@ class Supervisor(pykka.ThreadingActor):
         if not protection["complete"]:
             log.critical("open trades not verified protected at the broker: %s", protection["summary"])
         code = 1 if self.run_dir_lost else (0 if protection["complete"] else EXIT_UNPROTECTED)
+        if code == 0 and self.refused:
+            code = EXIT_CONFIG_REFUSED
         self.done.finish(code)

@@ -325,7 +325,10 @@ class ExecutionConfig:
     management.
 
     The exit rules (``actors.core.exits``) read this object directly, in the execution role and in
-    ``tradehost backtest`` alike; a zero turns one off. The fill model (``actors.core.fills``) takes
+    ``tradehost backtest`` alike; a zero turns one off, whichever key it is (``time_exit_bars``,
+    ``breakeven_after_r``, ``trailing_after_r``; ``trailing_atr_mult`` and
+    ``trailing_distance_pips`` each turn off one way of trailing, both 0 no trailing at all);
+    ``breakeven_offset_pips`` is a distance, 0 the entry itself. The fill model (``actors.core.fills``) takes
     only ``slippage_pips``, in price units: the execution role hands it to the shadow book through
     the broker factory (``open_broker(slippage_pips=...)``), the backtest to its own fills.
     """
@@ -364,7 +367,11 @@ class ExecutionConfig:
     )
     trailing_after_r: float = field(
         default=1.5,
-        metadata={"doc": "The trailing stop starts once the trade is this many R in profit.", "min": 0.0, "max": 100.0},
+        metadata={
+            "doc": "The trailing stop starts once the trade is this many R in profit (0: never).",
+            "min": 0.0,
+            "max": 100.0,
+        },
     )
     trailing_atr_mult: float = field(
         default=2.0,

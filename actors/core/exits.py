@@ -6,9 +6,14 @@ at a local stop level: stops live at the broker (its SL/TP orders trigger by the
 the execution role turns these actions into broker-side order changes (``set_trade_orders``,
 ``close_trade``); ``tradehost backtest`` applies them to its simulated trade the same way.
 
-The rules (``[execution]``; a zero turns a rule off), with R = the initial risk per unit
-(|entry - initial SL|) and profit measured at the price the trade would close at (the bid for a
-long, the ask for a short):
+The rules (``[execution]``), with R = the initial risk per unit (|entry - initial SL|) and profit
+measured at the price the trade would close at (the bid for a long, the ask for a short). Every
+key that switches a rule (or a way of measuring it) means the same by 0: off. ``time_exit_bars =
+0`` never closes, ``breakeven_after_r = 0`` never moves to breakeven, ``trailing_after_r = 0``
+never trails (0 is not "from the entry": a trail from the entry is a small positive threshold),
+``trailing_atr_mult = 0`` trails by no ATR multiple and ``trailing_distance_pips = 0`` by no fixed
+distance (both 0: no trailing). ``breakeven_offset_pips`` is a distance, not a switch: 0 puts the
+breakeven stop at the entry itself.
 
 1. **Time exit**: after ``time_exit_bars`` bars, close (``CloseTrade("time_exit")``); nothing
    else is proposed then.
@@ -23,9 +28,15 @@ current SL (a long's higher, a short's lower: an SL never moves against the trad
 strictly on the safe side of the trigger price (below the bid for a long, above the ask for a
 short), since a stop at or through the price would fill at once. A trade without an SL gets one
 (nothing can be looser). A trade without a known R gets no breakeven or trailing, only the time
-exit. The execution role knows R and the bars held only of the trades it opened (its memo of the
-entry: the initial SL, the entry bar), so a trade it did not open (adopted) gets neither: no rule
-here moves its stop or closes it.
+exit.
+
+Every open trade is managed. The execution role remembers R and the entry bar of the trades it
+opened (its memo: the intent's SL, the decision bar); a trade without that memo (adopted: opened
+by hand or by another system; or the host's own whose outcome it never learned, or whose memo was
+lost) gets them from the broker's trade (``entry_from_broker``): R = |entry - the SL it has when
+first managed| (unknown when that SL is not on the losing side of the entry: the time exit only),
+and the bars held counted from its open time, as if it had been decided at the close before it
+opened.
 
 Speed: ``exit_actions`` takes plain floats (the backtest calls it per open trade per bar);
 ``manage_trade`` is the same rule over the broker's ``TradeState`` for the execution role, with
@@ -50,9 +61,11 @@ __all__ = [
     "BREAKEVEN",
     "TIME_EXIT",
     "TRAILING",
+    "BrokerEntry",
     "CloseTrade",
     "ExitAction",
     "MoveStopLoss",
+    "entry_from_broker",
     "exit_actions",
     "manage_trade",
     "protective_stops",
@@ -134,7 +147,7 @@ def exit_actions(  # noqa: PLR0917 - the backtest's per-bar call: plain position
     price = bid if long else ask
     profit_r = ((price - entry_price) if long else (entry_price - price)) / initial_risk
     breakeven = config.breakeven_after_r > 0 and profit_r >= config.breakeven_after_r
-    trailing = profit_r >= config.trailing_after_r
+    trailing = config.trailing_after_r > 0 and profit_r >= config.trailing_after_r
     if not (breakeven or trailing):
         return _NOTHING
     scale = 10.0**precision
@@ -197,7 +210,7 @@ def manage_trade(
     Args:
         trade: the open trade (its entry price and current SL are the broker's).
         initial_stop_loss: the SL the trade opened with (R = |entry - initial SL|); None when
-            unknown (a trade the role did not open): no breakeven, no trailing.
+            unknown (``entry_from_broker`` found none on the losing side): no breakeven, no trailing.
         bars_held: bars closed since the entry (``bars_held``).
         bid: the current bid.
         ask: the current ask.
@@ -257,3 +270,40 @@ def bars_held(open_bar_ts: int, current_bar_ts: int, granularity: str) -> int:
     if current_bar_ts <= start:
         return 0
     return len(expected_bars(start, current_bar_ts, granularity)) + 1
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerEntry:
+    """What the exit rules need of an entry, taken from the broker's trade alone (for a trade
+    without the execution role's memo: adopted, or the host's own whose memo was lost).
+
+    Attributes:
+        initial_stop_loss: the SL that defines R, None when R is unknown.
+        open_bar_ts: the start of the bar whose close the entry followed (``bars_held``'s origin).
+    """
+
+    initial_stop_loss: Decimal | None
+    open_bar_ts: int
+
+
+def entry_from_broker(trade: TradeState, granularity: str) -> BrokerEntry:
+    """The entry of an open trade as the broker shows it, in the form the execution role's memo
+    keeps it, so every exit rule applies to it.
+
+    R is the distance from the entry to the trade's SL now (the first time the host manages it,
+    kept from then on: a stop the rules move later does not shrink it), when that SL is on the
+    losing side of the entry; an SL at or beyond the entry (already moved to breakeven) or none
+    leaves R unknown: the time exit only. The bars held count from the bar the trade opened in,
+    like a trade the host decided at the close before it (its entry bar excluded).
+
+    Args:
+        trade: the open trade (entry price, current SL, open time).
+        granularity: the bars' granularity.
+    """
+    sl = trade.stop_loss_price
+    losing_side = sl is not None and (sl - trade.price) * trade.direction.sign < 0
+    opened_in = bar_start(trade.open_ts, granularity)
+    return BrokerEntry(
+        initial_stop_loss=sl if losing_side else None,
+        open_bar_ts=bar_start(opened_in - 1, granularity),
+    )

@@ -76,6 +76,34 @@ def _route(currency: str, home: str, names: Collection[str]) -> tuple[tuple[str,
     return None
 
 
+def conversion_refusal(instruments: Collection[str], home: str) -> str:
+    """Why a configuration cannot trade: instruments whose quote currency no route through the
+    configured instruments' own prices converts into the home currency (the route ``quote_to_home``
+    takes at every decision), so every signal of theirs would be skipped as ``no_conversion_rate``;
+    "" when every one converts.
+
+    Sizing, margin and exposure value a position through its quote currency only, so only quote
+    currencies need a route. The pair to add is named: ``QUOTE_HOME`` (or ``HOME_QUOTE``, the way
+    the broker lists it). One line, for the start-up refusal and for ``tradehost backtest``.
+
+    Args:
+        instruments: the configured instruments (``feed.instruments``): the prices the host has.
+        home: the account's home currency.
+    """
+    missing: dict[str, list[str]] = {}
+    for name in instruments:
+        _, quote = name.split("_", 1)
+        if _route(quote, home, instruments) is None:
+            missing.setdefault(quote, []).append(name)
+    return "; ".join(
+        f"feed.instruments: {', '.join(names)} {'is' if len(names) == 1 else 'are'} quoted in {quote}, and no "
+        f"configured instrument converts {quote} into the account currency {home}: add {quote}_{home} (or "
+        f"{home}_{quote}) to feed.instruments, or remove {', '.join(names)} (every signal would be skipped as "
+        "no_conversion_rate)"
+        for quote, names in sorted(missing.items())
+    )
+
+
 def currency_exposure(book: Mapping[str, Position], mids: Mapping[str, float], home: str) -> dict[str, float]:
     """Signed net exposure per currency in the home currency (positive: long the currency).
 

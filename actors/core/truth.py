@@ -5,14 +5,15 @@ difference (``ReconDifference.kind``, the journal's ``recon.difference`` rows):
 
 - ``adopted``: a broker trade the host does not know (opened by hand, or by another system):
   taken into the book and alerted. It counts as a position for the risk gate, a missing SL or TP
-  is repaired as any trade's is, and ``ctl flatten`` closes it; no exit rule moves its stop or
-  closes it (breakeven, trailing and the time exit need the entry the execution role recorded for
-  the trades it opened: R and the entry bar);
+  is repaired as any trade's is, ``ctl flatten`` closes it, and the exit rules manage it from its
+  entry as the broker shows it (``actors.core.exits.entry_from_broker``: R from its SL, the bars
+  held from its open time);
 - ``caught_up``: a trade of this host (its tag) the reconciler had not seen yet: taken in quietly;
 - ``another_host``: a trade tagged by another tradehost instance: a second host trades this
   account (latched ``another_host``);
 - ``closed``: a known trade the broker no longer has open (SL/TP, or closed behind the host's
-  back): dropped, with its real P&L from the broker;
+  back): dropped, with its real P&L from the broker (``realized_pl``: the trade's, partial
+  reductions included);
 - ``changed``: units, SL or TP differ: the broker wins;
 - ``unprotected``: an open trade without SL or TP: the execution role repairs or closes it.
 
@@ -26,16 +27,19 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from actors.core.domain import TradeState
 from actors.core.entry import HOST_TAG_PREFIX
 
-__all__ = ["KnownTrade", "ReconDifference", "compare"]
+if TYPE_CHECKING:
+    from decimal import Decimal
+
+__all__ = ["KnownTrade", "ReconDifference", "compare", "realized_pl", "trade_origin"]
 
 _ADOPTED = (
-    "a trade the host did not open: adopted (it counts against the risk limits and is kept protected; "
-    "no exit rule moves its stop or closes it)"
+    "a trade the host did not open: adopted (it counts against the risk limits, is kept protected "
+    "and its exits are managed from its broker entry)"
 )
 
 
@@ -89,6 +93,33 @@ class ReconDifference:
         }
 
 
+def realized_pl(closed: TradeState) -> Decimal:
+    """The realized P&L of a closed trade, the one figure every surface reports for its close
+    (``exec.closed``, the execution report, ``recon.difference``, the ``recon_closed`` alert): the
+    broker's trade ``realizedPL`` read after the close, which is the sum of the ``realizedPL`` of
+    every transaction that reduced or closed it (partial reductions included, financing apart).
+    The closing transaction alone misses the reductions before it.
+
+    Args:
+        closed: the trade as the broker reports it after its close.
+    """
+    return closed.realized_pl
+
+
+def trade_origin(trade: TradeState, *, own_tag: str) -> str:
+    """Who opened a trade, by its client tag: ``own`` (this host's tag), ``another_host`` (another
+    tradehost instance's) or ``adopted`` (anyone else: by hand, another system).
+
+    Args:
+        trade: a broker trade.
+        own_tag: this host's order tag (``actors.core.entry.host_tag``).
+    """
+    tag = trade.client_tag or ""
+    if tag == own_tag:
+        return "own"
+    return "another_host" if tag.startswith(HOST_TAG_PREFIX) else "adopted"
+
+
 def compare(
     known: Mapping[str, KnownTrade], broker_trades: Sequence[TradeState], *, own_tag: str
 ) -> tuple[list[ReconDifference], dict[str, KnownTrade]]:
@@ -106,11 +137,11 @@ def compare(
         now[trade.id] = seen
         was = known.get(trade.id)
         if was is None:
-            tag = trade.client_tag or ""
-            if tag == own_tag:
+            origin = trade_origin(trade, own_tag=own_tag)
+            if origin == "own":
                 kind, detail = "caught_up", "a trade of this host, seen for the first time"
-            elif tag.startswith(HOST_TAG_PREFIX):
-                kind, detail = "another_host", f"tagged {tag!r}: another tradehost trades this account"
+            elif origin == "another_host":
+                kind, detail = "another_host", f"tagged {trade.client_tag!r}: another tradehost trades this account"
             else:
                 kind, detail = "adopted", _ADOPTED
             out.append(

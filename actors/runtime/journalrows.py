@@ -211,6 +211,23 @@ class ExecStopMovedRow(JournalRecord):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class ExecManagedRow(JournalRecord):
+    """``exec.managed``: an open trade without the execution role's memo of its entry (``why``:
+    ``adopted``, ``another_host``, or ``own`` when its memo was lost) is managed from its broker
+    entry: R from ``initial_stop_loss`` (None: unknown, the time exit only), the bars held from
+    ``open_bar_ts`` (``actors.core.exits.entry_from_broker``)."""
+
+    KIND: ClassVar[str] = "exec.managed"
+    trade_id: str
+    instrument: str
+    why: str
+    entry_price: str
+    initial_stop_loss: str | None
+    open_ts: int
+    open_bar_ts: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ExecRepairedRow(JournalRecord):
     """``exec.exit_changed``: a repair gave an unprotected trade the SL and/or TP it lacked (only
     what was sent), measured from ``atr`` and the price of ``price_basis``."""

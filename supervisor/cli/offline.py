@@ -229,6 +229,7 @@ def _backtest(
         journal_level=args.journal_level,
     )
     backtest_inputs.check_bars(inputs.history, feed.granularity)
+    backtest_inputs.check_conversion(inputs)
     for warning in backtest_inputs.coverage_warnings(inputs.history, from_ns, model.meta.window_bars):
         print(f"tradehost backtest: warning: {warning}", file=sys.stderr, flush=True)
     with creating(out) as work:

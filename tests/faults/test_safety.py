@@ -374,3 +374,51 @@ def test_a_fill_found_after_a_kill_9_is_journaled_with_its_trade_and_its_close_i
     assert resolved["outcome"] == "filled"
     assert resolved["trade_id"] and Decimal(resolved["units"]) != 0 and Decimal(resolved["fill_price"]) > 0
     assert closed["realized_pl"] not in ("", "unknown")
+
+
+# --- issue 16, defect 9: the host's own trade whose outcome was lost still gets its exits -------------
+
+
+def test_the_hosts_own_trade_whose_outcome_stayed_unknown_is_closed_by_the_time_exit() -> None:
+    # Arrange: the next order is carried out but answered 503, and every look-up by its client id
+    # answers 503 until the resolve timeout: its outcome is lost (order_unresolved, latched), its
+    # trade open at the broker without the entry's memo. Time exit after 4 bars; stops 6 ATRs away
+    # (SL and TP), which an hour of this market does not reach, so only the time exit closes it.
+    overrides = [*LIVE, "execution.resolve_timeout_s=2", "broker.timeout_s=2", "execution.time_exit_bars=4",
+                 "risk.sl_atr_mult=6", "risk.reward_ratio=1"]  # fmt: skip
+    with running_host(overrides) as host:
+        url = _url(host)
+        admin = AdminClient(url)
+        admin.fault("http_error", status=503, count=1, path="/orders", method="POST", after=True)
+        admin.fault("http_error", status=503, count=100_000, path="/orders/@", method="GET")
+        final = poll_until(
+            lambda: [b for b in _bodies(host, "exec.ambiguous") if b.get("final")], timeout_s=120, what="unresolved"
+        )[0]
+        admin.clear_faults()
+        trade = poll_until(lambda: [t for t in _open_trades(url) if t.client_id == final["intent_id"]], timeout_s=30)[0]
+        start = max(e["seq"] for e in host.journal())
+
+        # Act: let up to 10 closes of its instrument pass
+        def closed_or_ten_closes() -> dict[str, Any] | None:
+            closed = [b for b in _bodies(host, "exec.closed") if b["trade_id"] == trade.id]
+            if closed:
+                return closed[0]
+            bars = [
+                e for e in host.journal("md.bar") if e["seq"] > start and e["body"]["instrument"] == trade.instrument
+            ]
+            return {"still_open_after_closes": len(bars)} if len(bars) >= 10 else None
+
+        outcome = poll_until(closed_or_ten_closes, timeout_s=150)
+        managed = [b for b in _bodies(host, "exec.managed") if b["trade_id"] == trade.id]
+        at_the_broker = _trade(url, trade.id)
+
+    # Assert: closed by the time exit (in NO_TRADE: exits never stop), at the broker too
+    assert outcome.get("reason") == "time_exit", outcome
+    assert at_the_broker.state == "CLOSED"
+    assert [m["why"] for m in managed] == ["own"]
+    assert Decimal(managed[0]["initial_stop_loss"]) == trade.stop_loss_price
+
+
+def _open_trades(url: str) -> list[Any]:
+    with _broker(url) as broker:
+        return broker.open_trades()

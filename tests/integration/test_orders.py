@@ -284,3 +284,105 @@ def test_ctl_reconcile_goes_through_reconciling_and_back_to_trading() -> None:
         states = [e["body"]["to"] for e in host.journal("state.changed")]
         assert states.count("RECONCILING") >= 2
         assert json.loads(host.ctl("status", "--json").stdout)["positions"] is not None
+
+
+# --- issue 16: every open trade has its exits managed, with or without the entry's memo -------------
+
+
+def _closed_by_time_exit_within(host: Host, trade_id: str, instrument: str, *, after_seq: int, closes: int) -> Any:
+    """The ``exec.closed`` row of ``trade_id``, or None once ``closes`` closes of ``instrument``
+    have passed since ``after_seq`` without it (both truthy for poll_until)."""
+    closed = [b for b in _bodies(host, "exec.closed") if b["trade_id"] == trade_id]
+    if closed:
+        return closed[0]
+    bars = [e for e in host.journal("md.bar") if e["seq"] > after_seq and e["body"]["instrument"] == instrument]
+    return {"still_open_after_closes": len(bars)} if len(bars) >= closes else None
+
+
+def test_an_adopted_trade_is_closed_by_the_time_exit_from_its_open_time_at_the_broker() -> None:
+    # Arrange: a trade opened by hand with SL and TP 100 pips away (nothing triggers them in an
+    # hour of this market), the host opening nothing itself, a time exit after 4 bars.
+    with running_host([*LIVE, "risk.min_probability=0.99", "execution.time_exit_bars=4"]) as host:
+        admin = _admin(host)
+        start = max((e["seq"] for e in host.journal()), default=0)
+        trade_id = admin.fault("open_trade", instrument="EUR_USD", units=1000, stop_loss_distance=0.01,
+                               take_profit_distance=0.01)["trade_id"]  # fmt: skip
+        with _broker(host) as broker:
+            opened = broker.trade(trade_id)
+
+        # Act: let up to 10 closes pass
+        outcome = poll_until(
+            lambda: _closed_by_time_exit_within(host, trade_id, "EUR_USD", after_seq=start, closes=10), timeout_s=120
+        )
+
+        # Assert: closed by the time exit once 4 bars were held, counted from the broker's open time
+        assert outcome.get("reason") == "time_exit", outcome
+        closed_seq = next(e["seq"] for e in host.journal("exec.closed") if e["body"]["trade_id"] == trade_id)
+        held = {
+            e["body"]["bar_ts"]
+            for e in host.journal("md.bar")
+            if e["body"]["instrument"] == "EUR_USD" and e["seq"] < closed_seq
+            and e["body"]["bar_ts"] + 900 * 10**9 > opened.open_ts
+        }  # fmt: skip
+        assert len(held) == 4, sorted(held)
+        [managed] = [b for b in _bodies(host, "exec.managed") if b["trade_id"] == trade_id]
+        assert Decimal(managed["initial_stop_loss"]) == opened.stop_loss_price
+        assert managed["why"] == "adopted"
+        with _broker(host) as broker:
+            assert broker.trade(trade_id).state == "CLOSED"
+
+
+# --- issue 16, defect 11: one P&L per close, the broker's, partial reductions included -------------
+
+
+def _trade_pl(host: Host, trade_id: str) -> Decimal:
+    """The realized P&L of ``trade_id`` from the broker's transactions: the sum of ``realizedPL``
+    over every fill that reduced or closed it."""
+    with _broker(host) as broker:
+        page = broker.transactions_since("1")
+    total = Decimal(0)
+    for tx in page.transactions:
+        entries = [
+            *(tx.raw.get("tradesClosed") or []),
+            *([tx.raw["tradeReduced"]] if tx.raw.get("tradeReduced") else []),
+        ]
+        total += sum((Decimal(e["realizedPL"]) for e in entries if e["tradeID"] == trade_id), Decimal(0))
+    return total
+
+
+def test_a_partly_reduced_trade_has_one_pl_the_brokers_in_the_journal_the_report_and_the_alert() -> None:
+    # Arrange: two trades of 100,000 EUR_USD opened by hand, each reduced by 40,000 by hand at the broker.
+    with running_host([*LIVE, "risk.min_probability=0.99", "reconciler.poll_interval_s=1.0"]) as host:
+        admin = _admin(host)
+        opened = [
+            admin.fault("open_trade", instrument="EUR_USD", units=100_000, stop_loss_distance=0.01,
+                        take_profit_distance=0.01)["trade_id"]
+            for _ in range(2)
+        ]  # fmt: skip
+        poll_until(lambda: {b["trade_id"] for b in _bodies(host, "exec.managed")} >= set(opened), timeout_s=60)
+        with _broker(host) as broker:
+            for trade_id in opened:
+                broker.close_trade(trade_id, units=Decimal(40_000))
+        behind_its_back, by_the_host = opened
+
+        # Act: one closed behind the host's back, the other by the host (ctl flatten)
+        admin.fault("close_trade", trade=behind_its_back)
+        alert = poll_until(
+            lambda: [a for a in _bodies(host, "alert")
+                     if a["code"] == "recon_closed:EUR_USD" and f"trade {behind_its_back} " in a["detail"]],
+            timeout_s=60,
+        )[0]  # fmt: skip
+        assert host.ctl("flatten", "--yes").returncode == 0
+        closed = poll_until(
+            lambda: (c := {b["trade_id"]: b for b in _bodies(host, "exec.closed")}).keys() >= set(opened) and c,
+            timeout_s=60,
+        )
+        recon = {b["trade_id"]: b for b in _bodies(host, "recon.difference") if b["kind"] == "closed"}
+        truth = {trade_id: _trade_pl(host, trade_id) for trade_id in opened}
+
+    # Assert: every figure of each close is the sum of its broker transactions (reduction included)
+    assert all(truth.values())
+    assert Decimal(closed[behind_its_back]["realized_pl"]) == truth[behind_its_back]
+    assert f"(P&L {format(truth[behind_its_back], 'f')})" in alert["detail"], (alert["detail"], truth)
+    assert Decimal(recon[behind_its_back]["realized_pl"]) == truth[behind_its_back]
+    assert Decimal(closed[by_the_host]["realized_pl"]) == truth[by_the_host], (closed[by_the_host], truth)

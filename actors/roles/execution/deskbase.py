@@ -19,6 +19,8 @@ from actors.broker.connect import BrokerFactory
 from actors.core.clock import Clock
 from actors.core.config import BarValidationConfig
 from actors.core.domain import Instrument, InstrumentId, TradeState
+from actors.core.errors import BrokerError
+from actors.core.truth import realized_pl
 from actors.roles.execution.jobs import Handback, Job, Publish, ToSupervisor
 from actors.roles.execution.memos import load_memos, save_memos
 from actors.runtime.journal import Journal
@@ -101,6 +103,12 @@ class DeskBase:
 
     def _close(self, broker: Broker, trade: TradeState, *, reason: str) -> None:
         result = broker.close_trade(trade.id)
+        # The trade's P&L, not only this close's: partial reductions before it count (the same
+        # figure the reconciler and a close at the broker report: ``realized_pl``).
+        try:
+            realized = realized_pl(broker.trade(trade.id))
+        except BrokerError:  # the close's transaction on top of what the trade had realized before it
+            realized = trade.realized_pl + result.realized_pl
         self.known_open.pop(trade.id, None)
         memo = self.memos.pop(trade.id, None)
         save_memos(self.state_path, self.memos)
@@ -110,7 +118,7 @@ class DeskBase:
                 instrument=trade.instrument,
                 reason=reason,
                 price=format(result.price, "f"),
-                realized_pl=format(result.realized_pl, "f"),
+                realized_pl=format(realized, "f"),
                 model_version=memo.model_version if memo else "",
             ),
             corr=memo.corr if memo else None,
@@ -122,7 +130,7 @@ class DeskBase:
                 trade_id=trade.id,
                 intent_id=memo.intent_id if memo else "",
                 reason=reason,
-                realized_pl=format(result.realized_pl, "f"),
+                realized_pl=format(realized, "f"),
             ),
             memo.corr if memo else None,
         )

@@ -5,7 +5,9 @@ outside the host): each is reported CLOSED with its real P&L (a close that canno
 tried again at the next closes, then reported without its P&L and alerted). Every open trade then
 goes through the exit rules (``actors.core.exits.manage_trade``: breakeven, trailing, time exit),
 whose actions become broker-side stop changes or closes; one found without SL or TP stops trading
-at once and is repaired (``actors.roles.execution.protection``).
+at once and is repaired (``actors.roles.execution.protection``). A trade the desk has no memo of
+(adopted, or its own whose outcome it never learned) gets one from the broker's trade
+(``actors.core.exits.entry_from_broker``, journaled ``exec.managed``), so every rule applies to it.
 """
 
 from __future__ import annotations
@@ -14,12 +16,14 @@ from decimal import Decimal
 
 from actors.broker import Broker
 from actors.core.domain import InstrumentId, TradeState
+from actors.core.entry import host_tag
 from actors.core.errors import BrokerError
-from actors.core.exits import CloseTrade, MoveStopLoss, bars_held, manage_trade
+from actors.core.exits import CloseTrade, MoveStopLoss, bars_held, entry_from_broker, manage_trade
+from actors.core.truth import realized_pl, trade_origin
 from actors.roles.execution.jobs import Protect
-from actors.roles.execution.memos import save_memos
+from actors.roles.execution.memos import TradeMemo, save_memos
 from actors.roles.execution.protection import ProtectionDesk
-from actors.runtime.journalrows import ExecClosedRow, ExecErrorRow, ExecStopMovedRow
+from actors.runtime.journalrows import ExecClosedRow, ExecErrorRow, ExecManagedRow, ExecStopMovedRow
 from actors.runtime.messages import ExecutionReport
 
 CLOSE_REPORT_TRIES = 3  # closes in a row a gone trade's close may fail to be read before it is given up
@@ -95,11 +99,13 @@ class ExitDesk(ProtectionDesk):
         quote = self.market.prices.get(trade.instrument)
         if quote is None or not quote.tradeable:
             return
-        memo = self.memos.get(trade.id)
+        memo = self.memos.get(trade.id) or self._memo_from_broker(trade)
+        if memo is None:
+            return
         actions = manage_trade(
             trade,
-            initial_stop_loss=Decimal(memo.initial_stop_loss) if memo else None,
-            bars_held=bars_held(memo.open_bar_ts, bar_ts, self.granularity) if memo else 0,
+            initial_stop_loss=Decimal(memo.initial_stop_loss) if memo.initial_stop_loss else None,
+            bars_held=bars_held(memo.open_bar_ts, bar_ts, self.granularity),
             bid=float(quote.bid),
             ask=float(quote.ask),
             atr=self.market.atr(trade.instrument, self.risk.atr_period),
@@ -107,7 +113,7 @@ class ExitDesk(ProtectionDesk):
             config=self.cfg,
         )
         for action in actions:
-            corr = memo.corr if memo else None
+            corr = memo.corr
             if isinstance(action, MoveStopLoss):
                 broker.set_trade_orders(trade.id, stop_loss=action.price)
                 self.journal(
@@ -123,8 +129,42 @@ class ExitDesk(ProtectionDesk):
             elif isinstance(action, CloseTrade):
                 self._close(broker, trade, reason=action.reason)
 
+    def _memo_from_broker(self, trade: TradeState) -> TradeMemo | None:
+        """The memo of an open trade the desk has none of (adopted, another host's, or its own
+        whose memo was lost), from the broker's trade, remembered and journaled ``exec.managed``;
+        None while the trade has no SL (it is being repaired: R is taken once it has one)."""
+        if trade.stop_loss_price is None:
+            return None
+        entry = entry_from_broker(trade, self.granularity)
+        why = trade_origin(trade, own_tag=host_tag(self.host_id))
+        sl = None if entry.initial_stop_loss is None else format(entry.initial_stop_loss, "f")
+        memo = self.memos[trade.id] = TradeMemo(
+            trade_id=trade.id,
+            intent_id=(trade.client_id or "") if why == "own" else "",
+            instrument=trade.instrument,
+            direction=trade.direction.value,
+            units=format(trade.initial_units, "f"),
+            initial_stop_loss=sl or "",
+            corr=None,
+            model_version="",
+            open_bar_ts=entry.open_bar_ts,
+        )
+        save_memos(self.state_path, self.memos)
+        self.journal(
+            ExecManagedRow(
+                trade_id=trade.id,
+                instrument=trade.instrument,
+                why=why,
+                entry_price=format(trade.price, "f"),
+                initial_stop_loss=sl,
+                open_ts=trade.open_ts,
+                open_bar_ts=entry.open_bar_ts,
+            )
+        )
+        return memo
+
     def _report_closed(self, broker: Broker, trade_id: str, *, reason: str) -> None:
-        was = closed = broker.trade(trade_id)
+        was = broker.trade(trade_id)
         memo = self.memos.pop(trade_id, None)
         save_memos(self.state_path, self.memos)
         self.journal(
@@ -132,7 +172,7 @@ class ExitDesk(ProtectionDesk):
                 trade_id=was.id,
                 instrument=was.instrument,
                 reason=reason,
-                realized_pl=format(closed.realized_pl, "f"),
+                realized_pl=format(realized_pl(was), "f"),
                 model_version=memo.model_version if memo else "",
             ),
             corr=memo.corr if memo else None,
@@ -144,7 +184,7 @@ class ExitDesk(ProtectionDesk):
                 trade_id=was.id,
                 intent_id=memo.intent_id if memo else "",
                 reason=reason,
-                realized_pl=format(closed.realized_pl, "f"),
+                realized_pl=format(realized_pl(was), "f"),
             ),
             memo.corr if memo else None,
         )

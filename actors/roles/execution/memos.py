@@ -1,6 +1,8 @@
 """What the execution role remembers of each trade it opened (``TradeMemo``: the intent, the bar's
 corr, the model version, the initial stop that defines R for the exits), persisted crash-safely in
-``<run_dir>/execution-state.json``.
+``<run_dir>/execution-state.json``. A trade it has no memo of (adopted, or its own whose outcome it
+never learned) gets one built from the broker's trade (``actors.core.exits.entry_from_broker``):
+no intent, corr or model version; ``initial_stop_loss`` empty when R is unknown.
 """
 
 from __future__ import annotations

@@ -40,7 +40,7 @@ from actors.core.config import FeedConfig, ReconcilerConfig, RiskConfig
 from actors.core.domain import AccountState, InstrumentId, Price, TradeId, TradeState, granularity_seconds
 from actors.core.entry import host_tag
 from actors.core.errors import BrokerError, BrokerNotReadyError, BrokerRejectedError
-from actors.core.truth import ReconDifference, compare
+from actors.core.truth import ReconDifference, compare, realized_pl
 from actors.core.zones import ZoneVerdict, resume_after_drawdown_stop, update_zones
 from actors.roles.reconciler.dayreads import DayStart, rebuild_day_start
 from actors.roles.reconciler.state import ReconState
@@ -281,13 +281,13 @@ class ReconcilerActor(RoleActor[ReconcilerConfig, _WorkerResult]):
         for d in differences:
             if d.kind == "closed":
                 if d.trade_id in closes:
-                    closed_pl[d.trade_id] = closes[d.trade_id][0]
                     self.close_reasons[d.trade_id] = closes[d.trade_id][1]
-                    continue
-                try:  # before the transactions were read (the first poll): the trade itself
-                    closed_pl[d.trade_id] = format(broker.trade(d.trade_id).realized_pl, "f")
-                except BrokerError:
-                    closed_pl[d.trade_id] = "unknown"
+                # The trade's P&L, as the execution role reports it: the closing transaction's
+                # alone would miss partial reductions before it (``actors.core.truth.realized_pl``).
+                try:
+                    closed_pl[d.trade_id] = format(realized_pl(broker.trade(d.trade_id)), "f")
+                except BrokerError:  # the closing transaction's, where one was read, else unknown
+                    closed_pl[d.trade_id] = closes[d.trade_id][0] if d.trade_id in closes else "unknown"
         nav = float(account.nav)
         zone = self.state.zone
         if zone is not None and self.resume_drawdown.is_set():

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING
 from actors.core.bartime import bar_end
 from actors.core.config import BarValidationConfig
 from actors.core.domain import granularity_seconds
+from actors.core.money import conversion_refusal
 from actors.core.timefmt import format_rfc3339
 from actors.ml.candlefile import grid_problem
 from supervisor.offline import history
@@ -201,6 +202,19 @@ def history_until(config: BrokerConfig, to_ns: int) -> BrokerConfig:
     if start and start_ns(start) >= to_ns:
         return config
     return replace(config, emulator=replace(config.emulator, start=format_rfc3339(to_ns)))
+
+
+def check_conversion(inputs: Inputs) -> None:
+    """Refuse instruments whose quote currency the inputs' prices cannot convert into the account
+    currency (``actors.core.money.conversion_refusal``, the rule ``tradehost run`` refuses at its
+    first account read): every signal of theirs would be skipped as ``no_conversion_rate``.
+
+    Raises:
+        BacktestError: naming the instrument and the pair to add.
+    """
+    refusal = conversion_refusal(inputs.instruments, inputs.home_currency)
+    if refusal:
+        raise BacktestError(refusal)
 
 
 def check_bars(data: history.History, granularity: str) -> None:

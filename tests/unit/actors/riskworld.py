@@ -41,6 +41,8 @@ BAR = 1_709_733_600 * NS  # 2024-03-06 14:00 UTC, a Wednesday afternoon in Londo
 M15 = 900 * NS
 WALL = BAR + M15 + NS  # the wall clock of a live run: the first price after the close
 GBP_USD = dataclasses.replace(EUR_USD, name="GBP_USD", margin_rate=Decimal("0.05"))
+EUR_GBP = dataclasses.replace(EUR_USD, name="EUR_GBP")
+METADATA = {i.name: i for i in (EUR_USD, GBP_USD, EUR_GBP)}
 QUOTES = {"EUR_USD": ("1.08500", "1.08510"), "GBP_USD": ("1.26495", "1.26505")}
 Ref = pykka.ActorRef[RiskActor]
 
@@ -50,9 +52,9 @@ def tell(ref: Ref, body: Body, src: str = "test") -> None:
     ref.tell(Inbound(make_envelope(body, src=src, corr="c")))
 
 
-def _bar(name: str, ts: int) -> Bar:
+def _bar(name: str, ts: int, quotes: dict[str, tuple[str, str]] = QUOTES) -> Bar:
     # A quiet bar: 0.8 pips from low to high, closing where it opened.
-    bid, ask = QUOTES[name]
+    bid, ask = quotes[name]
     low, high = Decimal(bid) - Decimal("0.00004"), Decimal(bid) + Decimal("0.00004")
     prices = Prices(o=bid, h=str(high), l=str(low), c=bid)
     spread = Decimal(ask) - Decimal(bid)
@@ -73,26 +75,32 @@ def snapshot(margin_available: str = "100000", **fields: Any) -> AccountSnapshot
 
 @contextlib.contextmanager
 def running_role(
-    config: RiskConfig | None = None, journal: Journal | None = None
+    config: RiskConfig | None = None,
+    journal: Journal | None = None,
+    quotes: dict[str, tuple[str, str]] | None = None,
 ) -> Iterator[tuple[Ref, RecordingRuntime, ManualClock]]:
-    """A started risk role with metadata, a permit, bars and quotes of both instruments."""
+    """A started risk role with metadata, a permit, bars and quotes of its instruments (``QUOTES``,
+    or ``quotes``: EUR_USD, GBP_USD and EUR_GBP by name)."""
+    quotes = quotes or QUOTES
     clock = ManualClock(wall_ns=WALL, mono_s=100.0)
     runtime = RecordingRuntime(
         role="risk",
         role_config=config or RiskConfig(),
-        broker=InMemoryBroker(instruments=(EUR_USD, GBP_USD)),
+        broker=InMemoryBroker(instruments=tuple(METADATA[name] for name in quotes)),
         clock=clock,
-        shared={"feed": FeedConfig(instruments=tuple(QUOTES))},
+        shared={"feed": FeedConfig(instruments=tuple(quotes))},
     )
     runtime.journal_db = journal
     ref = RiskActor.start(runtime)
     try:
-        poll_until(lambda: len(ref.proxy().instruments.get(timeout=5)) == 2, timeout_s=10, what="the metadata")
+        poll_until(
+            lambda: len(ref.proxy().instruments.get(timeout=5)) == len(quotes), timeout_s=10, what="the metadata"
+        )
         state = SystemStateChanged(state=SystemState.TRADING, expires_ns=BAR + 10 * M15, ttl_s=3600.0)
         tell(ref, state, src="supervisor")
-        for name, (bid, ask) in QUOTES.items():
+        for name, (bid, ask) in quotes.items():
             for k in range(16, 0, -1):
-                tell(ref, _bar(name, BAR - k * M15))
+                tell(ref, _bar(name, BAR - k * M15, quotes))
             tell(ref, PriceTick(instrument=name, ts=BAR + M15 + NS, bid=bid, ask=ask, tradeable=True))
         yield ref, runtime, clock
     finally:

@@ -19,6 +19,8 @@ from actors.core.exits import (
     CloseTrade,
     ExitAction,
     MoveStopLoss,
+    bars_held,
+    entry_from_broker,
     exit_actions,
     manage_trade,
 )
@@ -130,6 +132,61 @@ def test_zero_turns_breakeven_off():
     assert actions(LONG, 1.08750, breakeven_after_r=0.0) == ()
 
 
+# Issue 16, defect 8: a long from 1.08500 with its SL at 1.08355 (R = 14.5 pips), the bid 0.4 pip
+# up (+0.03 R), the ATR 2.2 pips and the default 2-ATR trail: a trail from the entry would move the
+# stop to 1.08504 - 0.00044 = 1.08460.
+ISSUE_LONG = dataclasses.replace(LONG, stop_loss_price=Decimal("1.08355"))
+
+
+def _issue_actions(**config: Any) -> tuple[ExitAction, ...]:
+    return manage_trade(
+        ISSUE_LONG,
+        initial_stop_loss=Decimal("1.08355"),
+        bars_held=1,
+        bid=1.08504,
+        ask=1.08514,
+        atr=0.00022,
+        instrument=EUR_USD,
+        config=ExecutionConfig(**{"trailing_atr_mult": 2.0, **config}),
+    )
+
+
+def test_zero_turns_the_trailing_stop_off_as_it_does_every_exit_rule():
+    # Any positive threshold the profit passes trails (the level the issue measured) ...
+    assert _issue_actions(trailing_after_r=0.02) == (MoveStopLoss(Decimal("1.08460"), TRAILING),)
+    # ... and 0 is off, not "from the entry".
+    assert _issue_actions(trailing_after_r=0.0) == ()
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("breakeven_after_r", 0.0),
+        ("trailing_after_r", 0.0),
+        ("time_exit_bars", 0),
+    ],
+)
+def test_a_zero_exit_key_turns_its_rule_off_for_every_trade(key: str, value: float) -> None:
+    # Far in profit (3 R), held 500 bars, with every other rule on: the rule whose key is 0 never
+    # acts, the others still do.
+    on = ExecutionConfig(breakeven_after_r=1.0, trailing_after_r=1.5, trailing_atr_mult=2.0, time_exit_bars=96)
+    off = dataclasses.replace(on, **{key: value})
+    rule = {"breakeven_after_r": BREAKEVEN, "trailing_after_r": TRAILING, "time_exit_bars": TIME_EXIT}[key]
+
+    def reasons(config: ExecutionConfig, bars: int) -> set[str]:
+        got = manage_trade(LONG, initial_stop_loss=Decimal("1.08300"), bars_held=bars, bid=1.09100, ask=1.09110,
+                           atr=0.00200, instrument=EUR_USD, config=config)  # fmt: skip
+        return {a.reason for a in got}
+
+    if rule == TIME_EXIT:
+        assert reasons(on, 500) == {TIME_EXIT} and TIME_EXIT not in reasons(off, 500)
+    else:
+        both_off = dataclasses.replace(on, breakeven_after_r=0.0, trailing_after_r=0.0)
+        only = dataclasses.replace(both_off, **{key: getattr(on, key)})
+        assert reasons(only, 5) == {rule}  # on by itself, it acts here ...
+        assert reasons(dataclasses.replace(only, **{key: value}), 5) == set()  # ... and 0 turns it off
+
+
 def test_a_trade_without_a_known_initial_risk_only_gets_the_time_exit():
     for trade in (LONG, with_sl(LONG, None)):  # with or without an SL now: R is the SL at the entry
         assert actions(trade, 1.10000, initial=None) == ()
@@ -208,3 +265,46 @@ def test_no_rule_ever_moves_the_stop_against_the_trade_or_through_the_price(  # 
         else:
             assert stop is None or new < stop
             assert new > ask
+
+
+# --- a trade without the execution role's memo: its entry from the broker (issue 16, defect 9) -----
+
+WED_14_07 = 1709734050 * 10**9  # 2024-03-06 14:07:30 UTC: inside the 14:00 M15 bar
+BAR_13_45 = 1709732700 * 10**9
+
+
+def test_a_trade_opened_by_hand_gets_r_from_its_stop_and_bars_from_its_open_time():
+    # Arrange: a long opened by hand at 14:07:30 with its SL 15 pips below, no memo; time exit 4 bars.
+    trade = dataclasses.replace(with_sl(LONG, "1.08350"), open_ts=WED_14_07)
+    config = dataclasses.replace(CONFIG, time_exit_bars=4)
+
+    # Act
+    entry = entry_from_broker(trade, "M15")
+    closes = [BAR_13_45 + k * 900 * 10**9 for k in range(1, 6)]  # the bars of 14:00 ... 15:00
+    held = [bars_held(entry.open_bar_ts, bar_ts, "M15") for bar_ts in closes]
+    at_14_45 = manage_trade(trade, initial_stop_loss=entry.initial_stop_loss, bars_held=held[3], bid=1.08510,
+                            ask=1.08520, atr=0.0010, instrument=EUR_USD, config=config)  # fmt: skip
+    up_1_r = manage_trade(trade, initial_stop_loss=entry.initial_stop_loss, bars_held=1, bid=1.08650, ask=1.08660,
+                          atr=0.0010, instrument=EUR_USD, config=config)  # fmt: skip
+
+    # Assert: R = 15 pips; the bar it opened in (14:00) is its first bar held, the 14:45 bar its fourth
+    assert entry.initial_stop_loss == Decimal("1.08350")
+    assert entry.open_bar_ts == BAR_13_45
+    assert held == [1, 2, 3, 4, 5]
+    assert at_14_45 == (CloseTrade(TIME_EXIT),)
+    # With that R, the same rules as for the host's own trades: +1 R moves the stop to breakeven.
+    assert up_1_r == (MoveStopLoss(Decimal("1.08505"), BREAKEVEN),)
+
+
+@pytest.mark.parametrize(
+    ("trade", "sl"),
+    [(LONG, "1.08500"), (LONG, "1.08600"), (SHORT, "1.08400"), (LONG, None)],
+    ids=["long at breakeven", "long locked in profit", "short locked in profit", "no SL"],
+)
+def test_a_broker_entry_whose_stop_is_not_on_the_losing_side_has_no_r(trade: TradeState, sl: str | None):
+    assert entry_from_broker(with_sl(trade, sl), "M15").initial_stop_loss is None
+
+
+def test_a_short_opened_by_hand_gets_r_from_its_stop_above():
+    entry = entry_from_broker(dataclasses.replace(SHORT, open_ts=WED_14_07), "M15")
+    assert entry.initial_stop_loss == Decimal("1.08700")

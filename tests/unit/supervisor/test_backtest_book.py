@@ -178,6 +178,25 @@ def test_a_time_exit_decided_at_a_close_fills_at_the_next_open() -> None:
     assert float(closed[0][1]["price"]) == pytest.approx(expected)
 
 
+@pytest.mark.parametrize("trailing_after_r", [0.0, 0.1])
+def test_the_backtest_trails_only_when_trailing_after_r_is_above_zero(trailing_after_r: float) -> None:
+    # A long whose market climbs 3 pips a bar (well under 1 R: the stop is 1.5 ATRs of ~10 pips
+    # below), with a 2-ATR trail and no breakeven: the live exit rule decides, so a 0 (off) never
+    # moves the stop, where 0.1 R moves it as soon as the trail is tighter than the stop.
+    execution = replace(EXECUTION, breakeven_after_r=0.0, trailing_after_r=trailing_after_r, trailing_atr_mult=2.0)
+    climb = [(1.085 + k * 0.0003, 1.0855 + k * 0.0003, 1.0845 + k * 0.0003, 1.085 + (k + 1) * 0.0003) for k in range(8)]
+    run = _entered_long(climb, execution=execution)
+    for row in range(WARM + 1, WARM + 8):
+        run.step(row)
+
+    moved = run.kinds("exec.exit_changed")
+    assert run.kinds("exec.filled") and not run.kinds("exec.closed")
+    if trailing_after_r:
+        assert moved and {r[1]["reason"] for r in moved} == {"trailing"}
+    else:
+        assert moved == []
+
+
 def test_an_open_position_makes_the_next_signal_a_position_open_skip() -> None:
     run = _entered_long(_flat(3))
     run.step(WARM + 1, 0.9)
