@@ -65,7 +65,6 @@ class _OpenTrade:
     risk_home: float
     p_up: float
     open_factor: float
-    closing: str = ""  # a time exit decided at a close, filled at the next open
 
     def position(self) -> Position:
         """The trade as the entry rules count it (``decide_entry``'s book)."""

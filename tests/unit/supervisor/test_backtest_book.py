@@ -165,17 +165,23 @@ def test_a_bar_that_reaches_both_the_stop_and_the_target_closes_at_the_stop() ->
     assert run.sim.book == {}
 
 
-def test_a_time_exit_decided_at_a_close_fills_at_the_next_open() -> None:
+def test_a_time_exit_closes_at_the_close_it_is_decided_at_then_that_close_decides_entries() -> None:
+    # Live (actors.core.closing.at_close): the execution role closes a time-exited trade at the close,
+    # then the risk role decides that close's signals; so a signal at that close is not position_open.
     execution = replace(EXECUTION, time_exit_bars=2, breakeven_after_r=0.0, trailing_after_r=100.0)
-    run = _entered_long(_flat(4), execution=execution)
-    for row in range(WARM + 1, WARM + 4):
-        run.step(row)
+    bars = [(1.085, 1.0853, 1.0847, 1.085), (1.085, 1.0853, 1.0847, 1.0851), (1.0851, 1.0854, 1.0848, 1.0852)]
+    run = _entered_long([*bars, (1.0852, 1.0855, 1.0849, 1.0852)], execution=execution)
+    run.step(WARM + 1)
+    run.step(WARM + 2, 0.9)  # the 2nd bar held closes: time exit, and a long signal at the same close
 
     closed = run.kinds("exec.closed")
     assert [c[1]["reason"] for c in closed] == ["time_exit"]
-    assert closed[0][3] == START + (WARM + 3) * M15  # decided at the close of the 2nd bar held, filled at the open
-    expected = market_fill(-1, 1.085 - SPREAD / 2, 1.085 + SPREAD / 2, slippage=0.00002, precision=5)
-    assert float(closed[0][1]["price"]) == pytest.approx(expected)
+    assert closed[0][3] == START + (WARM + 3) * M15  # at the close of the 2nd bar held
+    expected = market_fill(-1, 1.0852 - SPREAD / 2, 1.0852 + SPREAD / 2, slippage=0.00002, precision=5)
+    assert float(closed[0][1]["price"]) == pytest.approx(expected)  # the close's bid, not the next open
+    [skip_or_intent] = [r for r in run.rows if r[0] in ("risk.intent", "risk.skip") and r[3] == closed[0][3]]
+    assert skip_or_intent[0] == "risk.intent", skip_or_intent[1]
+    assert run.sim.out.trades[0].exit_ns == closed[0][3]
 
 
 def test_an_open_position_makes_the_next_signal_a_position_open_skip() -> None:
