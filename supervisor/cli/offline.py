@@ -317,6 +317,11 @@ def _backtest_summary(inputs: Inputs, result: BacktestResult, out: Path, say: Ca
         f"{m['trades']} trades, win rate {win}, net {m['net_pnl']:+.2f} {inputs.home_currency}, max drawdown "
         f"{m['max_drawdown']:.2%}; wrote {out}/ (trades.csv, journal.sqlite, metrics.json, equity.png)"
     )
+    if m["open_at_end"]:
+        say(
+            f"{m['open_at_end']} trade(s) open at the end: marked at the last close's bid (long) / ask (short), "
+            "no slippage (end_of_data in trades.csv), the same mark in net_pnl"
+        )
 
 
 def cmd_report(args: argparse.Namespace) -> int:

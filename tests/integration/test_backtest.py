@@ -14,7 +14,14 @@ difference with journal rows. Its settings, and why:
   prices every 50 ms; much faster, a bar's last tick can still be held back when another
   instrument's first tick of the next bar closes the bar, and the risk role decides on a stale price.
 
-The cool-down after a loss and the reconciler's poll interval stay at their defaults: the risk role
+Time exits are on (``execution.time_exit_bars=4``): the execution role closes a time-exited trade
+at the close and the risk role decides that close's signals after it, and the backtest follows the
+same sequence (``actors.core.closing.at_close``), so a signal at that close enters on both sides.
+The cool-down after a loss is off (``risk.cooldown_after_loss_s=0``): the replay's four ticks per bar
+jump from the open to the extremes, so the shadow book fills a stop at the tick beyond it where the
+bar rule fills it at its level; a breakeven stop is then a small win in the backtest and a loss in
+the shadow run (seen: +12.77 vs -151.13 USD on GBP_USD), and with a cool-down that fill difference
+becomes an entry difference. The reconciler's poll interval stays at its default: the risk role
 decides a close's signals only after the execution role has checked that close's exits
 (``ExitsChecked``), counts a loss at the close it was reported at and drops a trade reported
 closed from its book at once, so it sees the closed trades a backtest sees.
@@ -176,6 +183,8 @@ def test_a_replayed_shadow_run_and_a_backtest_of_the_same_window_make_the_same_e
     rules = [
         "risk.min_probability=0.52",
         "risk.daily_loss_limit=0.5",
+        "execution.time_exit_bars=4",  # time exits on: both sides close at the close, then decide
+        "risk.cooldown_after_loss_s=0",  # see the module docstring: a stop's fill differs, not a decision
     ]
     data = f"broker.emulator.data={json.dumps(items)}"
     shadow = [
@@ -197,6 +206,7 @@ def test_a_replayed_shadow_run_and_a_backtest_of_the_same_window_make_the_same_e
         poll_until(lambda: len(decided_bars()) >= 40, timeout_s=120, what="40 decided bars")
         decided = decided_bars()
         skips = host.journal("risk.skip")
+        closed = host.journal("exec.closed")
     permitted = min(
         {e["body"]["bar_ts"] for e in skips if e["body"]["reason"] not in ("no_permit", "not_ready")}
         | {e["body"]["bar_ts"] for e in host.journal("risk.intent")}
@@ -245,4 +255,7 @@ def test_a_replayed_shadow_run_and_a_backtest_of_the_same_window_make_the_same_e
     assert entries >= 10  # enough entries for the rate to mean something
     assert lines.get("PASS  no crashes", "").startswith("PASS")
     assert parse_time(start) <= permitted < last
+    exits = json.loads((work / "backtest" / "metrics.json").read_text())["metrics"]["exits"]
+    assert exits.get("time_exit", 0) >= 3, exits  # the time exits were exercised on both sides
+    assert any(e["body"]["reason"] == "time_exit" for e in closed)
     assert (work / "report" / "report.md").read_text().startswith("# Shadow run vs backtest")

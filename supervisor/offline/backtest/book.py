@@ -234,18 +234,24 @@ class Simulation(Decisions):
             self._decide(row, j, t=t, close_ns=close_ns, p_up=p, valid=valid[j], skipped=skipped, nav=nav, rows=rows)
 
     def finish(self) -> _Outcome:
-        """Close what is still open at its instrument's last close (``end_of_data``)."""
+        """Close what is still open at its instrument's last close (``end_of_data``).
+
+        Such a trade is marked, not filled: at the last close's bid (a long) or ask (a short),
+        without slippage, the price the NAV marks it at (``_nav``); so ``trades.csv`` and the
+        metrics' ``net_pnl`` / ``final_nav`` (the last equity point, set to the balance after the
+        marks) count it the same way.
+        """
         rows: list[JournalRow] = []
         end_ns = self.out.equity_ns[-1] if self.out.equity_ns else 0
         for j, trade in sorted(self.trades.items()):
             quote = self.last_quote[j]
             if quote is None:
                 continue
-            price = market_fill(
-                -trade.sign, quote[0], quote[1], slippage=self.slippage[j], precision=self.meta[j].display_precision
-            )
+            price = quote[0] if trade.sign > 0 else quote[1]
             self._close(trade, price, reason=END_OF_DATA, ts_ns=end_ns, bar_ns=self._last_bar_ns(j), rows=rows)
         self.pending.clear()
+        if rows and self.out.equity:
+            self.out.equity[-1] = self.balance  # the same marks, each P&L rounded as in trades.csv
         if rows:
             self.emit(rows)
         return self.out

@@ -4,6 +4,10 @@ Metrics (``metrics``), each computed from the closed trades (``trades.csv``) and
 (the NAV at every bar close of the window: balance + open P&L at the closing side):
 
 - ``trades``: round trips closed, ``end_of_data`` closes included (``open_at_end`` counts those).
+  A trade still open at the end is marked, not filled: at its instrument's last close's bid (a
+  long) or ask (a short), without slippage, the price the NAV marks open trades at; its
+  ``trades.csv`` row and ``net_pnl`` / ``final_nav`` use that one mark, so ``net_pnl`` is the sum
+  of ``trades.csv``'s ``pnl`` (``open_at_end_mark`` says so in the file).
 - ``win_rate``: share of trades with a P&L above 0 (null without trades).
 - ``profit_factor``: gross profit / gross loss (null when nothing was lost).
 - ``sharpe``: mean / standard deviation of the per-bar NAV returns, times the square root of the
@@ -40,6 +44,8 @@ from supervisor.offline.backtest.records import END_OF_DATA, ClosedTrade
 __all__ = ["TRADE_COLUMNS", "compute_metrics", "plot_equity", "trades_csv", "write_json"]
 
 TRADING_DAYS_PER_YEAR = 252
+# How a trade still open at the end is valued, in trades.csv and in net_pnl alike (the module docstring).
+OPEN_AT_END_MARK = "last close bid (long) / ask (short), no slippage, as the NAV marks it; in trades.csv and net_pnl"
 TRADE_COLUMNS = (
     "trade_id",
     "intent_id",
@@ -106,6 +112,7 @@ def compute_metrics(
     return {
         "trades": len(trades),
         "open_at_end": reasons.get(END_OF_DATA, 0),
+        "open_at_end_mark": OPEN_AT_END_MARK,
         "exits": dict(sorted(reasons.items())),
         "win_rate": _round(len(wins) / len(trades)) if len(trades) else None,
         "profit_factor": _round(float(wins.sum()) / -float(losses.sum())) if len(losses) else None,

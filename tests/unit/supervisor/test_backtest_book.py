@@ -360,9 +360,7 @@ def test_trades_still_open_at_the_end_close_at_the_last_close_as_end_of_data() -
     run.step(WARM + 2)
     outcome = run.sim.finish()
     assert [t.exit_reason for t in outcome.trades] == ["end_of_data"]
-    assert outcome.trades[0].exit_price == pytest.approx(
-        market_fill(-1, 1.085 - SPREAD / 2, 1.085 + SPREAD / 2, slippage=0.00002, precision=5)
-    )
+    assert outcome.trades[0].exit_price == pytest.approx(1.085 - SPREAD / 2)  # marked at the bid, as the NAV
     trade = outcome.trades[0]
     assert math.isclose(trade.pnl_home, trade.units * (trade.exit_price - trade.entry_price), abs_tol=1e-3)
 
@@ -379,3 +377,29 @@ def test_the_below_threshold_band_is_exactly_where_the_gate_says_below_threshold
     gate = check_entry(signal, None, instrument=META["EUR_USD"], book={}, exposure={}, nav=1.0, home_currency="USD",
                        now_ns=START, last_loss_close_ns={}, config=risk)  # fmt: skip
     assert (low < p_up < high) == (gate.reason is SkipReason.BELOW_THRESHOLD)
+
+
+def test_net_pnl_equals_the_sum_of_trades_csv_when_a_trade_is_open_at_the_end() -> None:
+    # Arrange: a 500 000-unit long still open at the last close, in profit
+    import csv
+    import io
+
+    from supervisor.offline.backtest.metrics import compute_metrics, trades_csv
+
+    risk = replace(RISK, risk_per_trade=0.02, max_exposure_per_currency=30.0)
+    run = _entered_long([(1.085, 1.0853, 1.0847, 1.085), *_flat(2, price=1.0860)], risk=risk)
+    run.step(WARM + 1)
+    run.step(WARM + 2)
+
+    # Act
+    outcome = run.sim.finish()
+    metrics = compute_metrics(
+        outcome.trades, equity=outcome.equity, exposed_bars=outcome.exposed, opening_nav=100_000.0, granularity="M15"
+    )
+    rows = list(csv.DictReader(io.StringIO(trades_csv(outcome.trades, {"EUR_USD": 5}))))
+
+    # Assert: one mark for the open trade in both (the last close's bid, as the NAV marks it)
+    assert [r["exit_reason"] for r in rows] == ["end_of_data"] and float(rows[0]["units"]) > 100_000
+    assert float(rows[0]["exit_price"]) == pytest.approx(1.0860 - SPREAD / 2)
+    assert metrics["net_pnl"] == pytest.approx(sum(float(r["pnl"]) for r in rows), abs=5e-5)
+    assert metrics["final_nav"] == pytest.approx(100_000.0 + metrics["net_pnl"], abs=5e-5)
