@@ -16,10 +16,11 @@ functions the roles call (never a copy of one):
   execution role closes it before the risk role decides), then the entries are decided (the
   decision time, in market time, as the risk role decides on market time): the NAV (balance +
   open P&L at the closing side, ``actors.core.fills.pnl_home``) is folded into
-  ``actors.core.zones.update_zones``; every prediction goes through ``actors.core.entry.decide_entry`` (gate, zones, sizing, intent id) with the
-  bar's closing bid/ask as the quote, the ATR of ``actors.core.bars.average_true_range`` over the
-  instrument's last ``risk.atr_period`` + 1 bars (what ``actors.runtime.marketview.MarketView`` keeps) and
-  the account's margin available (NAV less the open trades' margin and what pending intents took).
+  ``actors.core.zones.update_zones``; every prediction goes through ``actors.core.entry.decide_entry``
+  (gate, zones, sizing, intent id) with the bar's closing bid/ask as the quote, the ATR of
+  ``actors.core.bars.average_true_range`` over the instrument's last ``risk.atr_period`` + 1 bars
+  (what ``actors.runtime.marketview.MarketView`` keeps) and the account's margin available (NAV
+  less the open trades' margin and what pending intents took).
 
 Bars carry mid OHLC and the closing spread (``actors.ml.candlefile``'s columns); bid and ask are the
 mid minus and plus half the closing spread, on the instrument's tick. Journal rows are the live
