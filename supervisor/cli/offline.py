@@ -214,6 +214,7 @@ def _backtest(
 ) -> tuple[Inputs, BacktestResult]:
     """Read the candles and the model, replay the window, write the outputs into ``out``."""
     from actors.core.config import ExecutionConfig, RiskConfig
+    from actors.core.timefmt import format_rfc3339
     from supervisor.offline.backtest import inputs as backtest_inputs
     from supervisor.offline.backtest import run as backtest
     from supervisor.offline.inputs import creating
@@ -247,6 +248,13 @@ def _backtest(
         finally:
             journal.close()
         backtest.write_outputs(result, work)
+    if result.last_ns <= model.meta.window_to_ns:
+        print(
+            f"tradehost backtest: warning: the window is entirely in-sample: every bar decided on is in the model's "
+            f"training window (to {format_rfc3339(model.meta.window_to_ns)}), so its results flatter the model",
+            file=sys.stderr,
+            flush=True,
+        )
     return inputs, result
 
 
@@ -308,6 +316,7 @@ def _backtest_inputs(
 def _backtest_summary(inputs: Inputs, result: BacktestResult, out: Path, say: Callable[[str], None]) -> None:
     from actors.core.timefmt import format_rfc3339
     from supervisor.offline.backtest import inputs as backtest_inputs
+    from supervisor.offline.backtest.metrics import sample_lines
 
     m = result.metrics
     win = "n/a" if m["win_rate"] is None else f"{m['win_rate']:.1%}"
@@ -317,6 +326,8 @@ def _backtest_summary(inputs: Inputs, result: BacktestResult, out: Path, say: Ca
         f"{m['trades']} trades, win rate {win}, net {m['net_pnl']:+.2f} {inputs.home_currency}, max drawdown "
         f"{m['max_drawdown']:.2%}; wrote {out}/ (trades.csv, journal.sqlite, metrics.json, equity.png)"
     )
+    for line in sample_lines(m, inputs.home_currency):
+        say(line)
     if m["open_at_end"]:
         say(
             f"{m['open_at_end']} trade(s) open at the end: marked at the last close's bid (long) / ask (short), "

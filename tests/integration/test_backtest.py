@@ -94,6 +94,36 @@ def test_two_backtests_of_the_same_inputs_are_byte_identical(files: tuple[list[s
     assert kinds >= {"model.signal", "risk.intent", "risk.skip", "exec.filled", "exec.closed", "backtest.completed"}
 
 
+@pytest.mark.timeout(180)
+def test_a_backtest_splits_its_results_at_the_models_training_window_end(files: tuple[list[str], Path]) -> None:
+    # Arrange: the model was trained on bars up to 2024-01-22T00:00Z (its model.json's window)
+    items, model = files
+    out = short_tmp_dir("thbt")
+    args = ["backtest", "--data", *items, "--model", str(model), *TRADES]
+    trained_to = json.loads((model / "model.json").read_text())["window_to_ns"]
+
+    # Act: a window across the training window's end, and one entirely inside it
+    across = run_cli(*args, "--from", "2024-01-18T00:00:00Z", "--out", str(out / "across"))
+    inside = run_cli(*args, "--from", "2024-01-15T00:00:00Z", "--to", "2024-01-19T00:00:00Z", "--out", str(out / "in"))
+
+    # Assert: both blocks in metrics.json and on the console, split by the signal bar
+    assert across.returncode == 0 and inside.returncode == 0, across.stderr + inside.stderr
+    metrics = json.loads((out / "across" / "metrics.json").read_text())["metrics"]
+    in_sample, out_of_sample = metrics["in_sample"], metrics["out_of_sample"]
+    with (out / "across" / "trades.csv").open(encoding="utf-8") as handle:
+        signals = [parse_time(row["signal_bar"]) for row in csv.DictReader(handle)]
+    assert in_sample["trades"] == sum(t <= trained_to for t in signals) > 0
+    assert out_of_sample["trades"] == sum(t > trained_to for t in signals) > 0
+    assert in_sample["trades"] + out_of_sample["trades"] == metrics["trades"]
+    assert in_sample["net_pnl"] + out_of_sample["net_pnl"] == pytest.approx(metrics["net_pnl"], abs=1e-3)
+    assert metrics["training_window_end"] == format_rfc3339(trained_to)
+    assert "in-sample" in across.stderr and "out-of-sample" in across.stderr
+    assert "warning" not in across.stderr
+    warnings = [line for line in inside.stderr.splitlines() if "warning" in line]
+    assert len(warnings) == 1 and "entirely in-sample" in warnings[0], inside.stderr
+    assert json.loads((out / "in" / "metrics.json").read_text())["metrics"]["out_of_sample"]["trades"] == 0
+
+
 @pytest.mark.timeout(120)
 def test_bad_input_is_a_one_line_error_and_exit_2(files: tuple[list[str], Path]) -> None:
     items, model = files
@@ -258,4 +288,7 @@ def test_a_replayed_shadow_run_and_a_backtest_of_the_same_window_make_the_same_e
     exits = json.loads((work / "backtest" / "metrics.json").read_text())["metrics"]["exits"]
     assert exits.get("time_exit", 0) >= 3, exits  # the time exits were exercised on both sides
     assert any(e["body"]["reason"] == "time_exit" for e in closed)
-    assert (work / "report" / "report.md").read_text().startswith("# Shadow run vs backtest")
+    report_md = (work / "report" / "report.md").read_text()
+    assert report_md.startswith("# Shadow run vs backtest")
+    # the model was trained before the window: every bar out-of-sample, and report.md says both
+    assert "- Backtest in-sample: no bar of the window" in report_md and "- Backtest out-of-sample (" in report_md

@@ -221,6 +221,7 @@ class Simulation(Decisions):
         self.zone_state, self.zone = update_zones(self.zone_state, nav=nav, now_ns=close_ns, config=self.risk)
         self.out.equity_ns.append(close_ns)
         self.out.equity.append(nav)
+        self.out.exposed_at.append(bool(trades))
         if trades:
             self.out.exposed += 1
         low, high = self.band

@@ -151,4 +151,5 @@ class _Outcome:
     equity_ns: list[int] = field(default_factory=list)
     equity: list[float] = field(default_factory=list)
     exposed: int = 0
+    exposed_at: list[bool] = field(default_factory=list)  # per bar close: a trade was open
     decisions: dict[str, int] = field(default_factory=dict)

@@ -35,7 +35,7 @@ from actors.core.timefmt import format_rfc3339
 from actors.ml.features import WideBars, compute_features, wide_bars
 from actors.runtime.journal import Journal
 from supervisor.offline.backtest.book import JOURNAL_LEVELS, Simulation
-from supervisor.offline.backtest.metrics import compute_metrics, plot_equity, trades_csv, write_json
+from supervisor.offline.backtest.metrics import compute_metrics, plot_equity, sample_split, trades_csv, write_json
 from supervisor.offline.backtest.records import BarGrid, ClosedTrade, _Outcome
 from supervisor.offline.backtest.rows import JournalRow
 
@@ -210,6 +210,17 @@ def run_backtest(
         granularity=spec.granularity,
     )
     metrics["decisions"] = dict(sorted(outcome.decisions.items()))
+    metrics.update(
+        sample_split(
+            outcome.trades,
+            equity_ns=outcome.equity_ns,
+            equity=outcome.equity,
+            exposed=outcome.exposed_at,
+            opening_nav=spec.opening_nav,
+            granularity=spec.granularity,
+            training_to_ns=model.meta.window_to_ns,
+        )
+    )
     times, first, last = window.times, window.first, window.last
     result = BacktestResult(
         spec=spec,
