@@ -143,13 +143,23 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     except ConfigError as e:
         return config_error(e)
     feed = cfg.section("feed", FeedConfig)
+    # The bars' granularity: --granularity, else the model directory's (model.json), else the feed's.
+    granularity = args.granularity or _model_granularity(args, cfg) or feed.granularity
     try:
-        out, from_ns, to_ns, broker_cfg = _backtest_window(args, cfg, feed)
+        out, from_ns, to_ns, broker_cfg = _backtest_window(args, cfg, granularity)
     except _BadInput as e:
         return fail(e.kind, e.detail)
     try:
         inputs, result = _backtest(
-            args, cfg, feed=feed, out=out, from_ns=from_ns, to_ns=to_ns, broker_cfg=broker_cfg, say=say
+            args,
+            cfg,
+            feed=feed,
+            granularity=granularity,
+            out=out,
+            from_ns=from_ns,
+            to_ns=to_ns,
+            broker_cfg=broker_cfg,
+            say=say,
         )
     except modelstore.ModelMissingError as e:
         return fail("model missing", e)
@@ -163,8 +173,24 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _model_granularity(args: argparse.Namespace, cfg: HostConfig) -> str | None:
+    """The granularity the model directory was trained on (its ``model.json``); None when it cannot be
+    read (loading the model then says why)."""
+    import json
+    from pathlib import Path
+
+    from actors.core.config import ModelConfig
+
+    try:
+        meta = json.loads((Path(args.model or cfg.section("model", ModelConfig).dir) / "model.json").read_text())
+    except (OSError, ValueError):
+        return None
+    value = meta.get("granularity") if isinstance(meta, dict) else None
+    return value if isinstance(value, str) and value else None
+
+
 def _backtest_window(
-    args: argparse.Namespace, cfg: HostConfig, feed: FeedConfig
+    args: argparse.Namespace, cfg: HostConfig, granularity: str
 ) -> tuple[Path, int | None, int | None, BrokerConfig]:
     """The output directory, the window to decide on and the broker to read it from.
 
@@ -190,7 +216,7 @@ def _backtest_window(
                 "--window-of", "give it alone: it sets the window (--from/--to/--bars) and reads the broker"
             )
         try:
-            from_ns, to_ns = backtest_inputs.window_of(Path(args.window_of), feed.granularity)
+            from_ns, to_ns = backtest_inputs.window_of(Path(args.window_of), granularity)
         except TradehostError as e:
             raise _BadInput("--window-of", e) from e
         broker_cfg = backtest_inputs.history_until(broker_cfg, to_ns)
@@ -206,6 +232,7 @@ def _backtest(
     cfg: HostConfig,
     *,
     feed: FeedConfig,
+    granularity: str,
     out: Path,
     from_ns: int | None,
     to_ns: int | None,
@@ -219,17 +246,19 @@ def _backtest(
     from supervisor.offline.backtest import run as backtest
     from supervisor.offline.inputs import creating
 
-    inputs, model = _backtest_inputs(args, cfg, feed=feed, from_ns=from_ns, to_ns=to_ns, broker_cfg=broker_cfg, say=say)
+    inputs, model = _backtest_inputs(
+        args, cfg, feed=feed, granularity=granularity, from_ns=from_ns, to_ns=to_ns, broker_cfg=broker_cfg, say=say
+    )
     spec = backtest.BacktestSpec(
         instruments=inputs.instruments,
-        granularity=feed.granularity,
+        granularity=granularity,
         from_ns=from_ns,
         to_ns=to_ns,
         home_currency=inputs.home_currency,
         opening_nav=inputs.opening_nav,
         journal_level=args.journal_level,
     )
-    backtest_inputs.check_bars(inputs.history, feed.granularity)
+    backtest_inputs.check_bars(inputs.history, granularity)
     for warning in backtest_inputs.coverage_warnings(inputs.history, from_ns, model.meta.window_bars):
         print(f"tradehost backtest: warning: {warning}", file=sys.stderr, flush=True)
     with creating(out) as work:
@@ -263,6 +292,7 @@ def _backtest_inputs(
     cfg: HostConfig,
     *,
     feed: FeedConfig,
+    granularity: str,
     from_ns: int | None,
     to_ns: int | None,
     broker_cfg: BrokerConfig,
@@ -284,7 +314,7 @@ def _backtest_inputs(
             args.data,
             configured=feed.instruments,
             balance=Decimal(cfg.broker.emulator.balance),
-            granularity=feed.granularity,
+            granularity=granularity,
             validation=feed,
         )
     else:
@@ -294,15 +324,15 @@ def _backtest_inputs(
         model_dir,
         features_version=FEATURES_VERSION,
         feature_names=FEATURE_NAMES,
-        granularity=feed.granularity,
+        granularity=granularity,
         instruments=instruments,
     )
     if inputs is None:
-        say(f"reading {feed.granularity} candles of {', '.join(instruments)} from the {cfg.broker.kind} broker")
+        say(f"reading {granularity} candles of {', '.join(instruments)} from the {cfg.broker.kind} broker")
         inputs = backtest_inputs.from_broker(
             broker_cfg,
             instruments,
-            feed.granularity,
+            granularity,
             from_ns=from_ns,
             to_ns=to_ns,
             bars=args.bars,

@@ -124,6 +124,28 @@ def test_a_backtest_splits_its_results_at_the_models_training_window_end(files: 
     assert json.loads((out / "in" / "metrics.json").read_text())["metrics"]["out_of_sample"]["trades"] == 0
 
 
+@pytest.mark.timeout(240)
+def test_a_backtest_takes_the_granularity_of_its_model_and_a_toml_datetime_start() -> None:
+    # Arrange: a model trained on H1 bars of the embedded emulator's market
+    work = short_tmp_dir("thgr")
+    market = ["--set", "broker.emulator.start=2024-03-06T12:00:00Z"]  # a TOML datetime, as typed
+    trained = run_cli("train", *market, "--granularity", "H1", "--bars", "1500", "--out", str(work / "h1"))
+    assert trained.returncode == 0, trained.stderr
+
+    # Act: no --set feed.granularity=H1; then a --granularity the model was not trained on
+    ran = run_cli("backtest", *market, "--model", str(work / "h1"), "--bars", "200", "--quiet", "--out", str(work / "a"))
+    wrong = run_cli(
+        "backtest", *market, "--model", str(work / "h1"), "--granularity", "M15", "--out", str(work / "b")
+    )
+
+    # Assert
+    assert ran.returncode == 0, ran.stderr
+    summary = json.loads((work / "a" / "metrics.json").read_text())
+    assert summary["granularity"] == "H1" and summary["metrics"]["bars"] == 200
+    assert wrong.returncode == 2 and wrong.stderr.count("\n") == 1, wrong.stderr
+    assert "trained on H1 bars" in wrong.stderr and not (work / "b").exists()
+
+
 @pytest.mark.timeout(120)
 def test_bad_input_is_a_one_line_error_and_exit_2(files: tuple[list[str], Path]) -> None:
     items, model = files
