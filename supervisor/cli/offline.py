@@ -29,12 +29,32 @@ if TYPE_CHECKING:
     from supervisor.offline.history import History
 
 
+def _checked_out(text: str) -> Path:
+    """``--out`` (``supervisor.offline.inputs.check_out_dir``), refused inside the run directory of a
+    running host (its lock held): an offline command never writes among a live run's files.
+
+    Raises:
+        InputError: one line naming it and why.
+    """
+    from supervisor.offline.inputs import InputError, check_out_dir
+    from supervisor.rundir import running_host_dir
+
+    out = check_out_dir(text)
+    held = running_host_dir(out)
+    if held is not None:
+        raise InputError(
+            f"--out {text}: inside the run directory of a running host ({held}); nothing was written "
+            "(give a directory outside it)"
+        )
+    return out
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     """``tradehost train``."""
     from actors.core.config import FeedConfig
     from actors.core.errors import BrokerError, TradehostError
     from supervisor.config import load_config
-    from supervisor.offline.inputs import InputError, check_out_dir, creating, parse_cli_time
+    from supervisor.offline.inputs import InputError, creating, parse_cli_time
     from supervisor.offline.train import TrainSpec, train
 
     def say(line: str) -> None:
@@ -52,7 +72,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             raise InputError(f"--seed: {args.seed} must be 0 or more")
         if args.bars < 1:
             raise InputError(f"--bars: {args.bars} is not a number of bars (>= 1)")
-        out = check_out_dir(args.out)
+        out = _checked_out(args.out)
     except InputError as e:
         print(f"tradehost train: error: {e}", file=sys.stderr)
         return EXIT_USAGE
@@ -201,12 +221,12 @@ def _backtest_window(
 
     from actors.core.errors import TradehostError
     from supervisor.offline.backtest import inputs as backtest_inputs
-    from supervisor.offline.inputs import InputError, check_out_dir, parse_cli_time
+    from supervisor.offline.inputs import InputError, parse_cli_time
 
     try:
         from_ns = parse_cli_time(args.from_, "--from") if args.from_ else None
         to_ns = parse_cli_time(args.to, "--to") if args.to else None
-        out = check_out_dir(args.out)
+        out = _checked_out(args.out)
     except InputError as e:
         raise _BadInput("error", e) from e
     broker_cfg = cfg.broker
@@ -370,7 +390,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     import dataclasses
     from pathlib import Path
 
-    from supervisor.offline.inputs import InputError, check_out_dir, creating
+    from supervisor.offline.inputs import InputError, creating
     from supervisor.offline.report.run import ReportError, ReportLimits, write_report
 
     try:
@@ -381,7 +401,7 @@ def cmd_report(args: argparse.Namespace) -> int:
             max_latency_ms=args.max_latency_ms,
             max_growth_mb_per_h=args.max_growth_mb_per_h,
         )
-        out = check_out_dir(args.out)
+        out = _checked_out(args.out)
         with creating(out) as work:
             report = write_report(Path(args.journal), Path(args.backtest), work, limits=limits)
         report = dataclasses.replace(report, path=out / report.path.name)

@@ -147,6 +147,33 @@ def test_a_backtest_takes_the_granularity_of_its_model_and_a_toml_datetime_start
 
 
 @pytest.mark.timeout(120)
+def test_an_output_inside_a_running_hosts_run_directory_is_refused(files: tuple[list[str], Path]) -> None:
+    # Arrange: a run directory whose lock is held (as a running host holds it)
+    from supervisor.rundir import HostLock
+
+    items, model = files
+    run_dir = short_tmp_dir("thrd") / "run"
+    lock = HostLock.acquire(run_dir)
+    try:
+        # Act: --out in it, and deeper in it
+        results = {
+            out: run_cli("backtest", "--data", *items, "--model", str(model), "--quiet", "--out", str(out))
+            for out in (run_dir / "bt", run_dir / "a" / "b")
+        }
+        written = [p.name for p in run_dir.iterdir()]
+    finally:
+        lock.release()
+    after = run_cli("backtest", "--data", *items, "--model", str(model), "--quiet", "--out", str(run_dir / "bt"))
+
+    # Assert: refused while the lock is held, one line, nothing written; accepted once released
+    for out, res in results.items():
+        assert res.returncode == 2 and res.stderr.count("\n") == 1, res.stderr
+        assert "run directory of a running host" in res.stderr
+    assert written == ["tradehost.lock"]
+    assert after.returncode == 0, after.stderr
+
+
+@pytest.mark.timeout(120)
 def test_bad_input_is_a_one_line_error_and_exit_2(files: tuple[list[str], Path]) -> None:
     items, model = files
     work = short_tmp_dir("thbt")
