@@ -133,10 +133,10 @@ def test_a_backtest_takes_the_granularity_of_its_model_and_a_toml_datetime_start
     assert trained.returncode == 0, trained.stderr
 
     # Act: no --set feed.granularity=H1; then a --granularity the model was not trained on
-    ran = run_cli("backtest", *market, "--model", str(work / "h1"), "--bars", "200", "--quiet", "--out", str(work / "a"))
-    wrong = run_cli(
-        "backtest", *market, "--model", str(work / "h1"), "--granularity", "M15", "--out", str(work / "b")
+    ran = run_cli(
+        "backtest", *market, "--model", str(work / "h1"), "--bars", "200", "--quiet", "--out", str(work / "a")
     )
+    wrong = run_cli("backtest", *market, "--model", str(work / "h1"), "--granularity", "M15", "--out", str(work / "b"))
 
     # Assert
     assert ran.returncode == 0, ran.stderr
@@ -166,7 +166,7 @@ def test_an_output_inside_a_running_hosts_run_directory_is_refused(files: tuple[
     after = run_cli("backtest", "--data", *items, "--model", str(model), "--quiet", "--out", str(run_dir / "bt"))
 
     # Assert: refused while the lock is held, one line, nothing written; accepted once released
-    for out, res in results.items():
+    for res in results.values():
         assert res.returncode == 2 and res.stderr.count("\n") == 1, res.stderr
         assert "run directory of a running host" in res.stderr
     assert written == ["tradehost.lock"]
