@@ -43,9 +43,11 @@ from actors.core.domain import DAY_ALIGNED, OHLC, Candle, granularity_seconds
 from actors.core.timefmt import NS, format_rfc3339, parse_time
 
 __all__ = [
+    "QUOTE_COLUMNS",
     "CandleFile",
     "frame_from_candles",
     "grid_problem",
+    "quote_frame_from_candles",
     "read_candle_file",
     "read_candle_files",
     "validated_frame",
@@ -149,6 +151,30 @@ def frame_from_candles(candles: Sequence[Candle], *, complete_only: bool = True)
         times.append(candle.ts)
         rows.append((float(o), float(h), float(low), float(c), float(candle.volume), spread))
     return _frame(times, rows)
+
+
+QUOTE_COLUMNS = tuple(f"{side}_{field}" for side in ("bid", "ask") for field in _PRICES)
+
+
+def quote_frame_from_candles(candles: Sequence[Candle]) -> pd.DataFrame | None:
+    """The bid and ask OHLC of broker candles (``QUOTE_COLUMNS``: ``bid_open`` ... ``ask_close``),
+    indexed by bar start like ``frame_from_candles``; None when a candle lacks bid or ask (read
+    without ``price=BA``): then only mid and the closing spread are known.
+
+    Args:
+        candles: oldest first, complete (as ``frame_from_candles`` keeps them).
+    """
+    times: list[int] = []
+    rows: list[tuple[float, ...]] = []
+    for candle in candles:
+        if candle.bid is None or candle.ask is None:
+            return None
+        bid, ask = candle.bid, candle.ask
+        times.append(candle.ts)
+        rows.append(tuple(float(v) for v in (bid.o, bid.h, bid.l, bid.c, ask.o, ask.h, ask.l, ask.c)))
+    index = pd.Index(np.asarray(times, dtype=np.int64), dtype=np.int64, name="time")
+    values = np.asarray(rows, dtype=np.float64).reshape(len(rows), len(QUOTE_COLUMNS))
+    return pd.DataFrame(values, index=index, columns=list(QUOTE_COLUMNS))
 
 
 def _frame(times: list[int], rows: list[tuple[float, float, float, float, float, float]]) -> pd.DataFrame:

@@ -376,6 +376,13 @@ def _backtest_summary(inputs: Inputs, result: BacktestResult, out: Path, say: Ca
         f"{m['trades']} trades, win rate {win}, net {m['net_pnl']:+.2f} {inputs.home_currency}, max drawdown "
         f"{m['max_drawdown']:.2%}; wrote {out}/ (trades.csv, journal.sqlite, metrics.json, equity.png)"
     )
+    quotes = m.get("quotes", {})
+    by_kind = {kind: [n for n, k in quotes.items() if k == kind] for kind in ("bid_ask", "mid_spread")}
+    described = {"bid_ask": "the source's bid/ask candles", "mid_spread": "mid -/+ half the closing spread"}
+    say(
+        "fills and stops read from "
+        + "; ".join(f"{described[kind]} ({', '.join(names)})" for kind, names in by_kind.items() if names)
+    )
     for line in sample_lines(m, inputs.home_currency):
         say(line)
     if m["open_at_end"]:

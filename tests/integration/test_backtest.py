@@ -87,6 +87,8 @@ def test_two_backtests_of_the_same_inputs_are_byte_identical(files: tuple[list[s
     assert _rows(out / "a" / "journal.sqlite") == _rows(out / "b" / "journal.sqlite")
     metrics = json.loads((out / "a" / "metrics.json").read_text())["metrics"]
     assert metrics["trades"] > 10
+    assert metrics["quotes"] == dict.fromkeys(INSTRUMENTS, "mid_spread")  # files: mid and the closing spread
+    assert "fills and stops read from mid -/+ half the closing spread (EUR_USD, GBP_USD, USD_JPY)" in first.stderr
     assert set(metrics) >= {"win_rate", "profit_factor", "sharpe", "sortino", "max_drawdown", "exposure", "average_r"}
     assert (out / "a" / "equity.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "100% " in first.stderr and second.stderr == ""  # the progress bar, unless --quiet
@@ -142,6 +144,8 @@ def test_a_backtest_takes_the_granularity_of_its_model_and_a_toml_datetime_start
     assert ran.returncode == 0, ran.stderr
     summary = json.loads((work / "a" / "metrics.json").read_text())
     assert summary["granularity"] == "H1" and summary["metrics"]["bars"] == 200
+    # the broker's candles come with bid and ask (price=BA): fills and stops read them, and it says so
+    assert summary["metrics"]["quotes"] == dict.fromkeys(INSTRUMENTS, "bid_ask")
     assert wrong.returncode == 2 and wrong.stderr.count("\n") == 1, wrong.stderr
     assert "trained on H1 bars" in wrong.stderr and not (work / "b").exists()
 

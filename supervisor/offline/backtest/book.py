@@ -23,7 +23,9 @@ functions the roles call (never a copy of one):
   less the open trades' margin and what pending intents took).
 
 Bars carry mid OHLC and the closing spread (``actors.ml.candlefile``'s columns); bid and ask are the
-mid minus and plus half the closing spread, on the instrument's tick. Journal rows are the live
+source's bid/ask candles where it has them (the broker's, read with ``price=BA``: OANDA and the
+emulator), else the mid minus and plus half the closing spread (candle files), on the instrument's
+tick. Journal rows are the live
 roles' kinds with their body fields and the bar id as ``corr``, stamped with market time.
 
 Speed (a year of ten instruments in seconds): the rules are called only where a decision or an
@@ -153,7 +155,9 @@ class Simulation(Decisions):
         self.band = self._threshold_band()
 
     def _quotes(self, grid: BarGrid) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-        # Bid and ask OHLC from mid and the closing spread, on each instrument's tick.
+        # Bid and ask OHLC on each instrument's tick: the source's bid/ask candles where it has them
+        # (a stop sees the bid's or the ask's own extreme, wider than the closing spread when the
+        # spread widened inside the bar), else mid -/+ half the closing spread.
         half = grid.spread / 2.0
         decimals = np.array([m.display_precision for m in self.meta])
         bid, ask = {}, {}
@@ -163,6 +167,10 @@ class Simulation(Decisions):
             for j, dp in enumerate(decimals):
                 bid[side][:, j] = np.round(grid.mid[side][:, j] - half[:, j], int(dp))
                 ask[side][:, j] = np.round(grid.mid[side][:, j] + half[:, j], int(dp))
+                if grid.bid is not None and grid.ask is not None:
+                    given = np.isfinite(grid.bid[side][:, j]) & np.isfinite(grid.ask[side][:, j])
+                    bid[side][given, j] = np.round(grid.bid[side][given, j], int(dp))
+                    ask[side][given, j] = np.round(grid.ask[side][given, j], int(dp))
         return bid, ask
 
     # --- the walk ---------------------------------------------------------------------------

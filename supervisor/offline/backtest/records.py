@@ -33,6 +33,9 @@ class BarGrid:
             has no bar.
         spread: ask - bid at the close, price units (T, I).
         volume: tick volume (T, I).
+        bid: ``open``, ``high``, ``low``, ``close`` -> the bid OHLC (T, I) where the source has bid/ask
+            candles (OANDA's ``price=BA``, the emulator), NaN elsewhere; None: none has them.
+        ask: the same for the ask.
     """
 
     times: np.ndarray
@@ -40,6 +43,8 @@ class BarGrid:
     mid: Mapping[str, np.ndarray]
     spread: np.ndarray
     volume: np.ndarray
+    bid: Mapping[str, np.ndarray] | None = None
+    ask: Mapping[str, np.ndarray] | None = None
 
 
 # An open simulated trade, mutable and in floats (the walk reads it every bar): the shadow book's

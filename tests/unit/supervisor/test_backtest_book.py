@@ -403,3 +403,31 @@ def test_net_pnl_equals_the_sum_of_trades_csv_when_a_trade_is_open_at_the_end() 
     assert float(rows[0]["exit_price"]) == pytest.approx(1.0860 - SPREAD / 2)
     assert metrics["net_pnl"] == pytest.approx(sum(float(r["pnl"]) for r in rows), abs=5e-5)
     assert metrics["final_nav"] == pytest.approx(100_000.0 + metrics["net_pnl"], abs=5e-5)
+
+
+def test_bid_ask_candles_are_used_where_the_source_has_them_not_mid_and_the_closing_spread() -> None:
+    # Arrange: a long's next bar whose bid dips 6 pips below its mid low (the spread widened inside
+    # the bar; it closed at the usual spread): mid - half the closing spread never reaches the stop.
+    decided = (1.085, 1.0853, 1.0847, 1.085)
+    probe = _entered_long([decided, decided])
+    sl = float(probe.kinds("risk.intent")[0][1]["stop_loss"])
+    bars = [*_flat(WARM), decided, (1.085, 1.0853, sl + 0.0003, 1.085)]
+    grid = _grid(bars)
+    values = np.array(bars, dtype=np.float64)
+    bid = {side: values[:, [k]] - SPREAD / 2 for k, side in enumerate(("open", "high", "low", "close"))}
+    ask = {side: values[:, [k]] + SPREAD / 2 for k, side in enumerate(("open", "high", "low", "close"))}
+    bid["low"][-1, 0] = sl - 0.0003  # the bid's own low, below the stop
+    with_quotes = replace(grid, bid=bid, ask=ask)
+    outcomes = {}
+    for name, g in (("mid_spread", grid), ("bid_ask", with_quotes)):
+        run = _Run(bars)
+        run.sim = Simulation(g, meta=META, risk=RISK, execution=EXECUTION, granularity="M15", home_currency="USD",
+                             nav=100_000.0, model_version="abc", journal_level="all", emit=run.rows.extend)  # fmt: skip
+        for row in range(WARM):
+            run.sim.warm_up(row)
+        run.step(WARM, 0.9)
+        run.step(WARM + 1)
+        outcomes[name] = [c[1]["reason"] for c in run.kinds("exec.closed")]
+
+    # Assert: only the bid/ask candle shows the stop hit
+    assert outcomes == {"mid_spread": [], "bid_ask": ["stop_loss"]}
