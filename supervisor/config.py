@@ -11,6 +11,7 @@ in the ``doc`` metadata of its field.
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import math
 import os
 import tomllib
@@ -106,6 +107,8 @@ def _check_scalar(key: str, tp: Any, value: Any, meta: Mapping[str, Any], proble
         if not isinstance(value, bool):
             problems.append(f"{key}: expected true or false, got {value!r}")
             return value
+    elif tp is str and meta.get("time") and isinstance(value, datetime.date):
+        return _time_text(key, value, problems)
     elif tp is str and not isinstance(value, str):
         problems.append(f"{key}: expected a string, got {type(value).__name__} {value!r}")
         return value
@@ -115,6 +118,17 @@ def _check_scalar(key: str, tp: Any, value: Any, meta: Mapping[str, Any], proble
         if "max" in meta and value > meta["max"]:
             problems.append(f"{key}: {value!r} is above the maximum {meta['max']}")
     return value
+
+
+def _time_text(key: str, value: datetime.date, problems: list[str]) -> str:
+    """A time key's TOML datetime (``start = 2017-12-20T12:00:00Z``, unquoted) as the RFC3339 text
+    its field holds, in UTC; a datetime without an offset or a bare date is refused (which zone?)."""
+    if not isinstance(value, datetime.datetime) or value.tzinfo is None:
+        problems.append(f"{key}: {value.isoformat()} has no UTC offset: give one (2017-12-20T12:00:00Z)")
+        return ""
+    utc = value.astimezone(datetime.UTC)
+    text = utc.strftime("%Y-%m-%dT%H:%M:%S")
+    return text + (f".{utc.microsecond:06d}".rstrip("0") if utc.microsecond else "") + "Z"
 
 
 def build_section(

@@ -23,7 +23,7 @@ from typing import IO
 
 from actors.core.errors import ConfigError
 
-__all__ = ["HostLock", "HostLockedError", "Loss", "RunDirWatch"]
+__all__ = ["HostLock", "HostLockedError", "Loss", "RunDirWatch", "running_host_dir"]
 
 LOCK_NAME = "tradehost.lock"
 
@@ -93,6 +93,25 @@ class HostLock:
                     path.unlink()
         self.lock_file.close()
         self.guard.close()
+
+
+def running_host_dir(path: Path) -> Path | None:
+    """The run directory of a running host that ``path`` is in or under (``path`` itself or any
+    ancestor, symbolic links resolved, the path need not exist yet), or None.
+
+    Read without touching the locks: a directory is a running host's while its abstract name is
+    bound (listed in ``/proc/net/unix``), which ``HostLock.acquire`` holds for the host's life.
+    """
+    try:
+        with open("/proc/net/unix", encoding="ascii", errors="replace") as table:  # noqa: PTH123
+            bound = {line.rsplit(None, 1)[-1] for line in table if "@tradehost-run-" in line}
+    except OSError:
+        return None
+    directory = Path(os.path.realpath(path))
+    for candidate in (directory, *directory.parents):
+        if "@" + _abstract_name(candidate)[1:] in bound:
+            return candidate
+    return None
 
 
 def _read_holder(path: Path) -> str:

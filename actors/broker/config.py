@@ -306,6 +306,7 @@ class EmulatorConfig:
         "market start time, RFC3339 or epoch seconds; empty means now (replay: candle 5000 or the middle of the file)",
         _check_start,
         metavar="TIME",
+        time=True,  # a TOML datetime is taken too (supervisor.config)
     )
     balance: str = option("100000", "opening balance in the home currency (USD)", _check_balance, metavar="N")
     heartbeat_s: float = option(

@@ -2,7 +2,8 @@
 
 This module owns the candle file format that ``tradehost train``, backtests and the emulator's
 ``--data`` replay read: a header line and one row per candle,
-``time,open,high,low,close[,volume][,spread | ,bid,ask]``, oldest first. ``time`` is the bar start,
+``time,open,high,low,close[,volume][,spread | ,bid,ask]``, oldest first (UTF-8, with or without a
+byte order mark). ``time`` is the bar start,
 RFC3339 (``2024-03-05T14:00:00Z``, any fraction or offset) or epoch seconds; prices are mid. The
 optional ``volume`` is the tick volume (>= 0). The spread at the close may be given either as
 ``spread`` (ask - bid in price units) or as the closing quotes ``bid`` and ``ask`` (then
@@ -42,9 +43,11 @@ from actors.core.domain import DAY_ALIGNED, OHLC, Candle, granularity_seconds
 from actors.core.timefmt import NS, format_rfc3339, parse_time
 
 __all__ = [
+    "QUOTE_COLUMNS",
     "CandleFile",
     "frame_from_candles",
     "grid_problem",
+    "quote_frame_from_candles",
     "read_candle_file",
     "read_candle_files",
     "validated_frame",
@@ -52,6 +55,9 @@ __all__ = [
 
 
 _PRICES = ("open", "high", "low", "close")
+# Bar times are int64 UTC nanoseconds (pandas' and numpy's too): 1970 to 2262-04-11.
+_MIN_NS = 0
+_MAX_NS = np.iinfo(np.int64).max
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -106,7 +112,7 @@ def read_candle_file(path: Path, *, instrument: str) -> CandleFile:
             for an unreadable or empty file.
     """
     try:
-        with path.open(newline="", encoding="utf-8") as handle:
+        with path.open(newline="", encoding="utf-8-sig") as handle:  # a byte order mark is not the header
             return _read(handle, path, instrument)
     except OSError as e:
         raise CandleFileError(f"{path}: cannot read: {e.strerror or e}") from e
@@ -147,6 +153,30 @@ def frame_from_candles(candles: Sequence[Candle], *, complete_only: bool = True)
     return _frame(times, rows)
 
 
+QUOTE_COLUMNS = tuple(f"{side}_{field}" for side in ("bid", "ask") for field in _PRICES)
+
+
+def quote_frame_from_candles(candles: Sequence[Candle]) -> pd.DataFrame | None:
+    """The bid and ask OHLC of broker candles (``QUOTE_COLUMNS``: ``bid_open`` ... ``ask_close``),
+    indexed by bar start like ``frame_from_candles``; None when a candle lacks bid or ask (read
+    without ``price=BA``): then only mid and the closing spread are known.
+
+    Args:
+        candles: oldest first, complete (as ``frame_from_candles`` keeps them).
+    """
+    times: list[int] = []
+    rows: list[tuple[float, ...]] = []
+    for candle in candles:
+        if candle.bid is None or candle.ask is None:
+            return None
+        bid, ask = candle.bid, candle.ask
+        times.append(candle.ts)
+        rows.append(tuple(float(v) for v in (bid.o, bid.h, bid.l, bid.c, ask.o, ask.h, ask.l, ask.c)))
+    index = pd.Index(np.asarray(times, dtype=np.int64), dtype=np.int64, name="time")
+    values = np.asarray(rows, dtype=np.float64).reshape(len(rows), len(QUOTE_COLUMNS))
+    return pd.DataFrame(values, index=index, columns=list(QUOTE_COLUMNS))
+
+
 def _frame(times: list[int], rows: list[tuple[float, float, float, float, float, float]]) -> pd.DataFrame:
     index = pd.Index(np.asarray(times, dtype=np.int64), dtype=np.int64, name="time")
     values = np.asarray(rows, dtype=np.float64).reshape(len(rows), len(CANDLE_COLUMNS))
@@ -177,6 +207,8 @@ def _read(handle: TextIO, path: Path, instrument: str) -> CandleFile:
             ts = parse_time(raw_time)
         except ValueError:
             raise CandleFileError(f"{where}: time {raw_time.strip()!r} is neither RFC3339 nor epoch seconds") from None
+        if not _MIN_NS <= ts <= _MAX_NS:
+            raise CandleFileError(f"{where}: time {raw_time.strip()} is out of range (bar times run from 1970 to 2262)")
         if times and ts <= times[-1]:
             if ts in first_line:
                 raise CandleFileError(f"{where}: duplicate time {format_rfc3339(ts)} (first on line {first_line[ts]})")

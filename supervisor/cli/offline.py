@@ -29,12 +29,32 @@ if TYPE_CHECKING:
     from supervisor.offline.history import History
 
 
+def _checked_out(text: str) -> Path:
+    """``--out`` (``supervisor.offline.inputs.check_out_dir``), refused inside the run directory of a
+    running host (its lock held): an offline command never writes among a live run's files.
+
+    Raises:
+        InputError: one line naming it and why.
+    """
+    from supervisor.offline.inputs import InputError, check_out_dir
+    from supervisor.rundir import running_host_dir
+
+    out = check_out_dir(text)
+    held = running_host_dir(out)
+    if held is not None:
+        raise InputError(
+            f"--out {text}: inside the run directory of a running host ({held}); nothing was written "
+            "(give a directory outside it)"
+        )
+    return out
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     """``tradehost train``."""
     from actors.core.config import FeedConfig
     from actors.core.errors import BrokerError, TradehostError
     from supervisor.config import load_config
-    from supervisor.offline.inputs import InputError, check_out_dir, creating, parse_cli_time
+    from supervisor.offline.inputs import InputError, creating, parse_cli_time
     from supervisor.offline.train import TrainSpec, train
 
     def say(line: str) -> None:
@@ -52,7 +72,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             raise InputError(f"--seed: {args.seed} must be 0 or more")
         if args.bars < 1:
             raise InputError(f"--bars: {args.bars} is not a number of bars (>= 1)")
-        out = check_out_dir(args.out)
+        out = _checked_out(args.out)
     except InputError as e:
         print(f"tradehost train: error: {e}", file=sys.stderr)
         return EXIT_USAGE
@@ -143,13 +163,23 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     except ConfigError as e:
         return config_error(e)
     feed = cfg.section("feed", FeedConfig)
+    # The bars' granularity: --granularity, else the model directory's (model.json), else the feed's.
+    granularity = args.granularity or _model_granularity(args, cfg) or feed.granularity
     try:
-        out, from_ns, to_ns, broker_cfg = _backtest_window(args, cfg, feed)
+        out, from_ns, to_ns, broker_cfg = _backtest_window(args, cfg, granularity)
     except _BadInput as e:
         return fail(e.kind, e.detail)
     try:
         inputs, result = _backtest(
-            args, cfg, feed=feed, out=out, from_ns=from_ns, to_ns=to_ns, broker_cfg=broker_cfg, say=say
+            args,
+            cfg,
+            feed=feed,
+            granularity=granularity,
+            out=out,
+            from_ns=from_ns,
+            to_ns=to_ns,
+            broker_cfg=broker_cfg,
+            say=say,
         )
     except modelstore.ModelMissingError as e:
         return fail("model missing", e)
@@ -163,8 +193,24 @@ def cmd_backtest(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _model_granularity(args: argparse.Namespace, cfg: HostConfig) -> str | None:
+    """The granularity the model directory was trained on (its ``model.json``); None when it cannot be
+    read (loading the model then says why)."""
+    import json
+    from pathlib import Path
+
+    from actors.core.config import ModelConfig
+
+    try:
+        meta = json.loads((Path(args.model or cfg.section("model", ModelConfig).dir) / "model.json").read_text())
+    except (OSError, ValueError):
+        return None
+    value = meta.get("granularity") if isinstance(meta, dict) else None
+    return value if isinstance(value, str) and value else None
+
+
 def _backtest_window(
-    args: argparse.Namespace, cfg: HostConfig, feed: FeedConfig
+    args: argparse.Namespace, cfg: HostConfig, granularity: str
 ) -> tuple[Path, int | None, int | None, BrokerConfig]:
     """The output directory, the window to decide on and the broker to read it from.
 
@@ -175,12 +221,12 @@ def _backtest_window(
 
     from actors.core.errors import TradehostError
     from supervisor.offline.backtest import inputs as backtest_inputs
-    from supervisor.offline.inputs import InputError, check_out_dir, parse_cli_time
+    from supervisor.offline.inputs import InputError, parse_cli_time
 
     try:
         from_ns = parse_cli_time(args.from_, "--from") if args.from_ else None
         to_ns = parse_cli_time(args.to, "--to") if args.to else None
-        out = check_out_dir(args.out)
+        out = _checked_out(args.out)
     except InputError as e:
         raise _BadInput("error", e) from e
     broker_cfg = cfg.broker
@@ -190,7 +236,7 @@ def _backtest_window(
                 "--window-of", "give it alone: it sets the window (--from/--to/--bars) and reads the broker"
             )
         try:
-            from_ns, to_ns = backtest_inputs.window_of(Path(args.window_of), feed.granularity)
+            from_ns, to_ns = backtest_inputs.window_of(Path(args.window_of), granularity)
         except TradehostError as e:
             raise _BadInput("--window-of", e) from e
         broker_cfg = backtest_inputs.history_until(broker_cfg, to_ns)
@@ -206,6 +252,7 @@ def _backtest(
     cfg: HostConfig,
     *,
     feed: FeedConfig,
+    granularity: str,
     out: Path,
     from_ns: int | None,
     to_ns: int | None,
@@ -214,21 +261,24 @@ def _backtest(
 ) -> tuple[Inputs, BacktestResult]:
     """Read the candles and the model, replay the window, write the outputs into ``out``."""
     from actors.core.config import ExecutionConfig, RiskConfig
+    from actors.core.timefmt import format_rfc3339
     from supervisor.offline.backtest import inputs as backtest_inputs
     from supervisor.offline.backtest import run as backtest
     from supervisor.offline.inputs import creating
 
-    inputs, model = _backtest_inputs(args, cfg, feed=feed, from_ns=from_ns, to_ns=to_ns, broker_cfg=broker_cfg, say=say)
+    inputs, model = _backtest_inputs(
+        args, cfg, feed=feed, granularity=granularity, from_ns=from_ns, to_ns=to_ns, broker_cfg=broker_cfg, say=say
+    )
     spec = backtest.BacktestSpec(
         instruments=inputs.instruments,
-        granularity=feed.granularity,
+        granularity=granularity,
         from_ns=from_ns,
         to_ns=to_ns,
         home_currency=inputs.home_currency,
         opening_nav=inputs.opening_nav,
         journal_level=args.journal_level,
     )
-    backtest_inputs.check_bars(inputs.history, feed.granularity)
+    backtest_inputs.check_bars(inputs.history, granularity)
     backtest_inputs.check_conversion(inputs)
     for warning in backtest_inputs.coverage_warnings(inputs.history, from_ns, model.meta.window_bars):
         print(f"tradehost backtest: warning: {warning}", file=sys.stderr, flush=True)
@@ -248,6 +298,13 @@ def _backtest(
         finally:
             journal.close()
         backtest.write_outputs(result, work)
+    if result.last_ns <= model.meta.window_to_ns:
+        print(
+            f"tradehost backtest: warning: the window is entirely in-sample: every bar decided on is in the model's "
+            f"training window (to {format_rfc3339(model.meta.window_to_ns)}), so its results flatter the model",
+            file=sys.stderr,
+            flush=True,
+        )
     return inputs, result
 
 
@@ -256,6 +313,7 @@ def _backtest_inputs(
     cfg: HostConfig,
     *,
     feed: FeedConfig,
+    granularity: str,
     from_ns: int | None,
     to_ns: int | None,
     broker_cfg: BrokerConfig,
@@ -277,7 +335,7 @@ def _backtest_inputs(
             args.data,
             configured=feed.instruments,
             balance=Decimal(cfg.broker.emulator.balance),
-            granularity=feed.granularity,
+            granularity=granularity,
             validation=feed,
         )
     else:
@@ -287,15 +345,15 @@ def _backtest_inputs(
         model_dir,
         features_version=FEATURES_VERSION,
         feature_names=FEATURE_NAMES,
-        granularity=feed.granularity,
+        granularity=granularity,
         instruments=instruments,
     )
     if inputs is None:
-        say(f"reading {feed.granularity} candles of {', '.join(instruments)} from the {cfg.broker.kind} broker")
+        say(f"reading {granularity} candles of {', '.join(instruments)} from the {cfg.broker.kind} broker")
         inputs = backtest_inputs.from_broker(
             broker_cfg,
             instruments,
-            feed.granularity,
+            granularity,
             from_ns=from_ns,
             to_ns=to_ns,
             bars=args.bars,
@@ -309,6 +367,7 @@ def _backtest_inputs(
 def _backtest_summary(inputs: Inputs, result: BacktestResult, out: Path, say: Callable[[str], None]) -> None:
     from actors.core.timefmt import format_rfc3339
     from supervisor.offline.backtest import inputs as backtest_inputs
+    from supervisor.offline.backtest.metrics import sample_lines
 
     m = result.metrics
     win = "n/a" if m["win_rate"] is None else f"{m['win_rate']:.1%}"
@@ -318,6 +377,20 @@ def _backtest_summary(inputs: Inputs, result: BacktestResult, out: Path, say: Ca
         f"{m['trades']} trades, win rate {win}, net {m['net_pnl']:+.2f} {inputs.home_currency}, max drawdown "
         f"{m['max_drawdown']:.2%}; wrote {out}/ (trades.csv, journal.sqlite, metrics.json, equity.png)"
     )
+    quotes = m.get("quotes", {})
+    by_kind = {kind: [n for n, k in quotes.items() if k == kind] for kind in ("bid_ask", "mid_spread")}
+    described = {"bid_ask": "the source's bid/ask candles", "mid_spread": "mid -/+ half the closing spread"}
+    say(
+        "fills and stops read from "
+        + "; ".join(f"{described[kind]} ({', '.join(names)})" for kind, names in by_kind.items() if names)
+    )
+    for line in sample_lines(m, inputs.home_currency):
+        say(line)
+    if m["open_at_end"]:
+        say(
+            f"{m['open_at_end']} trade(s) open at the end: marked at the last close's bid (long) / ask (short), "
+            "no slippage (end_of_data in trades.csv), the same mark in net_pnl"
+        )
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -325,7 +398,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     import dataclasses
     from pathlib import Path
 
-    from supervisor.offline.inputs import InputError, check_out_dir, creating
+    from supervisor.offline.inputs import InputError, creating
     from supervisor.offline.report.run import ReportError, ReportLimits, write_report
 
     try:
@@ -336,7 +409,7 @@ def cmd_report(args: argparse.Namespace) -> int:
             max_latency_ms=args.max_latency_ms,
             max_growth_mb_per_h=args.max_growth_mb_per_h,
         )
-        out = check_out_dir(args.out)
+        out = _checked_out(args.out)
         with creating(out) as work:
             report = write_report(Path(args.journal), Path(args.backtest), work, limits=limits)
         report = dataclasses.replace(report, path=out / report.path.name)

@@ -129,6 +129,7 @@ def _add_backtest(sub: Commands) -> None:
         help="decide on the bars a shadow run decided on (its journal.sqlite): from its first bar decided with a "
         "trading permit to its last; with the embedded emulator, its history is read up to that window's end",
     )
+    backtest.add_argument("--granularity", help="bar granularity (default: the model directory's, from its model.json)")
     backtest.add_argument("--model", metavar="DIR", help="model directory (default: model.dir)")
     backtest.add_argument(
         "--journal",

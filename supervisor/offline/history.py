@@ -21,7 +21,7 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 import pandas as pd
 
@@ -31,7 +31,7 @@ from actors.core.bars import BarReason, RejectedBar, validate_candles
 from actors.core.config import BarValidationConfig
 from actors.core.domain import Candle, granularity_seconds
 from actors.core.timefmt import NS, format_rfc3339
-from actors.ml.candlefile import frame_from_candles, read_candle_files, validated_frame
+from actors.ml.candlefile import frame_from_candles, quote_frame_from_candles, read_candle_files, validated_frame
 
 __all__ = [
     "History",
@@ -59,6 +59,9 @@ class History:
     pip_sizes: dict[str, float]
     spread_fallback: dict[str, float]
     warnings: tuple[str, ...] = ()
+    # instrument -> its bid/ask OHLC (``actors.ml.candlefile.QUOTE_COLUMNS``, the frames' index)
+    # where the source has bid/ask candles (the broker's, read with price=BA); files have none.
+    quotes: dict[str, pd.DataFrame] = field(default_factory=dict)
 
 
 def _dropped(rejected: Sequence[RejectedBar]) -> list[RejectedBar]:
@@ -197,6 +200,7 @@ def from_candles(
     config = validation if validation is not None else BarValidationConfig()
     metadata = {i.name: i for i in broker.instruments(list(candles))}
     frames: dict[str, pd.DataFrame] = {}
+    quotes: dict[str, pd.DataFrame] = {}
     warnings: list[str] = []
     for name, series in candles.items():
         _, rejected = validate_candles(
@@ -204,12 +208,16 @@ def from_candles(
         )
         dropped = _dropped(rejected)
         gone = {r.candle.ts for r in dropped}
-        frames[name] = frame_from_candles([c for c in series if c.ts not in gone])
+        kept = [c for c in series if c.ts not in gone]
+        frames[name] = frame_from_candles(kept)
+        quote = quote_frame_from_candles([c for c in kept if c.complete])
+        if quote is not None:
+            quotes[name] = quote
         if dropped:
             warnings.append(rejection_warning(name, "the broker's candles", dropped))
     pips = {name: 10.0**i.pip_location for name, i in metadata.items()}
     _, spreads = _emulator_tables(list(candles))
-    return History(frames, pips, spreads, tuple(warnings))
+    return History(frames, pips, spreads, tuple(warnings), quotes)
 
 
 def broker_candles(

@@ -14,7 +14,14 @@ difference with journal rows. Its settings, and why:
   prices every 50 ms; much faster, a bar's last tick can still be held back when another
   instrument's first tick of the next bar closes the bar, and the risk role decides on a stale price.
 
-The cool-down after a loss and the reconciler's poll interval stay at their defaults: the risk role
+Time exits are on (``execution.time_exit_bars=4``): the execution role closes a time-exited trade
+at the close and the risk role decides that close's signals after it, and the backtest follows the
+same sequence (``actors.core.closing.at_close``), so a signal at that close enters on both sides.
+The cool-down after a loss is off (``risk.cooldown_after_loss_s=0``): the replay's four ticks per bar
+jump from the open to the extremes, so the shadow book fills a stop at the tick beyond it where the
+bar rule fills it at its level; a breakeven stop is then a small win in the backtest and a loss in
+the shadow run (seen: +12.77 vs -151.13 USD on GBP_USD), and with a cool-down that fill difference
+becomes an entry difference. The reconciler's poll interval stays at its default: the risk role
 decides a close's signals only after the execution role has checked that close's exits
 (``ExitsChecked``), counts a loss at the close it was reported at and drops a trade reported
 closed from its book at once, so it sees the closed trades a backtest sees.
@@ -80,11 +87,94 @@ def test_two_backtests_of_the_same_inputs_are_byte_identical(files: tuple[list[s
     assert _rows(out / "a" / "journal.sqlite") == _rows(out / "b" / "journal.sqlite")
     metrics = json.loads((out / "a" / "metrics.json").read_text())["metrics"]
     assert metrics["trades"] > 10
+    assert metrics["quotes"] == dict.fromkeys(INSTRUMENTS, "mid_spread")  # files: mid and the closing spread
+    assert "fills and stops read from mid -/+ half the closing spread (EUR_USD, GBP_USD, USD_JPY)" in first.stderr
     assert set(metrics) >= {"win_rate", "profit_factor", "sharpe", "sortino", "max_drawdown", "exposure", "average_r"}
     assert (out / "a" / "equity.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "100% " in first.stderr and second.stderr == ""  # the progress bar, unless --quiet
     kinds = {r[2] for r in _rows(out / "a" / "journal.sqlite")}
     assert kinds >= {"model.signal", "risk.intent", "risk.skip", "exec.filled", "exec.closed", "backtest.completed"}
+
+
+@pytest.mark.timeout(180)
+def test_a_backtest_splits_its_results_at_the_models_training_window_end(files: tuple[list[str], Path]) -> None:
+    # Arrange: the model was trained on bars up to 2024-01-22T00:00Z (its model.json's window)
+    items, model = files
+    out = short_tmp_dir("thbt")
+    args = ["backtest", "--data", *items, "--model", str(model), *TRADES]
+    trained_to = json.loads((model / "model.json").read_text())["window_to_ns"]
+
+    # Act: a window across the training window's end, and one entirely inside it
+    across = run_cli(*args, "--from", "2024-01-18T00:00:00Z", "--out", str(out / "across"))
+    inside = run_cli(*args, "--from", "2024-01-15T00:00:00Z", "--to", "2024-01-19T00:00:00Z", "--out", str(out / "in"))
+
+    # Assert: both blocks in metrics.json and on the console, split by the signal bar
+    assert across.returncode == 0 and inside.returncode == 0, across.stderr + inside.stderr
+    metrics = json.loads((out / "across" / "metrics.json").read_text())["metrics"]
+    in_sample, out_of_sample = metrics["in_sample"], metrics["out_of_sample"]
+    with (out / "across" / "trades.csv").open(encoding="utf-8") as handle:
+        signals = [parse_time(row["signal_bar"]) for row in csv.DictReader(handle)]
+    assert in_sample["trades"] == sum(t <= trained_to for t in signals) > 0
+    assert out_of_sample["trades"] == sum(t > trained_to for t in signals) > 0
+    assert in_sample["trades"] + out_of_sample["trades"] == metrics["trades"]
+    assert in_sample["net_pnl"] + out_of_sample["net_pnl"] == pytest.approx(metrics["net_pnl"], abs=1e-3)
+    assert metrics["training_window_end"] == format_rfc3339(trained_to)
+    assert "in-sample" in across.stderr and "out-of-sample" in across.stderr
+    assert "warning" not in across.stderr
+    warnings = [line for line in inside.stderr.splitlines() if "warning" in line]
+    assert len(warnings) == 1 and "entirely in-sample" in warnings[0], inside.stderr
+    assert json.loads((out / "in" / "metrics.json").read_text())["metrics"]["out_of_sample"]["trades"] == 0
+
+
+@pytest.mark.timeout(240)
+def test_a_backtest_takes_the_granularity_of_its_model_and_a_toml_datetime_start() -> None:
+    # Arrange: a model trained on H1 bars of the embedded emulator's market
+    work = short_tmp_dir("thgr")
+    market = ["--set", "broker.emulator.start=2024-03-06T12:00:00Z"]  # a TOML datetime, as typed
+    trained = run_cli("train", *market, "--granularity", "H1", "--bars", "1500", "--out", str(work / "h1"))
+    assert trained.returncode == 0, trained.stderr
+
+    # Act: no --set feed.granularity=H1; then a --granularity the model was not trained on
+    ran = run_cli(
+        "backtest", *market, "--model", str(work / "h1"), "--bars", "200", "--quiet", "--out", str(work / "a")
+    )
+    wrong = run_cli("backtest", *market, "--model", str(work / "h1"), "--granularity", "M15", "--out", str(work / "b"))
+
+    # Assert
+    assert ran.returncode == 0, ran.stderr
+    summary = json.loads((work / "a" / "metrics.json").read_text())
+    assert summary["granularity"] == "H1" and summary["metrics"]["bars"] == 200
+    # the broker's candles come with bid and ask (price=BA): fills and stops read them, and it says so
+    assert summary["metrics"]["quotes"] == dict.fromkeys(INSTRUMENTS, "bid_ask")
+    assert wrong.returncode == 2 and wrong.stderr.count("\n") == 1, wrong.stderr
+    assert "trained on H1 bars" in wrong.stderr and not (work / "b").exists()
+
+
+@pytest.mark.timeout(120)
+def test_an_output_inside_a_running_hosts_run_directory_is_refused(files: tuple[list[str], Path]) -> None:
+    # Arrange: a run directory whose lock is held (as a running host holds it)
+    from supervisor.rundir import HostLock
+
+    items, model = files
+    run_dir = short_tmp_dir("thrd") / "run"
+    lock = HostLock.acquire(run_dir)
+    try:
+        # Act: --out in it, and deeper in it
+        results = {
+            out: run_cli("backtest", "--data", *items, "--model", str(model), "--quiet", "--out", str(out))
+            for out in (run_dir / "bt", run_dir / "a" / "b")
+        }
+        written = [p.name for p in run_dir.iterdir()]
+    finally:
+        lock.release()
+    after = run_cli("backtest", "--data", *items, "--model", str(model), "--quiet", "--out", str(run_dir / "bt"))
+
+    # Assert: refused while the lock is held, one line, nothing written; accepted once released
+    for res in results.values():
+        assert res.returncode == 2 and res.stderr.count("\n") == 1, res.stderr
+        assert "run directory of a running host" in res.stderr
+    assert written == ["tradehost.lock"]
+    assert after.returncode == 0, after.stderr
 
 
 @pytest.mark.timeout(120)
@@ -176,6 +266,8 @@ def test_a_replayed_shadow_run_and_a_backtest_of_the_same_window_make_the_same_e
     rules = [
         "risk.min_probability=0.52",
         "risk.daily_loss_limit=0.5",
+        "execution.time_exit_bars=4",  # time exits on: both sides close at the close, then decide
+        "risk.cooldown_after_loss_s=0",  # see the module docstring: a stop's fill differs, not a decision
     ]
     data = f"broker.emulator.data={json.dumps(items)}"
     shadow = [
@@ -197,6 +289,7 @@ def test_a_replayed_shadow_run_and_a_backtest_of_the_same_window_make_the_same_e
         poll_until(lambda: len(decided_bars()) >= 40, timeout_s=120, what="40 decided bars")
         decided = decided_bars()
         skips = host.journal("risk.skip")
+        closed = host.journal("exec.closed")
     permitted = min(
         {e["body"]["bar_ts"] for e in skips if e["body"]["reason"] not in ("no_permit", "not_ready")}
         | {e["body"]["bar_ts"] for e in host.journal("risk.intent")}
@@ -245,4 +338,10 @@ def test_a_replayed_shadow_run_and_a_backtest_of_the_same_window_make_the_same_e
     assert entries >= 10  # enough entries for the rate to mean something
     assert lines.get("PASS  no crashes", "").startswith("PASS")
     assert parse_time(start) <= permitted < last
-    assert (work / "report" / "report.md").read_text().startswith("# Shadow run vs backtest")
+    exits = json.loads((work / "backtest" / "metrics.json").read_text())["metrics"]["exits"]
+    assert exits.get("time_exit", 0) >= 3, exits  # the time exits were exercised on both sides
+    assert any(e["body"]["reason"] == "time_exit" for e in closed)
+    report_md = (work / "report" / "report.md").read_text()
+    assert report_md.startswith("# Shadow run vs backtest")
+    # the model was trained before the window: every bar out-of-sample, and report.md says both
+    assert "- Backtest in-sample: no bar of the window" in report_md and "- Backtest out-of-sample (" in report_md

@@ -21,9 +21,8 @@ from actors.broker import Broker
 from actors.core.errors import BrokerError
 from actors.roles.execution.entries import EntryDesk
 from actors.roles.execution.exits import ExitDesk
-from actors.roles.execution.jobs import BarRange, Exits, Flatten, Job, Protect, Protection, Publish, Submit
+from actors.roles.execution.jobs import BarRange, Exits, Flatten, Job, Protect, Protection, Submit
 from actors.runtime.journalrows import ExecErrorRow
-from actors.runtime.messages import TOPIC_EXEC_REPORT, ExitsChecked
 
 
 class OrderDesk(EntryDesk, ExitDesk):
@@ -69,8 +68,7 @@ class OrderDesk(EntryDesk, ExitDesk):
         elif isinstance(job, BarRange):
             broker.on_bar(job.instrument, job.candle, job.end_ns)
         elif isinstance(job, Exits):
-            if self._exits(broker, job.bar_ts):  # every close of this bar reported: the risk role may decide
-                self.post(Publish(TOPIC_EXEC_REPORT, ExitsChecked(bar_ts=job.bar_ts), None))
+            self._exits(broker, job.bar_ts)  # then ExitsChecked: the risk role decides the close's signals
         elif isinstance(job, Protect):
             self._protect_requested(broker, job)
         elif isinstance(job, Flatten):

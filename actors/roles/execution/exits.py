@@ -15,16 +15,17 @@ from __future__ import annotations
 from decimal import Decimal
 
 from actors.broker import Broker
+from actors.core.closing import at_close
 from actors.core.domain import InstrumentId, TradeState
 from actors.core.entry import host_tag
 from actors.core.errors import BrokerError
-from actors.core.exits import CloseTrade, MoveStopLoss, bars_held, entry_from_broker, manage_trade
+from actors.core.exits import CloseTrade, ExitAction, MoveStopLoss, bars_held, entry_from_broker, manage_trade
 from actors.core.truth import realized_pl, trade_origin
-from actors.roles.execution.jobs import Protect
+from actors.roles.execution.jobs import Protect, Publish
 from actors.roles.execution.memos import TradeMemo, save_memos
 from actors.roles.execution.protection import ProtectionDesk
 from actors.runtime.journalrows import ExecClosedRow, ExecErrorRow, ExecManagedRow, ExecStopMovedRow
-from actors.runtime.messages import ExecutionReport
+from actors.runtime.messages import TOPIC_EXEC_REPORT, ExecutionReport, ExitsChecked
 
 CLOSE_REPORT_TRIES = 3  # closes in a row a gone trade's close may fail to be read before it is given up
 
@@ -35,13 +36,20 @@ class ExitDesk(ProtectionDesk):
     # --- exits and protection ---
 
     def _exits(self, broker: Broker, bar_ts: int) -> bool:
-        """Report trades closed at the broker, then manage every open trade's exits.
+        """One close in the order every book follows (``actors.core.closing.at_close``): trades closed
+        at the broker reported, every open trade's exits managed (a time exit closes now), then the
+        risk role told the close's exits are checked (``ExitsChecked``), so it decides the close's
+        signals.
 
         Returns:
             True when every close was reported (a failed look-up is tried again next close and
             given up after ``CLOSE_REPORT_TRIES``, then reported without its P&L and alerted).
         """
         self.last_bar_ts = max(self.last_bar_ts, bar_ts)
+        return at_close(_DeskClose(self, broker, bar_ts))
+
+    def _settle_gone(self, broker: Broker) -> tuple[bool, dict[str, TradeState]]:
+        """Report the trades closed at the broker; the trades open now, and whether every close is reported."""
         trades = {t.id: t for t in broker.open_trades()}
         # Trades this desk opened (memos) or saw open: gone now means closed at the broker.
         gone = {*self.memos, *self.known_open} - set(trades)
@@ -50,14 +58,8 @@ class ExitDesk(ProtectionDesk):
             if self._report_gone(broker, trade_id):
                 unreported.pop(trade_id, None)
         self.known_open = {**unreported, **trades}  # a copy: closing a trade below forgets it there
-        for trade in trades.values():
-            if trade.stop_loss_price is None or trade.take_profit_price is None:
-                self._unprotected_seen(broker, trade)
-            try:
-                self._manage(broker, trade, bar_ts)
-            except BrokerError as e:  # this trade's exits wait for the next close; the others go on
-                self.journal(ExecErrorRow(job="Exits", trade_id=trade.id, error=f"{type(e).__name__}: {e}"))
-        return not any(trade_id in self.known_open or trade_id in self.memos for trade_id in gone)
+        settled = not any(trade_id in self.known_open or trade_id in self.memos for trade_id in gone)
+        return settled, trades
 
     def _unprotected_seen(self, broker: Broker, trade: TradeState) -> None:
         # Seen here first maybe (before the reconciler's next poll): no trading from this moment,
@@ -94,15 +96,15 @@ class ExitDesk(ProtectionDesk):
         self.report_failures.pop(trade_id, None)
         return True
 
-    def _manage(self, broker: Broker, trade: TradeState, bar_ts: int) -> None:
-        """One open trade at a close: the exit rules (breakeven, trailing, time exit) at the broker."""
+    def _exit_actions(self, broker: Broker, trade: TradeState, bar_ts: int) -> tuple[ExitAction, ...]:
+        """One open trade at a close: the exit rules (breakeven, trailing, time exit)."""
         quote = self.market.prices.get(trade.instrument)
         if quote is None or not quote.tradeable:
-            return
+            return ()
         memo = self.memos.get(trade.id) or self._memo_from_broker(trade)
         if memo is None:
-            return
-        actions = manage_trade(
+            return ()
+        return manage_trade(
             trade,
             initial_stop_loss=Decimal(memo.initial_stop_loss) if memo.initial_stop_loss else None,
             bars_held=bars_held(memo.open_bar_ts, bar_ts, self.granularity),
@@ -112,22 +114,20 @@ class ExitDesk(ProtectionDesk):
             instrument=self._instrument(broker, trade.instrument),
             config=self.cfg,
         )
-        for action in actions:
-            corr = memo.corr
-            if isinstance(action, MoveStopLoss):
-                broker.set_trade_orders(trade.id, stop_loss=action.price)
-                self.journal(
-                    ExecStopMovedRow(
-                        trade_id=trade.id,
-                        instrument=trade.instrument,
-                        reason=action.reason,
-                        stop_loss=format(action.price, "f"),
-                        was=str(trade.stop_loss_price),
-                    ),
-                    corr=corr,
-                )
-            elif isinstance(action, CloseTrade):
-                self._close(broker, trade, reason=action.reason)
+
+    def _move_stop(self, broker: Broker, trade: TradeState, action: MoveStopLoss) -> None:
+        memo = self.memos.get(trade.id)
+        broker.set_trade_orders(trade.id, stop_loss=action.price)
+        self.journal(
+            ExecStopMovedRow(
+                trade_id=trade.id,
+                instrument=trade.instrument,
+                reason=action.reason,
+                stop_loss=format(action.price, "f"),
+                was=str(trade.stop_loss_price),
+            ),
+            corr=memo.corr if memo else None,
+        )
 
     def _memo_from_broker(self, trade: TradeState) -> TradeMemo | None:
         """The memo of an open trade the desk has none of (adopted, another host's, or its own
@@ -188,3 +188,48 @@ class ExitDesk(ProtectionDesk):
             ),
             memo.corr if memo else None,
         )
+
+
+class _DeskClose:
+    """The order desk's steps at one close, for ``actors.core.closing.at_close``: a broker error on
+    one trade is journaled and that trade's exits wait for the next close; the others go on."""
+
+    def __init__(self, desk: ExitDesk, broker: Broker, bar_ts: int) -> None:
+        self.desk, self.broker, self.bar_ts = desk, broker, bar_ts
+        self.trades: dict[str, TradeState] = {}
+
+    def settle_stops(self) -> bool:
+        settled, self.trades = self.desk._settle_gone(self.broker)
+        return settled
+
+    def open_trades(self) -> list[TradeState]:
+        return list(self.trades.values())
+
+    def exit_actions(self, trade: TradeState) -> tuple[ExitAction, ...]:
+        if trade.stop_loss_price is None or trade.take_profit_price is None:
+            self.desk._unprotected_seen(self.broker, trade)
+        try:
+            return self.desk._exit_actions(self.broker, trade, self.bar_ts)
+        except BrokerError as e:
+            self._failed(trade, e)
+            return ()
+
+    def move_stop(self, trade: TradeState, action: MoveStopLoss) -> None:
+        try:
+            self.desk._move_stop(self.broker, trade, action)
+        except BrokerError as e:
+            self._failed(trade, e)
+
+    def close_now(self, trade: TradeState, action: CloseTrade) -> None:
+        try:
+            self.desk._close(self.broker, trade, reason=action.reason)
+        except BrokerError as e:
+            self._failed(trade, e)
+
+    def decide_entries(self) -> None:
+        # Every close of this bar reported: the risk role may decide the close's signals.
+        self.desk.post(Publish(TOPIC_EXEC_REPORT, ExitsChecked(bar_ts=self.bar_ts), None))
+
+    def _failed(self, trade: TradeState, e: BrokerError) -> None:
+        # This trade's exits wait for the next close; the others go on.
+        self.desk.journal(ExecErrorRow(job="Exits", trade_id=trade.id, error=f"{type(e).__name__}: {e}"))

@@ -5,21 +5,27 @@ functions the roles call (never a copy of one):
 
 - **At a bar's open**: intents decided at the instrument's previous close fill with
   ``actors.core.fills.market_fill`` at the open's bid/ask (a buy at the ask, a sell at the bid,
-  ``execution.slippage_pips`` worse); time exits close the same way.
+  ``execution.slippage_pips`` worse).
 - **Inside the bar**: SL/TP with ``actors.core.fills.bar_exit`` on the trigger side's OHLC (a long's on
   the bid, a short's on the ask; a gap through a level fills at the open; when the range reaches
   both, the stop loss is assumed to have hit first).
-- **At the bar's close** (the decision time, in market time, as the risk role decides on market
-  time): the NAV (balance + open P&L at the closing side, ``actors.core.fills.pnl_home``) is folded
-  into ``actors.core.zones.update_zones``; every open trade goes through ``actors.core.exits.exit_actions``
-  (a stop moved now protects from the next bar on; a time exit fills at the next open); every
-  prediction goes through ``actors.core.entry.decide_entry`` (gate, zones, sizing, intent id) with the
-  bar's closing bid/ask as the quote, the ATR of ``actors.core.bars.average_true_range`` over the
-  instrument's last ``risk.atr_period`` + 1 bars (what ``actors.runtime.marketview.MarketView`` keeps) and
-  the account's margin available (NAV less the open trades' margin and what pending intents took).
+- **At the bar's close**, in the order the execution and risk roles follow live
+  (``actors.core.closing.at_close``, the one sequence both call): the SL/TP hits above are settled,
+  then every open trade goes through ``actors.core.exits.exit_actions`` (a stop moved now protects
+  from the next bar on; a time exit closes now with ``market_fill`` at the close's bid/ask, as the
+  execution role closes it before the risk role decides), then the entries are decided (the
+  decision time, in market time, as the risk role decides on market time): the NAV (balance +
+  open P&L at the closing side, ``actors.core.fills.pnl_home``) is folded into
+  ``actors.core.zones.update_zones``; every prediction goes through ``actors.core.entry.decide_entry``
+  (gate, zones, sizing, intent id) with the bar's closing bid/ask as the quote, the ATR of
+  ``actors.core.bars.average_true_range`` over the instrument's last ``risk.atr_period`` + 1 bars
+  (what ``actors.runtime.marketview.MarketView`` keeps) and the account's margin available (NAV
+  less the open trades' margin and what pending intents took).
 
 Bars carry mid OHLC and the closing spread (``actors.ml.candlefile``'s columns); bid and ask are the
-mid minus and plus half the closing spread, on the instrument's tick. Journal rows are the live
+source's bid/ask candles where it has them (the broker's, read with ``price=BA``: OANDA and the
+emulator), else the mid minus and plus half the closing spread (candle files), on the instrument's
+tick. Journal rows are the live
 roles' kinds with their body fields and the bar id as ``corr``, stamped with market time.
 
 Speed (a year of ten instruments in seconds): the rules are called only where a decision or an
@@ -45,6 +51,7 @@ import numpy as np
 
 from actors.core.bars import MidBar
 from actors.core.bartime import bar_end
+from actors.core.closing import at_close
 from actors.core.domain import DAY_ALIGNED, Position, SkipReason, granularity_seconds
 from actors.core.exits import CloseTrade, ExitAction, MoveStopLoss, bars_held, exit_actions
 from actors.core.fills import bar_exit, market_fill, pnl_home, pnl_quote, slippage_pips, slippage_price
@@ -148,7 +155,9 @@ class Simulation(Decisions):
         self.band = self._threshold_band()
 
     def _quotes(self, grid: BarGrid) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-        # Bid and ask OHLC from mid and the closing spread, on each instrument's tick.
+        # Bid and ask OHLC on each instrument's tick: the source's bid/ask candles where it has them
+        # (a stop sees the bid's or the ask's own extreme, wider than the closing spread when the
+        # spread widened inside the bar), else mid -/+ half the closing spread.
         half = grid.spread / 2.0
         decimals = np.array([m.display_precision for m in self.meta])
         bid, ask = {}, {}
@@ -158,6 +167,10 @@ class Simulation(Decisions):
             for j, dp in enumerate(decimals):
                 bid[side][:, j] = np.round(grid.mid[side][:, j] - half[:, j], int(dp))
                 ask[side][:, j] = np.round(grid.mid[side][:, j] + half[:, j], int(dp))
+                if grid.bid is not None and grid.ask is not None:
+                    given = np.isfinite(grid.bid[side][:, j]) & np.isfinite(grid.ask[side][:, j])
+                    bid[side][given, j] = np.round(grid.bid[side][given, j], int(dp))
+                    ask[side][given, j] = np.round(grid.ask[side][given, j], int(dp))
         return bid, ask
 
     # --- the walk ---------------------------------------------------------------------------
@@ -189,27 +202,36 @@ class Simulation(Decisions):
         close_ns = bar_end(t, self.granularity)  # the decision time: the bar's close, in market time
         columns = self.columns[row]
         rows: list[JournalRow] = []
-        trades = self.trades
-        if self.pending or trades:
+        if self.pending:
             for j in columns:
-                if j in self.pending or (j in trades and trades[j].closing):
+                if j in self.pending:
                     self._open(row, j, t, rows)
         self.warm_up(row)
-        if trades:
-            for j in columns:
-                trade = trades.get(j)
-                if trade is not None:
-                    self._inside(row, j, trade, close_ns, rows)
+        # The close, in the live roles' order (actors.core.closing.at_close): stops inside the bar,
+        # the exit rules (a time exit closes now, at this close), then this close's entries.
+        at_close(_Close(self, row, columns, t, close_ns, p_up, valid, skipped, rows))
+        if rows:
+            self.emit(rows)
+
+    def _decide_close(  # noqa: PLR0917 - the decision step of one close (_Close.decide_entries)
+        self,
+        row: int,
+        columns: list[int],
+        t: int,
+        close_ns: int,
+        p_up: Sequence[float],
+        valid: Sequence[bool],
+        skipped: Callable[[int], dict[str, Any]],
+        rows: list[JournalRow],
+    ) -> None:
+        trades = self.trades
         nav = self._nav() if trades else self.balance
         self.zone_state, self.zone = update_zones(self.zone_state, nav=nav, now_ns=close_ns, config=self.risk)
         self.out.equity_ns.append(close_ns)
         self.out.equity.append(nav)
+        self.out.exposed_at.append(bool(trades))
         if trades:
             self.out.exposed += 1
-            for j in columns:
-                trade = trades.get(j)
-                if trade is not None and not trade.closing:
-                    self._manage(row, j, trade, t=t, close_ns=close_ns, rows=rows)
         low, high = self.band
         counts = self.out.decisions
         for j in columns:
@@ -220,22 +242,26 @@ class Simulation(Decisions):
                     self._journal_below(j, t, close_ns, p, rows)
                 continue
             self._decide(row, j, t=t, close_ns=close_ns, p_up=p, valid=valid[j], skipped=skipped, nav=nav, rows=rows)
-        if rows:
-            self.emit(rows)
 
     def finish(self) -> _Outcome:
-        """Close what is still open at its instrument's last close (``end_of_data``)."""
+        """Close what is still open at its instrument's last close (``end_of_data``).
+
+        Such a trade is marked, not filled: at the last close's bid (a long) or ask (a short),
+        without slippage, the price the NAV marks it at (``_nav``); so ``trades.csv`` and the
+        metrics' ``net_pnl`` / ``final_nav`` (the last equity point, set to the balance after the
+        marks) count it the same way.
+        """
         rows: list[JournalRow] = []
         end_ns = self.out.equity_ns[-1] if self.out.equity_ns else 0
         for j, trade in sorted(self.trades.items()):
             quote = self.last_quote[j]
             if quote is None:
                 continue
-            price = market_fill(
-                -trade.sign, quote[0], quote[1], slippage=self.slippage[j], precision=self.meta[j].display_precision
-            )
+            price = quote[0] if trade.sign > 0 else quote[1]
             self._close(trade, price, reason=END_OF_DATA, ts_ns=end_ns, bar_ns=self._last_bar_ns(j), rows=rows)
         self.pending.clear()
+        if rows and self.out.equity:
+            self.out.equity[-1] = self.balance  # the same marks, each P&L rounded as in trades.csv
         if rows:
             self.emit(rows)
         return self.out
@@ -245,7 +271,7 @@ class Simulation(Decisions):
     def _open(self, row: int, j: int, t: int, rows: list[JournalRow]) -> None:
         meta = self.meta[j]
         pending = self.pending.pop(j, None)
-        if pending is not None:
+        if pending is not None:  # an intent decided at the previous close fills at this open
             sized = pending.intent.sized
             sign = sized.direction.sign
             price = market_fill(
@@ -293,16 +319,6 @@ class Simulation(Decisions):
                 )
             )
             return
-        held = self.trades.get(j)
-        if held is not None and held.closing:
-            price = market_fill(
-                -held.sign,
-                self.bid["open"].item(row, j),
-                self.ask["open"].item(row, j),
-                slippage=self.slippage[j],
-                precision=meta.display_precision,
-            )
-            self._close(held, price, reason=held.closing, ts_ns=t, bar_ns=self.times[row], rows=rows)
 
     def _inside(self, row: int, j: int, trade: _OpenTrade, close_ns: int, rows: list[JournalRow]) -> None:
         side = self.bid if trade.sign > 0 else self.ask
@@ -374,27 +390,35 @@ class Simulation(Decisions):
 
     # --- exits ------------------------------------------------------------------------------
 
-    def _manage(self, row: int, j: int, trade: _OpenTrade, *, t: int, close_ns: int, rows: list[JournalRow]) -> None:
-        bid, ask = self.close_bid[row][j], self.close_ask[row][j]
-        held = self._held(trade, t)
-        actions = self._exit_actions(j, trade, held, bid, ask)
-        for action in actions:
-            if isinstance(action, MoveStopLoss):
-                was = trade.stop_loss
-                trade.stop_loss = float(action.price)
-                rows.append(
-                    rows_.exec_exit_changed(
-                        trade.trade_id,
-                        trade.instrument,
-                        reason=action.reason,
-                        stop_loss=format(action.price, "f"),
-                        was=self._price(j, was),
-                        corr=trade.corr,
-                        ts_ns=close_ns,
-                    )
-                )
-            elif isinstance(action, CloseTrade):
-                trade.closing = action.reason
+    def _move_stop(
+        self, j: int, trade: _OpenTrade, action: MoveStopLoss, close_ns: int, rows: list[JournalRow]
+    ) -> None:
+        was = trade.stop_loss
+        trade.stop_loss = float(action.price)
+        rows.append(
+            rows_.exec_exit_changed(
+                trade.trade_id,
+                trade.instrument,
+                reason=action.reason,
+                stop_loss=format(action.price, "f"),
+                was=self._price(j, was),
+                corr=trade.corr,
+                ts_ns=close_ns,
+            )
+        )
+
+    def _close_now(self, row: int, trade: _OpenTrade, reason: str, close_ns: int, rows: list[JournalRow]) -> None:
+        # A market close at this close's bid/ask (a long sells at the bid), as the execution role
+        # closes a trade at the close and the broker fills it at the price then.
+        j = trade.column
+        price = market_fill(
+            -trade.sign,
+            self.close_bid[row][j],
+            self.close_ask[row][j],
+            slippage=self.slippage[j],
+            precision=self.meta[j].display_precision,
+        )
+        self._close(trade, price, reason=reason, ts_ns=close_ns, bar_ns=self.times[row], rows=rows)
 
     def _held(self, trade: _OpenTrade, t: int) -> int:
         limit = self.execution.time_exit_bars
@@ -440,3 +464,54 @@ class Simulation(Decisions):
     def _last_bar_ns(self, j: int) -> int:
         recent = self.recent[j]
         return self.times[recent[-1]] if recent else 0
+
+
+class _Close:
+    """The backtest book's steps at one close, for ``actors.core.closing.at_close`` (the order the
+    execution and risk roles follow live)."""
+
+    __slots__ = ("close_ns", "columns", "p_up", "row", "rows", "sim", "skipped", "t", "valid")
+
+    def __init__(  # noqa: PLR0917 - one close's inputs
+        self,
+        sim: Simulation,
+        row: int,
+        columns: list[int],
+        t: int,
+        close_ns: int,
+        p_up: Sequence[float],
+        valid: Sequence[bool],
+        skipped: Callable[[int], dict[str, Any]],
+        rows: list[JournalRow],
+    ) -> None:
+        self.sim, self.row, self.columns, self.t, self.close_ns = sim, row, columns, t, close_ns
+        self.p_up, self.valid, self.skipped, self.rows = p_up, valid, skipped, rows
+
+    def settle_stops(self) -> bool:
+        sim = self.sim
+        if sim.trades:
+            for j in self.columns:
+                trade = sim.trades.get(j)
+                if trade is not None:
+                    sim._inside(self.row, j, trade, self.close_ns, self.rows)
+        return True  # the backtest always knows its closes
+
+    def open_trades(self) -> list[_OpenTrade]:
+        trades = self.sim.trades
+        return [trades[j] for j in self.columns if j in trades] if trades else []
+
+    def exit_actions(self, trade: _OpenTrade) -> tuple[ExitAction, ...]:
+        sim, j = self.sim, trade.column
+        held = sim._held(trade, self.t)
+        return sim._exit_actions(j, trade, held, sim.close_bid[self.row][j], sim.close_ask[self.row][j])
+
+    def move_stop(self, trade: _OpenTrade, action: MoveStopLoss) -> None:
+        self.sim._move_stop(trade.column, trade, action, self.close_ns, self.rows)
+
+    def close_now(self, trade: _OpenTrade, action: CloseTrade) -> None:
+        self.sim._close_now(self.row, trade, action.reason, self.close_ns, self.rows)
+
+    def decide_entries(self) -> None:
+        self.sim._decide_close(
+            self.row, self.columns, self.t, self.close_ns, self.p_up, self.valid, self.skipped, self.rows
+        )

@@ -4,6 +4,10 @@ Metrics (``metrics``), each computed from the closed trades (``trades.csv``) and
 (the NAV at every bar close of the window: balance + open P&L at the closing side):
 
 - ``trades``: round trips closed, ``end_of_data`` closes included (``open_at_end`` counts those).
+  A trade still open at the end is marked, not filled: at its instrument's last close's bid (a
+  long) or ask (a short), without slippage, the price the NAV marks open trades at; its
+  ``trades.csv`` row and ``net_pnl`` / ``final_nav`` use that one mark, so ``net_pnl`` is the sum
+  of ``trades.csv``'s ``pnl`` (``open_at_end_mark`` says so in the file).
 - ``win_rate``: share of trades with a P&L above 0 (null without trades).
 - ``profit_factor``: gross profit / gross loss (null when nothing was lost).
 - ``sharpe``: mean / standard deviation of the per-bar NAV returns, times the square root of the
@@ -16,6 +20,13 @@ Metrics (``metrics``), each computed from the closed trades (``trades.csv``) and
 - ``average_r``: mean P&L per trade in units of its planned risk (the loss at the initial stop:
   ``risk_home`` of the intent), so a stop-out is about -1 and a take profit about
   ``risk.reward_ratio``.
+
+In-sample and out-of-sample (``sample_split``): the model's ``model.json`` names the last bar of its
+training window (``window_to_ns``); a trade whose signal bar is at or before it is ``in_sample`` (the
+model was fitted or scored on that bar), a later one ``out_of_sample``. Each block holds the metrics
+above over its trades and its part of the equity curve (the bar closes up to the end of that bar,
+and those after it, starting from the NAV at the split), with ``first_bar`` / ``last_bar`` of the
+signal bars it covers; ``training_window_end`` is the split.
 
 Every number is rounded (6 decimals, money 4) and the JSON is written with sorted keys, so the same
 run gives the same bytes. Plots use matplotlib's Agg backend (no display needed).
@@ -37,9 +48,19 @@ from actors.core.domain import granularity_seconds
 from actors.core.timefmt import format_rfc3339
 from supervisor.offline.backtest.records import END_OF_DATA, ClosedTrade
 
-__all__ = ["TRADE_COLUMNS", "compute_metrics", "plot_equity", "trades_csv", "write_json"]
+__all__ = [
+    "TRADE_COLUMNS",
+    "compute_metrics",
+    "plot_equity",
+    "sample_lines",
+    "sample_split",
+    "trades_csv",
+    "write_json",
+]
 
 TRADING_DAYS_PER_YEAR = 252
+# How a trade still open at the end is valued, in trades.csv and in net_pnl alike (the module docstring).
+OPEN_AT_END_MARK = "last close bid (long) / ask (short), no slippage, as the NAV marks it; in trades.csv and net_pnl"
 TRADE_COLUMNS = (
     "trade_id",
     "intent_id",
@@ -106,6 +127,7 @@ def compute_metrics(
     return {
         "trades": len(trades),
         "open_at_end": reasons.get(END_OF_DATA, 0),
+        "open_at_end_mark": OPEN_AT_END_MARK,
         "exits": dict(sorted(reasons.items())),
         "win_rate": _round(len(wins) / len(trades)) if len(trades) else None,
         "profit_factor": _round(float(wins.sum()) / -float(losses.sum())) if len(losses) else None,
@@ -121,6 +143,74 @@ def compute_metrics(
         "final_nav": _round(final, 4),
         "bars": len(equity),
     }
+
+
+def sample_split(
+    trades: Sequence[ClosedTrade],
+    *,
+    equity_ns: Sequence[int],
+    equity: Sequence[float],
+    exposed: Sequence[bool],
+    opening_nav: float,
+    granularity: str,
+    training_to_ns: int,
+) -> dict[str, Any]:
+    """``in_sample`` and ``out_of_sample`` metrics, split at the model's training window end (the
+    module docstring), and ``training_window_end``.
+
+    Args:
+        trades: the closed trades.
+        equity_ns: the bar closes of the window (UTC ns).
+        equity: the NAV at each of them.
+        exposed: whether a trade was open at each of them.
+        opening_nav: the NAV before the first bar.
+        granularity: the bars' granularity.
+        training_to_ns: the start of the last bar of the model's training window (``window_to_ns``).
+    """
+    split_ns = training_to_ns + granularity_seconds(granularity) * 1_000_000_000  # that bar's close
+    cut = int(np.searchsorted(np.asarray(equity_ns, dtype=np.int64), split_ns, side="right"))
+    blocks: dict[str, Any] = {}
+    parts = (
+        ("in_sample", [t for t in trades if t.signal_bar_ns <= training_to_ns], slice(0, cut), opening_nav),
+        ("out_of_sample", [t for t in trades if t.signal_bar_ns > training_to_ns], slice(cut, None),
+         float(equity[cut - 1]) if cut > 0 else opening_nav),
+    )  # fmt: skip
+    for name, chosen, span, start_nav in parts:
+        block = compute_metrics(
+            chosen,
+            equity=list(equity[span]),
+            exposed_bars=sum(exposed[span]),
+            opening_nav=start_nav,
+            granularity=granularity,
+        )
+        closes = list(equity_ns[span])
+        step = granularity_seconds(granularity) * 1_000_000_000
+        block["first_bar"] = format_rfc3339(closes[0] - step) if closes else None
+        block["last_bar"] = format_rfc3339(closes[-1] - step) if closes else None
+        blocks[name] = block
+    blocks["training_window_end"] = format_rfc3339(training_to_ns)
+    return blocks
+
+
+def sample_lines(metrics: Mapping[str, Any], currency: str) -> list[str]:
+    """One line per block of ``sample_split`` (for the console and ``report.md``); none without them."""
+    lines = []
+    for name, label in (("in_sample", "in-sample"), ("out_of_sample", "out-of-sample")):
+        block = metrics.get(name)
+        if not isinstance(block, Mapping):
+            continue
+        if not block.get("bars"):
+            lines.append(f"{label}: no bar of the window")
+            continue
+        win = "n/a" if block["win_rate"] is None else f"{block['win_rate']:.1%}"
+        pf = "n/a" if block["profit_factor"] is None else f"{block['profit_factor']:.2f}"
+        sharpe = "n/a" if block["sharpe"] is None else f"{block['sharpe']:.2f}"
+        lines.append(
+            f"{label} ({block['first_bar'][:16]}Z .. {block['last_bar'][:16]}Z, model trained to "
+            f"{str(metrics.get('training_window_end'))[:16]}Z): {block['trades']} trades, win rate {win}, "
+            f"profit factor {pf}, Sharpe {sharpe}, net {block['net_pnl']:+.2f} {currency}"
+        )
+    return lines
 
 
 def trades_csv(trades: Sequence[ClosedTrade], precision: Mapping[str, int]) -> str:

@@ -33,6 +33,9 @@ class BarGrid:
             has no bar.
         spread: ask - bid at the close, price units (T, I).
         volume: tick volume (T, I).
+        bid: ``open``, ``high``, ``low``, ``close`` -> the bid OHLC (T, I) where the source has bid/ask
+            candles (OANDA's ``price=BA``, the emulator), NaN elsewhere; None: none has them.
+        ask: the same for the ask.
     """
 
     times: np.ndarray
@@ -40,6 +43,8 @@ class BarGrid:
     mid: Mapping[str, np.ndarray]
     spread: np.ndarray
     volume: np.ndarray
+    bid: Mapping[str, np.ndarray] | None = None
+    ask: Mapping[str, np.ndarray] | None = None
 
 
 # An open simulated trade, mutable and in floats (the walk reads it every bar): the shadow book's
@@ -65,7 +70,6 @@ class _OpenTrade:
     risk_home: float
     p_up: float
     open_factor: float
-    closing: str = ""  # a time exit decided at a close, filled at the next open
 
     def position(self) -> Position:
         """The trade as the entry rules count it (``decide_entry``'s book)."""
@@ -152,4 +156,5 @@ class _Outcome:
     equity_ns: list[int] = field(default_factory=list)
     equity: list[float] = field(default_factory=list)
     exposed: int = 0
+    exposed_at: list[bool] = field(default_factory=list)  # per bar close: a trade was open
     decisions: dict[str, int] = field(default_factory=dict)

@@ -35,7 +35,7 @@ from actors.core.timefmt import format_rfc3339
 from actors.ml.features import WideBars, compute_features, wide_bars
 from actors.runtime.journal import Journal
 from supervisor.offline.backtest.book import JOURNAL_LEVELS, Simulation
-from supervisor.offline.backtest.metrics import compute_metrics, plot_equity, trades_csv, write_json
+from supervisor.offline.backtest.metrics import compute_metrics, plot_equity, sample_split, trades_csv, write_json
 from supervisor.offline.backtest.records import BarGrid, ClosedTrade, _Outcome
 from supervisor.offline.backtest.rows import JournalRow
 
@@ -210,6 +210,18 @@ def run_backtest(
         granularity=spec.granularity,
     )
     metrics["decisions"] = dict(sorted(outcome.decisions.items()))
+    metrics["quotes"] = quotes_used(history, spec.instruments)
+    metrics.update(
+        sample_split(
+            outcome.trades,
+            equity_ns=outcome.equity_ns,
+            equity=outcome.equity,
+            exposed=outcome.exposed_at,
+            opening_nav=spec.opening_nav,
+            granularity=spec.granularity,
+            training_to_ns=model.meta.window_to_ns,
+        )
+    )
     times, first, last = window.times, window.first, window.last
     result = BacktestResult(
         spec=spec,
@@ -253,6 +265,7 @@ class _Window:
     prediction: Prediction
     p_up: np.ndarray
     valid: np.ndarray
+    quotes: Mapping[str, pd.DataFrame]
 
 
 def _predicted(history: History, model: Model, spec: BacktestSpec, timings: dict[str, float]) -> _Window:
@@ -273,7 +286,7 @@ def _predicted(history: History, model: Model, spec: BacktestSpec, timings: dict
     p_up = prediction.p_up.reshape(last - first, width)
     valid = prediction.valid.reshape(last - first, width)
     timings["predict"] = time.perf_counter() - t0
-    return _Window(bars, times, first, last, values, width, prediction, p_up, valid)
+    return _Window(bars, times, first, last, values, width, prediction, p_up, valid, history.quotes)
 
 
 class _JournalRows:
@@ -313,12 +326,15 @@ def _simulate(
     bars, times, first, last, width = window.bars, window.times, window.first, window.last, window.width
     values, prediction, p_up, valid = window.values, window.prediction, window.p_up, window.valid
     version = model.meta.short_version
+    bid, ask = _quote_grid(window.quotes, times, spec.instruments)
     grid = BarGrid(
         times=times,
         instruments=spec.instruments,
         mid={side: getattr(bars, side).to_numpy(dtype=np.float64) for side in ("open", "high", "low", "close")},
         spread=bars.spread.to_numpy(dtype=np.float64),
         volume=bars.volume.to_numpy(dtype=np.float64),
+        bid=bid,
+        ask=ask,
     )
     sim = Simulation(
         grid,
@@ -353,6 +369,40 @@ def _simulate(
         if progress is not None and (k % 256 == 0 or k == total - 1):
             progress(k + 1, total)
     return sim.finish()
+
+
+_OHLC = ("open", "high", "low", "close")
+QUOTES_BID_ASK = "bid_ask"  # the source's bid/ask candles (price=BA)
+QUOTES_MID_SPREAD = "mid_spread"  # mid -/+ half the closing spread (candle files)
+
+
+def _quote_grid(
+    quotes: Mapping[str, pd.DataFrame], times: np.ndarray, instruments: Sequence[str]
+) -> tuple[dict[str, np.ndarray] | None, dict[str, np.ndarray] | None]:
+    """The bid and ask OHLC of the instruments that have them on the grid's rows (NaN elsewhere)."""
+    if not any(name in quotes for name in instruments):
+        return None, None
+    index = pd.Index(times, dtype=np.int64)
+    sides: dict[str, dict[str, np.ndarray]] = {}
+    for which in ("bid", "ask"):
+        sides[which] = {}
+        for field_ in _OHLC:
+            column = f"{which}_{field_}"
+            sides[which][field_] = np.column_stack(
+                [
+                    quotes[name][column].reindex(index).to_numpy(dtype=np.float64)
+                    if name in quotes
+                    else np.full(len(times), np.nan)
+                    for name in instruments
+                ]
+            )
+    return sides["bid"], sides["ask"]
+
+
+def quotes_used(history: History, instruments: Sequence[str]) -> dict[str, str]:
+    """Per instrument, what the fills and stops were read from: ``bid_ask`` (the source's bid/ask
+    candles) or ``mid_spread`` (mid -/+ half the closing spread)."""
+    return {n: QUOTES_BID_ASK if n in history.quotes else QUOTES_MID_SPREAD for n in instruments}
 
 
 def _summary(result: BacktestResult) -> dict[str, Any]:

@@ -23,6 +23,7 @@ import orjson
 from actors.core.errors import TradehostError
 from actors.core.timefmt import format_rfc3339
 from actors.runtime.journal import JournalEntry
+from supervisor.offline.backtest.metrics import sample_lines
 from supervisor.offline.report.checks import (
     CheckLine,
     ReportLimits,
@@ -191,6 +192,8 @@ def _markdown(
         f"{summary.get('journal')})",
         f"- Compared window: {report.window.describe() if report.window else 'none (the runs share no bar)'}",
     ]
+    # The backtest's results on and after the model's training bars (issue 17, defect 7).
+    out += [f"- Backtest {line}" for line in sample_lines(summary.get("metrics", {}), summary.get("home_currency", ""))]
     if versions and summary.get("model_version") not in versions:
         out.append(f"- **The models differ**: shadow {versions[0]}, backtest {summary.get('model_version')}")
     verdict = "every line passes" if report.passed else f"{sum(not x.passed for x in report.lines)} lines fail"

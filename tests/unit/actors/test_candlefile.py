@@ -229,3 +229,19 @@ def test_bars_of_another_granularity_are_named(granularity: str, times: tuple[st
     problem = grid_problem("EUR_USD", _times(*times), granularity)
 
     assert problem is not None and problem.startswith("EUR_USD: ") and words in problem
+
+
+def test_a_candle_beyond_the_years_a_bar_time_can_hold_is_a_one_line_error(tmp_path: Path) -> None:
+    # Bar times are int64 UTC nanoseconds (to 2262): year 9999 is named by file and line, no OverflowError.
+    path = write(tmp_path, GOOD.replace("2024-03-04T02:00:00Z", "9999-03-04T02:00:00Z"))
+    with pytest.raises(CandleFileError) as info:
+        read_candle_file(path, instrument="EUR_USD")
+    assert str(info.value).startswith(f"{path}:4: time 9999-03-04T02:00:00Z is out of range")
+    assert "\n" not in str(info.value)
+
+
+def test_a_utf8_byte_order_mark_before_the_header_is_ignored(tmp_path: Path) -> None:
+    path = tmp_path / "EUR_USD_H1.csv"
+    path.write_bytes(b"\xef\xbb\xbf" + GOOD.encode())  # as spreadsheet programs save "CSV UTF-8"
+    candles = read_candle_file(path, instrument="EUR_USD")
+    assert len(candles.frame) == 3 and candles.frame.index[0] == parse_time("2024-03-04T00:00:00Z")

@@ -165,17 +165,23 @@ def test_a_bar_that_reaches_both_the_stop_and_the_target_closes_at_the_stop() ->
     assert run.sim.book == {}
 
 
-def test_a_time_exit_decided_at_a_close_fills_at_the_next_open() -> None:
+def test_a_time_exit_closes_at_the_close_it_is_decided_at_then_that_close_decides_entries() -> None:
+    # Live (actors.core.closing.at_close): the execution role closes a time-exited trade at the close,
+    # then the risk role decides that close's signals; so a signal at that close is not position_open.
     execution = replace(EXECUTION, time_exit_bars=2, breakeven_after_r=0.0, trailing_after_r=100.0)
-    run = _entered_long(_flat(4), execution=execution)
-    for row in range(WARM + 1, WARM + 4):
-        run.step(row)
+    bars = [(1.085, 1.0853, 1.0847, 1.085), (1.085, 1.0853, 1.0847, 1.0851), (1.0851, 1.0854, 1.0848, 1.0852)]
+    run = _entered_long([*bars, (1.0852, 1.0855, 1.0849, 1.0852)], execution=execution)
+    run.step(WARM + 1)
+    run.step(WARM + 2, 0.9)  # the 2nd bar held closes: time exit, and a long signal at the same close
 
     closed = run.kinds("exec.closed")
     assert [c[1]["reason"] for c in closed] == ["time_exit"]
-    assert closed[0][3] == START + (WARM + 3) * M15  # decided at the close of the 2nd bar held, filled at the open
-    expected = market_fill(-1, 1.085 - SPREAD / 2, 1.085 + SPREAD / 2, slippage=0.00002, precision=5)
-    assert float(closed[0][1]["price"]) == pytest.approx(expected)
+    assert closed[0][3] == START + (WARM + 3) * M15  # at the close of the 2nd bar held
+    expected = market_fill(-1, 1.0852 - SPREAD / 2, 1.0852 + SPREAD / 2, slippage=0.00002, precision=5)
+    assert float(closed[0][1]["price"]) == pytest.approx(expected)  # the close's bid, not the next open
+    [skip_or_intent] = [r for r in run.rows if r[0] in ("risk.intent", "risk.skip") and r[3] == closed[0][3]]
+    assert skip_or_intent[0] == "risk.intent", skip_or_intent[1]
+    assert run.sim.out.trades[0].exit_ns == closed[0][3]
 
 
 @pytest.mark.parametrize("trailing_after_r", [0.0, 0.1])
@@ -373,9 +379,7 @@ def test_trades_still_open_at_the_end_close_at_the_last_close_as_end_of_data() -
     run.step(WARM + 2)
     outcome = run.sim.finish()
     assert [t.exit_reason for t in outcome.trades] == ["end_of_data"]
-    assert outcome.trades[0].exit_price == pytest.approx(
-        market_fill(-1, 1.085 - SPREAD / 2, 1.085 + SPREAD / 2, slippage=0.00002, precision=5)
-    )
+    assert outcome.trades[0].exit_price == pytest.approx(1.085 - SPREAD / 2)  # marked at the bid, as the NAV
     trade = outcome.trades[0]
     assert math.isclose(trade.pnl_home, trade.units * (trade.exit_price - trade.entry_price), abs_tol=1e-3)
 
@@ -392,3 +396,57 @@ def test_the_below_threshold_band_is_exactly_where_the_gate_says_below_threshold
     gate = check_entry(signal, None, instrument=META["EUR_USD"], book={}, exposure={}, nav=1.0, home_currency="USD",
                        now_ns=START, last_loss_close_ns={}, config=risk)  # fmt: skip
     assert (low < p_up < high) == (gate.reason is SkipReason.BELOW_THRESHOLD)
+
+
+def test_net_pnl_equals_the_sum_of_trades_csv_when_a_trade_is_open_at_the_end() -> None:
+    # Arrange: a 500 000-unit long still open at the last close, in profit
+    import csv
+    import io
+
+    from supervisor.offline.backtest.metrics import compute_metrics, trades_csv
+
+    risk = replace(RISK, risk_per_trade=0.02, max_exposure_per_currency=30.0)
+    run = _entered_long([(1.085, 1.0853, 1.0847, 1.085), *_flat(2, price=1.0860)], risk=risk)
+    run.step(WARM + 1)
+    run.step(WARM + 2)
+
+    # Act
+    outcome = run.sim.finish()
+    metrics = compute_metrics(
+        outcome.trades, equity=outcome.equity, exposed_bars=outcome.exposed, opening_nav=100_000.0, granularity="M15"
+    )
+    rows = list(csv.DictReader(io.StringIO(trades_csv(outcome.trades, {"EUR_USD": 5}))))
+
+    # Assert: one mark for the open trade in both (the last close's bid, as the NAV marks it)
+    assert [r["exit_reason"] for r in rows] == ["end_of_data"] and float(rows[0]["units"]) > 100_000
+    assert float(rows[0]["exit_price"]) == pytest.approx(1.0860 - SPREAD / 2)
+    assert metrics["net_pnl"] == pytest.approx(sum(float(r["pnl"]) for r in rows), abs=5e-5)
+    assert metrics["final_nav"] == pytest.approx(100_000.0 + metrics["net_pnl"], abs=5e-5)
+
+
+def test_bid_ask_candles_are_used_where_the_source_has_them_not_mid_and_the_closing_spread() -> None:
+    # Arrange: a long's next bar whose bid dips 6 pips below its mid low (the spread widened inside
+    # the bar; it closed at the usual spread): mid - half the closing spread never reaches the stop.
+    decided = (1.085, 1.0853, 1.0847, 1.085)
+    probe = _entered_long([decided, decided])
+    sl = float(probe.kinds("risk.intent")[0][1]["stop_loss"])
+    bars = [*_flat(WARM), decided, (1.085, 1.0853, sl + 0.0003, 1.085)]
+    grid = _grid(bars)
+    values = np.array(bars, dtype=np.float64)
+    bid = {side: values[:, [k]] - SPREAD / 2 for k, side in enumerate(("open", "high", "low", "close"))}
+    ask = {side: values[:, [k]] + SPREAD / 2 for k, side in enumerate(("open", "high", "low", "close"))}
+    bid["low"][-1, 0] = sl - 0.0003  # the bid's own low, below the stop
+    with_quotes = replace(grid, bid=bid, ask=ask)
+    outcomes = {}
+    for name, g in (("mid_spread", grid), ("bid_ask", with_quotes)):
+        run = _Run(bars)
+        run.sim = Simulation(g, meta=META, risk=RISK, execution=EXECUTION, granularity="M15", home_currency="USD",
+                             nav=100_000.0, model_version="abc", journal_level="all", emit=run.rows.extend)  # fmt: skip
+        for row in range(WARM):
+            run.sim.warm_up(row)
+        run.step(WARM, 0.9)
+        run.step(WARM + 1)
+        outcomes[name] = [c[1]["reason"] for c in run.kinds("exec.closed")]
+
+    # Assert: only the bid/ask candle shows the stop hit
+    assert outcomes == {"mid_spread": [], "bid_ask": ["stop_loss"]}

@@ -346,3 +346,49 @@ def test_every_key_in_conf_default_toml_has_a_comment_line_directly_above_it(key
     above = _LAYOUT.get(key, [""])
 
     assert above[0].startswith("#"), f"{key}: line above is {above[0]!r}"
+
+
+def _time_keys() -> list[str]:
+    # Every configuration key documented as a time (its field's metadata says ``time``).
+    import dataclasses
+    import typing
+
+    keys: list[str] = []
+
+    def walk(cls: Any, prefix: str) -> None:
+        hints = typing.get_type_hints(cls)
+        for f in dataclasses.fields(cls):
+            tp = hints[f.name]
+            if dataclasses.is_dataclass(tp):
+                walk(tp, f"{prefix}{f.name}.")
+            elif f.metadata.get("time"):
+                keys.append(f"{prefix}{f.name}")
+
+    from supervisor.hostconfig import role_config_classes
+
+    walk(HostConfig, "")
+    for section, cls in role_config_classes().items():
+        walk(cls, f"{section}.")
+    return keys
+
+
+def test_every_time_key_takes_a_toml_datetime_from_set_and_from_the_file(tmp_path: Path) -> None:
+    # ``--set broker.emulator.start=2017-12-20T12:00:00Z`` is a TOML datetime, not a string
+    from supervisor.hostconfig import role_config_classes
+
+    keys = _time_keys()
+    assert "broker.emulator.start" in keys
+    conf = tmp_path / "conf.toml"
+    conf.write_text("[broker.emulator]\nstart = 2017-12-20T13:00:00+01:00\n")
+    for key in keys:
+        first, *rest = key.split(".")
+        via_set = load_config(None, [f"{key}=2017-12-20T12:00:00Z", "host.run_dir=/tmp/x"])
+        roles = role_config_classes()
+        node: Any = via_set.section(first, roles[first]) if first in roles else getattr(via_set, first)
+        for part in rest:
+            node = getattr(node, part)
+        assert node == "2017-12-20T12:00:00Z", key
+    from_file = load_config(conf, ["host.run_dir=/tmp/x"])
+    assert from_file.broker.emulator.start == "2017-12-20T12:00:00Z"  # the same instant, in UTC
+    naive = _problems(None, ["broker.emulator.start=2017-12-20T12:00:00"])
+    assert len(naive) == 1 and naive[0].startswith("broker.emulator.start:") and "offset" in naive[0]
