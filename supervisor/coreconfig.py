@@ -46,7 +46,9 @@ class HostSection:
     )
     go_live_report: str = field(
         default="",
-        metadata={"doc": "The report.json a live start reads (written by `tradehost report`); empty: run_dir/report.json."},
+        metadata={
+            "doc": "The report.json a live start reads (written by `tradehost report`); empty: run_dir/report.json."
+        },
     )
 
 

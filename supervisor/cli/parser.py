@@ -153,7 +153,7 @@ def _add_report(sub: Commands) -> None:
         "market days, win rate, crashes, weekends, reconnections, memory, trade-by-trade match with the first "
         "differences explained, slippage (judged on live runs only), bar-to-order latency and data quality. A line "
         "the run did not observe fails unless --allow-unobserved names it. Writes report.md, PNG plots and the "
-        "verdict report.json (what broker.environment = \"live\" needs to start) into --out; prints the "
+        'verdict report.json (what broker.environment = "live" needs to start) into --out; prints the '
         "checklist. Exit 0 when every line passes, 1 when one fails, 2 bad input.",
     )
     report.add_argument("--journal", required=True, metavar="PATH", help="the shadow run's journal.sqlite")

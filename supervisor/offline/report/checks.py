@@ -486,7 +486,9 @@ def check_slippage(shadow: Side, backtest: Side, window: Window | None, limits: 
     mode = run_mode(shadow)
     s, b = slippages(shadow, window), slippages(backtest, window)
     ps, pb = percentiles(s), percentiles(b)
-    figures = f"{mode} p50 {ps['p50']:.2f} / p90 {ps['p90']:.2f} / p99 {ps['p99']:.2f} pips ({len(s)} fills)" if s else ""
+    figures = (
+        f"{mode} p50 {ps['p50']:.2f} / p90 {ps['p90']:.2f} / p99 {ps['p99']:.2f} pips ({len(s)} fills)" if s else ""
+    )
     if pb:
         figures += f"{'; ' if figures else ''}backtest p50 {pb['p50']:.2f} / p99 {pb['p99']:.2f} ({len(b)} fills)"
     if mode != "live":
@@ -495,7 +497,8 @@ def check_slippage(shadow: Side, backtest: Side, window: Window | None, limits: 
             name="slippage (simulated: judged only on live runs)",
             passed=True,
             judged=False,
-            figures=f"shadow fills are the quote plus execution.slippage_pips, the configuration: {figures or 'no fills'}",
+            figures="shadow fills are the quote plus execution.slippage_pips, the configuration: "
+            + (figures or "no fills"),
         )
     name = f"slippage p99 at most {limits.max_slippage_pips:g} pips"
     if not s:

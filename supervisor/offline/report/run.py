@@ -190,7 +190,9 @@ def _allowance(line: CheckLine, limits: ReportLimits) -> CheckLine:
     if line.observed:
         return line
     if line.key in limits.allow_unobserved:
-        return dataclasses.replace(line, passed=True, figures=f"{line.figures} (allowed: --allow-unobserved {line.key})")
+        return dataclasses.replace(
+            line, passed=True, figures=f"{line.figures} (allowed: --allow-unobserved {line.key})"
+        )
     return dataclasses.replace(
         line, passed=False, figures=f"{line.figures} (a FAIL; --allow-unobserved {line.key} accepts it)"
     )

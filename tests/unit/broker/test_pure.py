@@ -234,7 +234,8 @@ def test_a_url_override_pointing_at_oandas_live_hosts_needs_the_live_guard_too()
 @pytest.mark.parametrize(
     ("change", "words"),
     [
-        ({"verdict": None, "verdict_error": "no such file"}, "a passed `tradehost report` verdict (var/report.json: no such file)"),
+        ({"verdict": None, "verdict_error": "no such file"},
+         "a passed `tradehost report` verdict (var/report.json: no such file)"),
         ({"verdict": {"passed": False, "written_ns": 1_799_999_000 * 10**9, "model_version": "0123456789ab",
                       "lines": [{"key": "duration", "passed": False}, {"key": "crashes", "passed": True}]}},
          "a report that passed (var/report.json failed: duration)"),
@@ -243,7 +244,8 @@ def test_a_url_override_pointing_at_oandas_live_hosts_needs_the_live_guard_too()
          "a report younger than host.max_report_age_days = 30 (var/report.json is 31.0 days old)"),
         ({"verdict": {"passed": True, "written_ns": 1_800_000_000 * 10**9, "model_version": "fedcba987654"}},
          "a report on the configured model 0123456789ab (var/report.json names fedcba987654)"),
-        ({"model_version": None, "model_error": "no such file"}, "the configured model's version (model.dir: no such file)"),
+        ({"model_version": None, "model_error": "no such file"},
+         "the configured model's version (model.dir: no such file)"),
         ({"smtp_host": ""}, "alert mail (alerts.smtp_host is empty)"),
     ],
 )  # fmt: skip

@@ -443,7 +443,9 @@ def test_market_days_count_open_trading_days_in_market_time() -> None:
 
 def test_a_run_shorter_than_min_days_fails_duration_and_says_why(tmp_path: Path) -> None:
     # Arrange: two hours of decisions, and a replay whose bars span three calendar weeks
-    short = _side(tmp_path, "short", [*_decision("EUR_USD", WED, p_up=0.5), *_decision("EUR_USD", WED + 8 * M15, p_up=0.5)])
+    short = _side(
+        tmp_path, "short", [*_decision("EUR_USD", WED, p_up=0.5), *_decision("EUR_USD", WED + 8 * M15, p_up=0.5)]
+    )
     replayed = _side(
         tmp_path, "long", [*_decision("EUR_USD", MON, p_up=0.5), *_decision("EUR_USD", MON + 18 * DAY, p_up=0.5)]
     )
@@ -470,7 +472,10 @@ def test_lines_that_observed_nothing_say_not_observed_and_fail_unless_allowed(tm
     # Act
     strict = write_report(shadow, backtest, tmp_path / "a", limits=LIMITS)
     allowed = write_report(
-        shadow, backtest, tmp_path / "b", limits=ReportLimits(allow_unobserved=frozenset({"weekends", "disconnections"}))
+        shadow,
+        backtest,
+        tmp_path / "b",
+        limits=ReportLimits(allow_unobserved=frozenset({"weekends", "disconnections"})),
     )
 
     # Assert
@@ -602,7 +607,7 @@ def test_a_live_journal_is_not_called_a_shadow_journal_and_the_verdict_file_name
     assert text.startswith("# Live run vs backtest") and "- Live journal: `" in text
     verdict = json.loads((tmp_path / "r" / "report.json").read_text())
     assert verdict["passed"] is False and verdict["mode"] == "live" and verdict["model_version"] == "m"
-    assert [line["key"] for line in verdict["lines"]][0] == "duration"
+    assert verdict["lines"][0]["key"] == "duration"
     assert verdict["written_ns"] > 0
 
 
@@ -612,11 +617,21 @@ def test_memory_of_a_replay_is_judged_per_hour_of_market_time(tmp_path: Path) ->
     hour = 3600 * S
     bars = [("md.bar", {"instrument": "EUR_USD", "bar_ts": MON + k * hour}, None, k * S // 4) for k in range(400)]
     memory = [
-        ("watchdog.memory", {"processes": [{"name": "model", "rss_mb": 90.0, "uss_mb": 20.0 + k / 100}]}, None, k * S // 4)
+        (
+            "watchdog.memory",
+            {"processes": [{"name": "model", "rss_mb": 90.0, "uss_mb": 20.0 + k / 100}]},
+            None,
+            k * S // 4,
+        )
         for k in range(400)
     ]
     leak = [
-        ("watchdog.memory", {"processes": [{"name": "feed", "rss_mb": 90.0, "uss_mb": 20.0 + 60 * k}]}, None, k * S // 4)
+        (
+            "watchdog.memory",
+            {"processes": [{"name": "feed", "rss_mb": 90.0, "uss_mb": 20.0 + 60 * k}]},
+            None,
+            k * S // 4,
+        )
         for k in range(400)
     ]
     replay = _side(tmp_path, "replay", [*bars, *memory])
