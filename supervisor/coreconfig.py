@@ -36,6 +36,20 @@ class HostSection:
     )
     mode: Mode = field(default="shadow", metadata={"doc": "shadow: simulated fills, nothing sent; live: real orders."})
     log_level: LogLevel = field(default="info", metadata={"doc": "Threshold of the JSON-lines log on stderr."})
+    max_report_age_days: float = field(
+        default=30.0,
+        metadata={
+            "doc": 'broker.environment = "live" needs a passed `tradehost report` verdict younger than this (days).',
+            "min": 0.01,
+            "max": 3650.0,
+        },
+    )
+    go_live_report: str = field(
+        default="",
+        metadata={
+            "doc": "The report.json a live start reads (written by `tradehost report`); empty: run_dir/report.json."
+        },
+    )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

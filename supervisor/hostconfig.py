@@ -12,14 +12,18 @@ module (``supervisor.config.load_core_config``).
 from __future__ import annotations
 
 import dataclasses
+import json
+import os
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from actors.alerting.config import AlertsConfig, load_smtp_password
 from actors.broker.config import BrokerConfig, check_live_guard, load_credentials
-from actors.core.config import ExecutionConfig, FeedConfig, ReconcilerConfig, RiskConfig, WatchdogConfig
+from actors.core.config import ExecutionConfig, FeedConfig, ModelConfig, ReconcilerConfig, RiskConfig, WatchdogConfig
 from actors.core.errors import ConfigError
+from actors.core.golive import VERDICT_FILE, GoLiveEvidence
 from actors.runtime import registry
 from supervisor.coreconfig import CoreConfig
 
@@ -107,7 +111,7 @@ def check_host_config(cfg: HostConfig, environ: Mapping[str, str]) -> None:
 
     problems: list[str] = []
     for check in (
-        lambda: check_live_guard(cfg.broker, cfg.host.mode, environ),
+        lambda: check_live_guard(cfg.broker, cfg.host.mode, environ, go_live_evidence(cfg)),
         lambda: load_credentials(environ, kind=cfg.broker.kind),
         lambda: load_smtp_password(cfg.alerts, environ),
     ):
@@ -122,6 +126,43 @@ def check_host_config(cfg: HostConfig, environ: Mapping[str, str]) -> None:
     problems.extend(_deadline_problems(cfg))
     if problems:
         raise ConfigError(problems)
+
+
+def go_live_evidence(cfg: HostConfig, now_ns: int | None = None) -> GoLiveEvidence | None:
+    """What the go-live gate judges (``actors.core.golive``), read from the verdict file and the
+    model directory; None unless ``broker.environment = "live"``."""
+    if cfg.broker.environment != "live":
+        return None
+    path = cfg.host.go_live_report or os.path.join(cfg.host.run_dir, VERDICT_FILE)  # noqa: PTH118
+    verdict, verdict_error = _read_json(path)
+    model_dir = cfg.section("model", ModelConfig).dir
+    meta, model_error = _read_json(os.path.join(model_dir, "model.json"))  # noqa: PTH118
+    version = meta.get("version") if meta is not None else None
+    if meta is not None and not (isinstance(version, str) and version):
+        model_error = f"{model_dir}/model.json has no version"
+    return GoLiveEvidence(
+        verdict_path=path,
+        verdict=verdict,
+        verdict_error=verdict_error,
+        model_version=version if isinstance(version, str) and version else None,
+        model_error=model_error,
+        smtp_host=cfg.alerts.smtp_host,
+        max_report_age_days=cfg.host.max_report_age_days,
+        now_ns=time.time_ns() if now_ns is None else now_ns,
+    )
+
+
+def _read_json(path: str) -> tuple[dict[str, Any] | None, str]:
+    try:
+        with open(path, encoding="utf-8") as handle:  # noqa: PTH123
+            data = json.load(handle)
+    except FileNotFoundError:
+        return None, "no such file"
+    except (OSError, ValueError) as e:
+        return None, f"unreadable ({e})"
+    if not isinstance(data, dict):
+        return None, "not a JSON object"
+    return data, ""
 
 
 def _deadline_problems(cfg: HostConfig) -> list[str]:

@@ -61,7 +61,9 @@ def synthetic_candles(
     return frames
 
 
-def emulator_candles(instruments: tuple[str, ...], first: str, last: str, *, seed: int = 1) -> dict[str, pd.DataFrame]:
+def emulator_candles(
+    instruments: tuple[str, ...], first: str, last: str, *, seed: int = 1, granularity: str = GRANULARITY
+) -> dict[str, pd.DataFrame]:
     """The embedded emulator's synthetic bars in [first, last), made continuous (see the module)."""
     from dataclasses import replace
 
@@ -71,7 +73,7 @@ def emulator_candles(instruments: tuple[str, ...], first: str, last: str, *, see
     config = BrokerConfig(emulator=replace(EmulatorConfig(), seed=seed, start=last, instruments=instruments))
     with history.open_history_broker(config) as broker:
         data = history.from_broker(
-            broker, instruments, GRANULARITY, bars=0, from_ns=parse_time(first), to_ns=parse_time(last)
+            broker, instruments, granularity, bars=0, from_ns=parse_time(first), to_ns=parse_time(last)
         )
     frames = {}
     for name in instruments:

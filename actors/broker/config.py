@@ -2,7 +2,8 @@
 
 This module owns ``BrokerConfig`` (which broker, which OANDA environment, timeouts, pacing) and
 its nested ``EmulatorConfig``, the ``Credentials`` read from the environment (never from files,
-never shown in full), and ``check_live_guard``, the pure rule that refuses a live account unless
+never shown in full), and ``check_live_guard``, the pure rule (with ``actors.core.golive``'s go-live
+gate) that refuses a live account unless
 the operator asked for it twice. The config loader in ``supervisor/config.py`` walks these
 dataclasses; every field carries ``metadata={"doc": ...}`` for it.
 
@@ -28,6 +29,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from actors.core.errors import ConfigError
+from actors.core.golive import GoLiveEvidence, missing_for_live
 from actors.core.timefmt import parse_time
 
 __all__ = [
@@ -441,16 +443,24 @@ def load_credentials(environ: Mapping[str, str], *, kind: str = "oanda") -> Cred
     return Credentials(token=token, account_id=account_id)
 
 
-def check_live_guard(broker: BrokerConfig, mode: str, environ: Mapping[str, str]) -> None:
-    """Refuse a live OANDA environment unless the host mode and the operator both say so.
+def check_live_guard(
+    broker: BrokerConfig, mode: str, environ: Mapping[str, str], evidence: GoLiveEvidence | None = None
+) -> None:
+    """Refuse a live OANDA environment unless the host mode, the go-live evidence and the operator
+    all say so.
+
+    The operator's ``TRADEHOST_CONFIRM_LIVE=yes`` is the last step: it is asked for only once
+    everything else is in place. What the go-live gate finds missing (``actors.core.golive``: a
+    passed, recent ``tradehost report`` verdict on the configured model, alert mail) is one line.
 
     Args:
         broker: the broker section.
         mode: ``host.mode`` (``"shadow"`` or ``"live"``).
         environ: usually ``os.environ``; must hold ``TRADEHOST_CONFIRM_LIVE=yes`` for live.
+        evidence: what the go-live gate judges (None: nothing was read, which refuses live).
 
     Raises:
-        ConfigError: ``broker.environment = "live"`` without both confirmations.
+        ConfigError: ``broker.environment = "live"`` without all of it.
     """
     live_url = any("fxtrade" in url for url in (broker.api_url, broker.stream_url))
     if broker.environment != "live" and not live_url:
@@ -462,8 +472,11 @@ def check_live_guard(broker: BrokerConfig, mode: str, environ: Mapping[str, str]
         problems.append('broker.environment: "live" needs broker.kind = "oanda"')
     if mode != "live":
         problems.append(f'broker.environment: "live" needs host.mode = "live" (got {mode!r})')
-    if environ.get(ENV_CONFIRM_LIVE, "") != "yes":
-        problems.append(f'broker.environment: "live" needs {ENV_CONFIRM_LIVE}=yes in the environment')
+    missing = ["the go-live evidence (nothing was read)"] if evidence is None else missing_for_live(evidence)
+    if missing:
+        problems.append(f'broker.environment: "live" refused, missing: {"; ".join(missing)}')
+    if not problems and environ.get(ENV_CONFIRM_LIVE, "") != "yes":
+        problems.append(f'broker.environment: "live" needs {ENV_CONFIRM_LIVE}=yes in the environment (the last step)')
     if problems:
         raise ConfigError(problems)
 

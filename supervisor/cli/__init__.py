@@ -65,8 +65,30 @@ def _parse_plain_ctl(argv: list[str]) -> argparse.Namespace | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``tradehost`` console script."""
-    argv = sys.argv[1:] if argv is None else argv
+    """Entry point of the ``tradehost`` console script.
+
+    A reader that stops early (``tradehost ctl status | head``) closes the pipe: the rest of the
+    output goes nowhere, without a BrokenPipeError traceback, and the command's exit code stands.
+    """
+    try:
+        code = _dispatch(sys.argv[1:] if argv is None else argv)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        _stdout_gone()
+        return EXIT_OK
+    return code
+
+
+def _stdout_gone() -> None:
+    # Python flushes stdout again at exit: point it at /dev/null so that flush cannot fail.
+    import os
+
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+
+
+def _dispatch(argv: list[str]) -> int:
     if argv and argv[0] == "emulator":
         try:
             from actors.broker.emulator.cli import main as emulator_main

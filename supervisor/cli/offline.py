@@ -408,6 +408,11 @@ def cmd_report(args: argparse.Namespace) -> int:
             max_slippage_pips=args.max_slippage_pips,
             max_latency_ms=args.max_latency_ms,
             max_growth_mb_per_h=args.max_growth_mb_per_h,
+            min_memory_span_s=args.min_memory_span_s,
+            min_days=args.min_days,
+            min_trades=args.min_trades,
+            max_rejected_pct=args.max_rejected_pct,
+            allow_unobserved=frozenset(args.allow_unobserved),
         )
         out = _checked_out(args.out)
         with creating(out) as work:

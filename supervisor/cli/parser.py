@@ -150,10 +150,12 @@ def _add_report(sub: Commands) -> None:
     report = sub.add_parser(
         "report",
         help="shadow run vs backtest: the go-live checklist",
-        description="Compare a (replayed) shadow run's journal with a backtest of the same window: win rate, "
-        "crashes, weekends, reconnections, memory, trade-by-trade match with the first differences explained, "
-        "slippage and bar-to-order latency. Writes report.md and PNG plots into --out; prints the checklist. "
-        "Exit 0 when every line passes, 1 when one fails, 2 bad input.",
+        description="Compare a (replayed) shadow run's journal with a backtest of the same window: duration in "
+        "market days, win rate, crashes, weekends, reconnections, memory, trade-by-trade match with the first "
+        "differences explained, slippage (judged on live runs only), bar-to-order latency and data quality. A line "
+        "the run did not observe fails unless --allow-unobserved names it. Writes report.md, PNG plots and the "
+        'verdict report.json (what broker.environment = "live" needs to start) into --out; prints the '
+        "checklist. Exit 0 when every line passes, 1 when one fails, 2 bad input.",
     )
     report.add_argument("--journal", required=True, metavar="PATH", help="the shadow run's journal.sqlite")
     report.add_argument("--backtest", required=True, metavar="DIR", help="the backtest's output directory")
@@ -172,6 +174,36 @@ def _add_report(sub: Commands) -> None:
     )
     report.add_argument(
         "--max-growth-mb-per-h", type=float, default=50.0, help="largest RSS growth that passes (50 MB/h)"
+    )
+    report.add_argument(
+        "--min-memory-span-s",
+        type=float,
+        default=600.0,
+        help="memory samples must span at least this many seconds of the run to be judged (600)",
+    )
+    report.add_argument(
+        "--min-days",
+        type=float,
+        default=14.0,
+        help="least shadow period that passes, in market days of the run's bars (market time: a replay counts "
+        "the window it replayed) (14)",
+    )
+    report.add_argument(
+        "--min-trades", type=int, default=30, help="closed trades each side needs for the win rate to be judged (30)"
+    )
+    report.add_argument(
+        "--max-rejected-pct",
+        type=float,
+        default=1.0,
+        help="largest share of rejected bars/ticks, model skips and lost messages per bar expected that passes (1)",
+    )
+    report.add_argument(
+        "--allow-unobserved",
+        action="append",
+        default=[],
+        metavar="LINE",
+        help="let this line pass when the run observed nothing for it (duration, win_rate, crashes, weekends, "
+        "disconnections, memory, match, slippage, latency, data_quality); may be repeated",
     )
 
 

@@ -84,7 +84,9 @@ def test_a_live_environment_without_the_operators_confirmation_is_refused() -> N
     overrides = ('broker.kind="oanda"', 'broker.environment="live"', 'host.mode="live"')
     res = run_cli("run", *(arg for item in overrides for arg in ("--set", item)), env=env)
     assert res.returncode == 2
-    assert "TRADEHOST_CONFIRM_LIVE=yes" in res.stderr
+    # Without a go-live report nor alert mail the gate refuses first; the confirmation is asked last
+    # (tests/integration/test_golive.py).
+    assert '"live" refused, missing: a passed `tradehost report` verdict' in res.stderr
     assert "secret-token-value-123" not in res.stderr + res.stdout
 
 

@@ -146,7 +146,10 @@ def check_match(
     union = set(s) | set(b)
     name = f"trade-by-trade match at least {limits.min_match:.0%} (instrument, bar, direction)"
     if not union:
-        return CheckLine(name=name, passed=False, figures="unknown: no entries on either side in the window"), []
+        line = CheckLine(
+            key="match", name=name, passed=False, figures="no entries on either side in the window", observed=False
+        )
+        return line, []
     rate = len(both) / len(union)
     keys = sorted({(k[0], k[1]) for k in union - both}, key=lambda k: (k[1], k[0]))
     differences = [_explain(shadow, backtest, inst, bar, granularity) for inst, bar in keys]
@@ -158,4 +161,5 @@ def check_match(
         f"{d.instrument} {format_rfc3339(d.bar_ts)[:16]}Z: shadow {d.shadow}; backtest {d.backtest} -- {d.why}"
         for d in differences[:show]
     )
-    return CheckLine(name=name, passed=rate >= limits.min_match, figures=figures, details=details), differences
+    line = CheckLine(key="match", name=name, passed=rate >= limits.min_match, figures=figures, details=details)
+    return line, differences

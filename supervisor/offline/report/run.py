@@ -4,7 +4,10 @@ Reads the shadow run's ``journal.sqlite`` (read-only: a running host may still b
 the backtest's output directory (its ``journal.sqlite`` and ``metrics.json``), runs the checks of
 ``supervisor.offline.report.checks`` over the compared window and writes ``report.md`` with its plots into
 ``--out``: ``pnl.png`` (cumulative realized P&L of both sides by signal bar), ``slippage.png`` and
-``latency.png``, and every unmatched entry with its explanation in ``differences.csv``.
+``latency.png``, and every unmatched entry with its explanation in ``differences.csv``, and the
+verdict as ``report.json`` (every line, the model version the run traded, when it was written):
+the go-live gate of ``broker.environment = "live"`` reads it (``actors.core.golive``). A line the
+run did not observe fails unless ``--allow-unobserved`` names it (``ReportLimits``).
 ``tradehost report`` prints the checklist and exits 0 when every line passes, 1 otherwise; an
 unreadable input is exit 2.
 """
@@ -12,8 +15,10 @@ unreadable input is exit 2.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import sqlite3
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,12 +33,15 @@ from supervisor.offline.report.checks import (
     CheckLine,
     ReportLimits,
     check_crashes,
+    check_data_quality,
     check_disconnections,
+    check_duration,
     check_latency,
     check_memory,
     check_slippage,
     check_weekends,
     check_win_rate,
+    run_mode,
 )
 from supervisor.offline.report.match import Difference, check_match
 from supervisor.offline.report.sides import (
@@ -49,6 +57,7 @@ from supervisor.offline.report.sides import (
 __all__ = ["Report", "ReportError", "ReportLimits", "read_journal", "write_report"]
 
 REPORT_FILE = "report.md"
+VERDICT_FILE = "report.json"  # what the go-live gate reads (actors.core.golive)
 
 
 class ReportError(TradehostError):
@@ -132,23 +141,36 @@ def write_report(journal: Path, backtest_dir: Path, out_dir: Path, *, limits: Re
     backtest = Side("backtest", backtest_entries)
     granularity = str(summary.get("granularity", "M15"))
     window = compared_window(shadow, backtest)
-    lines: list[CheckLine] = []
+    lines: list[CheckLine] = [check_duration(shadow, window, granularity, limits)]
     differences: list[Difference] = []
     if window is None:
-        lines.append(CheckLine(name="the runs overlap", passed=False, figures="no bar decided on by both sides"))
+        lines.append(
+            CheckLine(key="overlap", name="the runs overlap", passed=False, figures="no bar decided on by both sides")
+        )
     else:
         lines.append(check_win_rate(shadow, backtest, window, limits))
     lines += [check_crashes(shadow), check_weekends(shadow, granularity), check_disconnections(shadow)]
-    lines.append(check_memory(shadow, limits))
+    lines.append(check_memory(shadow, limits, granularity))
     if window is not None:
         match, differences = check_match(shadow, backtest, window, limits, granularity)
         lines.append(match)
     lines += [check_slippage(shadow, backtest, window, limits), check_latency(shadow, limits)]
+    lines.append(check_data_quality(shadow, limits))
+    lines = [_allowance(line, limits) for line in lines]
     out_dir.mkdir(parents=True, exist_ok=True)
     plots = _plots(out_dir, shadow, backtest, window)
     _write_differences(out_dir / "differences.csv", differences)
     path = out_dir / REPORT_FILE
     report = Report(lines=tuple(lines), window=window, differences=tuple(differences), path=path)
+    _write_verdict(
+        out_dir / VERDICT_FILE,
+        report,
+        journal=journal,
+        backtest_dir=backtest_dir,
+        summary=summary,
+        shadow=shadow,
+        limits=limits,
+    )
     path.write_text(
         _markdown(
             report,
@@ -162,6 +184,57 @@ def write_report(journal: Path, backtest_dir: Path, out_dir: Path, *, limits: Re
         encoding="utf-8",
     )
     return report
+
+
+def _allowance(line: CheckLine, limits: ReportLimits) -> CheckLine:
+    # A line that observed nothing passes only when the operator said so, by its key.
+    if line.observed:
+        return line
+    if line.key in limits.allow_unobserved:
+        return dataclasses.replace(
+            line, passed=True, figures=f"{line.figures} (allowed: --allow-unobserved {line.key})"
+        )
+    return dataclasses.replace(
+        line, passed=False, figures=f"{line.figures} (a FAIL; --allow-unobserved {line.key} accepts it)"
+    )
+
+
+def _write_verdict(
+    path: Path,
+    report: Report,
+    *,
+    journal: Path,
+    backtest_dir: Path,
+    summary: dict[str, Any],
+    shadow: Side,
+    limits: ReportLimits,
+) -> None:
+    written_ns = time.time_ns()
+    versions = model_versions(shadow)
+    verdict = {
+        "passed": report.passed,
+        "written_ns": written_ns,
+        "written_at": format_rfc3339(written_ns),
+        "mode": run_mode(shadow),
+        "model_version": versions[0] if versions else None,
+        "model_versions": versions,
+        "backtest_model_version": summary.get("model_version"),
+        "journal": str(journal.resolve()),
+        "backtest": str(backtest_dir.resolve()),
+        "window": None if report.window is None else [report.window.first_ns, report.window.last_ns],
+        "limits": {k: sorted(v) if isinstance(v, frozenset) else v for k, v in dataclasses.asdict(limits).items()},
+        "lines": [
+            {
+                "key": line.key,
+                "name": line.name,
+                "verdict": line.verdict,
+                "passed": line.passed,
+                "figures": line.figures,
+            }
+            for line in report.lines
+        ],
+    }
+    path.write_text(json.dumps(verdict, indent=2) + "\n", encoding="utf-8")
 
 
 def _write_differences(path: Path, differences: list[Difference]) -> None:
@@ -183,10 +256,11 @@ def _markdown(
     plots: list[tuple[str, str]],
 ) -> str:
     versions = model_versions(shadow)
+    mode = run_mode(shadow).capitalize()
     out = [
-        "# Shadow run vs backtest",
+        f"# {mode} run vs backtest",
         "",
-        f"- Shadow journal: `{journal}` ({len(shadow.entries)} rows; model {', '.join(versions) or 'none'})",
+        f"- {mode} journal: `{journal}` ({len(shadow.entries)} rows; model {', '.join(versions) or 'none'})",
         f"- Backtest: `{backtest_dir}` (model {summary.get('model_version')}, "
         f"{', '.join(summary.get('instruments', []))} {summary.get('granularity')}, journal level "
         f"{summary.get('journal')})",
@@ -197,8 +271,8 @@ def _markdown(
     if versions and summary.get("model_version") not in versions:
         out.append(f"- **The models differ**: shadow {versions[0]}, backtest {summary.get('model_version')}")
     verdict = "every line passes" if report.passed else f"{sum(not x.passed for x in report.lines)} lines fail"
-    out += ["", f"## Checklist: {verdict}", "", "| verdict | check | figures |", "| --- | --- | --- |"]
-    out += [f"| **{line.verdict}** | {line.name} | {line.figures} |" for line in report.lines]
+    out += ["", f"## Checklist: {verdict}", "", "| verdict | line | check | figures |", "| --- | --- | --- | --- |"]
+    out += [f"| **{line.verdict}** | `{line.key}` | {line.name} | {line.figures} |" for line in report.lines]
     for line in report.lines:
         if line.details:
             out += ["", f"### {line.name}", "", *[f"- {d}" for d in line.details]]
@@ -218,9 +292,11 @@ def _plots(out_dir: Path, shadow: Side, backtest: Side, window: Window | None) -
     made = []
     if window is not None:
         fig, ax = plt.subplots(figsize=(9, 4), constrained_layout=True)
+        drawn = False
         for side, style in ((shadow, "-"), (backtest, "--")):
             points = cumulative_pnl(side, window, skip=("end_of_data",))
             if points:
+                drawn = True
                 ax.step(
                     [format_rfc3339(b)[5:16] for b, _ in points],
                     [v for _, v in points],
@@ -230,7 +306,8 @@ def _plots(out_dir: Path, shadow: Side, backtest: Side, window: Window | None) -
                 )
         ax.set_title("cumulative realized P&L by signal bar (home currency)")
         ax.tick_params(axis="x", labelrotation=45, labelsize=7)
-        ax.legend()
+        if drawn:
+            ax.legend()
         ax.grid(alpha=0.3)
         fig.savefig(out_dir / "pnl.png", dpi=90, metadata={"Software": None})
         plt.close(fig)

@@ -20,6 +20,7 @@ from actors.broker.oanda.pacing import RateLimiter, Retrier, RetryPolicy
 from actors.broker.oanda.precision import build_market_order, build_trade_orders, format_price, format_units
 from actors.core.domain import Instrument
 from actors.core.errors import BrokerRejectedError, BrokerTemporaryError, ConfigError
+from actors.core.golive import GoLiveEvidence
 from actors.core.timefmt import format_rfc3339, format_unix, parse_time
 
 pytestmark = pytest.mark.unit
@@ -176,13 +177,26 @@ def test_credentials_never_show_the_token():
         pickle.dumps(creds)
 
 
+def _ready() -> GoLiveEvidence:
+    now = 1_800_000_000 * 10**9
+    verdict = {"passed": True, "written_ns": now - 86_400 * 10**9, "model_version": "0123456789ab", "lines": []}
+    return GoLiveEvidence(
+        verdict_path="var/report.json",
+        verdict=verdict,
+        model_version="0123456789abcdef",
+        smtp_host="mail.example.com",
+        max_report_age_days=30.0,
+        now_ns=now,
+    )
+
+
 def test_live_environment_needs_live_mode_and_confirmation():
     live = BrokerConfig(kind="oanda", environment="live")
     with pytest.raises(ConfigError):
-        check_live_guard(live, "shadow", {"TRADEHOST_CONFIRM_LIVE": "yes"})
+        check_live_guard(live, "shadow", {"TRADEHOST_CONFIRM_LIVE": "yes"}, _ready())
     with pytest.raises(ConfigError):
-        check_live_guard(live, "live", {})
-    check_live_guard(live, "live", {"TRADEHOST_CONFIRM_LIVE": "yes"})
+        check_live_guard(live, "live", {}, _ready())
+    check_live_guard(live, "live", {"TRADEHOST_CONFIRM_LIVE": "yes"}, _ready())
     check_live_guard(BrokerConfig(), "shadow", {})
 
 
@@ -209,9 +223,57 @@ def test_emulator_options_follow_the_config_and_the_credentials():
 def test_a_url_override_pointing_at_oandas_live_hosts_needs_the_live_guard_too():
     sneaky = BrokerConfig(kind="oanda", environment="practice", api_url="https://api-fxtrade.oanda.com")
     with pytest.raises(ConfigError) as e:
-        check_live_guard(sneaky, "live", {"TRADEHOST_CONFIRM_LIVE": "yes"})
+        check_live_guard(sneaky, "live", {"TRADEHOST_CONFIRM_LIVE": "yes"}, _ready())
     assert any("broker.api_url" in p for p in e.value.problems)
     honest = BrokerConfig(kind="oanda", environment="live", api_url="https://api-fxtrade.oanda.com")
-    check_live_guard(honest, "live", {"TRADEHOST_CONFIRM_LIVE": "yes"})
+    check_live_guard(honest, "live", {"TRADEHOST_CONFIRM_LIVE": "yes"}, _ready())
     with pytest.raises(ConfigError):
-        check_live_guard(honest, "live", {})
+        check_live_guard(honest, "live", {}, _ready())
+
+
+@pytest.mark.parametrize(
+    ("change", "words"),
+    [
+        ({"verdict": None, "verdict_error": "no such file"},
+         "a passed `tradehost report` verdict (var/report.json: no such file)"),
+        ({"verdict": {"passed": False, "written_ns": 1_799_999_000 * 10**9, "model_version": "0123456789ab",
+                      "lines": [{"key": "duration", "passed": False}, {"key": "crashes", "passed": True}]}},
+         "a report that passed (var/report.json failed: duration)"),
+        ({"verdict": {"passed": True, "written_ns": 1_800_000_000 * 10**9 - 31 * 86_400 * 10**9,
+                      "model_version": "0123456789ab"}},
+         "a report younger than host.max_report_age_days = 30 (var/report.json is 31.0 days old)"),
+        ({"verdict": {"passed": True, "written_ns": 1_800_000_000 * 10**9, "model_version": "fedcba987654"}},
+         "a report on the configured model 0123456789ab (var/report.json names fedcba987654)"),
+        ({"model_version": None, "model_error": "no such file"},
+         "the configured model's version (model.dir: no such file)"),
+        ({"smtp_host": ""}, "alert mail (alerts.smtp_host is empty)"),
+    ],
+)  # fmt: skip
+def test_the_go_live_gate_says_in_one_line_what_a_live_start_lacks(change: dict[str, object], words: str) -> None:
+    import dataclasses
+
+    live = BrokerConfig(kind="oanda", environment="live")
+    evidence = dataclasses.replace(_ready(), **change)  # type: ignore[arg-type]
+
+    with pytest.raises(ConfigError) as e:
+        check_live_guard(live, "live", {"TRADEHOST_CONFIRM_LIVE": "yes"}, evidence)
+
+    assert e.value.problems == [f'broker.environment: "live" refused, missing: {words}']
+
+
+def test_the_operators_confirmation_is_asked_last() -> None:
+    live = BrokerConfig(kind="oanda", environment="live")
+    with pytest.raises(ConfigError) as e:
+        check_live_guard(live, "live", {}, GoLiveEvidence(
+            verdict_path="r.json", verdict=None, verdict_error="no such file", model_version=None,
+            smtp_host="", max_report_age_days=30.0, now_ns=0,
+        ))  # fmt: skip
+    assert len(e.value.problems) == 1 and "TRADEHOST_CONFIRM_LIVE" not in e.value.problems[0]
+    assert e.value.problems[0].endswith(
+        "missing: a passed `tradehost report` verdict (r.json: no such file); alert mail (alerts.smtp_host is empty)"
+    )
+    with pytest.raises(ConfigError) as e:
+        check_live_guard(live, "live", {}, _ready())
+    assert e.value.problems == [
+        'broker.environment: "live" needs TRADEHOST_CONFIRM_LIVE=yes in the environment (the last step)'
+    ]
