@@ -237,31 +237,6 @@ def test_paused_means_no_entries_while_exits_are_still_managed() -> None:
         assert host.status()["actors"]["execution"]["restarts"] == 0
 
 
-def test_the_daily_loss_limit_latches_no_trade_and_lifts_itself_at_the_next_trading_day() -> None:
-    with running_host([*TRADING, "risk.daily_loss_limit=0.000001"]) as host:
-        status = poll_until(
-            lambda: (s := host.status()) and any(r["code"] == "daily_loss_limit" for r in s["reasons"]) and s,
-            timeout_s=120,
-        )
-        assert status["state"] == "NO_TRADE"
-        _admin(host).advance(24 * 3600)  # the next trading day (17:00 New York) passes
-        poll_until(
-            lambda: [e for e in host.journal("reason.cleared") if e["body"]["code"] == "daily_loss_limit"],
-            timeout_s=90,
-        )
-
-
-def test_beyond_the_last_drawdown_zone_latches_until_resume() -> None:
-    with running_host([*TRADING, "risk.drawdown_zones=[[0.000001, 1.0]]"]) as host:
-        status = poll_until(
-            lambda: (s := host.status()) and any(r["code"] == "drawdown_stop" for r in s["reasons"]) and s,
-            timeout_s=120,
-        )
-        assert status["dd_zone"] == 1 and status["daily_pnl"] is not None
-        assert host.ctl("resume").returncode == 0
-        poll_until(lambda: not any(r["code"] == "drawdown_stop" for r in host.status()["reasons"]), timeout_s=30)
-
-
 def test_flatten_lists_without_yes_and_closes_everything_then_pauses_with_it() -> None:
     with running_host([*LIVE, "risk.min_probability=0.99"]) as host:
         admin = _admin(host)
