@@ -3,7 +3,8 @@
 Reads the shadow run's ``journal.sqlite`` (read-only: a running host may still be writing it) and
 the backtest's output directory (its ``journal.sqlite`` and ``metrics.json``), runs the checks of
 ``supervisor.offline.report.checks`` over the compared window and writes ``report.md`` with its plots into
-``--out``: ``pnl.png`` (cumulative realized P&L of both sides by signal bar), ``slippage.png`` and
+``--out``: ``pnl.png`` (cumulative realized P&L of both sides by signal bar), ``equity.png`` (the
+run's NAV and drawdown from its ``account.snapshot`` rows, drawn like the backtest's), ``slippage.png`` and
 ``latency.png``, and every unmatched entry with its explanation in ``differences.csv``, and the
 verdict as ``report.json`` (every line, the model version the run traded, when it was written):
 the go-live gate of ``broker.environment = "live"`` reads it (``actors.core.golive``). A line the
@@ -28,7 +29,7 @@ import orjson
 from actors.core.errors import TradehostError
 from actors.core.timefmt import format_rfc3339
 from actors.runtime.journal import JournalEntry
-from supervisor.offline.backtest.metrics import sample_lines
+from supervisor.offline.backtest.metrics import plot_equity, sample_lines
 from supervisor.offline.report.checks import (
     CheckLine,
     ReportLimits,
@@ -283,6 +284,18 @@ def _markdown(
     return "\n".join(out) + "\n"
 
 
+def account_equity(side: Side) -> list[tuple[int, float]]:
+    """The run's NAV over time: every ``account.snapshot`` row the reconciler journaled (one per
+    change of the account's figures), as (time, NAV); rows without a readable NAV are left out."""
+    points = []
+    for entry in side.rows("account.snapshot"):
+        try:
+            points.append((entry.ts_ns, float(entry.body["nav"])))
+        except (KeyError, TypeError, ValueError):
+            continue
+    return points
+
+
 def _plots(out_dir: Path, shadow: Side, backtest: Side, window: Window | None) -> list[tuple[str, str]]:
     import matplotlib  # noqa: PLC0415 - plotting loads only when a report is written
 
@@ -312,6 +325,15 @@ def _plots(out_dir: Path, shadow: Side, backtest: Side, window: Window | None) -
         fig.savefig(out_dir / "pnl.png", dpi=90, metadata={"Software": None})
         plt.close(fig)
         made.append(("pnl.png", "cumulative P&L"))
+    equity = account_equity(shadow)
+    if equity:
+        plot_equity(
+            out_dir / "equity.png",
+            [ts for ts, _ in equity],
+            [nav for _, nav in equity],
+            title=f"{shadow.name} run: NAV from its account.snapshot rows, drawdown from the running peak",
+        )
+        made.append(("equity.png", "NAV and drawdown (account.snapshot)"))
     for name, title, series in (
         (
             "slippage.png",

@@ -644,3 +644,29 @@ def test_memory_of_a_replay_is_judged_per_hour_of_market_time(tmp_path: Path) ->
     assert line.passed, line.figures
     assert line.figures == "largest slope +0.01 MB/h (model) over 399.0 market hours, 1 processes"
     assert not leaked.passed and "+60.00 MB/h (feed)" in leaked.figures
+
+
+def test_the_report_plots_the_runs_nav_from_its_account_snapshot_rows(tmp_path: Path) -> None:
+    # Arrange: a run whose reconciler journaled three account figures (100,000 → 98,500 → 99,200)
+    from supervisor.offline.report.run import account_equity
+
+    rows = _decision("EUR_USD", WED, p_up=0.9, entered="long", trade="1", pnl="5.0", t=1)
+    snapshots = [
+        ("account.snapshot", {"currency": "USD", "nav": nav, "peak_nav": "100000.0000"}, None, ts)
+        for nav, ts in (("100000.0000", WED - 60 * S), ("98500.0000", WED + 900 * S), ("99200.0000", WED + 1800 * S))
+    ]
+    shadow = _write(tmp_path / "run" / "journal.sqlite", [("role.started", {}, None, 0), *snapshots, *rows])
+    backtest_rows = [
+        *rows,
+        ("backtest.completed", {"granularity": "M15", "model_version": "m", "instruments": ["EUR_USD"]}, None, 9),
+    ]
+    _write(tmp_path / "bt" / "journal.sqlite", backtest_rows)
+
+    # Act
+    write_report(shadow, tmp_path / "bt", tmp_path / "r", limits=LIMITS)
+
+    # Assert: the NAV series is the rows' own, and report.md shows the plot drawn from it
+    side = Side("shadow", read_journal(shadow))
+    assert [nav for _, nav in account_equity(side)] == [100000.0, 98500.0, 99200.0]
+    assert (tmp_path / "r" / "equity.png").stat().st_size > 1000
+    assert "(equity.png)" in (tmp_path / "r" / "report.md").read_text()
