@@ -57,6 +57,8 @@ class BarReason(enum.StrEnum):
     SPREAD_TOO_WIDE = "spread_too_wide"
     STALE = "stale"
     SPIKE = "spike"
+    OUT_OF_RANGE = "out_of_range"
+    JUMP = "jump"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
