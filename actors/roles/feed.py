@@ -15,7 +15,7 @@ the market's own clock: every accepted price and heartbeat timestamp goes throug
 and faster against an accelerated emulator. At each close a bars worker fetches the closed
 candle of every instrument (bid and ask), waiting up to ``feed.bar_wait_s`` for one the broker is
 still closing and none for one it will never have (no ticks in the bar: a holiday, a halt,
-``closed_bar_lookup``); the actor validates each (``validate_bar``) and publishes ``md.bar.<INSTR>`` (a
+``closed_bar_lookup``); the actor validates each (``actors.core.bars.BarGuard``) and publishes ``md.bar.<INSTR>`` (a
 ``Bar`` whose corr is its bar id) or journals ``feed.bar_rejected`` with the reason and the
 candle, then ``md.bars`` for the close. A bar with no candle is a gap only if the broker had
 prices during it. Market status per instrument (calendar + the broker's ``tradeable`` flags,
@@ -35,7 +35,7 @@ from typing import Any, ClassVar
 from actors.broker import Broker
 from actors.core import markethours
 from actors.core.backoff import Backoff
-from actors.core.bars import BarCandle, RejectedBar, average_true_range, history_report, validate_bar, validate_candles
+from actors.core.bars import BarCandle, BarGuard, RejectedBar, average_true_range, history_report, validate_candles
 from actors.core.bartime import BarClock, CandleLookup, bar_end, bar_start, closed_bar_lookup, missing_bar_is_gap
 from actors.core.config import FeedConfig
 from actors.core.domain import OHLC, Price, PriceHeartbeat, bar_id
@@ -121,7 +121,9 @@ class FeedActor(RoleActor[FeedConfig, _WorkerResult]):
         self.reconnects = 0
         self.detail = "connecting"
         self.bar_clock = BarClock(cfg.granularity)
-        self.history: dict[str, deque[BarCandle]] = {i: deque(maxlen=cfg.atr_bars + 1) for i in cfg.instruments}
+        # The bar checks per instrument (actors.core.bars.BarGuard); history: the accepted bars they hold.
+        self.bar_guards = {i: BarGuard(granularity=cfg.granularity, config=cfg) for i in cfg.instruments}
+        self.history: dict[str, deque[BarCandle]] = {i: g.recent for i, g in self.bar_guards.items()}
         self.pip_locations: dict[str, int] = {}
         self.markets: dict[str, markethours.MarketStatus] = {}
         self.priced_bars: dict[str, deque[int]] = {i: deque(maxlen=RECENT_BAR_STARTS) for i in cfg.instruments}
@@ -382,13 +384,8 @@ class FeedActor(RoleActor[FeedConfig, _WorkerResult]):
                     body = {"instrument": name, "bar_ts": start, "reason": "missing", "detail": detail}
                     rows.append(("feed.bar_rejected", body, corr, self.clock.time_ns()))
                 continue
-            verdict = validate_bar(
-                candle,
-                granularity=cfg.granularity,
-                pip_location=self.pip_locations.get(name, -4),
-                config=cfg,
-                expected_ts_ns=start,
-                history=tuple(self.history[name]),
+            verdict = self.bar_guards[name].check(
+                candle, pip_location=self.pip_locations.get(name, -4), expected_ts_ns=start
             )
             if not verdict.ok:
                 rejected.append(name)
@@ -396,7 +393,6 @@ class FeedActor(RoleActor[FeedConfig, _WorkerResult]):
                 body = {"instrument": name, "bar_ts": start, "reason": reason, "detail": verdict.detail}
                 rows.append(("feed.bar_rejected", {**body, "candle": _candle_body(candle)}, corr, self.clock.time_ns()))
                 continue
-            self.history[name].append(candle)
             bar = Bar(
                 instrument=name,  # type: ignore[arg-type]
                 granularity=cfg.granularity,
