@@ -28,7 +28,7 @@ from __future__ import annotations
 import queue
 import threading
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, ClassVar
 
@@ -81,6 +81,7 @@ class _Prepared:
 class _Fetched:
     start_ns: int
     candles: dict[str, BarCandle]
+    errors: dict[str, str] = field(default_factory=dict)  # the last failed request's error per instrument
 
 
 _WorkerResult = _StreamItem | _StreamDown | _Prepared | _Fetched  # what the stream and bars workers hand back
@@ -184,9 +185,12 @@ class FeedActor(RoleActor[FeedConfig, _WorkerResult]):
                 start, priced = self.closes.get(timeout=0.2)
             except queue.Empty:
                 continue
-            self.hand_back(_Fetched(start, self._fetch(broker, start, priced, stop)))
+            errors: dict[str, str] = {}
+            self.hand_back(_Fetched(start, self._fetch(broker, start, priced, stop, errors), errors))
 
-    def _fetch(self, broker: Broker, start: int, priced: frozenset[str], stop: threading.Event) -> dict[str, BarCandle]:
+    def _fetch(
+        self, broker: Broker, start: int, priced: frozenset[str], stop: threading.Event, errors: dict[str, str]
+    ) -> dict[str, BarCandle]:
         # The just-closed candle of every instrument. One the broker is still closing is asked for
         # again until feed.bar_wait_s has passed (a frozen candle is then a missing bar); one the
         # broker will never have (no ticks in the bar: closed_bar_lookup) is given up at once.
@@ -197,8 +201,10 @@ class FeedActor(RoleActor[FeedConfig, _WorkerResult]):
             for name in tuple(waiting):
                 try:
                     candles = broker.candles(name, self.cfg.granularity, from_ts=start, count=1, price="BA")
-                except BrokerError:
+                except BrokerError as e:  # kept for the journal: a malformed candle (1e300) is no candle
+                    errors[name] = f"{type(e).__name__}: {e}"
                     continue
+                errors.pop(name, None)
                 lookup = closed_bar_lookup(start, candles[0] if candles else None, had_prices=name in priced)
                 if lookup is CandleLookup.FOUND:
                     found[name] = BarCandle.from_candle(candles[0])
@@ -229,7 +235,7 @@ class FeedActor(RoleActor[FeedConfig, _WorkerResult]):
             loaded = {name: (len(candles), message.rejected.get(name, [])) for name, candles in message.history.items()}
             self.runtime.journal("history.loaded", {"purpose": "checks", **history_report(loaded)})
         elif isinstance(message, _Fetched):
-            self._on_bars(message.start_ns, message.candles)
+            self._on_bars(message.start_ns, message.candles, message.errors)
 
     def _on_stream_item(self, item: Price | PriceHeartbeat) -> None:
         self.last_ok_ns, self.last_ok_mono = self.clock.time_ns(), self.clock.monotonic()
@@ -370,7 +376,7 @@ class FeedActor(RoleActor[FeedConfig, _WorkerResult]):
         # The instruments the broker streamed tradeable prices for during the bar at ``start``.
         return frozenset(name for name, starts in self.priced_bars.items() if start in starts)
 
-    def _on_bars(self, start: int, candles: dict[str, BarCandle]) -> None:
+    def _on_bars(self, start: int, candles: dict[str, BarCandle], errors: dict[str, str] | None = None) -> None:
         cfg = self.cfg
         published, rejected, missing = [], [], []
         rows: list[tuple[str, dict[str, Any], str | None, int]] = []  # journaled in one transaction at the end
@@ -381,6 +387,8 @@ class FeedActor(RoleActor[FeedConfig, _WorkerResult]):
                 if missing_bar_is_gap(start, had_prices=start in self.priced_bars[name]):
                     missing.append(name)
                     detail = f"no complete candle within {cfg.bar_wait_s:g}s although the broker had prices"
+                    if errors and name in errors:
+                        detail += f"; the last request failed: {errors[name]}"
                     body = {"instrument": name, "bar_ts": start, "reason": "missing", "detail": detail}
                     rows.append(("feed.bar_rejected", body, corr, self.clock.time_ns()))
                 continue
