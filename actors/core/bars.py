@@ -200,9 +200,10 @@ def validate_bar(
 
     Checks, in order: ``incomplete`` (not complete); ``misaligned`` (time not on the
     granularity's grid, or not ``expected_ts_ns``); ``not_finite``; ``non_positive``;
-    ``out_of_range`` (a price below one pip or above ``MAX_PRICE_PIPS``); ``ohlc_inconsistent`` (high < max(open, close), low > min(open, close), high < low, in bid or
-    ask, or a crossed quote: ask open or close below bid); ``zero_volume``; ``spread_too_wide``
-    (ask close - bid close above ``max_spread_pips``); ``stale`` (bid and ask OHLC and volume equal
+    ``out_of_range`` (a price below one pip or above ``MAX_PRICE_PIPS``); ``ohlc_inconsistent``
+    (high < max(open, close), low > min(open, close), high < low, in bid or ask, or a crossed
+    quote: ask open or close below bid); ``zero_volume``; ``spread_too_wide`` (ask close - bid
+    close above ``max_spread_pips``); ``stale`` (bid and ask OHLC and volume equal
     to the previous bar's); ``spike`` (mid high - low above ``max_range_atr`` x the ATR of the
     previous ``atr_bars`` bars; skipped while there are fewer, or the ATR is zero); ``jump`` (the
     mid open lies farther from the previous bar's mid close than the tick checks let one price move
@@ -246,7 +247,9 @@ def validate_bar(
     bad = [f"{key}={value}" for key, value in prices.items() if value <= 0]
     if bad:
         return BarVerdict(ok=False, reason=BarReason.NON_POSITIVE, detail=", ".join(bad))
-    bad = [f"{key}={value}" for key, value in prices.items() if not _ONE <= value.scaleb(-pip_location) <= MAX_PRICE_PIPS]
+    bad = [
+        f"{key}={value}" for key, value in prices.items() if not _ONE <= value.scaleb(-pip_location) <= MAX_PRICE_PIPS
+    ]
     if bad:
         low, high = _ONE.scaleb(pip_location), MAX_PRICE_PIPS.scaleb(pip_location)
         detail = f"{', '.join(bad)} outside one pip .. 2**53 pips ({low} .. {high:.4g})"
@@ -289,7 +292,8 @@ def validate_bar(
             return BarVerdict(
                 ok=False,
                 reason=BarReason.JUMP,
-                detail=f"open {candle.mid.o} is {gap:.6g} from the close {reference} of the bar at {prev.ts} > {made_of}",
+                detail=f"open {candle.mid.o} is {gap:.6g} from the close {reference} of the bar at {prev.ts}"
+                f" > {made_of}",
             )
     return _OK
 

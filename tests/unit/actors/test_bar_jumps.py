@@ -221,10 +221,10 @@ def test_the_live_feed_and_a_candle_file_give_the_same_bars_the_same_verdicts() 
         for candle in later:
             ref.tell(_Fetched(candle.ts, {"EUR_USD": BarCandle.from_candle(candle)}))
         ref.ask(HeartbeatDue(), timeout=5)  # handled after the bars: the actor is through them
-        live = {b.ts: "ok" for t, b, _ in list(runtime.published) if t == TOPIC_MD_BAR + "EUR_USD" and isinstance(b, Bar)}
-        live.update(
-            {b["bar_ts"]: b["reason"] for k, b, _ in list(runtime.journaled) if k == "feed.bar_rejected"}
-        )
+        live = {
+            b.ts: "ok" for t, b, _ in list(runtime.published) if t == TOPIC_MD_BAR + "EUR_USD" and isinstance(b, Bar)
+        }
+        live.update({b["bar_ts"]: b["reason"] for k, b, _ in list(runtime.journaled) if k == "feed.bar_rejected"})
 
     frame = frame_from_candles([*history, *later])
     kept, rejected = validated_frame(frame, granularity="M15", pip_location=-4, config=CONFIG)
