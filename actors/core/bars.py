@@ -27,11 +27,15 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Protocol
 
+from actors.core import markethours
 from actors.core.bartime import bar_start
 from actors.core.domain import OHLC, Candle
+from actors.core.ticks import LevelRun, jump_bound
 
 __all__ = [
+    "MAX_PRICE_PIPS",
     "BarCandle",
+    "BarGuard",
     "BarReason",
     "BarVerdict",
     "HasMid",
@@ -57,15 +61,22 @@ class BarReason(enum.StrEnum):
     SPREAD_TOO_WIDE = "spread_too_wide"
     STALE = "stale"
     SPIKE = "spike"
+    OUT_OF_RANGE = "out_of_range"
+    JUMP = "jump"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class BarVerdict:
-    """The outcome of ``validate_bar``: ``ok``, or the ``reason`` code and a readable ``detail``."""
+    """The outcome of ``validate_bar``: ``ok``, or the ``reason`` code and a readable ``detail``.
+
+    ``reanchored`` (from ``BarGuard.check``): the bar is accepted although it jumped, as the last
+    of ``bar_reanchor_bars`` bars in a row that hold the new level (``reason`` is then ``jump``).
+    """
 
     ok: bool
     reason: BarReason | None = None
     detail: str = ""
+    reanchored: bool = False
 
 
 _OK = BarVerdict(ok=True)
@@ -111,6 +122,11 @@ class BarCandle:
 
 _TWO = Decimal(2)
 _NAN = Decimal("NaN")
+# The largest price in pips a bar may have: beyond 2**53 a float (the features, the backtest's
+# frames) no longer holds every pip of it exactly; 9e11 for EUR_USD, far beyond any market. A
+# price below one pip is no price either. Both need no neighbours (the first bar of a load too).
+MAX_PRICE_PIPS = Decimal(2**53)
+_ONE = Decimal(1)
 
 
 def _mean(bid: Decimal, ask: Decimal) -> Decimal:
@@ -184,12 +200,18 @@ def validate_bar(
 
     Checks, in order: ``incomplete`` (not complete); ``misaligned`` (time not on the
     granularity's grid, or not ``expected_ts_ns``); ``not_finite``; ``non_positive``;
-    ``ohlc_inconsistent`` (high < max(open, close), low > min(open, close), high < low, in bid or
-    ask, or a crossed quote: ask open or close below bid); ``zero_volume``; ``spread_too_wide``
-    (ask close - bid close above ``max_spread_pips``); ``stale`` (bid and ask OHLC and volume equal
+    ``out_of_range`` (a price below one pip or above ``MAX_PRICE_PIPS``); ``ohlc_inconsistent``
+    (high < max(open, close), low > min(open, close), high < low, in bid or ask, or a crossed
+    quote: ask open or close below bid); ``zero_volume``; ``spread_too_wide`` (ask close - bid
+    close above ``max_spread_pips``); ``stale`` (bid and ask OHLC and volume equal
     to the previous bar's); ``spike`` (mid high - low above ``max_range_atr`` x the ATR of the
-    previous ``atr_bars`` bars; skipped while there are fewer, or the ATR is zero). Whether the bar
-    follows a gap is not checked here (``missing_bar_is_gap``, live).
+    previous ``atr_bars`` bars; skipped while there are fewer, or the ATR is zero); ``jump`` (the
+    mid open lies farther from the previous bar's mid close than the tick checks let one price move
+    from the last: ``actors.core.ticks.jump_bound``, ``max_tick_jump_atr`` x that ATR, or
+    ``max_tick_jump_fraction`` of the close before there is one; not when the previous bar is from
+    an earlier market session: a gap over a closure is no jump). A jump may be a real level shift:
+    ``BarGuard`` accepts it once bars in a row hold the new level. Whether the bar follows a gap is
+    not checked here (``missing_bar_is_gap``, live).
 
     Args:
         candle: the bar.
@@ -225,6 +247,13 @@ def validate_bar(
     bad = [f"{key}={value}" for key, value in prices.items() if value <= 0]
     if bad:
         return BarVerdict(ok=False, reason=BarReason.NON_POSITIVE, detail=", ".join(bad))
+    bad = [
+        f"{key}={value}" for key, value in prices.items() if not _ONE <= value.scaleb(-pip_location) <= MAX_PRICE_PIPS
+    ]
+    if bad:
+        low, high = _ONE.scaleb(pip_location), MAX_PRICE_PIPS.scaleb(pip_location)
+        detail = f"{', '.join(bad)} outside one pip .. 2**53 pips ({low} .. {high:.4g})"
+        return BarVerdict(ok=False, reason=BarReason.OUT_OF_RANGE, detail=detail)
     problem = _inconsistency("bid", candle.bid) or _inconsistency("ask", candle.ask)
     if problem is None and (candle.ask.o < candle.bid.o or candle.ask.c < candle.bid.c):
         problem = f"crossed: ask o/c {candle.ask.o}/{candle.ask.c} below bid o/c {candle.bid.o}/{candle.bid.c}"
@@ -253,7 +282,83 @@ def validate_bar(
                 reason=BarReason.SPIKE,
                 detail=f"range {mid.h - mid.l:.6g} is {ratio:.4g} x ATR {atr:.6g} > {config.max_range_atr}",
             )
+    if history:
+        prev = history[-1]
+        reference = prev.mid.c
+        bound, made_of = jump_bound(reference, atr, config)
+        gap = abs(candle.mid.o - reference)
+        # The session look-up only for a jump (rare): a gap over a closure is expected.
+        if gap > bound and prev.ts >= markethours.period_start(candle.ts):
+            return BarVerdict(
+                ok=False,
+                reason=BarReason.JUMP,
+                detail=f"open {candle.mid.o} is {gap:.6g} from the close {reference} of the bar at {prev.ts}"
+                f" > {made_of}",
+            )
     return _OK
+
+
+class BarGuard:
+    """One instrument's bar checks and what they remember (pure, no I/O): the accepted bars the
+    checks compare with (``recent``) and the run of bars refused as a ``jump``.
+
+    A jump within a session may be a real level shift or an outlier; the bars after it tell. The
+    rule is the tick checks' re-anchoring (``actors.core.ticks.LevelRun``): bars refused as jumps
+    whose closes agree with each other (within the jump bound of the first) form a run; the
+    ``bar_reanchor_bars``-th bar of a run is accepted (``BarVerdict.reanchored``) and becomes the
+    reference, the bars before it stay refused (they were refused when they closed, live). An
+    accepted bar ends the run (the old level is alive: the jump was an outlier); a bar refused for
+    another reason leaves it as it is. The live feed keeps one guard per instrument;
+    ``validate_history`` runs one over a sequence, so both decide alike.
+
+    Args:
+        granularity: the bars' granularity.
+        config: the thresholds (the ``[feed]`` section).
+        history: bars accepted before, oldest first.
+    """
+
+    def __init__(self, *, granularity: str, config: BarValidationConfig, history: Iterable[BarCandle] = ()) -> None:
+        self.granularity = granularity
+        self.config = config
+        self.recent: deque[BarCandle] = deque(history, maxlen=config.atr_bars + 1)
+        self.run: LevelRun | None = None
+
+    def check(self, candle: BarCandle, *, pip_location: int, expected_ts_ns: int | None = None) -> BarVerdict:
+        """Check one closed bar (``validate_bar`` against ``recent``, then the run); an accepted
+        bar joins ``recent``.
+
+        Args:
+            candle: the bar.
+            pip_location: the instrument's ``pipLocation``.
+            expected_ts_ns: the bar start the caller asked for, or None.
+        """
+        config = self.config
+        verdict = validate_bar(
+            candle,
+            granularity=self.granularity,
+            pip_location=pip_location,
+            config=config,
+            expected_ts_ns=expected_ts_ns,
+            history=self.recent,
+        )
+        if verdict.ok:
+            self._accept(candle)
+            return verdict
+        if verdict.reason is not BarReason.JUMP:
+            return verdict
+        atr = average_true_range(self.recent, period=config.atr_bars)
+        mid = candle.mid.c
+        bound, _ = jump_bound(self.run.first_mid if self.run is not None else mid, atr, config)
+        run = self.run = LevelRun.extend(self.run, mid=mid, ts=candle.ts, bound=bound)
+        held = f"{run.count} of {config.bar_reanchor_bars} bars in a row at the new level"
+        if run.count < config.bar_reanchor_bars:
+            return BarVerdict(ok=False, reason=BarReason.JUMP, detail=f"{verdict.detail}; {held}")
+        self._accept(candle)
+        return BarVerdict(ok=True, reason=BarReason.JUMP, detail=f"{verdict.detail}; {held}: accepted", reanchored=True)
+
+    def _accept(self, candle: BarCandle) -> None:
+        self.recent.append(candle)
+        self.run = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -275,9 +380,10 @@ def validate_history(
 ) -> tuple[list[BarCandle], list[RejectedBar]]:
     """The one rule for every bar that enters features or an ATR, live or loaded.
 
-    Runs ``validate_bar`` (the check the live feed runs on each close) over a sequence of bars,
-    oldest first, each against the bars accepted before it, exactly as the feed checks a close
-    against its accepted bars: a bar the feed rejected live is rejected again, for the same
+    Runs a ``BarGuard`` (the checks the live feed runs on each close: ``validate_bar``, and a jump
+    accepted once following bars hold the new level) over a sequence of bars, oldest first, each
+    against the bars accepted before it, exactly as the feed checks a close against its accepted
+    bars: a bar the feed rejected live is rejected again, for the same
     reason, when a restarted role loads it from the broker's candles, and when ``tradehost
     train`` or ``backtest`` read it. The spike check needs ``config.atr_bars`` accepted bars
     before a bar, so a loader that keeps the last N bars should validate N + ``atr_bars`` + 1.
@@ -296,7 +402,8 @@ def validate_history(
     Returns:
         The accepted bars (oldest first) and the rejected ones with their verdicts.
     """
-    recent: deque[BarCandle] = deque(history, maxlen=config.atr_bars + 1)
+    guard = BarGuard(granularity=granularity, config=config, history=history)
+    recent = guard.recent
     accepted: list[BarCandle] = []
     rejected: list[RejectedBar] = []
     for candle in candles:
@@ -306,12 +413,9 @@ def validate_history(
             detail = f"time {candle.ts} is not after the previous bar's {recent[-1].ts}"
             rejected.append(RejectedBar(candle=candle, reason=BarReason.MISALIGNED, detail=detail))
             continue
-        verdict = validate_bar(
-            candle, granularity=granularity, pip_location=pip_location, config=config, history=recent
-        )
+        verdict = guard.check(candle, pip_location=pip_location)
         if verdict.ok:
             accepted.append(candle)
-            recent.append(candle)
         else:
             reason = verdict.reason if verdict.reason is not None else BarReason.MISALIGNED
             rejected.append(RejectedBar(candle=candle, reason=reason, detail=verdict.detail))

@@ -40,22 +40,12 @@ class BarValidationConfig:
     bar_wait_s: float = field(
         default=10.0, metadata={"doc": "How long to wait for a closed bar's candle to become complete.", "min": 0.0}
     )
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class TickValidationConfig(BarValidationConfig):
-    """Thresholds of the tick checks (the ``[feed]`` keys of the same names), beside the bar checks'.
-
-    The defaults let real prices through: a tick-to-tick move of 5 M15 ATRs (about 40-50 pips of
-    EUR_USD on an ordinary day) is extreme even in a news release, and a real level shift is
-    accepted after ``tick_reanchor_ticks`` agreeing prices.
-    """
-
     max_tick_jump_atr: float = field(
         default=5.0,
         metadata={
             "doc": "Refuse a price whose mid is more than this many ATRs (of the validated bars) from the "
-            "instrument's last accepted mid (a spike).",
+            "instrument's last accepted mid (a spike); the same bound refuses a bar that opens this far from "
+            "the last accepted bar's close (a jump).",
             "min": 0.5,
             "max": 1000.0,
         },
@@ -69,6 +59,26 @@ class TickValidationConfig(BarValidationConfig):
             "max": 1.0,
         },
     )
+    bar_reanchor_bars: int = field(
+        default=2,
+        metadata={
+            "doc": "A bar that jumps from the last accepted bar within a session is refused until this many "
+            "bars in a row hold the new level; the last of them is accepted (a gap over a closure at once).",
+            "min": 2,
+            "max": 100,
+        },
+    )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TickValidationConfig(BarValidationConfig):
+    """Thresholds of the tick checks (the ``[feed]`` keys of the same names), beside the bar checks'.
+
+    The defaults let real prices through: a tick-to-tick move of 5 M15 ATRs (about 40-50 pips of
+    EUR_USD on an ordinary day) is extreme even in a news release, and a real level shift is
+    accepted after ``tick_reanchor_ticks`` agreeing prices.
+    """
+
     tick_reanchor_ticks: int = field(
         default=5,
         metadata={

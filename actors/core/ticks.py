@@ -62,7 +62,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from actors.core.config import TickValidationConfig
+    from actors.core.config import BarValidationConfig, TickValidationConfig
 
 import enum
 from dataclasses import dataclass
@@ -72,6 +72,7 @@ __all__ = [
     "REJECTION_LOG_PERIOD_S",
     "Anchor",
     "BarSpan",
+    "LevelRun",
     "RejectionLog",
     "TickGuard",
     "TickReason",
@@ -154,8 +155,11 @@ def quote_problem(bid: Decimal, ask: Decimal) -> tuple[TickReason, str] | None:
     return None
 
 
-def jump_bound(reference_mid: Decimal, atr: Decimal | None, config: TickValidationConfig) -> tuple[Decimal, str]:
+def jump_bound(reference_mid: Decimal, atr: Decimal | None, config: BarValidationConfig) -> tuple[Decimal, str]:
     """How far a mid may move from ``reference_mid`` in one price, and what the bound is made of.
+
+    The bar checks use it too (``actors.core.bars``: a bar's open is the price after the previous
+    bar's close).
 
     Args:
         reference_mid: the mid the move is measured from.
@@ -173,11 +177,35 @@ def jump_bound(reference_mid: Decimal, atr: Decimal | None, config: TickValidati
 
 
 @dataclass(slots=True)
-class _Run:
+class LevelRun:
+    """Refused prices in a row that agree with each other: a new level in the making (the level
+    shifts of the module docstring). The bar checks keep one of refused bars (``actors.core.bars``).
+
+    Attributes:
+        first_mid: the mid of the run's first price (the level the others must agree with).
+        first_ts: the first price's time.
+        last_ts: the latest price's time.
+        count: the prices in the run (copies of one moment count once).
+    """
+
     first_mid: Decimal
     first_ts: int
     last_ts: int
     count: int
+
+    @staticmethod
+    def extend(run: LevelRun | None, *, mid: Decimal, ts: int, bound: Decimal) -> LevelRun:
+        """The run after one more refused price: the same run, one longer, when the price agrees
+        with it (within ``bound`` of its first mid, at a later time; a copy of its latest moment
+        leaves the count as it is); else a new run that starts with the price."""
+        if run is not None and (ts < run.last_ts or abs(mid - run.first_mid) > bound):
+            run = None
+        if run is None:
+            return LevelRun(first_mid=mid, first_ts=ts, last_ts=ts, count=1)
+        if ts > run.last_ts:
+            run.count += 1
+            run.last_ts = ts
+        return run
 
 
 class TickGuard:
@@ -190,7 +218,7 @@ class TickGuard:
     def __init__(self, config: TickValidationConfig) -> None:
         self.config = config
         self.anchor: Anchor | None = None
-        self._run: _Run | None = None
+        self._run: LevelRun | None = None
         self._refusing_since_s: float | None = None  # first refusal since the last accepted price
         self._refused_at_s: float | None = None  # the latest refusal
 
@@ -277,15 +305,8 @@ class TickGuard:
         bar: BarSpan | None,
         session: int | None,
     ) -> TickVerdict:
-        run = self._run
-        bound, _ = jump_bound(run.first_mid if run is not None else mid, atr, self.config)
-        if run is not None and (ts < run.last_ts or abs(mid - run.first_mid) > bound):
-            run = None
-        if run is None:
-            run = self._run = _Run(first_mid=mid, first_ts=ts, last_ts=ts, count=1)
-        elif ts > run.last_ts:  # a repeat of the same moment (a burst of copies) does not count
-            run.count += 1
-            run.last_ts = ts
+        bound, _ = jump_bound(self._run.first_mid if self._run is not None else mid, atr, self.config)
+        run = self._run = LevelRun.extend(self._run, mid=mid, ts=ts, bound=bound)
         if run.count < self.config.tick_reanchor_ticks:
             return self._refused(reason, detail, now_s)
         if not self._confirmed(run, bar, bound, session):
@@ -294,7 +315,7 @@ class TickGuard:
         self._accept(ts, mid)
         return TickVerdict(ok=True, reason=reason, detail=detail, reanchored=True, previous_mid=previous, run=run.count)
 
-    def _confirmed(self, run: _Run, bar: BarSpan | None, bound: Decimal, session: int | None) -> bool:
+    def _confirmed(self, run: LevelRun, bar: BarSpan | None, bound: Decimal, session: int | None) -> bool:
         # A second source for the run's level: the anchor is from an earlier session (a gap over a
         # closure is expected), or a validated bar that ended after the run began holds the level.
         if self.anchor is None or (session is not None and self.anchor.ts < session):

@@ -15,7 +15,7 @@ the market's own clock: every accepted price and heartbeat timestamp goes throug
 and faster against an accelerated emulator. At each close a bars worker fetches the closed
 candle of every instrument (bid and ask), waiting up to ``feed.bar_wait_s`` for one the broker is
 still closing and none for one it will never have (no ticks in the bar: a holiday, a halt,
-``closed_bar_lookup``); the actor validates each (``validate_bar``) and publishes ``md.bar.<INSTR>`` (a
+``closed_bar_lookup``); the actor validates each (``actors.core.bars.BarGuard``) and publishes ``md.bar.<INSTR>`` (a
 ``Bar`` whose corr is its bar id) or journals ``feed.bar_rejected`` with the reason and the
 candle, then ``md.bars`` for the close. A bar with no candle is a gap only if the broker had
 prices during it. Market status per instrument (calendar + the broker's ``tradeable`` flags,
@@ -28,14 +28,14 @@ from __future__ import annotations
 import queue
 import threading
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, ClassVar
 
 from actors.broker import Broker
 from actors.core import markethours
 from actors.core.backoff import Backoff
-from actors.core.bars import BarCandle, RejectedBar, average_true_range, history_report, validate_bar, validate_candles
+from actors.core.bars import BarCandle, BarGuard, RejectedBar, average_true_range, history_report, validate_candles
 from actors.core.bartime import BarClock, CandleLookup, bar_end, bar_start, closed_bar_lookup, missing_bar_is_gap
 from actors.core.config import FeedConfig
 from actors.core.domain import OHLC, Price, PriceHeartbeat, bar_id
@@ -81,6 +81,7 @@ class _Prepared:
 class _Fetched:
     start_ns: int
     candles: dict[str, BarCandle]
+    errors: dict[str, str] = field(default_factory=dict)  # the last failed request's error per instrument
 
 
 _WorkerResult = _StreamItem | _StreamDown | _Prepared | _Fetched  # what the stream and bars workers hand back
@@ -121,7 +122,9 @@ class FeedActor(RoleActor[FeedConfig, _WorkerResult]):
         self.reconnects = 0
         self.detail = "connecting"
         self.bar_clock = BarClock(cfg.granularity)
-        self.history: dict[str, deque[BarCandle]] = {i: deque(maxlen=cfg.atr_bars + 1) for i in cfg.instruments}
+        # The bar checks per instrument (actors.core.bars.BarGuard); history: the accepted bars they hold.
+        self.bar_guards = {i: BarGuard(granularity=cfg.granularity, config=cfg) for i in cfg.instruments}
+        self.history: dict[str, deque[BarCandle]] = {i: g.recent for i, g in self.bar_guards.items()}
         self.pip_locations: dict[str, int] = {}
         self.markets: dict[str, markethours.MarketStatus] = {}
         self.priced_bars: dict[str, deque[int]] = {i: deque(maxlen=RECENT_BAR_STARTS) for i in cfg.instruments}
@@ -182,9 +185,12 @@ class FeedActor(RoleActor[FeedConfig, _WorkerResult]):
                 start, priced = self.closes.get(timeout=0.2)
             except queue.Empty:
                 continue
-            self.hand_back(_Fetched(start, self._fetch(broker, start, priced, stop)))
+            errors: dict[str, str] = {}
+            self.hand_back(_Fetched(start, self._fetch(broker, start, priced, stop, errors), errors))
 
-    def _fetch(self, broker: Broker, start: int, priced: frozenset[str], stop: threading.Event) -> dict[str, BarCandle]:
+    def _fetch(
+        self, broker: Broker, start: int, priced: frozenset[str], stop: threading.Event, errors: dict[str, str]
+    ) -> dict[str, BarCandle]:
         # The just-closed candle of every instrument. One the broker is still closing is asked for
         # again until feed.bar_wait_s has passed (a frozen candle is then a missing bar); one the
         # broker will never have (no ticks in the bar: closed_bar_lookup) is given up at once.
@@ -195,8 +201,10 @@ class FeedActor(RoleActor[FeedConfig, _WorkerResult]):
             for name in tuple(waiting):
                 try:
                     candles = broker.candles(name, self.cfg.granularity, from_ts=start, count=1, price="BA")
-                except BrokerError:
+                except BrokerError as e:  # kept for the journal: a malformed candle (1e300) is no candle
+                    errors[name] = f"{type(e).__name__}: {e}"
                     continue
+                errors.pop(name, None)
                 lookup = closed_bar_lookup(start, candles[0] if candles else None, had_prices=name in priced)
                 if lookup is CandleLookup.FOUND:
                     found[name] = BarCandle.from_candle(candles[0])
@@ -227,7 +235,7 @@ class FeedActor(RoleActor[FeedConfig, _WorkerResult]):
             loaded = {name: (len(candles), message.rejected.get(name, [])) for name, candles in message.history.items()}
             self.runtime.journal("history.loaded", {"purpose": "checks", **history_report(loaded)})
         elif isinstance(message, _Fetched):
-            self._on_bars(message.start_ns, message.candles)
+            self._on_bars(message.start_ns, message.candles, message.errors)
 
     def _on_stream_item(self, item: Price | PriceHeartbeat) -> None:
         self.last_ok_ns, self.last_ok_mono = self.clock.time_ns(), self.clock.monotonic()
@@ -368,7 +376,7 @@ class FeedActor(RoleActor[FeedConfig, _WorkerResult]):
         # The instruments the broker streamed tradeable prices for during the bar at ``start``.
         return frozenset(name for name, starts in self.priced_bars.items() if start in starts)
 
-    def _on_bars(self, start: int, candles: dict[str, BarCandle]) -> None:
+    def _on_bars(self, start: int, candles: dict[str, BarCandle], errors: dict[str, str] | None = None) -> None:
         cfg = self.cfg
         published, rejected, missing = [], [], []
         rows: list[tuple[str, dict[str, Any], str | None, int]] = []  # journaled in one transaction at the end
@@ -379,16 +387,13 @@ class FeedActor(RoleActor[FeedConfig, _WorkerResult]):
                 if missing_bar_is_gap(start, had_prices=start in self.priced_bars[name]):
                     missing.append(name)
                     detail = f"no complete candle within {cfg.bar_wait_s:g}s although the broker had prices"
+                    if errors and name in errors:
+                        detail += f"; the last request failed: {errors[name]}"
                     body = {"instrument": name, "bar_ts": start, "reason": "missing", "detail": detail}
                     rows.append(("feed.bar_rejected", body, corr, self.clock.time_ns()))
                 continue
-            verdict = validate_bar(
-                candle,
-                granularity=cfg.granularity,
-                pip_location=self.pip_locations.get(name, -4),
-                config=cfg,
-                expected_ts_ns=start,
-                history=tuple(self.history[name]),
+            verdict = self.bar_guards[name].check(
+                candle, pip_location=self.pip_locations.get(name, -4), expected_ts_ns=start
             )
             if not verdict.ok:
                 rejected.append(name)
@@ -396,7 +401,6 @@ class FeedActor(RoleActor[FeedConfig, _WorkerResult]):
                 body = {"instrument": name, "bar_ts": start, "reason": reason, "detail": verdict.detail}
                 rows.append(("feed.bar_rejected", {**body, "candle": _candle_body(candle)}, corr, self.clock.time_ns()))
                 continue
-            self.history[name].append(candle)
             bar = Bar(
                 instrument=name,  # type: ignore[arg-type]
                 granularity=cfg.granularity,

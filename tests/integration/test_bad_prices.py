@@ -177,33 +177,41 @@ def test_a_bar_the_feed_rejected_stays_out_of_the_model_window_and_the_risk_atr_
         )
 
 
-def _candle_file_with_a_broken_bar(directory: Any) -> tuple[list[str], int]:
-    """Three weeks of M15 candle files of the default instruments; EUR_USD's has a 1e300 high."""
+def _candle_file_with_a_broken_bar(directory: Any, *, flat: bool = False) -> tuple[list[str], int]:
+    """Three weeks of M15 candle files of the default instruments; EUR_USD's has a 1e300 high (or,
+    ``flat``, a bar whose four prices are 1e300: a range of 0, no spike) and opens 3 % higher after
+    the weekend of 2024-01-13 than it closed (a real level shift)."""
     from actors.core.timefmt import parse_time
     from tests.synthetic import synthetic_candles, write_candle_files
 
     frames = synthetic_candles(INSTRUMENTS, "2024-01-08T00:00:00Z", "2024-01-27T00:00:00Z")
+    eur = frames["EUR_USD"]
+    after_weekend = eur.index >= parse_time("2024-01-14T00:00:00Z")
+    eur.loc[after_weekend, ["open", "high", "low", "close"]] *= 1.03
     broken_ts = parse_time("2024-01-17T10:15:00Z")
-    frames["EUR_USD"].loc[broken_ts, "high"] = 1e300
+    columns = ["open", "high", "low", "close"] if flat else ["high"]
+    eur.loc[broken_ts, columns] = 1e300
     items = write_candle_files(frames, directory)
     return items, broken_ts
 
 
 @pytest.mark.timeout(180)
-def test_train_and_backtest_leave_out_a_1e300_bar_of_a_candle_file_with_a_warning() -> None:
+@pytest.mark.parametrize("flat", [False, True], ids=["high", "flat"])
+def test_train_and_backtest_leave_out_a_1e300_bar_of_a_candle_file_with_a_warning(flat: bool) -> None:
     import sqlite3
 
     from tests.helpers import run_cli, short_tmp_dir
 
     work = short_tmp_dir("thbad")
-    items, broken_ts = _candle_file_with_a_broken_bar(work / "data")
+    items, broken_ts = _candle_file_with_a_broken_bar(work / "data", flat=flat)
     eur = next(i for i in items if i.startswith("EUR_USD="))
 
     trained = run_cli("train", "--data", *items, "--to", "2024-01-22T00:00:00Z", "--out", str(work / "model"))
     assert trained.returncode == 0, trained.stderr
     warnings = [line for line in trained.stderr.splitlines() if line.startswith("tradehost train: warning: ")]
-    assert len(warnings) == 1, trained.stderr
-    assert eur.split("=", 1)[1] in warnings[0] and "2024-01-17T10:15:00Z spike" in warnings[0]
+    assert len(warnings) == 1, trained.stderr  # the bar, not the weekend gap
+    assert eur.split("=", 1)[1] in warnings[0] and "2024-01-17T10:15:00Z out_of_range" in warnings[0]
+    assert "1 bar fails the live feed's checks" in warnings[0]
 
     tested = run_cli(
         "backtest", "--data", *items, "--model", str(work / "model"), "--from", "2024-01-15T00:00:00Z",
@@ -212,7 +220,7 @@ def test_train_and_backtest_leave_out_a_1e300_bar_of_a_candle_file_with_a_warnin
     assert tested.returncode == 0, tested.stderr
     warnings = [line for line in tested.stderr.splitlines() if line.startswith("tradehost backtest: warning: ")]
     assert [w for w in warnings if "1 bar fails the live feed's checks" in w] == warnings[:1], tested.stderr
-    assert "EUR_USD" in warnings[0] and "spike" in warnings[0]
+    assert "EUR_USD" in warnings[0] and "out_of_range" in warnings[0]
     db = sqlite3.connect(f"file:{work / 'backtest' / 'journal.sqlite'}?mode=ro", uri=True)
     try:
         bars = db.execute("SELECT corr FROM journal WHERE kind = 'md.bar'").fetchall()

@@ -73,16 +73,24 @@ def bounds(granularity: str, second: int) -> tuple[int, int]:
     return bartime.bar_start(ts_ns, granularity) // NS, bartime.bar_end(ts_ns, granularity) // NS
 
 
-BAD_CANDLE_KINDS = ("spike", "crossed", "zero_volume")
+BAD_CANDLE_KINDS = ("spike", "crossed", "zero_volume", "jump", "absurd")
 
 
 def corrupt(kind: str, volume: int, comps: Ohlc) -> tuple[int, Ohlc]:
     """A candle as a bad tick leaves it (the ``bad_candle`` fault): a 5 % spike in the highs, a
-    crossed quote (ask below bid at the close), or no volume."""
+    crossed quote (ask below bid at the close), or no volume; or as a broken source serves it: the
+    whole bar 5 % up (``jump``: its range is ordinary, its level is not), or every price 1e300
+    (``absurd``: a flat bar)."""
     if kind == "zero_volume":
         return 0, comps
     out = dict(comps)
-    if kind == "spike":
+    if kind == "jump":
+        for name, (o, h, lo, c) in comps.items():
+            out[name] = (o * 1.05, h * 1.05, lo * 1.05, c * 1.05)
+    elif kind == "absurd":
+        for name in comps:
+            out[name] = (1e300, 1e300, 1e300, 1e300)
+    elif kind == "spike":
         for name, (o, h, lo, c) in comps.items():
             out[name] = (o, h * 1.05, lo, c)
     elif kind == "crossed":
