@@ -62,6 +62,7 @@ def _decided(host: Host) -> list[int]:
 def test_a_14_market_day_replay_at_high_speed_passes_every_line_of_the_report() -> None:
     # Arrange: H1 candle files of the emulator's market, a model trained before the window
     work = short_tmp_dir("thgl")
+    print("WORK", work)
     frames = emulator_candles(INSTRUMENTS, "2024-01-08T00:00:00Z", END, granularity="H1")
     items = write_candle_files(frames, work / "data")
     trained = run_cli(
