@@ -182,7 +182,7 @@ def test_a_gap_at_the_open_fills_at_the_open():
     down=st.integers(0, 150),
     sign=st.sampled_from([LONG, SHORT]),
 )
-def test_a_bar_fill_is_the_tick_rules_fill_on_the_bars_path(sl, tp, o, up, down, sign):
+def test_a_bar_fill_is_the_tick_rules_fill_on_the_bars_path(sl, tp, o, up, down, sign):  # noqa: PLR0917
     # Prices in ticks around 1.00000, the stop below the target for a long and above it for a
     # short: walking bar_path's corners with the tick rule (the open a session's first price, each
     # later tick knowing the one before) gives the bar rule's exit, at the same price.
