@@ -8,17 +8,24 @@ functions, so a shadow run and a backtest of the same window fill alike. The rul
   against the trader (a buy up, a sell down).
 - **SL/TP on a tick**: a long's SL and TP trigger on the **bid**, a short's on the **ask** (as at
   OANDA and in our emulator, ``actors/broker/emulator/account.py``). A triggered order fills at
-  the tick's price on that side: equal to the SL/TP when the price moves through it tick by
-  tick, worse than the SL when the price gapped through it (and better than the TP when it
-  gapped through that). A stop loss becomes a market order, so it also pays the slippage; a take
-  profit is a limit order and does not. When one tick crosses both (only possible if SL and TP
-  cross each other), the SL wins.
+  its **level** when the previous price of the same session (``previous``) was still on the near
+  side of it: FX trades continuously through a session, so the market passed the level between
+  two prices of a thinned stream (OANDA's, the emulator's), and the broker, which sees every
+  price, filled it there. It fills at the tick's price on that side when the price **gapped**
+  through the level: the first price of a session (after a closure, or with no previous price
+  known), worse than the SL (and better than the TP). A stop loss becomes a market order, so it
+  also pays the slippage; a take profit is a limit order and does not. When one tick crosses
+  both (only possible if SL and TP cross each other), the SL wins.
+- **The path inside a bar** (``bar_path``): open, then the **nearer** extreme, then the other
+  one, then the close (a tie: the low first). The emulator's replay of candle files walks this
+  path in small steps, and the bar rule below assumes it, so a replayed shadow run and a
+  backtest see the same order.
 - **On a bar** (backtest): an entry fills at the **next bar's open** on the right side of the
   spread (a market fill of the open). SL/TP are checked against the trigger side's OHLC (bid for
   a long, ask for a short): if the open is already through the SL (or the TP), the gap fills at
-  the open; otherwise, when the bar's range reaches both the SL and the TP, the **SL is assumed
-  to have hit first** (conservative: a bar does not say which came first); otherwise whichever
-  the range reached fills at its own price.
+  the open; otherwise, when the bar's range reaches both the SL and the TP, the one on the side
+  of the extreme ``bar_path`` visits first hit first; otherwise whichever the range reached fills
+  at its own price.
 - **P&L** of a closed trade: sign * units * (exit - entry) in the quote currency, converted to
   the home currency with ``actors.core.money.quote_to_home`` from the prices at the close.
 
@@ -42,6 +49,7 @@ if TYPE_CHECKING:
 __all__ = [
     "ExitReason",
     "bar_exit",
+    "bar_path",
     "market_fill",
     "pnl_home",
     "pnl_quote",
@@ -95,6 +103,7 @@ def tick_exit(
     *,
     slippage: float,
     precision: int,
+    previous: tuple[float, float] | None = None,
 ) -> tuple[ExitReason, float] | None:
     """Whether a tick triggers an open trade's SL or TP, and the fill price.
 
@@ -106,21 +115,44 @@ def tick_exit(
         ask: the tick's ask.
         slippage: the stop loss's slippage in price units.
         precision: the instrument's ``displayPrecision``.
+        previous: the (bid, ask) of the instrument's previous price in the same session, or None
+            (the first price of a session, or none known): a level the previous price had not
+            reached fills at the level, else at this tick's price (a gap).
 
     Returns:
         (reason, fill price), or None when neither triggers.
     """
     if direction_sign > 0:
+        before = None if previous is None else previous[0]
         if stop_loss is not None and bid <= stop_loss:
-            return ExitReason.STOP_LOSS, _worse(bid, -1, slippage, 10.0**precision)
+            fill = stop_loss if before is not None and before > stop_loss else bid
+            return ExitReason.STOP_LOSS, _worse(fill, -1, slippage, 10.0**precision)
         if take_profit is not None and bid >= take_profit:
-            return ExitReason.TAKE_PROFIT, bid
+            return ExitReason.TAKE_PROFIT, take_profit if before is not None and before < take_profit else bid
         return None
+    before = None if previous is None else previous[1]
     if stop_loss is not None and ask >= stop_loss:
-        return ExitReason.STOP_LOSS, _worse(ask, 1, slippage, 10.0**precision)
+        fill = stop_loss if before is not None and before < stop_loss else ask
+        return ExitReason.STOP_LOSS, _worse(fill, 1, slippage, 10.0**precision)
     if take_profit is not None and ask <= take_profit:
-        return ExitReason.TAKE_PROFIT, ask
+        return ExitReason.TAKE_PROFIT, take_profit if before is not None and before > take_profit else ask
     return None
+
+
+def bar_path(open_: float, high: float, low: float, close: float) -> tuple[float, float, float, float]:
+    """The path the fill model assumes inside a bar: open, nearer extreme, other extreme, close.
+
+    The nearer of the high and the low to the open comes first (a tie: the low); the emulator's
+    replay of candle files walks it (``actors.broker.emulator.replay``) and ``bar_exit`` assumes it.
+    """
+    if _low_first(open_, high, low):
+        return open_, low, high, close
+    return open_, high, low, close
+
+
+def _low_first(open_: float, high: float, low: float) -> bool:
+    # A tie within float noise (prices a tick apart are 1e-5 apart, float noise ~1e-16): the low.
+    return open_ - low <= high - open_ + 1e-9 * abs(open_)
 
 
 def bar_exit(  # noqa: PLR0917 - the backtest's per-bar call: the bar's prices positionally
@@ -149,6 +181,7 @@ def bar_exit(  # noqa: PLR0917 - the backtest's per-bar call: the bar's prices p
     Returns:
         (reason, fill price), or None when the bar triggers neither.
     """
+    low_first = _low_first(open_, high, low)
     if direction_sign > 0:
         sl = -math.inf if stop_loss is None else stop_loss
         tp = math.inf if take_profit is None else take_profit
@@ -158,7 +191,7 @@ def bar_exit(  # noqa: PLR0917 - the backtest's per-bar call: the bar's prices p
             return ExitReason.STOP_LOSS, _worse(open_, -1, slippage, 10.0**precision)
         if open_ >= tp:  # gapped through the target at the open
             return ExitReason.TAKE_PROFIT, open_
-        if low <= sl:  # also when the range reached the target too: the stop first
+        if low <= sl and (high < tp or low_first):  # both reached: the extreme the path visits first
             return ExitReason.STOP_LOSS, _worse(sl, -1, slippage, 10.0**precision)
         return ExitReason.TAKE_PROFIT, tp
     sl = math.inf if stop_loss is None else stop_loss
@@ -169,7 +202,7 @@ def bar_exit(  # noqa: PLR0917 - the backtest's per-bar call: the bar's prices p
         return ExitReason.STOP_LOSS, _worse(open_, 1, slippage, 10.0**precision)
     if open_ <= tp:
         return ExitReason.TAKE_PROFIT, open_
-    if high >= sl:
+    if high >= sl and (low > tp or not low_first):
         return ExitReason.STOP_LOSS, _worse(sl, 1, slippage, 10.0**precision)
     return ExitReason.TAKE_PROFIT, tp
 

@@ -100,8 +100,9 @@ def _add_backtest(sub: Commands) -> None:
         help="replay candles through the live decision rules (deterministic)",
         description="Replay a window of candles through the decision functions the live roles call (features, "
         "the model, the gate, sizing, drawdown zones, exits, the fill model) in one process: entries fill at the "
-        "next bar's open on the right side of the spread, SL/TP are checked inside each bar (the stop first when "
-        "both could have hit), decisions are taken at each bar's close in market time. Candles from --data files "
+        "next bar's open on the right side of the spread, SL/TP are checked inside each bar (when both "
+        "could have hit, the one on the side of the extreme nearer the open first), decisions are taken at each "
+        "bar's close in market time. Candles from --data files "
         "or, without it, from the configured broker (by default the embedded emulator's history, started in this "
         "process; --window-of backtests the window of a shadow run's journal). Writes "
         "trades.csv, journal.sqlite (the live journal kinds, corr = bar id), metrics.json and equity.png into "

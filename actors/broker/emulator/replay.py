@@ -1,8 +1,13 @@
 """Replay of candle files as the emulator's price path.
 
 A CSV file (header ``time,open,high,low,close[,volume]``, time RFC3339 or epoch seconds) becomes
-four ticks per candle (open, then low and high in the order the candle's direction suggests, then
-close), so candles of the file's granularity and coarser come back exactly as in the file, and the
+a price path through each candle in small steps, the path the fill model assumes
+(``actors.core.fills.bar_path``): the open, held for the first third of the candle (where an order
+decided at the previous close fills, as ``tradehost backtest`` fills it at the open), then
+``STEPS`` evenly spaced ticks to the nearer extreme, as many to the other extreme and as many to
+the close, on the instrument's tick. A stop therefore fills at about its level, as on a real
+market, not at the far end of a jump to the candle's extreme; candles of the file's granularity
+and coarser come back exactly as in the file (the extremes are ticks of the path), and the
 stream and SL/TP see the same ticks. Instruments without a file fall back to the synthetic path.
 """
 
@@ -17,10 +22,14 @@ from actors.broker.config import data_item
 from actors.broker.emulator.instruments import InstrumentSpec
 from actors.broker.emulator.path import HOUR_S, HourPath, SyntheticSource
 from actors.core.candlespec import CandleFileError
+from actors.core.fills import bar_path
 from actors.core.timefmt import NS
 from actors.ml.candlefile import read_candle_file
 
-__all__ = ["ReplaySource", "load_candle_file"]
+__all__ = ["STEPS", "ReplaySource", "load_candle_file"]
+
+# Ticks per leg of a candle's path (open -> nearer extreme -> other extreme -> close).
+STEPS = 6
 
 Candles = tuple[list[int], list[tuple[float, float, float, float]], int]
 
@@ -68,14 +77,13 @@ class ReplaySource:
     def _ticks(self, name: str, lo: int, hi: int) -> list[tuple[int, float]]:
         times, rows, step = self.files[name]
         first = max(bisect.bisect_right(times, lo - step) - 1, 0)
+        decimals = self.specs[name].display_precision if name in self.specs else 10
         ticks = []
         for i in range(first, len(times)):
             t0 = times[i]
             if t0 >= hi:
                 break
-            o, h, low, c = rows[i]
-            a, b = (low, h) if c >= o else (h, low)
-            for offset, price in ((0, o), (step // 3, a), ((2 * step) // 3, b), (step - 1, c)):
+            for offset, price in _candle_path(rows[i], step, decimals):
                 if lo <= t0 + offset < hi:
                     ticks.append((t0 + offset, price))
         return ticks
@@ -108,3 +116,21 @@ class ReplaySource:
             return earlier[-1][1]
         i = bisect.bisect_right(times, start) - 1
         return rows[i][3] if i >= 0 else rows[0][0]
+
+
+def _candle_path(row: tuple[float, float, float, float], step: int, decimals: int) -> list[tuple[int, float]]:
+    # (offset in s, mid) of one candle: the open until a third of it, then three legs of STEPS
+    # ticks each through bar_path's points, the close one second before the candle ends (in a
+    # candle of a few seconds, legs share seconds: their ends win).
+    points = bar_path(*row)
+    marks = [step // 3, (5 * step) // 9, (7 * step) // 9, step - 1]
+    path = {0: points[0]}
+    for leg in range(3):
+        t_a, t_b, p_a, p_b = marks[leg], marks[leg + 1], points[leg], points[leg + 1]
+        for k in range(1, STEPS + 1):
+            offset = t_a + ((t_b - t_a) * k) // STEPS
+            if k == STEPS:
+                path[offset] = p_b  # a leg's end (an extreme, the close) is never overwritten
+            else:
+                path.setdefault(offset, round(p_a + (p_b - p_a) * k / STEPS, decimals))
+    return sorted(path.items())

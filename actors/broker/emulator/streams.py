@@ -1,6 +1,7 @@
 """The two streaming endpoints: prices and transactions, chunked, one JSON object per line.
 
-A stream sends its snapshot first (prices) and then new lines as they happen, a HEARTBEAT every
+A stream sends its snapshot first (prices) and then new lines as they happen (a replayed
+instrument also the ticks of its path a wall-time poll went past, a few at most), a HEARTBEAT every
 ``heartbeat_s`` wall seconds, and flushes after each line. Stream faults act on the socket for
 real: ``end`` sends the terminating chunk, ``reset`` cuts the connection in the middle of a chunk
 (RST), ``stall`` keeps the socket open and silent.
@@ -16,6 +17,8 @@ import time
 from typing import Any, Protocol
 
 from actors.broker.emulator.app import Emulator
+from actors.broker.emulator.market import Market
+from actors.broker.emulator.replay import ReplaySource
 from actors.broker.emulator.views import price_json
 from actors.broker.emulator.wire import Ts, dumps
 
@@ -103,6 +106,7 @@ def serve_pricing(emu: Emulator, writer: ChunkWriter, names: list[str], *, snaps
     last_sent: dict[str, float] = {}
     tradeable: dict[str, bool] = {}
     throttle_s = opts.stream_throttle_s / max(1.0, emu.clock.speed)  # in market time
+    replayed = set(market.source.files) if isinstance(market.source, ReplaySource) else set()
     try:
         for name in names:
             quote = market.quote(name)
@@ -123,7 +127,13 @@ def serve_pricing(emu: Emulator, writer: ChunkWriter, names: list[str], *, snaps
                 changed = quote.tradeable != tradeable[name]
                 fresh = quote.tick_s != last_tick[name] and quote.tradeable
                 if changed or (fresh and now - last_sent[name] >= throttle_s):
-                    stream.send(price_json(emu.account, name))
+                    if fresh and not changed and name in replayed:
+                        for second in _missed(market, name, last_tick[name], quote.tick_s):
+                            stream.send(price_json(emu.account, name, second=second))
+                        # This quote's tick, not a newer one: that one comes with the next poll.
+                        stream.send(price_json(emu.account, name, second=quote.tick_s))
+                    else:
+                        stream.send(price_json(emu.account, name))
                     last_tick[name], tradeable[name], last_sent[name] = quote.tick_s, quote.tradeable, now
             if stream.heartbeat_due():
                 stream.send({"type": "HEARTBEAT", "time": Ts(emu.clock.now_ns())})
@@ -131,6 +141,20 @@ def serve_pricing(emu: Emulator, writer: ChunkWriter, names: list[str], *, snaps
                 emu.stop_event.wait(opts.stream_poll_s)
     except StreamClosedError:
         return
+
+
+# At most this many ticks of a replayed path are sent between two polls besides the newest.
+MAX_MISSED = 4
+
+
+def _missed(market: Market, name: str, after_s: int, newest_s: int) -> list[int]:
+    # The seconds of a replayed instrument's ticks after the last one sent and before the newest
+    # (at most MAX_MISSED of them, evenly spread): an accelerated replay keeps its path on the stream
+    # though a wall-time poll covers several of its ticks (a file's candle has a few dozen).
+    seconds = market.ticks(name, max(after_s + 1, newest_s - 3600), newest_s - 1).seconds
+    if len(seconds) > MAX_MISSED:
+        seconds = seconds[[round(k * (len(seconds) - 1) / (MAX_MISSED - 1)) for k in range(MAX_MISSED)]]
+    return [int(s) for s in seconds]
 
 
 def serve_transactions(emu: Emulator, writer: ChunkWriter, *, unix: bool) -> None:

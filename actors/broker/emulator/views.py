@@ -176,9 +176,10 @@ def find_trade(ledger: Ledger, spec: str) -> TradeRecord:
     return trade
 
 
-def price_json(ledger: Ledger, name: str, *, bad: str | None = None) -> Json:
-    """A ``ClientPrice`` for the stream or the pricing endpoint (``bad`` injects a bad tick)."""
-    quote = ledger.market.quote(name)
+def price_json(ledger: Ledger, name: str, *, bad: str | None = None, second: int | None = None) -> Json:
+    """A ``ClientPrice`` for the stream or the pricing endpoint (``bad`` injects a bad tick; ``second``:
+    the price in force then, default now)."""
+    quote = ledger.market.quote(name, second)
     p = SPECS[name].display_precision
     bid, ask = quote.bid, quote.ask
     if bad == "spike":

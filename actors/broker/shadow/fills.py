@@ -1,7 +1,8 @@
 """The shadow book's fills: prices in, virtual fills and SL/TP triggers out.
 
 A new bid/ask (``on_price``) prices later fills and triggers the SL/TP of open trades (a long's on
-the bid, a short's on the ask); a closed bar (``on_bar``) fires what its range reached that no
+the bid, a short's on the ask; at the level when the previous price of the session had not reached
+it, at the price when it gapped: ``fills.tick_exit``); a closed bar (``on_bar``) fires what its range reached that no
 streamed price did, by the backtest's bar rule. A MARKET order fills through ``actors.core.fills``
 (buys at the ask, sells at the bid, ``slippage_pips`` worse), netted like OANDA's non-hedging
 account: against open trades it closes them first, oldest first; what is left opens a trade with
@@ -16,6 +17,7 @@ from typing import Any
 from actors.broker import MarketOrderRequest, OrderResult
 from actors.broker.shadow.base import _MONEY, _ZERO, BookBase
 from actors.broker.shadow.state import BookOrder, BookTrade
+from actors.core import markethours
 from actors.core.domain import Candle, Instrument, Price
 from actors.core.fills import ExitReason, bar_exit, market_fill, slippage_price, tick_exit
 
@@ -28,13 +30,14 @@ class BookFills(BookBase):
     def on_price(self, price: Price) -> None:
         """Take a new bid/ask: it prices later fills, and open trades' SL/TP trigger on it."""
         with self._lock:
+            before = self._quotes.get(price.instrument)
             self._quotes[price.instrument] = price
             self._now_ns = max(self._now_ns, price.ts)
             if self.read_only or not price.tradeable:
                 return
             meta = self._meta.get(price.instrument)
             if meta is not None:
-                if self._trigger(price, meta):
+                if self._trigger(price, meta, before):
                     self._save()
                     self._changed.notify_all()
                 return
@@ -44,7 +47,7 @@ class BookFills(BookBase):
         # the lock), then trigger.
         meta = self._instrument(price.instrument)
         with self._lock:
-            if self._trigger(self._quotes[price.instrument], meta):
+            if self._trigger(self._quotes[price.instrument], meta, before):
                 self._save()
                 self._changed.notify_all()
 
@@ -53,8 +56,9 @@ class BookFills(BookBase):
 
         The stream (OANDA's as much as the emulator's) is a thinned view of the prices a broker's
         SL/TP see; the bar's bid/ask range is not. A trade open since the bar's first tenth is
-        checked with the backtest's bar rule (``fills.bar_exit``: a gap at the open fills there,
-        the stop first when both could have hit), so shadow fills and backtest fills agree.
+        checked with the backtest's bar rule (``fills.bar_exit``: a gap at the open fills there;
+        when both could have hit, the one ``fills.bar_path`` reaches first), so shadow fills and
+        backtest fills agree.
         """
         if candle.bid is None or candle.ask is None:
             return
@@ -83,14 +87,24 @@ class BookFills(BookBase):
                 self._save()
                 self._changed.notify_all()
 
-    def _trigger(self, price: Price, meta: Instrument) -> bool:
+    def _trigger(self, price: Price, meta: Instrument, before: Price | None) -> bool:
         fired = False
+        trades = sorted(self._open(price.instrument), key=lambda t: int(t.id))
+        if not trades:
+            return False
         bid, ask = float(price.bid), float(price.ask)
         slippage = slippage_price(self._slippage_pips, meta)
-        for trade in sorted(self._open(price.instrument), key=lambda t: int(t.id)):
+        # The previous price, when it is of this session: a level between the two filled at the
+        # level (``fills.tick_exit``); across a closure (or without one) the price gapped.
+        previous = None
+        if before is not None and before.tradeable and before.ts >= markethours.period_start(price.ts):
+            previous = float(before.bid), float(before.ask)
+        for trade in trades:
             sl, tp = self._levels(trade)
             sign = 1 if trade.current_units > 0 else -1
-            hit = tick_exit(sign, sl, tp, bid, ask, slippage=slippage, precision=meta.display_precision)
+            hit = tick_exit(
+                sign, sl, tp, bid, ask, slippage=slippage, precision=meta.display_precision, previous=previous
+            )
             if hit is not None:
                 self._fill_exit(trade, *hit, meta)
                 fired = True

@@ -219,8 +219,8 @@ class BookOrders(BookFills, BookReads):
                 else:
                     self._add_dependent(trade, kind, price, reason="CLIENT_ORDER")
             quote = self._quote(trade.instrument)
-            if quote is not None:
-                self._trigger(quote, meta)
+            if quote is not None:  # a level the price is already past fills at the price
+                self._trigger(quote, meta, None)
             self._save()
             self._changed.notify_all()
             return TradeOrdersResult(

@@ -8,7 +8,7 @@ functions the roles call (never a copy of one):
   ``execution.slippage_pips`` worse).
 - **Inside the bar**: SL/TP with ``actors.core.fills.bar_exit`` on the trigger side's OHLC (a long's on
   the bid, a short's on the ask; a gap through a level fills at the open; when the range reaches
-  both, the stop loss is assumed to have hit first).
+  both, the one on the side of the extreme nearer the open, ``actors.core.fills.bar_path``).
 - **At the bar's close**, in the order the execution and risk roles follow live
   (``actors.core.closing.at_close``, the one sequence both call): the SL/TP hits above are settled,
   then every open trade goes through ``actors.core.exits.exit_actions`` (a stop moved now protects

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from decimal import Decimal
 
 import pytest
@@ -112,6 +113,32 @@ def test_replay_of_a_candle_file(tmp_path):
         for candle, row in zip(m1[:-1], expected, strict=True):
             _, o, h, lo, c, _ = row.split(",")
             assert (candle["mid"]["o"], candle["mid"]["h"], candle["mid"]["l"], candle["mid"]["c"]) == (o, h, lo, c)
+    finally:
+        emu.stop()
+
+
+def test_a_replayed_candle_walks_open_nearer_extreme_other_extreme_close_in_small_steps(tmp_path):
+    # An H1 candle whose high is nearer its open: the path holds the open, climbs to the high, falls
+    # to the low and comes back to the close, never more than a sixth of a leg per tick, so a stop
+    # between the open and the low fills about at its level (a four-tick path jumped to the low).
+    path = tmp_path / "EUR_USD_H1.csv"
+    start = parse_time("2024-03-06T10:00:00Z") // NS
+    path.write_text(
+        "time,open,high,low,close,volume\n"
+        f"{start},1.10000,1.10300,1.09100,1.09500,10\n{start + 3600},1.09500,1.09600,1.09400,1.09550,10\n"
+    )
+    emu = Emulator(EmulatorOptions(data=(str(path),), start="2024-03-06T12:00:00Z"))
+    try:
+        ticks = emu.market.ticks("EUR_USD", start, start + 3599)
+        mids = [round((b + a) / 2, 5) for b, a in zip(ticks.bids, ticks.asks, strict=True)]
+        assert mids[0] == 1.10000 and ticks.seconds[1] - start >= 1200  # the open holds a third
+        top, bottom = mids.index(1.10300), mids.index(1.09100)
+        assert 0 < top < bottom < len(mids) - 1 and mids[-1] == 1.09500
+        assert max(abs(b - a) for a, b in itertools.pairwise(mids)) <= (1.10300 - 1.09100) / 6 + 1e-9
+        m1h = _candles(emu, "H1", 3)
+        assert (m1h[0]["mid"]["o"], m1h[0]["mid"]["h"], m1h[0]["mid"]["l"], m1h[0]["mid"]["c"]) == (
+            "1.10000", "1.10300", "1.09100", "1.09500",
+        )  # fmt: skip
     finally:
         emu.stop()
 

@@ -9,7 +9,16 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from actors.core.domain import Instrument
-from actors.core.fills import ExitReason, bar_exit, market_fill, pnl_home, pnl_quote, slippage_price, tick_exit
+from actors.core.fills import (
+    ExitReason,
+    bar_exit,
+    bar_path,
+    market_fill,
+    pnl_home,
+    pnl_quote,
+    slippage_price,
+    tick_exit,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -114,9 +123,23 @@ def test_a_bar_that_reaches_neither_level_triggers_nothing():
     assert bar_exit(SHORT, 1.08600, 1.08200, 1.08500, 1.08590, 1.08210, slippage=0.0, precision=P) is None
 
 
-def test_a_bar_that_reaches_both_levels_is_a_stop_loss():
+def test_the_path_inside_a_bar_visits_the_extreme_nearer_the_open_first():
+    assert bar_path(1.08500, 1.08900, 1.08300, 1.08600) == (1.08500, 1.08300, 1.08900, 1.08600)
+    assert bar_path(1.08800, 1.08900, 1.08300, 1.08600) == (1.08800, 1.08900, 1.08300, 1.08600)
+    assert bar_path(1.08600, 1.08900, 1.08300, 1.08800) == (1.08600, 1.08300, 1.08900, 1.08800)  # a tie: low
+
+
+def test_a_bar_that_reaches_both_levels_hits_the_one_on_the_side_of_the_nearer_extreme_first():
+    # The low nearer the open: the long's stop, the short's target.
     assert bar_exit(LONG, 1.08400, 1.08800, 1.08500, 1.08900, 1.08300, slippage=0.0, precision=P) == (
         ExitReason.STOP_LOSS, 1.08400,
+    )  # fmt: skip
+    assert bar_exit(SHORT, 1.08600, 1.08200, 1.08350, 1.08700, 1.08100, slippage=0.0, precision=P) == (
+        ExitReason.TAKE_PROFIT, 1.08200,
+    )  # fmt: skip
+    # The high nearer the open: the long's target, the short's stop.
+    assert bar_exit(LONG, 1.08400, 1.08800, 1.08700, 1.08900, 1.08300, slippage=0.0, precision=P) == (
+        ExitReason.TAKE_PROFIT, 1.08800,
     )  # fmt: skip
     assert bar_exit(SHORT, 1.08600, 1.08200, 1.08500, 1.08700, 1.08100, slippage=0.0, precision=P) == (
         ExitReason.STOP_LOSS, 1.08600,
@@ -157,27 +180,59 @@ def test_a_gap_at_the_open_fills_at_the_open():
     o=st.integers(-150, 150),
     up=st.integers(0, 150),
     down=st.integers(0, 150),
+    sign=st.sampled_from([LONG, SHORT]),
 )
-def test_a_bar_fill_agrees_with_walking_its_ticks_in_the_worst_order(sl, tp, o, up, down):
-    # A long, prices in ticks around 1.00000: the bar's open, then its low, then its high is the
-    # worst path; the tick rule on that path gives the same exit as the bar rule.
+def test_a_bar_fill_is_the_tick_rules_fill_on_the_bars_path(sl, tp, o, up, down, sign):  # noqa: PLR0917
+    # Prices in ticks around 1.00000, the stop below the target for a long and above it for a
+    # short: walking bar_path's corners with the tick rule (the open a session's first price, each
+    # later tick knowing the one before) gives the bar rule's exit, at the same price.
     def px(ticks: int) -> float:
         return (100_000 + ticks) / 1e5
 
+    stop, target = (px(sl), px(tp)) if sign > 0 else (px(-sl), px(-tp))
     high, low = o + up, o - down
-    on_bar = bar_exit(LONG, px(sl), px(tp), px(o), px(high), px(low), slippage=0.0, precision=P)
-    on_ticks = None
-    for tick in (o, low, high):
-        on_ticks = tick_exit(LONG, px(sl), px(tp), px(tick), px(tick) + 1e-4, slippage=0.0, precision=P)
+    on_bar = bar_exit(sign, stop, target, px(o), px(high), px(low), slippage=SLIP, precision=P)
+    on_ticks, previous = None, None
+    for tick in bar_path(px(o), px(high), px(low), px(o))[:3]:
+        on_ticks = tick_exit(sign, stop, target, tick, tick, slippage=SLIP, precision=P, previous=previous)
         if on_ticks is not None:
             break
-    if on_ticks is None:
-        assert on_bar is None
-    else:
-        assert on_bar is not None and on_bar[0] == on_ticks[0]
-        # The tick walk jumps from the open to the low: the bar fills at the level itself.
-        expected = px(o) if tick == o else (px(sl) if on_ticks[0] is ExitReason.STOP_LOSS else px(tp))
-        assert on_bar[1] == pytest.approx(expected)
+        previous = (tick, tick)
+    assert (on_bar is None) == (on_ticks is None)
+    if on_bar is not None and on_ticks is not None:
+        assert on_bar[0] == on_ticks[0]
+        assert on_bar[1] == pytest.approx(on_ticks[1])
+
+
+def test_a_level_crossed_between_two_prices_of_a_session_fills_at_the_level():
+    # A thinned stream: the bid went from above the stop to well below it between two prices; the
+    # broker, seeing every price, filled the stop at its level (less the stop's slippage).
+    previous = (1.08450, 1.08460)
+    assert tick_exit(LONG, 1.08400, 1.08800, 1.08300, 1.08310, slippage=SLIP, precision=P, previous=previous) == (
+        pytest.approx((ExitReason.STOP_LOSS, 1.08398))
+    )
+    assert tick_exit(LONG, 1.08400, 1.08800, 1.08900, 1.08910, slippage=SLIP, precision=P, previous=previous) == (
+        ExitReason.TAKE_PROFIT, 1.08800,
+    )  # fmt: skip
+    previous = (1.08540, 1.08550)
+    assert tick_exit(SHORT, 1.08600, 1.08200, 1.08690, 1.08700, slippage=SLIP, precision=P, previous=previous) == (
+        pytest.approx((ExitReason.STOP_LOSS, 1.08602))
+    )
+    assert tick_exit(SHORT, 1.08600, 1.08200, 1.08090, 1.08100, slippage=SLIP, precision=P, previous=previous) == (
+        ExitReason.TAKE_PROFIT, 1.08200,
+    )  # fmt: skip
+
+
+def test_a_level_the_previous_price_had_already_passed_or_none_known_fills_at_the_price():
+    # A gap (a session's first price: no previous) or a level the previous price was already past
+    # (a stop moved there): the price is what the broker had.
+    assert tick_exit(LONG, 1.08400, None, 1.08300, 1.08310, slippage=0.0, precision=P) == (
+        ExitReason.STOP_LOSS, 1.08300,
+    )  # fmt: skip
+    previous = (1.08350, 1.08360)
+    assert tick_exit(LONG, 1.08400, None, 1.08300, 1.08310, slippage=0.0, precision=P, previous=previous) == (
+        ExitReason.STOP_LOSS, 1.08300,
+    )  # fmt: skip
 
 
 # --- P&L -----------------------------------------------------------------------------------------
