@@ -28,9 +28,10 @@ $(RUN_STAMP): setup.cfg pyproject.toml | $(PY)
 	@$(NO_HOOK_CHECK)
 	touch $@
 
-# The test extra includes everything `run` needs, so it satisfies the run stamp too.
+# The test extra includes everything `run` needs, so it satisfies the run stamp too; `sweep`'s
+# extra (Dask, pyarrow) comes along for tests/integration/test_sweep.py.
 $(TEST_STAMP): setup.cfg pyproject.toml | $(PY)
-	$(PY) -m pip install --quiet -e '.[test]'
+	$(PY) -m pip install --quiet -e '.[test,sweep]'
 	@$(NO_HOOK_CHECK)
 	touch $@ $(RUN_STAMP)
 

@@ -23,7 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="A supervised process tree that trades an OANDA v20 account from CatBoost models, safe first.",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for add in (_add_run, _add_ctl, _add_emulator, _add_train, _add_backtest, _add_report, _add_alert):
+    for add in (_add_run, _add_ctl, _add_emulator, _add_train, _add_backtest, _add_sweep, _add_report, _add_alert):
         add(sub)
     return parser
 
@@ -143,6 +143,46 @@ def _add_backtest(sub: Commands) -> None:
     backtest.add_argument(
         "--out", required=True, metavar="DIR", help="the output directory: new or empty, never written over"
     )
+
+
+def _add_sweep(sub: Commands) -> None:
+    """``tradehost sweep``."""
+    sweep = sub.add_parser(
+        "sweep",
+        help="walk-forward train + backtest over a parameter grid, on a Dask cluster",
+        description="Run every cell of GRID.toml (parameter set x instrument set x walk-forward window): each trains "
+        "a model with tradehost train's function (or reuses one already trained for the same candles and settings) "
+        "and backtests it with tradehost backtest's function over its training window (in-sample) and the test "
+        "window after it (out-of-sample). The cells run on Dask: a LocalCluster of --workers processes on this "
+        "machine, or an existing cluster's scheduler (--scheduler tcp://HOST:8786; its workers need tradehost and "
+        "the sweep extra installed, and read no files: the candles and models travel through Dask). Writes "
+        "results.csv and results.parquet (one row per cell: parameters, in-sample and out-of-sample metrics), "
+        "heatmap.png (the grid's metric over two parameters) and cells/, models/ into --out. A failed cell is "
+        "reported with its error and the rest goes on; Ctrl-C stops cleanly and keeps the finished cells; the same "
+        "command with the same --out resumes. GRID.toml's format: README, 'Research on a cluster'. "
+        "Exit 0 every cell ok, 1 a cell failed or the run was interrupted, 2 bad input.",
+    )
+    add_config_args(sweep)
+    sweep.add_argument("--grid", required=True, metavar="GRID.toml", help="the grid: parameters, instruments, windows")
+    sweep.add_argument(
+        "--data", required=True, nargs="+", metavar="INSTR=CSV", help="candle CSV files (time,open,high,low,close[,...])"
+    )
+    sweep.add_argument(
+        "--out",
+        required=True,
+        metavar="DIR",
+        help="the output directory: new or empty, or an earlier sweep's (its finished cells are kept, the rest run)",
+    )
+    sweep.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="an existing Dask cluster's scheduler (e.g. tcp://10.0.0.5:8786); default: a LocalCluster here",
+    )
+    sweep.add_argument(
+        "--workers", type=int, default=None, help="worker processes of the LocalCluster, one thread each (default 2)"
+    )
+    sweep.add_argument("--granularity", help="bar granularity of the files (default: feed.granularity)")
+    sweep.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
 def _add_report(sub: Commands) -> None:
