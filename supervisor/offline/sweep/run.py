@@ -21,7 +21,7 @@ bar shows on stdout while a collector thread writes each finished cell to ``--ou
 - ``results.csv``, ``results.parquet`` and ``heatmap.png`` (``supervisor.offline.sweep.results``),
   rewritten at the end of every run, an interrupted one too, from the cells finished so far.
 
-Ctrl-C cancels what is queued, closes the client and the cluster it started and writes the
+Ctrl-C (or SIGTERM) cancels what is queued, closes the client and the cluster it started and writes the
 results of the finished cells; a second Ctrl-C during that is ignored.
 """
 
@@ -289,14 +289,22 @@ def _client(scheduler: str | None, workers: int) -> Iterator[Any]:
         finally:
             client.close()
         return
-    cluster = LocalCluster(
-        n_workers=workers,
-        threads_per_worker=1,
-        processes=True,
-        dashboard_address=None,
-        # Errors are the cells' rows; the scheduler's log at close (a progress feed cancelled) is noise.
-        silence_logs=logging.CRITICAL,
-    )
+    # Ctrl-C in a terminal reaches the whole process group: the workers start with SIGINT ignored
+    # (inherited through their exec), so only this process hears it and closes them in order.
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if main else None
+    try:
+        cluster = LocalCluster(
+            n_workers=workers,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=None,
+            # Errors are the cells' rows; the scheduler's log at close (a progress feed cancelled) is noise.
+            silence_logs=logging.CRITICAL,
+        )
+    finally:
+        if main:
+            signal.signal(signal.SIGINT, previous)
     try:
         client = Client(cluster)
         try:
@@ -326,16 +334,25 @@ def run_sweep(
     say(f"{len(cells)} cells: {len(done)} done before, {len(todo)} to run")
     rows: dict[str, dict[str, Any]] = {cid: row for cid, row in done.items()}
     if todo:
+        main = threading.current_thread() is threading.main_thread()
+        previous = signal.signal(signal.SIGTERM, _terminated) if main else None  # SIGTERM: as Ctrl-C
         try:
             _run_on_cluster(todo, history, out=out, scheduler=scheduler, workers=workers, say=say,
                             show_progress=show_progress, rows=rows, outcome=outcome)  # fmt: skip
         except KeyboardInterrupt:
             outcome.interrupted = True
+        finally:
+            if main:
+                signal.signal(signal.SIGTERM, previous)
     outcome.rows = [rows[c.cell_id] for c in cells if c.cell_id in rows]
     outcome.failed = [r for r in outcome.rows if r.get("status") != STATUS_OK]
     _write_all(out, outcome.rows, grid, say)
     outcome.elapsed_s = time.perf_counter() - started
     return outcome
+
+
+def _terminated(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def _run_on_cluster(
