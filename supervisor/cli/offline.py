@@ -521,4 +521,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         say(f"failed: cell {row['cell']}: {row['error']}")
     if outcome.interrupted:
         say("interrupted: rerun the same command to resume (finished cells are kept)")
-    return EXIT_OK if not outcome.failed and not outcome.interrupted and len(outcome.rows) == outcome.total else EXIT_REFUSED
+    return (
+        EXIT_OK
+        if not outcome.failed and not outcome.interrupted and len(outcome.rows) == outcome.total
+        else EXIT_REFUSED
+    )

@@ -165,7 +165,11 @@ def _add_sweep(sub: Commands) -> None:
     add_config_args(sweep)
     sweep.add_argument("--grid", required=True, metavar="GRID.toml", help="the grid: parameters, instruments, windows")
     sweep.add_argument(
-        "--data", required=True, nargs="+", metavar="INSTR=CSV", help="candle CSV files (time,open,high,low,close[,...])"
+        "--data",
+        required=True,
+        nargs="+",
+        metavar="INSTR=CSV",
+        help="candle CSV files (time,open,high,low,close[,...])",
     )
     sweep.add_argument(
         "--out",

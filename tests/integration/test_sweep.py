@@ -40,7 +40,10 @@ test_to = 2024-01-09T22:00:00Z
 def _grid(tmp: Path, parameters: str, windows: str = WINDOW, name: str = "grid.toml") -> Path:
     path = tmp / name
     path.write_text(
-        'metric = "out_of_sample.net_pnl"\n[parameters]\n' + parameters + "\n[train]\niterations = 30\nseed = 7\n" + windows
+        'metric = "out_of_sample.net_pnl"\n[parameters]\n'
+        + parameters
+        + "\n[train]\niterations = 30\nseed = 7\n"
+        + windows
     )
     return path
 
@@ -105,7 +108,9 @@ def test_a_failing_cell_is_reported_and_the_others_finish(tmp_path: Path, data: 
     for r in rows[2:]:
         assert r["error"].startswith("train: TrainError: EUR_USD: 104 bars in the window"), r["error"]
         assert r["out_of_sample.trades"] == ""
-    assert "cell 2 (all, window 1, risk.min_probability=0.52) failed: train: TrainError: EUR_USD: 104 bars" in res.stderr
+    assert (
+        "cell 2 (all, window 1, risk.min_probability=0.52) failed: train: TrainError: EUR_USD: 104 bars" in res.stderr
+    )
     assert "2 of 4 cells ok, 2 failed" in res.stderr
 
 
@@ -119,7 +124,9 @@ def test_a_rerun_with_the_same_out_skips_the_finished_cells(tmp_path: Path, data
     before = _rows(out)[0]
 
     # Act: the grid grows by one value
-    second = _sweep(_grid(tmp_path, '"risk.min_probability" = [0.52, 0.55]', name="b.toml"), data, out, "--workers", "1")
+    second = _sweep(
+        _grid(tmp_path, '"risk.min_probability" = [0.52, 0.55]', name="b.toml"), data, out, "--workers", "1"
+    )
 
     # Assert: the first cell is not run again, its model is not trained again
     assert second.returncode == 0, second.stderr
@@ -199,7 +206,7 @@ def _alive_in_group(pgid: int) -> list[int]:
         ("[parameters]\n\"risk.min_probability\" = [0.55, 1.5]\n", "parameters: risk.min_probability"),
         ("[parameters]\n\"risk.no_such_key\" = [1]\n", "risk.no_such_key"),
         ("[parameters]\n\"train.depth\" = []\n", "parameters.train.depth: must be a non-empty list"),
-        ("[parameters]\n\"risk.min_probability\" = [0.55]\n[instruments]\nx = [\"USD_JPY\"]\n", "no --data for USD_JPY"),
+        ('[parameters]\n"risk.min_probability" = [0.55]\n[instruments]\nx = ["USD_JPY"]\n', "no --data for USD_JPY"),
         ("[parameters\n", "not valid TOML"),
         ("[parameters]\n\"risk.min_probability\" = [0.55]\n[walk_forward]\ntrain_days = 30\ntest_days = 10\n",
          "do not fit in the data"),

@@ -223,11 +223,10 @@ def _parameters(value: Any) -> dict[str, tuple[Any, ...]]:
             raise GridError(f"{key}: a parameter is risk.<key>, execution.<key> or train.<setting>")
         if not isinstance(values, list) or not values:
             raise GridError(f"{key}: must be a non-empty list of values")
-        if section == "train":
-            values = [_train_value(rest, v, key) for v in values]
-        if len({_toml_value(v) for v in values}) != len(values):
+        checked = [_train_value(rest, v, key) for v in values] if section == "train" else values
+        if len({_toml_value(v) for v in checked}) != len(checked):
             raise GridError(f"{key}: a value is listed twice")
-        out[name] = tuple(values)
+        out[name] = tuple(checked)
     return out
 
 
@@ -257,7 +256,7 @@ def _instrument_sets(value: Any, instruments: Sequence[str]) -> dict[str, tuple[
         return {"all": tuple(instruments)}
     table = _table(value, "instruments")
     if not table:
-        raise GridError("instruments: name at least one set (majors = [\"EUR_USD\", ...])")
+        raise GridError('instruments: name at least one set (majors = ["EUR_USD", ...])')
     out: dict[str, tuple[str, ...]] = {}
     for name, names in table.items():
         key = f"instruments.{name}"
@@ -305,9 +304,8 @@ def _walk_forward(value: Any) -> WalkForward:
     unknown = sorted(set(table) - _WALK)
     if unknown:
         raise GridError(f"walk_forward.{unknown[0]}: unknown key ({', '.join(sorted(_WALK))})")
-    train_days = _days(table, "train_days", required=True)
-    test_days = _days(table, "test_days", required=True)
-    assert train_days is not None and test_days is not None
+    train_days = _days(table, "train_days", required=True) or 0.0
+    test_days = _days(table, "test_days", required=True) or 0.0
     step = _days(table, "step_days", required=False) or test_days
     count = table.get("windows")
     if count is not None and (isinstance(count, bool) or not isinstance(count, int) or count < 1):
@@ -329,7 +327,8 @@ def _windows(value: Any) -> tuple[Window, ...]:
         unknown = sorted(set(table) - _WINDOW)
         missing = sorted(_WINDOW - set(table))
         if unknown or missing:
-            raise GridError(f"{key}: needs exactly {', '.join(sorted(_WINDOW))} ({'unknown ' + unknown[0] if unknown else 'missing ' + missing[0]})")
+            which = f"unknown {unknown[0]}" if unknown else f"missing {missing[0]}"
+            raise GridError(f"{key}: needs exactly {', '.join(sorted(_WINDOW))} ({which})")
         window = Window(*(_time(table[k], f"{key}.{k}") for k in ("train_from", "train_to", "test_to")))
         if not window.train_from_ns < window.train_to_ns < window.test_to_ns:
             raise GridError(f"{key}: needs train_from < train_to < test_to")
@@ -341,7 +340,7 @@ def _heatmap(value: Any, parameters: Mapping[str, Any]) -> tuple[str, ...]:
     if value is None:
         return tuple(list(parameters)[:2])
     if not isinstance(value, list) or len(value) != 2 or not all(isinstance(v, str) for v in value):
-        raise GridError("heatmap: must be two parameter names ([\"risk.min_probability\", \"train.depth\"])")
+        raise GridError('heatmap: must be two parameter names (["risk.min_probability", "train.depth"])')
     for name in value:
         if name not in parameters:
             raise GridError(f"heatmap: {name} is not one of [parameters]")

@@ -277,13 +277,19 @@ def _keep_model(out: Path, model: TrainedModel) -> None:
         write_atomically(directory / name, model.files[name])
 
 
+def _distributed() -> Any:
+    """Dask's ``distributed`` (the sweep extra), untyped: imported when a sweep runs."""
+    import distributed  # noqa: PLC0415
+
+    return distributed
+
+
 @contextlib.contextmanager
 def _client(scheduler: str | None, workers: int) -> Iterator[Any]:
     """A Dask client: of a ``LocalCluster`` of ``workers`` processes, or of the scheduler at ``scheduler``."""
-    from distributed import Client, LocalCluster  # noqa: PLC0415 - the sweep extra
-
+    dask = _distributed()
     if scheduler:
-        client = Client(scheduler, timeout="30s")
+        client = dask.Client(scheduler, timeout="30s")
         try:
             yield client
         finally:
@@ -294,7 +300,7 @@ def _client(scheduler: str | None, workers: int) -> Iterator[Any]:
     main = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if main else None
     try:
-        cluster = LocalCluster(
+        cluster = dask.LocalCluster(
             n_workers=workers,
             threads_per_worker=1,
             processes=True,
@@ -306,7 +312,7 @@ def _client(scheduler: str | None, workers: int) -> Iterator[Any]:
         if main:
             signal.signal(signal.SIGINT, previous)
     try:
-        client = Client(cluster)
+        client = dask.Client(cluster)
         try:
             yield client
         finally:
@@ -367,7 +373,7 @@ def _run_on_cluster(
     rows: dict[str, dict[str, Any]],
     outcome: SweepOutcome,
 ) -> None:
-    from distributed import progress, wait  # noqa: PLC0415 - the sweep extra
+    dask = _distributed()
 
     where = f"the Dask scheduler at {scheduler}" if scheduler else f"a LocalCluster of {workers} worker process(es)"
     say(f"starting {where}")
@@ -392,18 +398,18 @@ def _run_on_cluster(
                 client.submit(run_cell, candles, models[c.model.key], c.job, key=f"cell-{c.cell_id}", pure=False): c
                 for c in todo
             }
-            say(f"{to_train} model(s) to train ({len(models) - to_train} from the cache), {len(todo)} cell(s) to backtest")
+            reused = len(models) - to_train
+            say(f"{to_train} model(s) to train ({reused} from the cache), {len(todo)} cell(s) to backtest")
             trains = [f for f in models.values() if getattr(f, "key", "").startswith("train-")]
             collector = threading.Thread(
-                target=_collect,
-                args=(futures, trains, out, rows, outcome, stop, say),
+                target=lambda: _collect(futures, trains, out=out, rows=rows, outcome=outcome, stop=stop, say=say),
                 name="sweep-collector",
                 daemon=True,
             )
             collector.start()
             if show_progress:
-                progress(list(futures), multi=False, interval="0.5s" if sys.stdout.isatty() else "5s")
-            wait(list(futures))
+                dask.progress(list(futures), multi=False, interval="0.5s" if sys.stdout.isatty() else "5s")
+            dask.wait(list(futures))
             collector.join()
         except KeyboardInterrupt:
             signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the clean-up short
@@ -417,6 +423,7 @@ def _run_on_cluster(
 def _collect(
     futures: Mapping[Any, Cell],
     trains: Sequence[Any],
+    *,
     out: Path,
     rows: dict[str, dict[str, Any]],
     outcome: SweepOutcome,
@@ -424,9 +431,7 @@ def _collect(
     say: Callable[[str], None],
 ) -> None:
     """Write each finished cell (and each trained model) to ``out`` as it completes."""
-    from distributed import as_completed  # noqa: PLC0415
-
-    for future in as_completed([*futures, *trains]):
+    for future in _distributed().as_completed([*futures, *trains]):
         if stop.is_set():
             return
         if future.status == "cancelled":
