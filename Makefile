@@ -92,6 +92,7 @@ bench: $(TEST_STAMP)
 	$(PY) -m tests.bench.bench_market
 	$(PY) -m tests.bench.bench_orders
 	$(PY) -m tests.bench.bench_backtest
+	$(PY) -m tests.bench.bench_sweep
 	$(PY) -m tests.bench.bench_watchdog
 
 bench-quick: $(TEST_STAMP)
@@ -100,6 +101,7 @@ bench-quick: $(TEST_STAMP)
 	$(PY) -m tests.bench.bench_market --quick
 	$(PY) -m tests.bench.bench_orders --quick
 	$(PY) -m tests.bench.bench_backtest --quick
+	$(PY) -m tests.bench.bench_sweep --quick
 	$(PY) -m tests.bench.bench_watchdog --quick
 
 check: lint typecheck test

@@ -381,6 +381,7 @@ def _run_on_cluster(
     with _client(scheduler, workers) as client:
         try:
             say(f"{len(client.scheduler_info()['workers'])} worker(s) ready")
+            submitted = time.perf_counter()
             candles = client.scatter(history, hash=False)
             models: dict[str, Any] = {}
             to_train = 0
@@ -411,6 +412,7 @@ def _run_on_cluster(
                 dask.progress(list(futures), multi=False, interval="0.5s" if sys.stdout.isatty() else "5s")
             dask.wait(list(futures))
             collector.join()
+            say(f"{len(todo)} cell(s) ran in {time.perf_counter() - submitted:.1f}s on the cluster")
         except KeyboardInterrupt:
             signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the clean-up short
             stop.set()
