@@ -85,7 +85,7 @@ typecheck: $(TEST_STAMP)
 	$(VENV)/bin/mypy --strict --follow-imports=silent $(STRICT)
 
 # Each prints its figures (and a baseline measured in the same run where there is one); none asserts.
-# The watchdog's cost run alone takes 10 minutes: `make bench-quick` is a smoke run of all six.
+# The watchdog's cost run alone takes 10 minutes: `make bench-quick` is a smoke run of all seven.
 bench: $(TEST_STAMP)
 	$(PY) -m tests.bench.bench_tree
 	$(PY) -m tests.bench.bench_broker
