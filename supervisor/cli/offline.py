@@ -427,6 +427,14 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def cmd_sweep(args: argparse.Namespace) -> int:
     """``tradehost sweep``: the grid's cells on a Dask cluster (``supervisor.offline.sweep``)."""
+    try:
+        return _sweep(args)
+    except KeyboardInterrupt:  # before the cells were submitted (after, the sweep handles it itself)
+        print("tradehost sweep: interrupted before any cell ran; nothing to resume", file=sys.stderr)
+        return EXIT_REFUSED
+
+
+def _sweep(args: argparse.Namespace) -> int:
     from dataclasses import replace
     from decimal import Decimal
     from pathlib import Path
@@ -501,24 +509,29 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         return fail(e)
     if resumed:
         say(f"resuming the sweep in {out}")
-    outcome = sweep.run_sweep(
-        cells,
-        inputs.history,
-        out=out,
-        grid=grid,
-        scheduler=args.scheduler,
-        workers=workers,
-        say=say,
-        show_progress=not args.quiet,
-    )
+    try:
+        outcome = sweep.run_sweep(
+            cells,
+            inputs.history,
+            out=out,
+            grid=grid,
+            scheduler=args.scheduler,
+            workers=workers,
+            say=say,
+            show_progress=not args.quiet,
+        )
+    except sweep.SweepError as e:
+        return fail(e)
     ok = len(outcome.rows) - len(outcome.failed)
     say(
         f"{ok} of {outcome.total} cells ok, {len(outcome.failed)} failed, {outcome.total - len(outcome.rows)} not run "
         f"({outcome.reused} done before, {outcome.ran} run now) in {outcome.elapsed_s:.1f}s; wrote {out}/ "
         "(results.csv, results.parquet, heatmap.png)"
     )
-    for row in outcome.failed:
+    for row in outcome.failed[:10]:
         say(f"failed: cell {row['cell']}: {row['error']}")
+    if len(outcome.failed) > 10:
+        say(f"... and {len(outcome.failed) - 10} more failed cells (status and error in results.csv)")
     if outcome.interrupted:
         say("interrupted: rerun the same command to resume (finished cells are kept)")
     return (

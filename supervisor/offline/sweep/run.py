@@ -43,6 +43,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from actors.core.atomicfile import write_atomically
+from actors.core.errors import TradehostError
 from supervisor.offline.sweep.cell import (
     MODEL_FILES,
     STATUS_FAILED,
@@ -62,7 +63,7 @@ if TYPE_CHECKING:
     from supervisor.offline.backtest.inputs import Inputs
     from supervisor.offline.history import History
 
-__all__ = ["MANIFEST_FILE", "Cell", "SweepOutcome", "plan", "prepare_out", "run_sweep"]
+__all__ = ["MANIFEST_FILE", "Cell", "SweepError", "SweepOutcome", "plan", "prepare_out", "run_sweep"]
 
 MANIFEST_FILE = "sweep.json"
 GRID_FILE = "grid.toml"
@@ -70,6 +71,10 @@ CELLS_DIR = "cells"
 MODELS_DIR = "models"
 _KIND = "tradehost-sweep"
 _HASH_LEN = 16
+
+
+class SweepError(TradehostError):
+    """The sweep cannot run (the cluster cannot be reached); one line."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -289,7 +294,10 @@ def _client(scheduler: str | None, workers: int) -> Iterator[Any]:
     """A Dask client: of a ``LocalCluster`` of ``workers`` processes, or of the scheduler at ``scheduler``."""
     dask = _distributed()
     if scheduler:
-        client = dask.Client(scheduler, timeout="30s")
+        try:
+            client = dask.Client(scheduler, timeout="20s")
+        except (OSError, TimeoutError, ValueError) as e:
+            raise SweepError(f"--scheduler {scheduler}: cannot connect ({error_line(e)})") from e
         try:
             yield client
         finally:
@@ -375,8 +383,11 @@ def _run_on_cluster(
 ) -> None:
     dask = _distributed()
 
-    where = f"the Dask scheduler at {scheduler}" if scheduler else f"a LocalCluster of {workers} worker process(es)"
-    say(f"starting {where}")
+    say(
+        f"connecting to the Dask scheduler at {scheduler}"
+        if scheduler
+        else f"starting a LocalCluster of {workers} worker process(es)"
+    )
     stop = threading.Event()
     with _client(scheduler, workers) as client:
         try:
@@ -449,7 +460,12 @@ def _collect(
         else:  # the task itself erred (a worker died under it again and again)
             result = {"status": STATUS_FAILED, "error": f"dask: {error_line(future.exception())}"}
         row = {**cell.identity(), **result}
-        write_atomically(out / CELLS_DIR / f"{cell.cell_id}.json", (json.dumps(row, sort_keys=True) + "\n").encode())
+        try:
+            write_atomically(
+                out / CELLS_DIR / f"{cell.cell_id}.json", (json.dumps(row, sort_keys=True) + "\n").encode()
+            )
+        except OSError as e:  # the row still reaches results.csv; only a rerun would run the cell again
+            say(f"cell {cell.index}: cannot be kept in {out / CELLS_DIR} ({e.strerror or e})")
         rows[cell.cell_id] = row
         outcome.ran += 1
         if row["status"] != STATUS_OK:
