@@ -145,22 +145,47 @@ def _add_backtest(sub: Commands) -> None:
     )
 
 
+SWEEP_GRID_HELP = """\
+GRID.toml (top-level keys before the first table):
+  metric = "out_of_sample.sharpe"                    heatmap.png's metric (a results column)
+  heatmap = ["risk.min_probability", "train.depth"]  its axes: two of [parameters]
+  [parameters]                  the cells are the cross product of these lists
+  "risk.min_probability" = [0.55, 0.6]      risk.<key>, execution.<key> (checked as --set)
+  "train.depth" = [4, 6]        train.<seed|horizon_bars|iterations|depth|learning_rate|holdout_fraction>
+  [train]                       training settings every cell shares (iterations = 300, ...)
+  [instruments]                 named sets of --data instruments (default: one set of all)
+  majors = ["EUR_USD", "GBP_USD"]
+  [walk_forward]                train_days, test_days[, start, step_days, windows, anchored]
+                                (or [[windows]] tables of train_from, train_to, test_to)
+"""
+
+
+def _wrapped(text: str) -> str:
+    import textwrap
+
+    return textwrap.fill(text, 79)
+
+
 def _add_sweep(sub: Commands) -> None:
     """``tradehost sweep``."""
     sweep = sub.add_parser(
         "sweep",
         help="walk-forward train + backtest over a parameter grid, on a Dask cluster",
-        description="Run every cell of GRID.toml (parameter set x instrument set x walk-forward window): each trains "
-        "a model with tradehost train's function (or reuses one already trained for the same candles and settings) "
-        "and backtests it with tradehost backtest's function over its training window (in-sample) and the test "
-        "window after it (out-of-sample). The cells run on Dask: a LocalCluster of --workers processes on this "
-        "machine, or an existing cluster's scheduler (--scheduler tcp://HOST:8786; its workers need tradehost and "
-        "the sweep extra installed, and read no files: the candles and models travel through Dask). Writes "
-        "results.csv and results.parquet (one row per cell: parameters, in-sample and out-of-sample metrics), "
-        "heatmap.png (the grid's metric over two parameters) and cells/, models/ into --out. A failed cell is "
-        "reported with its error and the rest goes on; Ctrl-C stops cleanly and keeps the finished cells; the same "
-        "command with the same --out resumes. GRID.toml's format: README, 'Research on a cluster'. "
-        "Exit 0 every cell ok, 1 a cell failed or the run was interrupted, 2 bad input.",
+        epilog=SWEEP_GRID_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=_wrapped(
+            "Run every cell of GRID.toml (parameter set x instrument set x walk-forward window): each trains "
+            "a model with tradehost train's function (or reuses one already trained for the same candles and settings) "
+            "and backtests it with tradehost backtest's function over its training window (in-sample) and the test "
+            "window after it (out-of-sample). The cells run on Dask: a LocalCluster of --workers processes on this "
+            "machine, or an existing cluster's scheduler (--scheduler tcp://HOST:8786; its workers need tradehost and "
+            "the sweep extra installed, and read no files: the candles and models travel through Dask). Writes "
+            "results.csv and results.parquet (one row per cell: parameters, in-sample and out-of-sample metrics), "
+            "heatmap.png (the grid's metric over two parameters) and cells/, models/ into --out. A failed cell is "
+            "reported with its error and the rest goes on; Ctrl-C stops cleanly and keeps the finished cells; the same "
+            "command with the same --out resumes. GRID.toml's format: README, 'Research on a cluster'. "
+            "Exit 0 every cell ok, 1 a cell failed or the run was interrupted, 2 bad input."
+        ),
     )
     add_config_args(sweep)
     sweep.add_argument("--grid", required=True, metavar="GRID.toml", help="the grid: parameters, instruments, windows")
