@@ -73,8 +73,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer bars and iterations (a smoke run)")
     args = parser.parse_args()
-    last = "2024-02-15T00:00:00Z" if args.quick else "2024-04-01T00:00:00Z"
-    train_days, test_days, iterations = (21, 7, 60) if args.quick else (45, 14, 200)
+    last = "2024-02-15T00:00:00Z" if args.quick else "2024-05-01T00:00:00Z"
+    train_days, test_days, iterations = (21, 7, 60) if args.quick else (60, 14, 400)
     with tempfile.TemporaryDirectory(prefix="bench-sweep-") as tmp:
         work = Path(tmp)
         frames = synthetic_candles(INSTRUMENTS, "2024-01-01T22:00:00Z", last)
