@@ -28,9 +28,10 @@ $(RUN_STAMP): setup.cfg pyproject.toml | $(PY)
 	@$(NO_HOOK_CHECK)
 	touch $@
 
-# The test extra includes everything `run` needs, so it satisfies the run stamp too.
+# The test extra includes everything `run` needs, so it satisfies the run stamp too; `sweep`'s
+# extra (Dask, pyarrow) comes along for tests/integration/test_sweep.py.
 $(TEST_STAMP): setup.cfg pyproject.toml | $(PY)
-	$(PY) -m pip install --quiet -e '.[test]'
+	$(PY) -m pip install --quiet -e '.[test,sweep]'
 	@$(NO_HOOK_CHECK)
 	touch $@ $(RUN_STAMP)
 
@@ -84,13 +85,14 @@ typecheck: $(TEST_STAMP)
 	$(VENV)/bin/mypy --strict --follow-imports=silent $(STRICT)
 
 # Each prints its figures (and a baseline measured in the same run where there is one); none asserts.
-# The watchdog's cost run alone takes 10 minutes: `make bench-quick` is a smoke run of all six.
+# The watchdog's cost run alone takes 10 minutes: `make bench-quick` is a smoke run of all seven.
 bench: $(TEST_STAMP)
 	$(PY) -m tests.bench.bench_tree
 	$(PY) -m tests.bench.bench_broker
 	$(PY) -m tests.bench.bench_market
 	$(PY) -m tests.bench.bench_orders
 	$(PY) -m tests.bench.bench_backtest
+	$(PY) -m tests.bench.bench_sweep
 	$(PY) -m tests.bench.bench_watchdog
 
 bench-quick: $(TEST_STAMP)
@@ -99,6 +101,7 @@ bench-quick: $(TEST_STAMP)
 	$(PY) -m tests.bench.bench_market --quick
 	$(PY) -m tests.bench.bench_orders --quick
 	$(PY) -m tests.bench.bench_backtest --quick
+	$(PY) -m tests.bench.bench_sweep --quick
 	$(PY) -m tests.bench.bench_watchdog --quick
 
 check: lint typecheck test

@@ -1,4 +1,4 @@
-"""``tradehost``: the command line (run, ctl, emulator, train, backtest, report, alert): argparse and
+"""``tradehost``: the command line (run, ctl, emulator, train, backtest, sweep, report, alert): argparse and
 dispatch only.
 
 Exit codes: 0 ok, 1 refused or failed, 2 usage or invalid configuration, 3 host not running.
@@ -6,7 +6,7 @@ Exit codes: 0 ok, 1 refused or failed, 2 usage or invalid configuration, 3 host 
 what the ctl path needs: its plain form is parsed here without argparse, and the parser
 (``parser``), the offline commands (``offline``) and the heavy parts of ``run`` are imported when
 they are chosen. The commands live beside this module: ``live`` (run, ctl, alert) and ``offline``
-(train, backtest, report); ``options`` holds what they share.
+(train, backtest, sweep, report); ``options`` holds what they share.
 """
 
 from __future__ import annotations
@@ -110,10 +110,15 @@ def _dispatch(argv: list[str]) -> int:
         return live.cmd_run(args, early_signals=EARLY_SIGNALS)
     if args.command in ("ctl", "alert"):
         return live.cmd_ctl(args) if args.command == "ctl" else live.cmd_alert(args)
-    if args.command in ("train", "backtest", "report"):
+    if args.command in ("train", "backtest", "report", "sweep"):
         from supervisor.cli import offline
 
-        commands = {"train": offline.cmd_train, "backtest": offline.cmd_backtest, "report": offline.cmd_report}
+        commands = {
+            "train": offline.cmd_train,
+            "backtest": offline.cmd_backtest,
+            "report": offline.cmd_report,
+            "sweep": offline.cmd_sweep,
+        }
         return commands[args.command](args)
     parser.print_help(sys.stderr)
     return EXIT_USAGE

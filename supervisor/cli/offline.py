@@ -423,3 +423,119 @@ def cmd_report(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     print(report.summary())
     return EXIT_OK if report.passed else EXIT_REFUSED
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    """``tradehost sweep``: the grid's cells on a Dask cluster (``supervisor.offline.sweep``)."""
+    try:
+        return _sweep(args)
+    except KeyboardInterrupt:  # before the cells were submitted (after, the sweep handles it itself)
+        print("tradehost sweep: interrupted before any cell ran; nothing to resume", file=sys.stderr)
+        return EXIT_REFUSED
+
+
+def _sweep(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+    from decimal import Decimal
+    from pathlib import Path
+
+    from actors.core.config import ExecutionConfig, FeedConfig, RiskConfig
+    from actors.core.errors import TradehostError
+    from supervisor.config import load_config
+    from supervisor.offline.backtest import inputs as backtest_inputs
+    from supervisor.offline.inputs import InputError
+    from supervisor.rundir import running_host_dir
+
+    def say(line: str) -> None:
+        print(f"tradehost sweep: {line}", file=sys.stderr, flush=True)
+
+    def fail(detail: object) -> int:
+        print(f"tradehost sweep: error: {detail}", file=sys.stderr)
+        return EXIT_USAGE
+
+    try:
+        cfg = load_config(conf_path(args), args.overrides)
+    except ConfigError as e:
+        return config_error(e)
+    if args.scheduler and args.workers is not None:
+        return fail("--workers: the cluster at --scheduler has its own workers; give one or the other")
+    workers = 2 if args.workers is None else args.workers
+    if workers < 1:
+        return fail(f"--workers: {workers} is not a number of worker processes (>= 1)")
+    try:
+        from supervisor.offline.sweep import grid as sweep_grid
+        from supervisor.offline.sweep import run as sweep
+    except ImportError as e:
+        return fail(f"the sweep extra is not installed ({e}): pip install -e '.[sweep]'")
+    feed = cfg.section("feed", FeedConfig)
+    granularity = args.granularity or feed.granularity
+    try:
+        text = Path(args.grid).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        return fail(f"--grid {args.grid}: cannot be read ({getattr(e, 'strerror', None) or e})")
+    out = Path(args.out)
+    try:
+        if not (out.is_dir() and (out / sweep.MANIFEST_FILE).is_file()):
+            out = _checked_out(args.out)
+        held = running_host_dir(out)
+        if held is not None:
+            raise InputError(f"--out {args.out}: inside the run directory of a running host ({held})")
+        inputs = backtest_inputs.from_files(
+            args.data,
+            configured=feed.instruments,
+            balance=Decimal(cfg.broker.emulator.balance),
+            granularity=granularity,
+            validation=feed,
+        )
+        grid = sweep_grid.parse_grid(text, instruments=inputs.instruments)
+        backtest_inputs.check_bars(inputs.history, granularity)
+        for names in grid.instrument_sets.values():
+            backtest_inputs.check_conversion(replace(inputs, instruments=names))
+        for warning in inputs.history.warnings:
+            say(f"warning: {warning}")
+
+        def sections(overrides: list[str]) -> tuple[RiskConfig, ExecutionConfig]:
+            c = load_config(conf_path(args), [*args.overrides, *overrides])
+            return c.section("risk", RiskConfig), c.section("execution", ExecutionConfig)
+
+        try:
+            cells = sweep.plan(grid, inputs, granularity=granularity, sections=sections, configured=feed.instruments)
+        except ConfigError as e:
+            raise sweep_grid.GridError(f"parameters: {'; '.join(e.problems)}") from e
+        resumed = sweep.prepare_out(out, text)
+    except sweep_grid.GridError as e:
+        return fail(f"{args.grid}: {e}")
+    except (TradehostError, ValueError, OSError) as e:
+        return fail(e)
+    if resumed:
+        say(f"resuming the sweep in {out}")
+    try:
+        outcome = sweep.run_sweep(
+            cells,
+            inputs.history,
+            out=out,
+            grid=grid,
+            scheduler=args.scheduler,
+            workers=workers,
+            say=say,
+            show_progress=not args.quiet,
+        )
+    except sweep.SweepError as e:
+        return fail(e)
+    ok = len(outcome.rows) - len(outcome.failed)
+    say(
+        f"{ok} of {outcome.total} cells ok, {len(outcome.failed)} failed, {outcome.total - len(outcome.rows)} not run "
+        f"({outcome.reused} done before, {outcome.ran} run now) in {outcome.elapsed_s:.1f}s; wrote {out}/ "
+        "(results.csv, results.parquet, heatmap.png)"
+    )
+    for row in outcome.failed[:10]:
+        say(f"failed: cell {row['cell']}: {row['error']}")
+    if len(outcome.failed) > 10:
+        say(f"... and {len(outcome.failed) - 10} more failed cells (status and error in results.csv)")
+    if outcome.interrupted:
+        say("interrupted: rerun the same command to resume (finished cells are kept)")
+    return (
+        EXIT_OK
+        if not outcome.failed and not outcome.interrupted and len(outcome.rows) == outcome.total
+        else EXIT_REFUSED
+    )

@@ -23,7 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="A supervised process tree that trades an OANDA v20 account from CatBoost models, safe first.",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for add in (_add_run, _add_ctl, _add_emulator, _add_train, _add_backtest, _add_report, _add_alert):
+    for add in (_add_run, _add_ctl, _add_emulator, _add_train, _add_backtest, _add_sweep, _add_report, _add_alert):
         add(sub)
     return parser
 
@@ -144,6 +144,75 @@ def _add_backtest(sub: Commands) -> None:
     backtest.add_argument(
         "--out", required=True, metavar="DIR", help="the output directory: new or empty, never written over"
     )
+
+
+SWEEP_GRID_HELP = """\
+GRID.toml (top-level keys before the first table):
+  metric = "out_of_sample.sharpe"                    heatmap.png's metric (a results column)
+  heatmap = ["risk.min_probability", "train.depth"]  its axes: two of [parameters]
+  [parameters]                  the cells are the cross product of these lists
+  "risk.min_probability" = [0.55, 0.6]      risk.<key>, execution.<key> (checked as --set)
+  "train.depth" = [4, 6]        train.<seed|horizon_bars|iterations|depth|learning_rate|holdout_fraction>
+  [train]                       training settings every cell shares (iterations = 300, ...)
+  [instruments]                 named sets of --data instruments (default: one set of all)
+  majors = ["EUR_USD", "GBP_USD"]
+  [walk_forward]                train_days, test_days[, start, step_days, windows, anchored]
+                                (or [[windows]] tables of train_from, train_to, test_to)
+"""
+
+
+def _wrapped(text: str) -> str:
+    import textwrap
+
+    return textwrap.fill(text, 79)
+
+
+def _add_sweep(sub: Commands) -> None:
+    """``tradehost sweep``."""
+    sweep = sub.add_parser(
+        "sweep",
+        help="walk-forward train + backtest over a parameter grid, on a Dask cluster",
+        epilog=SWEEP_GRID_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=_wrapped(
+            "Run every cell of GRID.toml (parameter set x instrument set x walk-forward window): each trains "
+            "a model with tradehost train's function (or reuses one already trained for the same candles and settings) "
+            "and backtests it with tradehost backtest's function over its training window (in-sample) and the test "
+            "window after it (out-of-sample). The cells run on Dask: a LocalCluster of --workers processes on this "
+            "machine, or an existing cluster's scheduler (--scheduler tcp://HOST:8786; its workers need tradehost and "
+            "the sweep extra installed, and read no files: the candles and models travel through Dask). Writes "
+            "results.csv and results.parquet (one row per cell: parameters, in-sample and out-of-sample metrics), "
+            "heatmap.png (the grid's metric over two parameters) and cells/, models/ into --out. A failed cell is "
+            "reported with its error and the rest goes on; Ctrl-C stops cleanly and keeps the finished cells; the same "
+            "command with the same --out resumes. GRID.toml's format: README, 'Research on a cluster'. "
+            "Exit 0 every cell ok, 1 a cell failed or the run was interrupted, 2 bad input."
+        ),
+    )
+    add_config_args(sweep)
+    sweep.add_argument("--grid", required=True, metavar="GRID.toml", help="the grid: parameters, instruments, windows")
+    sweep.add_argument(
+        "--data",
+        required=True,
+        nargs="+",
+        metavar="INSTR=CSV",
+        help="candle CSV files (time,open,high,low,close[,...])",
+    )
+    sweep.add_argument(
+        "--out",
+        required=True,
+        metavar="DIR",
+        help="the output directory: new or empty, or an earlier sweep's (its finished cells are kept, the rest run)",
+    )
+    sweep.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="an existing Dask cluster's scheduler (e.g. tcp://10.0.0.5:8786); default: a LocalCluster here",
+    )
+    sweep.add_argument(
+        "--workers", type=int, default=None, help="worker processes of the LocalCluster, one thread each (default 2)"
+    )
+    sweep.add_argument("--granularity", help="bar granularity of the files (default: feed.granularity)")
+    sweep.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
 def _add_report(sub: Commands) -> None:
