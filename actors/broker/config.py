@@ -449,9 +449,7 @@ def load_credentials(environ: Mapping[str, str], *, kind: str = "oanda", token_f
     token = read_secret(
         environ, key="broker.token_file", file=token_file, credential=CREDENTIAL_TOKEN, env_var=ENV_TOKEN
     ).strip()
-    account_id = read_secret(
-        environ, key="broker", credential=CREDENTIAL_ACCOUNT_ID, env_var=ENV_ACCOUNT_ID
-    ).strip()
+    account_id = read_secret(environ, key="broker", credential=CREDENTIAL_ACCOUNT_ID, env_var=ENV_ACCOUNT_ID).strip()
     if kind == "emulator":
         return Credentials(token=token or DEV_TOKEN, account_id=account_id or DEV_ACCOUNT_ID)
     problems = []

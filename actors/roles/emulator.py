@@ -31,9 +31,10 @@ class EmulatorActor(RoleActor[EmulatorConfig, NoResults]):
 
     def on_start(self) -> None:
         """Start the server and wait until it accepts connections (the first heartbeat follows)."""
-        options = options_from_config(self.cfg, load_credentials(
-            os.environ, kind="emulator", token_file=self.shared("broker", BrokerConfig).token_file
-        ))
+        options = options_from_config(
+            self.cfg,
+            load_credentials(os.environ, kind="emulator", token_file=self.shared("broker", BrokerConfig).token_file),
+        )
         ready = threading.Event()
         self.port = 0
 
