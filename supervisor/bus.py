@@ -1,10 +1,11 @@
 """The root process's sockets: the event proxy, the control channel, ctl, and sys.state out.
 
 ``RootIO`` runs one ``SocketThread`` that owns the control ROUTER (roles' DEALERs connect to
-it), the ctl ROUTER (``tradehost ctl`` connects to it; ipc socket 0600, frames capped at
-``ctl.max_request_bytes``) and a PUB into the proxy for ``sys.state`` and alerts. Inbound
-control messages are decoded here and ctl requests checked here, so malformed input never
-reaches the supervisor actor. The XSUB/XPUB proxy runs on its own thread (``BusProxy``).
+it), the ctl ROUTER (``tradehost ctl`` connects to it; ipc socket 0600, or on a ``tcp://``
+endpoint a CURVE server behind pyzmq's ZAP authenticator admitting only the public keys of
+``ctl.authorized_keys_dir``; frames capped at ``ctl.max_request_bytes``) and a PUB into the proxy
+for ``sys.state`` and alerts. Inbound control messages are decoded here and ctl requests checked
+here, so malformed input never reaches the supervisor actor. The XSUB/XPUB proxy runs on its own thread (``BusProxy``).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ class RootIO:
         self.proxy = transport.BusProxy(ctx, cfg.bus.events_in, cfg.bus.events_out)
         self.io = transport.SocketThread(ctx, "root-io")
         self.supervisor: Any = None
+        self.authenticator: Any = None
 
     def bind(self) -> None:
         """Bind every endpoint (before any role starts); raises zmq errors with the endpoint."""
@@ -42,6 +44,13 @@ class RootIO:
         self.io.add(
             "control", transport.make_socket(self.ctx, transport.ROUTER, bind=self.cfg.bus.control), self._on_control
         )
+        curve_key = None
+        if self.cfg.ctl.is_tcp:  # CURVE only (supervisor.config._check_ctl_curve); the ZAP handler first
+            public, secret = transport.load_curve_key(self.cfg.ctl.server_secret_key_file)
+            if secret is None:
+                raise ValueError(f"{self.cfg.ctl.server_secret_key_file} holds no secret key")
+            curve_key = (public, secret)
+            self.authenticator = transport.start_curve_authenticator(self.ctx, self.cfg.ctl.authorized_keys_dir)
         self.io.add(
             "ctl",
             transport.make_socket(
@@ -50,6 +59,7 @@ class RootIO:
                 bind=self.cfg.ctl.endpoint,
                 max_msg_bytes=self.cfg.ctl.max_request_bytes,
                 hwm=1000,
+                curve_secret_key=curve_key,
             ),
             self._on_ctl,
         )
@@ -72,6 +82,9 @@ class RootIO:
         else:
             self.io.stop()
         self.proxy.stop()
+        if self.authenticator is not None:
+            self.authenticator.stop()  # its thread's socket must close before the context ends
+            self.authenticator = None
         if remove_files:
             for endpoint in (
                 self.cfg.bus.events_in,

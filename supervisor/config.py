@@ -182,7 +182,7 @@ def _check_endpoints(cfg: CoreConfig, problems: list[str]) -> None:
             problems.append(f"{key}: ipc path is longer than {MAX_IPC_PATH} bytes; use a shorter host.run_dir")
         elif endpoint.startswith("tcp://"):
             host, _, port = endpoint[len("tcp://") :].rpartition(":")
-            if host not in LOOPBACK:
+            if host not in LOOPBACK and key != "ctl.endpoint":  # ctl over tcp: CURVE only (_check_ctl_curve)
                 # Anyone who reaches these sockets can grant a permit or run ctl commands.
                 problems.append(f"{key}: tcp endpoints must be on loopback until CURVE authentication exists")
             elif not (port.isdigit() and 1 <= int(port) <= 65535):
@@ -197,6 +197,36 @@ def _check_endpoints(cfg: CoreConfig, problems: list[str]) -> None:
         if endpoint in seen:
             problems.append(f"{key}: same endpoint as {seen[endpoint]} ({endpoint}); endpoints must all differ")
         seen.setdefault(endpoint, key)
+
+
+def _check_ctl_curve(cfg: CoreConfig) -> list[str]:
+    """The host's side of ``ctl.endpoint = "tcp://..."``: CURVE or nothing (pyzmq's, with the ZAP
+    authenticator admitting the public keys of ``ctl.authorized_keys_dir``)."""
+    ctl = cfg.ctl
+    if not ctl.is_tcp:
+        return []
+    if not (ctl.server_secret_key_file and ctl.authorized_keys_dir):
+        return [
+            "ctl.endpoint: a tcp:// endpoint needs CURVE: set ctl.server_secret_key_file and ctl.authorized_keys_dir "
+            "(`tradehost keys new NAME`), or leave ctl.endpoint empty for the ipc socket"
+        ]
+    from actors.core.secretfile import check_secret_file
+    from actors.runtime import transport
+
+    if not transport.has_curve():
+        return ["ctl.endpoint: this libzmq has no CURVE (built without libsodium); a tcp:// endpoint is refused"]
+    problems = []
+    try:
+        check_secret_file(ctl.server_secret_key_file, "ctl.server_secret_key_file")
+        if transport.load_curve_key(ctl.server_secret_key_file)[1] is None:
+            problems.append(f"ctl.server_secret_key_file: {ctl.server_secret_key_file} holds no secret key")
+    except ConfigError as e:
+        problems.extend(e.problems)
+    except (OSError, ValueError) as e:
+        problems.append(f"ctl.server_secret_key_file: {ctl.server_secret_key_file} is not a CURVE key file ({e})")
+    if not os.path.isdir(ctl.authorized_keys_dir):  # noqa: PTH112
+        problems.append(f"ctl.authorized_keys_dir: {ctl.authorized_keys_dir} is not a directory")
+    return problems
 
 
 def _check_supervisor(cfg: CoreConfig, problems: list[str]) -> None:
@@ -236,6 +266,9 @@ def load_config(
     from supervisor.hostconfig import HostConfig, check_host_config, role_config_classes
 
     cfg = _load(HostConfig, path, overrides, cwd=cwd, skip_sections=(), role_sections=role_config_classes())
+    curve_problems = _check_ctl_curve(cfg)
+    if curve_problems:
+        raise ConfigError(curve_problems)
     check_host_config(cfg, os.environ if environ is None else environ)
     return cfg
 

@@ -112,7 +112,7 @@ def check_host_config(cfg: HostConfig, environ: Mapping[str, str]) -> None:
     problems: list[str] = []
     for check in (
         lambda: check_live_guard(cfg.broker, cfg.host.mode, environ, go_live_evidence(cfg)),
-        lambda: load_credentials(environ, kind=cfg.broker.kind),
+        lambda: load_credentials(environ, kind=cfg.broker.kind, token_file=cfg.broker.token_file),
         lambda: load_smtp_password(cfg.alerts, environ),
     ):
         try:

@@ -150,7 +150,7 @@ class Host:
     env: dict[str, str] = field(default_factory=dict)
     proc: subprocess.Popen[bytes] | None = None
     log_path: Path | None = None
-    _ctl_cache: tuple[tuple[str, ...], str, float] | None = field(default=None, repr=False, compare=False)
+    _ctl_cache: tuple[tuple[str, ...], Any] | None = field(default=None, repr=False, compare=False)
 
     @property
     def set_args(self) -> list[str]:
@@ -195,24 +195,22 @@ class Host:
         configuration): a status poll costs a round trip, not an interpreter start (~60 ms of CPU
         each, hundreds per run). The ``ctl`` command itself is tested through ``Host.ctl``.
         """
-        from supervisor.ctl.client import CtlClient
-
-        endpoint, timeout_s = self._ctl_target()
-        reply = CtlClient(endpoint, timeout_s).call("status")
+        reply = self._ctl_client().call("status")
         if not reply.ok:
             raise RuntimeError(f"status failed ({reply.exit_code}): tradehost ctl status: {reply.reason}")
         return reply.result or {}
 
-    def _ctl_target(self) -> tuple[str, float]:
-        """``ctl.endpoint`` and ``ctl.timeout_s`` as ``tradehost ctl`` resolves them for this host."""
+    def _ctl_client(self) -> Any:
+        """The ``CtlClient`` ``tradehost ctl`` builds for this host (its endpoint, timeout, CURVE keys)."""
         key = tuple(self.set_args)
         if self._ctl_cache is None or self._ctl_cache[0] != key:
             from supervisor.config import load_core_config
+            from supervisor.ctl.client import CtlClient
 
             overrides = [arg for arg in self.set_args if arg != "--set"]
             cfg = load_core_config(REPO / "conf/default.toml", overrides, cwd=REPO)
-            self._ctl_cache = (key, cfg.ctl.endpoint, cfg.ctl.timeout_s)
-        return self._ctl_cache[1], self._ctl_cache[2]
+            self._ctl_cache = (key, CtlClient.from_config(cfg.ctl))
+        return self._ctl_cache[1]
 
     def wait_state(self, state: str, timeout_s: float = 30.0) -> dict[str, Any]:
         """Poll status until the system is in ``state``."""

@@ -1,6 +1,7 @@
 """The ``[alerts]`` section (SMTP server, security, sender, recipients, dedup window, hourly budget)
-and the SMTP password, which comes only from the environment (``TRADEHOST_SMTP_PASSWORD``) and is
-redacted wherever it could be shown.
+and the SMTP password, which comes from ``alerts.password_file``, the systemd credential
+``smtp_password`` or the environment (``TRADEHOST_SMTP_PASSWORD``), in that order
+(``actors.core.secretfile``), and is redacted wherever it could be shown.
 """
 
 from __future__ import annotations
@@ -11,8 +12,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from actors.core.errors import ConfigError
+from actors.core.secretfile import read_secret
 
 ENV_SMTP_PASSWORD = "TRADEHOST_SMTP_PASSWORD"  # noqa: S105 - the variable's name, not a secret
+CREDENTIAL_SMTP_PASSWORD = "smtp_password"  # noqa: S105 - a systemd credential's name, not a secret
 
 
 SECURITIES = ("none", "starttls", "ssl")
@@ -52,7 +55,15 @@ class AlertsConfig:
         metadata={"doc": '"starttls" (upgrade, refused if the server cannot), "ssl" (TLS from the start) or "none".'},
     )
     username: str = field(
-        default="", metadata={"doc": "Login name; empty: no login. The password comes from TRADEHOST_SMTP_PASSWORD."}
+        default="",
+        metadata={
+            "doc": "Login name; empty: no login. The password: password_file, else the systemd credential "
+            "smtp_password, else TRADEHOST_SMTP_PASSWORD."
+        },
+    )
+    password_file: str = field(
+        default="",
+        metadata={"doc": "File holding the SMTP password (mode 0600, else refused); empty: see username."},
     )
     sender: str = field(default="", metadata={"doc": "From: address of alert mail (needed when smtp_host is set)."})
     recipients: tuple[str, ...] = field(default=(), metadata={"doc": "Who gets alert mail (at least one address)."})
@@ -139,7 +150,7 @@ class AlertsConfig:
 
 
 class SmtpPassword:
-    """The SMTP password from the environment; ``repr`` and ``str`` never show it.
+    """The SMTP password (``load_smtp_password``); ``repr`` and ``str`` never show it.
 
     Args:
         value: the password.
@@ -161,11 +172,12 @@ class SmtpPassword:
     __str__ = __repr__
 
     def __reduce__(self) -> tuple[object, ...]:
-        raise TypeError("SmtpPassword is not picklable; read it from the environment instead")
+        raise TypeError("SmtpPassword is not picklable; each process reads it with load_smtp_password")
 
 
 def load_smtp_password(config: AlertsConfig, environ: Mapping[str, str]) -> SmtpPassword | None:
-    """Read the SMTP password from ``TRADEHOST_SMTP_PASSWORD`` in ``environ``.
+    """Read the SMTP password: ``alerts.password_file``, else the systemd credential
+    ``smtp_password``, else ``TRADEHOST_SMTP_PASSWORD`` in ``environ``.
 
     Args:
         config: the ``[alerts]`` section (a login needs the password).
@@ -175,11 +187,21 @@ def load_smtp_password(config: AlertsConfig, environ: Mapping[str, str]) -> Smtp
         The password, or None when no login is configured.
 
     Raises:
-        ConfigError: a login is configured but the variable is missing or empty.
+        ConfigError: a login is configured but no password is set, or the password file is refused
+            (readable by group or others, missing, empty).
     """
     if not (config.enabled and config.username):
         return None
-    value = environ.get(ENV_SMTP_PASSWORD, "")
+    value = read_secret(
+        environ,
+        key="alerts.password_file",
+        file=config.password_file,
+        credential=CREDENTIAL_SMTP_PASSWORD,
+        env_var=ENV_SMTP_PASSWORD,
+    )
     if not value:
-        raise ConfigError(f"alerts.username: set, but {ENV_SMTP_PASSWORD} is not in the environment")
+        raise ConfigError(
+            f"alerts.username: set, but {ENV_SMTP_PASSWORD} is not in the environment "
+            f"(nor alerts.password_file, nor the systemd credential {CREDENTIAL_SMTP_PASSWORD})"
+        )
     return SmtpPassword(value)

@@ -26,8 +26,9 @@ from email.utils import format_datetime
 
 from actors.alerting.composition import Mail, make_mail, scrub
 from actors.alerting.config import AlertsConfig, SmtpPassword, load_smtp_password
-from actors.broker.config import ENV_TOKEN
+from actors.broker.config import CREDENTIAL_TOKEN, ENV_TOKEN
 from actors.core.errors import ConfigError, TradehostError
+from actors.core.secretfile import read_secret
 
 __all__ = [
     "MAIL_POLICY",
@@ -202,7 +203,7 @@ def send_alert_now(
         password = load_smtp_password(config, environ)
     except ConfigError as e:
         return SendResult(ok=False, message=str(e))
-    secrets = (*secret_forms(config.username, password), environ.get(ENV_TOKEN, ""))
+    secrets = (*secret_forms(config.username, password), _oanda_token(environ))
     created_ns = time.time_ns() if now_ns is None else now_ns
     mail = make_mail(subject=subject, body=body, created_ns=created_ns, secrets=secrets, cause="manual", kind="manual")
     try:
@@ -214,3 +215,12 @@ def send_alert_now(
     accepted = [r for r in config.recipients if r not in refused]
     note = f"; refused: {', '.join(refused)}" if refused else ""
     return SendResult(ok=True, message=f"sent to {', '.join(accepted)}{note}")
+
+
+def _oanda_token(environ: Mapping[str, str]) -> str:
+    # What to scrub: the systemd credential's token, else the variable's (`tradehost alert` reads
+    # only [alerts], so never broker.token_file; a refused file is the host's problem, not the mail's).
+    try:
+        return read_secret(environ, key="broker", credential=CREDENTIAL_TOKEN, env_var=ENV_TOKEN)
+    except ConfigError:
+        return environ.get(ENV_TOKEN, "")

@@ -1,10 +1,10 @@
 """Broker configuration, credentials and the live-trading guard.
 
 This module owns ``BrokerConfig`` (which broker, which OANDA environment, timeouts, pacing) and
-its nested ``EmulatorConfig``, the ``Credentials`` read from the environment (never from files,
-never shown in full), and ``check_live_guard``, the pure rule (with ``actors.core.golive``'s go-live
-gate) that refuses a live account unless
-the operator asked for it twice. The config loader in ``supervisor/config.py`` walks these
+its nested ``EmulatorConfig``, the ``Credentials`` (from ``broker.token_file``, a systemd
+credential or the environment, never shown in full), and ``check_live_guard``, the pure rule
+(with ``actors.core.golive``'s go-live gate) that refuses a live account unless the operator asked
+for it twice. The config loader in ``supervisor/config.py`` walks these
 dataclasses; every field carries ``metadata={"doc": ...}`` for it.
 
 ``EmulatorConfig`` is the one definition of the emulator's operator-facing options: each field
@@ -30,6 +30,7 @@ from typing import Any, ClassVar
 
 from actors.core.errors import ConfigError
 from actors.core.golive import GoLiveEvidence, missing_for_live
+from actors.core.secretfile import read_secret
 from actors.core.timefmt import parse_time
 
 __all__ = [
@@ -54,6 +55,9 @@ __all__ = [
 ENV_TOKEN = "OANDA_TOKEN"  # noqa: S105 - the variable name, not a secret
 ENV_ACCOUNT_ID = "OANDA_ACCOUNT_ID"
 ENV_CONFIRM_LIVE = "TRADEHOST_CONFIRM_LIVE"
+# systemd credential names (LoadCredential=NAME:/path in ops/tradehost.service).
+CREDENTIAL_TOKEN = "oanda_token"  # noqa: S105 - a credential's name, not a secret
+CREDENTIAL_ACCOUNT_ID = "oanda_account_id"
 
 # Fixed, non-secret values the emulator accepts when the environment does not name any.
 DEV_TOKEN = "tradehost-emulator-dev-token"  # noqa: S105 - public dev value for the emulator
@@ -345,6 +349,13 @@ class BrokerConfig:
         default=2.0, metadata={"doc": "pacing limit for new connections (OANDA allows 2)"}
     )
     emulator: EmulatorConfig = field(default_factory=EmulatorConfig, metadata={"doc": "emulator options"})
+    token_file: str = field(
+        default="",
+        metadata={
+            "doc": "file holding the OANDA token (mode 0600, else refused); empty: the systemd credential "
+            "oanda_token, else OANDA_TOKEN"
+        },
+    )
 
     def __post_init__(self) -> None:
         problems: list[str] = []
@@ -412,32 +423,46 @@ class Credentials:
         return hash((self._token, self.account_id))
 
     def __reduce__(self) -> tuple[object, ...]:
-        raise TypeError("Credentials are not picklable; read them from the environment instead")
+        raise TypeError("Credentials are not picklable; each process reads them with load_credentials")
 
 
-def load_credentials(environ: Mapping[str, str], *, kind: str = "oanda") -> Credentials:
-    """Read ``OANDA_TOKEN`` and ``OANDA_ACCOUNT_ID`` from ``environ``.
+def load_credentials(environ: Mapping[str, str], *, kind: str = "oanda", token_file: str = "") -> Credentials:
+    """Read the OANDA token and account id (``actors.core.secretfile.read_secret``).
+
+    The token comes from the first source set: ``broker.token_file``, the systemd credential
+    ``oanda_token`` (``$CREDENTIALS_DIRECTORY/oanda_token``), ``OANDA_TOKEN``. The account id from
+    the credential ``oanda_account_id``, else ``OANDA_ACCOUNT_ID``. A file readable by group or
+    others is refused.
 
     Args:
         environ: usually ``os.environ``.
-        kind: ``"emulator"`` falls back to ``DEV_TOKEN`` / ``DEV_ACCOUNT_ID`` when a variable is
-            absent; ``"oanda"`` requires both.
+        kind: ``"emulator"`` falls back to ``DEV_TOKEN`` / ``DEV_ACCOUNT_ID`` when nothing is
+            set; ``"oanda"`` requires both.
+        token_file: ``broker.token_file`` (empty: not configured).
 
     Returns:
         The credentials.
 
     Raises:
-        ConfigError: a variable is missing or empty for a real OANDA broker.
+        ConfigError: a secret file is refused, or a value is missing for a real OANDA broker.
     """
-    token = environ.get(ENV_TOKEN, "").strip()
-    account_id = environ.get(ENV_ACCOUNT_ID, "").strip()
+    token = read_secret(
+        environ, key="broker.token_file", file=token_file, credential=CREDENTIAL_TOKEN, env_var=ENV_TOKEN
+    ).strip()
+    account_id = read_secret(environ, key="broker", credential=CREDENTIAL_ACCOUNT_ID, env_var=ENV_ACCOUNT_ID).strip()
     if kind == "emulator":
         return Credentials(token=token or DEV_TOKEN, account_id=account_id or DEV_ACCOUNT_ID)
     problems = []
     if not token:
-        problems.append(f"broker: {ENV_TOKEN} is not set (export the OANDA personal access token)")
+        problems.append(
+            f"broker: {ENV_TOKEN} is not set (export the OANDA personal access token, or set broker.token_file "
+            f"or the systemd credential {CREDENTIAL_TOKEN})"
+        )
     if not account_id:
-        problems.append(f"broker: {ENV_ACCOUNT_ID} is not set (export the v20 account id)")
+        problems.append(
+            f"broker: {ENV_ACCOUNT_ID} is not set (export the v20 account id, or the systemd credential "
+            f"{CREDENTIAL_ACCOUNT_ID})"
+        )
     if problems:
         raise ConfigError(problems)
     return Credentials(token=token, account_id=account_id)

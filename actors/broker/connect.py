@@ -66,7 +66,9 @@ def open_broker(
     on_request_outcome: RequestOutcome | None = None,
 ) -> OandaBroker:
     """A new ``OandaBroker`` for ``config`` (for tools and tests; roles use ``broker_factory``)."""
-    credentials = load_credentials(os.environ if environ is None else environ, kind=config.kind)
+    credentials = load_credentials(
+        os.environ if environ is None else environ, kind=config.kind, token_file=config.token_file
+    )
     return OandaBroker(config, credentials, on_request_outcome=on_request_outcome)
 
 

@@ -15,7 +15,7 @@ import os
 import threading
 from typing import ClassVar
 
-from actors.broker.config import EmulatorConfig, load_credentials
+from actors.broker.config import BrokerConfig, EmulatorConfig, load_credentials
 from actors.broker.emulator import options_from_config, serve
 from actors.runtime.actor import NoResults, RoleActor
 
@@ -31,7 +31,10 @@ class EmulatorActor(RoleActor[EmulatorConfig, NoResults]):
 
     def on_start(self) -> None:
         """Start the server and wait until it accepts connections (the first heartbeat follows)."""
-        options = options_from_config(self.cfg, load_credentials(os.environ, kind="emulator"))
+        options = options_from_config(
+            self.cfg,
+            load_credentials(os.environ, kind="emulator", token_file=self.shared("broker", BrokerConfig).token_file),
+        )
         ready = threading.Event()
         self.port = 0
 

@@ -82,6 +82,7 @@ ROLES: tuple[RoleSpec, ...] = (
         name=EMULATOR,
         module="actors.roles.emulator",
         section="broker.emulator",
+        reads=("broker",),
         with_emulator_only=True,
         others_wait=True,
     ),

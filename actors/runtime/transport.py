@@ -5,7 +5,11 @@ polls them with a timeout, hands inbound frames to callbacks and sends what othe
 with ``send()``), ``BusProxy`` (the XSUB/XPUB event proxy of the root process) and the endpoint
 helpers (ipc paths, 0600 sockets). Sockets are never shared between threads: other threads talk
 to a ``SocketThread`` through a queue and a wake-up pipe. Sockets have ``LINGER 0`` unless a
-caller asks for more. ``tradehost ctl`` does not use this module: see ``actors.runtime.zmtp``.
+caller asks for more. ``tradehost ctl`` over ipc does not use this module (see
+``actors.runtime.zmtp``); over tcp it does, for pyzmq's CURVE: the key pairs
+(``new_curve_key_pair``, ``load_curve_key``), the ZAP authenticator that admits only the public
+keys of a directory (``start_curve_authenticator``), the server side of a socket
+(``make_socket(curve_secret_key=...)``) and one request from the client side (``curve_request``).
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import zmq
 
@@ -58,10 +63,19 @@ def make_socket(
     max_msg_bytes: int | None = None,
     hwm: int | None = None,
     linger_ms: int = 0,
+    curve_secret_key: tuple[bytes, bytes] | None = None,
 ) -> zmq.Socket[bytes]:
-    """Create a socket (LINGER 0 unless asked), bind or connect it, and chmod an ipc endpoint to 0600."""
+    """Create a socket (LINGER 0 unless asked), bind or connect it, and chmod an ipc endpoint to 0600.
+
+    ``curve_secret_key`` (public, secret), from ``load_curve_key``, makes it a CURVE server: start
+    the ZAP authenticator (``start_curve_authenticator``) on ``ctx`` before, or every key is let in.
+    """
     sock = ctx.socket(kind)
     sock.setsockopt(zmq.LINGER, linger_ms)
+    if curve_secret_key is not None:
+        sock.curve_publickey, sock.curve_secretkey = curve_secret_key
+        sock.curve_server = True
+        sock.zap_domain = CURVE_ZAP_DOMAIN
     if identity is not None:
         sock.setsockopt(zmq.IDENTITY, identity)
     if max_msg_bytes is not None:
@@ -84,6 +98,88 @@ def make_socket(
         sock.close(0)
         raise
     return sock
+
+
+CURVE_ZAP_DOMAIN = b"tradehost"
+
+
+def has_curve() -> bool:
+    """True when the installed libzmq was built with CURVE (libsodium)."""
+    return bool(zmq.has("curve"))
+
+
+def new_curve_key_pair(directory: str, name: str) -> tuple[str, str]:
+    """Write ``NAME.key`` (public) and ``NAME.key_secret`` (public + secret) into ``directory``,
+    both created 0600 (pyzmq's certificate format, which ``zmq.auth`` reads).
+
+    Raises:
+        FileExistsError: a file of that name is there already (never written over).
+    """
+    import zmq.auth  # noqa: PLC0415 - only `tradehost keys new` writes keys
+
+    base = os.path.join(directory, name)  # noqa: PTH118
+    for path in (f"{base}.key", f"{base}.key_secret"):
+        if os.path.lexists(path):
+            raise FileExistsError(f"{path} exists; it is never written over")
+    old = os.umask(0o077)
+    try:
+        public, secret = zmq.auth.create_certificates(directory, name)
+    finally:
+        os.umask(old)
+    for path in (public, secret):
+        os.chmod(path, 0o600)  # noqa: PTH101
+    return public, secret
+
+
+def load_curve_key(path: str) -> tuple[bytes, bytes | None]:
+    """The (public, secret) key of a ``tradehost keys new`` file; secret is None for a ``.key``.
+
+    Raises:
+        ValueError: not a key file.
+        OSError: unreadable.
+    """
+    import zmq.auth  # noqa: PLC0415
+
+    public, secret = zmq.auth.load_certificate(path)
+    if not public:
+        raise ValueError(f"{path} holds no CURVE public key")
+    return public, secret
+
+
+def start_curve_authenticator(ctx: zmq.Context[zmq.Socket[bytes]], authorized_keys_dir: str) -> Any:
+    """Start pyzmq's ZAP authenticator (a thread on ``ctx``) admitting only the CURVE public keys
+    (``*.key`` files) found in ``authorized_keys_dir`` now; stop it with ``.stop()`` before
+    ``ctx.term()``. A key added later needs a restart."""
+    import logging  # noqa: PLC0415
+
+    from zmq.auth.thread import ThreadAuthenticator  # noqa: PLC0415
+
+    auth = ThreadAuthenticator(ctx, log=logging.getLogger("tradehost.ctl.auth"))
+    auth.start()
+    auth.configure_curve(domain=CURVE_ZAP_DOMAIN.decode(), location=authorized_keys_dir)
+    return auth
+
+
+def curve_request(
+    endpoint: str, payload: bytes, timeout_s: float, *, server_public_key: bytes, client_key: tuple[bytes, bytes]
+) -> bytes | None:
+    """Send ``[b"", payload]`` over a CURVE DEALER and return the reply's last frame, or None when
+    nothing arrives within ``timeout_s`` (a host that is down, or one that refused this key: ZAP
+    gives a refused client nothing, not even an error)."""
+    ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
+    sock = ctx.socket(zmq.DEALER)
+    try:
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.curve_serverkey = server_public_key
+        sock.curve_publickey, sock.curve_secretkey = client_key
+        sock.connect(endpoint)
+        sock.send_multipart([b"", payload])
+        if not sock.poll(max(1, int(timeout_s * 1000))):
+            return None
+        return sock.recv_multipart()[-1]
+    finally:
+        sock.close(0)
+        ctx.term()
 
 
 def ipc_path(endpoint: str) -> str | None:

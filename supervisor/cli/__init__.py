@@ -1,4 +1,4 @@
-"""``tradehost``: the command line (run, ctl, emulator, train, backtest, sweep, report, alert): argparse and
+"""``tradehost``: the command line (run, ctl, emulator, train, backtest, sweep, report, alert, keys): argparse and
 dispatch only.
 
 Exit codes: 0 ok, 1 refused or failed, 2 usage or invalid configuration, 3 host not running.
@@ -110,6 +110,8 @@ def _dispatch(argv: list[str]) -> int:
         return live.cmd_run(args, early_signals=EARLY_SIGNALS)
     if args.command in ("ctl", "alert"):
         return live.cmd_ctl(args) if args.command == "ctl" else live.cmd_alert(args)
+    if args.command == "keys":
+        return live.cmd_keys(args)
     if args.command in ("train", "backtest", "report", "sweep"):
         from supervisor.cli import offline
 

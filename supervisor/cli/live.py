@@ -1,5 +1,6 @@
 """The commands of the live host: ``run`` (the tree in the foreground), ``ctl`` (one command to a
-running host) and ``alert`` (one mail when the host itself is dead).
+running host), ``alert`` (one mail when the host itself is dead) and ``keys`` (CURVE key pairs
+for ctl over tcp).
 
 ``ctl`` is called by scripts and people alike, so this module imports only what the ctl path
 needs; ``run`` and ``alert`` import the heavy parts when they are chosen.
@@ -69,9 +70,10 @@ def cmd_ctl(args: argparse.Namespace) -> int:
         return EXIT_OK if e.code == 0 else EXIT_USAGE
     try:
         cfg = load_core_config(conf_path(args), args.overrides)
+        client = CtlClient.from_config(cfg.ctl)  # a tcp endpoint: CURVE keys read here
     except ConfigError as e:
         return config_error(e)
-    reply = CtlClient(cfg.ctl.endpoint, cfg.ctl.timeout_s).call(command.name, ctl_args)
+    reply = client.call(command.name, ctl_args)
     if not reply.ok:
         print(f"tradehost ctl {command.name}: {reply.reason}", file=sys.stderr)
         return reply.exit_code
@@ -111,3 +113,28 @@ def cmd_alert(args: argparse.Namespace) -> int:
     result = send_alert_now(config, subject=args.subject, body=body, environ=os.environ)
     print(f"tradehost alert: {result.message}", file=sys.stderr if not result.ok else sys.stdout)
     return EXIT_OK if result.ok else EXIT_REFUSED
+
+
+def cmd_keys(args: argparse.Namespace) -> int:
+    """``tradehost keys new NAME``: a CURVE key pair for ctl over tcp, both files 0600."""
+    import re
+
+    from actors.runtime import transport
+
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", args.name):
+        print(f"tradehost keys: {args.name!r} is not a key name (letters, digits, '.', '_', '-')", file=sys.stderr)
+        return EXIT_USAGE
+    if not os.path.isdir(args.dir):  # noqa: PTH112
+        print(f"tradehost keys: --dir {args.dir}: not a directory", file=sys.stderr)
+        return EXIT_USAGE
+    if not transport.has_curve():
+        print("tradehost keys: this libzmq has no CURVE (built without libsodium)", file=sys.stderr)
+        return EXIT_REFUSED
+    try:
+        public, secret = transport.new_curve_key_pair(args.dir, args.name)
+    except FileExistsError as e:
+        print(f"tradehost keys: {e}", file=sys.stderr)
+        return EXIT_REFUSED
+    print(f"public key (give it to the other side): {public}")
+    print(f"key pair (keep it here, 0600): {secret}")
+    return EXIT_OK

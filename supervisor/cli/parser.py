@@ -23,7 +23,17 @@ def build_parser() -> argparse.ArgumentParser:
         description="A supervised process tree that trades an OANDA v20 account from CatBoost models, safe first.",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for add in (_add_run, _add_ctl, _add_emulator, _add_train, _add_backtest, _add_sweep, _add_report, _add_alert):
+    for add in (
+        _add_run,
+        _add_ctl,
+        _add_emulator,
+        _add_train,
+        _add_backtest,
+        _add_sweep,
+        _add_report,
+        _add_alert,
+        _add_keys,
+    ):
         add(sub)
     return parser
 
@@ -289,3 +299,19 @@ def _add_alert(sub: Commands) -> None:
     add_config_args(alert)
     alert.add_argument("--subject", required=True, help="the subject line")
     alert.add_argument("--body-file", metavar="F", help="the body, from this file ('-' for stdin; default empty)")
+
+
+def _add_keys(sub: Commands) -> None:
+    """``tradehost keys new NAME``."""
+    keys = sub.add_parser(
+        "keys",
+        help="CURVE key pairs for ctl over tcp",
+        description="`tradehost keys new NAME` writes NAME.key (the public key) and NAME.key_secret (the key "
+        "pair), both mode 0600, in pyzmq's certificate format; existing files are never written over. The host "
+        "reads its own pair from ctl.server_secret_key_file and admits the clients whose NAME.key is in "
+        "ctl.authorized_keys_dir; a client reads its pair from ctl.client_secret_key_file and the host's NAME.key "
+        "from ctl.server_public_key_file. Exit 0 written, 1 refused (a file exists), 2 usage.",
+    )
+    keys.add_argument("action", choices=("new",), help="new: write a key pair")
+    keys.add_argument("name", metavar="NAME", help="the key's name: letters, digits, '.', '_' and '-'")
+    keys.add_argument("--dir", default=".", metavar="DIR", help="where to write the two files (default: .)")

@@ -153,7 +153,8 @@ def open_history_broker(config: BrokerConfig, environ: Mapping[str, str] | None 
         return
     from actors.broker.emulator import options_from_config, running_emulator  # noqa: PLC0415
 
-    options = options_from_config(replace(config.emulator, port=0), load_credentials(environ, kind="emulator"))
+    credentials = load_credentials(environ, kind="emulator", token_file=config.token_file)
+    options = options_from_config(replace(config.emulator, port=0), credentials)
     with running_emulator(options) as (url, _admin):
         broker = open_broker(replace(config, api_url=url), environ)
         try:

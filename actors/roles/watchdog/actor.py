@@ -145,7 +145,7 @@ class WatchdogActor(RoleActor[WatchdogConfig, NoResults]):
         self.broker_cfg = self.shared("broker", BrokerConfig)
         feed = self.shared("feed", FeedConfig)
         alerts = self.shared("alerts", AlertsConfig)
-        credentials = load_credentials(os.environ, kind=self.broker_cfg.kind)
+        credentials = load_credentials(os.environ, kind=self.broker_cfg.kind, token_file=self.broker_cfg.token_file)
         self.account_id = credentials.account_id
         now = self.clock.monotonic()
         self.started_s = self.last_tick_s = now

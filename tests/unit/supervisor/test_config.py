@@ -79,7 +79,7 @@ def test_a_valid_file_overrides_only_what_it_sets(tmp_path: Path) -> None:
     assert cfg.broker.kind == "oanda"
     assert cfg.supervisor.max_restarts == 3
     assert cfg.supervisor.heartbeat_interval_s == 1.0
-    assert cfg.ctl.endpoint == "tcp://127.0.0.1:7100"
+    assert cfg.ctl.endpoint == "ipc:///tmp/tradehost-valid-ctl.sock"
     assert cfg.ctl.timeout_s == 1.0
     assert isinstance(cfg.ctl.timeout_s, float)
 
@@ -138,7 +138,10 @@ def test_duplicate_endpoints_are_refused(tmp_path: Path) -> None:
 def test_an_unknown_key_lists_the_known_keys_of_its_section(tmp_path: Path) -> None:
     (problem,) = _problems(CONFIGS / "unknown-key-in-ctl.toml", cwd=tmp_path)
 
-    assert problem == "ctl.port: unknown key (known: endpoint, max_request_bytes, timeout_s)"
+    assert problem == (
+        "ctl.port: unknown key (known: authorized_keys_dir, client_secret_key_file, endpoint, max_request_bytes, "
+        "server_public_key_file, server_secret_key_file, timeout_s)"
+    )
 
 
 def test_a_too_long_ipc_path_is_reported_for_every_endpoint_in_the_run_dir(tmp_path: Path) -> None:
