@@ -166,9 +166,54 @@ def average_true_range(bars: Sequence[HasMid], *, period: int) -> Decimal | None
         return None
     # Indexing rather than slicing, so a deque of recent bars works too.
     mids = [bars[i].mid for i in range(max(len(bars) - period - 1, 0), len(bars))]
-    ranges = [mids[0].h - mids[0].l] if len(mids) == period else []
-    ranges += [max(cur.h - cur.l, abs(cur.h - prev.c), abs(cur.l - prev.c)) for prev, cur in itertools.pairwise(mids)]
+    ranges = [true_range(None, mids[0])] if len(mids) == period else []
+    ranges += [true_range(prev, cur) for prev, cur in itertools.pairwise(mids)]
+    return _mean_range(ranges, period)
+
+
+def true_range(prev: OHLC | None, cur: OHLC) -> Decimal:
+    """A bar's true range (mid prices): max(high - low, |high - previous close|, |low - previous
+    close|), or high - low without a previous bar (``average_true_range`` averages them)."""
+    if prev is None:
+        return cur.h - cur.l
+    return max(cur.h - cur.l, abs(cur.h - prev.c), abs(cur.l - prev.c))
+
+
+def _mean_range(ranges: Iterable[Decimal], period: int) -> Decimal:
     return sum(ranges, Decimal(0)) / period
+
+
+class _RecentRanges:
+    """The true range of each of the last bars against the bar before it, kept beside them so the
+    ATR of every next bar (``validate_history``) sums them instead of computing each again; the same
+    ranges in the same order as ``average_true_range`` over those bars, so the same value."""
+
+    __slots__ = ("bars", "period", "ranges")
+
+    def __init__(self, bars: deque[BarCandle], period: int) -> None:
+        self.bars, self.period = bars, period
+        # ranges[i] is bars[i]'s range against bars[i - 1]; ranges[0] is never read (see atr()).
+        mids = [bar.mid for bar in bars]
+        first = [_NAN] if mids else []
+        pairs = [true_range(prev, cur) for prev, cur in itertools.pairwise(mids)]
+        self.ranges: deque[Decimal] = deque(first + pairs, maxlen=bars.maxlen)
+
+    def append(self, bar: BarCandle) -> None:
+        self.ranges.append(true_range(self.bars[-1].mid, bar.mid) if self.bars else _NAN)
+        self.bars.append(bar)
+
+    def atr(self) -> Decimal | None:
+        # average_true_range(self.bars, period): with exactly ``period`` bars the oldest counts high -
+        # low; with one more, the ranges of the ``period`` latest against their previous bars.
+        bars, period = self.bars, self.period
+        if period < 1 or len(bars) < period:
+            return None
+        ranges = list(itertools.islice(self.ranges, len(bars) - period, None))
+        if len(bars) == period:
+            ranges[0] = true_range(None, bars[0].mid)
+        elif len(bars) > period + 1:  # a deque longer than period + 1 (maxlen not period + 1)
+            return average_true_range(bars, period=period)
+        return _mean_range(ranges, period)
 
 
 def validate_bar(
@@ -179,6 +224,7 @@ def validate_bar(
     config: BarValidationConfig,
     expected_ts_ns: int | None = None,
     history: Sequence[BarCandle] = (),
+    recent: _RecentRanges | None = None,
 ) -> BarVerdict:
     """Check one closed bar before it is published; the first failing check decides.
 
@@ -199,6 +245,8 @@ def validate_bar(
         expected_ts_ns: the bar start the caller asked for (from ``BarClock``); ``None`` checks
             the grid only.
         history: the previously accepted bars of the instrument, oldest first.
+        recent: ``history`` with its true ranges kept (``validate_history``; the same ATR, summed
+            from them).
 
     Returns:
         The verdict.
@@ -243,7 +291,7 @@ def validate_bar(
         prev = history[-1]
         if (prev.bid, prev.ask, prev.volume) == (candle.bid, candle.ask, candle.volume):
             return BarVerdict(ok=False, reason=BarReason.STALE, detail=f"same OHLC and volume as the bar at {prev.ts}")
-    atr = average_true_range(history, period=config.atr_bars)
+    atr = average_true_range(history, period=config.atr_bars) if recent is None else recent.atr()
     if atr is not None and atr > 0:
         mid = candle.mid
         ratio = (mid.h - mid.l) / atr
@@ -297,6 +345,7 @@ def validate_history(
         The accepted bars (oldest first) and the rejected ones with their verdicts.
     """
     recent: deque[BarCandle] = deque(history, maxlen=config.atr_bars + 1)
+    ranges = _RecentRanges(recent, config.atr_bars)
     accepted: list[BarCandle] = []
     rejected: list[RejectedBar] = []
     for candle in candles:
@@ -307,11 +356,11 @@ def validate_history(
             rejected.append(RejectedBar(candle=candle, reason=BarReason.MISALIGNED, detail=detail))
             continue
         verdict = validate_bar(
-            candle, granularity=granularity, pip_location=pip_location, config=config, history=recent
+            candle, granularity=granularity, pip_location=pip_location, config=config, history=recent, recent=ranges
         )
         if verdict.ok:
             accepted.append(candle)
-            recent.append(candle)
+            ranges.append(candle)
         else:
             reason = verdict.reason if verdict.reason is not None else BarReason.MISALIGNED
             rejected.append(RejectedBar(candle=candle, reason=reason, detail=verdict.detail))
