@@ -122,6 +122,15 @@ def _fields(ohlc: OHLC) -> tuple[Decimal, Decimal, Decimal, Decimal]:
     return ohlc.o, ohlc.h, ohlc.l, ohlc.c
 
 
+def _named(candle: BarCandle) -> list[tuple[str, Decimal]]:
+    # The prices by name (bid.o ... ask.c), for a rejection's detail.
+    return [
+        (f"{side}.{key}", value)
+        for side, ohlc in (("bid", candle.bid), ("ask", candle.ask))
+        for key, value in zip("ohlc", _fields(ohlc), strict=True)
+    ]
+
+
 def _inconsistency(name: str, ohlc: OHLC) -> str | None:
     if ohlc.h < ohlc.l:
         return f"{name} high {ohlc.h} < low {ohlc.l}"
@@ -262,16 +271,12 @@ def validate_bar(
         return BarVerdict(
             ok=False, reason=BarReason.MISALIGNED, detail=f"time {candle.ts} is not the expected bar {expected_ts_ns}"
         )
-    prices = {
-        f"{side}.{key}": value
-        for side, ohlc in (("bid", candle.bid), ("ask", candle.ask))
-        for key, value in zip("ohlc", _fields(ohlc), strict=True)
-    }
-    bad = [f"{key}={value}" for key, value in prices.items() if not value.is_finite()]
-    if bad:
+    values = (*_fields(candle.bid), *_fields(candle.ask))
+    if not all(value.is_finite() for value in values):
+        bad = [f"{key}={value}" for key, value in _named(candle) if not value.is_finite()]
         return BarVerdict(ok=False, reason=BarReason.NOT_FINITE, detail=", ".join(bad))
-    bad = [f"{key}={value}" for key, value in prices.items() if value <= 0]
-    if bad:
+    if not all(value > 0 for value in values):
+        bad = [f"{key}={value}" for key, value in _named(candle) if value <= 0]
         return BarVerdict(ok=False, reason=BarReason.NON_POSITIVE, detail=", ".join(bad))
     problem = _inconsistency("bid", candle.bid) or _inconsistency("ask", candle.ask)
     if problem is None and (candle.ask.o < candle.bid.o or candle.ask.c < candle.bid.c):
