@@ -138,6 +138,15 @@ def _fields(ohlc: OHLC) -> tuple[Decimal, Decimal, Decimal, Decimal]:
     return ohlc.o, ohlc.h, ohlc.l, ohlc.c
 
 
+def _named(candle: BarCandle) -> list[tuple[str, Decimal]]:
+    # The prices by name (bid.o ... ask.c), for a rejection's detail.
+    return [
+        (f"{side}.{key}", value)
+        for side, ohlc in (("bid", candle.bid), ("ask", candle.ask))
+        for key, value in zip("ohlc", _fields(ohlc), strict=True)
+    ]
+
+
 def _inconsistency(name: str, ohlc: OHLC) -> str | None:
     if ohlc.h < ohlc.l:
         return f"{name} high {ohlc.h} < low {ohlc.l}"
@@ -182,9 +191,54 @@ def average_true_range(bars: Sequence[HasMid], *, period: int) -> Decimal | None
         return None
     # Indexing rather than slicing, so a deque of recent bars works too.
     mids = [bars[i].mid for i in range(max(len(bars) - period - 1, 0), len(bars))]
-    ranges = [mids[0].h - mids[0].l] if len(mids) == period else []
-    ranges += [max(cur.h - cur.l, abs(cur.h - prev.c), abs(cur.l - prev.c)) for prev, cur in itertools.pairwise(mids)]
+    ranges = [true_range(None, mids[0])] if len(mids) == period else []
+    ranges += [true_range(prev, cur) for prev, cur in itertools.pairwise(mids)]
+    return _mean_range(ranges, period)
+
+
+def true_range(prev: OHLC | None, cur: OHLC) -> Decimal:
+    """A bar's true range (mid prices): max(high - low, |high - previous close|, |low - previous
+    close|), or high - low without a previous bar (``average_true_range`` averages them)."""
+    if prev is None:
+        return cur.h - cur.l
+    return max(cur.h - cur.l, abs(cur.h - prev.c), abs(cur.l - prev.c))
+
+
+def _mean_range(ranges: Iterable[Decimal], period: int) -> Decimal:
     return sum(ranges, Decimal(0)) / period
+
+
+class _RecentRanges:
+    """The true range of each of the last bars against the bar before it, kept beside them so the
+    ATR of every next bar (``validate_history``) sums them instead of computing each again; the same
+    ranges in the same order as ``average_true_range`` over those bars, so the same value."""
+
+    __slots__ = ("bars", "period", "ranges")
+
+    def __init__(self, bars: deque[BarCandle], period: int) -> None:
+        self.bars, self.period = bars, period
+        # ranges[i] is bars[i]'s range against bars[i - 1]; ranges[0] is never read (see atr()).
+        mids = [bar.mid for bar in bars]
+        first = [_NAN] if mids else []
+        pairs = [true_range(prev, cur) for prev, cur in itertools.pairwise(mids)]
+        self.ranges: deque[Decimal] = deque(first + pairs, maxlen=bars.maxlen)
+
+    def append(self, bar: BarCandle) -> None:
+        self.ranges.append(true_range(self.bars[-1].mid, bar.mid) if self.bars else _NAN)
+        self.bars.append(bar)
+
+    def atr(self) -> Decimal | None:
+        # average_true_range(self.bars, period): with exactly ``period`` bars the oldest counts high -
+        # low; with one more, the ranges of the ``period`` latest against their previous bars.
+        bars, period = self.bars, self.period
+        if period < 1 or len(bars) < period:
+            return None
+        ranges = list(itertools.islice(self.ranges, len(bars) - period, None))
+        if len(bars) == period:
+            ranges[0] = true_range(None, bars[0].mid)
+        elif len(bars) > period + 1:  # a deque longer than period + 1 (maxlen not period + 1)
+            return average_true_range(bars, period=period)
+        return _mean_range(ranges, period)
 
 
 def validate_bar(
@@ -195,6 +249,7 @@ def validate_bar(
     config: BarValidationConfig,
     expected_ts_ns: int | None = None,
     history: Sequence[BarCandle] = (),
+    recent: _RecentRanges | None = None,
 ) -> BarVerdict:
     """Check one closed bar before it is published; the first failing check decides.
 
@@ -221,6 +276,8 @@ def validate_bar(
         expected_ts_ns: the bar start the caller asked for (from ``BarClock``); ``None`` checks
             the grid only.
         history: the previously accepted bars of the instrument, oldest first.
+        recent: ``history`` with its true ranges kept (``validate_history``; the same ATR, summed
+            from them).
 
     Returns:
         The verdict.
@@ -236,21 +293,19 @@ def validate_bar(
         return BarVerdict(
             ok=False, reason=BarReason.MISALIGNED, detail=f"time {candle.ts} is not the expected bar {expected_ts_ns}"
         )
-    prices = {
-        f"{side}.{key}": value
-        for side, ohlc in (("bid", candle.bid), ("ask", candle.ask))
-        for key, value in zip("ohlc", _fields(ohlc), strict=True)
-    }
-    bad = [f"{key}={value}" for key, value in prices.items() if not value.is_finite()]
-    if bad:
+    values = (*_fields(candle.bid), *_fields(candle.ask))
+    if not all(value.is_finite() for value in values):
+        bad = [f"{key}={value}" for key, value in _named(candle) if not value.is_finite()]
         return BarVerdict(ok=False, reason=BarReason.NOT_FINITE, detail=", ".join(bad))
-    bad = [f"{key}={value}" for key, value in prices.items() if value <= 0]
-    if bad:
+    if not all(value > 0 for value in values):
+        bad = [f"{key}={value}" for key, value in _named(candle) if value <= 0]
         return BarVerdict(ok=False, reason=BarReason.NON_POSITIVE, detail=", ".join(bad))
-    bad = [
-        f"{key}={value}" for key, value in prices.items() if not _ONE <= value.scaleb(-pip_location) <= MAX_PRICE_PIPS
-    ]
-    if bad:
+    if not all(_ONE <= value.scaleb(-pip_location) <= MAX_PRICE_PIPS for value in values):
+        bad = [
+            f"{key}={value}"
+            for key, value in _named(candle)
+            if not _ONE <= value.scaleb(-pip_location) <= MAX_PRICE_PIPS
+        ]
         low, high = _ONE.scaleb(pip_location), MAX_PRICE_PIPS.scaleb(pip_location)
         detail = f"{', '.join(bad)} outside one pip .. 2**53 pips ({low} .. {high:.4g})"
         return BarVerdict(ok=False, reason=BarReason.OUT_OF_RANGE, detail=detail)
@@ -272,7 +327,7 @@ def validate_bar(
         prev = history[-1]
         if (prev.bid, prev.ask, prev.volume) == (candle.bid, candle.ask, candle.volume):
             return BarVerdict(ok=False, reason=BarReason.STALE, detail=f"same OHLC and volume as the bar at {prev.ts}")
-    atr = average_true_range(history, period=config.atr_bars)
+    atr = average_true_range(history, period=config.atr_bars) if recent is None else recent.atr()
     if atr is not None and atr > 0:
         mid = candle.mid
         ratio = (mid.h - mid.l) / atr
@@ -321,6 +376,7 @@ class BarGuard:
         self.granularity = granularity
         self.config = config
         self.recent: deque[BarCandle] = deque(history, maxlen=config.atr_bars + 1)
+        self.ranges = _RecentRanges(self.recent, config.atr_bars)  # appends to ``recent`` too
         self.run: LevelRun | None = None
 
     def check(self, candle: BarCandle, *, pip_location: int, expected_ts_ns: int | None = None) -> BarVerdict:
@@ -340,13 +396,14 @@ class BarGuard:
             config=config,
             expected_ts_ns=expected_ts_ns,
             history=self.recent,
+            recent=self.ranges,
         )
         if verdict.ok:
             self._accept(candle)
             return verdict
         if verdict.reason is not BarReason.JUMP:
             return verdict
-        atr = average_true_range(self.recent, period=config.atr_bars)
+        atr = self.ranges.atr()
         mid = candle.mid.c
         bound, _ = jump_bound(self.run.first_mid if self.run is not None else mid, atr, config)
         run = self.run = LevelRun.extend(self.run, mid=mid, ts=candle.ts, bound=bound)
@@ -356,8 +413,13 @@ class BarGuard:
         self._accept(candle)
         return BarVerdict(ok=True, reason=BarReason.JUMP, detail=f"{verdict.detail}; {held}: accepted", reanchored=True)
 
+    def preload(self, candles: Iterable[BarCandle]) -> None:
+        """Remember bars accepted elsewhere (the history the feed loaded and checked at start)."""
+        for candle in candles:
+            self.ranges.append(candle)
+
     def _accept(self, candle: BarCandle) -> None:
-        self.recent.append(candle)
+        self.ranges.append(candle)
         self.run = None
 
 

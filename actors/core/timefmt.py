@@ -8,6 +8,7 @@ emulator.
 from __future__ import annotations
 
 import calendar
+import functools
 import re
 import time
 from decimal import Decimal, InvalidOperation
@@ -39,6 +40,11 @@ def format_time(ts_ns: int, *, unix: bool = False) -> str:
     return format_unix(ts_ns) if unix else format_rfc3339(ts_ns)
 
 
+@functools.lru_cache(maxsize=4096)
+def _date_seconds(year: int, month: int, day: int) -> int:
+    return calendar.timegm((year, month, day, 0, 0, 0, 0, 0, 0))
+
+
 def parse_time(text: str) -> int:
     """Parse an RFC3339 time (any fraction, ``Z`` or offset) or epoch seconds into UTC ns.
 
@@ -56,7 +62,8 @@ def parse_time(text: str) -> int:
     match = _RFC3339.match(text)
     if match:
         year, month, day, hour, minute, second, frac, zone = match.groups()
-        seconds = calendar.timegm((int(year), int(month), int(day), int(hour), int(minute), int(second), 0, 0, 0))
+        # calendar.timegm's own sum (days * 86400 + ...), with the days of a date looked up once.
+        seconds = _date_seconds(int(year), int(month), int(day)) + int(hour) * 3600 + int(minute) * 60 + int(second)
         if zone and zone != "Z":
             sign = 1 if zone[0] == "+" else -1
             seconds -= sign * (int(zone[1:3]) * 3600 + int(zone[4:6]) * 60)

@@ -347,10 +347,19 @@ def validated_frame(
     """
     fallback = 0.0 if spread_fallback is None or not math.isfinite(spread_fallback) else spread_fallback
     bars = []
-    columns = frame[list(CANDLE_COLUMNS)].to_numpy(dtype=np.float64)
-    for ts, (o, h, low, c, volume, spread) in zip(frame.index.to_numpy(dtype=np.int64), columns, strict=True):
-        half = _decimal(spread if math.isfinite(spread) else fallback) / 2
-        mid = (_decimal(o), _decimal(h), _decimal(low), _decimal(c))
+    columns = frame[list(CANDLE_COLUMNS)].to_numpy(dtype=np.float64).tolist()
+    # A file's prices repeat (a tick apart): each distinct float becomes a Decimal once.
+    decimals: dict[float, Decimal] = {}
+
+    def decimal(value: float) -> Decimal:
+        found = decimals.get(value)
+        if found is None:
+            found = decimals[value] = _decimal(value)
+        return found
+
+    for ts, (o, h, low, c, volume, spread) in zip(frame.index.to_numpy(dtype=np.int64).tolist(), columns, strict=True):
+        half = decimal(spread if math.isfinite(spread) else fallback) / 2
+        mid = (decimal(o), decimal(h), decimal(low), decimal(c))
         bars.append(
             BarCandle(
                 ts=int(ts),

@@ -231,7 +231,7 @@ class FeedActor(RoleActor[FeedConfig, _WorkerResult]):
         elif isinstance(message, _Prepared):
             self.pip_locations = message.pip_locations
             for name, candles in message.history.items():
-                self.history[name].extend(candles)
+                self.bar_guards[name].preload(candles)  # ``history[name]`` is the guard's own
             loaded = {name: (len(candles), message.rejected.get(name, [])) for name, candles in message.history.items()}
             self.runtime.journal("history.loaded", {"purpose": "checks", **history_report(loaded)})
         elif isinstance(message, _Fetched):

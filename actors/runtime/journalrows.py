@@ -31,13 +31,20 @@ class JournalRecord:
 
     def body(self) -> dict[str, Any]:
         """The body as the journal stores it (see the module docstring)."""
+        layout = _LAYOUTS.get(type(self))
+        if layout is None:  # each record class's fields are read once (a backtest writes 100k rows)
+            layout = _LAYOUTS[type(self)] = tuple((f.name, bool(f.metadata.get("omit_none"))) for f in fields(self))
         out: dict[str, Any] = {}
-        for f in fields(self):
-            value = getattr(self, f.name)
-            if value is None and f.metadata.get("omit_none"):
+        for name, omit_none in layout:
+            value = getattr(self, name)
+            if value is None and omit_none:
                 continue
-            out[f.name] = value
+            out[name] = value
         return out
+
+
+# Record class -> its fields' (name, omit_none), in declaration order.
+_LAYOUTS: dict[type[JournalRecord], tuple[tuple[str, bool], ...]] = {}
 
 
 class WriteRecord(Protocol):

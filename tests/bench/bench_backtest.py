@@ -9,7 +9,9 @@ test: it prints, it does not assert.
    journal level, and as the command (interpreter start, imports and CSV parsing included). Next
    to it, measured in the same run on the same bars: backtesting.py (the ``backtesting`` package)
    running an SL/TP strategy over the same probabilities (long when P(up) >= the threshold, short
-   when <= 1 - it; SL/TP from the same ATR multiples), one ``Backtest`` per instrument.
+   when <= 1 - it; SL/TP from the same ATR multiples), one ``Backtest`` per instrument; the floor of
+   any backtest of these bars in one process (features + predict + a plain loop over every bar and
+   instrument); a bare ``python -c pass`` and an interpreter importing what the command imports.
 2. The shadow replay: the real tree in shadow mode on the embedded emulator replaying candle files
    at rising speeds; for each, the bars per second it kept up with (bars journaled per wall second
    while every close was predicted and decided within the bar).
@@ -114,18 +116,54 @@ def bench_tradehost(
     }
 
 
-def bench_cli(items: list[str], model_dir: Path, out: Path, min_probability: float) -> float:
+def bench_cli(items: list[str], model_dir: Path, out: Path, min_probability: float, level: str = "decisions") -> float:
     """``tradehost backtest --data ...`` as a command: wall seconds."""
     t0 = time.perf_counter()
     names = json.dumps(list(INSTRUMENTS))
     command = [sys.executable, "-m", "supervisor", "backtest", "--data", *items, "--model", str(model_dir)]
-    command += ["--out", str(out), "--quiet", "--set", f"risk.min_probability={min_probability}"]
+    command += ["--out", str(out), "--quiet", "--journal", level, "--set", f"risk.min_probability={min_probability}"]
     command += ["--set", f"feed.instruments={names}", "--set", f"broker.emulator.instruments={names}"]
     res = subprocess.run(command, capture_output=True, text=True, cwd=str(REPO), check=False)
     wall = time.perf_counter() - t0
     if res.returncode != 0:
         print(f"  (the command failed: {res.stderr.strip()[-300:]})")
     return wall
+
+
+def bench_python(code: str) -> float:
+    """A bare interpreter running ``code`` (``pass``; the command's imports): wall seconds."""
+    t0 = time.perf_counter()
+    subprocess.run([sys.executable, "-c", code], cwd=str(REPO), check=True)
+    return time.perf_counter() - t0
+
+
+def bench_floor(frames: dict[str, pd.DataFrame], model_dir: Path, min_probability: float) -> dict[str, float]:
+    """What no backtest of these bars can go below in one process: the features and the predictions
+    (the same calls as ``tradehost backtest``), then a plain Python loop over every (bar,
+    instrument) that only compares P(up) with the threshold; seconds of each."""
+    from actors.ml import modelstore
+    from actors.ml.features import FEATURE_NAMES, FEATURES_VERSION, compute_features, wide_bars
+
+    model = modelstore.load(
+        model_dir,
+        features_version=FEATURES_VERSION,
+        feature_names=FEATURE_NAMES,
+        granularity=GRANULARITY,
+        instruments=tuple(frames),
+    )
+    t0 = time.perf_counter()
+    bars = wide_bars(frames)
+    features = compute_features(bars, {n: SPECS[n].pip for n in frames})
+    t1 = time.perf_counter()
+    p = model.predict(features.to_numpy()).p_up.reshape(len(bars.close), len(frames))
+    t2 = time.perf_counter()
+    signals = 0
+    for row in p.tolist():
+        for value in row:
+            if value >= min_probability or value <= 1 - min_probability:
+                signals += 1
+    t3 = time.perf_counter()
+    return {"features": t1 - t0, "predict": t2 - t1, "loop": t3 - t2, "total": t3 - t0, "signals": float(signals)}
 
 
 # --- the peer: backtesting.py -------------------------------------------------------------------
@@ -307,19 +345,35 @@ def main() -> None:
                 runs.setdefault(level, []).append(
                     bench_tradehost(frames, work / "model", level, work / f"out-{level}", threshold)
                 )
+        target = "" if args.quick else "; target < 1 s"
         for level, figures in runs.items():
             med = {k: statistics.median(f[k] for f in figures) for k in figures[0]}
             phases = ", ".join(
                 f"{k} {med[k]:.2f}" for k in ("features", "predict", "simulate", "journal", "outputs") if k in med
             )
-            target = "" if args.quick else "; target < 2 s"
             print(
-                f"  tradehost backtest --journal {level:<9} {med['total']:6.2f} s   ({phases}; "
+                f"  in-process, --journal {level:<9} {med['total']:6.2f} s   ({phases}; "
                 f"{med['trades']:.0f} trades{target})"
             )
+        floors = [bench_floor(frames, work / "model", threshold) for _ in range(1 if args.quick else 3)]
+        floor = {k: statistics.median(f[k] for f in floors) for k in floors[0]}
+        print(
+            f"  floor: features + predict + a plain loop over every (bar, instrument) {floor['total']:6.2f} s   "
+            f"(features {floor['features']:.2f}, predict {floor['predict']:.2f}, loop {floor['loop']:.2f})"
+        )
         items = write_csvs(frames, work / "csv")
-        wall = bench_cli(items, work / "model", work / "out-cli", threshold)
-        print(f"  as the command (start, imports, reading {len(items)} CSV files) {wall:6.2f} s")
+        target = "" if args.quick else "; target < 1.5 s"
+        for level in ("trades", "decisions", "all"):
+            walls = [bench_cli(items, work / "model", work / f"out-cli-{level}", threshold, level)]
+            print(
+                f"  as the command, --journal {level:<9} {statistics.median(walls):6.2f} s   "
+                f"(start, imports, reading and checking {len(items)} CSV files{target})"
+            )
+        bare = statistics.median(bench_python("pass") for _ in range(3))
+        imports = statistics.median(bench_python("import pandas, catboost, matplotlib.pyplot") for _ in range(3))
+        print(
+            f"  baseline: python -c pass {bare:6.2f} s; python importing pandas, catboost, matplotlib {imports:.2f} s"
+        )
         peer_s, peer_trades = bench_peer(frames, p_up, threshold)
         print(f"  backtesting.py, SL/TP over the same P(up)  {peer_s:6.2f} s   ({peer_trades} trades, same bars)")
 

@@ -302,14 +302,29 @@ class Decisions:
         o, h, low, c = self.mid["open"], self.mid["high"], self.mid["low"], self.mid["close"]
         candle = MidBar(
             OHLC(
-                o=Decimal(repr(o.item(row, j))),
-                h=Decimal(repr(h.item(row, j))),
-                l=Decimal(repr(low.item(row, j))),
-                c=Decimal(repr(c.item(row, j))),
+                o=_decimal(o.item(row, j)),
+                h=_decimal(h.item(row, j)),
+                l=_decimal(low.item(row, j)),
+                c=_decimal(c.item(row, j)),
             )
         )
         self.candles[j][row] = candle
         return candle
+
+
+# A float's Decimal (its repr's digits); prices repeat a tick apart, so each is made once. Bounded:
+# cleared when full (a run of years over many instruments stays far below it).
+_DECIMALS: dict[float, Decimal] = {}
+_DECIMALS_MAX = 1 << 20
+
+
+def _decimal(value: float) -> Decimal:
+    found = _DECIMALS.get(value)
+    if found is None:
+        if len(_DECIMALS) >= _DECIMALS_MAX:
+            _DECIMALS.clear()
+        found = _DECIMALS[value] = Decimal(repr(value))
+    return found
 
 
 def _bits(value: float) -> int:

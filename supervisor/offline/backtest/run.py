@@ -22,6 +22,7 @@ import math
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
@@ -198,9 +199,13 @@ def run_backtest(
     window = _predicted(history, model, spec, timings)
     rows = _JournalRows(journal)
     t0 = time.perf_counter()
-    outcome = _simulate(
-        window, model, meta=meta, risk=risk, execution=execution, spec=spec, emit=rows.emit, progress=progress
-    )
+    try:
+        outcome = _simulate(
+            window, model, meta=meta, risk=risk, execution=execution, spec=spec, emit=rows.emit, progress=progress
+        )
+    except BaseException:
+        rows.stop()
+        raise
     timings["simulate"] = time.perf_counter() - t0 - rows.written_s
     metrics = compute_metrics(
         outcome.trades,
@@ -236,7 +241,7 @@ def run_backtest(
         timings_s=timings,
     )
     rows.emit([("backtest.completed", _summary(result), None, result.equity_ns[-1] if result.equity_ns else 0)])
-    rows.flush()
+    rows.flush(last=True)
     timings["journal"] = rows.written_s
     return result
 
@@ -290,25 +295,53 @@ def _predicted(history: History, model: Model, spec: BacktestSpec, timings: dict
 
 
 class _JournalRows:
-    """A run's journal rows, written ``_FLUSH_ROWS`` at a time (one transaction each), and the time
-    the writes took."""
+    """A run's journal rows, written ``_FLUSH_ROWS`` at a time (one transaction each, in order), and
+    the time the simulation waited for the writes.
+
+    The writes run on one writer thread while the simulation goes on (SQLite lets go of the GIL
+    while it writes), one batch at a time: a batch waits for the one before it, so the rows keep
+    their order and at most two batches are held. ``flush(last=True)`` waits for every write and
+    raises a write's error.
+    """
 
     def __init__(self, journal: Journal | None) -> None:
         self.journal = journal
         self.buffer: list[JournalRow] = []
         self.written_s = 0.0
+        self._writer: ThreadPoolExecutor | None = None
+        self._writing: Future[None] | None = None
 
-    def flush(self) -> None:
-        if self.journal is not None and self.buffer:
-            started = time.perf_counter()
-            self.journal.write_many(self.buffer)
+    def flush(self, *, last: bool = False) -> None:
+        started = time.perf_counter()
+        try:
+            if self._writing is not None:
+                self._writing.result()
+                self._writing = None
+            if self.journal is not None and self.buffer:
+                batch, self.buffer = self.buffer, []
+                if last:
+                    self.journal.write_many(batch)
+                else:
+                    if self._writer is None:
+                        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="backtest-journal")
+                    self._writing = self._writer.submit(self.journal.write_many, batch)
+            self.buffer.clear()
+        finally:
+            if last and self._writer is not None:
+                self._writer.shutdown(wait=True)
+                self._writer = None
             self.written_s += time.perf_counter() - started
-        self.buffer.clear()
 
     def emit(self, rows: list[JournalRow]) -> None:
         self.buffer.extend(rows)
         if len(self.buffer) >= _FLUSH_ROWS:
             self.flush()
+
+    def stop(self) -> None:
+        """Wait for the write under way, if any (a failed run: its error is the one raised)."""
+        if self._writer is not None:
+            self._writer.shutdown(wait=True)
+            self._writer = None
 
 
 def _simulate(

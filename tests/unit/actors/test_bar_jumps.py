@@ -240,3 +240,17 @@ def test_the_live_feed_and_a_candle_file_give_the_same_bars_the_same_verdicts() 
         **{shift_at + i * STEP: BarReason.JUMP.value for i in range(CONFIG.bar_reanchor_bars - 1)},
     }
     assert all(live[c.ts] == "ok" for c in later if c.ts >= OPEN)  # the weekend gap is no jump
+
+
+def test_a_guards_kept_ranges_give_the_atr_of_its_bars_after_a_preload_and_checks() -> None:
+    # The guard sums kept true ranges for speed (validate_history over a year of bars): after bars
+    # loaded at start and bars checked since (accepted, refused, a jump), the same ATR as computed
+    # from the bars themselves.
+    from actors.core.bars import BarGuard, average_true_range
+
+    bars = [BarCandle.from_candle(c) for c in _walk([FRIDAY + i * STEP for i in range(40)], seed=5)]
+    guard = BarGuard(granularity="M15", config=CONFIG, history=bars[:3])
+    guard.preload(bars[3:20])
+    for candle in [*bars[20:30], BarCandle.from_candle(_flat(FRIDAY + 30 * STEP, 1.14)), *bars[31:]]:
+        guard.check(candle, pip_location=-4)
+        assert guard.ranges.atr() == average_true_range(guard.recent, period=CONFIG.atr_bars)

@@ -581,3 +581,81 @@ def test_real_hourly_eurusd_with_its_weekends_and_holidays_passes_with_no_reject
     assert len(closes) == len(set(closes))
     assert set(closes) == inside | holiday_hours
     assert not any(missing_bar_is_gap(hour, had_prices=False) for hour in holiday_hours)
+
+
+# --- validate_history keeps the true ranges: the same verdicts as validate_bar bar by bar ---------------
+
+
+def _walk(steps: list[tuple[int, int, int, int, int]], atr_bars: int) -> list[BarCandle]:
+    # A price path in ticks of 0.00001: each step (move, range, open offset, volume, repeat); a
+    # range of 40+ ticks is a spike next to the others, a volume of 0 a zero_volume bar, and
+    # repeat 1 sends the same bar again (stale, or a time not after the last: misaligned).
+    bars, price = [], 110_000
+    half = Decimal("0.00005")
+    for k, (move, wide, offset, volume, repeat) in enumerate(steps):
+        price += move
+        low, high = price - wide, price + wide // 2
+        o = min(max(price + offset, low), high)
+        tick = [Decimal(v).scaleb(-5) for v in (o, high, low, price)]
+        bars.append(
+            BarCandle(
+                ts=(1_700_000_000 + 900 * k) * NS - (1_700_000_000 * NS) % (900 * NS),
+                volume=volume,
+                complete=True,
+                bid=OHLC(**{key: v - half for key, v in zip("ohlc", tick, strict=True)}),
+                ask=OHLC(**{key: v + half for key, v in zip("ohlc", tick, strict=True)}),
+            )
+        )
+        if repeat:
+            bars.append(bars[-1])
+    return bars
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    steps=st.lists(
+        st.tuples(
+            st.integers(-30, 30),
+            st.one_of(st.integers(0, 12), st.integers(40, 400)),
+            st.integers(-10, 10),
+            st.sampled_from([0, 3, 5, 5, 5]),
+            st.sampled_from([0, 0, 0, 0, 1]),
+        ),
+        max_size=120,
+    ),
+    atr_bars=st.sampled_from([1, 2, 3, 14]),
+    loaded=st.integers(0, 20),
+)
+def test_validate_history_gives_each_bar_the_verdict_validate_bar_gives_it_against_the_bars_before_it(
+    steps: list[tuple[int, int, int, int, int]], atr_bars: int, loaded: int
+) -> None:
+    # Arrange: validate_history sums the true ranges it keeps; the reference checks each bar
+    # with validate_bar against a plain deque of the accepted bars (average_true_range over it).
+    from collections import deque
+
+    from actors.core.bars import validate_history
+
+    config = BarValidationConfig(atr_bars=atr_bars, max_range_atr=4.0)
+    bars = _walk(steps, atr_bars)
+    history, candles = bars[:loaded], bars[loaded:]
+    recent = collections.deque(history, maxlen=atr_bars + 1)
+    expected_accepted, expected_rejected = [], []
+    for candle in candles:
+        if recent and candle.ts <= recent[-1].ts:
+            expected_rejected.append((candle.ts, BarReason.MISALIGNED))
+            continue
+        verdict = validate_bar(candle, granularity="M15", pip_location=-4, config=config, history=deque(recent))
+        if verdict.ok:
+            expected_accepted.append(candle.ts)
+            recent.append(candle)
+        else:
+            expected_rejected.append((candle.ts, verdict.reason, verdict.detail))
+
+    # Act
+    accepted, rejected = validate_history(candles, granularity="M15", pip_location=-4, config=config, history=history)
+
+    # Assert
+    assert [bar.ts for bar in accepted] == expected_accepted
+    got = [(r.candle.ts, r.reason) if r.reason is BarReason.MISALIGNED else (r.candle.ts, r.reason, r.detail)
+           for r in rejected]  # fmt: skip
+    assert got == expected_rejected
