@@ -11,9 +11,13 @@ counter), the transactions it appended, and the trades and orders it created or 
   its encoding differs. A change therefore costs O(open trades + pending orders + what it added),
   whatever the history holds. Transactions are appended, never rewritten (they are complete when
   the change that made them is saved).
-- **Crash safety.** WAL mode; every change is one transaction, so a crash (kill -9, power loss)
-  leaves the book as it was after some whole change, never half of one. ``synchronous=FULL``:
-  a change is on disk when ``save`` returns, as the JSON file was.
+- **Crash safety.** WAL mode; every change is one transaction, so a crash leaves the book as it
+  was after some whole change, never half of one. ``synchronous=NORMAL``, as the journal: a change
+  is in the file when ``save`` returns, so a kill -9 of the role (or of the whole tree) loses
+  nothing; an OS crash or power cut may lose the last changes before SQLite's next checkpoint
+  fsync (with the journal rows that told of them), never the book's consistency. An fsync per
+  change (``FULL``) costs 0.1-2.3 ms on the reference machine's shared disk, which alone would cap
+  the book at 200-5,000 pairs/s (the JSON book fsynced the file and its directory per change).
 - **Readers.** The reconciler opens the same file read-only (``BookReader``) from another process.
   WAL gives each read transaction a snapshot: a reader sees whole changes only. It notices a new
   change by ``PRAGMA data_version`` (no file read) and loads only the records of the changes it
@@ -135,7 +139,7 @@ def _connect(path: Path, *, read_only: bool) -> sqlite3.Connection:
         os.close(fd)
         db = sqlite3.connect(str(path), timeout=10.0, check_same_thread=False, isolation_level=None)
         db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=FULL")
+        db.execute("PRAGMA synchronous=NORMAL")  # as the journal: see the module docstring
     db.execute("PRAGMA busy_timeout=10000")
     return db
 
