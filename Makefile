@@ -84,12 +84,13 @@ typecheck: $(TEST_STAMP)
 	$(VENV)/bin/mypy --strict --follow-imports=silent $(STRICT)
 
 # Each prints its figures (and a baseline measured in the same run where there is one); none asserts.
-# The watchdog's cost run alone takes 10 minutes: `make bench-quick` is a smoke run of all six.
+# The watchdog's cost run alone takes 10 minutes: `make bench-quick` is a smoke run of all seven.
 bench: $(TEST_STAMP)
 	$(PY) -m tests.bench.bench_tree
 	$(PY) -m tests.bench.bench_broker
 	$(PY) -m tests.bench.bench_market
 	$(PY) -m tests.bench.bench_orders
+	$(PY) -m tests.bench.bench_journal
 	$(PY) -m tests.bench.bench_backtest
 	$(PY) -m tests.bench.bench_watchdog
 
@@ -98,6 +99,7 @@ bench-quick: $(TEST_STAMP)
 	$(PY) -m tests.bench.bench_broker
 	$(PY) -m tests.bench.bench_market --quick
 	$(PY) -m tests.bench.bench_orders --quick
+	$(PY) -m tests.bench.bench_journal --quick
 	$(PY) -m tests.bench.bench_backtest --quick
 	$(PY) -m tests.bench.bench_watchdog --quick
 
