@@ -393,8 +393,8 @@ class BookWriter:
             for table in ("trades", "orders"):
                 if writes[table]:
                     self._db.executemany(
-                        f"INSERT OR REPLACE INTO {table} (id, change, body) VALUES (?, ?, ?)",
-                        writes[table],  # noqa: S608
+                        f"INSERT OR REPLACE INTO {table} (id, change, body) VALUES (?, ?, ?)",  # noqa: S608
+                        writes[table],
                     )
             if new_txs:
                 rows = [(int(t["id"]), orjson.dumps(t)) for t in new_txs]
