@@ -24,7 +24,7 @@ from typing import Any
 import orjson
 import zmq
 
-from tests.helpers import Host, poll_until, short_tmp_dir
+from tests.helpers import Host, ensure_test_model, poll_until, short_tmp_dir
 
 REPO = Path(__file__).resolve().parents[2]
 BENCH_OVERRIDES = [
@@ -283,6 +283,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="fewer repetitions (a smoke run)")
     args = parser.parse_args(argv)
     n = 3 if args.quick else 1
+    # The hosts below run with the test model: without it (a fresh clone, where this benchmark is
+    # the first of `make bench`) they latch NO_TRADE model_missing and never reach TRADING.
+    ensure_test_model()
     print(
         f"tradehost tree benchmark  ({os.cpu_count()} cores, python {sys.version.split()[0]}, "
         f"pyzmq {zmq.__version__}, libzmq {zmq.zmq_version()})"
