@@ -91,6 +91,7 @@ bench: $(TEST_STAMP)
 	$(PY) -m tests.bench.bench_broker
 	$(PY) -m tests.bench.bench_market
 	$(PY) -m tests.bench.bench_orders
+	$(PY) -m tests.bench.bench_journal
 	$(PY) -m tests.bench.bench_backtest
 	$(PY) -m tests.bench.bench_sweep
 	$(PY) -m tests.bench.bench_watchdog
@@ -100,6 +101,7 @@ bench-quick: $(TEST_STAMP)
 	$(PY) -m tests.bench.bench_broker
 	$(PY) -m tests.bench.bench_market --quick
 	$(PY) -m tests.bench.bench_orders --quick
+	$(PY) -m tests.bench.bench_journal --quick
 	$(PY) -m tests.bench.bench_backtest --quick
 	$(PY) -m tests.bench.bench_sweep --quick
 	$(PY) -m tests.bench.bench_watchdog --quick

@@ -88,7 +88,7 @@ def broker_factory(
         mode: ``host.mode``: ``"live"`` gives the real broker; ``"shadow"`` the shadow book or a guard.
         environ: where credentials come from (default ``os.environ``, read at each call).
         book: the role's part in the shadow book: ``"writer"``, ``"reader"`` or ``""`` (none).
-        book_path: the shadow book's file (``<run_dir>/shadow-book.json``).
+        book_path: the shadow book's file (``<run_dir>/shadow-book.db``).
         clock: the book's clock before its first price.
     """
 

@@ -192,6 +192,20 @@ class ExecErrorRow(JournalRecord):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class ShadowMigratedRow(JournalRecord):
+    """``shadow.migrated``: the JSON shadow book of an older version was moved into the SQLite book
+    (once; the JSON file is kept beside it as ``kept_as``)."""
+
+    KIND: ClassVar[str] = "shadow.migrated"
+    source: str
+    book: str
+    kept_as: str
+    trades: int
+    orders: int
+    transactions: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ExecClosedRow(JournalRecord):
     """``exec.closed``: a trade closed (``price`` when the desk closed it; ``realized_pl``
     "unknown" when its close could not be read)."""

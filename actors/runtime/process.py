@@ -47,7 +47,7 @@ from actors.runtime.messages import TOPIC_SYS_STATE, Body, StopRole, TopicSequen
 
 log = logging.getLogger(__name__)
 
-SHADOW_BOOK = "shadow-book.json"  # in the run directory: the shadow book of shadow mode
+SHADOW_BOOK = "shadow-book.db"  # in the run directory: the shadow book of shadow mode (SQLite)
 
 # Environment hook for fault-injection tests: "<fault>:<role>[,<fault>:<role>...]". Faults:
 # "crash_on_start" makes the role exit with status 3 right after start, as a role with a broken

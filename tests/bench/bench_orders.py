@@ -13,8 +13,12 @@ Run with ``make bench`` (or ``python -m tests.bench.bench_orders [--quick]``). F
 3. A full reconciliation of 50 open trades (``ctl reconcile`` -> the reconciler's
    ``recon.completed`` row), first with 50 trades the host has never seen (each adopted), then with
    the same 50 known.
-4. Shadow fills per second: MARKET order + close through the shadow book, in this process, with its
-   state file on a tmpfs-like temporary directory (the book writes it after every change).
+4. Shadow fills per second: MARKET order + close pairs through the shadow book, in this process,
+   with its file where the tests' run directories are, timed over 1,000 pairs at each book size up
+   to 100,000 trades (``--quick``: 5,000), in wall time and per CPU second of this process (the
+   book's own cost, whatever else the machine runs), next to what rewriting the JSON book of
+   earlier versions whole (fsynced, as it was after every change) costs at the same size, measured
+   in the same run.
 
 Nothing here is a test: it prints, it does not assert.
 """
@@ -24,9 +28,9 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import shutil
 import sqlite3
 import statistics
-import tempfile
 import time
 from collections.abc import Sequence
 from decimal import Decimal
@@ -35,6 +39,7 @@ from pathlib import Path
 from actors.broker import MarketOrderRequest
 from actors.broker.emulator import AdminClient
 from actors.broker.shadow.book import ShadowBook
+from actors.core.atomicfile import write_atomically
 from actors.core.domain import Instrument, Price
 from tests.conftest import FAST
 from tests.fakebroker import InMemoryBroker
@@ -170,35 +175,55 @@ def reconcile_50(reps: int) -> None:
     _row("again (the same trades known)", times[1:])
 
 
-def shadow_fills(seconds: float) -> None:
-    """Figure 4."""
+def shadow_fills(sizes: Sequence[int], block: int = 1000) -> None:
+    """Figure 4: order + close pairs per second as the book grows, next to the JSON book's rewrite."""
     eur = Instrument(
         name="EUR_USD", type="CURRENCY", display_precision=5, pip_location=-4, trade_units_precision=0,
         minimum_trade_size=Decimal(1), maximum_order_units=Decimal(100_000_000), margin_rate=Decimal("0.0333"),
     )  # fmt: skip
-    with tempfile.TemporaryDirectory() as tmp:
-        book = ShadowBook(InMemoryBroker(instruments=(eur,), balance=Decimal(100_000)), Path(tmp) / "book.json")
+    work = short_tmp_dir("thshadow")
+    try:
+        book = ShadowBook(InMemoryBroker(instruments=(eur,), balance=Decimal(100_000)), work / "shadow-book.db")
         book.on_price(
             Price(instrument="EUR_USD", ts=1, bid=Decimal("1.08500"), ask=Decimal("1.08510"),
                   closeout_bid=Decimal("1.08500"), closeout_ask=Decimal("1.08510"), tradeable=True)
         )  # fmt: skip
         n = 0
-        t0 = time.perf_counter()
-        while time.perf_counter() - t0 < seconds:
-            cid = f"bench.EUR_USD.{n}.L"
-            request = MarketOrderRequest(
-                instrument="EUR_USD", units=Decimal(1000), client_id=cid, trade_client_id=cid,
-                stop_loss=Decimal("1.08000"), take_profit=Decimal("1.09000"),
-            )  # fmt: skip
-            result = book.submit_market_order(request)
-            book.close_trade(str(result.trade_id))
-            n += 1
-        elapsed = time.perf_counter() - t0
-        size_kb = (Path(tmp) / "book.json").stat().st_size / 1024
-    print(
-        f"shadow book: {n / elapsed:8.0f} fills/s as order + close pairs ({2 * n / elapsed:.0f} state writes/s; "
-        f"{n} pairs, book file {size_kb:.0f} KB at the end: it is rewritten whole after every change)"
-    )
+        print(f"shadow book (its file in {work.parent}; a pair = MARKET order with SL/TP + its close = 2 changes):")
+        for size in sizes:
+            while n < size - block:  # grow the book to the checkpoint, then time the next block
+                n = _pairs(book, n, min(block, size - block - n))
+            t0, c0 = time.perf_counter(), time.process_time()
+            n = _pairs(book, n, block)
+            rate, cpu_rate = block / (time.perf_counter() - t0), block / (time.process_time() - c0)
+            # The JSON book of earlier versions: the whole file rewritten (fsynced) after each change.
+            t0 = time.perf_counter()
+            for _ in range(3):
+                write_atomically(work / "shadow-book.json", book._book.encode())
+            json_ms = (time.perf_counter() - t0) / 3 * 1000
+            json_kb = (work / "shadow-book.json").stat().st_size / 1024
+            print(
+                f"  {n:>7,} trades: {rate:7,.0f} pairs/s ({cpu_rate:7,.0f} per CPU second)   baseline, the JSON "
+                f"book rewritten whole: {json_ms:7.1f} ms a change at {json_kb:8,.0f} KB (at most "
+                f"{1000 / (2 * json_ms):6,.1f} pairs/s)"
+            )
+        db_kb = (work / "shadow-book.db").stat().st_size / 1024
+        book.close()
+        print(f"  book file {db_kb:,.0f} KB after {n:,} pairs (target >= 2,000 pairs/s, flat up to 100k trades)")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _pairs(book: ShadowBook, n: int, count: int) -> int:
+    for i in range(n, n + count):
+        cid = f"bench.EUR_USD.{i}.L"
+        request = MarketOrderRequest(
+            instrument="EUR_USD", units=Decimal(1000), client_id=cid, trade_client_id=cid,
+            stop_loss=Decimal("1.08000"), take_profit=Decimal("1.09000"),
+        )  # fmt: skip
+        result = book.submit_market_order(request)
+        book.close_trade(str(result.trade_id))
+    return n + count
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -209,7 +234,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ensure_test_model()
     orders_in_the_tree(20.0 if args.quick else 90.0)
     reconcile_50(2 if args.quick else 10)
-    shadow_fills(1.0 if args.quick else 5.0)
+    shadow_fills([1_000, 5_000] if args.quick else [1_000, 10_000, 50_000, 100_000])
     return 0
 
 

@@ -140,7 +140,7 @@ def test_a_shadow_nav_with_an_open_loss_past_the_daily_limit_latches_daily_loss_
     run_dir = work / "run"
     run_dir.mkdir(mode=0o700)
     inner = InMemoryBroker()
-    book = ShadowBook(inner, run_dir / "shadow-book.json")
+    book = ShadowBook(inner, run_dir / "shadow-book.db")
     half = Decimal("0.00007")
     mid = Decimal(f"{entry_mid:.5f}")
     book.on_price(

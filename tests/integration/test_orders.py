@@ -191,7 +191,7 @@ def test_shadow_mode_sends_no_order_fills_virtually_and_closes_on_virtual_sl_tp(
         order_path = [r for r in requests if r["method"] in ("POST", "PUT") and "/accounts/" in r["path"]]
         assert order_path == []  # nothing reached the broker's order path
         assert _admin(host).state()["trades"] == []
-        assert (host.run_dir / "shadow-book.json").exists()
+        assert (host.run_dir / "shadow-book.db").exists()
         fills = _bodies(host, "exec.filled")
         intents = {b["intent_id"]: b for b in _bodies(host, "risk.intent")}
         with _broker(host) as broker:

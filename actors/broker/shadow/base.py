@@ -2,7 +2,8 @@
 
 What every part of the book shares: the ``Book`` records (``actors.broker.shadow.state``) under
 one lock, read at start (a new book starts from the real account's NAV) and saved crash-safely
-after every change, re-read by a read-only book when its writer saved; the last bid/ask per
+after every change (``actors.broker.shadow.store``: what the change touched, in one SQLite
+transaction), brought up to date by a read-only book when its writer saved; the last bid/ask per
 instrument and instrument metadata; the transactions' numbering and time; and the valuation of
 open trades (unrealized P&L, margin, home-currency factors). ``actors.broker.shadow.book.ShadowBook``
 puts the parts together.
@@ -17,11 +18,11 @@ from pathlib import Path
 from typing import Any
 
 from actors.broker import Broker, Transaction
-from actors.broker.shadow.state import Book, BookTrade, read_book
-from actors.core.atomicfile import write_atomically
+from actors.broker.shadow.state import Book, BookOrder, BookTrade
+from actors.broker.shadow.store import BookReader, BookWriter, LiveRecords
 from actors.core.clock import SYSTEM_CLOCK, Clock
 from actors.core.domain import Instrument, Price
-from actors.core.errors import BrokerRejectedError, ConfigError
+from actors.core.errors import BrokerRejectedError
 from actors.core.money import quote_to_home
 from actors.core.timefmt import format_rfc3339, parse_time
 
@@ -59,43 +60,43 @@ class BookBase:
         self._meta: dict[str, Instrument] = {}
         self._now_ns = 0
         self._closed = False
-        self._stamp: tuple[int, int, int] | None = None
-        book = read_book(self.path)
-        if book is None:
-            if read_only:
-                raise ConfigError(f"{self.path}: no shadow book to read (the execution role creates it)")
-            summary = inner.account_summary()  # a read: the starting NAV of the virtual account
-            book = Book(
-                account_id=summary.id, currency=summary.currency, balance=summary.nav, next_id=1,
-                trades={}, orders={}, transactions=[],
-            )  # fmt: skip
-            self._book = book
-            self._save()
+        self._open_trades = LiveRecords(lambda t: t.state == "OPEN")
+        self._pending = LiveRecords(lambda o: o.state == "PENDING")
+        self._reader: BookReader | None = None
+        self._writer: BookWriter | None = None
+        self.migrated: dict[str, Any] | None = None  # the JSON book this open migrated (journaled by the role)
+        if read_only:
+            self._reader = BookReader(self.path)
+            self._book = self._reader.load()
         else:
-            self._book = book
-            self._stamp = self._file_stamp()
+            self._writer = BookWriter(self.path)
+            book = self._writer.open()
+            self.migrated = self._writer.migrated
+            if book is None:
+                summary = inner.account_summary()  # a read: the starting NAV of the virtual account
+                book = Book(
+                    account_id=summary.id, currency=summary.currency, balance=summary.nav, next_id=1,
+                    trades={}, orders={}, transactions=[],
+                )  # fmt: skip
+                self._book = book
+                self._save()
+            else:
+                self._book = book
 
     # --- Persistence ---------------------------------------------------------------------------
-    def _file_stamp(self) -> tuple[int, int, int] | None:
-        try:
-            st = self.path.stat()
-        except FileNotFoundError:
-            return None
-        return st.st_ino, st.st_mtime_ns, st.st_size
-
     def _save(self) -> None:
-        write_atomically(self.path, self._book.encode())
-        self._stamp = self._file_stamp()
+        if self._writer is not None:
+            self._writer.save(self._book)
 
     def _refresh(self) -> None:
         # Lock held. A reader picks up what the writer saved since the last read.
-        if not self.read_only:
-            return
-        stamp = self._file_stamp()
-        if stamp is not None and stamp != self._stamp:
-            book = read_book(self.path)
-            if book is not None:
-                self._book, self._stamp = book, stamp
+        if self._reader is not None:
+            self._reader.refresh(self._book)
+
+    def _close_store(self) -> None:
+        for store in (self._reader, self._writer):
+            if store is not None:
+                store.close()
 
     # --- Transactions --------------------------------------------------------------------------
     def _ts(self) -> int:
@@ -134,11 +135,21 @@ class BookBase:
         return meta
 
     def _open(self, instrument: str | None = None) -> list[BookTrade]:
-        return [
-            t
-            for t in self._book.trades.values()
-            if t.state == "OPEN" and (instrument is None or t.instrument == instrument)
-        ]
+        # Open trades, oldest first, without walking the closed ones (the book keeps them all).
+        trades: list[BookTrade] = sorted(self._open_trades.live(self._book.trades), key=lambda t: int(t.id))
+        return trades if instrument is None else [t for t in trades if t.instrument == instrument]
+
+    def _pending_orders(self) -> list[BookOrder]:
+        orders: list[BookOrder] = self._pending.live(self._book.orders)
+        return sorted(orders, key=lambda o: int(o.id))
+
+    def _transactions_after(self, after: int) -> list[dict[str, Any]]:
+        # Transaction ids run 1, 2, 3 ... in the list: slice instead of walking the history.
+        txs = self._book.transactions
+        if txs and int(txs[0]["id"]) + len(txs) - 1 == int(txs[-1]["id"]):
+            start = max(0, after - int(txs[0]["id"]) + 1)
+            return txs[start:]
+        return [t for t in txs if int(t["id"]) > after]
 
     def _mids(self) -> dict[str, float]:
         return {name: (float(p.bid) + float(p.ask)) / 2.0 for name, p in self._quotes.items()}

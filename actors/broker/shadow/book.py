@@ -26,12 +26,15 @@ same errors as the real broker, so no role has an ``if shadow`` branch.
   from its saved state); P&L is converted to the home currency with ``actors.core.money.quote_to_home``
   at the prices of the close (falling back to the rate at the open), rounded to 0.0001 like the
   emulator. NAV = balance + unrealized P&L at the current prices.
-- **Persistence.** The book's records and file format are ``actors.broker.shadow.state``. Every
-  change is written to ``state_path`` crash-safely (``actors.core.atomicfile.write_atomically``:
-  temporary file, fsync, rename, directory fsync); a restart restores the book. A file that
-  cannot be read raises ``ConfigError`` naming it (when unsure, do not trade). A book opened
-  with ``read_only=True`` (a reader in another process, such as the reconciler) re-reads the file
-  whenever it changed and refuses order-path calls.
+- **Persistence.** The book's records are ``actors.broker.shadow.state``; its file is a SQLite
+  database (``actors.broker.shadow.store``): every change writes what it touched, in one
+  transaction, so a change costs the same after 100,000 trades as after one, and a crash leaves
+  the book after some whole change. A restart restores the book; a JSON book of an older version
+  beside it (``<name>.json``) is migrated once (``migrated`` says so, and the execution role
+  journals it as ``shadow.migrated``). A file that cannot be read raises ``ConfigError`` naming it
+  (when unsure, do not trade). A book opened with ``read_only=True`` (a reader in another process,
+  such as the reconciler) loads the writer's new changes before every read (it never sees half of
+  one) and refuses order-path calls.
 - **Threads.** One lock guards the book; the transaction stream waits on a condition of it.
   Nothing calls the inner broker while holding it.
 
@@ -101,8 +104,9 @@ class ShadowBook(BookOrders):
             yield item
 
     def close(self) -> None:
-        """End the transaction streams and close the inner broker."""
+        """End the transaction streams, close the book's file and the inner broker."""
         with self._lock:
             self._closed = True
             self._changed.notify_all()
+            self._close_store()
         self.inner.close()

@@ -72,7 +72,7 @@ class BookReads(BookBase):
                 margin_available=max(nav - margin, _ZERO),
                 open_trade_count=len(open_trades),
                 open_position_count=len({t.instrument for t in open_trades}),
-                pending_order_count=sum(1 for o in self._book.orders.values() if o.state == "PENDING"),
+                pending_order_count=len(self._pending_orders()),
                 last_transaction_id=self._last_id(),
             )
 
@@ -86,7 +86,7 @@ class BookReads(BookBase):
         """Virtual pending orders: the SL/TP orders of open trades."""
         with self._lock:
             self._refresh()
-            return [self._order_state(o) for o in self._book.orders.values() if o.state == "PENDING"]
+            return [self._order_state(o) for o in self._pending_orders()]
 
     def _find_order(self, spec: str) -> BookOrder:
         order_id = self._book.order_by_client.get(spec[1:], "") if spec.startswith("@") else spec
@@ -122,7 +122,7 @@ class BookReads(BookBase):
             raise _rejected(f"transaction id {transaction_id!r} is not a number", "INVALID_RANGE") from e
         with self._lock:
             self._refresh()
-            found = tuple(self._transaction(t) for t in self._book.transactions if int(t["id"]) > after)
+            found = tuple(self._transaction(t) for t in self._transactions_after(after))
             return TransactionPage(transactions=found, last_transaction_id=self._last_id())
 
     def transaction_stream(self) -> Iterator[Transaction | TransactionHeartbeat]:
@@ -141,7 +141,7 @@ class BookReads(BookBase):
                 if self._book.next_id - 1 == seen:
                     self._changed.wait(self._heartbeat_s)
                 self._refresh()
-                new = [self._transaction(t) for t in self._book.transactions if int(t["id"]) > seen]
+                new = [self._transaction(t) for t in self._transactions_after(seen)]
                 seen = self._book.next_id - 1
                 beat = TransactionHeartbeat(ts=self._ts(), last_transaction_id=self._last_id())
             yield from new or (beat,)

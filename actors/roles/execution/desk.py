@@ -22,7 +22,7 @@ from actors.core.errors import BrokerError
 from actors.roles.execution.entries import EntryDesk
 from actors.roles.execution.exits import ExitDesk
 from actors.roles.execution.jobs import BarRange, Exits, Flatten, Job, Protect, Protection, Submit
-from actors.runtime.journalrows import ExecErrorRow
+from actors.runtime.journalrows import ExecErrorRow, ShadowMigratedRow
 
 
 class OrderDesk(EntryDesk, ExitDesk):
@@ -49,6 +49,9 @@ class OrderDesk(EntryDesk, ExitDesk):
         """The worker's body: open the broker, resolve what a restart left open, then do the jobs."""
         broker = self.open_broker(slippage_pips=self.cfg.slippage_pips)
         self.broker = broker
+        migrated = getattr(broker, "migrated", None)  # the shadow book moved from its JSON file
+        if isinstance(migrated, dict):
+            self.journal(ShadowMigratedRow(**migrated))
         self._resolve_leftovers(broker, stop)
         while not stop.is_set():
             try:

@@ -155,3 +155,83 @@ def test_close_is_idempotent(tmp_path: Path) -> None:
 
     with pytest.raises(sqlite3.ProgrammingError):
         journal.write("after-close")
+
+
+# --- recent(): the word index gives exactly what the LIKE scan gave ---------------------------------
+
+RECENT_TERMS = [
+    "host.started", "alert", '"EUR_USD"', "eur_usd", "restart_intensity:feed", "feed.stream", "journal",
+    "stalled", "intensity:fe", "_silent", "M15", "1.08", "%", "_", "a", "", "EUR", 'instrument":"GBP',
+    "disk_low", "ünïcode", "x" * 40,
+]  # fmt: skip
+
+
+def _scan(db_path: Path, contains: str, limit: int) -> list[int]:
+    # The LIKE scan recent() was before the index: the reference.
+    pattern = "%" + contains.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    db = sqlite3.connect(db_path)
+    try:
+        rows = db.execute(
+            "SELECT seq FROM journal WHERE kind LIKE ? ESCAPE '\\' OR body LIKE ? ESCAPE '\\' "
+            "ORDER BY seq DESC LIMIT ?",
+            (pattern, pattern, limit),
+        ).fetchall()
+    finally:
+        db.close()
+    return [r[0] for r in reversed(rows)]
+
+
+def _fill(journal: Journal, n: int, seed: int) -> None:
+    import random
+
+    rnd = random.Random(seed)
+    kinds = ["md.bar", "model.signal", "alert", "alert.queued", "host.stalled", "feed.stream_silent", "journal.outage"]
+    values = ["EUR_USD", "GBP_USD", "restart_intensity:feed", "stream_silent:EUR_USD", "disk_low", "M15",
+              "feed2", "FEED", "ünïcode", "1.08123", "a_b", "host.started late"]  # fmt: skip
+    for _ in range(n):
+        body = {rnd.choice(["instrument", "code", "detail", "x"]): rnd.choice(values) for _ in range(rnd.randint(0, 3))}
+        journal.write(rnd.choice(kinds), body)
+
+
+@pytest.mark.parametrize("term", RECENT_TERMS)
+def test_recent_finds_exactly_what_the_like_scan_finds(tmp_path: Path, term: str) -> None:
+    # Arrange: rows indexed, rows written after the last index pass, a limit the matches pass
+    journal = Journal(tmp_path / "journal.sqlite", src="t")
+    _fill(journal, 400, seed=1)
+    journal.index_new_rows()
+    _fill(journal, 50, seed=2)
+    # Act / Assert
+    for limit in (1, 12, 500):
+        got = [e.seq for e in journal.recent(term, limit=limit)]
+        assert got == _scan(tmp_path / "journal.sqlite", term, limit), (term, limit)
+    journal.close()
+
+
+def test_a_journal_of_an_earlier_version_gets_the_index_at_open_and_its_old_rows_are_still_found(
+    tmp_path: Path,
+) -> None:
+    # Arrange: a journal as an earlier version wrote it (no index tables)
+    path = tmp_path / "journal.sqlite"
+    journal = Journal(path, src="t")
+    _fill(journal, 300, seed=3)
+    journal.close()
+    db = sqlite3.connect(path)
+    db.executescript("DROP TABLE journal_terms; DROP TABLE journal_words; DROP TABLE journal_index;")
+    db.close()
+    # Act: opened by this version, more rows written
+    journal = Journal(path, src="t")
+    _fill(journal, 100, seed=4)
+    # Assert: the index starts after the old rows; every term finds what the scan finds
+    first_seq = sqlite3.connect(path).execute("SELECT first_seq FROM journal_index").fetchone()[0]
+    assert first_seq == 301
+    for term in RECENT_TERMS:
+        assert [e.seq for e in journal.recent(term, limit=30)] == _scan(path, term, 30), term
+    journal.close()
+
+
+def test_the_word_index_only_grows(journal: Journal) -> None:
+    journal.write("alert", {"code": "disk_low"})
+    journal.index_new_rows()
+    for statement in ("UPDATE journal_terms SET seq = 0", "DELETE FROM journal_terms"):
+        with pytest.raises(sqlite3.IntegrityError, match="append-only"):
+            journal._db.execute(statement)

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import dataclasses
+import shutil
+import sqlite3
 import threading
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import orjson
 import pytest
 
 from actors.broker import Broker, MarketOrderRequest, Transaction, TransactionHeartbeat
 from actors.broker.shadow.book import ShadowBook
+from actors.broker.shadow.state import read_book
+from actors.broker.shadow.store import BookReader
 from actors.core.domain import OHLC, Candle, Instrument, Price
 from actors.core.errors import BrokerRejectedError, ConfigError, InvariantViolation
 from tests.fakebroker import InMemoryBroker
@@ -31,6 +34,7 @@ EUR_GBP = dataclasses.replace(EUR_USD, name="EUR_GBP", margin_rate=Decimal("0.05
 ORDER_PATH = {"submit_market_order", "close_trade", "set_trade_orders", "cancel_order"}
 ACCOUNT_READS = {"order", "trade", "open_trades", "pending_orders", "transactions_since"}
 T0 = 1_709_733_600_000_000_000  # 2024-03-06 14:00 UTC
+WRITTEN_BEFORE = Path(__file__).parents[2] / "data" / "written-before"
 
 
 class RecordingBroker(InMemoryBroker):
@@ -60,7 +64,7 @@ def inner() -> RecordingBroker:
 
 @pytest.fixture
 def state_path(tmp_path: Path) -> Path:
-    return tmp_path / "shadow.json"
+    return tmp_path / "shadow.db"
 
 
 def open_book(inner: Broker, path: Path, **kwargs: Any) -> ShadowBook:
@@ -430,24 +434,144 @@ def test_the_book_survives_a_restart_and_its_stops_still_trigger(inner: Recordin
     assert int(third.account_summary().last_transaction_id) > int(before.last_transaction_id)
 
 
-def test_the_state_is_written_atomically_and_privately(book: ShadowBook, state_path: Path):
+def test_the_book_file_is_private(book: ShadowBook, state_path: Path):
     price(book, "1.08500", "1.08510")
     book.submit_market_order(order(1000))
-    assert orjson.loads(state_path.read_bytes())["version"] == 1
-    assert state_path.stat().st_mode & 0o777 == 0o600
-    assert not state_path.with_suffix(".json.tmp").exists()
+    for path in (state_path, state_path.with_name(state_path.name + "-wal")):
+        assert path.stat().st_mode & 0o777 == 0o600
 
 
-@pytest.mark.parametrize(
-    "content",
-    [b"{not json", b"[]", b'{"version": 99}', b'{"version": 1, "account_id": "x"}',
-     b'{"version":1,"account_id":"a","currency":"USD","balance":"x","next_id":1,"trades":[],"orders":[],'
-     b'"transactions":[]}'],
-)  # fmt: skip
-def test_a_corrupt_state_file_is_a_clear_error(inner: RecordingBroker, state_path: Path, content: bytes):
-    state_path.write_bytes(content)
+def _book_bytes(path: Path) -> bytes:
+    reader = BookReader(path)
+    try:
+        return reader.load().encode()
+    finally:
+        reader.close()
+
+
+def _trade_and_close_many(book: ShadowBook, n: int, *, start: int = 0) -> None:
+    for i in range(start, start + n):
+        result = book.submit_market_order(order(1000, client_id=f"c{i}"))
+        book.close_trade(str(result.trade_id))
+
+
+def _refused(call: Any) -> None:
+    with pytest.raises(BrokerRejectedError):
+        call()
+
+
+def test_every_change_is_saved_whole_and_a_fresh_load_gives_the_same_book(inner: RecordingBroker, state_path: Path):
+    # Arrange: everything the order path can do, the file read back after each step
+    book = open_book(inner, state_path)
+    steps = [
+        lambda: price(book, "1.08500", "1.08510"),
+        lambda: book.submit_market_order(order(1000)),
+        lambda: book.submit_market_order(order(-500, client_id="b")),  # nets against the first
+        lambda: book.set_trade_orders("@main.EUR_USD.1.L", stop_loss=Decimal("1.08400")),
+        lambda: book.cancel_order(str(book.trade("@main.EUR_USD.1.L").take_profit_order_id)),
+        lambda: book.close_trade("@main.EUR_USD.1.L", Decimal(100)),
+        lambda: book.submit_market_order(order(2000, client_id="c", stop_loss=Decimal("1.08480"))),
+        lambda: price(book, "1.08400", "1.08410", ts=T0 + 1),  # the stops fire
+        lambda: _refused(lambda: book.submit_market_order(order(10**9, client_id="d"))),  # recorded, cancelled
+    ]
+    # Act / Assert: after every step the file holds exactly the book in memory
+    for step in steps:
+        step()
+        assert _book_bytes(state_path) == book._book.encode()
+    assert book.open_trades() == []
+
+
+def test_a_change_writes_what_it_touched_however_long_the_history(book: ShadowBook, state_path: Path):
+    # Arrange: 300 closed trades in the book
+    price(book, "1.08500", "1.08510")
+    _trade_and_close_many(book, 300)
+    # Act: one more order, then its close
+    result = book.submit_market_order(order(1000, client_id="last"))
+    db = sqlite3.connect(state_path)
+    change = db.execute("SELECT change FROM account").fetchone()[0]
+    rows = {t: db.execute(f"SELECT count(*) FROM {t} WHERE change = ?", (change,)).fetchone()[0]  # noqa: S608
+            for t in ("trades", "orders")}  # fmt: skip
+    # Assert: the order's change wrote its trade and its three orders (MARKET, TP, SL), nothing older
+    assert rows == {"trades": 1, "orders": 3}
+    book.close_trade(str(result.trade_id))
+    change = db.execute("SELECT change FROM account").fetchone()[0]
+    rows = {t: db.execute(f"SELECT count(*) FROM {t} WHERE change = ?", (change,)).fetchone()[0]  # noqa: S608
+            for t in ("trades", "orders")}  # fmt: skip
+    assert rows == {"trades": 1, "orders": 3}  # the closed trade, its close order, its cancelled TP and SL
+    db.close()
+    assert _book_bytes(state_path) == book._book.encode()
+
+
+def test_a_corrupt_book_file_is_a_clear_error(inner: RecordingBroker, state_path: Path):
+    state_path.write_bytes(b"{not a database" * 100)
     with pytest.raises(ConfigError, match="shadow book is corrupt"):
         open_book(inner, state_path)
+
+
+def test_a_book_of_another_version_is_a_clear_error(book: ShadowBook, inner: RecordingBroker, state_path: Path):
+    book.close()
+    db = sqlite3.connect(state_path)
+    db.execute("UPDATE account SET version = 99")
+    db.commit()
+    db.close()
+    with pytest.raises(ConfigError, match="shadow book is corrupt"):
+        open_book(inner, state_path)
+
+
+def test_a_json_book_of_an_older_version_is_migrated_once(inner: RecordingBroker, tmp_path: Path):
+    # Arrange: the JSON book an earlier version wrote (one open EUR_USD long with SL/TP)
+    legacy = tmp_path / "shadow-book.json"
+    shutil.copyfile(WRITTEN_BEFORE / "shadow-book.json", legacy)
+    written = read_book(legacy)
+    assert written is not None
+    # Act
+    book = open_book(inner, tmp_path / "shadow-book.db")
+    # Assert: the same book, from the JSON file, which is kept aside; the open says what it migrated
+    assert book._book.encode() == written.encode()
+    assert "account_summary" not in inner.calls  # the saved book, not the real NAV
+    assert book.trade("@main.EUR_USD.1.L").stop_loss_price == Decimal("1.08300")
+    assert book.migrated is not None and book.migrated["trades"] == 1
+    assert not legacy.exists() and (tmp_path / "shadow-book.json.migrated").exists()
+    assert _book_bytes(tmp_path / "shadow-book.db") == written.encode()
+    # ... and it trades on: its stop still triggers, after a restart too, with no second migration
+    price(book, "1.08200", "1.08210", ts=T0 + 10**12)
+    assert book.open_trades() == []
+    book.close()
+    again = open_book(RecordingBroker(instruments=(EUR_USD,)), tmp_path / "shadow-book.db")
+    assert again.migrated is None
+    assert again._book.encode() == _book_bytes(tmp_path / "shadow-book.db")
+    assert again.trade("@main.EUR_USD.1.L").state == "CLOSED"
+
+
+def test_a_reader_in_another_connection_never_sees_half_a_change(inner: RecordingBroker, state_path: Path):
+    # Arrange: a writer trading and closing in a thread, a reader refreshing as fast as it can
+    writer = open_book(inner, state_path)
+    price(writer, "1.08500", "1.08510")
+    start = writer.account_summary().balance
+    reader = open_book(inner, state_path, read_only=True)
+    done = threading.Event()
+
+    def trade() -> None:
+        _trade_and_close_many(writer, 150)
+        done.set()
+
+    thread = threading.Thread(target=trade)
+    thread.start()
+    seen = 0
+    # Act / Assert: every state the reader sees is whole: the balance is the start plus every
+    # trade's P&L, no trade is open (each change opens or closes one) without its SL/TP orders
+    while not done.is_set() or seen < 2:
+        reader.account_summary()
+        book = reader._book
+        assert book.balance == start + sum((t.realized_pl for t in book.trades.values()), Decimal(0))
+        open_ = [t for t in book.trades.values() if t.state == "OPEN"]
+        assert len(open_) <= 1
+        for t in open_:
+            assert book.orders[str(t.stop_loss_order_id)].state == "PENDING"
+        assert [int(t["id"]) for t in book.transactions] == list(range(1, book.next_id))
+        seen += done.is_set()
+    thread.join()
+    assert reader._book.encode() == writer._book.encode()
 
 
 def test_a_reader_sees_the_writers_book_and_cannot_trade(inner: RecordingBroker, state_path: Path):
