@@ -27,6 +27,7 @@ fed with every price this role hears.
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import ClassVar
 
@@ -45,6 +46,7 @@ from actors.roles.execution.jobs import (
     Submit,
     ToSupervisor,
 )
+from actors.roles.execution.tradeview import follow_transactions
 from actors.runtime.actor import RoleActor
 from actors.runtime.journalrows import ShutdownUncheckedRow
 from actors.runtime.marketview import MarketView, bar_candle
@@ -103,6 +105,15 @@ class ExecutionActor(RoleActor[ExecutionConfig, Handback]):
         )
         self.jobs = self.desk.jobs
         self.worker = self.start_worker("orders", self.desk.run)
+        self.start_worker("transactions", self._follow_transactions)
+
+    def _follow_transactions(self, stop: threading.Event) -> None:
+        # The send-time check's view of open trades, kept by the transaction stream of the desk's
+        # broker (in shadow mode the shadow book's), once the desk has opened it.
+        def changed(state: str, detail: str) -> None:
+            self.runtime.journal("exec.trade_view", {"state": state, "detail": detail})
+
+        follow_transactions(self.desk.trade_view, lambda: self.desk.broker, stop, on_change=changed)
 
     # --- the actor: messages in, jobs out ---
 
