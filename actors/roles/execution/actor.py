@@ -34,6 +34,7 @@ from typing import ClassVar
 from actors.core.bartime import bar_end
 from actors.core.config import ExecutionConfig, FeedConfig, RiskConfig
 from actors.core.domain import Candle
+from actors.core.errors import BrokerTemporaryError
 from actors.roles.execution.desk import OrderDesk
 from actors.roles.execution.jobs import (
     BarRange,
@@ -43,6 +44,7 @@ from actors.roles.execution.jobs import (
     Protect,
     Protection,
     Publish,
+    Snapshot,
     Submit,
     ToSupervisor,
 )
@@ -66,6 +68,8 @@ from actors.runtime.messages import (
     ProtectionRequested,
     RiskIntent,
 )
+
+SNAPSHOT_WAIT_S = 60.0  # the desk may be busy with a close's exits and orders (each read retried)
 
 STATE_FILE = "execution-state.json"
 
@@ -113,7 +117,14 @@ class ExecutionActor(RoleActor[ExecutionConfig, Handback]):
         def changed(state: str, detail: str) -> None:
             self.runtime.journal("exec.trade_view", {"state": state, "detail": detail})
 
-        follow_transactions(self.desk.trade_view, lambda: self.desk.broker, stop, on_change=changed)
+        def snapshot() -> tuple[dict[str, str], str]:  # on the desk's worker, in turn with the orders
+            job = Snapshot()
+            self.jobs.put(job)
+            if not job.done.wait(SNAPSHOT_WAIT_S) or job.error:
+                raise BrokerTemporaryError(f"open trades snapshot: {job.error or 'the order desk did not answer'}")
+            return job.trades, job.last_id
+
+        follow_transactions(self.desk.trade_view, lambda: self.desk.broker, stop, snapshot=snapshot, on_change=changed)
 
     # --- the actor: messages in, jobs out ---
 

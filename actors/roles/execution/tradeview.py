@@ -173,10 +173,14 @@ def follow_transactions(
     broker: Callable[[], Broker | None],
     stop: threading.Event,
     *,
+    snapshot: Callable[[], tuple[dict[str, str], str]],
     on_change: Callable[[str, str], None],
 ) -> None:
     """The stream worker: connect, snapshot after the first line, apply, and start over on any
-    break, end or gap (with backoff); ``on_change(state, detail)`` hears each change of state."""
+    break, end or gap (with backoff). ``broker()`` gives the client whose ``transaction_stream``
+    is followed (None until it exists); ``snapshot()`` reads (open trades id -> instrument, the
+    last transaction id read before them) or raises ``BrokerError``; ``on_change(state, detail)``
+    hears each change of state."""
     backoff = Backoff(0.5, 15.0)
     while not stop.is_set():
         client = broker()
@@ -190,8 +194,7 @@ def follow_transactions(
                     return
                 if view.state == "down":
                     # Connected (a line arrived): the snapshot now misses nothing the stream will not replay.
-                    last_id = client.account_summary().last_transaction_id
-                    trades = {t.id: t.instrument for t in client.open_trades()}
+                    trades, last_id = snapshot()
                     view.snapshot(trades, last_id)
                     on_change(view.state, f"snapshot at transaction {last_id}: {len(trades)} open trades")
                     backoff.reset()
