@@ -154,6 +154,12 @@ class InMemoryBroker:
         ]
         return rows[-count:] if count else rows
 
+    def latest_candles(
+        self, instruments: Sequence[str], granularity: str, *, price: str = "M"
+    ) -> dict[str, list[Candle]] | None:
+        """None: the fake has no ``candles/latest`` (callers ask per instrument)."""
+        return None
+
     def pricing_stream(self, instruments: Sequence[str], *, snapshot: bool = True) -> Iterator[Price | PriceHeartbeat]:
         """The current prices once, then one heartbeat."""
         self._enter("pricing_stream")

@@ -146,6 +146,14 @@ class Broker(Protocol):
         """Candles, oldest first."""
         ...
 
+    def latest_candles(
+        self, instruments: Sequence[str], granularity: str, *, price: str = "M"
+    ) -> dict[str, list[Candle]] | None:
+        """The latest candles of several instruments in one request (OANDA's
+        ``GET /v3/accounts/{id}/candles/latest``), instrument -> candles oldest first; None when
+        the broker does not serve that endpoint (the caller asks per instrument instead)."""
+        ...
+
     def pricing_stream(self, instruments: Sequence[str], *, snapshot: bool = True) -> Iterator[Price | PriceHeartbeat]:
         """Prices and heartbeats until the caller stops iterating or the stream breaks."""
         ...

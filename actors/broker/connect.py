@@ -146,6 +146,12 @@ class ShadowGuard:
         """Candles (read)."""
         return self.market.candles(instrument, granularity, **kwargs)
 
+    def latest_candles(
+        self, instruments: Sequence[str], granularity: str, *, price: str = "M"
+    ) -> dict[str, list[Candle]] | None:
+        """The latest candles of several instruments (read)."""
+        return self.market.latest_candles(instruments, granularity, price=price)
+
     def pricing_stream(self, instruments: Sequence[str], *, snapshot: bool = True) -> Iterator[Price | PriceHeartbeat]:
         """The price stream (read)."""
         return self.market.pricing_stream(instruments, snapshot=snapshot)

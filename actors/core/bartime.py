@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     pass
 
 import enum
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 
 from actors.core import markethours
 from actors.core.domain import Candle
@@ -45,6 +45,7 @@ __all__ = [
     "bar_start",
     "closed_bar_lookup",
     "expected_bars",
+    "first_candle_from",
     "missing_bar_is_gap",
 ]
 
@@ -176,6 +177,21 @@ def closed_bar_lookup(bar_start_ns: int, first: Candle | None, *, had_prices: bo
     if first.ts == bar_start_ns and first.complete:
         return CandleLookup.FOUND
     return CandleLookup.WAIT
+
+
+def first_candle_from(bar_start_ns: int, candles: Sequence[Candle] | None) -> tuple[Candle | None] | None:
+    """The answer ``closed_bar_lookup`` takes (the broker's first candle at or after
+    ``bar_start_ns``), read from a list of an instrument's latest candles (``candles/latest``), in
+    a 1-tuple; None when the list cannot tell: missing, or every candle in it is later than the
+    bar (the bar's candle may exist before them: ask for it by its time instead).
+
+    Args:
+        bar_start_ns: the start of the closed bar.
+        candles: the instrument's latest candles, oldest first (None: not in the answer).
+    """
+    if not candles or all(c.ts > bar_start_ns for c in candles):
+        return None
+    return (next((c for c in candles if c.ts >= bar_start_ns), None),)
 
 
 class BarClock:

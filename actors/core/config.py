@@ -351,6 +351,16 @@ class ExecutionConfig:
             "max": 3600.0,
         },
     )
+    trade_view_stale_s: float = field(
+        default=12.0,
+        metadata={
+            "doc": "The send-time check answers from the transaction stream's view of open trades only while "
+            "the stream has been heard within this long (OANDA sends a heartbeat every 5 s); otherwise it "
+            "reads the broker's open trades.",
+            "min": 1.0,
+            "max": 300.0,
+        },
+    )
     slippage_pips: float = field(
         default=0.2,
         metadata={

@@ -35,10 +35,25 @@ from typing import Any, ClassVar
 from actors.broker import Broker
 from actors.core import markethours
 from actors.core.backoff import Backoff
-from actors.core.bars import BarCandle, BarGuard, RejectedBar, average_true_range, history_report, validate_candles
-from actors.core.bartime import BarClock, CandleLookup, bar_end, bar_start, closed_bar_lookup, missing_bar_is_gap
+from actors.core.bars import (
+    BarCandle,
+    BarGuard,
+    RejectedBar,
+    average_true_range,
+    history_report,
+    validate_candles,
+)
+from actors.core.bartime import (
+    BarClock,
+    CandleLookup,
+    bar_end,
+    bar_start,
+    closed_bar_lookup,
+    first_candle_from,
+    missing_bar_is_gap,
+)
 from actors.core.config import FeedConfig
-from actors.core.domain import OHLC, Price, PriceHeartbeat, bar_id
+from actors.core.domain import OHLC, Candle, Price, PriceHeartbeat, bar_id
 from actors.core.errors import BrokerError
 from actors.core.ticks import REJECTION_LOG_PERIOD_S, BarSpan, RejectionLog, TickGuard, TickReason, TickVerdict
 from actors.runtime.actor import RoleActor
@@ -141,6 +156,7 @@ class FeedActor(RoleActor[FeedConfig, _WorkerResult]):
         self._atr_cache: dict[str, tuple[int | None, Decimal | None]] = {}
         self._session: tuple[int, int] = (-1, 0)  # (hour, the session's start) of the last price checked
         self.frozen = ""  # why the prices of an instrument count as frozen ("" when none is)
+        self.latest_unsupported = False  # the broker answered 404 for candles/latest: per instrument
         self.worker = self.start_worker("stream", self._stream_loop)
         self.start_worker("bars", self._bars_loop)
 
@@ -194,26 +210,46 @@ class FeedActor(RoleActor[FeedConfig, _WorkerResult]):
         # The just-closed candle of every instrument. One the broker is still closing is asked for
         # again until feed.bar_wait_s has passed (a frozen candle is then a missing bar); one the
         # broker will never have (no ticks in the bar: closed_bar_lookup) is given up at once.
+        # Every instrument in one request (candles/latest) while the broker serves it; an instrument
+        # whose latest candles do not reach back to the bar (a fetch late by more than a bar) is
+        # asked for alone, as every instrument is when the broker answers 404 for the endpoint.
         found: dict[str, BarCandle] = {}
         waiting = list(self.cfg.instruments)
         deadline = self.clock.monotonic() + self.cfg.bar_wait_s
         while not stop.is_set():
+            latest = self._latest(broker, waiting)
             for name in tuple(waiting):
-                try:
-                    candles = broker.candles(name, self.cfg.granularity, from_ts=start, count=1, price="BA")
-                except BrokerError as e:  # kept for the journal: a malformed candle (1e300) is no candle
-                    errors[name] = f"{type(e).__name__}: {e}"
-                    continue
+                first = first_candle_from(start, latest.get(name)) if latest is not None else None
+                if first is None:
+                    try:
+                        candles = broker.candles(name, self.cfg.granularity, from_ts=start, count=1, price="BA")
+                    except BrokerError as e:  # kept for the journal: a malformed candle (1e300) is no candle
+                        errors[name] = f"{type(e).__name__}: {e}"
+                        continue
+                    first = (candles[0] if candles else None,)
                 errors.pop(name, None)
-                lookup = closed_bar_lookup(start, candles[0] if candles else None, had_prices=name in priced)
-                if lookup is CandleLookup.FOUND:
-                    found[name] = BarCandle.from_candle(candles[0])
+                candle = first[0]
+                lookup = closed_bar_lookup(start, candle, had_prices=name in priced)
+                if lookup is CandleLookup.FOUND and candle is not None:
+                    found[name] = BarCandle.from_candle(candle)
                 if lookup is not CandleLookup.WAIT:
                     waiting.remove(name)
             if not waiting or self.clock.monotonic() >= deadline:
                 break
             stop.wait(BAR_POLL_S)
         return found
+
+    def _latest(self, broker: Broker, names: list[str]) -> dict[str, list[Candle]] | None:
+        # None: ask per instrument (the broker has no candles/latest, or this attempt failed).
+        if self.latest_unsupported or not names:
+            return None
+        try:
+            latest = broker.latest_candles(names, self.cfg.granularity, price="BA")
+        except BrokerError:
+            return None
+        if latest is None:
+            self.latest_unsupported = True  # 404: never asked again by this process
+        return latest
 
     # --- the actor ---
 

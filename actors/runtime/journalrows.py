@@ -106,6 +106,7 @@ class ExecSendingRow(JournalRecord):
     take_profit: str
     client_id: str
     tag: str | None
+    position_check: str | None = optional()  # "stream" (the transaction stream's view) or "broker" (a REST read)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

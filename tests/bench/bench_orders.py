@@ -98,13 +98,18 @@ def _wall_offset_ns() -> int:
     return best[1]
 
 
-def orders_in_the_tree(seconds: float) -> None:
-    """Figures 1 and 2."""
+def orders_in_the_tree(seconds: float, *, stream_view: bool = True) -> None:
+    """Figures 1 and 2; without ``stream_view`` the transaction stream is refused by the emulator
+    (503 on every connect), so every send-time check reads the open trades (the path before issue 18,
+    the baseline)."""
     run_dir = short_tmp_dir("thbo") / "run"
     host = Host(run_dir=run_dir, overrides=LIVE).start()
     try:
         host.wait_state("TRADING", timeout_s=60)
         admin = AdminClient(host.status()["broker"]["api_url"])
+        if not stream_view:
+            admin.fault("http_error", status=503, path="/transactions/stream", count=10**9)
+            admin.fault("stream", action="end", stream="transactions")
         time.sleep(seconds)
         offset = _wall_offset_ns()
         log = admin.requests()
@@ -132,7 +137,10 @@ def orders_in_the_tree(seconds: float) -> None:
             sent.append((wire - ts) / 1e6)
         if body.get("intent_id") in filled:
             round_trip.append((filled[body["intent_id"]] - ts) / 1e6)
-    print(f"live mode against the emulator at {SPEED:g}x for {seconds:g} s: {len(sending)} orders")
+    checks = {c: sum(1 for _, _, b in sending if b.get("position_check") == c) for c in ("stream", "broker")}
+    how = "transaction stream view" if stream_view else "stream refused: open trades read (baseline)"
+    print(f"live mode against the emulator at {SPEED:g}x for {seconds:g} s, {how}: {len(sending)} orders "
+          f"(send-time check from the stream {checks['stream']}, from a REST read {checks['broker']})")  # fmt: skip
     _row("signal -> order request on the wire (model.signal -> POST)", to_wire)
     _row("  of which: signal -> decision (model.signal -> risk.intent)", decided)
     _row("            decision -> execution (risk.intent -> exec.sending)", queued)
@@ -232,6 +240,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="shorter runs (a smoke run)")
     args = parser.parse_args(argv)
     ensure_test_model()
+    orders_in_the_tree(20.0 if args.quick else 90.0, stream_view=False)
     orders_in_the_tree(20.0 if args.quick else 90.0)
     reconcile_50(2 if args.quick else 10)
     shadow_fills([1_000, 5_000] if args.quick else [1_000, 10_000, 50_000, 100_000])

@@ -73,6 +73,50 @@ def test_bars_close_on_the_market_clock_and_every_bar_is_predicted_under_its_bar
         assert host.journal("model.loaded")[0]["body"]["history"] == dict.fromkeys(INSTRUMENTS, 109)
 
 
+def _candle_requests(admin: AdminClient, after_ns: int) -> tuple[int, int]:
+    # (candles/latest requests, per-instrument candle requests) the emulator logged after ``after_ns``.
+    log = [e for e in admin.requests() if e["method"] == "GET" and e["ts_ns"] > after_ns]
+    latest = sum(1 for e in log if str(e["path"]).endswith("/candles/latest"))
+    paths = [str(e["path"]) for e in log]
+    single = sum(1 for p in paths if p.startswith("/v3/instruments/") and p.endswith("/candles"))
+    return latest, single
+
+
+def test_each_close_is_fetched_in_one_candles_latest_request_for_every_instrument() -> None:
+    with running_host(MARKET) as host:
+        admin = _admin(host)
+        _wait_closes(host, 2)
+        since = max(r.ts_ns for r in host.journal_rows("md.bar"))
+        closes = _wait_closes(host, 5)
+
+        latest, single = _candle_requests(admin, since)
+        # Three closes after ``since``: one request each (a retry when a candle is still closing),
+        # and none per instrument.
+        assert 3 <= latest <= 3 * 3, (latest, single)
+        assert single == 0, (latest, single)
+        bars = _journal_with_corr(host, "md.bar")
+        for ts in closes[1:]:
+            assert {b["body"]["instrument"] for b in bars if b["body"]["bar_ts"] == ts} == set(INSTRUMENTS)
+        assert host.journal("feed.bar_rejected") == []
+
+
+def test_a_broker_without_candles_latest_is_asked_per_instrument_and_never_again() -> None:
+    with running_host(MARKET) as host:
+        admin = _admin(host)
+        admin.fault("http_error", status=404, path="/candles/latest", count=1000)
+        _wait_closes(host, 1)
+        since = max(r.ts_ns for r in host.journal_rows("md.bar"))
+        closes = _wait_closes(host, 4)
+
+        latest, single = _candle_requests(admin, since)
+        assert latest == 0, (latest, single)  # the one 404 (before ``since``) was enough
+        assert single >= 3 * len(INSTRUMENTS), (latest, single)
+        bars = _journal_with_corr(host, "md.bar")
+        for ts in closes[1:]:
+            assert {b["body"]["instrument"] for b in bars if b["body"]["bar_ts"] == ts} == set(INSTRUMENTS)
+        assert host.journal("feed.bar_rejected") == []
+
+
 def test_a_frozen_candle_is_skipped_after_the_wait_and_the_next_bars_are_fine() -> None:
     with running_host(MARKET) as host:
         admin = _admin(host)

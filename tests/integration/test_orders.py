@@ -361,3 +361,90 @@ def test_a_partly_reduced_trade_has_one_pl_the_brokers_in_the_journal_the_report
     assert f"(P&L {format(truth[behind_its_back], 'f')})" in alert["detail"], (alert["detail"], truth)
     assert Decimal(recon[behind_its_back]["realized_pl"]) == truth[behind_its_back]
     assert Decimal(closed[by_the_host]["realized_pl"]) == truth[by_the_host], (closed[by_the_host], truth)
+
+
+# --- issue 18: the send-time check answers from the transaction stream, never on a view it cannot vouch for
+
+
+# The reconciler does not poll (it would tell the risk role of a trade opened behind the host's
+# back, and the risk role would then never send the intent the send-time check must stop).
+UNPOLLED = [
+    *LIVE,
+    "reconciler.poll_interval_s=3600",
+    "watchdog.account_max_age_s=7200",
+    "risk.intent_expiry_s=7200",
+    "broker.emulator.heartbeat_s=1.0",
+]
+
+
+def _view_states(host: Host, after_seq: int = 0) -> list[str]:
+    return [e["body"]["state"] for e in host.journal("exec.trade_view") if e["seq"] > after_seq]
+
+
+def _open_behind_the_back(host: Host) -> dict[str, str]:
+    admin = _admin(host)
+    return {name: admin.fault("open_trade", instrument=name, units=1000)["trade_id"] for name in INSTRUMENTS}
+
+
+def test_a_trade_opened_behind_the_hosts_back_blocks_an_entry_on_its_instrument_through_the_stream_view() -> None:
+    with running_host(UNPOLLED) as host:
+        assert host.ctl("pause").returncode == 0
+        poll_until(lambda: "synced" in _view_states(host), timeout_s=60, what="the trade view synced")
+        before = host.journal()[-1]["seq"]
+        trades = _open_behind_the_back(host)
+
+        assert host.ctl("resume").returncode == 0
+        refused = poll_until(
+            lambda: [e["body"] for e in host.journal("exec.rejected") if e["seq"] > before and not e["body"]["sent"]],
+            timeout_s=90,
+            what="an entry refused at send time",
+        )
+
+        # Refused from the stream's view (no open-trades read), naming the trade the broker opened.
+        for row in refused:
+            assert row["reason"] == (
+                f"position_open at send time: trade {trades[row['instrument']]} on {row['instrument']} "
+                "is open at the broker (transaction stream)"
+            ), row
+        assert not [e for e in host.journal("exec.sending") if e["seq"] > before]
+        assert "down" not in _view_states(host, before)
+
+        # Closed behind its back too: the view hears it and entries leave again, checked by the stream.
+        for trade_id in trades.values():
+            _admin(host).fault("close_trade", trade=trade_id)
+        sent = poll_until(lambda: [e["body"] for e in host.journal("exec.sending") if e["seq"] > before], timeout_s=90)
+        assert all(b["position_check"] == "stream" for b in sent), sent
+
+
+def test_a_dropped_transaction_stream_falls_back_to_reading_the_open_trades() -> None:
+    with running_host(UNPOLLED) as host:
+        admin = _admin(host)
+        assert host.ctl("pause").returncode == 0
+        poll_until(lambda: "synced" in _view_states(host), timeout_s=60, what="the trade view synced")
+        # The stream ends and cannot come back (every reconnect is a 503).
+        admin.fault("http_error", status=503, path="/transactions/stream", count=100_000)
+        dropped = host.journal()[-1]["seq"]
+        admin.fault("stream", action="end", stream="transactions")
+        poll_until(lambda: "down" in _view_states(host, dropped), timeout_s=30, what="the trade view down")
+        before = host.journal()[-1]["seq"]
+        trades = _open_behind_the_back(host)
+
+        assert host.ctl("resume").returncode == 0
+        refused = poll_until(
+            lambda: [e["body"] for e in host.journal("exec.rejected") if e["seq"] > before and not e["body"]["sent"]],
+            timeout_s=90,
+            what="an entry refused at send time",
+        )
+
+        # Refused by the broker's own list of open trades: the view was never used while down.
+        for row in refused:
+            assert row["reason"] == (
+                f"position_open at send time: trade {trades[row['instrument']]} on {row['instrument']} "
+                "is open at the broker"
+            ), row
+        assert not [e for e in host.journal("exec.sending") if e["seq"] > before]
+        assert "synced" not in _view_states(host, dropped)
+        for trade_id in trades.values():
+            admin.fault("close_trade", trade=trade_id)
+        sent = poll_until(lambda: [e["body"] for e in host.journal("exec.sending") if e["seq"] > before], timeout_s=90)
+        assert all(b["position_check"] == "broker" for b in sent), sent

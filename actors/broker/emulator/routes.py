@@ -124,6 +124,34 @@ def candles(emu: Emulator, call: Call) -> tuple[int, Json]:
         raise ApiError(400, {"errorMessage": str(e)}) from e
 
 
+def latest_candles(emu: Emulator, call: Call) -> tuple[int, Json]:
+    # ``candleSpecifications=EUR_USD:M15:BA,...``: per specification the last two candles (the
+    # latest complete one and the one forming), built by the same query as ``candles``.
+    specs = csv_param(call, "candleSpecifications")
+    if not specs:
+        raise ApiError(400, {"errorMessage": "Invalid value specified for 'candleSpecifications'"})
+    now_ns = emu.clock.now_ns()
+    out = []
+    for spec in specs:
+        parts = spec.split(":")
+        if len(parts) not in (2, 3) or parts[0] not in emu.account.instruments:
+            raise ApiError(400, {"errorMessage": "Invalid value specified for 'candleSpecifications'"})
+        query = CandleQuery(
+            instrument=parts[0],
+            granularity=parts[1],
+            price=parts[2] if len(parts) == 3 else "M",
+            count=2,
+            from_ns=None,
+            to_ns=None,
+            include_first=True,
+        )
+        try:
+            out.append(emu.candles.query(query, now_ns=now_ns))
+        except CandleQueryError as e:
+            raise ApiError(400, {"errorMessage": str(e)}) from e
+    return 200, {"latestCandles": out}
+
+
 def pricing(emu: Emulator, call: Call) -> tuple[int, Json]:
     names = csv_param(call, "instruments")
     if not names or any(n not in emu.account.instruments for n in names):
@@ -254,6 +282,7 @@ ROUTES: list[tuple[re.Pattern[str], dict[str, Handler]]] = [
     (re.compile(f"^{_A}/summary$"), {"GET": summary}),
     (re.compile(f"^{_A}/instruments$"), {"GET": instruments}),
     (re.compile(f"^{_A}/pricing$"), {"GET": pricing}),
+    (re.compile(f"^{_A}/candles/latest$"), {"GET": latest_candles}),
     (re.compile(f"^{_A}/openTrades$"), {"GET": open_trades}),
     (re.compile(f"^{_A}/trades$"), {"GET": trades_list}),
     (re.compile(f"^{_A}/trades/([^/]+)$"), {"GET": trade_details}),

@@ -21,6 +21,8 @@ from decimal import Decimal
 from typing import Any
 
 from oandapyV20.endpoints import accounts, instruments, orders, pricing, trades, transactions
+from oandapyV20.endpoints.apirequest import APIRequest
+from oandapyV20.exceptions import V20Error
 
 from actors.broker import (
     CloseResult,
@@ -57,6 +59,16 @@ def _reason(value: Any, default: str) -> str:
 
 
 DUPLICATE_ID_REASONS = frozenset({"CLIENT_ORDER_ID_ALREADY_EXISTS", "CLIENT_TRADE_ID_ALREADY_EXISTS"})
+
+
+class AccountCandlesLatest(APIRequest):  # type: ignore[misc,unused-ignore]  # untyped base (strict run)
+    """``GET /v3/accounts/{accountID}/candles/latest`` (not among oandapyV20's endpoints): the
+    latest candles for a csv list of ``INSTRUMENT:GRANULARITY:PRICE`` specifications, sent through
+    the library's own ``API.request`` like every other endpoint."""
+
+    def __init__(self, account_id: str, params: dict[str, str]) -> None:
+        super().__init__(f"v3/accounts/{account_id}/candles/latest", method="GET")
+        self.params = params
 
 
 class OandaBroker(OandaSession):
@@ -121,6 +133,28 @@ class OandaBroker(OandaSession):
             params["to"] = format_rfc3339(to_ts)
         body = self._read(lambda: instruments.InstrumentsCandles(instrument, params=params), "candles")
         return [p.candle(c) for c in p.children(body, "candles")]
+
+    def latest_candles(
+        self, instruments: Sequence[str], granularity: str, *, price: str = "M"
+    ) -> dict[str, list[Candle]] | None:
+        """The latest candles of every instrument in one request (``candles/latest``, through the
+        same session, pacing and retries as every read); None when the broker answers 404 for the
+        endpoint (the caller falls back to ``candles`` per instrument)."""
+        specs = ",".join(f"{name}:{granularity}:{price}" for name in instruments)
+        params = {"candleSpecifications": specs}
+        try:
+            body = self._read(lambda: AccountCandlesLatest(self.account_id, params=params), "latest candles")
+        except BrokerError as e:
+            cause = e.__cause__
+            if isinstance(cause, V20Error) and cause.code == 404:
+                return None
+            raise
+        out: dict[str, list[Candle]] = {}
+        for entry in p.children(body, "latestCandles"):
+            name = p.optional_text(entry, "instrument", "") or ""
+            if name in instruments and p.optional_text(entry, "granularity", granularity) == granularity:
+                out[name] = sorted((p.candle(c) for c in p.children(entry, "candles")), key=lambda c: c.ts)
+        return out
 
     def pricing_stream(self, instruments: Sequence[str], *, snapshot: bool = True) -> Iterator[Price | PriceHeartbeat]:
         """Prices and heartbeats; a stream end, reset or stall raises BrokerTemporaryError."""

@@ -96,6 +96,12 @@ class ShadowBook(BookOrders):
             instrument, granularity, count=count, from_ts=from_ts, to_ts=to_ts, price=price, include_first=include_first
         )
 
+    def latest_candles(
+        self, instruments: Sequence[str], granularity: str, *, price: str = "M"
+    ) -> dict[str, list[Candle]] | None:
+        """The latest candles from the inner broker (read)."""
+        return self.inner.latest_candles(instruments, granularity, price=price)
+
     def pricing_stream(self, instruments: Sequence[str], *, snapshot: bool = True) -> Iterator[Price | PriceHeartbeat]:
         """The inner broker's price stream; every price also goes through ``on_price``."""
         for item in self.inner.pricing_stream(instruments, snapshot=snapshot):

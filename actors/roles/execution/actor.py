@@ -27,12 +27,14 @@ fed with every price this role hears.
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import ClassVar
 
 from actors.core.bartime import bar_end
 from actors.core.config import ExecutionConfig, FeedConfig, RiskConfig
 from actors.core.domain import Candle
+from actors.core.errors import BrokerTemporaryError
 from actors.roles.execution.desk import OrderDesk
 from actors.roles.execution.jobs import (
     BarRange,
@@ -42,9 +44,11 @@ from actors.roles.execution.jobs import (
     Protect,
     Protection,
     Publish,
+    Snapshot,
     Submit,
     ToSupervisor,
 )
+from actors.roles.execution.tradeview import follow_transactions
 from actors.runtime.actor import RoleActor
 from actors.runtime.journalrows import ShutdownUncheckedRow
 from actors.runtime.marketview import MarketView, bar_candle
@@ -64,6 +68,8 @@ from actors.runtime.messages import (
     ProtectionRequested,
     RiskIntent,
 )
+
+SNAPSHOT_WAIT_S = 60.0  # the desk may be busy with a close's exits and orders (each read retried)
 
 STATE_FILE = "execution-state.json"
 
@@ -103,6 +109,22 @@ class ExecutionActor(RoleActor[ExecutionConfig, Handback]):
         )
         self.jobs = self.desk.jobs
         self.worker = self.start_worker("orders", self.desk.run)
+        self.start_worker("transactions", self._follow_transactions)
+
+    def _follow_transactions(self, stop: threading.Event) -> None:
+        # The send-time check's view of open trades, kept by the transaction stream of the desk's
+        # broker (in shadow mode the shadow book's), once the desk has opened it.
+        def changed(state: str, detail: str) -> None:
+            self.runtime.journal("exec.trade_view", {"state": state, "detail": detail})
+
+        def snapshot() -> tuple[dict[str, str], str]:  # on the desk's worker, in turn with the orders
+            job = Snapshot()
+            self.jobs.put(job)
+            if not job.done.wait(SNAPSHOT_WAIT_S) or job.error:
+                raise BrokerTemporaryError(f"open trades snapshot: {job.error or 'the order desk did not answer'}")
+            return job.trades, job.last_id
+
+        follow_transactions(self.desk.trade_view, lambda: self.desk.broker, stop, snapshot=snapshot, on_change=changed)
 
     # --- the actor: messages in, jobs out ---
 

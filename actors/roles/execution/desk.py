@@ -21,7 +21,7 @@ from actors.broker import Broker
 from actors.core.errors import BrokerError
 from actors.roles.execution.entries import EntryDesk
 from actors.roles.execution.exits import ExitDesk
-from actors.roles.execution.jobs import BarRange, Exits, Flatten, Job, Protect, Protection, Submit
+from actors.roles.execution.jobs import BarRange, Exits, Flatten, Job, Protect, Protection, Snapshot, Submit
 from actors.runtime.journalrows import ExecErrorRow, ShadowMigratedRow
 
 
@@ -62,7 +62,9 @@ class OrderDesk(EntryDesk, ExitDesk):
                 self._do(broker, job, stop)
             except BrokerError as e:  # one failed job must not end the worker (reads are retried next time)
                 self.journal(ExecErrorRow(job=type(job).__name__, error=f"{type(e).__name__}: {e}"))
-            if isinstance(job, Protection):
+                if isinstance(job, Snapshot):
+                    job.error = f"{type(e).__name__}: {e}"
+            if isinstance(job, Protection | Snapshot):
                 job.done.set()
 
     def _do(self, broker: Broker, job: Job, stop: threading.Event) -> None:
@@ -79,3 +81,6 @@ class OrderDesk(EntryDesk, ExitDesk):
                 self._close(broker, trade, reason=f"flatten: {job.why}")
         elif isinstance(job, Protection):
             job.report = self._shutdown_protection(broker, job, stop)
+        elif isinstance(job, Snapshot):
+            job.last_id = broker.account_summary().last_transaction_id  # first: replay starts after it
+            job.trades = {t.id: t.instrument for t in broker.open_trades()}

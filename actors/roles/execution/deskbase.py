@@ -23,6 +23,7 @@ from actors.core.errors import BrokerError
 from actors.core.truth import realized_pl
 from actors.roles.execution.jobs import Handback, Job, Publish, ToSupervisor
 from actors.roles.execution.memos import load_memos, save_memos
+from actors.roles.execution.tradeview import TradeView
 from actors.runtime.journal import Journal
 from actors.runtime.journalrows import ExecClosedRow, WriteRecord
 from actors.runtime.marketview import MarketView
@@ -74,6 +75,7 @@ class DeskBase:
         self.known_open: dict[str, TradeState] = {}
         self.report_failures: dict[str, int] = {}  # trade id -> failed look-ups of its close
         self.last_bar_ts = 0
+        self.trade_view = TradeView(clock, cfg.trade_view_stale_s)  # kept by the actor's transactions worker
 
     def _instrument(self, broker: Broker, name: str) -> Instrument:
         meta = self.meta.get(name)
@@ -103,6 +105,7 @@ class DeskBase:
 
     def _close(self, broker: Broker, trade: TradeState, *, reason: str) -> None:
         result = broker.close_trade(trade.id)
+        self.trade_view.expect(result.last_transaction_id)
         # The trade's P&L, not only this close's: partial reductions before it count (the same
         # figure the reconciler and a close at the broker report: ``realized_pl``).
         try:

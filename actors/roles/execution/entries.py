@@ -31,13 +31,14 @@ from actors.runtime.journalrows import (
 from actors.runtime.messages import ExecutionReport, RiskIntent
 
 RESOLVE_POLL_S = 1.0
+VIEW_WAIT_S = 0.05  # how long an entry waits for the stream to bring the desk's own last transaction
 
 
 class EntryDesk(DeskBase):
     """The order desk's entries (see the module docstring)."""
 
     def _submit(self, broker: Broker, intent: RiskIntent, corr: str | None, stop: threading.Event) -> None:
-        request, refusal = self._checked_at_send_time(broker, intent)
+        request, refusal, checked_by = self._checked_at_send_time(broker, intent)
         if request is None or refusal:
             self.journal(
                 ExecRejectedRow(
@@ -70,6 +71,7 @@ class EntryDesk(DeskBase):
                 take_profit=intent.take_profit,
                 client_id=request.client_id,
                 tag=request.tag,
+                position_check=checked_by,
             ),
             corr=corr,
         )
@@ -85,9 +87,12 @@ class EntryDesk(DeskBase):
         )
         self._send(broker, intent, request, corr, stop)
 
-    def _checked_at_send_time(self, broker: Broker, intent: RiskIntent) -> tuple[MarketOrderRequest | None, str]:
+    def _checked_at_send_time(
+        self, broker: Broker, intent: RiskIntent
+    ) -> tuple[MarketOrderRequest | None, str, str | None]:
         """The order for ``intent``, or why it must not leave: no trading permit, stale, without
-        valid stops, or a trade already open on the instrument at the broker."""
+        valid stops, or a trade already open on the instrument at the broker; and where the open
+        trades were checked ("stream" or "broker"; None when it never came to that)."""
         age_s = (self.clock.time_ns() - intent.decided_ns) / 1e9
         refusal = ""
         request = None
@@ -99,11 +104,12 @@ class EntryDesk(DeskBase):
             request = market_order(intent, host_id=self.host_id)
         except MissingStops as e:
             refusal = refusal or str(e)
+        checked_by = None
         if not refusal:
-            refusal = self._position_held(broker, intent.instrument)
+            refusal, checked_by = self._position_held(broker, intent.instrument)
         if not refusal and not self.allows_entry():  # the read above may have taken a while (retries)
             refusal = "no trading permit at send time (lost during the open-trades read)"
-        return request, refusal
+        return request, refusal, checked_by
 
     def _send(
         self, broker: Broker, intent: RiskIntent, request: MarketOrderRequest, corr: str | None, stop: threading.Event
@@ -113,6 +119,7 @@ class EntryDesk(DeskBase):
         try:
             result = broker.submit_market_order(request)
         except BrokerAmbiguousError as e:
+            self.trade_view.drop(f"order {intent.intent_id}: outcome unknown")  # rebuilt from a new snapshot
             self.journal(
                 ExecAmbiguousRow(
                     intent_id=intent.intent_id,
@@ -136,6 +143,7 @@ class EntryDesk(DeskBase):
             self._refused(intent, corr, "NOT_SENT", str(e), cancelled=False)
             return
         latency_ms = round((self.clock.monotonic() - started) * 1000, 1)
+        self.trade_view.expect(result.last_transaction_id)
         if result.resolved_by_lookup:  # the answer was lost; the broker layer found the fill by client id
             self.journal(
                 ExecAmbiguousRow(
@@ -158,19 +166,31 @@ class EntryDesk(DeskBase):
             kind="exec.filled",
         )
 
-    @staticmethod
-    def _position_held(broker: Broker, instrument: str) -> str:
-        """The broker's word, read just before an entry leaves, that the instrument has no open
-        trade: the risk role's count of intents in flight is the rule, this is the net under it (a
-        restarted risk role, an expired intent whose late fill appeared since). Unreadable: refused.
+    def _position_held(self, broker: Broker, instrument: str) -> tuple[str, str]:
+        """The broker's word, just before an entry leaves, that the instrument has no open trade:
+        the risk role's count of intents in flight is the rule, this is the net under it (a
+        restarted risk role, an expired intent whose late fill appeared since, a trade opened
+        behind the host's back). From the transaction stream's view when it can vouch for it
+        (``actors.roles.execution.tradeview``: synced, fresh, caught up with this desk's own
+        requests; waited for ``VIEW_WAIT_S`` at most), else from a read of the open trades.
+        Unreadable: refused. Returns (refusal or "", "stream" or "broker").
         """
+        answer = self.trade_view.open_trade_on(instrument, VIEW_WAIT_S)
+        if answer is not None:
+            if answer.trade_id:
+                return (
+                    f"position_open at send time: trade {answer.trade_id} on {instrument} is open at the broker "
+                    "(transaction stream)",
+                    "stream",
+                )
+            return "", "stream"
         try:
             held = [t.id for t in broker.open_trades() if t.instrument == instrument]
         except BrokerError as e:
-            return f"open trades unreadable at send time: {e}"
+            return f"open trades unreadable at send time: {e}", "broker"
         if held:
-            return f"position_open at send time: trade {held[0]} on {instrument} is open at the broker"
-        return ""
+            return f"position_open at send time: trade {held[0]} on {instrument} is open at the broker", "broker"
+        return "", "broker"
 
     def _refused(self, intent: RiskIntent, corr: str | None, reason: str, detail: str, *, cancelled: bool) -> None:
         row, status = (ExecCancelledRow, "CANCELLED") if cancelled else (ExecRejectedRow, "REJECTED")

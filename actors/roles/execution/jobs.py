@@ -1,6 +1,6 @@
 """What goes into the order desk and what comes back out of it.
 
-The jobs (``Submit``, ``BarRange``, ``Exits``, ``Protect``, ``Flatten``, ``Protection``) the
+The jobs (``Submit``, ``BarRange``, ``Exits``, ``Protect``, ``Flatten``, ``Protection``, ``Snapshot``) the
 execution actor queues for the desk's worker, which carries them out one at a time; and what the
 desk hands back to the actor (``Publish``, ``ToSupervisor``), since only the actor's thread touches
 the runtime's sockets.
@@ -66,7 +66,20 @@ class Protection:
     report: ProtectionReport | None = None
 
 
-Job = Submit | Exits | BarRange | Protect | Flatten | Protection
+@dataclass
+class Snapshot:
+    """The open trades (id -> instrument) and the account's last transaction id read before them,
+    for the transaction stream's view (read on the desk's worker, in turn with the orders: the
+    desk's broker session is never used from two threads); ``done`` is set when they are in, or
+    ``error`` says why not."""
+
+    done: threading.Event = field(default_factory=threading.Event)
+    trades: dict[str, str] = field(default_factory=dict)
+    last_id: str = ""
+    error: str = ""
+
+
+Job = Submit | Exits | BarRange | Protect | Flatten | Protection | Snapshot
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,6 +24,7 @@ from actors.core.bartime import (
     bar_start,
     closed_bar_lookup,
     expected_bars,
+    first_candle_from,
     missing_bar_is_gap,
 )
 from actors.core.config import BarValidationConfig
@@ -303,6 +304,23 @@ def test_a_holiday_bar_without_prices_or_with_a_later_candle_is_given_up_at_once
     # Once the market has reopened, the first candle from the holiday's hour on is Monday 22:00's.
     assert closed_bar_lookup(sunday_evening, _candle(reopening, complete=False), had_prices=True) is CandleLookup.ABSENT
     assert closed_bar_lookup(sunday_evening, _candle(reopening), had_prices=False) is CandleLookup.ABSENT
+
+
+def test_the_latest_candles_answer_the_lookup_only_when_they_reach_back_to_the_bar() -> None:
+    m15 = 15 * 60 * NS
+    bar_ts = utc("2018-01-10T14:00")
+    before, closed, forming = _candle(bar_ts - m15), _candle(bar_ts), _candle(bar_ts + m15, complete=False)
+    # The usual answer just after the close: the closed bar and the one forming.
+    assert first_candle_from(bar_ts, [closed, forming]) == (closed,)
+    # No candle at the bar but one before and one after it: the bar had no ticks (as a later first candle).
+    got = first_candle_from(bar_ts, [before, forming])
+    assert got == (forming,) and closed_bar_lookup(bar_ts, got[0], had_prices=True) is CandleLookup.ABSENT
+    # Nothing at or after the bar yet: the candle is late (the lookup waits while there were prices).
+    assert first_candle_from(bar_ts, [before]) == (None,)
+    # Every candle later than the bar, or no answer for the instrument: the list cannot tell.
+    assert first_candle_from(bar_ts, [forming]) is None
+    assert first_candle_from(bar_ts, []) is None
+    assert first_candle_from(bar_ts, None) is None
 
 
 # --- Validation --------------------------------------------------------------------------------------
