@@ -35,7 +35,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import psutil
-from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Histogram, disable_created_metrics, start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -484,6 +484,7 @@ def start_metrics(listen: str, ctx: Any, events_out: str, *, close_latency: bool
     if parts is None:
         raise ConfigError(f"metrics.listen: expected HOST:PORT, got {listen!r}")
     host, port = parts
+    disable_created_metrics()  # no *_created series beside every counter and histogram
     board = MetricsBoard(close_latency=close_latency)
     try:
         httpd, thread = start_http_server(port, addr=host, registry=board.registry)
