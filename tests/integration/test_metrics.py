@@ -78,8 +78,9 @@ def agrees(samples: Samples, status: dict[str, Any]) -> list[str]:
 
 
 def metrics_agree_with_status(host: Host, port: int, what: str, pred: Any = None) -> Samples:
-    """Poll until a scrape agrees with a ``ctl status`` taken just before and after it (the
-    metrics are the supervisor's snapshot of at most a second ago) and ``pred(status)`` holds."""
+    """Poll until a scrape agrees with both a ``ctl status`` taken just before it and one taken just
+    after it (the metrics are the supervisor's snapshot of at most a second ago: a scrape in the
+    middle of a change may show either side) and ``pred(status)`` holds."""
 
     def check() -> Samples | bool:
         before = host.status()
@@ -87,7 +88,7 @@ def metrics_agree_with_status(host: Host, port: int, what: str, pred: Any = None
         after = host.status()
         if pred is not None and not pred(after):
             return False
-        return samples if not agrees(samples, before) or not agrees(samples, after) else False
+        return samples if not agrees(samples, before) and not agrees(samples, after) else False
 
     return poll_until(check, timeout_s=30, interval_s=0.2, what=what)
 
