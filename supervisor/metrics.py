@@ -81,6 +81,7 @@ ORDER_OUTCOMES = ("SENDING", "FILLED", "REJECTED", "CANCELLED", "AMBIGUOUS", "RE
 ENTER = "enter"  # the decision label of an intent to enter (a skip is labelled with its reason)
 FAST_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 SLOW_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+_disable_created: Callable[[], None] = disable_created_metrics  # (untyped in prometheus_client)
 SERVE_POLL_S = 0.05  # the HTTP loop's wake-up: how long stopping it may take (its default 0.5 s slowed every shutdown)
 SUBSCRIBED = (TOPIC_MD_BARS, TOPIC_MD_BAR, TOPIC_MODEL_SIGNAL, TOPIC_RISK_INTENT, TOPIC_RISK_SKIP, TOPIC_EXEC_REPORT)
 
@@ -518,7 +519,7 @@ def start_metrics(listen: str, ctx: Any, events_out: str, *, close_latency: bool
     if parts is None:
         raise ConfigError(f"metrics.listen: expected HOST:PORT, got {listen!r}")
     host, port = parts
-    disable_created_metrics()  # no *_created series beside every counter and histogram
+    _disable_created()  # no *_created series beside every counter and histogram
     board = MetricsBoard(close_latency=close_latency)
     try:
         httpd, thread = _serve(host, port, board.registry)
