@@ -10,13 +10,14 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
+from actors.core.errors import ConfigError
 from supervisor.childspec import SupervisorConfig
 from supervisor.ctl.client import CtlConfig
 
 if TYPE_CHECKING:
     from pathlib import Path
 
-__all__ = ["LOOPBACK", "MAX_IPC_PATH", "BusConfig", "CoreConfig", "HostSection", "LogLevel", "Mode"]
+__all__ = ["LOOPBACK", "MAX_IPC_PATH", "BusConfig", "CoreConfig", "HostSection", "LogLevel", "MetricsConfig", "Mode"]
 
 Mode = Literal["shadow", "live"]
 LogLevel = Literal["debug", "info", "warning", "error"]
@@ -64,6 +65,37 @@ class BusConfig:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class MetricsConfig:
+    """The ``[metrics]`` section: where the root serves Prometheus metrics (``supervisor.metrics``)."""
+
+    listen: str = field(
+        default="127.0.0.1:9464",
+        metadata={
+            "doc": "HOST:PORT of the Prometheus /metrics endpoint the root serves (IPv6 as [::1]:9464); "
+            "empty: off. A port in use refuses the start (exit 2)."
+        },
+    )
+
+    def __post_init__(self) -> None:
+        if self.listen and split_listen(self.listen) is None:
+            raise ConfigError(
+                f"metrics.listen: expected HOST:PORT (port 1-65535, IPv6 as [::1]:9464) or empty, got {self.listen!r}"
+            )
+
+
+def split_listen(listen: str) -> tuple[str, int] | None:
+    """``HOST:PORT`` (``[IPv6]:PORT``) as (host, port), or None when it is not one."""
+    host, sep, port = listen.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+        return None
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    if not host or "[" in host or "]" in host or (":" in host and not listen.startswith("[")):
+        return None
+    return host, int(port)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class CoreConfig:
     """The sections the root and ``tradehost ctl`` need; ``HostConfig`` adds the roles' sections."""
 
@@ -71,6 +103,7 @@ class CoreConfig:
     supervisor: SupervisorConfig = field(default_factory=SupervisorConfig)
     ctl: CtlConfig = field(default_factory=CtlConfig)
     bus: BusConfig = field(default_factory=BusConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
     source: str = field(default="", metadata={"internal": True})
 
     @property

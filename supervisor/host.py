@@ -31,7 +31,7 @@ import time
 from multiprocessing.context import BaseContext
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psutil
 import pykka
@@ -50,6 +50,9 @@ from supervisor.inbox import ChildExited, HostExit, RunDirLost, ShutdownRequeste
 from supervisor.rundir import LOCK_NAME, HostLock, HostLockedError, Loss, RunDirWatch
 from supervisor.tree import Supervisor
 from supervisor.watcher import ChildWatcher
+
+if TYPE_CHECKING:
+    from supervisor.metrics import MetricsServer
 
 __all__ = ["HostLockedError", "run_host"]
 
@@ -239,14 +242,41 @@ def run_host(cfg: HostConfig, *, early_signals: list[str] | None = None) -> int:
                 root_io.bind()
             except transport.ZMQError as e:
                 raise ConfigError(f"bus/ctl: cannot bind an endpoint: {e}") from e
+            metrics = start_metrics(cfg, zctx)  # a port in use: ConfigError (exit 2)
+            if metrics is not None:
+                undo.callback(metrics.stop)
             signals.check()
         except StartupAborted as e:
             log.info("%s during start-up: nothing was started; exiting", e)
             return EXIT_OK
         undo.pop_all()  # from here on the tree owns these; teardown below releases them
     return _run_tree(
-        cfg, lock=lock, journal=journal, zctx=zctx, root_io=root_io, saved=saved, signals=signals, instance=instance
+        cfg,
+        lock=lock,
+        journal=journal,
+        zctx=zctx,
+        root_io=root_io,
+        saved=saved,
+        signals=signals,
+        instance=instance,
+        metrics=metrics,
     )
+
+
+def start_metrics(cfg: HostConfig, zctx: Any) -> MetricsServer | None:
+    """Serve ``metrics.listen`` (None when it is empty); see ``supervisor.metrics``.
+
+    Raises:
+        ConfigError: the address cannot be served (a port in use): the start is refused.
+    """
+    if not cfg.metrics.listen:
+        return None
+    from supervisor import metrics  # noqa: PLC0415 - prometheus_client only when metrics are on
+
+    emulator = cfg.broker.emulator
+    # Bar closes are timed against the wall clock only when the market's clock is the wall clock.
+    wall_market = cfg.broker.kind != "emulator" or (emulator.speed == 1.0 and not emulator.start and not emulator.data)
+    return metrics.start_metrics(cfg.metrics.listen, zctx, cfg.bus.events_out, close_latency=wall_market)
 
 
 def _run_tree(
@@ -259,6 +289,7 @@ def _run_tree(
     saved: statefile.SavedState,
     signals: _Signals,
     instance: str,
+    metrics: MetricsServer | None,
 ) -> int:
     run_dir = cfg.run_dir
     children = _Children(cfg, instance=instance)
@@ -271,6 +302,7 @@ def _run_tree(
         done=outcome,
         state_path=run_dir / "state.json",
         saved=saved,
+        metrics=metrics.board if metrics is not None else None,
     )
     children.supervisor_ref = supervisor_ref
 
@@ -307,7 +339,16 @@ def _run_tree(
                 sd_notify("WATCHDOG=1")
         code = outcome.code
     finally:
-        _teardown(supervisor_ref, children.watcher, root_io=root_io, zctx=zctx, journal=journal, lock=lock, lost=lost)
+        _teardown(
+            supervisor_ref,
+            children.watcher,
+            root_io=root_io,
+            zctx=zctx,
+            journal=journal,
+            lock=lock,
+            lost=lost,
+            metrics=metrics,
+        )
     log.info("tradehost exited with %d after %.1fs", code, time.monotonic() - started)
     return code
 
@@ -389,6 +430,7 @@ def _teardown(
     journal: Journal,
     lock: HostLock,
     lost: list[Loss],
+    metrics: MetricsServer | None = None,
 ) -> None:
     """Stop the supervisor, the watcher and the root's sockets; close the journal; release the lock
     (the lock file and the sockets are removed only while the run directory is not ``lost`` to
@@ -399,6 +441,8 @@ def _teardown(
         supervisor_ref.stop(timeout=2.0)
     log.debug("teardown: supervisor stopped after %.1f ms", (time.monotonic() - t) * 1000)
     watcher.stop()
+    if metrics is not None:
+        metrics.stop()
     ours = not lost or lost[0].still_ours
     root_io.stop(remove_files=ours)  # never unlink what may be another host's sockets
     zctx.term()

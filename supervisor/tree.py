@@ -60,6 +60,7 @@ from supervisor.state import StateMachine
 
 if TYPE_CHECKING:
     from supervisor.hostconfig import HostConfig
+    from supervisor.metrics import MetricsBoard
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +90,7 @@ class Supervisor(pykka.ThreadingActor):
         state_path: Path,
         saved: statefile.SavedState,
         clock: Clock = SYSTEM_CLOCK,
+        metrics: MetricsBoard | None = None,
     ) -> None:
         super().__init__()
         self.cfg = cfg
@@ -121,6 +123,7 @@ class Supervisor(pykka.ThreadingActor):
         self.run_dir_lost = ""
         self.refused = ""  # why the configuration was refused at the first account read (exit 2)
         self.protection: ProtectionReport | None = None  # the shutdown check's outcome
+        self.metrics = metrics  # offered the status document every second (supervisor.metrics)
 
     # --- dispatch ---
 
@@ -305,6 +308,8 @@ class Supervisor(pykka.ThreadingActor):
                 self.health.role_healthy(child.role)
         self.health.expire()
         self.settle()
+        if self.metrics is not None:
+            self.metrics.offer(now, self.operator.status)
 
     def _on_stall(self, stalled_s: float, now: float) -> None:
         # The root itself did not run (SIGSTOP, swap, a frozen VM): the roles' silence meanwhile

@@ -157,6 +157,9 @@ class Host:
         """``--set`` arguments shared by run and ctl."""
         out = ["--set", f"host.run_dir={json.dumps(str(self.run_dir))}"]
         out += ["--set", f"model.dir={json.dumps(str(TEST_MODEL_DIR))}"]  # a test's own override wins
+        # Hosts run side by side (xdist workers, other clones): none serves metrics on the one default
+        # port unless its test asks for metrics.listen (tests/integration/test_metrics.py).
+        out += ["--set", 'metrics.listen=""']
         for item in self.overrides:
             out += ["--set", item]
         return out

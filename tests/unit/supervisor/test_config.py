@@ -88,7 +88,7 @@ def test_to_dict_lists_every_section_and_leaves_out_the_source(tmp_path: Path) -
     out = load_config(None, cwd=tmp_path).to_dict()
 
     assert set(out) == {
-        *("host", "supervisor", "ctl", "bus", "broker", "alerts"),
+        *("host", "supervisor", "ctl", "bus", "metrics", "broker", "alerts"),
         *("watchdog", "feed", "model", "reconciler", "risk", "execution"),
     }
     assert out["supervisor"]["max_restarts"] == 5
@@ -117,6 +117,7 @@ _BAD_FILES: list[Any] = [
     ("endpoint-without-scheme.toml", "ctl.endpoint"),
     ("duplicate-endpoints.toml", "bus.events_out"),
     ("nan-cooldown.toml", "supervisor.cooldown_s"),
+    ("metrics-listen-not-host-port.toml", "metrics.listen"),
 ]
 
 
