@@ -1,11 +1,9 @@
 """Secrets from files in the real tree (issue 19 item 2): the OANDA token from ``broker.token_file``
 and the SMTP password from a systemd credential (``$CREDENTIALS_DIRECTORY/smtp_password``) are
 used (the emulator takes only that token, the SMTP server only that password) and never appear in
-any process's argv, the log, the journal, the alert spool, ``ctl status`` or the mail; a secret
-file readable by group or others refuses the start (exit 2, one line naming it).
-
-The metrics endpoint (issue 19 item 1) is built on another branch: once it exists, its scrape
-belongs in the list of places checked here.
+any process's argv, the log, the journal, the alert spool, ``ctl status``, the Prometheus scrape
+or the mail; a secret file readable by group or others refuses the start (exit 2, one line naming
+it).
 """
 
 from __future__ import annotations
@@ -79,6 +77,15 @@ def test_a_token_file_readable_by_others_refuses_the_start_in_one_line_naming_it
     assert not run_dir.exists()
 
 
+def _scrape(port: int) -> str:
+    """The root's /metrics once every role shows up there ('' before: poll again)."""
+    import urllib.request
+
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+        text = response.read().decode()
+    return text if 'tradehost_role_up{role="execution"} 1.0' in text else ""
+
+
 @pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")  # plain login on loopback only
 def test_secrets_from_files_are_used_and_never_appear_in_argv_logs_journal_status_or_mail() -> None:
     # Arrange: the token in a file the config names, the password as a systemd credential.
@@ -88,8 +95,10 @@ def test_secrets_from_files_are_used_and_never_appear_in_argv_logs_journal_statu
     credentials.mkdir(mode=0o700)
     _secret(credentials / "smtp_password", PASSWORD, 0o400)
     port, inbox, auth = free_port(), Inbox(), Authenticator()
+    metrics_port = free_port()
     overrides = [
         *FAST,
+        f'metrics.listen="127.0.0.1:{metrics_port}"',
         f'broker.token_file="{token_file}"',
         'alerts.smtp_host="127.0.0.1"',
         f"alerts.smtp_port={port}",
@@ -113,6 +122,7 @@ def test_secrets_from_files_are_used_and_never_appear_in_argv_logs_journal_statu
         api_url = status["broker"]["api_url"]
         used = (_answers(api_url, TOKEN), _answers(api_url, DEV_TOKEN))
         shown = host.ctl("status", "--json").stdout + host.ctl("status").stdout
+        scraped = poll_until(lambda: _scrape(metrics_port), timeout_s=30, what="a scrape with the roles up")
         host.ctl("shutdown")
         host.wait_exit(timeout_s=30)
 
@@ -130,5 +140,6 @@ def test_secrets_from_files_are_used_and_never_appear_in_argv_logs_journal_statu
         assert form not in host.log_text()
         assert form not in journal
         assert form not in shown
+        assert form not in scraped
         assert form not in spool
         assert not [raw for raw in inbox.raw if form.encode() in raw]
