@@ -3,7 +3,8 @@
 ``synthetic_candles`` draws a random walk with a little momentum (something for a model to learn)
 on the FX calendar's open bars; ``emulator_candles`` reads the embedded emulator's own synthetic
 market through the real client and makes the bars continuous (each opens at the previous close,
-as the emulator's four-tick replay of a file is); ``write_candle_files`` writes either as candle
+so the emulator's replay of a file, which holds each candle's open for its first third, quotes a
+bar's close until well after it ended); ``write_candle_files`` writes either as candle
 CSVs (``actors.ml.candlefile``) for ``--data`` and ``broker.emulator.data``.
 """
 

@@ -71,12 +71,15 @@ class BarVerdict:
 
     ``reanchored`` (from ``BarGuard.check``): the bar is accepted although it jumped, as the last
     of ``bar_reanchor_bars`` bars in a row that hold the new level (``reason`` is then ``jump``).
+    ``duplicate`` (from ``BarGuard.check``): a bar at a time the guard already accepted (the bar is
+    ``BarGuard.bar_at`` that time; it was not added again).
     """
 
     ok: bool
     reason: BarReason | None = None
     detail: str = ""
     reanchored: bool = False
+    duplicate: bool = False
 
 
 _OK = BarVerdict(ok=True)
@@ -366,6 +369,13 @@ class BarGuard:
     another reason leaves it as it is. The live feed keeps one guard per instrument;
     ``validate_history`` runs one over a sequence, so both decide alike.
 
+    A bar at a time already accepted is a duplicate, not a new bar: the feed's start-up load can
+    hold the bar that is closing (a load spanning a bar boundary), which the close then fetches
+    again. It is accepted as the bar it already is (``BarVerdict.duplicate``; the accepted one
+    stands, even if the copy differs) and never checked against itself (that made it ``stale``).
+    A bar older than the newest accepted one that the guard does not hold is ``misaligned``, as
+    ``validate_history`` rejects a bar out of order.
+
     Args:
         granularity: the bars' granularity.
         config: the thresholds (the ``[feed]`` section).
@@ -381,7 +391,8 @@ class BarGuard:
 
     def check(self, candle: BarCandle, *, pip_location: int, expected_ts_ns: int | None = None) -> BarVerdict:
         """Check one closed bar (``validate_bar`` against ``recent``, then the run); an accepted
-        bar joins ``recent``.
+        bar joins ``recent``. A bar at a time already accepted is a ``duplicate`` (not checked, not
+        added again); an older one the guard does not hold is ``misaligned``.
 
         Args:
             candle: the bar.
@@ -389,6 +400,15 @@ class BarGuard:
             expected_ts_ns: the bar start the caller asked for, or None.
         """
         config = self.config
+        recent = self.recent
+        if recent and candle.ts <= recent[-1].ts and expected_ts_ns in (None, candle.ts):
+            known = self.bar_at(candle.ts)
+            if known is None:
+                detail = f"time {candle.ts} is not after the previous bar's {recent[-1].ts}"
+                return BarVerdict(ok=False, reason=BarReason.MISALIGNED, detail=detail)
+            same = (known.bid, known.ask, known.volume) == (candle.bid, candle.ask, candle.volume)
+            detail = "already accepted" if same else "already accepted; this copy differs, the accepted bar stands"
+            return BarVerdict(ok=True, detail=detail, duplicate=True)
         verdict = validate_bar(
             candle,
             granularity=self.granularity,
@@ -417,6 +437,13 @@ class BarGuard:
         """Remember bars accepted elsewhere (the history the feed loaded and checked at start)."""
         for candle in candles:
             self.ranges.append(candle)
+
+    def bar_at(self, ts: int) -> BarCandle | None:
+        """The accepted bar that starts at ``ts``, if the guard still holds it."""
+        for bar in reversed(self.recent):
+            if bar.ts <= ts:
+                return bar if bar.ts == ts else None
+        return None
 
     def _accept(self, candle: BarCandle) -> None:
         self.ranges.append(candle)

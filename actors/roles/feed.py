@@ -17,7 +17,8 @@ candle of every instrument (bid and ask), waiting up to ``feed.bar_wait_s`` for 
 still closing and none for one it will never have (no ticks in the bar: a holiday, a halt,
 ``closed_bar_lookup``); the actor validates each (``actors.core.bars.BarGuard``) and publishes ``md.bar.<INSTR>`` (a
 ``Bar`` whose corr is its bar id) or journals ``feed.bar_rejected`` with the reason and the
-candle, then ``md.bars`` for the close. A bar with no candle is a gap only if the broker had
+candle, then ``md.bars`` for the close (a closing bar the start-up load already holds is
+published as loaded: a duplicate, not a rejection). A bar with no candle is a gap only if the broker had
 prices during it. Market status per instrument (calendar + the broker's ``tradeable`` flags,
 ``actors.core.markethours``) is journaled as ``feed.market`` on each change and reported to the
 supervisor (``market`` in ``ctl status``): a closed market is not an unhealthy system.
@@ -428,9 +429,10 @@ class FeedActor(RoleActor[FeedConfig, _WorkerResult]):
                     body = {"instrument": name, "bar_ts": start, "reason": "missing", "detail": detail}
                     rows.append(("feed.bar_rejected", body, corr, self.clock.time_ns()))
                 continue
-            verdict = self.bar_guards[name].check(
-                candle, pip_location=self.pip_locations.get(name, -4), expected_ts_ns=start
-            )
+            guard = self.bar_guards[name]
+            verdict = guard.check(candle, pip_location=self.pip_locations.get(name, -4), expected_ts_ns=start)
+            if verdict.duplicate:  # loaded at start while this bar closed: the close still has its bar
+                candle = guard.bar_at(start) or candle
             if not verdict.ok:
                 rejected.append(name)
                 reason = verdict.reason.value if verdict.reason else "invalid"

@@ -1,27 +1,30 @@
 """``tradehost backtest`` and ``tradehost report`` as commands, and a replayed shadow run against a backtest.
 
 The big test replays ten hours of candle files through the real tree in shadow mode (the embedded
-emulator at 800x: an M15 bar every 1.1 s) and backtests the same window from the same emulator's
+emulator at 1600x: an M15 bar every 0.56 s) and backtests the same window from the same emulator's
 candles; the report must find at least 95 % of the entries on both sides and explain every
 difference with journal rows. Its settings, and why:
 
 - the candle files are the emulator's own synthetic market, made continuous (each bar opens at
-  the previous close, as the emulator's four-tick replay path is): the live risk role's quote is
-  the first price after a bar's close, the backtest's the bar's closing price;
-- ``risk.daily_loss_limit=0.5``: the replay's ticks jump from the open to the bar's extremes, so the
-  shadow book's stops fill worse than the bar rule's (the report shows it as P&L, not as entries);
-- 800x, not faster: the replay's ticks are 300 market seconds apart and the stream looks for new
-  prices every 50 ms; much faster, a bar's last tick can still be held back when another
-  instrument's first tick of the next bar closes the bar, and the risk role decides on a stale price.
+  the previous close, and the emulator's replay path holds a candle's open for its first third,
+  then walks to the extremes and the close in steps of a sixth of a leg): the live risk role's
+  quote is the first price after a bar's close, the backtest's the bar's closing price, the same
+  price;
+- ``risk.daily_loss_limit=0.5`` (50 %, far from the default 3 %): the test compares entries, and a
+  day's loss limit reached on one side only (the shadow book's P&L is marked on streamed prices,
+  the backtest's on bars) would turn a P&L difference into entry differences;
+- the speed: each poll of the emulator's price stream reads the market clock once and sends every
+  instrument's prices up to then in time order, so however far the market moves during a poll, a
+  bar never closes before every instrument's closing tick was sent (the go-live test replays at
+  14400x, ``tests/integration/test_golive.py``).
 
 Time exits are on (``execution.time_exit_bars=4``): the execution role closes a time-exited trade
 at the close and the risk role decides that close's signals after it, and the backtest follows the
 same sequence (``actors.core.closing.at_close``), so a signal at that close enters on both sides.
-The cool-down after a loss is off (``risk.cooldown_after_loss_s=0``): the replay's four ticks per bar
-jump from the open to the extremes, so the shadow book fills a stop at the tick beyond it where the
-bar rule fills it at its level; a breakeven stop is then a small win in the backtest and a loss in
-the shadow run (seen: +12.77 vs -151.13 USD on GBP_USD), and with a cool-down that fill difference
-becomes an entry difference. The reconciler's poll interval stays at its default: the risk role
+The cool-down after a loss is at its default (an hour): the shadow book fills a stop at its level
+when the previous price had not reached it, as the bar rule does (``actors.core.fills.tick_exit``),
+so a trade that loses in one run loses in the other and both start the same cool-down.
+The reconciler's poll interval stays at its default: the risk role
 decides a close's signals only after the execution role has checked that close's exits
 (``ExitsChecked``), counts a loss at the close it was reported at and drops a trade reported
 closed from its book at once, so it sees the closed trades a backtest sees.
@@ -267,7 +270,6 @@ def test_a_replayed_shadow_run_and_a_backtest_of_the_same_window_make_the_same_e
         "risk.min_probability=0.52",
         "risk.daily_loss_limit=0.5",
         "execution.time_exit_bars=4",  # time exits on: both sides close at the close, then decide
-        "risk.cooldown_after_loss_s=0",  # see the module docstring: a stop's fill differs, not a decision
     ]
     data = f"broker.emulator.data={json.dumps(items)}"
     shadow = [

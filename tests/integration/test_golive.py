@@ -54,13 +54,6 @@ def _decided(host: Host) -> list[int]:
 
 @pytest.mark.slow
 @pytest.mark.timeout(400)
-@pytest.mark.xfail(
-    strict=True,
-    reason="match 92.8 % (95 % needed; win rates now 0.7 points apart, every other line passes): the feed "
-    "rejects the run's first H1 bar as 'stale' (the same bar delivered twice at start; 5 of the 8 differences "
-    "follow from it) and at 14400x the risk role prices a decision at a path tick before the close (the stream's "
-    "50 ms poll lags the bar clock), so SL levels differ by a few ticks from the backtest's (3 differences)",
-)
 def test_a_14_market_day_replay_at_high_speed_passes_every_line_of_the_report() -> None:
     # Arrange: H1 candle files of the emulator's market, a model trained before the window
     work = short_tmp_dir("thgl")

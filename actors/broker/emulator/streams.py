@@ -2,7 +2,10 @@
 
 A stream sends its snapshot first (prices) and then new lines as they happen (a replayed
 instrument also the ticks of its path a wall-time poll went past, a few at most), a HEARTBEAT every
-``heartbeat_s`` wall seconds, and flushes after each line. Stream faults act on the socket for
+``heartbeat_s`` wall seconds, and flushes after each line. Each poll reads the market clock once:
+its prices (all instruments, oldest first) and its heartbeat are of that one time, so the stream
+is in time order as a real one is and never passes a bar boundary before every instrument's
+closing tick was sent, however far an accelerated market moves during the poll. Stream faults act on the socket for
 real: ``end`` sends the terminating chunk, ``reset`` cuts the connection in the middle of a chunk
 (RST), ``stall`` keeps the socket open and silent.
 """
@@ -21,6 +24,7 @@ from actors.broker.emulator.market import Market
 from actors.broker.emulator.replay import ReplaySource
 from actors.broker.emulator.views import price_json
 from actors.broker.emulator.wire import Ts, dumps
+from actors.core.timefmt import NS
 
 __all__ = ["ChunkWriter", "StreamClosedError", "serve_pricing", "serve_transactions"]
 
@@ -116,27 +120,35 @@ def serve_pricing(emu: Emulator, writer: ChunkWriter, names: list[str], *, snaps
                 stream.send(price_json(emu.account, name))
         while True:
             stream.check_faults()
-            for name in names:
+            # One market time per poll, as a real stream is in time order: every instrument is
+            # quoted at it, its prices go out oldest first across instruments, and the heartbeat
+            # carries it. Each read on its own (later and later: minutes apart at 14400x) let one
+            # instrument's price or the heartbeat cross a bar boundary before another's closing
+            # tick was sent; the host closed the bar and priced that decision before its close.
+            now_ns = emu.clock.now_ns()
+            second = now_ns // NS
+            lines: list[tuple[int, int, dict[str, Any]]] = []  # (tick second, instrument, price)
+            for k, name in enumerate(names):
                 bad = emu.faults.take_bad_tick(name)
                 if bad is not None:
-                    stream.send(price_json(emu.account, name, bad=bad[0]))
+                    stream.send(price_json(emu.account, name, bad=bad[0], second=second))
                     if bad[1]:  # held: only bad prices for it until the hold ends
                         continue
-                quote = market.quote(name)
+                quote = market.quote(name, second)
                 now = time.monotonic()
                 changed = quote.tradeable != tradeable[name]
                 fresh = quote.tick_s != last_tick[name] and quote.tradeable
                 if changed or (fresh and now - last_sent[name] >= throttle_s):
                     if fresh and not changed and name in replayed:
-                        for second in _missed(market, name, last_tick[name], quote.tick_s):
-                            stream.send(price_json(emu.account, name, second=second))
-                        # This quote's tick, not a newer one: that one comes with the next poll.
-                        stream.send(price_json(emu.account, name, second=quote.tick_s))
-                    else:
-                        stream.send(price_json(emu.account, name))
+                        for missed in _missed(market, name, last_tick[name], quote.tick_s):
+                            lines.append((missed, k, price_json(emu.account, name, second=missed)))
+                    # This quote's tick, not a newer one: that one comes with the next poll.
+                    lines.append((quote.tick_s, k, price_json(emu.account, name, second=second)))
                     last_tick[name], tradeable[name], last_sent[name] = quote.tick_s, quote.tradeable, now
+            for *_, line in sorted(lines, key=lambda item: item[:2]):
+                stream.send(line)
             if stream.heartbeat_due():
-                stream.send({"type": "HEARTBEAT", "time": Ts(emu.clock.now_ns())})
+                stream.send({"type": "HEARTBEAT", "time": Ts(now_ns)})
             if opts.stream_poll_s > 0:
                 emu.stop_event.wait(opts.stream_poll_s)
     except StreamClosedError:

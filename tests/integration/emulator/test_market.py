@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import itertools
+import json
 from decimal import Decimal
 
+import numpy as np
 import pytest
 
 from actors.broker import MarketOrderRequest
@@ -156,3 +158,66 @@ def test_day_aligned_candles_start_at_the_1700_new_york_grid_as_oanda_serves_the
         local = datetime.fromtimestamp(candle.ts / NS, tz=ZoneInfo("America/New_York"))
         assert (local.minute, local.second) == (0, 0)
         assert (local.hour - 17) % step_h == 0, (granularity, local)
+
+
+def test_a_fast_replayed_stream_sends_every_instruments_close_before_anything_past_the_bar(tmp_path):
+    # At 14400x a wall poll spans minutes of market time, and every clock read in it is later than
+    # the one before. When each instrument's quote (and the heartbeat) read the clock on its own,
+    # one instrument's price or a heartbeat could cross a bar boundary before another instrument's
+    # closing tick was sent: the host's bar clock closed the bar and priced that instrument's decision
+    # at a tick before its close (a backtest decides at the close). The market clock here steps 3 s
+    # at every read, deterministically, whatever the machine's load.
+    from actors.broker.emulator.streams import StreamClosedError, serve_pricing
+
+    names = ("EUR_USD", "GBP_USD", "USD_JPY")
+    start = parse_time("2024-03-06T00:00:00Z") // NS
+    rng = np.random.default_rng(5)
+    paths = []
+    for name in names:
+        price, rows = (150.0 if name.endswith("JPY") else 1.1), ["time,open,high,low,close,volume"]
+        scale = price * 0.002
+        for i in range(12):
+            o, c = price, price + float(rng.normal(0, scale))
+            h, lo = max(o, c) + abs(float(rng.normal(0, scale))), min(o, c) - abs(float(rng.normal(0, scale)))
+            rows.append(f"{start + 3600 * i},{o:.5f},{h:.5f},{lo:.5f},{c:.5f},100")
+            price = float(f"{c:.5f}")
+        path = tmp_path / f"{name}_H1.csv"
+        path.write_text("\n".join(rows) + "\n")
+        paths.append(str(path))
+    emu = Emulator(
+        EmulatorOptions(
+            data=tuple(paths), start="2024-03-06T00:30:00Z", speed=14400.0, stream_poll_s=0.0, heartbeat_s=0.001
+        )
+    )
+    clock = emu.clock
+    reads = itertools.count()
+    step_ns = 3 * NS // 14400  # of the wall clock: 3 market seconds
+    clock._mono = lambda: clock._mono0 + next(reads) * step_ns  # a market that runs ahead of the poll
+    end_ns = (start + 10 * HOUR_S) * NS
+    items: list[tuple[int, str]] = []
+
+    class Writer:
+        def write_chunk(self, data: bytes) -> None:
+            obj = json.loads(data)
+            items.append((int(Decimal(obj["time"]) * NS), obj.get("instrument", "")))
+            if items[-1][0] > end_ns:
+                raise OSError("enough")
+
+        def end_chunks(self) -> None:
+            raise StreamClosedError
+
+    try:
+        serve_pricing(emu, Writer(), list(names), snapshot=False, unix=True)  # type: ignore[arg-type]
+        closes = {(name, h): emu.market.quote(name, start + (h + 1) * HOUR_S - 1) for name in names for h in range(9)}
+    finally:
+        emu.stop()
+
+    late = []
+    for h in range(1, 10):
+        boundary = (start + h * HOUR_S) * NS
+        crossing = next(i for i, (ts, _) in enumerate(items) if ts >= boundary)
+        for name in names:
+            last = max((ts for ts, n in items[:crossing] if n == name), default=0) // NS
+            if last != closes[(name, h - 1)].tick_s:
+                late.append((h, name, last - boundary // NS))
+    assert late == []
