@@ -1,5 +1,5 @@
-"""``tradehost``: the command line (run, ctl, emulator, train, backtest, sweep, report, alert, keys): argparse and
-dispatch only.
+"""``tradehost``: the command line (run, ctl, emulator, train, backtest, sweep, report, journal, alert,
+keys): argparse and dispatch only.
 
 Exit codes: 0 ok, 1 refused or failed, 2 usage or invalid configuration, 3 host not running.
 ``tradehost ctl`` is called by scripts and people alike, so this package's start-up imports only
@@ -112,6 +112,10 @@ def _dispatch(argv: list[str]) -> int:
         return live.cmd_ctl(args) if args.command == "ctl" else live.cmd_alert(args)
     if args.command == "keys":
         return live.cmd_keys(args)
+    if args.command == "journal":
+        from supervisor.cli.journal import cmd_journal
+
+        return cmd_journal(args)
     if args.command in ("train", "backtest", "report", "sweep"):
         from supervisor.cli import offline
 

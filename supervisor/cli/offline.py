@@ -236,7 +236,9 @@ def _backtest_window(
                 "--window-of", "give it alone: it sets the window (--from/--to/--bars) and reads the broker"
             )
         try:
-            from_ns, to_ns = backtest_inputs.window_of(Path(args.window_of), granularity)
+            from_ns, to_ns = backtest_inputs.window_of(
+                Path(args.window_of), granularity, [Path(a) for a in args.archive]
+            )
         except TradehostError as e:
             raise _BadInput("--window-of", e) from e
         broker_cfg = backtest_inputs.history_until(broker_cfg, to_ns)
@@ -416,7 +418,9 @@ def cmd_report(args: argparse.Namespace) -> int:
         )
         out = _checked_out(args.out)
         with creating(out) as work:
-            report = write_report(Path(args.journal), Path(args.backtest), work, limits=limits)
+            report = write_report(
+                Path(args.journal), Path(args.backtest), work, limits=limits, archives=[Path(a) for a in args.archive]
+            )
         report = dataclasses.replace(report, path=out / report.path.name)
     except (ReportError, InputError, ValueError, OSError) as e:
         print(f"tradehost report: error: {e}", file=sys.stderr)
