@@ -172,9 +172,9 @@ def archive_before(journal_path: Path, before_ns: int, out: Path, *, now_ns: int
                     arc.execute(statement)
                 arc.execute("INSERT OR IGNORE INTO archive_meta (key, value) VALUES ('format', ?)", (ARCHIVE_FORMAT,))
                 arc.execute("INSERT OR IGNORE INTO archive_meta (key, value) VALUES ('version', '1')")
-                clash = arc.execute(
-                    "SELECT COUNT(*) FROM journal WHERE seq BETWEEN ? AND ?", (first, last)
-                ).fetchone()[0]
+                clash = arc.execute("SELECT COUNT(*) FROM journal WHERE seq BETWEEN ? AND ?", (first, last)).fetchone()[
+                    0
+                ]
                 if clash:
                     raise ArchiveError(
                         f"--out {out}: already holds {clash} rows with seq {first}..{last} (an archive of another "
