@@ -6,7 +6,7 @@ Exit codes: 0 ok, 1 refused or failed, 2 usage or invalid configuration, 3 host 
 what the ctl path needs: its plain form is parsed here without argparse, and the parser
 (``parser``), the offline commands (``offline``) and the heavy parts of ``run`` are imported when
 they are chosen. The commands live beside this module: ``live`` (run, ctl, alert) and ``offline``
-(train, backtest, sweep, report); ``options`` holds what they share.
+(train, backtest, sweep, report, journal); ``options`` holds what they share.
 """
 
 from __future__ import annotations
@@ -112,11 +112,7 @@ def _dispatch(argv: list[str]) -> int:
         return live.cmd_ctl(args) if args.command == "ctl" else live.cmd_alert(args)
     if args.command == "keys":
         return live.cmd_keys(args)
-    if args.command == "journal":
-        from supervisor.cli.journal import cmd_journal
-
-        return cmd_journal(args)
-    if args.command in ("train", "backtest", "report", "sweep"):
+    if args.command in ("train", "backtest", "report", "sweep", "journal"):
         from supervisor.cli import offline
 
         commands = {
@@ -124,6 +120,7 @@ def _dispatch(argv: list[str]) -> int:
             "backtest": offline.cmd_backtest,
             "report": offline.cmd_report,
             "sweep": offline.cmd_sweep,
+            "journal": offline.cmd_journal,
         }
         return commands[args.command](args)
     parser.print_help(sys.stderr)
