@@ -187,3 +187,25 @@ def test_ctl_status_warns_when_the_journal_is_over_journal_warn_mb(tmp_path: Pat
     assert "journal: 4.0 MB  WARNING: larger than host.journal_warn_mb (3.5 MB)" in text
     assert "tradehost journal archive" in text
     assert Status().render({"journal": under}).splitlines()[-1] == "journal: 4.0 MB"
+
+
+def test_backtest_window_of_reads_the_archive_and_refuses_without_it(tmp_path: Path, capsys: Any) -> None:
+    from supervisor.offline.backtest.inputs import window_of
+    from supervisor.offline.backtest.run import BacktestError
+
+    rows: list[tuple[str, dict[str, Any], str | None, int]] = []
+    for d in range(3):
+        bar = WED + d * DAY
+        rows += _decision("EUR_USD", bar, p_up=0.9, entered="long", trade=str(d), pnl="5.0", t=bar + 900 * 10**9)
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    j = Journal(run_dir / "journal.sqlite", src="test")
+    j.write_many(rows)
+    j.close()
+    expected = window_of(run_dir / "journal.sqlite", "M15")
+    out = tmp_path / "archive.sqlite"
+    assert _archive(run_dir, "2024-03-08", out) == 0, capsys.readouterr().err
+
+    assert window_of(run_dir / "journal.sqlite", "M15", [out]) == expected
+    with pytest.raises(BacktestError, match="give it with --archive"):
+        window_of(run_dir / "journal.sqlite", "M15")
