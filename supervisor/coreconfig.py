@@ -51,6 +51,15 @@ class HostSection:
             "doc": "The report.json a live start reads (written by `tradehost report`); empty: run_dir/report.json."
         },
     )
+    journal_warn_mb: float = field(
+        default=2048.0,
+        metadata={
+            "doc": "The journal (with its -wal) larger than this (MB): `ctl status` warns (journal.warn) to archive "
+            "old rows with `tradehost journal archive`; 0: off.",
+            "min": 0.0,
+            "max": 1e9,
+        },
+    )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

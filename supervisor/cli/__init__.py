@@ -1,12 +1,12 @@
-"""``tradehost``: the command line (run, ctl, emulator, train, backtest, sweep, report, alert, keys): argparse and
-dispatch only.
+"""``tradehost``: the command line (run, ctl, emulator, train, backtest, sweep, report, journal, alert,
+keys): argparse and dispatch only.
 
 Exit codes: 0 ok, 1 refused or failed, 2 usage or invalid configuration, 3 host not running.
 ``tradehost ctl`` is called by scripts and people alike, so this package's start-up imports only
 what the ctl path needs: its plain form is parsed here without argparse, and the parser
 (``parser``), the offline commands (``offline``) and the heavy parts of ``run`` are imported when
 they are chosen. The commands live beside this module: ``live`` (run, ctl, alert) and ``offline``
-(train, backtest, sweep, report); ``options`` holds what they share.
+(train, backtest, sweep, report, journal); ``options`` holds what they share.
 """
 
 from __future__ import annotations
@@ -112,7 +112,7 @@ def _dispatch(argv: list[str]) -> int:
         return live.cmd_ctl(args) if args.command == "ctl" else live.cmd_alert(args)
     if args.command == "keys":
         return live.cmd_keys(args)
-    if args.command in ("train", "backtest", "report", "sweep"):
+    if args.command in ("train", "backtest", "report", "sweep", "journal"):
         from supervisor.cli import offline
 
         commands = {
@@ -120,6 +120,7 @@ def _dispatch(argv: list[str]) -> int:
             "backtest": offline.cmd_backtest,
             "report": offline.cmd_report,
             "sweep": offline.cmd_sweep,
+            "journal": offline.cmd_journal,
         }
         return commands[args.command](args)
     parser.print_help(sys.stderr)

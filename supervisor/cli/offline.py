@@ -1,5 +1,7 @@
 """The offline commands: ``train`` (a model from candles), ``backtest`` (candles through the live
-decision rules) and ``report`` (a shadow run against a backtest of its window).
+decision rules), ``report`` (a shadow run against a backtest of its window) and ``journal archive``
+(old journal rows moved into an archive file, ``supervisor.offline.archive``; refused while a host
+runs: exit 1, one line).
 
 Each reads its flags and the configuration, hands the work to ``supervisor.offline`` and prints
 one line of what it wrote; a bad input is one line on stderr and exit 2. The heavy imports
@@ -236,7 +238,9 @@ def _backtest_window(
                 "--window-of", "give it alone: it sets the window (--from/--to/--bars) and reads the broker"
             )
         try:
-            from_ns, to_ns = backtest_inputs.window_of(Path(args.window_of), granularity)
+            from_ns, to_ns = backtest_inputs.window_of(
+                Path(args.window_of), granularity, [Path(a) for a in args.archive]
+            )
         except TradehostError as e:
             raise _BadInput("--window-of", e) from e
         broker_cfg = backtest_inputs.history_until(broker_cfg, to_ns)
@@ -416,7 +420,9 @@ def cmd_report(args: argparse.Namespace) -> int:
         )
         out = _checked_out(args.out)
         with creating(out) as work:
-            report = write_report(Path(args.journal), Path(args.backtest), work, limits=limits)
+            report = write_report(
+                Path(args.journal), Path(args.backtest), work, limits=limits, archives=[Path(a) for a in args.archive]
+            )
         report = dataclasses.replace(report, path=out / report.path.name)
     except (ReportError, InputError, ValueError, OSError) as e:
         print(f"tradehost report: error: {e}", file=sys.stderr)
@@ -539,3 +545,61 @@ def _sweep(args: argparse.Namespace) -> int:
         if not outcome.failed and not outcome.interrupted and len(outcome.rows) == outcome.total
         else EXIT_REFUSED
     )
+
+
+def cmd_journal(args: argparse.Namespace) -> int:
+    """``tradehost journal archive``: exit 0 moved (or nothing to move), 1 refused (a host runs) or
+    failed, 2 usage (a bad DATE, ``--out`` not an archive, no journal)."""
+    import sqlite3
+    import time
+    from pathlib import Path
+
+    from actors.core.timefmt import format_rfc3339
+    from supervisor.config import load_core_config
+    from supervisor.host import JOURNAL_NAME
+    from supervisor.offline.archive import ArchiveError, archive_before
+    from supervisor.offline.inputs import InputError, parse_cli_time
+    from supervisor.rundir import HostLock, HostLockedError
+
+    def say(line: str) -> None:
+        print(f"tradehost journal archive: {line}", file=sys.stderr)
+
+    try:
+        before_ns = parse_cli_time(args.before, "--before")
+    except InputError as e:
+        say(str(e))
+        return EXIT_USAGE
+    try:
+        cfg = load_core_config(conf_path(args), args.overrides)
+    except ConfigError as e:
+        return config_error(e)
+    journal = cfg.run_dir / JOURNAL_NAME
+    if not journal.is_file():
+        say(f"{journal}: no such journal; nothing was moved")
+        return EXIT_USAGE
+    try:
+        lock = HostLock.acquire(cfg.run_dir)
+    except HostLockedError as e:
+        say(f"refused: {e.args[0].removeprefix('host.run_dir: ')}; stop it first (nothing was moved)")
+        return EXIT_REFUSED
+    except ConfigError as e:
+        say(str(e))
+        return EXIT_USAGE
+    try:
+        result = archive_before(journal, before_ns, Path(args.out), now_ns=time.time_ns())
+    except ArchiveError as e:
+        say(str(e))
+        return EXIT_USAGE
+    except (sqlite3.Error, OSError) as e:
+        say(f"failed: {e}; the journal is as it was")
+        return EXIT_REFUSED
+    finally:
+        lock.release()
+    if result.count == 0:
+        say(f"no row of {journal} before {format_rfc3339(before_ns)}; nothing was moved")
+    else:
+        say(
+            f"moved {result.count} rows (seq {result.first_seq}..{result.last_seq}) before "
+            f"{format_rfc3339(before_ns)} from {journal} to {result.archive} (sha256 {result.sha256[:16]}...)"
+        )
+    return EXIT_OK

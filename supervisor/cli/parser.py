@@ -31,6 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
         _add_backtest,
         _add_sweep,
         _add_report,
+        _add_journal,
         _add_alert,
         _add_keys,
     ):
@@ -140,6 +141,13 @@ def _add_backtest(sub: Commands) -> None:
         help="decide on the bars a shadow run decided on (its journal.sqlite): from its first bar decided with a "
         "trading permit to its last; with the embedded emulator, its history is read up to that window's end",
     )
+    backtest.add_argument(
+        "--archive",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="with --window-of: an archive of that journal's old rows, read with it; may be repeated",
+    )
     backtest.add_argument("--granularity", help="bar granularity (default: the model directory's, from its model.json)")
     backtest.add_argument("--model", metavar="DIR", help="model directory (default: model.dir)")
     backtest.add_argument(
@@ -238,6 +246,14 @@ def _add_report(sub: Commands) -> None:
         "checklist. Exit 0 when every line passes, 1 when one fails, 2 bad input.",
     )
     report.add_argument("--journal", required=True, metavar="PATH", help="the shadow run's journal.sqlite")
+    report.add_argument(
+        "--archive",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="an archive of that journal's old rows (`tradehost journal archive`), read with it; may be repeated "
+        "(a journal whose archived rows are not all given is refused, naming the file)",
+    )
     report.add_argument("--backtest", required=True, metavar="DIR", help="the backtest's output directory")
     report.add_argument(
         "--out", required=True, metavar="DIR", help="where report.md and the plots go: new or empty, never written over"
@@ -285,6 +301,27 @@ def _add_report(sub: Commands) -> None:
         help="let this line pass when the run observed nothing for it (duration, win_rate, crashes, weekends, "
         "disconnections, memory, match, slippage, latency, data_quality); may be repeated",
     )
+
+
+def _add_journal(sub: Commands) -> None:
+    """``tradehost journal archive``."""
+    journal = sub.add_parser(
+        "journal",
+        help="journal retention: move old rows into an archive file",
+        description="`tradehost journal archive --before DATE --out FILE` moves the rows of the run directory's "
+        "journal written before DATE into FILE (an SQLite archive: created, or appended to when it is a tradehost "
+        "archive), written, fsynced and read back before any row leaves the journal; the journal keeps a "
+        "journal.archived row (seq range, count, the file's sha256). Seq numbers never change. Refused while a "
+        "host runs in the run directory. `tradehost report --archive FILE` and `tradehost backtest --window-of J "
+        "--archive FILE` read the archives with the journal. Exit 0 moved (or nothing to move), 1 refused (a host "
+        "runs) or failed, 2 usage (a bad DATE, FILE not an archive, no journal).",
+    )
+    add_config_args(journal)
+    journal.add_argument("action", choices=("archive",), help="archive: move the rows before --before")
+    journal.add_argument(
+        "--before", required=True, metavar="DATE", help="move rows written before this (RFC3339, YYYY-MM-DD, epoch s)"
+    )
+    journal.add_argument("--out", required=True, metavar="FILE", help="the archive file (new, or a tradehost archive)")
 
 
 def _add_alert(sub: Commands) -> None:

@@ -9,7 +9,9 @@ class implements ``supervisor.ctl.commands.base.Controllable``.
 
 from __future__ import annotations
 
+import contextlib
 import os
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from actors.runtime.messages import AccountSnapshot, FlattenRequested, ReconcileNow, SystemState, to_jsonable
@@ -20,7 +22,7 @@ from supervisor.health import reason_info
 if TYPE_CHECKING:
     from supervisor.supervising import Supervising
 
-__all__ = ["Operator"]
+__all__ = ["Operator", "journal_size"]
 
 
 class Operator:
@@ -52,6 +54,7 @@ class Operator:
             "positions": positions(r.account) if r.account else None,
             "daily_pnl": r.account.daily_pnl or None if r.account else None,
             "dd_zone": r.account.zone if r.account else None,
+            "journal": journal_size(s.cfg.run_dir / "journal.sqlite", s.cfg.host.journal_warn_mb),
         }
 
     def _refuse_when_stopping(self, what: str) -> None:
@@ -190,3 +193,14 @@ def positions(account: AccountSnapshot) -> list[dict[str, Any]]:
         }
         for t in account.trades
     ]
+
+
+def journal_size(path: Path, warn_mb: float) -> dict[str, Any]:
+    """The journal's size on disk (the file and its ``-wal``) against ``host.journal_warn_mb``:
+    ``{"mb", "warn_mb", "warn"}`` (``warn_mb`` 0: never warns)."""
+    size = 0
+    for p in (path, path.with_name(path.name + "-wal")):
+        with contextlib.suppress(OSError):
+            size += p.stat().st_size
+    mb = round(size / 1e6, 1)
+    return {"mb": mb, "warn_mb": warn_mb, "warn": bool(warn_mb) and mb > warn_mb}

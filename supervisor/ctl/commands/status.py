@@ -18,7 +18,8 @@ Request ``{"command": "status", "args": {}}``. Reply (``--json`` prints it as on
                   "mail_queued", "mail_sent", "mail_failed"} | null,
      "positions": [{"trade_id", "instrument", "units", "price", "stop_loss", "take_profit",
                     "unrealized_pl"}] | null,
-     "daily_pnl": "-12.50" | null, "dd_zone": 0 | null}
+     "daily_pnl": "-12.50" | null, "dd_zone": 0 | null,
+     "journal": {"mb": 612.3, "warn_mb": 2048.0, "warn": false}}
 
 ``broker`` shows each connection (``stream``, ``rest``) as its role last reported it; a source whose
 role is not running shows ``connected: null`` ("unknown"), never its last good value, and
@@ -27,7 +28,9 @@ role is not running shows ``connected: null`` ("unknown"), never its last good v
 watchdog has reported. ``account`` is the reconciler's last ``AccountSnapshot`` (``currency``, ``nav``,
 ``balance``, ``unrealized_pl``, ``margin_used``, ``margin_available``, ``day_start_nav``, ``daily_pnl``,
 ``peak_nav``, ``drawdown``, ``zone``, ``multiplier``, ``daily_loss_hit``, ``drawdown_stop``,
-``drawdown_resumed``, ``trades``...); the table shows it as one ``account:`` line.
+``drawdown_resumed``, ``trades``...); the table shows it as one ``account:`` line. ``journal`` is the
+journal's size on disk (the file and its ``-wal``, MB) and ``warn`` whether it is over
+``host.journal_warn_mb`` (0: off): the ``journal:`` line then says to archive old rows.
 """
 
 from __future__ import annotations
@@ -136,4 +139,13 @@ class Status(Command):
                 f"mail={watchdog.get('mail')} sent={watchdog.get('mail_sent')} queued={watchdog.get('mail_queued')} "
                 f"failed={watchdog.get('mail_failed')}"
             )
+        journal = result.get("journal")
+        if isinstance(journal, dict):
+            line = f"journal: {_fmt(journal.get('mb'), ' MB')}"
+            if journal.get("warn"):
+                line += (
+                    f"  WARNING: larger than host.journal_warn_mb ({journal.get('warn_mb'):g} MB): move old rows out "
+                    "with `tradehost journal archive --before DATE --out FILE` (stop the host first)"
+                )
+            lines.append(line)
         return "\n".join(lines)

@@ -170,7 +170,7 @@ def summary_line(inputs: Inputs, extra: Mapping[str, int] | None = None) -> str:
     )
 
 
-def window_of(journal: Path, granularity: str) -> tuple[int, int]:
+def window_of(journal: Path, granularity: str, archives: Sequence[Path] = ()) -> tuple[int, int]:
     """The window a shadow run decided on: its first bar decided with a trading permit to its last.
 
     Returns:
@@ -183,7 +183,7 @@ def window_of(journal: Path, granularity: str) -> tuple[int, int]:
     from supervisor.offline.report.sides import Side  # noqa: PLC0415
 
     try:
-        bars = Side("shadow", read_journal(journal)).decided_bars()
+        bars = Side("shadow", read_journal(journal, archives)).decided_bars()
     except ReportError as e:
         raise BacktestError(str(e)) from e
     if bars is None:

@@ -18,13 +18,11 @@ from __future__ import annotations
 import csv
 import dataclasses
 import json
-import sqlite3
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-
-import orjson
 
 from actors.core.errors import TradehostError
 from actors.core.timefmt import format_rfc3339
@@ -94,23 +92,20 @@ class Report:
         return "\n".join([head, *body, f"{verdict}; wrote {self.path}"])
 
 
-def read_journal(path: Path) -> list[JournalEntry]:
-    """Every row of a journal, oldest first, through a read-only connection.
+def read_journal(path: Path, archives: Sequence[Path] = ()) -> list[JournalEntry]:
+    """Every row of a journal and of its ``archives`` (``tradehost journal archive``), oldest first,
+    through read-only connections (``supervisor.offline.archive.read_with_archives``).
 
     Raises:
-        ReportError: no such file, or not a tradehost journal.
+        ReportError: no such file, not a tradehost journal (archive), or rows the journal says were
+            archived missing from ``archives``.
     """
-    if not path.is_file():
-        raise ReportError(f"{path}: no such journal")
+    from supervisor.offline.archive import ArchiveError, read_with_archives  # noqa: PLC0415
+
     try:
-        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)
-        try:
-            rows = db.execute("SELECT seq, ts_ns, src, kind, corr, body FROM journal ORDER BY seq").fetchall()
-        finally:
-            db.close()
-        return [JournalEntry(r[0], r[1], r[2], r[3], r[4], orjson.loads(r[5])) for r in rows]
-    except (sqlite3.Error, orjson.JSONDecodeError) as e:
-        raise ReportError(f"{path}: not a tradehost journal ({e})") from e
+        return read_with_archives(path, archives)
+    except ArchiveError as e:
+        raise ReportError(str(e)) from e
 
 
 def _backtest_summary(directory: Path, entries: list[JournalEntry]) -> dict[str, Any]:
@@ -125,13 +120,15 @@ def _backtest_summary(directory: Path, entries: list[JournalEntry]) -> dict[str,
     return data
 
 
-def write_report(journal: Path, backtest_dir: Path, out_dir: Path, *, limits: ReportLimits) -> Report:
+def write_report(
+    journal: Path, backtest_dir: Path, out_dir: Path, *, limits: ReportLimits, archives: Sequence[Path] = ()
+) -> Report:
     """Compare, check, write ``report.md`` and its plots (see the module docstring).
 
     Raises:
         ReportError: an input is missing or unreadable, or the journal is a backtest's or has no decision.
     """
-    shadow_entries = read_journal(journal)
+    shadow_entries = read_journal(journal, archives)
     if shadow_entries and all(e.src == "backtest" for e in shadow_entries):
         raise ReportError(f"{journal}: a backtest's journal, not a shadow run's (give the run's journal.sqlite)")
     if not any(e.kind in ("risk.intent", "risk.skip") for e in shadow_entries):
