@@ -271,6 +271,21 @@ class _StatusCollector(Collector):
         yield from _account(status)
         yield from _pipeline(status)
         yield from _mail(status)
+        yield from _journal(status)
+
+
+def _journal(status: dict[str, Any]) -> Iterator[Metric]:
+    journal = status.get("journal")
+    if not isinstance(journal, dict) or not isinstance(journal.get("mb"), int | float):
+        return
+    yield GaugeMetricFamily(
+        "tradehost_journal_megabytes", "The journal's size on disk (with its -wal), in MB.", value=float(journal["mb"])
+    )
+    yield GaugeMetricFamily(
+        "tradehost_journal_warn",
+        "1 when the journal is over host.journal_warn_mb: archive old rows (tradehost journal archive).",
+        value=1.0 if journal.get("warn") else 0.0,
+    )
 
 
 def _state(status: dict[str, Any]) -> Iterator[Metric]:

@@ -275,3 +275,13 @@ def test_the_grafana_dashboard_is_valid_json_and_names_only_served_metrics() -> 
     assert names <= served_names(), names - served_names()
     for histogram in ("close_to_bars", "bar_to_signal", "signal_to_wire", "order_round_trip"):
         assert f"tradehost_{histogram}_seconds_bucket" in names
+
+
+def test_the_journals_size_and_its_warning_are_served() -> None:
+    doc = status_doc()
+    doc["journal"] = {"mb": 2100.5, "warn_mb": 2048.0, "warn": True}
+
+    s = samples_of(offered(doc))
+
+    assert one(s, "tradehost_journal_megabytes") == 2100.5
+    assert one(s, "tradehost_journal_warn") == 1.0
