@@ -13,8 +13,13 @@ test: it prints, it does not assert.
    any backtest of these bars in one process (features + predict + a plain loop over every bar and
    instrument); a bare ``python -c pass`` and an interpreter importing what the command imports.
 2. The shadow replay: the real tree in shadow mode on the embedded emulator replaying candle files
-   at rising speeds; for each, the bars per second it kept up with (bars journaled per wall second
-   while every close was predicted and decided within the bar).
+   (``--replay-only`` runs only this part), with 3 instruments at rising speeds (the baseline) and
+   with 30 (issue 18's target: 30 instruments at 10,800x), all predicted by one model trained here
+   on the 30 instruments' files. For each run: bars per wall second, the close (the bar's end on the
+   emulator's clock, read through its admin API) -> every instrument decided (the risk role's last
+   row of the close) p50/p99/max, the feed's first ``md.bar`` -> decisions, and whether it kept up
+   (every measured close decided within the bar's wall duration); then how the feed fetched the
+   closed bars (``candles/latest`` requests against per-instrument ones, from the emulator's log).
 """
 
 from __future__ import annotations
@@ -277,6 +282,23 @@ def _market_to_wall(api_url: str) -> tuple[int, int, float]:
     return best[1], best[2], best[3]
 
 
+def _candle_requests(api_url: str, since_ns: int) -> str:
+    """The feed's way of fetching closed bars during the measuring window, from the emulator's request
+    log: ``candles/latest`` requests (every instrument at once) and per-instrument candle requests
+    (the start-up load, the model's, and a fetch late by more than a bar asks each instrument alone)."""
+    from actors.broker.emulator import AdminClient
+
+    latest = single = 0
+    for request in AdminClient(api_url).requests():
+        if request["ts_ns"] < since_ns or "/candles" not in request["path"]:
+            continue
+        if "/candles/latest" in request["path"]:
+            latest += 1
+        else:
+            single += 1
+    return f"candle requests: {latest} candles/latest, {single} per instrument"
+
+
 def _replay_figures(host: Any, speed: float, instruments: int, clock: tuple[int, int, float] | None) -> str:
     """Per close: the wall moment the emulator's clock passed the bar's end (from ``clock``, a
     reading of the emulator's clock), the feed's first ``md.bar`` row and the risk role's last row
@@ -322,10 +344,12 @@ def _replay_figures(host: Any, speed: float, instruments: int, clock: tuple[int,
         if lags
         else "close -> decisions n/a (no clock reading)"
     )
-    span = f"first md.bar -> decisions p50 {statistics.median(spans):.0f} / p99 {_pct(spans, 0.99):.0f} ms" if spans else ""
+    span = "first md.bar -> decisions n/a"
+    if spans:
+        span = f"first md.bar -> decisions p50 {statistics.median(spans):.0f} / p99 {_pct(spans, 0.99):.0f} ms"
     return (
-        f"  {instruments:>2} instruments x{speed:<6g} {rate:7.1f} bars/s ({len(closes)} closes, a {budget_ms:.0f} ms bar): "
-        f"{close}; {span}; undecided {undecided}; {'kept up' if kept else 'FELL BEHIND'}"
+        f"  {instruments:>2} instruments x{speed:<6g} {rate:7.1f} bars/s ({len(closes)} closes, "
+        f"a {budget_ms:.0f} ms bar): {close}; {span}; undecided {undecided}; {'kept up' if kept else 'FELL BEHIND'}"
     )
 
 
@@ -350,11 +374,15 @@ def bench_replay(items: list[str], model_dir: Path, start: str, speeds: list[flo
         host = Host(run_dir=run_dir, overrides=overrides).start()
         try:
             host.wait_state("TRADING", timeout_s=90)
+            api_url = host.status()["broker"]["api_url"]
             clock = None
             with contextlib.suppress(Exception):
-                clock = _market_to_wall(host.status()["broker"]["api_url"])
+                clock = _market_to_wall(api_url)
+            since_ns = time.time_ns()
             time.sleep(seconds)  # bench only: a fixed measuring window
             lines.append(_replay_figures(host, speed, len(instruments), clock))
+            with contextlib.suppress(Exception):
+                lines.append(f"      {_candle_requests(api_url, since_ns)}")
         except Exception as e:  # the bench reports, it does not fail
             lines.append(f"  {len(instruments):>2} instruments x{speed:<6g} failed: {type(e).__name__}: {str(e)[:200]}")
         finally:
@@ -378,7 +406,10 @@ def run_replays(work: Path, quick: bool) -> None:
         f"shadow replay through the tree (embedded emulator replaying candle files from {REPLAY_START}; "
         f"a {count}-instrument model trained on them in {time.perf_counter() - t0:.1f}s, excluded):"
     )
-    runs = [(3, [900.0] if quick else [3600.0, 10800.0, 21600.0]), (count, [900.0] if quick else [target_speed])]
+    runs = [
+        (3, [900.0] if quick else [3600.0, 10800.0, 21600.0]),
+        (count, [900.0] if quick else [900.0, 3600.0, target_speed]),
+    ]
     for n, speeds in runs:
         items = write_csvs({name: frames[name] for name in names[:n]}, work / f"replay-{n}")
         for line in bench_replay(items, work / "replay-model", REPLAY_START, speeds, 10.0 if quick else 20.0):
