@@ -28,6 +28,7 @@ import argparse
 import contextlib
 import json
 import math
+import os
 import shutil
 import statistics
 import subprocess
@@ -381,8 +382,9 @@ def bench_replay(items: list[str], model_dir: Path, start: str, speeds: list[flo
             since_ns = time.time_ns()
             time.sleep(seconds)  # bench only: a fixed measuring window
             lines.append(_replay_figures(host, speed, len(instruments), clock))
+            load = " ".join(f"{x:.1f}" for x in os.getloadavg())
             with contextlib.suppress(Exception):
-                lines.append(f"      {_candle_requests(api_url, since_ns)}")
+                lines.append(f"      {_candle_requests(api_url, since_ns)}; load average {load}")
         except Exception as e:  # the bench reports, it does not fail
             lines.append(f"  {len(instruments):>2} instruments x{speed:<6g} failed: {type(e).__name__}: {str(e)[:200]}")
         finally:
