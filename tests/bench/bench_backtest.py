@@ -13,8 +13,13 @@ test: it prints, it does not assert.
    any backtest of these bars in one process (features + predict + a plain loop over every bar and
    instrument); a bare ``python -c pass`` and an interpreter importing what the command imports.
 2. The shadow replay: the real tree in shadow mode on the embedded emulator replaying candle files
-   at rising speeds; for each, the bars per second it kept up with (bars journaled per wall second
-   while every close was predicted and decided within the bar).
+   (``--replay-only`` runs only this part), with 3 instruments at rising speeds (the baseline) and
+   with 30 (issue 18's target: 30 instruments at 10,800x), all predicted by one model trained here
+   on the 30 instruments' files. For each run: bars per wall second, the close (the bar's end on the
+   emulator's clock, read through its admin API) -> every instrument decided (the risk role's last
+   row of the close) p50/p99/max, the feed's first ``md.bar`` -> decisions, and whether it kept up
+   (every measured close decided within the bar's wall duration); then how the feed fetched the
+   closed bars (``candles/latest`` requests against per-instrument ones, from the emulator's log).
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import argparse
 import contextlib
 import json
 import math
+import os
 import shutil
 import statistics
 import subprocess
@@ -240,12 +246,64 @@ def _probabilities(frames: dict[str, pd.DataFrame], model_dir: Path) -> dict[str
 
 # --- the shadow replay --------------------------------------------------------------------------
 
+REPLAY_START = "2023-02-01T08:00:00Z"  # a Wednesday morning: the market is open for days after it
+REPLAY_FIRST = "2023-01-02T00:00:00Z"  # the replay files (and the 30-instrument model) begin here
+REPLAY_LAST = "2023-03-01T00:00:00Z"
+REPLAY_TARGET = (30, 10800.0)  # issue 18: 30 instruments at 10,800x
 
-def _replay_figures(host: Any, speed: float, instruments: int) -> str:
-    # Per close: the wall time from its first md.bar row to its last risk row (every instrument decided).
-    bars: dict[int, list[int]] = {}
-    for e in host.journal("md.bar"):
-        bars.setdefault(e["body"]["bar_ts"], []).append(e["seq"])
+
+def replay_instruments(count: int) -> tuple[str, ...]:
+    """The first ``count`` currency pairs of the emulator's table (exits if it has fewer)."""
+    pairs = tuple(name for name, spec in SPECS.items() if spec.type == "CURRENCY")
+    if len(pairs) < count:
+        raise SystemExit(f"bench_backtest: the emulator knows {len(pairs)} currency pairs, the replay needs {count}")
+    return pairs[:count]
+
+
+def _pct(values: list[float], q: float) -> float:
+    # Nearest rank: with n values the p99 is the largest unless n > 100.
+    ordered = sorted(values)
+    return ordered[max(0, min(len(ordered) - 1, math.ceil(q * len(ordered)) - 1))]
+
+
+def _market_to_wall(api_url: str) -> tuple[int, int, float]:
+    """One reading of the emulator's clock: (wall ns, market ns, speed), the wall time taken at the
+    middle of the admin round trip (the shortest of five, so the reading is within ~1 ms)."""
+    from actors.broker.emulator import AdminClient
+
+    admin = AdminClient(api_url)
+    best: tuple[int, int, int, float] | None = None
+    for _ in range(5):
+        t0 = time.time_ns()
+        state = admin.state()
+        t1 = time.time_ns()
+        if best is None or t1 - t0 < best[0]:
+            best = (t1 - t0, (t0 + t1) // 2, int(state["time_ns"]), float(state["speed"]))
+    assert best is not None
+    return best[1], best[2], best[3]
+
+
+def _candle_requests(api_url: str, since_ns: int) -> str:
+    """The feed's way of fetching closed bars during the measuring window, from the emulator's request
+    log: ``candles/latest`` requests (every instrument at once) and per-instrument candle requests
+    (the start-up load, the model's, and a fetch late by more than a bar asks each instrument alone)."""
+    from actors.broker.emulator import AdminClient
+
+    latest = single = 0
+    for request in AdminClient(api_url).requests():
+        if request["ts_ns"] < since_ns or "/candles" not in request["path"]:
+            continue
+        if "/candles/latest" in request["path"]:
+            latest += 1
+        else:
+            single += 1
+    return f"candle requests: {latest} candles/latest, {single} per instrument"
+
+
+def _replay_figures(host: Any, speed: float, instruments: int, clock: tuple[int, int, float] | None) -> str:
+    """Per close: the wall moment the emulator's clock passed the bar's end (from ``clock``, a
+    reading of the emulator's clock), the feed's first ``md.bar`` row and the risk role's last row
+    (every instrument decided); kept up = every measured close decided within the bar's wall time."""
     import sqlite3
 
     db = sqlite3.connect(f"file:{host.run_dir / 'journal.sqlite'}?mode=ro", uri=True)
@@ -266,19 +324,33 @@ def _replay_figures(host: Any, speed: float, instruments: int) -> str:
             decided[bar] = (count + 1, ts)
     closes = sorted(first)[1:-1]  # the first may have started before the measurement, the last may be running
     if len(closes) < 2:
-        return f"  speed x{speed:<6g} too few closes ({len(closes)})"
-    lags = [(decided[c][1] - first[c]) / 1e6 for c in closes if decided.get(c, (0, 0))[0] >= instruments]
-    undecided = len(closes) - len(lags)
+        return f"  {instruments:>2} instruments x{speed:<6g} too few closes ({len(closes)})"
+    bar_ns = granularity_seconds(GRANULARITY) * 10**9
+    done = [c for c in closes if decided.get(c, (0, 0))[0] >= instruments]
+    undecided = len(closes) - len(done)
+    spans = [(decided[c][1] - first[c]) / 1e6 for c in done]  # first md.bar -> last decision
+    lags: list[float] = []  # the bar's close on the emulator's clock -> last decision
+    if clock is not None:
+        wall0, market0, clock_speed = clock
+        for c in done:
+            close_wall = wall0 + (c + bar_ns - market0) / clock_speed
+            lags.append((decided[c][1] - close_wall) / 1e6)
     wall_s = (first[closes[-1]] - first[closes[0]]) / 1e9
     rate = (len(closes) - 1) * instruments / wall_s if wall_s > 0 else 0.0
-    budget_ms = granularity_seconds(GRANULARITY) / speed * 1000
-    lag = statistics.median(lags) if lags else float("nan")
-    worst = max(lags) if lags else float("nan")
-    kept = undecided == 0 and worst < budget_ms
+    budget_ms = bar_ns / 1e6 / speed
+    measured = lags or spans
+    kept = undecided == 0 and bool(measured) and max(measured) < budget_ms
+    close = (
+        f"close -> decisions p50 {statistics.median(lags):.0f} / p99 {_pct(lags, 0.99):.0f} / max {max(lags):.0f} ms"
+        if lags
+        else "close -> decisions n/a (no clock reading)"
+    )
+    span = "first md.bar -> decisions n/a"
+    if spans:
+        span = f"first md.bar -> decisions p50 {statistics.median(spans):.0f} / p99 {_pct(spans, 0.99):.0f} ms"
     return (
-        f"  speed x{speed:<6g} {rate:7.1f} bars/s ({instruments} instruments, {len(closes)} closes): bar -> "
-        f"decisions median {lag:.0f} ms, max {worst:.0f} ms of a {budget_ms:.0f} ms bar; undecided {undecided}; "
-        f"{'kept up' if kept else 'FELL BEHIND'}"
+        f"  {instruments:>2} instruments x{speed:<6g} {rate:7.1f} bars/s ({len(closes)} closes, "
+        f"a {budget_ms:.0f} ms bar): {close}; {span}; undecided {undecided}; {'kept up' if kept else 'FELL BEHIND'}"
     )
 
 
@@ -303,10 +375,18 @@ def bench_replay(items: list[str], model_dir: Path, start: str, speeds: list[flo
         host = Host(run_dir=run_dir, overrides=overrides).start()
         try:
             host.wait_state("TRADING", timeout_s=90)
+            api_url = host.status()["broker"]["api_url"]
+            clock = None
+            with contextlib.suppress(Exception):
+                clock = _market_to_wall(api_url)
+            since_ns = time.time_ns()
             time.sleep(seconds)  # bench only: a fixed measuring window
-            lines.append(_replay_figures(host, speed, len(instruments)))
+            lines.append(_replay_figures(host, speed, len(instruments), clock))
+            load = " ".join(f"{x:.1f}" for x in os.getloadavg())
+            with contextlib.suppress(Exception):
+                lines.append(f"      {_candle_requests(api_url, since_ns)}; load average {load}")
         except Exception as e:  # the bench reports, it does not fail
-            lines.append(f"  speed x{speed:<6g} failed: {type(e).__name__}: {str(e)[:200]}")
+            lines.append(f"  {len(instruments):>2} instruments x{speed:<6g} failed: {type(e).__name__}: {str(e)[:200]}")
         finally:
             host.ctl("shutdown")
             with contextlib.suppress(Exception):
@@ -316,11 +396,43 @@ def bench_replay(items: list[str], model_dir: Path, start: str, speeds: list[flo
     return lines
 
 
+def run_replays(work: Path, quick: bool) -> None:
+    """The shadow replay of 3 instruments (the baseline) and of 30 (the target), in one run, from one
+    model trained here on the 30 instruments' replay files (so both runs predict with the same model)."""
+    count, target_speed = REPLAY_TARGET
+    names = replay_instruments(count)
+    t0 = time.perf_counter()
+    frames = synthetic_candles(names, REPLAY_FIRST, REPLAY_LAST)
+    _train(frames, work / "replay-model")
+    print(
+        f"shadow replay through the tree (embedded emulator replaying candle files from {REPLAY_START}; "
+        f"a {count}-instrument model trained on them in {time.perf_counter() - t0:.1f}s, excluded):"
+    )
+    runs = [
+        (3, [900.0] if quick else [3600.0, 10800.0, 21600.0]),
+        (count, [900.0] if quick else [900.0, 3600.0, target_speed]),
+    ]
+    for n, speeds in runs:
+        items = write_csvs({name: frames[name] for name in names[:n]}, work / f"replay-{n}")
+        for line in bench_replay(items, work / "replay-model", REPLAY_START, speeds, 10.0 if quick else 20.0):
+            print(line, flush=True)
+    if not quick:
+        print(f"  target: {count} instruments at x{target_speed:g}, every close decided within its bar")
+
+
 def main() -> None:
     """Run the benchmark and print the figures."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a quarter of the bars, one replay speed")
+    parser.add_argument("--replay-only", action="store_true", help="only the shadow replays (3 and 30 instruments)")
     args = parser.parse_args()
+    if args.replay_only:
+        work = Path(tempfile.mkdtemp(prefix="thbt"))
+        try:
+            run_replays(work, args.quick)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+        return
     last = "2023-04-03T00:00:00Z" if args.quick else "2024-01-01T00:00:00Z"
     work = Path(tempfile.mkdtemp(prefix="thbt"))
     try:
@@ -377,14 +489,7 @@ def main() -> None:
         peer_s, peer_trades = bench_peer(frames, p_up, threshold)
         print(f"  backtesting.py, SL/TP over the same P(up)  {peer_s:6.2f} s   ({peer_trades} trades, same bars)")
 
-        print("shadow replay through the tree (embedded emulator replaying 3 instruments' candle files):")
-        replay = {n: frames[n] for n in INSTRUMENTS[:3]}
-        replay_items = write_csvs(replay, work / "replay")
-        speeds = [900.0] if args.quick else [900.0, 3600.0, 10800.0, 21600.0]
-        for line in bench_replay(
-            replay_items, work / "model", "2023-02-01T08:00:00Z", speeds, 10.0 if args.quick else 20.0
-        ):
-            print(line)
+        run_replays(work, args.quick)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
