@@ -13,7 +13,8 @@ descriptors, threads) together with the emulator's market time and the journal's
 it waits for TRADING, ends the trading (``ctl pause``, every order's outcome in) and checks the
 invariants of tests/faults/invariants.py (``check_run``: no order POST while not TRADING, no client
 id twice, no trade without SL/TP past the deadline, an outcome for every ``exec.sending``) over the
-whole journal and the emulator's own records.
+whole journal and the emulator's own records (its request log read at every sample and merged:
+it keeps only its last 10 000 requests, fewer than a long soak makes; its transactions in full).
 
 Memory slopes are least-squares fits over the samples after ``--warmup-s`` (imports, caches and
 the first bars' history fill up then), pooled over the incarnations of a role (a killed role's
@@ -42,7 +43,7 @@ import psutil
 from actors.broker.emulator import AdminClient
 from actors.core.timefmt import format_rfc3339, parse_time
 from supervisor.offline.report.checks import market_days
-from tests.faults.invariants import check_run, limits_of, record_broker, settle, wait_trading
+from tests.faults.invariants import BrokerRecord, check_run, limits_of, record_broker, settle, wait_trading
 from tests.faults.test_trading_invariants import MATRIX
 from tests.helpers import REPO, Host, ensure_test_model, running_host
 
@@ -114,6 +115,25 @@ def _journal_bytes(run_dir: Path) -> int:
 
 def _market_ns(admin: AdminClient) -> int:
     return parse_time(admin.state()["time"])
+
+
+class RequestLog:
+    """The emulator's request log over the whole run: it keeps only its last 10 000 requests
+    (docs/emulator.md), ~12 wall minutes of a host at 3600x, so it is read every sample and merged."""
+
+    def __init__(self) -> None:
+        self.seen: dict[tuple[Any, ...], dict[str, Any]] = {}
+
+    def update(self, admin: AdminClient) -> None:
+        for r in admin.requests():
+            self.seen[(r["ts_ns"], r["method"], r["path"], r.get("client_id"))] = r
+
+    def record(self, admin: AdminClient) -> BrokerRecord:
+        """``record_broker`` with every request seen during the run."""
+        last = record_broker(admin)
+        self.update(admin)
+        requests = sorted(self.seen.values(), key=lambda r: int(r["ts_ns"]))
+        return BrokerRecord(requests=requests, transactions=last.transactions, at_ns=last.at_ns)
 
 
 class Faults:
@@ -199,6 +219,7 @@ def main(argv: list[str] | None = None) -> int:
     ]
     samples: list[Sample] = []
     faults = Faults()
+    log = RequestLog()
     print(f"soak: {args.minutes:g} min at {args.speed:g}x (a calendar day every {86400 / args.speed:.1f} s), "
           f"a fault every {args.fault_every_s:g} s, samples every {args.sample_s:g} s", flush=True)  # fmt: skip
     with running_host(overrides) as host:
@@ -220,6 +241,7 @@ def main(argv: list[str] | None = None) -> int:
                 market = _market_ns(admin)
                 days = market_days(market0, market)
                 samples += _sample(_processes(host, status), now, days)
+                log.update(admin)
                 next_sample += args.sample_s
             if now >= next_fault and now < quiet_after:
                 print(f"  [{now:6.0f} s] fault: {faults.inject(host, admin, now)}", flush=True)
@@ -250,11 +272,12 @@ def main(argv: list[str] | None = None) -> int:
         violations = ""
         try:
             rows = settle(host, SETTLE_S)
-            check_run(rows, [record_broker(admin)], limits)
+            check_run(rows, [log.record(admin)], limits)
         except AssertionError as e:
             violations = str(e)
             rows = host.journal_rows()
-        posts = [r for r in admin.requests() if r["method"] == "POST" and r.get("order_type")]
+        log.update(admin)
+        posts = [r for r in log.seen.values() if r["method"] == "POST" and r.get("order_type")]
     kinds = Counter(r.kind for r in rows)
     expected_bars = len(feed_cfg.instruments) * days * 86400 / bar_s if bar_s else 0.0
     fault_kinds = Counter(what.split(" (")[0] for _, what in faults.done)
