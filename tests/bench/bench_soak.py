@@ -216,6 +216,10 @@ def main(argv: list[str] | None = None) -> int:
         f"broker.emulator.speed={args.speed:g}",
         "feed.stale_after_s=2",  # as the fault matrix's stall test: a 10 s stall is noticed
         "broker.stream_timeout_s=30",
+        # The fault matrix's gate (0.5001) trades nearly every signal of the synthetic market: the
+        # default zones latched drawdown_stop (15 %) after ~10 minutes of the first 25-minute run
+        # and no order left for the rest of it. A last zone at 90 % keeps the orders coming.
+        "risk.drawdown_zones=[[0.05, 1.0], [0.1, 0.5], [0.15, 0.25], [0.9, 0.1]]",
     ]
     samples: list[Sample] = []
     faults = Faults()
