@@ -10,6 +10,7 @@ import collections
 import itertools
 from datetime import UTC, datetime
 from decimal import Decimal
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -647,33 +648,32 @@ def _walk(steps: list[tuple[int, int, int, int, int]], atr_bars: int) -> list[Ba
 def test_validate_history_gives_each_bar_the_verdict_validate_bar_gives_it_against_the_bars_before_it(
     steps: list[tuple[int, int, int, int, int]], atr_bars: int, loaded: int
 ) -> None:
-    # Arrange: validate_history sums the true ranges it keeps; the reference checks each bar
-    # with validate_bar against a plain deque of the accepted bars (average_true_range over it).
-    from collections import deque
+    # Arrange: validate_history (its BarGuard) sums the true ranges it keeps; the reference is the
+    # same guard with every ATR computed afresh from its bars (average_true_range over them).
+    from unittest import mock
 
-    from actors.core.bars import validate_history
+    from actors.core import bars as bars_module
+    from actors.core.bars import average_true_range, validate_history
 
     config = BarValidationConfig(atr_bars=atr_bars, max_range_atr=4.0)
     bars = _walk(steps, atr_bars)
     history, candles = bars[:loaded], bars[loaded:]
-    recent = collections.deque(history, maxlen=atr_bars + 1)
-    expected_accepted, expected_rejected = [], []
-    for candle in candles:
-        if recent and candle.ts <= recent[-1].ts:
-            expected_rejected.append((candle.ts, BarReason.MISALIGNED))
-            continue
-        verdict = validate_bar(candle, granularity="M15", pip_location=-4, config=config, history=deque(recent))
-        if verdict.ok:
-            expected_accepted.append(candle.ts)
-            recent.append(candle)
-        else:
-            expected_rejected.append((candle.ts, verdict.reason, verdict.detail))
+
+    def afresh(ranges: Any) -> Any:
+        return average_true_range(ranges.bars, period=ranges.period)
+
+    def verdicts() -> tuple[list[int], list[tuple[int, BarReason, str]]]:
+        accepted, rejected = validate_history(
+            candles, granularity="M15", pip_location=-4, config=config, history=history
+        )
+        return [bar.ts for bar in accepted], [(r.candle.ts, r.reason, r.detail) for r in rejected]
+
+    with mock.patch.object(bars_module._RecentRanges, "atr", afresh):
+        expected_accepted, expected_rejected = verdicts()
 
     # Act
-    accepted, rejected = validate_history(candles, granularity="M15", pip_location=-4, config=config, history=history)
+    accepted, rejected = verdicts()
 
     # Assert
-    assert [bar.ts for bar in accepted] == expected_accepted
-    got = [(r.candle.ts, r.reason) if r.reason is BarReason.MISALIGNED else (r.candle.ts, r.reason, r.detail)
-           for r in rejected]  # fmt: skip
-    assert got == expected_rejected
+    assert accepted == expected_accepted
+    assert rejected == expected_rejected
