@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import queue
 from collections.abc import Callable
+from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -113,14 +114,21 @@ class DeskBase:
         except BrokerError:  # the close's transaction on top of what the trade had realized before it
             realized = trade.realized_pl + result.realized_pl
         self.known_open.pop(trade.id, None)
-        memo = self.memos.pop(trade.id, None)
+        self._book_closed(trade.id, trade.instrument, reason=reason, realized=realized, price=result.price)
+
+    def _book_closed(
+        self, trade_id: str, instrument: str, *, reason: str, realized: Decimal, price: Decimal | None = None
+    ) -> None:
+        """A closed trade's memo forgotten, its ``exec.closed`` row and its CLOSED report (the
+        desk's own close gives its fill ``price``; a close at the broker has none)."""
+        memo = self.memos.pop(trade_id, None)
         save_memos(self.state_path, self.memos)
         self.journal(
             ExecClosedRow(
-                trade_id=trade.id,
-                instrument=trade.instrument,
+                trade_id=trade_id,
+                instrument=instrument,
                 reason=reason,
-                price=format(result.price, "f"),
+                price=None if price is None else format(price, "f"),
                 realized_pl=format(realized, "f"),
                 model_version=memo.model_version if memo else "",
             ),
@@ -129,8 +137,8 @@ class DeskBase:
         self._report(
             ExecutionReport(
                 status="CLOSED",
-                instrument=InstrumentId(trade.instrument),
-                trade_id=trade.id,
+                instrument=InstrumentId(instrument),
+                trade_id=trade_id,
                 intent_id=memo.intent_id if memo else "",
                 reason=reason,
                 realized_pl=format(realized, "f"),

@@ -165,29 +165,7 @@ class ExitDesk(ProtectionDesk):
 
     def _report_closed(self, broker: Broker, trade_id: str, *, reason: str) -> None:
         was = broker.trade(trade_id)
-        memo = self.memos.pop(trade_id, None)
-        save_memos(self.state_path, self.memos)
-        self.journal(
-            ExecClosedRow(
-                trade_id=was.id,
-                instrument=was.instrument,
-                reason=reason,
-                realized_pl=format(realized_pl(was), "f"),
-                model_version=memo.model_version if memo else "",
-            ),
-            corr=memo.corr if memo else None,
-        )
-        self._report(
-            ExecutionReport(
-                status="CLOSED",
-                instrument=InstrumentId(was.instrument),
-                trade_id=was.id,
-                intent_id=memo.intent_id if memo else "",
-                reason=reason,
-                realized_pl=format(realized_pl(was), "f"),
-            ),
-            memo.corr if memo else None,
-        )
+        self._book_closed(was.id, was.instrument, reason=reason, realized=realized_pl(was))
 
 
 class _DeskClose:
