@@ -84,27 +84,55 @@ def sd_notify(message: str) -> None:
         sock.sendto(message.encode(), address)
 
 
-def free_port(host: str) -> int:
-    """A TCP port that is free on ``host`` (IPv4 or IPv6) right now."""
+def reserve_port(host: str, port: int) -> socket.socket:
+    """Hold ``port`` (0: a free one) on ``host`` for the embedded emulator, for the whole run.
+
+    The socket is bound, never listening, so no connection reaches it; it is bound with
+    ``SO_REUSEADDR`` (a previous run's connections in TIME_WAIT do not block a fixed port) but without
+    ``SO_REUSEPORT`` (a port someone listens on, another host's emulator included, is refused) and
+    then marked ``SO_REUSEPORT``, so only the emulator (same user, binding with ``SO_REUSEPORT``) can
+    bind the port beside it, and a restarted emulator again. While it is held, no other process's
+    ``bind(("", 0))`` is given the port: a port probed and released (the old way) could be handed
+    to a second host starting at the same moment, whose roles would then talk to the first host's
+    emulator.
+
+    Raises:
+        OSError: the port is taken (or the address cannot be bound).
+    """
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    except OSError:
+        sock.close()
+        raise
+    return sock
 
 
-def with_emulator_port(cfg: HostConfig) -> HostConfig:
+def with_emulator_port(cfg: HostConfig) -> tuple[HostConfig, socket.socket | None]:
     """Fix the embedded emulator's port once for the whole run and point the broker at it.
 
-    A restarted emulator comes back on the same port, so the roles' clients need no news.
+    A restarted emulator comes back on the same port, so the roles' clients need no news. Returns
+    the configuration and the socket that holds the port (``reserve_port``; close it when the run
+    ends), or None when the broker is not the embedded emulator.
+
+    Raises:
+        ConfigError: the configured port is taken.
     """
     broker = cfg.broker
     if broker.kind != "emulator":
-        return cfg
+        return cfg, None
     emulator = broker.emulator
-    port = emulator.port or free_port(emulator.host)
+    try:
+        held = reserve_port(emulator.host, emulator.port)
+    except OSError as e:
+        raise ConfigError(f"broker.emulator.port: cannot hold port {emulator.port} on {emulator.host}: {e}") from e
+    port = int(held.getsockname()[1])
     emulator = dataclasses.replace(emulator, port=port)
     url = broker.api_url or emulator_base_url(emulator, port)
-    return dataclasses.replace(cfg, broker=dataclasses.replace(broker, emulator=emulator, api_url=url))
+    return dataclasses.replace(cfg, broker=dataclasses.replace(broker, emulator=emulator, api_url=url)), held
 
 
 def forkserver_context() -> BaseContext:
@@ -227,7 +255,9 @@ def run_host(cfg: HostConfig, *, early_signals: list[str] | None = None) -> int:
             signals.check()
             saved = statefile.load(run_dir / "state.json")  # unreadable: refuse to start (exit 2)
             instance = host_id(run_dir)
-            cfg = with_emulator_port(cfg)
+            cfg, port_held = with_emulator_port(cfg)
+            if port_held is not None:
+                undo.callback(port_held.close)
             new_journal = not journal_path.exists()
             journal = open_journal(journal_path)
             undo.callback(journal.close)
@@ -250,17 +280,21 @@ def run_host(cfg: HostConfig, *, early_signals: list[str] | None = None) -> int:
             log.info("%s during start-up: nothing was started; exiting", e)
             return EXIT_OK
         undo.pop_all()  # from here on the tree owns these; teardown below releases them
-    return _run_tree(
-        cfg,
-        lock=lock,
-        journal=journal,
-        zctx=zctx,
-        root_io=root_io,
-        saved=saved,
-        signals=signals,
-        instance=instance,
-        metrics=metrics,
-    )
+    try:
+        return _run_tree(
+            cfg,
+            lock=lock,
+            journal=journal,
+            zctx=zctx,
+            root_io=root_io,
+            saved=saved,
+            signals=signals,
+            instance=instance,
+            metrics=metrics,
+        )
+    finally:
+        if port_held is not None:
+            port_held.close()  # after the emulator stopped: the port is free for the next run
 
 
 def start_metrics(cfg: HostConfig, zctx: Any) -> MetricsServer | None:

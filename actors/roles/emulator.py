@@ -42,7 +42,10 @@ class EmulatorActor(RoleActor[EmulatorConfig, NoResults]):
             self.port = port
             ready.set()
 
-        self.worker = self.start_worker("server", lambda stop: serve(options, ready=on_ready, stop=stop))
+        # The root holds the port for the whole run (supervisor.host.reserve_port): bind beside it.
+        self.worker = self.start_worker(
+            "server", lambda stop: serve(options, ready=on_ready, stop=stop, reuse_port=True)
+        )
         deadline = self.clock.monotonic() + READY_TIMEOUT_S
         while not ready.wait(0.02):
             if not self.worker.alive():  # e.g. the port is taken: fail fast, the supervisor counts it

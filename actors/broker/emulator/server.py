@@ -58,7 +58,8 @@ class _HTTPServer(ThreadingHTTPServer):
     allow_reuse_address = True
     block_on_close = False
 
-    def __init__(self, address: tuple[str, int], emulator: Emulator) -> None:
+    def __init__(self, address: tuple[str, int], emulator: Emulator, *, reuse_port: bool = False) -> None:
+        self.allow_reuse_port = reuse_port  # read by server_bind
         self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
         self.emulator = emulator
         self.connections: set[socket.socket] = set()
@@ -260,11 +261,13 @@ class EmulatorServer:
 
     Args:
         options: the emulator options.
+        reuse_port: bind with ``SO_REUSEPORT``, beside the socket the host's root holds the port
+            with (``supervisor.host.reserve_port``); only the embedded emulator does.
     """
 
-    def __init__(self, options: EmulatorOptions) -> None:
+    def __init__(self, options: EmulatorOptions, *, reuse_port: bool = False) -> None:
         self.emulator = Emulator(options)
-        self._httpd = _HTTPServer((options.host, options.port), self.emulator)
+        self._httpd = _HTTPServer((options.host, options.port), self.emulator, reuse_port=reuse_port)
         self.port: int = self._httpd.server_address[1]
         host = f"[{options.host}]" if ":" in options.host else options.host
         self.base_url = f"http://{host}:{self.port}"
@@ -302,6 +305,7 @@ def serve(
     *,
     ready: Callable[[int], None] | None = None,
     stop: threading.Event | None = None,
+    reuse_port: bool = False,
 ) -> None:
     """Run an emulator until ``stop`` is set (blocks the calling thread).
 
@@ -309,9 +313,10 @@ def serve(
         options: the emulator options (``port=0`` picks a free port).
         ready: called once with the bound port when requests can be served.
         stop: set it to stop the emulator; None means run until the process is interrupted.
+        reuse_port: see ``EmulatorServer``.
     """
     stop = stop or threading.Event()
-    with EmulatorServer(options) as server:
+    with EmulatorServer(options, reuse_port=reuse_port) as server:
         if ready is not None:
             ready(server.port)
         stop.wait()
