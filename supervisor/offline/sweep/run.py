@@ -404,12 +404,21 @@ def _run_on_cluster(
                 if cached is not None:
                     models[key] = client.scatter(cached, hash=False)
                 else:
-                    models[key] = client.submit(train_model, candles, cell.model, key=f"train-{key}", pure=False)
+                    cost = _train_cost(cell.model)
+                    models[key] = client.submit(
+                        train_model, candles, cell.model, key=f"train-{key}", pure=False, priority=cost
+                    )
                     to_train += 1
+            # The longest trainings first (Dask runs the highest priority first), so no long one is left
+            # for the end while the other workers idle; a cell's backtest before any training not yet
+            # started, so the models' cells finish as they become ready.
             futures = {
-                client.submit(run_cell, candles, models[c.model.key], c.job, key=f"cell-{c.cell_id}", pure=False): c
+                client.submit(
+                    run_cell, candles, models[c.model.key], c.job, key=f"cell-{c.cell_id}", pure=False,
+                    priority=_CELL_PRIORITY,
+                ): c
                 for c in todo
-            }
+            }  # fmt: skip
             reused = len(models) - to_train
             say(f"{to_train} model(s) to train ({reused} from the cache), {len(todo)} cell(s) to backtest")
             trains = [f for f in models.values() if getattr(f, "key", "").startswith("train-")]
@@ -431,6 +440,17 @@ def _run_on_cluster(
             with contextlib.suppress(Exception):
                 client.cancel(list(futures) + trains)
             raise
+
+
+_CELL_PRIORITY = 2**62
+
+
+def _train_cost(job: ModelJob) -> int:
+    """A training's relative cost for the ordering: rounds x depth x bars x instruments."""
+    settings = job.settings
+    rounds, depth = int(settings.get("iterations", 1)), int(settings.get("depth", 1))
+    span = max(1, (job.train_to_ns - job.train_from_ns) // 60_000_000_000)  # minutes of candles
+    return rounds * depth * span * len(job.instruments)
 
 
 def _collect(

@@ -6,7 +6,9 @@ from __future__ import annotations
 import pytest
 
 from actors.core.timefmt import parse_time
+from supervisor.offline.sweep.cell import ModelJob
 from supervisor.offline.sweep.grid import DAY_NS, GridError, parse_grid, walk_forward_windows
+from supervisor.offline.sweep.run import _CELL_PRIORITY, _train_cost
 
 pytestmark = pytest.mark.unit
 
@@ -127,3 +129,17 @@ def test_windows_that_do_not_fit_the_data_are_refused() -> None:
 
     with pytest.raises(GridError, match=r"walk_forward: 3 window\(s\) of 30 \+ 10 days"):
         walk_forward_windows(grid, JAN_1, JAN_1 + 55 * DAY_NS)
+
+
+def test_the_longest_training_is_scheduled_first() -> None:
+    def job(depth: int, iterations: int, days: int, instruments: int) -> ModelJob:
+        names = ("EUR_USD", "GBP_USD", "USD_JPY")[:instruments]
+        settings = {"depth": depth, "iterations": iterations}
+        return ModelJob("k", names, "M15", 0, days * DAY_NS, settings)
+
+    base = _train_cost(job(4, 400, 60, 3))
+    assert _train_cost(job(5, 400, 60, 3)) > base  # deeper
+    assert _train_cost(job(4, 800, 60, 3)) > base  # more rounds
+    assert _train_cost(job(4, 400, 120, 3)) > base  # longer window
+    assert _train_cost(job(4, 400, 60, 1)) < base  # fewer instruments
+    assert _train_cost(job(10, 10_000, 3650, 30)) < _CELL_PRIORITY  # a ready backtest goes before any training
