@@ -314,8 +314,9 @@ def read_journal(run_dir: Path, kind: str | None = None) -> list[JournalRow]:
     return [JournalRow(r[0], r[1], r[2], r[3], r[4], json.loads(r[5])) for r in rows]
 
 
-def _start_failure(host: Host) -> str:
-    """What a start that did not reach its state left: the status, the journal's last rows, the log."""
+def host_report(host: Host) -> str:
+    """What a host that did not get where a test waited for left: the status, the journal's last rows,
+    the log (printed on a timeout, so a rare failure says why)."""
     parts = []
     try:
         parts.append(f"status: {json.dumps(host.status())[:4000]}")
@@ -349,7 +350,7 @@ def running_host(
                 # Under the tests' own pytest-timeout (60 s), so a start that never gets there says why.
                 host.wait_state(wait, timeout_s=45)
             except BaseException:
-                print(_start_failure(host))
+                print(host_report(host))
                 raise
         yield host
     finally:

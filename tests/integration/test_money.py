@@ -27,7 +27,7 @@ from actors.core.domain import Price
 from actors.core.timefmt import parse_time
 from tests.conftest import FAST
 from tests.fakebroker import InMemoryBroker
-from tests.helpers import Host, poll_until, running_host, short_tmp_dir
+from tests.helpers import Host, host_report, poll_until, running_host, short_tmp_dir
 from tests.synthetic import synthetic_candles, write_candle_files
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(300)]
@@ -90,10 +90,16 @@ def _reason(status: dict[str, Any], code: str) -> dict[str, Any]:
 
 
 def _latched(host: Host, code: str, timeout_s: float) -> dict[str, Any]:
-    """Poll until ``code`` is among the reasons; the status then."""
-    return poll_until(
-        lambda: (s := host.status()) and _reason(s, code) and s, timeout_s=timeout_s, what=f"reason {code}"
-    )
+    """Poll until ``code`` is among the reasons; the status then (on a timeout, the money rows too)."""
+    try:
+        return poll_until(
+            lambda: (s := host.status()) and _reason(s, code) and s, timeout_s=timeout_s, what=f"reason {code}"
+        )
+    except BaseException:
+        print(host_report(host))
+        for kind in ("recon.day_start", "account.snapshot", "reason.raised", "reason.cleared"):
+            print(kind, [row["body"] for row in host.journal(kind)][-12:])
+        raise
 
 
 def _market_after(url: str, when: str, timeout_s: float) -> None:
