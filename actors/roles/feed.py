@@ -15,8 +15,10 @@ the market's own clock: every accepted price and heartbeat timestamp goes throug
 and faster against an accelerated emulator. At each close a bars worker fetches the closed
 candle of every instrument (bid and ask), waiting up to ``feed.bar_wait_s`` for one the broker is
 still closing and none for one it will never have (no ticks in the bar: a holiday, a halt,
-``closed_bar_lookup``); the actor validates each (``actors.core.bars.BarGuard``) and publishes ``md.bar.<INSTR>`` (a
-``Bar`` whose corr is its bar id) or journals ``feed.bar_rejected`` with the reason and the
+``closed_bar_lookup``); closes queued behind a late fetch (or the start-up load) are fetched together,
+one request per instrument for all their bars, and a bar the load holds is not asked for again
+(``actors.core.barfetch``); the actor validates each (``actors.core.bars.BarGuard``) and publishes
+``md.bar.<INSTR>`` (a ``Bar`` whose corr is its bar id) or journals ``feed.bar_rejected`` with the reason and the
 candle, then ``md.bars`` for the close (a closing bar the start-up load already holds is
 published as loaded: a duplicate, not a rejection). A bar with no candle is a gap only if the broker had
 prices during it. Market status per instrument (calendar + the broker's ``tradeable`` flags,
@@ -36,6 +38,7 @@ from typing import Any, ClassVar
 from actors.broker import Broker
 from actors.core import markethours
 from actors.core.backoff import Backoff
+from actors.core.barfetch import PendingCloses
 from actors.core.bars import (
     BarCandle,
     BarGuard,
@@ -46,11 +49,8 @@ from actors.core.bars import (
 )
 from actors.core.bartime import (
     BarClock,
-    CandleLookup,
     bar_end,
     bar_start,
-    closed_bar_lookup,
-    first_candle_from,
     missing_bar_is_gap,
 )
 from actors.core.config import FeedConfig
@@ -183,6 +183,7 @@ class FeedActor(RoleActor[FeedConfig, _WorkerResult]):
         cfg = self.cfg
         broker = self.runtime.open_broker()
         backoff = Backoff(0.5, 15.0)
+        history: dict[str, list[BarCandle]] = {}
         while not stop.is_set():  # instrument metadata and the recent bars the checks need
             try:
                 pips = {i.name: i.pip_location for i in broker.instruments(cfg.instruments)}
@@ -197,48 +198,48 @@ class FeedActor(RoleActor[FeedConfig, _WorkerResult]):
                 break
             except BrokerError:
                 stop.wait(backoff.next_delay())
+        held = {name: {c.ts: c for c in candles} for name, candles in history.items()}  # not asked again
+        pending = PendingCloses(cfg.instruments, cfg.granularity, cfg.bar_wait_s, held)
         while not stop.is_set():
-            try:
-                start, priced = self.closes.get(timeout=0.2)
-            except queue.Empty:
-                continue
-            errors: dict[str, str] = {}
-            self.hand_back(_Fetched(start, self._fetch(broker, start, priced, stop, errors), errors))
+            if not pending.closes:
+                try:
+                    start, priced = self.closes.get(timeout=0.2)
+                except queue.Empty:
+                    continue
+                pending.add(start, priced, self.clock.monotonic())
+            again = self._fetch_round(broker, pending)
+            for close in pending.done():  # in order, each once: a close waits for the ones before it
+                self.hand_back(_Fetched(close.start, close.found, close.errors))
+            if pending.closes and not again:
+                stop.wait(BAR_POLL_S)
 
-    def _fetch(
-        self, broker: Broker, start: int, priced: frozenset[str], stop: threading.Event, errors: dict[str, str]
-    ) -> dict[str, BarCandle]:
-        # The just-closed candle of every instrument. One the broker is still closing is asked for
-        # again until feed.bar_wait_s has passed (a frozen candle is then a missing bar); one the
-        # broker will never have (no ticks in the bar: closed_bar_lookup) is given up at once.
-        # Every instrument in one request (candles/latest) while the broker serves it; an instrument
-        # whose latest candles do not reach back to the bar (a fetch late by more than a bar) is
-        # asked for alone, as every instrument is when the broker answers 404 for the endpoint.
-        found: dict[str, BarCandle] = {}
-        waiting = list(self.cfg.instruments)
-        deadline = self.clock.monotonic() + self.cfg.bar_wait_s
-        while not stop.is_set():
-            latest = self._latest(broker, waiting)
-            for name in tuple(waiting):
-                first = first_candle_from(start, latest.get(name)) if latest is not None else None
-                if first is None:
-                    try:
-                        candles = broker.candles(name, self.cfg.granularity, from_ts=start, count=1, price="BA")
-                    except BrokerError as e:  # kept for the journal: a malformed candle (1e300) is no candle
-                        errors[name] = f"{type(e).__name__}: {e}"
-                        continue
-                    first = (candles[0] if candles else None,)
-                errors.pop(name, None)
-                candle = first[0]
-                lookup = closed_bar_lookup(start, candle, had_prices=name in priced)
-                if lookup is CandleLookup.FOUND and candle is not None:
-                    found[name] = BarCandle.from_candle(candle)
-                if lookup is not CandleLookup.WAIT:
-                    waiting.remove(name)
-            if not waiting or self.clock.monotonic() >= deadline:
+    def _fetch_round(self, broker: Broker, pending: PendingCloses) -> bool:
+        # One round of requests for the closed candles still waited for (actors.core.barfetch): the
+        # closes queued meanwhile join first; every instrument waiting only for the newest close in
+        # one candles/latest request (while the broker serves it); every other instrument in one
+        # candles request for all its waiting bars (a fetch late by more than a bar catches up in
+        # one request per instrument, not one per bar). A candle the broker is still closing is
+        # asked for again until feed.bar_wait_s has passed (a frozen candle is then a missing bar);
+        # one it will never have (closed_bar_lookup) is given up at once. True: candles/latest
+        # could not reach a bar, ask again at once (those instruments alone).
+        while True:
+            try:
+                start, priced = self.closes.get_nowait()
+            except queue.Empty:
                 break
-            stop.wait(BAR_POLL_S)
-        return found
+            pending.add(start, priced, self.clock.monotonic())
+        plan = pending.plan(latest_supported=not self.latest_unsupported)
+        if plan.latest and pending.latest_answer(plan, self._latest(broker, list(plan.latest))):
+            return True
+        for name, (from_ns, count) in plan.ranges.items():
+            try:
+                candles = broker.candles(name, self.cfg.granularity, from_ts=from_ns, count=count, price="BA")
+            except BrokerError as e:  # kept for the journal: a malformed candle (1e300) is no candle
+                pending.range_failed(name, f"{type(e).__name__}: {e}")
+                continue
+            pending.range_answer(name, plan, candles)
+        pending.expire(self.clock.monotonic())
+        return False
 
     def _latest(self, broker: Broker, names: list[str]) -> dict[str, list[Candle]] | None:
         # None: ask per instrument (the broker has no candles/latest, or this attempt failed).

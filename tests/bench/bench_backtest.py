@@ -340,6 +340,7 @@ def _replay_figures(host: Any, speed: float, instruments: int, clock: tuple[int,
     budget_ms = bar_ns / 1e6 / speed
     measured = lags or spans
     kept = undecided == 0 and bool(measured) and max(measured) < budget_ms
+    late = sum(1 for x in measured if x >= budget_ms)  # a start-up blip or falling behind for good
     close = (
         f"close -> decisions p50 {statistics.median(lags):.0f} / p99 {_pct(lags, 0.99):.0f} / max {max(lags):.0f} ms"
         if lags
@@ -350,7 +351,8 @@ def _replay_figures(host: Any, speed: float, instruments: int, clock: tuple[int,
         span = f"first md.bar -> decisions p50 {statistics.median(spans):.0f} / p99 {_pct(spans, 0.99):.0f} ms"
     return (
         f"  {instruments:>2} instruments x{speed:<6g} {rate:7.1f} bars/s ({len(closes)} closes, "
-        f"a {budget_ms:.0f} ms bar): {close}; {span}; undecided {undecided}; {'kept up' if kept else 'FELL BEHIND'}"
+        f"a {budget_ms:.0f} ms bar): {close}; {span}; undecided {undecided}; "
+        f"{late} decided after their bar; {'kept up' if kept else 'FELL BEHIND'}"
     )
 
 
