@@ -39,7 +39,7 @@ import pykka
 from actors.broker.config import emulator_base_url
 from actors.core.atomicfile import write_atomically
 from actors.core.errors import ConfigError
-from actors.runtime import registry, transport
+from actors.runtime import memtrace, registry, transport
 from actors.runtime.journal import Journal
 from actors.runtime.logs import setup_logging
 from actors.runtime.process import ChildArgs, child_main
@@ -214,6 +214,7 @@ def run_host(cfg: HostConfig, *, early_signals: list[str] | None = None) -> int:
             journal cannot be written.
     """
     setup_logging(cfg.host.log_level, src="supervisor")
+    memtrace.start("root")  # off unless TRADEHOST_TRACEMALLOC names a directory
     signals = _Signals()
     signals.install()
     signals.seen.extend(early_signals or ())

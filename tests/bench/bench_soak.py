@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import os
 import signal
 import sys
@@ -38,6 +39,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import orjson
 import psutil
 
 from actors.broker.emulator import AdminClient
@@ -313,6 +315,8 @@ def main(argv: list[str] | None = None) -> int:
     print("\n" + text, flush=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(text + "\n")
+    raw = args.out.with_suffix(".samples.jsonl")  # every sample, to fit other ways afterwards
+    raw.write_text("".join(orjson.dumps(dataclasses.asdict(s)).decode() + "\n" for s in samples))
     print(f"\n(written to {args.out})")
     return 1 if violations else 0
 
