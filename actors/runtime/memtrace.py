@@ -3,8 +3,10 @@
 When set, every process of the tree (the root and each role) starts ``tracemalloc``
 (``TRADEHOST_TRACEMALLOC_FRAMES`` frames, 8 by default) and a daemon thread that, every
 ``TRADEHOST_TRACEMALLOC_EVERY_S`` seconds (60), writes ``<directory>/<src>-<pid>.txt``: the traced
-total, and the top allocation sites by traceback compared with the first snapshot (taken one
-interval after start, past the imports) and with the previous one. A Python-object leak shows
+total, and the top allocation sites by traceback (the allocating line first) compared with the first snapshot (taken one
+interval after start, past the imports) and with the previous one. ``TRADEHOST_TRACEMALLOC_ONLY``
+(``root,reconciler``) limits it to those processes: tracing slows a role down, and the model
+role's start under it can miss the heartbeat deadline of a tight configuration. A Python-object leak shows
 there as a site whose size keeps growing; growth of the RSS that does not show there is outside
 the Python heap (sqlite's page cache, pymalloc arenas not given back, C libraries).
 
@@ -28,7 +30,7 @@ _IGNORE = (tracemalloc.Filter(False, tracemalloc.__file__), tracemalloc.Filter(F
 def _lines(stats: list[tracemalloc.StatisticDiff], top: int) -> list[str]:
     out = []
     for s in stats[:top]:
-        frames = " <- ".join(f"{Path(f.filename).name}:{f.lineno}" for f in s.traceback)
+        frames = " <- ".join(f"{Path(f.filename).name}:{f.lineno}" for f in reversed(s.traceback))
         diff = f"{s.size_diff / 1024:+9.1f} KiB {s.count_diff:+7d} blocks"
         out.append(f"  {diff} (now {s.size / 1024:9.1f} KiB)  {frames}")
     return out
@@ -61,7 +63,8 @@ def _dump(path: Path, every_s: float) -> None:
 def start(src: str) -> bool:
     """Start tracing this process when ``TRADEHOST_TRACEMALLOC`` names a directory; True if started."""
     directory = os.environ.get(ENV, "")
-    if not directory:
+    only = os.environ.get(ENV + "_ONLY", "")
+    if not directory or (only and src not in only.split(",")):
         return False
     Path(directory).mkdir(parents=True, exist_ok=True)
     tracemalloc.start(int(os.environ.get(ENV + "_FRAMES", "8")))
