@@ -60,7 +60,14 @@ log = logging.getLogger(__name__)
 
 EXIT_OK = 0
 EXIT_FAILED = 1
-PRELOAD = ["actors.runtime.process", *(spec.module for spec in registry.ROLES), "pandas", "catboost"]
+# The last one freezes what the others loaded, so a role's collections leave those pages shared.
+PRELOAD = [
+    "actors.runtime.process",
+    *(spec.module for spec in registry.ROLES),
+    "pandas",
+    "catboost",
+    "actors.runtime.forkfreeze",
+]
 SHUTDOWN_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 RUN_DIR_CHECK_S = 0.2
 JOURNAL_NAME = "journal.sqlite"
