@@ -39,7 +39,7 @@ import pykka
 from actors.broker.config import emulator_base_url
 from actors.core.atomicfile import write_atomically
 from actors.core.errors import ConfigError
-from actors.runtime import registry, transport
+from actors.runtime import memtrace, registry, transport
 from actors.runtime.journal import Journal
 from actors.runtime.logs import setup_logging
 from actors.runtime.process import ChildArgs, child_main
@@ -60,7 +60,14 @@ log = logging.getLogger(__name__)
 
 EXIT_OK = 0
 EXIT_FAILED = 1
-PRELOAD = ["actors.runtime.process", *(spec.module for spec in registry.ROLES), "pandas", "catboost"]
+# The last one freezes what the others loaded, so a role's collections leave those pages shared.
+PRELOAD = [
+    "actors.runtime.process",
+    *(spec.module for spec in registry.ROLES),
+    "pandas",
+    "catboost",
+    "actors.runtime.forkfreeze",
+]
 SHUTDOWN_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 RUN_DIR_CHECK_S = 0.2
 JOURNAL_NAME = "journal.sqlite"
@@ -242,6 +249,7 @@ def run_host(cfg: HostConfig, *, early_signals: list[str] | None = None) -> int:
             journal cannot be written.
     """
     setup_logging(cfg.host.log_level, src="supervisor")
+    memtrace.start("root")  # off unless TRADEHOST_TRACEMALLOC names a directory
     signals = _Signals()
     signals.install()
     signals.seen.extend(early_signals or ())

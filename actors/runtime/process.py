@@ -38,7 +38,7 @@ from actors.broker.config import BrokerConfig
 from actors.broker.connect import broker_factory
 from actors.core.clock import SYSTEM_CLOCK, Clock
 from actors.core.errors import ConfigError, MessageDecodeError
-from actors.runtime import registry, transport
+from actors.runtime import memtrace, registry, transport
 from actors.runtime.actor import GapDetected, HeartbeatDue, Inbound, RequestOutcome, RoleActor, StopRequested
 from actors.runtime.exitcodes import EXIT_DEADLINE, EXIT_INJECTED_CRASH, EXIT_NO_BUS
 from actors.runtime.journal import Journal
@@ -338,6 +338,7 @@ def child_main(args: ChildArgs) -> None:
     _set_parent_death_signal(signal.SIGTERM)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     setup_logging(args.log_level, src=args.role)
+    memtrace.start(args.role)  # off unless TRADEHOST_TRACEMALLOC names a directory
     signal.signal(signal.SIGUSR1, lambda *_: pykka.debug.log_thread_tracebacks())
     if not psutil.pid_exists(args.root_pid):
         os._exit(1)

@@ -17,17 +17,22 @@ whole journal and the emulator's own records (its request log read at every samp
 it keeps only its last 10 000 requests, fewer than a long soak makes; its transactions in full).
 
 Memory slopes are least-squares fits over the samples after ``--warmup-s`` (imports, caches and
-the first bars' history fill up then), pooled over the incarnations of a role (a killed role's
-new process has its own intercept, the one slope is shared), per wall hour and per market day
-(open market time, weekends count nothing: ``supervisor.offline.report.checks.market_days``).
-The table goes to stdout and to ``--out`` (``.cache/soak.md``). Nothing here is a test: it
-prints, it does not assert; its exit status is 1 when an invariant was violated.
+the first bars' history fill up then) of the run and of each incarnation of a role (a process
+restarted after a kill -9 fills up again from small: its own first ``--warmup-s`` are left out
+too), pooled over the incarnations (each its own intercept, the one slope shared), per wall hour
+and per market day
+(open market time, weekends count nothing: ``supervisor.offline.report.checks.market_days``);
+the USS slope is also given over the second half of those samples alone: a leak keeps its slope,
+a warm-up flattens. The table goes to stdout and to ``--out`` (``.cache/soak.md``), every sample
+beside it (``soak.samples.jsonl``). Nothing here is a test: it prints, it does not assert; its
+exit status is 1 when an invariant was violated.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import os
 import signal
 import sys
@@ -38,6 +43,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import orjson
 import psutil
 
 from actors.broker.emulator import AdminClient
@@ -165,20 +171,33 @@ def _fmt(v: float | None, digits: int = 2) -> str:
     return "—" if v is None else f"{v:+.{digits}f}"
 
 
+def steady(rows: list[Sample], born: dict[int, float], warmup_s: float) -> list[Sample]:
+    """The samples of a process's incarnations past their own warm-up: ``warmup_s`` after the run's
+    start and after the incarnation's first sample. A role restarted by a kill -9 starts small and
+    fills its caches again; that refill is no leak, and a fit over it (even one intercept per
+    incarnation) reads as growth."""
+    return [s for s in rows if s.wall_s >= warmup_s and s.wall_s - born[s.pid] >= warmup_s]
+
+
 def table(samples: list[Sample], warmup_s: float, restarts: dict[str, int]) -> list[str]:
     """The per-process table (Markdown)."""
     lines = [
         "| process | pids | RSS MB first → last | RSS MB/h | RSS MB/market day | USS MB first → last | USS MB/h "
-        "| USS MB/market day | fds first → last | threads first → last | restarts |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| USS MB/h 2nd half | USS MB/market day | fds first → last | threads first → last | restarts |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     by_name: dict[str, list[Sample]] = defaultdict(list)
     for s in samples:
         by_name[s.name].append(s)
-    order = ["root", *sorted(n for n in by_name if n != "root")]  # "(forkserver)" etc. sort first
+    order = sorted(by_name, key=lambda n: (n != "root", n))  # the root, then "(forkserver)" etc., then roles
+    born: dict[int, float] = {}
+    for s in samples:
+        born.setdefault(s.pid, s.wall_s)
     for name in order:
         rows = by_name[name]
-        late = [s for s in rows if s.wall_s >= warmup_s] or rows
+        late = steady(rows, born, warmup_s) or rows
+        half = late[0].wall_s + (late[-1].wall_s - late[0].wall_s) / 2
+        second = [s for s in late if s.wall_s >= half]
         first, last = rows[0], rows[-1]
 
         def slope(attr: str, per_day: bool, late: list[Sample] = late) -> float | None:
@@ -190,7 +209,8 @@ def table(samples: list[Sample], warmup_s: float, restarts: dict[str, int]) -> l
         lines.append(
             f"| {label} | {pids} | {first.rss / MB:.1f} → {last.rss / MB:.1f} | {_fmt(slope('rss', False))} "
             f"| {_fmt(slope('rss', True), 3)} | {first.uss / MB:.1f} → {last.uss / MB:.1f} "
-            f"| {_fmt(slope('uss', False))} | {_fmt(slope('uss', True), 3)} | {first.fds} → {last.fds} "
+            f"| {_fmt(slope('uss', False))} | {_fmt(slope('uss', False, second))} | {_fmt(slope('uss', True), 3)} "
+            f"| {first.fds} → {last.fds} "
             f"| {first.threads} → {last.threads} | {restarts.get(name, 0)} |"
         )
     return lines
@@ -313,6 +333,8 @@ def main(argv: list[str] | None = None) -> int:
     print("\n" + text, flush=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(text + "\n")
+    raw = args.out.with_suffix(".samples.jsonl")  # every sample, to fit other ways afterwards
+    raw.write_text("".join(orjson.dumps(dataclasses.asdict(s)).decode() + "\n" for s in samples))
     print(f"\n(written to {args.out})")
     return 1 if violations else 0
 

@@ -166,7 +166,7 @@ class ReconcilerActor(RoleActor[ReconcilerConfig, _WorkerResult]):
         self.prices: dict[str, Price] = {}  # the latest bid/ask per instrument (actor writes, worker reads)
         self.resume_drawdown = threading.Event()
         self.close_reasons: dict[str, str] = {}  # trade id -> the closing fill's reason (worker writes)
-        self.closed_by_host: set[str] = set()  # trades the execution role reported closing
+        self.closed_by_host: set[str] = set()  # reported closing by the execution role, open at the last read
         self.want_full = threading.Event()
         self.unprotected: dict[str, _Unprotected] = {}  # trade id -> its repair (actor thread)
         self.waiting_protection = False
@@ -324,6 +324,9 @@ class ReconcilerActor(RoleActor[ReconcilerConfig, _WorkerResult]):
                 self._transactions_unknown(message)
             for d in message.differences:
                 self._difference(d, message.closed_pl.get(d.trade_id))
+            # A close reported for a trade not open at this read has no "closed" difference left to
+            # wait for (its difference came first, or it opened and closed between two reads).
+            self.closed_by_host.intersection_update(t.id for t in message.trades)
             naked = self._protection(message)
             snapshot = self._snapshot(message)
             self._journal_money(message, snapshot)

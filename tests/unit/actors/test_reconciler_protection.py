@@ -58,7 +58,7 @@ class _Reconciler:
         self.clock = ManualClock()
         self.runtime = RecordingRuntime("reconciler", role_config=ReconcilerConfig(**cfg), clock=self.clock)
         actor = ReconcilerActor(self.runtime)
-        actor.unprotected = {}
+        actor.unprotected, actor.closed_by_host = {}, set()
         actor.waiting_protection = False
         actor.connected, actor.last_ok_ns, actor.detail, actor._published = False, None, "", None
         self.actor = actor

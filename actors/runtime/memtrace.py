@@ -1,0 +1,89 @@
+"""A diagnostic hook for memory growth (off by default): ``TRADEHOST_TRACEMALLOC=<directory>``.
+
+When set, every process of the tree (the root and each role) starts ``tracemalloc``
+(``TRADEHOST_TRACEMALLOC_FRAMES`` frames, 8 by default) and a daemon thread that, every
+``TRADEHOST_TRACEMALLOC_EVERY_S`` seconds (60), writes ``<directory>/<src>-<pid>.txt``: the traced
+total; the top allocation sites by traceback (the allocating line first) compared with the first
+snapshot (taken one interval after start, past the imports) and with the previous one; and the
+objects the collector tracks, counted by type, compared with the first count.
+``TRADEHOST_TRACEMALLOC_ONLY`` (``root,reconciler``) limits it to those processes: tracing slows a
+role down, and the model role's start under it can miss the heartbeat deadline of a tight
+configuration.
+
+A Python-object leak shows there as a site whose size keeps growing and a type whose count keeps
+growing; growth of the RSS that does not show there is outside the Python heap (sqlite's page
+cache, pymalloc arenas not given back, C libraries, pages inherited from the forkserver that a role
+writes to). It costs memory and time (each traced block carries its traceback), so it is for a
+soak or a diagnosis, never for a host that trades: nothing reads the files it writes.
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import threading
+import time
+import tracemalloc
+from collections import Counter
+from pathlib import Path
+
+ENV = "TRADEHOST_TRACEMALLOC"
+TOP = 25
+_IGNORE = (tracemalloc.Filter(False, tracemalloc.__file__), tracemalloc.Filter(False, "<frozen importlib._bootstrap*>"))
+
+
+def _lines(stats: list[tracemalloc.StatisticDiff], top: int) -> list[str]:
+    out = []
+    for s in stats[:top]:
+        frames = " <- ".join(f"{Path(f.filename).name}:{f.lineno}" for f in reversed(s.traceback))
+        diff = f"{s.size_diff / 1024:+9.1f} KiB {s.count_diff:+7d} blocks"
+        out.append(f"  {diff} (now {s.size / 1024:9.1f} KiB)  {frames}")
+    return out
+
+
+def _types() -> Counter[str]:
+    return Counter(type(o).__qualname__ for o in gc.get_objects())
+
+
+def _dump(path: Path, every_s: float) -> None:
+    first: tracemalloc.Snapshot | None = None
+    prev: tracemalloc.Snapshot | None = None
+    first_types: Counter[str] | None = None
+    started = time.monotonic()
+    while True:
+        time.sleep(every_s)
+        snap = tracemalloc.take_snapshot().filter_traces(_IGNORE)
+        first = first or snap
+        prev = prev or snap
+        types = _types()
+        first_types = first_types or types
+        grown = sorted(((n - first_types[t], t) for t, n in types.items()), reverse=True)[: TOP // 2]
+        current, peak = tracemalloc.get_traced_memory()
+        text = [
+            f"# {os.getpid()} at {time.monotonic() - started:.0f} s: traced {current / 1024 / 1024:.2f} MiB "
+            f"(peak {peak / 1024 / 1024:.2f})",
+            "## since the first snapshot (by traceback)",
+            *_lines(snap.compare_to(first, "traceback"), TOP),
+            "## since the previous snapshot (by traceback)",
+            *_lines(snap.compare_to(prev, "traceback"), TOP // 2),
+            "## objects the collector tracks, by type: since the first snapshot",
+            *(f"  {d:+7d} {t} (now {types[t]})" for d, t in grown),
+        ]
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text("\n".join(text) + "\n")
+        tmp.replace(path)
+        prev = snap
+
+
+def start(src: str) -> bool:
+    """Start tracing this process when ``TRADEHOST_TRACEMALLOC`` names a directory; True if started."""
+    directory = os.environ.get(ENV, "")
+    only = os.environ.get(ENV + "_ONLY", "")
+    if not directory or (only and src not in only.split(",")):
+        return False
+    Path(directory).mkdir(parents=True, exist_ok=True)
+    tracemalloc.start(int(os.environ.get(ENV + "_FRAMES", "8")))
+    every_s = float(os.environ.get(ENV + "_EVERY_S", "60"))
+    path = Path(directory) / f"{src}-{os.getpid()}.txt"
+    threading.Thread(target=_dump, args=(path, every_s), name="memtrace", daemon=True).start()
+    return True
