@@ -124,6 +124,24 @@ def _digest(payload: Any) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:_HASH_LEN]
 
 
+# The code a cell's row depends on: the trading rules and features (actors.core, actors.ml) and the
+# train and backtest functions. A change to any of it retrains and reruns, however small.
+_CODE_ROOTS = ("actors/core", "actors/ml", "supervisor/offline/train.py", "supervisor/offline/backtest")
+_REPO = Path(__file__).resolve().parents[3]
+
+
+def code_digest(repo: Path = _REPO, roots: Sequence[str] = _CODE_ROOTS) -> str:
+    """A content hash of the Python sources a cell's model and row depend on (``_CODE_ROOTS``), so a
+    resumed ``--out`` or a cached model never mixes rows of two versions of tradehost's own code."""
+    h = hashlib.sha256()
+    for root in roots:
+        path = repo / root
+        for file in sorted(path.rglob("*.py")) if path.is_dir() else [path]:
+            h.update(file.relative_to(repo).as_posix().encode())
+            h.update(file.read_bytes())
+    return h.hexdigest()[:_HASH_LEN]
+
+
 def data_digest(history: History, name: str) -> str:
     """A content hash of one instrument's candles (and bid/ask quotes, pip size, fallback spread)."""
     h = hashlib.sha256()
@@ -170,6 +188,7 @@ def plan(
     end = max(int(f.index[-1]) for f in history.frames.values()) + 1
     windows = walk_forward_windows(grid, first, end)
     digests = {name: data_digest(history, name) for name in history.frames}
+    code = code_digest()
     try:
         import catboost  # noqa: PLC0415
 
@@ -194,6 +213,7 @@ def plan(
                         "settings": settings,
                         "features": FEATURES_VERSION,
                         "catboost": catboost_version,
+                        "code": code,
                     }
                 )
                 risk, execution = resolved[json.dumps(grid.config_overrides(params))]
@@ -205,6 +225,7 @@ def plan(
                         "risk": asdict(risk),
                         "execution": asdict(execution),
                         "account": [inputs.home_currency, inputs.opening_nav],
+                        "code": code,
                     }
                 )
                 model = ModelJob(model_key, tuple(sorted(instruments)), granularity, window.train_from_ns,

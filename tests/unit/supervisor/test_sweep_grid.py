@@ -3,12 +3,14 @@ its one-line errors."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from actors.core.timefmt import parse_time
 from supervisor.offline.sweep.cell import ModelJob
 from supervisor.offline.sweep.grid import DAY_NS, GridError, parse_grid, walk_forward_windows
-from supervisor.offline.sweep.run import _CELL_PRIORITY, _train_cost
+from supervisor.offline.sweep.run import _CELL_PRIORITY, _CODE_ROOTS, _REPO, _train_cost, code_digest
 
 pytestmark = pytest.mark.unit
 
@@ -143,3 +145,26 @@ def test_the_longest_training_is_scheduled_first() -> None:
     assert _train_cost(job(4, 400, 120, 3)) > base  # longer window
     assert _train_cost(job(4, 400, 60, 1)) < base  # fewer instruments
     assert _train_cost(job(10, 10_000, 3650, 30)) < _CELL_PRIORITY  # a ready backtest goes before any training
+
+
+def test_the_code_digest_changes_with_any_covered_source(tmp_path: Path) -> None:
+    (tmp_path / "actors/core").mkdir(parents=True)
+    (tmp_path / "actors/core/gate.py").write_text("LIMIT = 1\n")
+    (tmp_path / "train.py").write_text("def train(): ...\n")
+    (tmp_path / "notes.txt").write_text("not code\n")
+    roots = ("actors/core", "train.py")
+    before = code_digest(tmp_path, roots)
+
+    (tmp_path / "notes.txt").write_text("changed, not covered\n")
+    assert code_digest(tmp_path, roots) == before
+    (tmp_path / "actors/core/gate.py").write_text("LIMIT = 2\n")
+    assert code_digest(tmp_path, roots) != before
+    (tmp_path / "actors/core/gate.py").write_text("LIMIT = 1\n")
+    assert code_digest(tmp_path, roots) == before
+    (tmp_path / "train.py").write_text("def train(): return 1\n")
+    assert code_digest(tmp_path, roots) != before
+
+
+def test_the_code_digest_of_this_checkout_covers_the_rules_and_the_backtest() -> None:
+    assert all((_REPO / root).exists() for root in _CODE_ROOTS)
+    assert code_digest() == code_digest()
