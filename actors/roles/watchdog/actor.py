@@ -88,7 +88,7 @@ from actors.runtime.messages import (
     SystemStateChanged,
     WatchdogReport,
 )
-from actors.runtime.registry import role_names
+from actors.runtime.registry import EMULATOR, role_names
 
 log = logging.getLogger(__name__)
 
@@ -160,6 +160,7 @@ class WatchdogActor(RoleActor[WatchdogConfig, NoResults]):
             rss_limit_mb=cfg.rss_limit_mb,
             max_growth_mb_per_h=cfg.max_growth_mb_per_h,
             growth_window_s=cfg.growth_window_s,
+            growth_by_design=frozenset({EMULATOR}),
         )
         self.connections = ConnectionCheck(down_alert_s=cfg.stream_down_alert_s)
         self.bars = BarCheck(

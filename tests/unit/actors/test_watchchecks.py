@@ -656,3 +656,24 @@ def test_a_role_is_blamed_only_for_silence_while_the_bus_was_heard() -> None:
 
     assert bus_gone.verdict is Verdict.OK
     assert really_silent.verdict is Verdict.BREACH
+
+
+def test_the_embedded_emulators_growth_by_design_is_shown_not_judged_but_its_rss_limit_holds() -> None:
+    # The test broker keeps every transaction: at 3600x its USS grew ~170 MB/h in the soak and
+    # latched memory_growth:emulator (NO_TRADE) after the first 30-minute window.
+    check = MemoryCheck(
+        rss_limit_mb=300.0, max_growth_mb_per_h=50.0, growth_window_s=600.0, growth_by_design=frozenset({"emulator"})
+    )
+    for t in range(0, 610, 10):
+        check.uss("emulator", 5, 20.0 + t * 0.05, float(t))  # 180 MB/h
+        check.uss("risk", 6, 20.0 + t * 0.05, float(t))
+    check.rss("emulator", 5, 301.0)
+
+    readings = _by_name(check.readings(600.0))
+
+    emulator = readings["memory_growth:emulator"]
+    assert (emulator.verdict, emulator.value) == (Verdict.OK, "180.0 MB/h")
+    assert "by design" in emulator.detail
+    assert readings["memory_growth:risk"].verdict is Verdict.BREACH  # any other process still breaches
+    rss = readings["memory_rss:emulator"]
+    assert (rss.verdict, rss.restart) == (Verdict.BREACH, "emulator")
