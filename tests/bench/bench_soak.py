@@ -49,6 +49,7 @@ import psutil
 from actors.broker.emulator import AdminClient
 from actors.core.timefmt import format_rfc3339, parse_time
 from supervisor.offline.report.checks import market_days
+from tests.bench import soakmaps
 from tests.faults.invariants import BrokerRecord, check_run, limits_of, record_broker, settle, wait_trading
 from tests.faults.test_trading_invariants import MATRIX
 from tests.helpers import REPO, Host, ensure_test_model, running_host
@@ -226,6 +227,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup-s", type=float, default=None, help="samples left out of the slopes "
                         "(default: 120 s, at most a quarter of the run)")  # fmt: skip
     parser.add_argument("--out", type=Path, default=REPO / ".cache" / "soak.md", help="the table's file")
+    parser.add_argument("--maps-every-s", type=float, default=300.0, help="seconds between snapshots of every "
+                        "process's memory maps (300; 0: none): where the USS grew (heap, pymalloc arenas, "
+                        "copy-on-write of the forkserver's pages): in the notes and soak.maps.jsonl")  # fmt: skip
     args = parser.parse_args(argv)
     duration_s = args.minutes * 60
     warmup_s = args.warmup_s if args.warmup_s is not None else min(120.0, duration_s / 4)
@@ -256,6 +260,11 @@ def main(argv: list[str] | None = None) -> int:
         market0 = _market_ns(admin)
         journal0 = _journal_bytes(host.run_dir)
         next_sample = next_progress = 0.0
+        next_maps = warmup_s if args.maps_every_s > 0 else float("inf")
+        maps_out = args.out.with_suffix(".maps.jsonl")
+        maps_out.parent.mkdir(parents=True, exist_ok=True)
+        maps_file = maps_out.open("w")
+        maps: dict[int, list[tuple[float, str, list[soakmaps.Region]]]] = defaultdict(list)
         next_fault = args.fault_every_s
         quiet_after = duration_s - max(60.0, args.fault_every_s)  # the last fault has time to clear
         days = 0.0
@@ -267,6 +276,14 @@ def main(argv: list[str] | None = None) -> int:
                 samples += _sample(_processes(host, status), now, days)
                 log.update(admin)
                 next_sample += args.sample_s
+            if now >= next_maps:
+                for pid, name in _processes(host, status).items():
+                    if (regions := soakmaps.snapshot(pid)) is not None:
+                        maps[pid].append((now, name, regions))
+                        row = {"wall_s": now, "name": name, "pid": pid, "maps": soakmaps.to_json(regions)}
+                        maps_file.write(orjson.dumps(row).decode() + "\n")
+                maps_file.flush()
+                next_maps += args.maps_every_s
             if now >= next_fault and now < quiet_after:
                 print(f"  [{now:6.0f} s] fault: {faults.inject(host, admin, now)}", flush=True)
                 next_fault += args.fault_every_s
@@ -282,6 +299,7 @@ def main(argv: list[str] | None = None) -> int:
                 next_progress += 30.0
             time.sleep(0.2)
         wall_s = time.monotonic() - t0
+        maps_file.close()
         market_end = _market_ns(admin)
         days = market_days(market0, market_end)
         journal_end = _journal_bytes(host.run_dir)
@@ -327,6 +345,17 @@ def main(argv: list[str] | None = None) -> int:
         "- invariants (tests/faults/invariants.py check_run over the whole journal and the emulator's records): "
         + ("all held" if not violations else "VIOLATED"),
     ]
+    if maps:
+        head = f"Where the USS grew (memory maps, first snapshot after {warmup_s:g} s → last, each process's last pid):"
+        lines += ["", head]
+        last_pid: dict[str, int] = {}
+        for pid, snaps in maps.items():
+            if len(snaps) > 1:
+                last_pid[snaps[0][1]] = pid
+        for name in sorted(last_pid, key=lambda n: (n != "root", n)):
+            snaps = maps[last_pid[name]]
+            (t_a, _, a), (t_b, _, b) = snaps[0], snaps[-1]
+            lines.append(f"- {name} over {(t_b - t_a) / 60:.0f} min: {soakmaps.growth(a, b)}")
     if violations:
         lines += ["", "```", violations, "```"]
     text = "\n".join(lines)

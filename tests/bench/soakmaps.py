@@ -1,0 +1,101 @@
+"""Where a process's memory grows, from its memory maps (``/proc/PID/smaps`` through psutil).
+
+USS alone cannot tell a leak from its look-alikes. The maps split it: ``[heap]`` is the main
+thread's C ``malloc`` (Python objects over 512 bytes, sqlite), anonymous mappings are pymalloc's
+arenas (1 MiB each since Python 3.10) and other threads' malloc arenas (libzmq's I/O thread, the
+role's own threads), file mappings are libraries, and a page that was shared with the forkserver
+and became private when the role wrote to it (a refcount on an inherited object is a write) shows
+as private growth with the same shared shrinking in a mapping that existed at the first snapshot:
+copy-on-write, bounded by what the role inherited, not a leak.
+
+The soak (tests/bench/bench_soak.py ``--maps-every-s``) writes one snapshot a process every so
+often and prints :func:`growth` for each role's last incarnation.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections import defaultdict
+from dataclasses import dataclass
+
+import psutil
+
+MB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Region:
+    """One mapping at one time (bytes)."""
+
+    key: str  # "start path": a mapping grown at its end ([heap]) keeps its key; one the kernel
+    # merged with a neighbour mapped below it gets a new one (counted as gone and new)
+    kind: str  # heap, anon, stack, file, other
+    size: int
+    private: int
+    shared: int
+
+
+def kind_of(path: str) -> str:
+    if path == "[heap]":
+        return "heap"
+    if path in ("[anon]", ""):
+        return "anon"
+    if path.startswith("[stack"):
+        return "stack"
+    if path.startswith("/"):
+        return "file"
+    return "other"
+
+
+def snapshot(pid: int) -> list[Region] | None:
+    """Every mapping of ``pid`` with resident pages; None when the process is gone or not ours."""
+    with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+        maps = psutil.Process(pid).memory_maps(grouped=False)
+        return [
+            Region(
+                f"{m.addr.split('-')[0]} {m.path}",
+                kind_of(m.path),
+                m.size,
+                m.private_clean + m.private_dirty,
+                m.shared_clean + m.shared_dirty,
+            )
+            for m in maps
+            if m.rss
+        ]
+    return None
+
+
+def to_json(regions: list[Region]) -> list[list[object]]:
+    return [[r.key, r.kind, r.size, r.private, r.shared] for r in regions]
+
+
+def from_json(rows: list[list[object]]) -> list[Region]:
+    return [Region(str(k), str(kind), int(str(s)), int(str(p)), int(str(sh))) for k, kind, s, p, sh in rows]
+
+
+def growth(first: list[Region], last: list[Region]) -> str:
+    """One line: private growth by kind, how much of it is copy-on-write of pages the first
+    snapshot shared, and how much sits in mappings that are new (pymalloc arenas, malloc arenas)."""
+    before = {r.key: r for r in first}
+    private: dict[str, int] = defaultdict(int)
+    cow = new = new_count = 0
+    for r in last:
+        old = before.pop(r.key, None)
+        if old is None:
+            new += r.private
+            new_count += 1
+            private[r.kind] += r.private
+            continue
+        private[r.kind] += r.private - old.private
+        if r.shared < old.shared:
+            cow += min(old.shared - r.shared, max(r.private - old.private, 0))
+    gone = sum(r.private for r in before.values())
+    for r in before.values():
+        private[r.kind] -= r.private
+    total = sum(private.values())
+    kinds = ", ".join(f"{k} {v / MB:+.2f}" for k, v in sorted(private.items()) if abs(v) >= 0.01 * MB)
+    return (
+        f"private {total / MB:+.2f} MB ({kinds or 'nothing'}); of it copy-on-write of shared pages "
+        f"{cow / MB:+.2f}; new mappings {new_count} holding {new / MB:.2f} MB, {len(before)} gone "
+        f"({gone / MB:.2f} MB)"
+    )
