@@ -9,7 +9,8 @@ as private growth with the same shared shrinking in a mapping that existed at th
 copy-on-write, bounded by what the role inherited, not a leak.
 
 The soak (tests/bench/bench_soak.py ``--maps-every-s``) writes one snapshot a process every so
-often and prints :func:`growth` for each role's last incarnation.
+often and prints :func:`growth` for each role's last incarnation; ``python -m tests.bench.soakmaps
+soak.maps.jsonl`` prints every snapshot (:func:`series`).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from __future__ import annotations
 import contextlib
 from collections import defaultdict
 from dataclasses import dataclass
+from pathlib import Path
 
 import psutil
 
@@ -99,3 +101,34 @@ def growth(first: list[Region], last: list[Region]) -> str:
         f"{cow / MB:+.2f}; new mappings {new_count} holding {new / MB:.2f} MB, {len(before)} gone "
         f"({gone / MB:.2f} MB)"
     )
+
+
+def series(path: str) -> list[str]:
+    """Per process (each pid), private MB by kind at every snapshot of a ``soak.maps.jsonl``: does
+    the growth level off, and where."""
+    import orjson
+
+    rows: dict[tuple[str, int], list[tuple[float, list[Region]]]] = defaultdict(list)
+    with Path(path).open("rb") as f:
+        for line in f:
+            row = orjson.loads(line)
+            rows[(row["name"], row["pid"])].append((row["wall_s"], from_json(row["maps"])))
+    out = []
+    for (name, pid), snaps in sorted(rows.items(), key=lambda kv: (kv[0][0] != "root", kv[0])):
+        out.append(f"{name} (pid {pid}): minute  private MB [heap anon file]  shared MB")
+        for wall_s, regions in snaps:
+            by: dict[str, int] = defaultdict(int)
+            for r in regions:
+                by[r.kind] += r.private
+            shared = sum(r.shared for r in regions)
+            out.append(
+                f"  {wall_s / 60:6.1f}  {sum(by.values()) / MB:7.2f} [{by['heap'] / MB:6.2f} {by['anon'] / MB:6.2f} "
+                f"{by['file'] / MB:5.2f}]  {shared / MB:7.2f}"
+            )
+    return out
+
+
+if __name__ == "__main__":
+    import sys
+
+    print("\n".join(series(sys.argv[1])))
