@@ -5,7 +5,11 @@ When set, every process of the tree (the root and each role) starts ``tracemallo
 ``TRADEHOST_TRACEMALLOC_EVERY_S`` seconds (60), writes ``<directory>/<src>-<pid>.txt``: the traced
 total; the top allocation sites by traceback (the allocating line first) compared with the first
 snapshot (taken one interval after start, past the imports) and with the previous one; and the
-objects the collector tracks, counted by type, compared with the first count.
+objects the collector tracks, counted by type, compared with the first count; and pymalloc's own
+account (``sys._debugmallocstats``: arenas held, bytes in allocated and in available blocks), which
+tells live small objects that grow (allocated blocks grow) from arenas kept by fragmentation
+(arenas grow, allocated blocks do not). ``TRADEHOST_TRACEMALLOC_FRAMES=0`` writes the counts and
+pymalloc's account without tracing: the process's USS is then a figure again.
 ``TRADEHOST_TRACEMALLOC_ONLY`` (``root,reconciler``) limits it to those processes: tracing slows a
 role down, and the model role's start under it can miss the heartbeat deadline of a tight
 configuration.
@@ -19,8 +23,12 @@ soak or a diagnosis, never for a host that trades: nothing reads the files it wr
 
 from __future__ import annotations
 
+import contextlib
 import gc
+import json
 import os
+import sys
+import tempfile
 import threading
 import time
 import tracemalloc
@@ -45,6 +53,30 @@ def _types() -> Counter[str]:
     return Counter(type(o).__qualname__ for o in gc.get_objects())
 
 
+def pymalloc_stats() -> dict[str, int]:
+    """pymalloc's arena and block totals by their names (``# arenas allocated current`` ...), from
+    ``sys._debugmallocstats``, which prints to the C stderr: fd 2 is pointed at a temporary file
+    for the call, so another thread's stderr in that instant lands there too (diagnostic only)."""
+    sys.stderr.flush()
+    with tempfile.TemporaryFile() as tmp:
+        saved = os.dup(2)
+        try:
+            os.dup2(tmp.fileno(), 2)
+            sys._debugmallocstats()
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+        tmp.seek(0)
+        text = tmp.read().decode(errors="replace")
+    out = {}
+    for line in text.splitlines():
+        name, eq, value = line.partition("=")
+        if eq and name.startswith(("# arenas", "# bytes in")):
+            with contextlib.suppress(ValueError):
+                out[name.strip("# ").strip()] = int(value.strip().replace(",", ""))
+    return out
+
+
 def _dump(path: Path, every_s: float) -> None:
     first: tracemalloc.Snapshot | None = None
     prev: tracemalloc.Snapshot | None = None
@@ -52,27 +84,36 @@ def _dump(path: Path, every_s: float) -> None:
     started = time.monotonic()
     while True:
         time.sleep(every_s)
-        snap = tracemalloc.take_snapshot().filter_traces(_IGNORE)
-        first = first or snap
-        prev = prev or snap
         types = _types()
         first_types = first_types or types
         grown = sorted(((n - first_types[t], t) for t, n in types.items()), reverse=True)[: TOP // 2]
-        current, peak = tracemalloc.get_traced_memory()
-        text = [
-            f"# {os.getpid()} at {time.monotonic() - started:.0f} s: traced {current / 1024 / 1024:.2f} MiB "
-            f"(peak {peak / 1024 / 1024:.2f})",
-            "## since the first snapshot (by traceback)",
-            *_lines(snap.compare_to(first, "traceback"), TOP),
-            "## since the previous snapshot (by traceback)",
-            *_lines(snap.compare_to(prev, "traceback"), TOP // 2),
+        text = [f"# {os.getpid()} at {time.monotonic() - started:.0f} s"]
+        if tracemalloc.is_tracing():
+            snap = tracemalloc.take_snapshot().filter_traces(_IGNORE)
+            first = first or snap
+            prev = prev or snap
+            current, peak = tracemalloc.get_traced_memory()
+            text += [
+                f"traced {current / 1024 / 1024:.2f} MiB (peak {peak / 1024 / 1024:.2f})",
+                "## since the first snapshot (by traceback)",
+                *_lines(snap.compare_to(first, "traceback"), TOP),
+                "## since the previous snapshot (by traceback)",
+                *_lines(snap.compare_to(prev, "traceback"), TOP // 2),
+            ]
+            prev = snap
+        text += [
             "## objects the collector tracks, by type: since the first snapshot",
             *(f"  {d:+7d} {t} (now {types[t]})" for d, t in grown),
         ]
+        stats = pymalloc_stats()
+        text += ["## pymalloc", *(f"  {k}: {v:,}" for k, v in stats.items())]
         tmp = path.with_suffix(".tmp")
         tmp.write_text("\n".join(text) + "\n")
         tmp.replace(path)
-        prev = snap
+        # One line a snapshot beside it, to follow pymalloc over a long run.
+        row = {"s": round(time.monotonic() - started), **stats}
+        with contextlib.suppress(OSError), path.with_suffix(".pymalloc.jsonl").open("a") as log:
+            log.write(json.dumps(row) + "\n")
 
 
 def start(src: str) -> bool:
@@ -82,7 +123,8 @@ def start(src: str) -> bool:
     if not directory or (only and src not in only.split(",")):
         return False
     Path(directory).mkdir(parents=True, exist_ok=True)
-    tracemalloc.start(int(os.environ.get(ENV + "_FRAMES", "8")))
+    if (frames := int(os.environ.get(ENV + "_FRAMES", "8"))) > 0:
+        tracemalloc.start(frames)
     every_s = float(os.environ.get(ENV + "_EVERY_S", "60"))
     path = Path(directory) / f"{src}-{os.getpid()}.txt"
     threading.Thread(target=_dump, args=(path, every_s), name="memtrace", daemon=True).start()

@@ -1,0 +1,26 @@
+"""The memory-growth diagnostic's account of pymalloc (actors/runtime/memtrace.py)."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import pytest
+
+from actors.runtime.memtrace import pymalloc_stats
+
+pytestmark = pytest.mark.unit
+
+
+def test_pymalloc_stats_see_small_objects_and_leave_stderr_alone(capfd: pytest.CaptureFixture[str]) -> None:
+    before = pymalloc_stats()
+    held = [(i, str(i)) for i in range(100_000)]  # ~100k tuples and strings, each under 512 bytes
+    after = pymalloc_stats()
+    assert set(before) >= {"arenas allocated current", "bytes in allocated blocks", "bytes in available blocks"}
+    grown = after["bytes in allocated blocks"] - before["bytes in allocated blocks"]
+    assert grown >= 100_000 * (56 + 50), grown  # a 2-tuple 56 bytes, a short str ~50
+    assert after["arenas allocated current"] > before["arenas allocated current"]
+    del held
+    print("still here", file=sys.stderr, flush=True)
+    os.write(2, b"and here\n")
+    assert capfd.readouterr().err == "still here\nand here\n"  # fd 2 is back, nothing of the stats on it
