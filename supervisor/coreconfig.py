@@ -60,6 +60,15 @@ class HostSection:
             "max": 1e9,
         },
     )
+    gc_interval_s: float = field(
+        default=60.0,
+        metadata={
+            "doc": "Every process of the tree (root and roles) runs a full garbage collection this often "
+            "(seconds); 0: only CPython's own, which in a long-lived process is almost never (README, the soak).",
+            "min": 0.0,
+            "max": 3600.0,
+        },
+    )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -39,7 +39,7 @@ import pykka
 from actors.broker.config import emulator_base_url
 from actors.core.atomicfile import write_atomically
 from actors.core.errors import ConfigError
-from actors.runtime import memtrace, registry, transport
+from actors.runtime import gcpace, memtrace, registry, transport
 from actors.runtime.journal import Journal
 from actors.runtime.logs import setup_logging
 from actors.runtime.process import ChildArgs, child_main
@@ -363,6 +363,8 @@ def _run_tree(
             supervisor_ref.tell(RunDirLost(loss.detail, still_ours=loss.still_ours))
 
     root_io.io.every(RUN_DIR_CHECK_S, check_run_dir)
+    if cfg.host.gc_interval_s > 0:
+        root_io.io.every(cfg.host.gc_interval_s, gcpace.collect, first_in_s=cfg.host.gc_interval_s)
     signals.forward = lambda name, count: root_io.io.call_soon(lambda: request_shutdown(name, count))
     children.watcher.start()
     root_io.start(supervisor_ref)
@@ -436,6 +438,7 @@ class _Children:
             role_config=cfg.role_config(role),
             shared=cfg.shared_for(role),
             host_id=self.instance,
+            gc_interval_s=cfg.host.gc_interval_s,
         )
         proc = self.mp.Process(target=child_main, args=(args,), name=f"tradehost-{role}", daemon=True)  # type: ignore[attr-defined]
         proc.start()

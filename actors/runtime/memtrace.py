@@ -49,6 +49,40 @@ def _lines(stats: list[tracemalloc.StatisticDiff], top: int) -> list[str]:
     return out
 
 
+def _describe(obj: object) -> str:
+    text = repr(obj)
+    return f"{type(obj).__qualname__} {text[:120]}{'…' if len(text) > 120 else ''}"
+
+
+def holders(stats: list[tracemalloc.StatisticDiff], top: int = 3, each: int = 2) -> list[str]:
+    """For the ``top`` sites that grew most: ``each`` of their live objects the collector can see
+    (containers, instances; not str, int or float) and what holds them, two levels up: the answer
+    to "what keeps these alive". Slow (every tracked object is visited), diagnostic only."""
+    wanted = [s for s in stats if s.size_diff > 0][:top]
+    found: dict[int, list[object]] = {n: [] for n in range(len(wanted))}
+    for obj in gc.get_objects():
+        tb = tracemalloc.get_object_traceback(obj)
+        if tb is None:
+            continue
+        for n, stat in enumerate(wanted):
+            if len(found[n]) < each and tb == stat.traceback:
+                found[n].append(obj)
+    out = []
+    for n, stat in enumerate(wanted):
+        frame = stat.traceback[-1]
+        out.append(f"  {Path(frame.filename).name}:{frame.lineno} (+{stat.size_diff / 1024:.1f} KiB):")
+        for obj in found[n]:
+            out.append(f"    {_describe(obj)}")
+            for ref in gc.get_referrers(obj)[:4]:
+                if ref is found[n]:
+                    continue
+                out.append(f"      held by {_describe(ref)}")
+                for ref2 in gc.get_referrers(ref)[:3]:
+                    if ref2 is not found[n]:
+                        out.append(f"        held by {_describe(ref2)}")
+    return out
+
+
 def _types() -> Counter[str]:
     return Counter(type(o).__qualname__ for o in gc.get_objects())
 
@@ -99,14 +133,22 @@ def _dump(path: Path, every_s: float) -> None:
                 *_lines(snap.compare_to(first, "traceback"), TOP),
                 "## since the previous snapshot (by traceback)",
                 *_lines(snap.compare_to(prev, "traceback"), TOP // 2),
+                "## what holds the live objects of the sites that grew most since the first snapshot",
+                *holders(snap.compare_to(first, "traceback")),
             ]
             prev = snap
         text += [
             "## objects the collector tracks, by type: since the first snapshot",
             *(f"  {d:+7d} {t} (now {types[t]})" for d, t in grown),
         ]
-        stats = pymalloc_stats()
-        text += ["## pymalloc", *(f"  {k}: {v:,}" for k, v in stats.items())]
+        stats: dict[str, int] = {f"gc{n} collections": g["collections"] for n, g in enumerate(gc.get_stats())}
+        stats.update(zip(("gc count0", "gc count1", "gc count2"), gc.get_count(), strict=True))
+        stats["gc frozen"] = gc.get_freeze_count()
+        stats.update(pymalloc_stats())
+        if os.environ.get(ENV + "_COLLECT"):  # the experiment: what a full collection frees
+            stats["full collection freed"] = gc.collect()
+            stats.update({f"{k} after": v for k, v in pymalloc_stats().items() if k.startswith("bytes in")})
+        text += ["## collector and pymalloc", *(f"  {k}: {v:,}" for k, v in stats.items())]
         tmp = path.with_suffix(".tmp")
         tmp.write_text("\n".join(text) + "\n")
         tmp.replace(path)

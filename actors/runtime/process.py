@@ -38,7 +38,7 @@ from actors.broker.config import BrokerConfig
 from actors.broker.connect import broker_factory
 from actors.core.clock import SYSTEM_CLOCK, Clock
 from actors.core.errors import ConfigError, MessageDecodeError
-from actors.runtime import memtrace, registry, transport
+from actors.runtime import gcpace, memtrace, registry, transport
 from actors.runtime.actor import GapDetected, HeartbeatDue, Inbound, RequestOutcome, RoleActor, StopRequested
 from actors.runtime.exitcodes import EXIT_DEADLINE, EXIT_INJECTED_CRASH, EXIT_NO_BUS
 from actors.runtime.journal import Journal
@@ -81,6 +81,7 @@ class ChildArgs:
     role_config: object = None
     shared: dict[str, object] = field(default_factory=dict)
     host_id: str = ""
+    gc_interval_s: float = 0.0  # host.gc_interval_s: a full collection this often (0: CPython's own)
 
 
 def _alive(pid: int) -> bool:
@@ -320,6 +321,8 @@ class ChildRuntime:
         self.actor_ref = actor_cls.start(self)
         self.io.every(args.heartbeat_interval_s, lambda: self.tell(HeartbeatDue()))
         self.io.every(0.5, self._check_parent, first_in_s=0.5)
+        if args.gc_interval_s > 0:
+            self.io.every(args.gc_interval_s, gcpace.collect, first_in_s=args.gc_interval_s)
         self.io.run()
         self._stop_actor()
         self.ctx.term()
