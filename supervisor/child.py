@@ -236,5 +236,6 @@ def child_status(child: Child, now: float) -> dict[str, object]:
         "gaps": hb.gaps if hb else None,
         "dropped": hb.dropped if hb else None,
         "handler_errors": hb.handler_errors if hb else None,
+        "gc_full": hb.gc_full if hb else None,
         "uptime_s": round(now - child.started_at, 1) if child.pid is not None else None,
     }

@@ -352,6 +352,7 @@ class RoleActor(pykka.ThreadingActor, Generic[ConfigT, ResultT]):
             gaps=fields["gaps"],
             dropped=fields.get("dropped", 0),
             handler_errors=fields.get("handler_errors", 0),
+            gc_full=fields.get("gc_full", 0),
         )
         self.runtime.to_supervisor(beat)
         self.runtime.publish(TOPIC_HEARTBEAT + self.ROLE, beat)

@@ -23,6 +23,11 @@ log = logging.getLogger(__name__)
 SLOW_S = 0.1  # a collection this long is logged: the process's heap is larger than it should be
 
 
+def full_collections() -> int:
+    """Full collections this interpreter ran (a forked process counts its parent's too)."""
+    return int(gc.get_stats()[2]["collections"])
+
+
 def collect() -> None:
     """One full collection; one taking longer than ``SLOW_S`` is logged."""
     started = time.perf_counter()

@@ -146,6 +146,7 @@ class ChildRuntime:
         self.host_id = args.host_id
         self.pid = os.getpid()
         self._proc = psutil.Process(self.pid)
+        self._gc_full_at_start = gcpace.full_collections()  # the forkserver's, inherited
         self._broker_factory = None
         if args.broker is not None:
             self._broker_factory = broker_factory(
@@ -210,6 +211,7 @@ class ChildRuntime:
             "gaps": self.gaps,
             "dropped": self.io.stats.dropped_out,
             "handler_errors": self.io.stats.handler_errors,
+            "gc_full": gcpace.full_collections() - self._gc_full_at_start,
         }
 
     def request_exit(self, code: int) -> None:

@@ -8,7 +8,10 @@ import multiprocessing
 import psutil
 import pytest
 
+from actors.runtime.registry import role_names
 from supervisor.host import forkserver_context
+from tests.conftest import FAST
+from tests.helpers import poll_until, running_host
 
 pytestmark = pytest.mark.integration
 
@@ -36,3 +39,18 @@ def test_a_full_collection_in_a_role_does_not_copy_the_heap_it_inherited_from_th
     what = f"the forkserver froze {frozen} objects; a full collection made {grown / MB:.1f} MB of the role's own"
     assert frozen > 50_000, what
     assert grown < 5 * MB, what
+
+
+def test_every_role_runs_a_full_collection_at_host_gc_interval_s() -> None:
+    # CPython's own full collection never comes in a role (its long-lived count is the forkserver's
+    # 95 000 frozen objects): host.gc_interval_s runs one, and each heartbeat counts them (gc_full).
+    with running_host([*FAST, "host.gc_interval_s=0.5"]) as host:
+        roles = role_names(with_emulator=True)
+
+        def counts() -> dict[str, int] | None:
+            actors = host.status()["actors"]
+            full = {r: actors[r].get("gc_full") or 0 for r in roles}
+            return full if all(n >= 3 for n in full.values()) else None
+
+        full = poll_until(counts, timeout_s=30, what="every role's gc_full >= 3")
+        assert full is not None and set(full) == set(roles)

@@ -28,6 +28,7 @@ class Heartbeat(Body):
     gaps: int = 0
     dropped: int = 0
     handler_errors: int = 0
+    gc_full: int = 0  # full garbage collections since the process started (host.gc_interval_s)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -6,7 +6,7 @@ Request ``{"command": "status", "args": {}}``. Reply (``--json`` prints it as on
      "mode": "shadow", "pid": 4242, "uptime_s": 12.3,
      "actors": {"feed": {"pid", "alive", "status", "restarts", "heartbeat_age_s", "rss_mb",
                          "queue_depth", "handled", "decode_errors", "gaps", "dropped",
-                         "handler_errors", "uptime_s"}, ...},
+                         "handler_errors", "gc_full", "uptime_s"}, ...},
      "broker": {"kind", "api_url", "connected", "last_ok",
                 "sources": {"stream": {"connected", "last_ok_ns", "detail", "reconnects"}, "rest": ...}},
      "account": {...} | null,
