@@ -237,5 +237,6 @@ def child_status(child: Child, now: float) -> dict[str, object]:
         "dropped": hb.dropped if hb else None,
         "handler_errors": hb.handler_errors if hb else None,
         "gc_full": hb.gc_full if hb else None,
+        "gc_max_ms": hb.gc_max_ms if hb else None,
         "uptime_s": round(now - child.started_at, 1) if child.pid is not None else None,
     }

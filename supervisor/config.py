@@ -229,7 +229,15 @@ def _check_ctl_curve(cfg: CoreConfig) -> list[str]:
     return problems
 
 
+GC_INTERVAL_MIN_S = 0.5
+
+
 def _check_supervisor(cfg: CoreConfig, problems: list[str]) -> None:
+    if 0 < cfg.host.gc_interval_s < GC_INTERVAL_MIN_S:
+        problems.append(
+            f"host.gc_interval_s: 0 (off) or at least {GC_INTERVAL_MIN_S:g} s: a full collection "
+            f"takes the root ~10 ms ({cfg.host.gc_interval_s:g} s)"
+        )
     sup = cfg.supervisor
     if sup.heartbeat_timeout_s <= sup.heartbeat_interval_s:
         problems.append(

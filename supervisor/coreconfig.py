@@ -64,7 +64,7 @@ class HostSection:
         default=60.0,
         metadata={
             "doc": "Every process of the tree (root and roles) runs a full garbage collection this often "
-            "(seconds); 0: only CPython's own, which in a long-lived process is almost never (README, the soak).",
+            "(seconds; 0 or at least 0.5); 0: only CPython's own, which in a role never came in a soak (README).",
             "min": 0.0,
             "max": 3600.0,
         },

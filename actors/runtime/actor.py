@@ -353,6 +353,7 @@ class RoleActor(pykka.ThreadingActor, Generic[ConfigT, ResultT]):
             dropped=fields.get("dropped", 0),
             handler_errors=fields.get("handler_errors", 0),
             gc_full=fields.get("gc_full", 0),
+            gc_max_ms=fields.get("gc_max_ms", 0.0),
         )
         self.runtime.to_supervisor(beat)
         self.runtime.publish(TOPIC_HEARTBEAT + self.ROLE, beat)

@@ -9,7 +9,11 @@ objects the collector tracks, counted by type, compared with the first count; an
 account (``sys._debugmallocstats``: arenas held, bytes in allocated and in available blocks), which
 tells live small objects that grow (allocated blocks grow) from arenas kept by fragmentation
 (arenas grow, allocated blocks do not). ``TRADEHOST_TRACEMALLOC_FRAMES=0`` writes the counts and
-pymalloc's account without tracing: the process's USS is then a figure again.
+pymalloc's account without tracing: the process's USS is then a figure again. Each dump also
+appends one line to ``<src>-<pid>.pymalloc.jsonl`` (the collector's counts by generation and
+pymalloc's totals), to follow a long run; ``TRADEHOST_TRACEMALLOC_COLLECT=1`` runs a full collection
+after each dump and adds what it found unreachable and pymalloc's totals after it (the experiment
+behind ``host.gc_interval_s``: ``actors.runtime.gcpace``).
 ``TRADEHOST_TRACEMALLOC_ONLY`` (``root,reconciler``) limits it to those processes: tracing slows a
 role down, and the model role's start under it can miss the heartbeat deadline of a tight
 configuration.
@@ -26,6 +30,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import json
+import logging
 import os
 import sys
 import tempfile
@@ -36,6 +41,7 @@ from collections import Counter
 from pathlib import Path
 
 ENV = "TRADEHOST_TRACEMALLOC"
+log = logging.getLogger(__name__)
 TOP = 25
 _IGNORE = (tracemalloc.Filter(False, tracemalloc.__file__), tracemalloc.Filter(False, "<frozen importlib._bootstrap*>"))
 
@@ -46,40 +52,6 @@ def _lines(stats: list[tracemalloc.StatisticDiff], top: int) -> list[str]:
         frames = " <- ".join(f"{Path(f.filename).name}:{f.lineno}" for f in reversed(s.traceback))
         diff = f"{s.size_diff / 1024:+9.1f} KiB {s.count_diff:+7d} blocks"
         out.append(f"  {diff} (now {s.size / 1024:9.1f} KiB)  {frames}")
-    return out
-
-
-def _describe(obj: object) -> str:
-    text = repr(obj)
-    return f"{type(obj).__qualname__} {text[:120]}{'…' if len(text) > 120 else ''}"
-
-
-def holders(stats: list[tracemalloc.StatisticDiff], top: int = 3, each: int = 2) -> list[str]:
-    """For the ``top`` sites that grew most: ``each`` of their live objects the collector can see
-    (containers, instances; not str, int or float) and what holds them, two levels up: the answer
-    to "what keeps these alive". Slow (every tracked object is visited), diagnostic only."""
-    wanted = [s for s in stats if s.size_diff > 0][:top]
-    found: dict[int, list[object]] = {n: [] for n in range(len(wanted))}
-    for obj in gc.get_objects():
-        tb = tracemalloc.get_object_traceback(obj)
-        if tb is None:
-            continue
-        for n, stat in enumerate(wanted):
-            if len(found[n]) < each and tb == stat.traceback:
-                found[n].append(obj)
-    out = []
-    for n, stat in enumerate(wanted):
-        frame = stat.traceback[-1]
-        out.append(f"  {Path(frame.filename).name}:{frame.lineno} (+{stat.size_diff / 1024:.1f} KiB):")
-        for obj in found[n]:
-            out.append(f"    {_describe(obj)}")
-            for ref in gc.get_referrers(obj)[:4]:
-                if ref is found[n]:
-                    continue
-                out.append(f"      held by {_describe(ref)}")
-                for ref2 in gc.get_referrers(ref)[:3]:
-                    if ref2 is not found[n]:
-                        out.append(f"        held by {_describe(ref2)}")
     return out
 
 
@@ -118,44 +90,56 @@ def _dump(path: Path, every_s: float) -> None:
     started = time.monotonic()
     while True:
         time.sleep(every_s)
-        types = _types()
-        first_types = first_types or types
-        grown = sorted(((n - first_types[t], t) for t, n in types.items()), reverse=True)[: TOP // 2]
-        text = [f"# {os.getpid()} at {time.monotonic() - started:.0f} s"]
-        if tracemalloc.is_tracing():
-            snap = tracemalloc.take_snapshot().filter_traces(_IGNORE)
-            first = first or snap
-            prev = prev or snap
-            current, peak = tracemalloc.get_traced_memory()
-            text += [
-                f"traced {current / 1024 / 1024:.2f} MiB (peak {peak / 1024 / 1024:.2f})",
-                "## since the first snapshot (by traceback)",
-                *_lines(snap.compare_to(first, "traceback"), TOP),
-                "## since the previous snapshot (by traceback)",
-                *_lines(snap.compare_to(prev, "traceback"), TOP // 2),
-                "## what holds the live objects of the sites that grew most since the first snapshot",
-                *holders(snap.compare_to(first, "traceback")),
-            ]
-            prev = snap
+        try:
+            first, prev, first_types = _dump_once(path, started, first, prev, first_types)
+        except Exception:  # a diagnostic: say so and try again next time, never end the thread
+            log.exception("memtrace: the dump to %s failed", path)
+
+
+def _dump_once(
+    path: Path,
+    started: float,
+    first: tracemalloc.Snapshot | None,
+    prev: tracemalloc.Snapshot | None,
+    first_types: Counter[str] | None,
+) -> tuple[tracemalloc.Snapshot | None, tracemalloc.Snapshot | None, Counter[str]]:
+    types = _types()
+    first_types = first_types or types
+    grown = sorted(((n - first_types[t], t) for t, n in types.items()), reverse=True)[: TOP // 2]
+    text = [f"# {os.getpid()} at {time.monotonic() - started:.0f} s"]
+    if tracemalloc.is_tracing():
+        snap = tracemalloc.take_snapshot().filter_traces(_IGNORE)
+        first = first or snap
+        prev = prev or snap
+        current, peak = tracemalloc.get_traced_memory()
         text += [
-            "## objects the collector tracks, by type: since the first snapshot",
-            *(f"  {d:+7d} {t} (now {types[t]})" for d, t in grown),
+            f"traced {current / 1024 / 1024:.2f} MiB (peak {peak / 1024 / 1024:.2f})",
+            "## since the first snapshot (by traceback)",
+            *_lines(snap.compare_to(first, "traceback"), TOP),
+            "## since the previous snapshot (by traceback)",
+            *_lines(snap.compare_to(prev, "traceback"), TOP // 2),
         ]
-        stats: dict[str, int] = {f"gc{n} collections": g["collections"] for n, g in enumerate(gc.get_stats())}
-        stats.update(zip(("gc count0", "gc count1", "gc count2"), gc.get_count(), strict=True))
-        stats["gc frozen"] = gc.get_freeze_count()
-        stats.update(pymalloc_stats())
-        if os.environ.get(ENV + "_COLLECT"):  # the experiment: what a full collection frees
-            stats["full collection freed"] = gc.collect()
-            stats.update({f"{k} after": v for k, v in pymalloc_stats().items() if k.startswith("bytes in")})
-        text += ["## collector and pymalloc", *(f"  {k}: {v:,}" for k, v in stats.items())]
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text("\n".join(text) + "\n")
-        tmp.replace(path)
-        # One line a snapshot beside it, to follow pymalloc over a long run.
-        row = {"s": round(time.monotonic() - started), **stats}
-        with contextlib.suppress(OSError), path.with_suffix(".pymalloc.jsonl").open("a") as log:
-            log.write(json.dumps(row) + "\n")
+        prev = snap
+    text += [
+        "## objects the collector tracks, by type: since the first snapshot",
+        *(f"  {d:+7d} {t} (now {types[t]})" for d, t in grown),
+    ]
+    stats: dict[str, int] = {f"gc{n} collections": g["collections"] for n, g in enumerate(gc.get_stats())}
+    stats.update(zip(("gc count0", "gc count1", "gc count2"), gc.get_count(), strict=True))
+    stats["gc frozen"] = gc.get_freeze_count()
+    stats.update(pymalloc_stats())
+    if os.environ.get(ENV + "_COLLECT"):  # the experiment: what a full collection frees
+        stats["full collection freed"] = gc.collect()
+        stats.update({f"{k} after": v for k, v in pymalloc_stats().items() if k.startswith("bytes in")})
+    text += ["## collector and pymalloc", *(f"  {k}: {v:,}" for k, v in stats.items())]
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text("\n".join(text) + "\n")
+    tmp.replace(path)
+    # One line a snapshot beside it, to follow pymalloc over a long run.
+    row = {"s": round(time.monotonic() - started), **stats}
+    with contextlib.suppress(OSError), path.with_suffix(".pymalloc.jsonl").open("a") as out:
+        out.write(json.dumps(row) + "\n")
+    return first, prev, first_types
 
 
 def start(src: str) -> bool:

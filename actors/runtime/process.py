@@ -81,7 +81,7 @@ class ChildArgs:
     role_config: object = None
     shared: dict[str, object] = field(default_factory=dict)
     host_id: str = ""
-    gc_interval_s: float = 0.0  # host.gc_interval_s: a full collection this often (0: CPython's own)
+    gc_interval_s: float  # host.gc_interval_s: a full collection this often (0: CPython's own)
 
 
 def _alive(pid: int) -> bool:
@@ -212,6 +212,7 @@ class ChildRuntime:
             "dropped": self.io.stats.dropped_out,
             "handler_errors": self.io.stats.handler_errors,
             "gc_full": gcpace.full_collections() - self._gc_full_at_start,
+            "gc_max_ms": gcpace.longest_ms(),
         }
 
     def request_exit(self, code: int) -> None:
@@ -324,7 +325,7 @@ class ChildRuntime:
         self.io.every(args.heartbeat_interval_s, lambda: self.tell(HeartbeatDue()))
         self.io.every(0.5, self._check_parent, first_in_s=0.5)
         if args.gc_interval_s > 0:
-            self.io.every(args.gc_interval_s, gcpace.collect, first_in_s=args.gc_interval_s)
+            self.io.every(args.gc_interval_s, gcpace.collect, first_in_s=gcpace.first_in_s(args.gc_interval_s))
         self.io.run()
         self._stop_actor()
         self.ctx.term()

@@ -14,6 +14,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from actors.runtime import gcpace
 from actors.runtime.messages import AccountSnapshot, FlattenRequested, ReconcileNow, SystemState, to_jsonable
 from supervisor.child import ChildStatus, child_status
 from supervisor.ctl.commands.errors import REFUSED, CommandError
@@ -45,6 +46,8 @@ class Operator:
             "mode": s.cfg.host.mode,
             "pid": os.getpid(),
             "uptime_s": round(now - s.started_at, 1),
+            "gc_full": gcpace.full_collections(),  # the root's own (host.gc_interval_s)
+            "gc_max_ms": gcpace.longest_ms(),
             "actors": {role: child_status(child, now) for role, child in s.children.items()},
             "broker": s.health.broker_status(s.cfg.broker.kind, s.cfg.broker.api_url),
             "account": to_jsonable(r.account) if r.account else None,

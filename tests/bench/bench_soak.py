@@ -250,7 +250,7 @@ def main(argv: list[str] | None = None) -> int:
     log = RequestLog()
     print(f"soak: {args.minutes:g} min at {args.speed:g}x (a calendar day every {86400 / args.speed:.1f} s), "
           f"a fault every {args.fault_every_s:g} s, samples every {args.sample_s:g} s", flush=True)  # fmt: skip
-    with running_host(overrides) as host:
+    with contextlib.ExitStack() as undo, running_host(overrides) as host:
         status = host.status()
         admin = AdminClient(status["broker"]["api_url"])
         limits = limits_of(host)
@@ -263,7 +263,7 @@ def main(argv: list[str] | None = None) -> int:
         next_maps = warmup_s if args.maps_every_s > 0 else float("inf")
         maps_out = args.out.with_suffix(".maps.jsonl")
         maps_out.parent.mkdir(parents=True, exist_ok=True)
-        maps_file = maps_out.open("w")
+        maps_file = undo.enter_context(maps_out.open("w")) if args.maps_every_s > 0 else None
         maps: dict[int, list[tuple[float, str, list[soakmaps.Region]]]] = defaultdict(list)
         next_fault = args.fault_every_s
         quiet_after = duration_s - max(60.0, args.fault_every_s)  # the last fault has time to clear
@@ -281,8 +281,10 @@ def main(argv: list[str] | None = None) -> int:
                     if (regions := soakmaps.snapshot(pid)) is not None:
                         maps[pid].append((now, name, regions))
                         row = {"wall_s": now, "name": name, "pid": pid, "maps": soakmaps.to_json(regions)}
-                        maps_file.write(orjson.dumps(row).decode() + "\n")
-                maps_file.flush()
+                        if maps_file is not None:
+                            maps_file.write(orjson.dumps(row).decode() + "\n")
+                if maps_file is not None:
+                    maps_file.flush()
                 next_maps += args.maps_every_s
             if now >= next_fault and now < quiet_after:
                 print(f"  [{now:6.0f} s] fault: {faults.inject(host, admin, now)}", flush=True)
@@ -299,7 +301,6 @@ def main(argv: list[str] | None = None) -> int:
                 next_progress += 30.0
             time.sleep(0.2)
         wall_s = time.monotonic() - t0
-        maps_file.close()
         market_end = _market_ns(admin)
         days = market_days(market0, market_end)
         journal_end = _journal_bytes(host.run_dir)
@@ -346,7 +347,10 @@ def main(argv: list[str] | None = None) -> int:
         + ("all held" if not violations else "VIOLATED"),
     ]
     if maps:
-        head = f"Where the USS grew (memory maps, first snapshot after {warmup_s:g} s → last, each process's last pid):"
+        head = (
+            f"Where the USS grew (memory maps, first snapshot after {warmup_s:g} s → last, of each process's "
+            "last pid with two snapshots or more):"
+        )
         lines += ["", head]
         last_pid: dict[str, int] = {}
         for pid, snaps in maps.items():

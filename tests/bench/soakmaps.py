@@ -29,8 +29,8 @@ MB = 1024 * 1024
 class Region:
     """One mapping at one time (bytes)."""
 
-    key: str  # "start path": a mapping grown at its end ([heap]) keeps its key; one the kernel
-    # merged with a neighbour mapped below it gets a new one (counted as gone and new)
+    key: str  # what the mapping keeps while it grows: [heap] grows at its end (key: its start); an
+    # anonymous mapping the kernel merged with a new one mapped below it keeps its end (key: its end)
     kind: str  # heap, anon, stack, file, other
     size: int
     private: int
@@ -49,13 +49,18 @@ def kind_of(path: str) -> str:
     return "other"
 
 
+def _key(addr: str, path: str) -> str:
+    start, end = addr.split("-")
+    return f"{end if kind_of(path) == 'anon' else start} {path}"
+
+
 def snapshot(pid: int) -> list[Region] | None:
     """Every mapping of ``pid`` with resident pages; None when the process is gone or not ours."""
     with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
         maps = psutil.Process(pid).memory_maps(grouped=False)
         return [
             Region(
-                f"{m.addr.split('-')[0]} {m.path}",
+                _key(m.addr, m.path),
                 kind_of(m.path),
                 m.size,
                 m.private_clean + m.private_dirty,

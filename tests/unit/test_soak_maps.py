@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.bench.soakmaps import MB, Region, from_json, growth, kind_of, to_json
+from tests.bench.soakmaps import MB, Region, _key, from_json, growth, kind_of, to_json
 
 pytestmark = pytest.mark.unit
 
@@ -14,6 +14,12 @@ def test_kinds() -> None:
     assert [kind_of(p) for p in ("[heap]", "[anon]", "", "[stack]", "/usr/lib/libzmq.so.5", "[vdso]")] == [
         "heap", "anon", "anon", "stack", "file", "other",
     ]  # fmt: skip
+
+
+def test_keys_follow_how_mappings_grow() -> None:
+    # [heap] grows at its end; an anonymous mapping merged with a new one mapped below keeps its end.
+    assert _key("5500-5600", "[heap]") == _key("5500-5900", "[heap]") == "5500 [heap]"
+    assert _key("7f00-7f80", "[anon]") == _key("7e00-7f80", "[anon]") == "7f80 [anon]"
 
 
 def test_copy_on_write_growth_in_place_and_new_mappings() -> None:

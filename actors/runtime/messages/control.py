@@ -29,6 +29,7 @@ class Heartbeat(Body):
     dropped: int = 0
     handler_errors: int = 0
     gc_full: int = 0  # full garbage collections since the process started (host.gc_interval_s)
+    gc_max_ms: float = 0.0  # the longest of them (ms)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

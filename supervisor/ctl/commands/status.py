@@ -3,10 +3,10 @@
 Request ``{"command": "status", "args": {}}``. Reply (``--json`` prints it as one object)::
 
     {"state": "TRADING", "reasons": [{"code", "detail", "latched", "since_ns"}], "paused": false,
-     "mode": "shadow", "pid": 4242, "uptime_s": 12.3,
+     "mode": "shadow", "pid": 4242, "uptime_s": 12.3, "gc_full": 9, "gc_max_ms": 8.1,
      "actors": {"feed": {"pid", "alive", "status", "restarts", "heartbeat_age_s", "rss_mb",
                          "queue_depth", "handled", "decode_errors", "gaps", "dropped",
-                         "handler_errors", "gc_full", "uptime_s"}, ...},
+                         "handler_errors", "gc_full", "gc_max_ms", "uptime_s"}, ...},
      "broker": {"kind", "api_url", "connected", "last_ok",
                 "sources": {"stream": {"connected", "last_ok_ns", "detail", "reconnects"}, "rest": ...}},
      "account": {...} | null,

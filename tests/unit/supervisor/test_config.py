@@ -205,6 +205,15 @@ def test_every_cross_field_problem_is_reported_together(tmp_path: Path) -> None:
         assert _names(problems, key), problems
 
 
+@pytest.mark.parametrize(("interval", "ok"), [(0.0, True), (0.1, False), (0.49, False), (0.5, True), (60.0, True)])
+def test_host_gc_interval_s_is_off_or_at_least_half_a_second(tmp_path: Path, interval: float, ok: bool) -> None:
+    override = [f"host.gc_interval_s={interval}"]
+    if ok:
+        assert load_config(None, override, cwd=tmp_path).host.gc_interval_s == interval
+    else:
+        assert _names(_problems(None, override, cwd=tmp_path), "host.gc_interval_s")
+
+
 def test_an_empty_run_dir_is_refused(tmp_path: Path) -> None:
     problems = _problems(None, ["host.run_dir=''"], cwd=tmp_path)
 
