@@ -146,14 +146,15 @@ class RequestLog:
 class Faults:
     """The faults, in turn: kill -9 of a role (each role in turn), a 5xx burst, a stream stall."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, kills: bool = True) -> None:
         self.n = 0
+        self.kinds = (0, 1, 2) if kills else (1, 2)  # kill -9, 5xx burst, stream stall
         self.done: list[tuple[float, str]] = []
 
     def inject(self, host: Host, admin: AdminClient, wall_s: float) -> str:
-        kind = self.n % 3
+        kind = self.kinds[self.n % len(self.kinds)]
         if kind == 0:
-            role = KILLED_ROLES[(self.n // 3) % len(KILLED_ROLES)]
+            role = KILLED_ROLES[(self.n // len(self.kinds)) % len(KILLED_ROLES)]
             pid = host.status()["actors"][role]["pid"]
             os.kill(pid, signal.SIGKILL)
             what = f"kill -9 {role} (pid {pid})"
@@ -226,6 +227,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fault-every-s", type=float, default=60.0, help="seconds between faults (60)")
     parser.add_argument("--warmup-s", type=float, default=None, help="samples left out of the slopes "
                         "(default: 120 s, at most a quarter of the run)")  # fmt: skip
+    parser.add_argument("--no-kills", action="store_true", help="5xx bursts and stream stalls only: every "
+                        "role lives the whole run (with kills, ~15 min each: a warm-up, never a plateau)")  # fmt: skip
     parser.add_argument("--out", type=Path, default=REPO / ".cache" / "soak.md", help="the table's file")
     parser.add_argument("--maps-every-s", type=float, default=300.0, help="seconds between snapshots of every "
                         "process's memory maps (300; 0: none): where the USS grew (heap, pymalloc arenas, "
@@ -246,7 +249,7 @@ def main(argv: list[str] | None = None) -> int:
         "risk.drawdown_zones=[[0.05, 1.0], [0.1, 0.5], [0.15, 0.25], [0.9, 0.1]]",
     ]
     samples: list[Sample] = []
-    faults = Faults()
+    faults = Faults(kills=not args.no_kills)
     log = RequestLog()
     print(f"soak: {args.minutes:g} min at {args.speed:g}x (a calendar day every {86400 / args.speed:.1f} s), "
           f"a fault every {args.fault_every_s:g} s, samples every {args.sample_s:g} s", flush=True)  # fmt: skip
