@@ -341,6 +341,11 @@ def main(argv: list[str] | None = None) -> int:
         f"- bars: {kinds['md.bar']} journaled, ~{expected_bars:.0f} expected ({len(feed_cfg.instruments)} instruments "
         f"x {days:.1f} market days of {feed_cfg.granularity} bars from the first sample)",
         f"- role restarts: {sum(restarts.values())} ({', '.join(f'{r} {n}' for r, n in restarts.items() if n)})",
+        "- full garbage collections (host.gc_interval_s), how many and the longest: "
+        + ", ".join(
+            f"{name} {a.get('gc_full')} ({a.get('gc_max_ms')} ms)"
+            for name, a in [("root", final), *sorted(final["actors"].items())]
+        ),
         f"- journal: {journal0 / MB:.1f} → {journal_end / MB:.1f} MB, "
         f"{(journal_end - journal0) / max(days, 1e-9) / MB:.2f} MB per market day, {len(rows)} rows",
         f"- lost: bus.gap {kinds['bus.gap']}, feed.bar_rejected {kinds['feed.bar_rejected']}, "
