@@ -229,6 +229,8 @@ def main(argv: list[str] | None = None) -> int:
                         "(default: 120 s, at most a quarter of the run)")  # fmt: skip
     parser.add_argument("--no-kills", action="store_true", help="5xx bursts and stream stalls only: every "
                         "role lives the whole run (with kills, ~15 min each: a warm-up, never a plateau)")  # fmt: skip
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="a config override on top of the soak's (repeatable)")  # fmt: skip
     parser.add_argument("--out", type=Path, default=REPO / ".cache" / "soak.md", help="the table's file")
     parser.add_argument("--maps-every-s", type=float, default=300.0, help="seconds between snapshots of every "
                         "process's memory maps (300; 0: none): where the USS grew (heap, pymalloc arenas, "
@@ -247,6 +249,7 @@ def main(argv: list[str] | None = None) -> int:
         # default zones latched drawdown_stop (15 %) after ~10 minutes of the first 25-minute run
         # and no order left for the rest of it. A last zone at 90 % keeps the orders coming.
         "risk.drawdown_zones=[[0.05, 1.0], [0.1, 0.5], [0.15, 0.25], [0.9, 0.1]]",
+        *args.set,
     ]
     samples: list[Sample] = []
     faults = Faults(kills=not args.no_kills)
