@@ -7,15 +7,16 @@ forked from the forkserver, which collected (~95 000 survivors) and then froze t
 so a role would need ~24 000 new long-lived objects first. In the soak none came (``gc.get_stats()``:
 no full collection in any role in 25 minutes; ``tests/integration/test_memory.py`` watches 30 s).
 
-What that cost, measured in the soak (issue 19, README): each process's pymalloc heap (bytes in
-allocated blocks) grew linearly, the root by 0.8 MB a wall hour, the reconciler by up to 3. A full
-collection every 2 minutes found nothing unreachable (0 objects each time: no garbage cycles) yet
-gave back 50-140 KB of blocks each time, and the heaps stayed flat (root 14 660 → 14 682 KB over
-22 minutes). What a full collection releases besides garbage is the interpreter's free lists
-(tuples, up to 2 000 of each length; floats, lists, dicts); they are bounded (a few MB), so the
-growth without it may level off there: not shown, and a fixed pace is cheaper than finding out in
-production. A role's collection scans only what it made after the fork; the root's, everything it
-holds. ``gc_full`` and ``gc_max_ms`` in ``ctl status --json`` (the root's and each role's) show
+What that cost, measured in the soak (issue 19, README "The soak"): each process's pymalloc heap
+(bytes in allocated blocks) grew linearly for ~35 minutes, the root by 0.8 MB a wall hour, the
+reconciler by up to 3, then levelled off. A full collection every 2 minutes found nothing
+unreachable (0 objects each time: no garbage cycles) yet gave back 50-140 KB of blocks each time,
+and the heaps stayed flat from the start (root 14 660 → 14 682 KB over 22 minutes). What a full
+collection releases besides garbage is the interpreter's free lists (tuples, up to 2 000 of each
+length; floats, lists, dicts), bounded at a few MB; and without one, garbage cycles that reached
+the oldest generation (none today) would never be freed. A role's collection scans only what it
+made after the fork (0.3-2.3 ms in the soak); the root's, everything it holds (up to 25 ms at a
+load average of 3.5). ``gc_full`` and ``gc_max_ms`` in ``ctl status --json`` (the root's and each role's) show
 that they run and what they cost. Not chosen: one ``gc.collect()`` at a role's start, which resets
 the count so that CPython's own pace applies: that pace follows the role's promotions, unknown.
 """
