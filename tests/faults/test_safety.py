@@ -24,6 +24,7 @@ from actors.broker.emulator import AdminClient, EmulatorOptions, running_emulato
 from actors.broker.oanda.client import OandaBroker
 from actors.core.bars import BarCandle, average_true_range
 from tests.conftest import FAST
+from tests.faults.invariants import PERMIT_PROPAGATION_S
 from tests.helpers import Host, poll_until, running_host, short_tmp_dir
 from tests.smtpserver import Inbox, free_port, smtp_server
 
@@ -107,14 +108,19 @@ def test_a_trade_tagged_by_another_host_latches_another_host_and_no_order_follow
 
         reason = poll_until(lambda: _reason(host, "another_host"), timeout_s=30, what="another_host")
         status = host.wait_state("NO_TRADE", timeout_s=10)
-        raised = _seq_of(host, "reason.raised", lambda b: b["code"] == "another_host")
-        # A few closes go by: none of them sends an order.
+        raised = next(r for r in host.journal_rows("reason.raised") if r.body["code"] == "another_host")
+        # A few closes go by: none of them sends an order. An entry the order desk decided on the
+        # TRADING permit it held when the reason was raised may still be journaled in the
+        # permit's propagation window (invariant (a), tests/faults/invariants.py; seen once under
+        # a loaded `make test`: the first bar's signals race the reconciler's first read); nothing later.
         first = len(_bodies(host, "md.bar"))
         poll_until(lambda: len(_bodies(host, "md.bar")) >= first + 9, timeout_s=60, what="three more closes")
 
         assert reason["latched"] is True
         assert status["state"] == "NO_TRADE"
-        assert _sent_after(host, raised) == []
+        window_ns = int(PERMIT_PROPAGATION_S * 1e9)
+        late = [r.body for r in host.journal_rows("exec.sending") if r.ts_ns > raised.ts_ns + window_ns]
+        assert late == []
         assert any(a["code"] == "another_host" for a in _bodies(host, "alert"))
 
 
