@@ -363,8 +363,7 @@ def _run_tree(
             supervisor_ref.tell(RunDirLost(loss.detail, still_ours=loss.still_ours))
 
     root_io.io.every(RUN_DIR_CHECK_S, check_run_dir)
-    if cfg.host.gc_interval_s > 0:
-        root_io.io.every(cfg.host.gc_interval_s, gcpace.collect, first_in_s=gcpace.first_in_s(cfg.host.gc_interval_s))
+    gcpace.schedule(root_io.io, cfg.host.gc_interval_s)
     signals.forward = lambda name, count: root_io.io.call_soon(lambda: request_shutdown(name, count))
     children.watcher.start()
     root_io.start(supervisor_ref)

@@ -27,6 +27,10 @@ import gc
 import logging
 import random
 import time
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from actors.runtime.transport import SocketThread
 
 log = logging.getLogger(__name__)
 SLOW_S = 0.1  # a collection this long is logged: the process's heap is larger than it should be
@@ -49,6 +53,12 @@ def first_in_s(interval_s: float) -> float:
     """When the first collection of a process runs: between half an interval and one, so the
     processes of a tree started together do not all pause at the same moment."""
     return interval_s * random.uniform(0.5, 1.0)
+
+
+def schedule(io: SocketThread, interval_s: float) -> None:
+    """Run :func:`collect` on ``io`` every ``interval_s`` (0: never), the first at :func:`first_in_s`."""
+    if interval_s > 0:
+        io.every(interval_s, collect, first_in_s=first_in_s(interval_s))
 
 
 def collect() -> None:

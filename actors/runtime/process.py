@@ -324,8 +324,7 @@ class ChildRuntime:
         self.actor_ref = actor_cls.start(self)
         self.io.every(args.heartbeat_interval_s, lambda: self.tell(HeartbeatDue()))
         self.io.every(0.5, self._check_parent, first_in_s=0.5)
-        if args.gc_interval_s > 0:
-            self.io.every(args.gc_interval_s, gcpace.collect, first_in_s=gcpace.first_in_s(args.gc_interval_s))
+        gcpace.schedule(self.io, args.gc_interval_s)
         self.io.run()
         self._stop_actor()
         self.ctx.term()
